@@ -1,0 +1,1 @@
+//! LoRA inspection (being written).

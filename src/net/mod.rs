@@ -1,0 +1,1 @@
+//! Outbound networking (being written).
