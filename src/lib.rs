@@ -1,3 +1,8 @@
 //! devatar: turns a script into a talking-avatar video of a real person.
+
+pub mod domain;
 pub mod lora;
+pub mod media;
 pub mod net;
+pub mod providers;
+pub mod storage;

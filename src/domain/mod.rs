@@ -1,0 +1,16 @@
+//! Domain types: identities, projects, scenes, runs and steps, with their validation rules.
+//!
+//! This module knows nothing about databases, HTTP or files; every constructor validates its input
+//! and reports the offending field by name.
+
+mod identity;
+mod project;
+mod prompt;
+mod step;
+mod validate;
+
+pub use identity::{BaseModel, Identity, LoraScale};
+pub use project::{AspectRatio, GenerationMode, Project, Scene};
+pub use prompt::{image_prompt, shot_type, video_prompt, ShotType};
+pub use step::{LogLevel, LogStep, StepName, StepStatus};
+pub use validate::{FieldError, FieldErrors};

@@ -1,0 +1,165 @@
+//! Pipeline step names, statuses and log vocabulary.
+
+use serde::{Deserialize, Serialize};
+
+/// A node of the scene DAG (or the project's ASSEMBLE step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum StepName {
+    /// Dialogue → speech + word timings.
+    Audio,
+    /// Identity + scene → still.
+    Image,
+    /// Still + prompt → clip of the speech's duration bucket.
+    Video,
+    /// Clip + speech → clip fitted to the exact speech.
+    Lipsync,
+    /// Normalise, captions, thumbnail.
+    Finalize,
+    /// Join the scenes into the project video.
+    Assemble,
+}
+
+impl StepName {
+    /// Every step of one scene, in topological order.
+    pub const SCENE_STEPS: [StepName; 5] =
+        [Self::Audio, Self::Image, Self::Video, Self::Lipsync, Self::Finalize];
+
+    /// The name used in `--json` and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Audio => "AUDIO",
+            Self::Image => "IMAGE",
+            Self::Video => "VIDEO",
+            Self::Lipsync => "LIPSYNC",
+            Self::Finalize => "FINALIZE",
+            Self::Assemble => "ASSEMBLE",
+        }
+    }
+
+    /// Parses the `--json` name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Audio, Self::Image, Self::Video, Self::Lipsync, Self::Finalize, Self::Assemble]
+            .into_iter()
+            .find(|n| n.as_str() == s)
+    }
+
+    /// The log step (user-guide name) this step's rows are filed under.
+    pub fn log_step(self) -> LogStep {
+        match self {
+            Self::Audio => LogStep::AudioGeneration,
+            Self::Image => LogStep::ImageGeneration,
+            Self::Video => LogStep::VideoGeneration,
+            Self::Lipsync => LogStep::LipsyncApplication,
+            Self::Finalize | Self::Assemble => LogStep::VideoAssembly,
+        }
+    }
+
+    /// The steps this one needs within a scene.
+    pub fn dependencies(self) -> &'static [StepName] {
+        match self {
+            Self::Audio | Self::Image => &[],
+            Self::Video => &[Self::Image, Self::Audio],
+            Self::Lipsync => &[Self::Video, Self::Audio],
+            Self::Finalize => &[Self::Lipsync, Self::Audio],
+            Self::Assemble => &[Self::Finalize],
+        }
+    }
+}
+
+/// Log row step names, as in the user guide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LogStep {
+    /// Speech synthesis.
+    AudioGeneration,
+    /// Still generation.
+    ImageGeneration,
+    /// Mode selection and identity lock decisions.
+    IdentityAnchor,
+    /// Image-to-video.
+    VideoGeneration,
+    /// Lip-sync.
+    LipsyncApplication,
+    /// Finalize and project assembly.
+    VideoAssembly,
+}
+
+impl LogStep {
+    /// Every log step, for filters.
+    pub const ALL: [LogStep; 6] = [
+        Self::AudioGeneration,
+        Self::ImageGeneration,
+        Self::IdentityAnchor,
+        Self::VideoGeneration,
+        Self::LipsyncApplication,
+        Self::VideoAssembly,
+    ];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AudioGeneration => "AUDIO_GENERATION",
+            Self::ImageGeneration => "IMAGE_GENERATION",
+            Self::IdentityAnchor => "IDENTITY_ANCHOR",
+            Self::VideoGeneration => "VIDEO_GENERATION",
+            Self::LipsyncApplication => "LIPSYNC_APPLICATION",
+            Self::VideoAssembly => "VIDEO_ASSEMBLY",
+        }
+    }
+}
+
+/// Log severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum LogLevel {
+    /// Detail.
+    Debug,
+    /// Normal progress.
+    Info,
+    /// Something degraded (e.g. a fallback).
+    Warn,
+    /// A failure.
+    Error,
+}
+
+impl LogLevel {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Debug => "DEBUG",
+            Self::Info => "INFO",
+            Self::Warn => "WARN",
+            Self::Error => "ERROR",
+        }
+    }
+}
+
+/// Lifecycle of a persisted step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    /// Not started.
+    Pending,
+    /// Executing now (or its process died; see the run's owner).
+    Running,
+    /// Finished with an output.
+    Succeeded,
+    /// Finished with an error.
+    Failed,
+    /// Not run because a dependency failed.
+    Skipped,
+}
+
+impl StepStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Our own ffmpeg edits: normalising a scene clip, thumbnails, and joining scenes with crossfades.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::process::{MediaError, run_tool};
+use super::probe::{MediaInfo, probe};
+
+/// The delivery format every scene and project video is normalised to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Delivery {
+    /// Frame width.
+    pub width: u32,
+    /// Frame height.
+    pub height: u32,
+    /// Frames per second.
+    pub fps: u32,
+    /// Audio sample rate.
+    pub sample_rate: u32,
+}
+
+const LONG: Duration = Duration::from_secs(1800);
+
+fn args(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// True when `info` already matches the delivery format, so a stream copy is enough.
+pub fn is_delivery_format(info: &MediaInfo, d: &Delivery) -> bool {
+    info.video_codec.as_deref() == Some("h264")
+        && info.pix_fmt.as_deref() == Some("yuv420p")
+        && info.width == d.width
+        && info.height == d.height
+        && (info.fps - d.fps as f64).abs() < 0.01
+        && info.audio_codec.as_deref() == Some("aac")
+        && info.sample_rate == d.sample_rate
+        && info.channels == 2
+}
+
+/// Normalises `input` to the delivery format (copying streams when they already match), burning
+/// `burn_srt` subtitles in when given. Returns the probe of the output.
+pub async fn normalize(input: &Path, output: &Path, d: &Delivery, burn_srt: Option<&Path>) -> Result<MediaInfo, MediaError> {
+    let info = probe(input).await?;
+    let (inp, out) = (input.display().to_string(), output.display().to_string());
+    if burn_srt.is_none() && is_delivery_format(&info, d) {
+        run_tool("ffmpeg", &args(&["-y", "-v", "error", "-i", &inp, "-c", "copy", "-movflags", "+faststart", &out]), None, LONG)
+            .await?;
+    } else {
+        let (w, h, fps) = (d.width, d.height, d.fps);
+        let mut vf = format!(
+            "scale={w}:{h}:force_original_aspect_ratio=decrease,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={fps}"
+        );
+        if let Some(srt) = burn_srt {
+            vf.push_str(&format!(
+                ",subtitles=filename='{}':force_style='FontName=DejaVu Sans,FontSize=20,Outline=2'",
+                escape_filter_path(srt)
+            ));
+        }
+        vf.push_str(",format=yuv420p");
+        let af = format!("aresample={},aformat=channel_layouts=stereo", d.sample_rate);
+        run_tool(
+            "ffmpeg",
+            &args(&[
+                "-y", "-v", "error", "-i", &inp, "-vf", &vf, "-af", &af, "-c:v", "libx264", "-preset", "veryfast",
+                "-crf", "22", "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", &out,
+            ]),
+            None,
+            LONG,
+        )
+        .await?;
+    }
+    probe(output).await
+}
+
+/// Escapes a path for use inside an ffmpeg filter argument.
+fn escape_filter_path(p: &Path) -> String {
+    p.display().to_string().replace('\\', "\\\\").replace(':', "\\:").replace('\'', "\\'")
+}
+
+/// Writes a JPEG thumbnail from around a second into the clip.
+pub async fn thumbnail(input: &Path, output: &Path, at_seconds: f64) -> Result<(), MediaError> {
+    run_tool(
+        "ffmpeg",
+        &args(&[
+            "-y", "-v", "error", "-ss", &format!("{at_seconds:.2}"), "-i", &input.display().to_string(),
+            "-frames:v", "1", "-vf", "scale=320:-2", "-q:v", "4", &output.display().to_string(),
+        ]),
+        None,
+        Duration::from_secs(60),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Start offsets (seconds) of each clip in a crossfaded sequence.
+pub fn crossfade_offsets(durations: &[f64], crossfade: f64) -> Vec<f64> {
+    let mut offsets = Vec::with_capacity(durations.len());
+    let mut t = 0.0;
+    for d in durations {
+        offsets.push(t);
+        t += d - crossfade;
+    }
+    offsets
+}
+
+/// Joins delivery-format clips with `crossfade`-second video and audio crossfades.
+pub async fn join_with_crossfades(
+    inputs: &[(&Path, f64)],
+    output: &Path,
+    d: &Delivery,
+    crossfade: f64,
+) -> Result<MediaInfo, MediaError> {
+    let out = output.display().to_string();
+    let mut cmd = args(&["-y", "-v", "error"]);
+    for (p, _) in inputs {
+        cmd.push("-i".into());
+        cmd.push(p.display().to_string());
+    }
+    if inputs.len() == 1 {
+        cmd.extend(args(&["-c", "copy", "-movflags", "+faststart", &out]));
+    } else {
+        let durations: Vec<f64> = inputs.iter().map(|(_, dur)| *dur).collect();
+        let offsets = crossfade_offsets(&durations, crossfade);
+        let mut graph = String::new();
+        for i in 0..inputs.len() {
+            graph.push_str(&format!("[{i}:v]settb=AVTB,fps={},format=yuv420p[v{i}];", d.fps));
+            graph.push_str(&format!(
+                "[{i}:a]aresample={},aformat=channel_layouts=stereo,atrim=0:{:.3}[a{i}];",
+                d.sample_rate, durations[i]
+            ));
+        }
+        let (mut vprev, mut aprev) = ("v0".to_string(), "a0".to_string());
+        for i in 1..inputs.len() {
+            let (vo, ao) = (format!("vx{i}"), format!("ax{i}"));
+            graph.push_str(&format!(
+                "[{vprev}][v{i}]xfade=transition=fade:duration={crossfade:.3}:offset={:.3}[{vo}];",
+                offsets[i]
+            ));
+            graph.push_str(&format!("[{aprev}][a{i}]acrossfade=d={crossfade:.3}[{ao}];"));
+            (vprev, aprev) = (vo, ao);
+        }
+        graph.pop();
+        cmd.extend(args(&[
+            "-filter_complex", &graph, "-map", &format!("[{vprev}]"), "-map", &format!("[{aprev}]"),
+            "-c:v", "libx264", "-preset", "veryfast", "-crf", "22", "-c:a", "aac", "-b:a", "128k",
+            "-movflags", "+faststart", &out,
+        ]));
+    }
+    run_tool("ffmpeg", &cmd, None, LONG).await?;
+    probe(output).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_overlap_by_the_crossfade() {
+        assert_eq!(crossfade_offsets(&[5.0, 4.0, 3.0], 0.5), vec![0.0, 4.5, 8.0]);
+    }
+}

@@ -1,0 +1,11 @@
+//! Media tools: ffmpeg/ffprobe/espeak-ng subprocesses (timeouts, kill-on-drop, typed errors) and captions.
+
+pub mod captions;
+pub mod edit;
+mod process;
+mod probe;
+mod tools;
+
+pub use process::{MediaError, run_tool};
+pub use probe::{MediaInfo, probe};
+pub use tools::{MissingTools, REQUIRED_TOOLS, find_tool, require_tools};

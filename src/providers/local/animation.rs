@@ -1,0 +1,148 @@
+//! ffmpeg animation of a still: a camera move that follows the scene's camera and movement text.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use super::FPS;
+use crate::domain::{ShotType, shot_type};
+use crate::media::run_tool;
+use crate::providers::{ImageToVideo, ProviderError, VideoRequest};
+
+/// The camera move the local animation performs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CameraMove {
+    /// Slow push-in (close-ups).
+    PushIn,
+    /// Slow pull-out ("zoom out", "pull back").
+    PullOut,
+    /// Gentle drift (medium shots; the default).
+    Drift,
+    /// Slow pan left → right (wide shots).
+    PanRight,
+    /// Slow pan right → left ("pan left").
+    PanLeft,
+    /// Nearly still, slight breathing ("static", "locked off").
+    Hold,
+}
+
+/// Chooses the camera move from the scene's camera and movement text.
+pub fn camera_move(camera: Option<&str>, movement: Option<&str>) -> CameraMove {
+    let mv = movement.unwrap_or("").to_ascii_lowercase();
+    if mv.contains("static") || mv.contains("locked") || mv.contains("tripod") {
+        return CameraMove::Hold;
+    }
+    if mv.contains("zoom out") || mv.contains("pull back") || mv.contains("pull-back") || mv.contains("dolly out") {
+        return CameraMove::PullOut;
+    }
+    if mv.contains("pan left") {
+        return CameraMove::PanLeft;
+    }
+    if mv.contains("pan") || mv.contains("truck") {
+        return CameraMove::PanRight;
+    }
+    if mv.contains("push") || mv.contains("zoom in") || mv.contains("dolly in") {
+        return CameraMove::PushIn;
+    }
+    match shot_type(camera) {
+        ShotType::CloseUp => CameraMove::PushIn,
+        ShotType::Medium => CameraMove::Drift,
+        ShotType::Wide => CameraMove::PanRight,
+    }
+}
+
+impl CameraMove {
+    /// Stable name for logs and cache keys.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PushIn => "push-in",
+            Self::PullOut => "pull-out",
+            Self::Drift => "drift",
+            Self::PanRight => "pan-right",
+            Self::PanLeft => "pan-left",
+            Self::Hold => "hold",
+        }
+    }
+
+    /// zoompan expressions (zoom, x, y) over `n` frames.
+    fn zoompan(self, n: u32) -> (String, String, String) {
+        let cx = "(iw-iw/zoom)/2".to_string();
+        let cy = "(ih-ih/zoom)/2".to_string();
+        match self {
+            Self::PushIn => (format!("1+0.14*on/{n}"), cx, cy),
+            Self::PullOut => (format!("1.14-0.14*on/{n}"), cx, cy),
+            Self::Drift => (
+                "1.08".into(),
+                "(iw-iw/zoom)/2*(1+0.6*sin(on/40))".into(),
+                "(ih-ih/zoom)/2*(1+0.4*cos(on/55))".into(),
+            ),
+            Self::PanRight => ("1.16".into(), format!("(iw-iw/zoom)*on/{n}"), cy),
+            Self::PanLeft => ("1.16".into(), format!("(iw-iw/zoom)*(1-on/{n})"), cy),
+            Self::Hold => ("1.02+0.01*sin(on/30)".into(), cx, cy),
+        }
+    }
+}
+
+/// Animates the still with ffmpeg's zoompan; silent H.264 at 25 fps.
+#[derive(Debug, Clone, Copy)]
+pub struct FfmpegAnimation;
+
+#[async_trait]
+impl ImageToVideo for FfmpegAnimation {
+    fn name(&self) -> &str {
+        "ffmpeg-animate"
+    }
+
+    fn key_params(&self, req: &VideoRequest) -> Value {
+        json!({
+            "move": camera_move(req.camera.as_deref(), req.movement.as_deref()).as_str(),
+            "seconds": req.duration_seconds,
+            "width": req.width,
+            "height": req.height,
+            "fps": FPS,
+        })
+    }
+
+    async fn animate(&self, req: &VideoRequest, work_dir: &Path) -> Result<PathBuf, ProviderError> {
+        if req.duration_seconds == 0 || req.duration_seconds > 600 {
+            return Err(ProviderError::Invalid(format!("clip length {} s", req.duration_seconds)));
+        }
+        let out = work_dir.join("clip.mp4");
+        let frames = req.duration_seconds * FPS;
+        let (w, h) = (req.width, req.height);
+        let (z, x, y) = camera_move(req.camera.as_deref(), req.movement.as_deref()).zoompan(frames);
+        // Upscale first so sub-pixel moves stay smooth, then let zoompan crop and scale back.
+        let filter = format!(
+            "scale={}:{},zoompan=z='{z}':x='{x}':y='{y}':d={frames}:s={w}x{h}:fps={FPS},setsar=1,format=yuv420p",
+            w * 3 / 2,
+            h * 3 / 2
+        );
+        let args: Vec<String> = [
+            "-y", "-v", "error", "-i", &req.image.display().to_string(), "-vf", &filter,
+            "-frames:v", &frames.to_string(), "-c:v", "libx264", "-preset", "ultrafast", "-crf", "20",
+            "-g", &(FPS * 2).to_string(), "-an", "-movflags", "+faststart", &out.display().to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        run_tool("ffmpeg", &args, None, Duration::from_secs(600)).await?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn camera_text_picks_the_move() {
+        assert_eq!(camera_move(Some("close-up"), None), CameraMove::PushIn);
+        assert_eq!(camera_move(Some("medium shot"), None), CameraMove::Drift);
+        assert_eq!(camera_move(Some("wide shot"), None), CameraMove::PanRight);
+        assert_eq!(camera_move(Some("wide shot"), Some("slow pan left")), CameraMove::PanLeft);
+        assert_eq!(camera_move(Some("close-up"), Some("static, locked off")), CameraMove::Hold);
+        assert_eq!(camera_move(None, Some("zoom out slowly")), CameraMove::PullOut);
+    }
+}

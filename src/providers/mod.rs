@@ -1,0 +1,191 @@
+//! Capability traits for every external (or local) generator, and their implementations.
+//!
+//! The pipeline holds providers as `Arc<dyn …>`; each provider says which of its parameters
+//! change its output (`key_params`), so cache keys hold content only.
+
+pub mod local;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::media::MediaError;
+use crate::media::captions::WordTiming;
+
+/// A provider could not produce its output.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// A media tool failed.
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    /// Reading or writing a work file failed.
+    #[error("file error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The request cannot be served by this provider.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// The provider produced something unusable.
+    #[error("bad output: {0}")]
+    BadOutput(String),
+}
+
+/// Text → speech.
+#[derive(Debug, Clone)]
+pub struct SpeechRequest {
+    /// What to say.
+    pub text: String,
+    /// Provider voice id, if the identity has one.
+    pub voice_id: Option<String>,
+    /// Provider model id.
+    pub voice_model: String,
+    /// Stability 0–1.
+    pub stability: f64,
+    /// Similarity boost 0–1.
+    pub similarity: f64,
+    /// Style 0–1.
+    pub style: f64,
+    /// Speaker boost.
+    pub speaker_boost: bool,
+}
+
+/// Speech written to a work file.
+#[derive(Debug, Clone)]
+pub struct SpeechOutput {
+    /// The audio file.
+    pub audio: PathBuf,
+    /// Word timings from the engine, when it gives them.
+    pub words: Option<Vec<WordTiming>>,
+}
+
+/// Synthesises speech.
+#[async_trait]
+pub trait SpeechSynth: Send + Sync {
+    /// Provider id shown in logs and `--json` (e.g. `espeak-ng`).
+    fn name(&self) -> &str;
+    /// The parameters that change the output, for the cache key.
+    fn key_params(&self, req: &SpeechRequest) -> Value;
+    /// Writes the speech into `work_dir`.
+    async fn synthesize(&self, req: &SpeechRequest, work_dir: &Path) -> Result<SpeechOutput, ProviderError>;
+}
+
+/// Identity + scene → still.
+#[derive(Debug, Clone)]
+pub struct ImageRequest {
+    /// Full image prompt (trigger word first).
+    pub prompt: String,
+    /// Display name of the identity (placeholder label).
+    pub display_name: String,
+    /// Mood lighting text (placeholder tint).
+    pub mood: Option<String>,
+    /// A headshot to frame instead of generating, when the mode selection chose one.
+    pub headshot: Option<PathBuf>,
+    /// LoRA to apply (digital twin mode).
+    pub lora: Option<LoraRef>,
+    /// Output width.
+    pub width: u32,
+    /// Output height.
+    pub height: u32,
+}
+
+/// A LoRA applied to image generation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoraRef {
+    /// `.safetensors` URL.
+    pub url: String,
+    /// Strength.
+    pub scale: f64,
+    /// `flux-dev` or `flux-schnell`.
+    pub base_model: String,
+}
+
+/// Generates (or frames) a still.
+#[async_trait]
+pub trait ImageGen: Send + Sync {
+    /// Provider id.
+    fn name(&self) -> &str;
+    /// The parameters that change the output (input files are hashed by the pipeline).
+    fn key_params(&self, req: &ImageRequest) -> Value;
+    /// Writes a PNG still into `work_dir`.
+    async fn generate(&self, req: &ImageRequest, work_dir: &Path) -> Result<PathBuf, ProviderError>;
+}
+
+/// Still + prompt → clip.
+#[derive(Debug, Clone)]
+pub struct VideoRequest {
+    /// The still.
+    pub image: PathBuf,
+    /// Video prompt (movement, camera).
+    pub prompt: String,
+    /// Camera text of the scene.
+    pub camera: Option<String>,
+    /// Movement text of the scene.
+    pub movement: Option<String>,
+    /// Clip length: the speech's duration bucket, seconds.
+    pub duration_seconds: u32,
+    /// Frame width.
+    pub width: u32,
+    /// Frame height.
+    pub height: u32,
+}
+
+/// Animates a still.
+#[async_trait]
+pub trait ImageToVideo: Send + Sync {
+    /// Provider id.
+    fn name(&self) -> &str;
+    /// The parameters that change the output.
+    fn key_params(&self, req: &VideoRequest) -> Value;
+    /// Writes an MP4 clip into `work_dir`.
+    async fn animate(&self, req: &VideoRequest, work_dir: &Path) -> Result<PathBuf, ProviderError>;
+}
+
+/// Clip + speech → clip fitted to the speech.
+#[derive(Debug, Clone)]
+pub struct LipSyncRequest {
+    /// The clip (its length is the duration bucket).
+    pub video: PathBuf,
+    /// The speech.
+    pub audio: PathBuf,
+    /// Exact speech length, seconds; the output is this long plus `tail_seconds`, never shorter.
+    pub speech_seconds: f64,
+    /// Quiet tail after the speech (room for the crossfade), seconds.
+    pub tail_seconds: f64,
+}
+
+/// Makes the clip speak.
+#[async_trait]
+pub trait LipSync: Send + Sync {
+    /// Provider id.
+    fn name(&self) -> &str;
+    /// The parameters that change the output.
+    fn key_params(&self, req: &LipSyncRequest) -> Value;
+    /// Writes the fitted MP4 into `work_dir`.
+    async fn apply(&self, req: &LipSyncRequest, work_dir: &Path) -> Result<PathBuf, ProviderError>;
+}
+
+/// The providers one render uses.
+#[derive(Clone)]
+pub struct Providers {
+    /// Speech.
+    pub speech: Arc<dyn SpeechSynth>,
+    /// Stills.
+    pub image: Arc<dyn ImageGen>,
+    /// Image-to-video.
+    pub video: Arc<dyn ImageToVideo>,
+    /// Lip-sync.
+    pub lipsync: Arc<dyn LipSync>,
+}
+
+impl Providers {
+    /// The offline providers: espeak-ng, local portrait, ffmpeg animation, local mux.
+    pub fn local() -> Self {
+        Self {
+            speech: Arc::new(local::EspeakSpeech::default()),
+            image: Arc::new(local::PortraitStill),
+            video: Arc::new(local::FfmpegAnimation),
+            lipsync: Arc::new(local::LocalMux),
+        }
+    }
+}

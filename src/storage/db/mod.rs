@@ -1,0 +1,91 @@
+//! The database: one `sqlx::AnyPool` over SQLite (default) or PostgreSQL, migrations, and every query.
+//!
+//! Queries are portable SQL with `$n` placeholders, checked at run time, so one code path serves both engines.
+
+mod catalog;
+mod runs;
+
+use std::path::Path;
+use std::str::FromStr;
+
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+
+pub use catalog::{AssetInput, SceneInput};
+pub use runs::{LogInput, RunRow, StepRow};
+
+/// A database operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The driver reported an error.
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value could not be decoded.
+    #[error("corrupt stored value in {0}")]
+    Corrupt(String),
+}
+
+/// The connection pool plus which engine is behind it.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: AnyPool,
+    is_sqlite: bool,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+impl Db {
+    /// The SQLite URL of the embedded database in a data folder.
+    pub fn sqlite_url(data_dir: &Path) -> String {
+        format!("sqlite://{}?mode=rwc", data_dir.join("devatar.db").display())
+    }
+
+    /// Connects (creating a SQLite file if needed) and applies migrations.
+    pub async fn connect(url: &str) -> Result<Self, DbError> {
+        sqlx::any::install_default_drivers();
+        let is_sqlite = url.starts_with("sqlite:");
+        let pool = if is_sqlite {
+            // Validate the URL with the SQLite driver's own parser before handing it to Any.
+            sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
+            AnyPoolOptions::new()
+                .max_connections(4)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        use sqlx::Executor;
+                        conn.execute("PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;")
+                            .await?;
+                        Ok(())
+                    })
+                })
+                .connect(url)
+                .await?
+        } else {
+            AnyPoolOptions::new().max_connections(8).connect(url).await?
+        };
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool, is_sqlite })
+    }
+
+    /// The underlying pool.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// True for the embedded SQLite engine.
+    pub fn is_sqlite(&self) -> bool {
+        self.is_sqlite
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Converts a 0/1 integer column to bool.
+fn flag(v: i64) -> bool {
+    v != 0
+}

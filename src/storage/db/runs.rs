@@ -1,0 +1,348 @@
+//! Runs, their steps, the step cache and log rows.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Db, DbError, flag};
+use crate::storage::{new_id, now_ms};
+
+/// A stored run.
+#[derive(Debug, Clone)]
+pub struct RunRow {
+    /// Id.
+    pub id: String,
+    /// Project.
+    pub project_id: String,
+    /// `running`, `succeeded`, `failed`, `abandoned`.
+    pub status: String,
+    /// `host:pid` of the process executing it.
+    pub owner: Option<String>,
+    /// Last heartbeat, epoch ms.
+    pub heartbeat_at: Option<i64>,
+}
+
+/// A stored step.
+#[derive(Debug, Clone)]
+pub struct StepRow {
+    /// Id.
+    pub id: String,
+    /// Scene id, `""` for ASSEMBLE.
+    pub scene_id: String,
+    /// `AUDIO`, `IMAGE`, …
+    pub step: String,
+    /// Status name.
+    pub status: String,
+    /// Executions started.
+    pub attempts: i64,
+    /// Provider id.
+    pub provider: Option<String>,
+    /// Content key.
+    pub content_key: Option<String>,
+    /// Output manifest JSON.
+    pub output: Option<String>,
+    /// Served from the cache.
+    pub cached: bool,
+    /// Estimated cost.
+    pub cost_usd: f64,
+    /// Failure reason.
+    pub error: Option<String>,
+    /// Start, epoch ms.
+    pub started_at: Option<i64>,
+    /// End, epoch ms.
+    pub finished_at: Option<i64>,
+}
+
+/// One log row to write.
+#[derive(Debug, Clone, Default)]
+pub struct LogInput {
+    /// Run.
+    pub run_id: Option<String>,
+    /// Project.
+    pub project_id: Option<String>,
+    /// Scene.
+    pub scene_id: Option<String>,
+    /// Guide step name, e.g. `IDENTITY_ANCHOR`.
+    pub step: String,
+    /// `DEBUG`…`ERROR`.
+    pub level: String,
+    /// Provider label.
+    pub provider: Option<String>,
+    /// Message (never a secret).
+    pub message: String,
+    /// Duration of the logged operation.
+    pub duration_ms: Option<i64>,
+    /// Redacted payload JSON.
+    pub payload: Option<String>,
+}
+
+fn step_row(r: &AnyRow) -> Result<StepRow, DbError> {
+    Ok(StepRow {
+        id: r.try_get("id")?,
+        scene_id: r.try_get("scene_id")?,
+        step: r.try_get("step")?,
+        status: r.try_get("status")?,
+        attempts: r.try_get("attempts")?,
+        provider: r.try_get("provider")?,
+        content_key: r.try_get("content_key")?,
+        output: r.try_get("output")?,
+        cached: flag(r.try_get("cached")?),
+        cost_usd: r.try_get("cost_usd")?,
+        error: r.try_get("error")?,
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+    })
+}
+
+/// Columns read into a [`StepRow`].
+macro_rules! step_columns {
+    () => {
+        "id, scene_id, step, status, attempts, provider, content_key, output, cached, cost_usd, error, started_at, finished_at"
+    };
+}
+
+impl Db {
+    /// The newest unfinished run of a project, if any.
+    pub async fn unfinished_run(&self, project_id: &str) -> Result<Option<RunRow>, DbError> {
+        let row = sqlx::query(
+            "SELECT id, project_id, status, owner, heartbeat_at FROM runs
+             WHERE project_id = $1 AND status = 'running' ORDER BY created_at DESC, id DESC LIMIT 1",
+        )
+        .bind(project_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(RunRow {
+                id: r.try_get("id")?,
+                project_id: r.try_get("project_id")?,
+                status: r.try_get("status")?,
+                owner: r.try_get("owner")?,
+                heartbeat_at: r.try_get("heartbeat_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Starts a new run owned by `owner`.
+    pub async fn create_run(&self, project_id: &str, owner: &str) -> Result<String, DbError> {
+        let id = new_id();
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO runs (id, project_id, status, owner, heartbeat_at, created_at) VALUES ($1, $2, 'running', $3, $4, $4)",
+        )
+        .bind(&id)
+        .bind(project_id)
+        .bind(owner)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Takes over a run whose owner is gone, only if it still has the owner we saw; true when taken.
+    pub async fn adopt_run(&self, run_id: &str, seen_owner: Option<&str>, owner: &str) -> Result<bool, DbError> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE runs SET owner = $1, heartbeat_at = $2 WHERE id = $3 AND status = 'running'
+               AND COALESCE(owner, '') = COALESCE($4, '')",
+        )
+        .bind(owner)
+        .bind(now)
+        .bind(run_id)
+        .bind(seen_owner)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 1 {
+            // Steps that were executing when the owner died start again (their outputs were never recorded).
+            sqlx::query("UPDATE steps SET status = 'pending' WHERE run_id = $1 AND status = 'running'")
+                .bind(run_id)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Marks an unfinished run as abandoned (its inputs changed; a new run replaces it).
+    pub async fn abandon_run(&self, run_id: &str) -> Result<(), DbError> {
+        sqlx::query("UPDATE runs SET status = 'abandoned', finished_at = $2 WHERE id = $1 AND status = 'running'")
+            .bind(run_id)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Refreshes the run's heartbeat.
+    pub async fn heartbeat(&self, run_id: &str, owner: &str) -> Result<(), DbError> {
+        sqlx::query("UPDATE runs SET heartbeat_at = $1 WHERE id = $2 AND owner = $3")
+            .bind(now_ms())
+            .bind(run_id)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends a run.
+    pub async fn finish_run(&self, run_id: &str, status: &str, error: Option<&str>) -> Result<(), DbError> {
+        sqlx::query("UPDATE runs SET status = $2, error = $3, finished_at = $4 WHERE id = $1")
+            .bind(run_id)
+            .bind(status)
+            .bind(error)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The step row of (run, scene, step), created pending if missing.
+    pub async fn ensure_step(&self, run_id: &str, scene_id: &str, step: &str) -> Result<StepRow, DbError> {
+        sqlx::query(
+            "INSERT INTO steps (id, run_id, scene_id, step, status) VALUES ($1, $2, $3, $4, 'pending')
+             ON CONFLICT (run_id, scene_id, step) DO NOTHING",
+        )
+        .bind(new_id())
+        .bind(run_id)
+        .bind(scene_id)
+        .bind(step)
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            step_columns!(),
+            " FROM steps WHERE run_id = $1 AND scene_id = $2 AND step = $3"
+        ))
+        .bind(run_id)
+        .bind(scene_id)
+        .bind(step)
+        .fetch_one(&self.pool)
+        .await?;
+        step_row(&row)
+    }
+
+    /// All steps of a run.
+    pub async fn run_steps(&self, run_id: &str) -> Result<Vec<StepRow>, DbError> {
+        let rows = sqlx::query(concat!("SELECT ", step_columns!(), " FROM steps WHERE run_id = $1 ORDER BY id"))
+            .bind(run_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(step_row).collect()
+    }
+
+    /// Marks a step as executing (one more attempt).
+    pub async fn step_started(&self, step_id: &str, provider: &str, content_key: &str) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE steps SET status = 'running', attempts = attempts + 1, provider = $2, content_key = $3,
+                started_at = $4, finished_at = NULL, error = NULL WHERE id = $1",
+        )
+        .bind(step_id)
+        .bind(provider)
+        .bind(content_key)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a finished step; `started_at` is kept when the step was executed, set to now when cached.
+    pub async fn step_succeeded(
+        &self,
+        step_id: &str,
+        provider: &str,
+        content_key: &str,
+        output: &str,
+        cached: bool,
+        cost_usd: f64,
+    ) -> Result<(), DbError> {
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE steps SET status = 'succeeded', provider = $2, content_key = $3, output = $4, cached = $5,
+                cost_usd = $6, started_at = COALESCE(started_at, $7), finished_at = $7, error = NULL WHERE id = $1",
+        )
+        .bind(step_id)
+        .bind(provider)
+        .bind(content_key)
+        .bind(output)
+        .bind(i64::from(cached))
+        .bind(cost_usd)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a failed or skipped step.
+    pub async fn step_ended_without_output(&self, step_id: &str, status: &str, error: &str) -> Result<(), DbError> {
+        sqlx::query("UPDATE steps SET status = $2, error = $3, finished_at = $4 WHERE id = $1")
+            .bind(step_id)
+            .bind(status)
+            .bind(error)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The cached output manifest for a content key.
+    pub async fn cached_output(&self, content_key: &str) -> Result<Option<String>, DbError> {
+        let row = sqlx::query("SELECT output FROM step_cache WHERE content_key = $1")
+            .bind(content_key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("output")).transpose()?)
+    }
+
+    /// Drops a cache entry whose objects have gone missing.
+    pub async fn forget_cached(&self, content_key: &str) -> Result<(), DbError> {
+        sqlx::query("DELETE FROM step_cache WHERE content_key = $1").bind(content_key).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Stores a finished output under its content key (first writer wins; the content is the same).
+    pub async fn cache_output(&self, content_key: &str, step: &str, provider: &str, output: &str) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO step_cache (content_key, step, provider, output, created_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (content_key) DO NOTHING",
+        )
+        .bind(content_key)
+        .bind(step)
+        .bind(provider)
+        .bind(output)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Appends a log row.
+    pub async fn insert_log(&self, l: &LogInput) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO logs (id, run_id, project_id, scene_id, step, level, provider, message, duration_ms, payload, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(new_id())
+        .bind(&l.run_id)
+        .bind(&l.project_id)
+        .bind(&l.scene_id)
+        .bind(&l.step)
+        .bind(&l.level)
+        .bind(&l.provider)
+        .bind(&l.message)
+        .bind(l.duration_ms)
+        .bind(&l.payload)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Log rows of a run, oldest first: (step, level, provider, message).
+    pub async fn run_logs(&self, run_id: &str) -> Result<Vec<(String, String, Option<String>, String)>, DbError> {
+        let rows = sqlx::query("SELECT step, level, provider, message FROM logs WHERE run_id = $1 ORDER BY id")
+            .bind(run_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("step")?, r.try_get("level")?, r.try_get("provider")?, r.try_get("message")?)))
+            .collect()
+    }
+}
