@@ -4,5 +4,6 @@ pub mod domain;
 pub mod lora;
 pub mod media;
 pub mod net;
+pub mod pipeline;
 pub mod providers;
 pub mod storage;

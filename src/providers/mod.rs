@@ -107,6 +107,14 @@ pub trait ImageGen: Send + Sync {
     fn name(&self) -> &str;
     /// The parameters that change the output (input files are hashed by the pipeline).
     fn key_params(&self, req: &ImageRequest) -> Value;
+    /// True when this provider applies a LoRA (digital twin mode is possible).
+    fn supports_lora(&self) -> bool {
+        false
+    }
+    /// True when this provider generates portraits from a prompt (not only frames a headshot).
+    fn generates(&self) -> bool {
+        false
+    }
     /// Writes a PNG still into `work_dir`.
     async fn generate(&self, req: &ImageRequest, work_dir: &Path) -> Result<PathBuf, ProviderError>;
 }
