@@ -1,9 +1,12 @@
 //! devatar: turns a script into a talking-avatar video of a real person.
 
+pub mod app;
+pub mod cli;
 pub mod domain;
 pub mod lora;
 pub mod media;
 pub mod net;
 pub mod pipeline;
+pub mod project_file;
 pub mod providers;
 pub mod storage;

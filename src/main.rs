@@ -1,1 +1,5 @@
-fn main() {}
+//! The `devatar` command.
+
+fn main() -> std::process::ExitCode {
+    devatar::cli::main()
+}

@@ -1,0 +1,420 @@
+//! The TOML project file used by the CLI: parsing, validation and path resolution.
+//!
+//! Nothing here writes anywhere: a bad file is reported before the data folder is touched.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::domain::{AspectRatio, BaseModel, FieldErrors, GenerationMode, Identity, LoraScale, Project, Scene};
+
+/// A project file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectFileError {
+    /// The file could not be read.
+    #[error("{file}: cannot read the project file: {source}")]
+    Read {
+        /// The file.
+        file: PathBuf,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// TOML syntax or shape error (unknown field, wrong type, missing field).
+    #[error("{file}: line {line}, column {column}: {message}")]
+    Syntax {
+        /// The file.
+        file: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// Fields with invalid values.
+    #[error("{file}: invalid project file:\n{}", indent(.errors))]
+    Invalid {
+        /// The file.
+        file: PathBuf,
+        /// Each invalid field.
+        errors: FieldErrors,
+    },
+}
+
+fn indent(errors: &FieldErrors) -> String {
+    errors.0.iter().map(|e| format!("  {}: {}", e.field, e.message)).collect::<Vec<_>>().join("\n")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDoc {
+    project: ProjectSection,
+    #[serde(default)]
+    identities: Vec<IdentitySection>,
+    #[serde(default)]
+    scenes: Vec<SceneSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectSection {
+    name: String,
+    description: Option<String>,
+    aspect_ratio: Option<String>,
+    default_identity: Option<String>,
+    budget_usd: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ScaleValue {
+    Number(f64),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdentitySection {
+    name: String,
+    display_name: String,
+    trigger_word: String,
+    description: Option<String>,
+    lora_url: Option<String>,
+    lora_scale: Option<ScaleValue>,
+    base_model: Option<String>,
+    voice_id: Option<String>,
+    voice_model: Option<String>,
+    voice_stability: Option<f64>,
+    voice_similarity: Option<f64>,
+    voice_style: Option<f64>,
+    voice_speaker_boost: Option<bool>,
+    headshot: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SceneSection {
+    name: String,
+    dialogue: String,
+    identity: Option<String>,
+    environment: Option<String>,
+    wardrobe: Option<String>,
+    mood_lighting: Option<String>,
+    camera: Option<String>,
+    movement: Option<String>,
+    target_duration: Option<f64>,
+    headshot: Option<String>,
+    mode: Option<String>,
+}
+
+/// An identity from the file, with its headshot file resolved.
+#[derive(Debug, Clone)]
+pub struct FileIdentity {
+    /// The validated identity.
+    pub identity: Identity,
+    /// Absolute path of its headshot image.
+    pub headshot: Option<PathBuf>,
+}
+
+/// A scene from the file, with its identity and headshot resolved.
+#[derive(Debug, Clone)]
+pub struct FileScene {
+    /// The validated scene (its `identity` is the identity's name).
+    pub scene: Scene,
+    /// Absolute path of its headshot image.
+    pub headshot: Option<PathBuf>,
+}
+
+/// A fully validated project file.
+#[derive(Debug, Clone)]
+pub struct ProjectFile {
+    /// The project.
+    pub project: Project,
+    /// Its identities.
+    pub identities: Vec<FileIdentity>,
+    /// Its scenes, in order.
+    pub scenes: Vec<FileScene>,
+    /// Name of the default identity.
+    pub default_identity: String,
+}
+
+/// Largest headshot accepted, bytes.
+const MAX_HEADSHOT_BYTES: u64 = 20 * 1024 * 1024;
+
+impl ProjectFile {
+    /// Reads and validates a project file; relative paths are resolved against its folder.
+    pub fn load(path: &Path) -> Result<Self, ProjectFileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ProjectFileError::Read { file: path.into(), source })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::parse(&text, path, &base)
+    }
+
+    /// Parses and validates `text` (named `file` in messages); relative paths resolve against `base`.
+    pub fn parse(text: &str, file: &Path, base: &Path) -> Result<Self, ProjectFileError> {
+        let doc: FileDoc = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map(|s| s.start).unwrap_or(0).min(text.len());
+            let before = &text[..offset];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+            ProjectFileError::Syntax { file: file.into(), line, column, message: e.message().trim().to_string() }
+        })?;
+        let mut errors = FieldErrors::default();
+
+        let p = &doc.project;
+        let aspect_ratio = match p.aspect_ratio.as_deref() {
+            None => AspectRatio::default(),
+            Some(a) => AspectRatio::parse(a).unwrap_or_else(|| {
+                errors.push("project.aspect_ratio", format!("must be 16:9, 9:16 or 1:1 (got {a:?})"));
+                AspectRatio::default()
+            }),
+        };
+        let project = Project { name: p.name.clone(), description: p.description.clone(), aspect_ratio, budget_usd: p.budget_usd };
+        let project = project.validated().unwrap_or_else(|e| {
+            errors.extend_prefixed("project", e);
+            Project { name: p.name.clone(), description: None, aspect_ratio, budget_usd: None }
+        });
+
+        if doc.identities.is_empty() {
+            errors.push("identities", "at least one [[identities]] entry is required");
+        }
+        let mut identities = Vec::new();
+        let (mut names, mut triggers) = (HashSet::new(), HashSet::new());
+        for (n, s) in doc.identities.iter().enumerate() {
+            let field = format!("identities[{n}]");
+            let mut id = Identity::new(&s.name, &s.display_name, &s.trigger_word);
+            id.description = s.description.clone();
+            id.lora_url = s.lora_url.clone();
+            match &s.lora_scale {
+                None => {}
+                Some(ScaleValue::Number(v)) => id.lora_scale = LoraScale::Fixed(*v),
+                Some(ScaleValue::Text(t)) => match LoraScale::parse(t) {
+                    Some(v) => id.lora_scale = v,
+                    None => errors.push(format!("{field}.lora_scale"), "must be a number from 0.0 to 1.0 or \"auto\""),
+                },
+            }
+            if let Some(b) = &s.base_model {
+                match BaseModel::parse(b) {
+                    Some(b) => id.base_model = b,
+                    None => errors.push(format!("{field}.base_model"), "must be flux-dev or flux-schnell"),
+                }
+            }
+            id.voice_id = s.voice_id.clone();
+            if let Some(m) = &s.voice_model {
+                id.voice_model = m.clone();
+            }
+            id.voice_stability = s.voice_stability.unwrap_or(id.voice_stability);
+            id.voice_similarity = s.voice_similarity.unwrap_or(id.voice_similarity);
+            id.voice_style = s.voice_style.unwrap_or(id.voice_style);
+            id.voice_speaker_boost = s.voice_speaker_boost.unwrap_or(id.voice_speaker_boost);
+            let headshot = s.headshot.as_deref().and_then(|h| check_image(&mut errors, &format!("{field}.headshot"), base, h));
+            match id.validated() {
+                Ok(id) => {
+                    if !names.insert(id.name.clone()) {
+                        errors.push(format!("{field}.name"), format!("duplicate identity name {:?}", id.name));
+                    }
+                    if !triggers.insert(id.trigger_word.clone()) {
+                        errors.push(format!("{field}.trigger_word"), format!("duplicate trigger word {:?}", id.trigger_word));
+                    }
+                    identities.push(FileIdentity { identity: id, headshot });
+                }
+                Err(e) => errors.extend_prefixed(&field, snake_fields(e)),
+            }
+        }
+
+        let default_identity = match (&p.default_identity, identities.first()) {
+            (Some(d), _) => {
+                if !identities.iter().any(|i| &i.identity.name == d) && errors.is_empty() {
+                    errors.push("project.default_identity", format!("no identity named {d:?}"));
+                }
+                d.clone()
+            }
+            (None, Some(first)) if identities.len() == 1 => first.identity.name.clone(),
+            _ => String::new(),
+        };
+
+        if doc.scenes.is_empty() {
+            errors.push("scenes", "at least one [[scenes]] entry is required");
+        }
+        let mut scenes = Vec::new();
+        let mut scene_names = HashSet::new();
+        for (n, s) in doc.scenes.iter().enumerate() {
+            let field = format!("scenes[{n}]");
+            let identity = match &s.identity {
+                Some(i) => {
+                    if !names.contains(i.trim()) && !doc.identities.is_empty() {
+                        errors.push(format!("{field}.identity"), format!("no identity named {i:?}"));
+                    }
+                    i.trim().to_string()
+                }
+                None if !default_identity.is_empty() => default_identity.clone(),
+                None => {
+                    if identities.len() > 1 {
+                        errors.push(format!("{field}.identity"), "required: the project has several identities and no default_identity");
+                    }
+                    String::new()
+                }
+            };
+            let mode = match s.mode.as_deref() {
+                None => GenerationMode::Auto,
+                Some(m) => GenerationMode::parse(m).unwrap_or_else(|| {
+                    errors.push(format!("{field}.mode"), format!("must be auto, standard or digital-twin (got {m:?})"));
+                    GenerationMode::Auto
+                }),
+            };
+            let headshot = s.headshot.as_deref().and_then(|h| check_image(&mut errors, &format!("{field}.headshot"), base, h));
+            let scene = Scene {
+                name: s.name.clone(),
+                dialogue: s.dialogue.clone(),
+                environment: s.environment.clone(),
+                wardrobe: s.wardrobe.clone(),
+                mood_lighting: s.mood_lighting.clone(),
+                camera: s.camera.clone(),
+                movement: s.movement.clone(),
+                target_duration: s.target_duration,
+                identity,
+                generation_mode: mode,
+            };
+            match scene.validated() {
+                Ok(scene) => {
+                    if !scene_names.insert(scene.name.clone()) {
+                        errors.push(format!("{field}.name"), format!("duplicate scene name {:?}", scene.name));
+                    }
+                    scenes.push(FileScene { scene, headshot });
+                }
+                Err(e) => errors.extend_prefixed(&field, snake_fields(e)),
+            }
+        }
+
+        if !errors.is_empty() {
+            return Err(ProjectFileError::Invalid { file: file.into(), errors });
+        }
+        Ok(ProjectFile { project, identities, scenes, default_identity })
+    }
+}
+
+/// Domain errors name fields in camelCase (as the API does); the file uses snake_case.
+fn snake_fields(e: FieldErrors) -> FieldErrors {
+    let mut out = FieldErrors::default();
+    for f in e.0 {
+        let mut snake = String::new();
+        for c in f.field.chars() {
+            if c.is_ascii_uppercase() {
+                snake.push('_');
+                snake.push(c.to_ascii_lowercase());
+            } else {
+                snake.push(c);
+            }
+        }
+        out.push(snake, f.message);
+    }
+    out
+}
+
+/// Resolves an image path and checks it is a readable PNG or JPEG of sane size.
+fn check_image(errors: &mut FieldErrors, field: &str, base: &Path, rel: &str) -> Option<PathBuf> {
+    let rel = rel.trim();
+    if rel.is_empty() {
+        errors.push(field, "must not be empty");
+        return None;
+    }
+    let path = base.join(rel);
+    let meta = match std::fs::metadata(&path) {
+        Ok(m) if m.is_file() => m,
+        Ok(_) => {
+            errors.push(field, format!("{} is not a file", path.display()));
+            return None;
+        }
+        Err(e) => {
+            errors.push(field, format!("cannot read {}: {e}", path.display()));
+            return None;
+        }
+    };
+    if meta.len() > MAX_HEADSHOT_BYTES {
+        errors.push(field, format!("{} is larger than 20 MB", path.display()));
+        return None;
+    }
+    let mut head = [0u8; 8];
+    let read = std::fs::File::open(&path).and_then(|mut f| std::io::Read::read(&mut f, &mut head));
+    match read {
+        Ok(n) if image_kind(&head[..n]).is_some() => Some(path),
+        Ok(_) => {
+            errors.push(field, format!("{} is not a PNG or JPEG image", path.display()));
+            None
+        }
+        Err(e) => {
+            errors.push(field, format!("cannot read {}: {e}", path.display()));
+            None
+        }
+    }
+}
+
+/// Sniffs PNG/JPEG from the first bytes; returns (extension, MIME type).
+pub fn image_kind(head: &[u8]) -> Option<(&'static str, &'static str)> {
+    if head.starts_with(&[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]) {
+        Some(("png", "image/png"))
+    } else if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some(("jpg", "image/jpeg"))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[project]
+name = "Demo"
+
+[[identities]]
+name = "deven"
+display_name = "Deven Spear"
+trigger_word = "TOK_DEVEN"
+
+[[scenes]]
+name = "intro"
+dialogue = "Hello there."
+camera = "close-up"
+"#;
+
+    fn parse(text: &str) -> Result<ProjectFile, ProjectFileError> {
+        ProjectFile::parse(text, Path::new("p.toml"), Path::new("."))
+    }
+
+    #[test]
+    fn minimal_file_gets_defaults() {
+        let f = parse(GOOD).unwrap();
+        assert_eq!(f.project.aspect_ratio, AspectRatio::Landscape);
+        assert_eq!(f.scenes[0].scene.identity, "deven");
+        assert_eq!(f.scenes[0].scene.generation_mode, GenerationMode::Auto);
+        assert_eq!(f.identities[0].identity.lora_scale, LoraScale::Fixed(0.95));
+    }
+
+    #[test]
+    fn syntax_and_unknown_fields_report_the_line() {
+        let err = parse(&GOOD.replace("camera = \"close-up\"", "camera = \"close-up\nzoom = 3")).unwrap_err().to_string();
+        assert!(err.starts_with("p.toml: line "), "{err}");
+        let err = parse(&GOOD.replace("camera =", "lens =")).unwrap_err().to_string();
+        assert!(err.contains("line 14") && err.contains("unknown field `lens`"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_field() {
+        let bad = GOOD
+            .replace("Hello there.", "   ")
+            .replace("name = \"Demo\"", "name = \"Demo\"\naspect_ratio = \"4:3\"")
+            .replace("TOK_DEVEN", "TOK DEVEN");
+        let err = parse(&bad).unwrap_err().to_string();
+        for field in ["project.aspect_ratio", "identities[0].trigger_word", "scenes[0].dialogue"] {
+            assert!(err.contains(field), "{field} missing in {err}");
+        }
+    }
+
+    #[test]
+    fn missing_headshot_file_is_reported() {
+        let err = parse(&GOOD.replace("camera =", "headshot = \"nope.png\"\ncamera =")).unwrap_err().to_string();
+        assert!(err.contains("scenes[0].headshot") && err.contains("nope.png"), "{err}");
+    }
+}
