@@ -46,11 +46,17 @@ pub fn database_url(data_dir: &Path) -> String {
 impl Storage {
     /// Creates the data folder if needed and opens the database and the media folder.
     pub async fn open(data_dir: &Path) -> Result<Self, StorageError> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|source| StorageError::DataDir { path: data_dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(data_dir).map_err(|source| StorageError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
         let db = Db::connect(&database_url(data_dir)).await?;
         let objects = ObjectStorage::local(&data_dir.join("objects"))?;
-        Ok(Self { data_dir: data_dir.to_path_buf(), db, objects })
+        Ok(Self {
+            data_dir: data_dir.to_path_buf(),
+            db,
+            objects,
+        })
     }
 
     /// Where steps write temporary files.

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::domain::{AspectRatio, BaseModel, FieldErrors, GenerationMode, Identity, LoraScale, Project, Scene};
+use crate::domain::{
+    AspectRatio, BaseModel, FieldErrors, GenerationMode, Identity, LoraScale, Project, Scene,
+};
 
 /// A project file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +45,12 @@ pub enum ProjectFileError {
 }
 
 fn indent(errors: &FieldErrors) -> String {
-    errors.0.iter().map(|e| format!("  {}: {}", e.field, e.message)).collect::<Vec<_>>().join("\n")
+    errors
+        .0
+        .iter()
+        .map(|e| format!("  {}: {}", e.field, e.message))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[derive(Deserialize)]
@@ -145,7 +152,10 @@ const MAX_HEADSHOT_BYTES: u64 = 20 * 1024 * 1024;
 impl ProjectFile {
     /// Reads and validates a project file; relative paths are resolved against its folder.
     pub fn load(path: &Path) -> Result<Self, ProjectFileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ProjectFileError::Read { file: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ProjectFileError::Read {
+            file: path.into(),
+            source,
+        })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Self::parse(&text, path, &base)
     }
@@ -156,8 +166,18 @@ impl ProjectFile {
             let offset = e.span().map(|s| s.start).unwrap_or(0).min(text.len());
             let before = &text[..offset];
             let line = before.matches('\n').count() + 1;
-            let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
-            ProjectFileError::Syntax { file: file.into(), line, column, message: e.message().trim().to_string() }
+            let column = before
+                .rsplit('\n')
+                .next()
+                .map(|l| l.chars().count())
+                .unwrap_or(0)
+                + 1;
+            ProjectFileError::Syntax {
+                file: file.into(),
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            }
         })?;
         let mut errors = FieldErrors::default();
 
@@ -165,18 +185,34 @@ impl ProjectFile {
         let aspect_ratio = match p.aspect_ratio.as_deref() {
             None => AspectRatio::default(),
             Some(a) => AspectRatio::parse(a).unwrap_or_else(|| {
-                errors.push("project.aspect_ratio", format!("must be 16:9, 9:16 or 1:1 (got {a:?})"));
+                errors.push(
+                    "project.aspect_ratio",
+                    format!("must be 16:9, 9:16 or 1:1 (got {a:?})"),
+                );
                 AspectRatio::default()
             }),
         };
-        let project = Project { name: p.name.clone(), description: p.description.clone(), aspect_ratio, budget_usd: p.budget_usd };
+        let project = Project {
+            name: p.name.clone(),
+            description: p.description.clone(),
+            aspect_ratio,
+            budget_usd: p.budget_usd,
+        };
         let project = project.validated().unwrap_or_else(|e| {
             errors.extend_prefixed("project", e);
-            Project { name: p.name.clone(), description: None, aspect_ratio, budget_usd: None }
+            Project {
+                name: p.name.clone(),
+                description: None,
+                aspect_ratio,
+                budget_usd: None,
+            }
         });
 
         if doc.identities.is_empty() {
-            errors.push("identities", "at least one [[identities]] entry is required");
+            errors.push(
+                "identities",
+                "at least one [[identities]] entry is required",
+            );
         }
         let mut identities = Vec::new();
         let (mut names, mut triggers) = (HashSet::new(), HashSet::new());
@@ -190,13 +226,19 @@ impl ProjectFile {
                 Some(ScaleValue::Number(v)) => id.lora_scale = LoraScale::Fixed(*v),
                 Some(ScaleValue::Text(t)) => match LoraScale::parse(t) {
                     Some(v) => id.lora_scale = v,
-                    None => errors.push(format!("{field}.lora_scale"), "must be a number from 0.0 to 1.0 or \"auto\""),
+                    None => errors.push(
+                        format!("{field}.lora_scale"),
+                        "must be a number from 0.0 to 1.0 or \"auto\"",
+                    ),
                 },
             }
             if let Some(b) = &s.base_model {
                 match BaseModel::parse(b) {
                     Some(b) => id.base_model = b,
-                    None => errors.push(format!("{field}.base_model"), "must be flux-dev or flux-schnell"),
+                    None => errors.push(
+                        format!("{field}.base_model"),
+                        "must be flux-dev or flux-schnell",
+                    ),
                 }
             }
             id.voice_id = s.voice_id.clone();
@@ -207,16 +249,28 @@ impl ProjectFile {
             id.voice_similarity = s.voice_similarity.unwrap_or(id.voice_similarity);
             id.voice_style = s.voice_style.unwrap_or(id.voice_style);
             id.voice_speaker_boost = s.voice_speaker_boost.unwrap_or(id.voice_speaker_boost);
-            let headshot = s.headshot.as_deref().and_then(|h| check_image(&mut errors, &format!("{field}.headshot"), base, h));
+            let headshot = s
+                .headshot
+                .as_deref()
+                .and_then(|h| check_image(&mut errors, &format!("{field}.headshot"), base, h));
             match id.validated() {
                 Ok(id) => {
                     if !names.insert(id.name.clone()) {
-                        errors.push(format!("{field}.name"), format!("duplicate identity name {:?}", id.name));
+                        errors.push(
+                            format!("{field}.name"),
+                            format!("duplicate identity name {:?}", id.name),
+                        );
                     }
                     if !triggers.insert(id.trigger_word.clone()) {
-                        errors.push(format!("{field}.trigger_word"), format!("duplicate trigger word {:?}", id.trigger_word));
+                        errors.push(
+                            format!("{field}.trigger_word"),
+                            format!("duplicate trigger word {:?}", id.trigger_word),
+                        );
                     }
-                    identities.push(FileIdentity { identity: id, headshot });
+                    identities.push(FileIdentity {
+                        identity: id,
+                        headshot,
+                    });
                 }
                 Err(e) => errors.extend_prefixed(&field, snake_fields(e)),
             }
@@ -225,7 +279,10 @@ impl ProjectFile {
         let default_identity = match (&p.default_identity, identities.first()) {
             (Some(d), _) => {
                 if !identities.iter().any(|i| &i.identity.name == d) && errors.is_empty() {
-                    errors.push("project.default_identity", format!("no identity named {d:?}"));
+                    errors.push(
+                        "project.default_identity",
+                        format!("no identity named {d:?}"),
+                    );
                 }
                 d.clone()
             }
@@ -243,14 +300,20 @@ impl ProjectFile {
             let identity = match &s.identity {
                 Some(i) => {
                     if !names.contains(i.trim()) && !doc.identities.is_empty() {
-                        errors.push(format!("{field}.identity"), format!("no identity named {i:?}"));
+                        errors.push(
+                            format!("{field}.identity"),
+                            format!("no identity named {i:?}"),
+                        );
                     }
                     i.trim().to_string()
                 }
                 None if !default_identity.is_empty() => default_identity.clone(),
                 None => {
                     if identities.len() > 1 {
-                        errors.push(format!("{field}.identity"), "required: the project has several identities and no default_identity");
+                        errors.push(
+                            format!("{field}.identity"),
+                            "required: the project has several identities and no default_identity",
+                        );
                     }
                     String::new()
                 }
@@ -258,11 +321,17 @@ impl ProjectFile {
             let mode = match s.mode.as_deref() {
                 None => GenerationMode::Auto,
                 Some(m) => GenerationMode::parse(m).unwrap_or_else(|| {
-                    errors.push(format!("{field}.mode"), format!("must be auto, standard or digital-twin (got {m:?})"));
+                    errors.push(
+                        format!("{field}.mode"),
+                        format!("must be auto, standard or digital-twin (got {m:?})"),
+                    );
                     GenerationMode::Auto
                 }),
             };
-            let headshot = s.headshot.as_deref().and_then(|h| check_image(&mut errors, &format!("{field}.headshot"), base, h));
+            let headshot = s
+                .headshot
+                .as_deref()
+                .and_then(|h| check_image(&mut errors, &format!("{field}.headshot"), base, h));
             let scene = Scene {
                 name: s.name.clone(),
                 dialogue: s.dialogue.clone(),
@@ -278,7 +347,10 @@ impl ProjectFile {
             match scene.validated() {
                 Ok(scene) => {
                     if !scene_names.insert(scene.name.clone()) {
-                        errors.push(format!("{field}.name"), format!("duplicate scene name {:?}", scene.name));
+                        errors.push(
+                            format!("{field}.name"),
+                            format!("duplicate scene name {:?}", scene.name),
+                        );
                     }
                     scenes.push(FileScene { scene, headshot });
                 }
@@ -287,9 +359,17 @@ impl ProjectFile {
         }
 
         if !errors.is_empty() {
-            return Err(ProjectFileError::Invalid { file: file.into(), errors });
+            return Err(ProjectFileError::Invalid {
+                file: file.into(),
+                errors,
+            });
         }
-        Ok(ProjectFile { project, identities, scenes, default_identity })
+        Ok(ProjectFile {
+            project,
+            identities,
+            scenes,
+            default_identity,
+        })
     }
 }
 
@@ -339,7 +419,10 @@ fn check_image(errors: &mut FieldErrors, field: &str, base: &Path, rel: &str) ->
     match read {
         Ok(n) if image_kind(&head[..n]).is_some() => Some(path),
         Ok(_) => {
-            errors.push(field, format!("{} is not a PNG or JPEG image", path.display()));
+            errors.push(
+                field,
+                format!("{} is not a PNG or JPEG image", path.display()),
+            );
             None
         }
         Err(e) => {
@@ -394,10 +477,17 @@ camera = "close-up"
 
     #[test]
     fn syntax_and_unknown_fields_report_the_line() {
-        let err = parse(&GOOD.replace("camera = \"close-up\"", "camera = \"close-up\nzoom = 3")).unwrap_err().to_string();
+        let err = parse(&GOOD.replace("camera = \"close-up\"", "camera = \"close-up\nzoom = 3"))
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("p.toml: line "), "{err}");
-        let err = parse(&GOOD.replace("camera =", "lens =")).unwrap_err().to_string();
-        assert!(err.contains("line 14") && err.contains("unknown field `lens`"), "{err}");
+        let err = parse(&GOOD.replace("camera =", "lens ="))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 14") && err.contains("unknown field `lens`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -407,14 +497,23 @@ camera = "close-up"
             .replace("name = \"Demo\"", "name = \"Demo\"\naspect_ratio = \"4:3\"")
             .replace("TOK_DEVEN", "TOK DEVEN");
         let err = parse(&bad).unwrap_err().to_string();
-        for field in ["project.aspect_ratio", "identities[0].trigger_word", "scenes[0].dialogue"] {
+        for field in [
+            "project.aspect_ratio",
+            "identities[0].trigger_word",
+            "scenes[0].dialogue",
+        ] {
             assert!(err.contains(field), "{field} missing in {err}");
         }
     }
 
     #[test]
     fn missing_headshot_file_is_reported() {
-        let err = parse(&GOOD.replace("camera =", "headshot = \"nope.png\"\ncamera =")).unwrap_err().to_string();
-        assert!(err.contains("scenes[0].headshot") && err.contains("nope.png"), "{err}");
+        let err = parse(&GOOD.replace("camera =", "headshot = \"nope.png\"\ncamera ="))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("scenes[0].headshot") && err.contains("nope.png"),
+            "{err}"
+        );
     }
 }

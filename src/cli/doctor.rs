@@ -17,13 +17,26 @@ pub fn doctor() -> Result<(), CliError> {
         }
     }
     println!("Provider keys (set or not; values are never shown):");
-    for var in ["FAL_KEY", "ELEVENLABS_API_KEY", "KLING_ACCESS_KEY", "KLING_SECRET_KEY", "SYNCLABS_API_KEY", "DEVEN_LORA_URL", "ELEVENLABS_VOICE_ID"] {
-        let set = std::env::var(var).map(|v| !v.trim().is_empty()).unwrap_or(false);
+    for var in [
+        "FAL_KEY",
+        "ELEVENLABS_API_KEY",
+        "KLING_ACCESS_KEY",
+        "KLING_SECRET_KEY",
+        "SYNCLABS_API_KEY",
+        "DEVEN_LORA_URL",
+        "ELEVENLABS_VOICE_ID",
+    ] {
+        let set = std::env::var(var)
+            .map(|v| !v.trim().is_empty())
+            .unwrap_or(false);
         println!("  {:<8} {var}", if set { "set" } else { "not set" });
     }
     println!(
         "Database: {}",
-        if std::env::var("DATABASE_URL").map(|v| !v.is_empty()).unwrap_or(false) {
+        if std::env::var("DATABASE_URL")
+            .map(|v| !v.is_empty())
+            .unwrap_or(false)
+        {
             "DATABASE_URL (external)"
         } else {
             "SQLite in the data folder"

@@ -23,22 +23,35 @@ pub struct CliError {
 impl CliError {
     /// Bad input (exit 2).
     pub fn input(message: impl ToString) -> Self {
-        Self { code: 2, message: message.to_string() }
+        Self {
+            code: 2,
+            message: message.to_string(),
+        }
     }
 
     /// The work failed (exit 1).
     pub fn failed(message: impl ToString) -> Self {
-        Self { code: 1, message: message.to_string() }
+        Self {
+            code: 1,
+            message: message.to_string(),
+        }
     }
 
     /// A system tool is missing (exit 3).
     pub fn missing_tool(message: impl ToString) -> Self {
-        Self { code: 3, message: message.to_string() }
+        Self {
+            code: 3,
+            message: message.to_string(),
+        }
     }
 }
 
 #[derive(Parser)]
-#[command(name = "devatar", version, about = "Script in, talking-avatar video of your digital twin out.")]
+#[command(
+    name = "devatar",
+    version,
+    about = "Script in, talking-avatar video of your digital twin out."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -92,10 +105,14 @@ pub fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DEVATAR_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("DEVATAR_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -105,8 +122,21 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Demo { data, out, json } => render::demo(data, out, json).await,
-            Command::Render { file, data, out, json, burn_captions } => {
-                render::render(render::RenderArgs { file, data, out, json, burn_captions }).await
+            Command::Render {
+                file,
+                data,
+                out,
+                json,
+                burn_captions,
+            } => {
+                render::render(render::RenderArgs {
+                    file,
+                    data,
+                    out,
+                    json,
+                    burn_captions,
+                })
+                .await
             }
             Command::Doctor => doctor::doctor(),
         }

@@ -26,9 +26,17 @@ impl Progress for Lines {
         let scene = e.scene.as_deref().unwrap_or("project");
         match &e.kind {
             EventKind::Started => eprintln!("[{scene}] {} started", e.step.as_str()),
-            EventKind::Finished { cached: true, .. } => eprintln!("[{scene}] {} cached", e.step.as_str()),
-            EventKind::Finished { ms, .. } => eprintln!("[{scene}] {} done in {:.1} s", e.step.as_str(), *ms as f64 / 1000.0),
-            EventKind::Failed(reason) => eprintln!("[{scene}] {} FAILED: {reason}", e.step.as_str()),
+            EventKind::Finished { cached: true, .. } => {
+                eprintln!("[{scene}] {} cached", e.step.as_str())
+            }
+            EventKind::Finished { ms, .. } => eprintln!(
+                "[{scene}] {} done in {:.1} s",
+                e.step.as_str(),
+                *ms as f64 / 1000.0
+            ),
+            EventKind::Failed(reason) => {
+                eprintln!("[{scene}] {} FAILED: {reason}", e.step.as_str())
+            }
         }
     }
 }
@@ -46,32 +54,51 @@ impl Bars {
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
         let mut bars = HashMap::new();
-        for name in scenes.iter().map(String::as_str).chain(std::iter::once("project")) {
-            let len = if name == "project" { 1 } else { StepName::SCENE_STEPS.len() as u64 };
+        for name in scenes
+            .iter()
+            .map(String::as_str)
+            .chain(std::iter::once("project"))
+        {
+            let len = if name == "project" {
+                1
+            } else {
+                StepName::SCENE_STEPS.len() as u64
+            };
             let bar = multi.add(ProgressBar::new(len));
             bar.set_style(style.clone());
             bar.set_prefix(name.chars().take(16).collect::<String>());
             bar.set_message("waiting");
             bars.insert(name.to_string(), bar);
         }
-        Self { bars: Mutex::new(bars), _multi: multi }
+        Self {
+            bars: Mutex::new(bars),
+            _multi: multi,
+        }
     }
 }
 
 impl Progress for Bars {
     fn on(&self, e: &Event) {
         let Ok(bars) = self.bars.lock() else { return };
-        let Some(bar) = bars.get(e.scene.as_deref().unwrap_or("project")) else { return };
+        let Some(bar) = bars.get(e.scene.as_deref().unwrap_or("project")) else {
+            return;
+        };
         match &e.kind {
             EventKind::Started => bar.set_message(format!("{}…", e.step.as_str())),
             EventKind::Finished { cached, .. } => {
                 bar.inc(1);
-                bar.set_message(format!("{} {}", e.step.as_str(), if *cached { "cached" } else { "done" }));
+                bar.set_message(format!(
+                    "{} {}",
+                    e.step.as_str(),
+                    if *cached { "cached" } else { "done" }
+                ));
                 if bar.position() >= bar.length().unwrap_or(0) {
                     bar.finish();
                 }
             }
-            EventKind::Failed(reason) => bar.abandon_with_message(format!("{} failed: {reason}", e.step.as_str())),
+            EventKind::Failed(reason) => {
+                bar.abandon_with_message(format!("{} failed: {reason}", e.step.as_str()))
+            }
         }
     }
 }

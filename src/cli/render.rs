@@ -11,7 +11,9 @@ use super::progress::reporter;
 use crate::app::Storage;
 use crate::domain::StepName;
 use crate::media::{REQUIRED_TOOLS, require_tools};
-use crate::pipeline::{Pipeline, PlannedScene, Progress, RenderOptions, RenderPlan, RunReport, StepReport};
+use crate::pipeline::{
+    Pipeline, PlannedScene, Progress, RenderOptions, RenderPlan, RunReport, StepReport,
+};
 use crate::project_file::{ProjectFile, image_kind};
 use crate::providers::Providers;
 use crate::storage::db::AssetInput;
@@ -59,27 +61,53 @@ fn owner_id() -> String {
 
 /// True when the run's owner may still be working on it.
 fn owner_alive(owner: Option<&str>, heartbeat_at: Option<i64>) -> bool {
-    let Some((host, pid)) = owner.and_then(|o| o.rsplit_once(':')) else { return false };
+    let Some((host, pid)) = owner.and_then(|o| o.rsplit_once(':')) else {
+        return false;
+    };
     let me = owner_id();
     let my_host = me.rsplit_once(':').map(|(h, _)| h).unwrap_or("");
     if host == my_host {
-        return pid.parse::<u32>().map(|p| Path::new(&format!("/proc/{p}")).exists()).unwrap_or(false);
+        // A zombie (state Z/X in /proc/PID/stat) is dead too.
+        return pid
+            .parse::<u32>()
+            .ok()
+            .and_then(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+            .and_then(|stat| {
+                stat.rsplit_once(')')
+                    .map(|(_, rest)| rest.trim_start().chars().next())
+            })
+            .is_some_and(|state| !matches!(state, Some('Z' | 'X')));
     }
     heartbeat_at.map(|h| now_ms() - h < 30_000).unwrap_or(false)
 }
 
-async fn run(file: ProjectFile, data: PathBuf, out: Option<PathBuf>, json: bool, burn_captions: bool) -> Result<(), CliError> {
+async fn run(
+    file: ProjectFile,
+    data: PathBuf,
+    out: Option<PathBuf>,
+    json: bool,
+    burn_captions: bool,
+) -> Result<(), CliError> {
     require_tools(&REQUIRED_TOOLS).map_err(CliError::missing_tool)?;
     let out = out.unwrap_or_else(|| data.join(format!("{}.mp4", file.project.file_stem())));
     if out.extension().and_then(|e| e.to_str()) != Some("mp4") {
-        return Err(CliError::input(format!("--out {}: the output file must end in .mp4", out.display())));
+        return Err(CliError::input(format!(
+            "--out {}: the output file must end in .mp4",
+            out.display()
+        )));
     }
     let storage = Storage::open(&data).await.map_err(CliError::failed)?;
-    let plan = store_project(&storage, &file).await.map_err(CliError::failed)?;
+    let plan = store_project(&storage, &file)
+        .await
+        .map_err(CliError::failed)?;
 
     let owner = owner_id();
     let db = &storage.db;
-    let run_id = match db.unfinished_run(&plan.project_id).await.map_err(CliError::failed)? {
+    let run_id = match db
+        .unfinished_run(&plan.project_id)
+        .await
+        .map_err(CliError::failed)?
+    {
         Some(run) if owner_alive(run.owner.as_deref(), run.heartbeat_at) => {
             return Err(CliError::failed(format!(
                 "project {:?} is being rendered by another process ({})",
@@ -88,14 +116,23 @@ async fn run(file: ProjectFile, data: PathBuf, out: Option<PathBuf>, json: bool,
             )));
         }
         Some(run) => {
-            if db.adopt_run(&run.id, run.owner.as_deref(), &owner).await.map_err(CliError::failed)? {
+            if db
+                .adopt_run(&run.id, run.owner.as_deref(), &owner)
+                .await
+                .map_err(CliError::failed)?
+            {
                 eprintln!("Resuming interrupted run {}", run.id);
                 run.id
             } else {
-                return Err(CliError::failed("another process took over the interrupted run; try again"));
+                return Err(CliError::failed(
+                    "another process took over the interrupted run; try again",
+                ));
             }
         }
-        None => db.create_run(&plan.project_id, &owner).await.map_err(CliError::failed)?,
+        None => db
+            .create_run(&plan.project_id, &owner)
+            .await
+            .map_err(CliError::failed)?,
     };
 
     let heartbeat = {
@@ -116,15 +153,20 @@ async fn run(file: ProjectFile, data: PathBuf, out: Option<PathBuf>, json: bool,
         storage.work_dir(),
         progress,
     ));
-    let report = pipeline.execute(&run_id, plan.clone(), RenderOptions { burn_captions }).await;
+    let report = pipeline
+        .execute(&run_id, plan.clone(), RenderOptions { burn_captions })
+        .await;
     heartbeat.abort();
+    let _ = tokio::fs::remove_dir_all(storage.work_dir().join(&run_id)).await;
 
     if !report.failures.is_empty() {
         let reasons: Vec<String> = report
             .failures
             .iter()
             .map(|((scene, step), why)| {
-                let scene = scene.map(|i| plan.scenes[i].scene.name.as_str()).unwrap_or("project");
+                let scene = scene
+                    .map(|i| plan.scenes[i].scene.name.as_str())
+                    .unwrap_or("project");
                 format!("{scene} {}: {why}", step.as_str())
             })
             .collect();
@@ -134,7 +176,11 @@ async fn run(file: ProjectFile, data: PathBuf, out: Option<PathBuf>, json: bool,
         return Err(CliError::failed(format!("render failed: {message}")));
     }
     let assembled = report.assembled().cloned().unwrap_or_default();
-    let (video, vtt, srt) = match (assembled.object("video"), assembled.object("vtt"), assembled.object("srt")) {
+    let (video, vtt, srt) = match (
+        assembled.object("video"),
+        assembled.object("vtt"),
+        assembled.object("srt"),
+    ) {
         (Some(v), Some(t), Some(s)) => (v.to_string(), t.to_string(), s.to_string()),
         _ => return Err(CliError::failed("the project video was not produced")),
     };
@@ -147,10 +193,16 @@ async fn run(file: ProjectFile, data: PathBuf, out: Option<PathBuf>, json: bool,
             .await
             .map_err(|e| CliError::failed(format!("writing {}: {e}", dest.display())))?;
     }
-    db.finish_run(&run_id, "succeeded", None).await.map_err(CliError::failed)?;
+    db.finish_run(&run_id, "succeeded", None)
+        .await
+        .map_err(CliError::failed)?;
     print_step_table(&plan, &report);
     let duration = assembled.duration_seconds.unwrap_or(0.0);
-    eprintln!("Wrote {} ({duration:.1} s) with captions {}", out.display(), vtt_out.display());
+    eprintln!(
+        "Wrote {} ({duration:.1} s) with captions {}",
+        out.display(),
+        vtt_out.display()
+    );
     if json {
         let doc = json_report(&storage, &plan, &report, &out, &vtt_out, duration).await;
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
@@ -178,7 +230,10 @@ async fn store_project(storage: &Storage, file: &ProjectFile) -> anyhow::Result<
         identity_headshots.insert(fi.identity.name.clone(), headshot.map(|(_, key)| key));
     }
     let default_id = identity_ids.get(&file.default_identity).map(String::as_str);
-    let project_id = db.upsert_project(&file.project, default_id).await.context("storing the project")?;
+    let project_id = db
+        .upsert_project(&file.project, default_id)
+        .await
+        .context("storing the project")?;
     let mut inputs = Vec::new();
     let mut scene_headshots = Vec::new();
     for fs in &file.scenes {
@@ -186,7 +241,10 @@ async fn store_project(storage: &Storage, file: &ProjectFile) -> anyhow::Result<
             Some(path) => Some(import_headshot(storage, path).await?),
             None => None,
         };
-        let identity_id = identity_ids.get(&fs.scene.identity).cloned().context("scene identity not stored")?;
+        let identity_id = identity_ids
+            .get(&fs.scene.identity)
+            .cloned()
+            .context("scene identity not stored")?;
         inputs.push(crate::storage::db::SceneInput {
             scene: fs.scene.clone(),
             identity_id,
@@ -194,7 +252,10 @@ async fn store_project(storage: &Storage, file: &ProjectFile) -> anyhow::Result<
         });
         scene_headshots.push(headshot.map(|(_, key)| key));
     }
-    let scene_ids = db.sync_scenes(&project_id, &inputs).await.context("storing the scenes")?;
+    let scene_ids = db
+        .sync_scenes(&project_id, &inputs)
+        .await
+        .context("storing the scenes")?;
     let scenes = file
         .scenes
         .iter()
@@ -216,15 +277,24 @@ async fn store_project(storage: &Storage, file: &ProjectFile) -> anyhow::Result<
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(RenderPlan { project_id, project: file.project.clone(), scenes })
+    Ok(RenderPlan {
+        project_id,
+        project: file.project.clone(),
+        scenes,
+    })
 }
 
 /// Stores a headshot image (content-addressed) and registers it as an asset; returns (asset id, object key).
 async fn import_headshot(storage: &Storage, path: &Path) -> anyhow::Result<(String, String)> {
     use anyhow::Context;
     let head = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let (ext, mime) = image_kind(&head).with_context(|| format!("{} is not a PNG or JPEG", path.display()))?;
-    let stored = storage.objects.put_file(path, ext).await.context("storing a headshot")?;
+    let (ext, mime) =
+        image_kind(&head).with_context(|| format!("{} is not a PNG or JPEG", path.display()))?;
+    let stored = storage
+        .objects
+        .put_file(path, ext)
+        .await
+        .context("storing a headshot")?;
     let id = storage
         .db
         .upsert_asset(&AssetInput {
@@ -245,20 +315,36 @@ fn step_json(s: &StepReport) -> serde_json::Value {
     json!({ "step": s.step.as_str(), "provider": s.provider, "cached": s.cached, "ms": s.ms, "costUsd": s.cost_usd })
 }
 
-async fn json_report(storage: &Storage, plan: &RenderPlan, report: &RunReport, out: &Path, vtt: &Path, duration: f64) -> serde_json::Value {
+async fn json_report(
+    storage: &Storage,
+    plan: &RenderPlan,
+    report: &RunReport,
+    out: &Path,
+    vtt: &Path,
+    duration: f64,
+) -> serde_json::Value {
     let mut scenes = Vec::new();
     for (i, s) in plan.scenes.iter().enumerate() {
         let fin = report.outputs.get(&(Some(i), StepName::Finalize));
         let output = match fin.and_then(|f| f.object("video")) {
-            Some(key) => storage.objects.local_path(key).await.ok().map(|p| p.display().to_string()),
+            Some(key) => storage
+                .objects
+                .local_path(key)
+                .await
+                .ok()
+                .map(|p| p.display().to_string()),
             None => None,
         };
-        let mode = report.outputs.get(&(Some(i), StepName::Image)).and_then(|o| o.mode.clone());
+        let mode = report
+            .outputs
+            .get(&(Some(i), StepName::Image))
+            .and_then(|o| o.mode.clone());
         scenes.push(json!({
             "name": s.scene.name,
             "mode": mode,
             "output": output,
             "durationSeconds": fin.and_then(|f| f.duration_seconds),
+            "speechSeconds": report.outputs.get(&(Some(i), StepName::Audio)).and_then(|a| a.duration_seconds),
             "steps": report.steps.iter().filter(|r| r.scene == Some(i)).map(step_json).collect::<Vec<_>>(),
         }));
     }
@@ -274,9 +360,15 @@ async fn json_report(storage: &Storage, plan: &RenderPlan, report: &RunReport, o
 }
 
 fn print_step_table(plan: &RenderPlan, report: &RunReport) {
-    eprintln!("{:<18} {:<9} {:<16} {:<7} {:>8}", "scene", "step", "provider", "cached", "ms");
+    eprintln!(
+        "{:<18} {:<9} {:<16} {:<7} {:>8}",
+        "scene", "step", "provider", "cached", "ms"
+    );
     for s in &report.steps {
-        let scene = s.scene.map(|i| plan.scenes[i].scene.name.as_str()).unwrap_or("(project)");
+        let scene = s
+            .scene
+            .map(|i| plan.scenes[i].scene.name.as_str())
+            .unwrap_or("(project)");
         eprintln!(
             "{:<18} {:<9} {:<16} {:<7} {:>8}",
             scene.chars().take(18).collect::<String>(),

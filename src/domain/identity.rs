@@ -158,14 +158,23 @@ impl Identity {
         if let Some(v) = &self.voice_id
             && !(v.len() >= 10 && v.len() <= 40 && v.chars().all(|c| c.is_ascii_alphanumeric()))
         {
-            e.push("voiceId", "must be an ElevenLabs voice id: 10-40 letters and digits");
+            e.push(
+                "voiceId",
+                "must be an ElevenLabs voice id: 10-40 letters and digits",
+            );
         }
         self.voice_model = self.voice_model.trim().to_string();
         if !(self.voice_model.starts_with("eleven_")
             && self.voice_model.len() <= 64
-            && self.voice_model.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            && self
+                .voice_model
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_'))
         {
-            e.push("voiceModel", "must be an ElevenLabs model id such as eleven_multilingual_v2");
+            e.push(
+                "voiceModel",
+                "must be an ElevenLabs model id such as eleven_multilingual_v2",
+            );
         }
         in_range(&mut e, "voiceStability", self.voice_stability, 0.0, 1.0);
         in_range(&mut e, "voiceSimilarity", self.voice_similarity, 0.0, 1.0);
@@ -199,7 +208,10 @@ mod tests {
         let mut id = Identity::new("deven-primary", "Deven Spear", "TOK_DEVEN");
         id.lora_url = Some(" https://bucket.r2.dev/model.safetensors ".into());
         let id = id.validated().expect("valid");
-        assert_eq!(id.lora_url.as_deref(), Some("https://bucket.r2.dev/model.safetensors"));
+        assert_eq!(
+            id.lora_url.as_deref(),
+            Some("https://bucket.r2.dev/model.safetensors")
+        );
         assert_eq!(id.lora_scale, LoraScale::Fixed(0.95));
     }
 
@@ -213,7 +225,14 @@ mod tests {
         let fields: Vec<_> = errs.0.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
-            ["name", "displayName", "triggerWord", "loraUrl", "loraScale", "voiceId"]
+            [
+                "name",
+                "displayName",
+                "triggerWord",
+                "loraUrl",
+                "loraScale",
+                "voiceId"
+            ]
         );
     }
 

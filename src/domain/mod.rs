@@ -11,6 +11,6 @@ mod validate;
 
 pub use identity::{BaseModel, Identity, LoraScale};
 pub use project::{AspectRatio, GenerationMode, Project, Scene};
-pub use prompt::{image_prompt, shot_type, video_prompt, ShotType};
+pub use prompt::{ShotType, image_prompt, shot_type, video_prompt};
 pub use step::{LogLevel, LogStep, StepName, StepStatus};
 pub use validate::{FieldError, FieldErrors};

@@ -119,7 +119,11 @@ impl Project {
             }
         }
         let out = out.trim_end_matches('-').to_string();
-        if out.is_empty() { "project".into() } else { out }
+        if out.is_empty() {
+            "project".into()
+        } else {
+            out
+        }
     }
 }
 
@@ -162,7 +166,8 @@ impl Scene {
         }
         self.environment = optional_text(&mut e, "environment", self.environment.as_deref(), 500);
         self.wardrobe = optional_text(&mut e, "wardrobe", self.wardrobe.as_deref(), 500);
-        self.mood_lighting = optional_text(&mut e, "moodLighting", self.mood_lighting.as_deref(), 200);
+        self.mood_lighting =
+            optional_text(&mut e, "moodLighting", self.mood_lighting.as_deref(), 200);
         self.camera = optional_text(&mut e, "camera", self.camera.as_deref(), 200);
         self.movement = optional_text(&mut e, "movement", self.movement.as_deref(), 200);
         if let Some(d) = self.target_duration {
@@ -200,13 +205,21 @@ mod tests {
 
     #[test]
     fn aspect_ratios_map_to_frame_sizes() {
-        assert_eq!(AspectRatio::parse("9:16").unwrap().frame_size(), (720, 1280));
+        assert_eq!(
+            AspectRatio::parse("9:16").unwrap().frame_size(),
+            (720, 1280)
+        );
         assert_eq!(AspectRatio::parse("4:3"), None);
     }
 
     #[test]
     fn file_stem_is_safe() {
-        let p = Project { name: "Devatar Demo: 3 scenes!".into(), description: None, aspect_ratio: AspectRatio::Landscape, budget_usd: None };
+        let p = Project {
+            name: "Devatar Demo: 3 scenes!".into(),
+            description: None,
+            aspect_ratio: AspectRatio::Landscape,
+            budget_usd: None,
+        };
         assert_eq!(p.file_stem(), "devatar-demo-3-scenes");
     }
 }

@@ -18,7 +18,11 @@ pub fn shot_type(camera: Option<&str>) -> ShotType {
     let c = camera.unwrap_or("").to_ascii_lowercase();
     if c.contains("close") || c.contains("portrait") || c.contains("tight") {
         ShotType::CloseUp
-    } else if c.contains("wide") || c.contains("full") || c.contains("establishing") || c.contains("long shot") {
+    } else if c.contains("wide")
+        || c.contains("full")
+        || c.contains("establishing")
+        || c.contains("long shot")
+    {
         ShotType::Wide
     } else {
         ShotType::Medium
@@ -27,12 +31,24 @@ pub fn shot_type(camera: Option<&str>) -> ShotType {
 
 /// Image prompt: trigger word first (so the LoRA activates), then wardrobe, environment and lighting.
 pub fn image_prompt(identity: &Identity, scene: &Scene) -> String {
-    let mut parts = vec![identity.trigger_word.clone(), "a person speaking to the camera".to_string()];
+    let mut parts = vec![
+        identity.trigger_word.clone(),
+        "a person speaking to the camera".to_string(),
+    ];
     if let Some(w) = &scene.wardrobe {
         parts.push(format!("wearing {w}"));
     }
-    parts.push(format!("in {}", scene.environment.as_deref().unwrap_or("a professional studio setting")));
-    parts.push(format!("{} lighting", scene.mood_lighting.as_deref().unwrap_or("soft cinematic")));
+    parts.push(format!(
+        "in {}",
+        scene
+            .environment
+            .as_deref()
+            .unwrap_or("a professional studio setting")
+    ));
+    parts.push(format!(
+        "{} lighting",
+        scene.mood_lighting.as_deref().unwrap_or("soft cinematic")
+    ));
     parts.push("photorealistic, detailed, professional photography".into());
     parts.join(", ")
 }

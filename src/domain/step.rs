@@ -22,8 +22,13 @@ pub enum StepName {
 
 impl StepName {
     /// Every step of one scene, in topological order.
-    pub const SCENE_STEPS: [StepName; 5] =
-        [Self::Audio, Self::Image, Self::Video, Self::Lipsync, Self::Finalize];
+    pub const SCENE_STEPS: [StepName; 5] = [
+        Self::Audio,
+        Self::Image,
+        Self::Video,
+        Self::Lipsync,
+        Self::Finalize,
+    ];
 
     /// The name used in `--json` and the API.
     pub fn as_str(self) -> &'static str {
@@ -39,9 +44,16 @@ impl StepName {
 
     /// Parses the `--json` name.
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Audio, Self::Image, Self::Video, Self::Lipsync, Self::Finalize, Self::Assemble]
-            .into_iter()
-            .find(|n| n.as_str() == s)
+        [
+            Self::Audio,
+            Self::Image,
+            Self::Video,
+            Self::Lipsync,
+            Self::Finalize,
+            Self::Assemble,
+        ]
+        .into_iter()
+        .find(|n| n.as_str() == s)
     }
 
     /// The log step (user-guide name) this step's rows are filed under.

@@ -18,7 +18,10 @@ pub struct FieldErrors(pub Vec<FieldError>);
 impl FieldErrors {
     /// Records one invalid field.
     pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError { field: field.into(), message: message.into() });
+        self.0.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
     }
 
     /// Appends another set of errors, prefixing their field paths.
@@ -35,7 +38,11 @@ impl FieldErrors {
 
     /// `Ok(value)` when valid, the errors otherwise.
     pub fn into_result<T>(self, value: T) -> Result<T, FieldErrors> {
-        if self.is_empty() { Ok(value) } else { Err(self) }
+        if self.is_empty() {
+            Ok(value)
+        } else {
+            Err(self)
+        }
     }
 }
 
@@ -54,7 +61,12 @@ impl fmt::Display for FieldErrors {
 impl std::error::Error for FieldErrors {}
 
 /// Checks a required free-text field: trimmed, non-empty, at most `max` characters.
-pub(crate) fn required_text(errors: &mut FieldErrors, field: &str, value: &str, max: usize) -> String {
+pub(crate) fn required_text(
+    errors: &mut FieldErrors,
+    field: &str,
+    value: &str,
+    max: usize,
+) -> String {
     let v = value.trim();
     if v.is_empty() {
         errors.push(field, "is required and must not be empty");
@@ -79,7 +91,10 @@ pub(crate) fn optional_text(
 fn check_len(errors: &mut FieldErrors, field: &str, v: &str, max: usize) {
     if v.chars().count() > max {
         errors.push(field, format!("must be at most {max} characters"));
-    } else if v.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
+    } else if v
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+    {
         errors.push(field, "must not contain control characters");
     }
 }

@@ -45,7 +45,13 @@ pub fn estimate_word_timings(text: &str, speech_seconds: f64) -> Vec<WordTiming>
         };
         (letters + 1.0, pause)
     };
-    let total: f64 = words.iter().map(|w| { let (a, p) = weight(w); a + p }).sum();
+    let total: f64 = words
+        .iter()
+        .map(|w| {
+            let (a, p) = weight(w);
+            a + p
+        })
+        .sum();
     let per_unit = speech_seconds / total;
     let mut t = 0.0;
     words
@@ -55,9 +61,18 @@ pub fn estimate_word_timings(text: &str, speech_seconds: f64) -> Vec<WordTiming>
             let start = t;
             let end = t + spoken * per_unit;
             t = end + pause * per_unit;
-            WordTiming { word: (*w).to_string(), start, end }
+            WordTiming {
+                word: (*w).to_string(),
+                start: millis(start),
+                end: millis(end),
+            }
         })
         .collect()
+}
+
+/// Rounds seconds to whole milliseconds (stable through JSON).
+fn millis(seconds: f64) -> f64 {
+    (seconds * 1000.0).round() / 1000.0
 }
 
 /// Groups words into readable cues (at most 8 words or 3.5 s, breaking after sentence ends).
@@ -87,7 +102,11 @@ fn make_cue(words: &[&WordTiming]) -> Cue {
     Cue {
         start: words.first().map(|w| w.start).unwrap_or(0.0),
         end: words.last().map(|w| w.end).unwrap_or(0.0),
-        text: words.iter().map(|w| w.word.as_str()).collect::<Vec<_>>().join(" "),
+        text: words
+            .iter()
+            .map(|w| w.word.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
     }
 }
 
@@ -95,7 +114,11 @@ fn make_cue(words: &[&WordTiming]) -> Cue {
 pub fn shifted(words: &[WordTiming], offset: f64) -> Vec<WordTiming> {
     words
         .iter()
-        .map(|w| WordTiming { word: w.word.clone(), start: w.start + offset, end: w.end + offset })
+        .map(|w| WordTiming {
+            word: w.word.clone(),
+            start: millis(w.start + offset),
+            end: millis(w.end + offset),
+        })
         .collect()
 }
 
@@ -129,8 +152,17 @@ pub fn to_srt(cues: &[Cue]) -> String {
 pub fn to_vtt(cues: &[Cue]) -> String {
     let mut s = String::from("WEBVTT\n\n");
     for c in cues {
-        let text = c.text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
-        s.push_str(&format!("{} --> {}\n{}\n\n", timestamp(c.start, '.'), timestamp(c.end, '.'), text));
+        let text = c
+            .text
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        s.push_str(&format!(
+            "{} --> {}\n{}\n\n",
+            timestamp(c.start, '.'),
+            timestamp(c.end, '.'),
+            text
+        ));
     }
     s
 }

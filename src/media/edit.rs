@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::process::{MediaError, run_tool};
 use super::probe::{MediaInfo, probe};
+use super::process::{MediaError, run_tool};
 
 /// The delivery format every scene and project video is normalised to.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -39,12 +39,33 @@ pub fn is_delivery_format(info: &MediaInfo, d: &Delivery) -> bool {
 
 /// Normalises `input` to the delivery format (copying streams when they already match), burning
 /// `burn_srt` subtitles in when given. Returns the probe of the output.
-pub async fn normalize(input: &Path, output: &Path, d: &Delivery, burn_srt: Option<&Path>) -> Result<MediaInfo, MediaError> {
+pub async fn normalize(
+    input: &Path,
+    output: &Path,
+    d: &Delivery,
+    burn_srt: Option<&Path>,
+) -> Result<MediaInfo, MediaError> {
     let info = probe(input).await?;
     let (inp, out) = (input.display().to_string(), output.display().to_string());
     if burn_srt.is_none() && is_delivery_format(&info, d) {
-        run_tool("ffmpeg", &args(&["-y", "-v", "error", "-i", &inp, "-c", "copy", "-movflags", "+faststart", &out]), None, LONG)
-            .await?;
+        run_tool(
+            "ffmpeg",
+            &args(&[
+                "-y",
+                "-v",
+                "error",
+                "-i",
+                &inp,
+                "-c",
+                "copy",
+                "-movflags",
+                "+faststart",
+                &out,
+            ]),
+            None,
+            LONG,
+        )
+        .await?;
     } else {
         let (w, h, fps) = (d.width, d.height, d.fps);
         let mut vf = format!(
@@ -61,8 +82,28 @@ pub async fn normalize(input: &Path, output: &Path, d: &Delivery, burn_srt: Opti
         run_tool(
             "ffmpeg",
             &args(&[
-                "-y", "-v", "error", "-i", &inp, "-vf", &vf, "-af", &af, "-c:v", "libx264", "-preset", "veryfast",
-                "-crf", "22", "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", &out,
+                "-y",
+                "-v",
+                "error",
+                "-i",
+                &inp,
+                "-vf",
+                &vf,
+                "-af",
+                &af,
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-crf",
+                "22",
+                "-c:a",
+                "aac",
+                "-b:a",
+                "128k",
+                "-movflags",
+                "+faststart",
+                &out,
             ]),
             None,
             LONG,
@@ -74,7 +115,11 @@ pub async fn normalize(input: &Path, output: &Path, d: &Delivery, burn_srt: Opti
 
 /// Escapes a path for use inside an ffmpeg filter argument.
 fn escape_filter_path(p: &Path) -> String {
-    p.display().to_string().replace('\\', "\\\\").replace(':', "\\:").replace('\'', "\\'")
+    p.display()
+        .to_string()
+        .replace('\\', "\\\\")
+        .replace(':', "\\:")
+        .replace('\'', "\\'")
 }
 
 /// Writes a JPEG thumbnail from around a second into the clip.
@@ -82,8 +127,20 @@ pub async fn thumbnail(input: &Path, output: &Path, at_seconds: f64) -> Result<(
     run_tool(
         "ffmpeg",
         &args(&[
-            "-y", "-v", "error", "-ss", &format!("{at_seconds:.2}"), "-i", &input.display().to_string(),
-            "-frames:v", "1", "-vf", "scale=320:-2", "-q:v", "4", &output.display().to_string(),
+            "-y",
+            "-v",
+            "error",
+            "-ss",
+            &format!("{at_seconds:.2}"),
+            "-i",
+            &input.display().to_string(),
+            "-frames:v",
+            "1",
+            "-vf",
+            "scale=320:-2",
+            "-q:v",
+            "4",
+            &output.display().to_string(),
         ]),
         None,
         Duration::from_secs(60),
@@ -123,7 +180,10 @@ pub async fn join_with_crossfades(
         let offsets = crossfade_offsets(&durations, crossfade);
         let mut graph = String::new();
         for i in 0..inputs.len() {
-            graph.push_str(&format!("[{i}:v]settb=AVTB,fps={},format=yuv420p[v{i}];", d.fps));
+            graph.push_str(&format!(
+                "[{i}:v]settb=AVTB,fps={},format=yuv420p[v{i}];",
+                d.fps
+            ));
             graph.push_str(&format!(
                 "[{i}:a]aresample={},aformat=channel_layouts=stereo,atrim=0:{:.3}[a{i}];",
                 d.sample_rate, durations[i]
@@ -136,14 +196,32 @@ pub async fn join_with_crossfades(
                 "[{vprev}][v{i}]xfade=transition=fade:duration={crossfade:.3}:offset={:.3}[{vo}];",
                 offsets[i]
             ));
-            graph.push_str(&format!("[{aprev}][a{i}]acrossfade=d={crossfade:.3}[{ao}];"));
+            graph.push_str(&format!(
+                "[{aprev}][a{i}]acrossfade=d={crossfade:.3}[{ao}];"
+            ));
             (vprev, aprev) = (vo, ao);
         }
         graph.pop();
         cmd.extend(args(&[
-            "-filter_complex", &graph, "-map", &format!("[{vprev}]"), "-map", &format!("[{aprev}]"),
-            "-c:v", "libx264", "-preset", "veryfast", "-crf", "22", "-c:a", "aac", "-b:a", "128k",
-            "-movflags", "+faststart", &out,
+            "-filter_complex",
+            &graph,
+            "-map",
+            &format!("[{vprev}]"),
+            "-map",
+            &format!("[{aprev}]"),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "22",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            "-movflags",
+            "+faststart",
+            &out,
         ]));
     }
     run_tool("ffmpeg", &cmd, None, LONG).await?;
@@ -156,6 +234,9 @@ mod tests {
 
     #[test]
     fn offsets_overlap_by_the_crossfade() {
-        assert_eq!(crossfade_offsets(&[5.0, 4.0, 3.0], 0.5), vec![0.0, 4.5, 8.0]);
+        assert_eq!(
+            crossfade_offsets(&[5.0, 4.0, 3.0], 0.5),
+            vec![0.0, 4.5, 8.0]
+        );
     }
 }

@@ -2,10 +2,10 @@
 
 pub mod captions;
 pub mod edit;
-mod process;
 mod probe;
+mod process;
 mod tools;
 
-pub use process::{MediaError, run_tool};
 pub use probe::{MediaInfo, probe};
+pub use process::{MediaError, run_tool};
 pub use tools::{MissingTools, REQUIRED_TOOLS, find_tool, require_tools};

@@ -66,8 +66,10 @@ pub async fn probe(path: &Path) -> Result<MediaInfo, MediaError> {
     .chain(std::iter::once(path.display().to_string()))
     .collect::<Vec<_>>();
     let out = run_tool("ffprobe", &args, None, Duration::from_secs(30)).await?;
-    let parsed: ProbeOut = serde_json::from_slice(&out)
-        .map_err(|e| MediaError::BadOutput { program: "ffprobe".into(), reason: e.to_string() })?;
+    let parsed: ProbeOut = serde_json::from_slice(&out).map_err(|e| MediaError::BadOutput {
+        program: "ffprobe".into(),
+        reason: e.to_string(),
+    })?;
     let mut info = MediaInfo {
         duration: parsed
             .format

@@ -56,13 +56,26 @@ pub async fn run_tool(
 ) -> Result<Vec<u8>, MediaError> {
     let mut cmd = Command::new(program);
     cmd.args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let mut child = cmd
-        .spawn()
-        .map_err(|source| MediaError::Spawn { program: program.into(), source })?;
+    // If devatar itself dies (even by SIGKILL), its tools die with it instead of writing on as orphans.
+    // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|source| MediaError::Spawn {
+        program: program.into(),
+        source,
+    })?;
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
         // A tool that exits early closes its stdin; its exit status tells the real story.
         let _ = pipe.write_all(input).await;
@@ -70,8 +83,14 @@ pub async fn run_tool(
     }
     let output = tokio::time::timeout(timeout, child.wait_with_output())
         .await
-        .map_err(|_| MediaError::Timeout { program: program.into(), seconds: timeout.as_secs() })?
-        .map_err(|source| MediaError::Spawn { program: program.into(), source })?;
+        .map_err(|_| MediaError::Timeout {
+            program: program.into(),
+            seconds: timeout.as_secs(),
+        })?
+        .map_err(|source| MediaError::Spawn {
+            program: program.into(),
+            source,
+        })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(6).collect();

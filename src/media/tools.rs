@@ -3,8 +3,11 @@
 use std::path::PathBuf;
 
 /// Tools the offline pipeline runs, with the Debian package that provides each.
-pub const REQUIRED_TOOLS: [(&str, &str); 3] =
-    [("ffmpeg", "ffmpeg"), ("ffprobe", "ffmpeg"), ("espeak-ng", "espeak-ng")];
+pub const REQUIRED_TOOLS: [(&str, &str); 3] = [
+    ("ffmpeg", "ffmpeg"),
+    ("ffprobe", "ffmpeg"),
+    ("espeak-ng", "espeak-ng"),
+];
 
 /// Some required tools are not installed.
 #[derive(Debug, thiserror::Error)]
@@ -19,15 +22,23 @@ pub struct MissingTools {
 /// Looks a program up on `PATH`.
 pub fn find_tool(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| {
-        use std::os::unix::fs::PermissionsExt;
-        p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
-    })
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| {
+            use std::os::unix::fs::PermissionsExt;
+            p.metadata()
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
 }
 
 /// Fails with the install command when any of `tools` (name, Debian package) is missing.
 pub fn require_tools(tools: &[(&str, &str)]) -> Result<(), MissingTools> {
-    let missing: Vec<(&str, &str)> = tools.iter().copied().filter(|(n, _)| find_tool(n).is_none()).collect();
+    let missing: Vec<(&str, &str)> = tools
+        .iter()
+        .copied()
+        .filter(|(n, _)| find_tool(n).is_none())
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }

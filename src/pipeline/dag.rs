@@ -51,7 +51,10 @@ where
     let keys: HashSet<K> = nodes.iter().map(|(k, _)| k.clone()).collect();
     for (k, deps) in &nodes {
         if let Some(d) = deps.iter().find(|d| !keys.contains(d)) {
-            return Err(DagError::UnknownDependency { node: format!("{k:?}"), dependency: format!("{d:?}") });
+            return Err(DagError::UnknownDependency {
+                node: format!("{k:?}"),
+                dependency: format!("{d:?}"),
+            });
         }
     }
     check_acyclic(&nodes)?;
@@ -71,7 +74,9 @@ where
                     still_waiting.push((k, deps));
                     continue;
                 }
-                let all_done = deps.iter().all(|d| matches!(outcomes.get(d), Some(NodeOutcome::Done(_))));
+                let all_done = deps
+                    .iter()
+                    .all(|d| matches!(outcomes.get(d), Some(NodeOutcome::Done(_))));
                 if all_done {
                     let inputs = deps
                         .iter()
@@ -145,7 +150,10 @@ mod tests {
         ]
     }
 
-    async fn run_with(fail: Option<&'static str>, log: Log) -> HashMap<&'static str, NodeOutcome<String, String>> {
+    async fn run_with(
+        fail: Option<&'static str>,
+        log: Log,
+    ) -> HashMap<&'static str, NodeOutcome<String, String>> {
         run_dag(graph(), move |k, inputs: HashMap<&'static str, String>| {
             let log = log.clone();
             async move {
@@ -173,7 +181,12 @@ mod tests {
             NodeOutcome::Done("lipsync(audio(),video(audio(),image()))".into())
         );
         let log = log.lock().unwrap();
-        let span = |n| log.iter().find(|(k, _, _)| *k == n).map(|(_, s, e)| (*s, *e)).unwrap();
+        let span = |n| {
+            log.iter()
+                .find(|(k, _, _)| *k == n)
+                .map(|(_, s, e)| (*s, *e))
+                .unwrap()
+        };
         let (a, i, v) = (span("audio"), span("image"), span("video"));
         assert!(a.0 < i.1 && i.0 < a.1, "audio and image must overlap");
         assert!(v.0 >= a.1 && v.0 >= i.1, "video starts after both inputs");
@@ -192,8 +205,14 @@ mod tests {
     async fn malformed_graphs_are_rejected() {
         let exec = |_k: &'static str, _i: HashMap<&'static str, ()>| async { Ok::<(), ()>(()) };
         let cyclic = vec![("a", vec!["b"]), ("b", vec!["a"])];
-        assert!(matches!(run_dag(cyclic, exec).await, Err(DagError::Cycle(_))));
+        assert!(matches!(
+            run_dag(cyclic, exec).await,
+            Err(DagError::Cycle(_))
+        ));
         let unknown = vec![("a", vec!["zzz"])];
-        assert!(matches!(run_dag(unknown, exec).await, Err(DagError::UnknownDependency { .. })));
+        assert!(matches!(
+            run_dag(unknown, exec).await,
+            Err(DagError::UnknownDependency { .. })
+        ));
     }
 }

@@ -27,7 +27,12 @@ fn canonical(v: &Value) -> Value {
         Value::Object(map) => {
             let mut entries: Vec<(&String, &Value)> = map.iter().collect();
             entries.sort_by(|a, b| a.0.cmp(b.0));
-            Value::Object(entries.into_iter().map(|(k, v)| (k.clone(), canonical(v))).collect())
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), canonical(v)))
+                    .collect(),
+            )
         }
         Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
         other => other.clone(),
@@ -46,13 +51,55 @@ mod tests {
 
     #[test]
     fn key_ignores_param_order_but_not_values_or_inputs() {
-        let a = content_key("AUDIO", "espeak-ng", &json!({"voice": "en-us", "rate": 165}), &["x"]);
-        let b = content_key("AUDIO", "espeak-ng", &json!({"rate": 165, "voice": "en-us"}), &["x"]);
+        let a = content_key(
+            "AUDIO",
+            "espeak-ng",
+            &json!({"voice": "en-us", "rate": 165}),
+            &["x"],
+        );
+        let b = content_key(
+            "AUDIO",
+            "espeak-ng",
+            &json!({"rate": 165, "voice": "en-us"}),
+            &["x"],
+        );
         assert_eq!(a, b);
-        assert_ne!(a, content_key("AUDIO", "espeak-ng", &json!({"voice": "en-us", "rate": 166}), &["x"]));
-        assert_ne!(a, content_key("AUDIO", "espeak-ng", &json!({"voice": "en-us", "rate": 165}), &["y"]));
-        assert_ne!(a, content_key("AUDIO", "elevenlabs", &json!({"voice": "en-us", "rate": 165}), &["x"]));
-        assert_ne!(a, content_key("IMAGE", "espeak-ng", &json!({"voice": "en-us", "rate": 165}), &["x"]));
+        assert_ne!(
+            a,
+            content_key(
+                "AUDIO",
+                "espeak-ng",
+                &json!({"voice": "en-us", "rate": 166}),
+                &["x"]
+            )
+        );
+        assert_ne!(
+            a,
+            content_key(
+                "AUDIO",
+                "espeak-ng",
+                &json!({"voice": "en-us", "rate": 165}),
+                &["y"]
+            )
+        );
+        assert_ne!(
+            a,
+            content_key(
+                "AUDIO",
+                "elevenlabs",
+                &json!({"voice": "en-us", "rate": 165}),
+                &["x"]
+            )
+        );
+        assert_ne!(
+            a,
+            content_key(
+                "IMAGE",
+                "espeak-ng",
+                &json!({"voice": "en-us", "rate": 165}),
+                &["x"]
+            )
+        );
     }
 
     #[test]

@@ -39,27 +39,59 @@ pub fn select_mode(i: &ModeInputs<'_>) -> ModeDecision {
     if wants_twin {
         let explicit = i.requested == GenerationMode::DigitalTwin;
         if !i.has_lora {
-            reasons.push((explicit, format!("Identity {} has no LoRA URL: digital twin unavailable, using standard mode", i.identity)));
+            reasons.push((
+                explicit,
+                format!(
+                    "Identity {} has no LoRA URL: digital twin unavailable, using standard mode",
+                    i.identity
+                ),
+            ));
         } else if !i.lora_provider {
             reasons.push((
                 true,
                 "Digital twin unavailable: FAL_KEY is not configured, falling back to standard mode".to_string(),
             ));
         } else {
-            reasons.push((false, format!("Digital twin mode: identity {} has a LoRA and FAL_KEY is set", i.identity)));
-            return ModeDecision { mode: "digital-twin", headshot: None, reasons };
+            reasons.push((
+                false,
+                format!(
+                    "Digital twin mode: identity {} has a LoRA and FAL_KEY is set",
+                    i.identity
+                ),
+            ));
+            return ModeDecision {
+                mode: "digital-twin",
+                headshot: None,
+                reasons,
+            };
         }
     } else {
         reasons.push((false, "Standard mode requested for this scene".to_string()));
     }
     let (headshot, why) = match (i.scene_headshot, i.identity_headshot) {
-        (Some(h), _) => (Some(h.to_string()), "Using the scene's headshot".to_string()),
-        (None, Some(h)) => (Some(h.to_string()), format!("Using identity {}'s headshot", i.identity)),
-        (None, None) if i.generator => (None, "No headshot: generating a portrait without LoRA".to_string()),
-        (None, None) => (None, "No headshot: rendering the local placeholder portrait".to_string()),
+        (Some(h), _) => (
+            Some(h.to_string()),
+            "Using the scene's headshot".to_string(),
+        ),
+        (None, Some(h)) => (
+            Some(h.to_string()),
+            format!("Using identity {}'s headshot", i.identity),
+        ),
+        (None, None) if i.generator => (
+            None,
+            "No headshot: generating a portrait without LoRA".to_string(),
+        ),
+        (None, None) => (
+            None,
+            "No headshot: rendering the local placeholder portrait".to_string(),
+        ),
     };
     reasons.push((false, why));
-    ModeDecision { mode: "standard", headshot, reasons }
+    ModeDecision {
+        mode: "standard",
+        headshot,
+        reasons,
+    }
 }
 
 #[cfg(test)]
@@ -85,7 +117,10 @@ mod tests {
 
     #[test]
     fn missing_fal_key_falls_back_to_identity_headshot_with_a_warning() {
-        let d = select_mode(&ModeInputs { lora_provider: false, ..inputs() });
+        let d = select_mode(&ModeInputs {
+            lora_provider: false,
+            ..inputs()
+        });
         assert_eq!(d.mode, "standard");
         assert_eq!(d.headshot.as_deref(), Some("media/ab/id.png"));
         assert!(d.reasons[0].0 && d.reasons[0].1.contains("FAL_KEY"));
@@ -93,9 +128,17 @@ mod tests {
 
     #[test]
     fn scene_headshot_wins_then_placeholder_last() {
-        let d = select_mode(&ModeInputs { requested: GenerationMode::Standard, scene_headshot: Some("s"), ..inputs() });
+        let d = select_mode(&ModeInputs {
+            requested: GenerationMode::Standard,
+            scene_headshot: Some("s"),
+            ..inputs()
+        });
         assert_eq!(d.headshot.as_deref(), Some("s"));
-        let d = select_mode(&ModeInputs { has_lora: false, identity_headshot: None, ..inputs() });
+        let d = select_mode(&ModeInputs {
+            has_lora: false,
+            identity_headshot: None,
+            ..inputs()
+        });
         assert_eq!((d.mode, d.headshot), ("standard", None));
         assert!(d.reasons.last().unwrap().1.contains("placeholder"));
     }

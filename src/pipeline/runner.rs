@@ -125,9 +125,19 @@ pub(super) struct Prepared {
 
 impl Pipeline {
     /// Builds a pipeline writing temporary files under `work_root`.
-    pub fn new(db: Db, objects: ObjectStorage, providers: Providers, work_root: PathBuf, progress: Arc<dyn Progress>) -> Self {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        let abort_after = std::env::var("DEVATAR_TEST_ABORT_AFTER_STEPS").ok().and_then(|v| v.parse().ok());
+    pub fn new(
+        db: Db,
+        objects: ObjectStorage,
+        providers: Providers,
+        work_root: PathBuf,
+        progress: Arc<dyn Progress>,
+    ) -> Self {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let abort_after = std::env::var("DEVATAR_TEST_ABORT_AFTER_STEPS")
+            .ok()
+            .and_then(|v| v.parse().ok());
         Self {
             db,
             objects,
@@ -141,18 +151,36 @@ impl Pipeline {
     }
 
     /// Executes every scene's DAG and the project ASSEMBLE for `run_id`.
-    pub async fn execute(self: &Arc<Self>, run_id: &str, plan: RenderPlan, options: RenderOptions) -> RunReport {
-        let ctx = Arc::new(RunCtx { run_id: run_id.to_string(), plan, options, reports: Mutex::default() });
+    pub async fn execute(
+        self: &Arc<Self>,
+        run_id: &str,
+        plan: RenderPlan,
+        options: RenderOptions,
+    ) -> RunReport {
+        let ctx = Arc::new(RunCtx {
+            run_id: run_id.to_string(),
+            plan,
+            options,
+            reports: Mutex::default(),
+        });
         let mut nodes: Vec<(NodeKey, Vec<NodeKey>)> = Vec::new();
         for i in 0..ctx.plan.scenes.len() {
             for step in StepName::SCENE_STEPS {
-                nodes.push(((Some(i), step), step.dependencies().iter().map(|d| (Some(i), *d)).collect()));
+                nodes.push((
+                    (Some(i), step),
+                    step.dependencies().iter().map(|d| (Some(i), *d)).collect(),
+                ));
             }
         }
-        let finals = (0..ctx.plan.scenes.len()).map(|i| (Some(i), StepName::Finalize)).collect();
+        let finals = (0..ctx.plan.scenes.len())
+            .map(|i| (Some(i), StepName::Finalize))
+            .collect();
         nodes.push(((None, StepName::Assemble), finals));
         for (i, s) in ctx.plan.scenes.iter().enumerate() {
-            let _ = self.db.set_scene_output(&s.id, "generating", None, None, None).await;
+            let _ = self
+                .db
+                .set_scene_output(&s.id, "generating", None, None, None)
+                .await;
             let _ = i;
         }
         let this = self.clone();
@@ -162,7 +190,12 @@ impl Pipeline {
             async move { this.run_node(&ctx, node, deps).await }
         })
         .await;
-        let mut report = RunReport { run_id: run_id.to_string(), steps: Vec::new(), outputs: HashMap::new(), failures: Vec::new() };
+        let mut report = RunReport {
+            run_id: run_id.to_string(),
+            steps: Vec::new(),
+            outputs: HashMap::new(),
+            failures: Vec::new(),
+        };
         match outcomes {
             Ok(outcomes) => {
                 for (node, outcome) in outcomes {
@@ -172,19 +205,35 @@ impl Pipeline {
                         }
                         NodeOutcome::Failed(e) => report.failures.push((node, e)),
                         NodeOutcome::Skipped => {
-                            if let Ok(row) = self.db.ensure_step(run_id, &self.scene_id(&ctx, node), node.1.as_str()).await {
-                                let _ = self.db.step_ended_without_output(&row.id, "skipped", "a dependency failed").await;
+                            if let Ok(row) = self
+                                .db
+                                .ensure_step(run_id, &self.scene_id(&ctx, node), node.1.as_str())
+                                .await
+                            {
+                                let _ = self
+                                    .db
+                                    .step_ended_without_output(
+                                        &row.id,
+                                        "skipped",
+                                        "a dependency failed",
+                                    )
+                                    .await;
                             }
                         }
                     }
                 }
             }
-            Err(e) => report.failures.push(((None, StepName::Assemble), e.to_string())),
+            Err(e) => report
+                .failures
+                .push(((None, StepName::Assemble), e.to_string())),
         }
         report.failures.sort_by_key(|(n, _)| *n);
         for (node, _) in &report.failures {
             if let Some(i) = node.0 {
-                let _ = self.db.set_scene_output(&ctx.plan.scenes[i].id, "failed", None, None, None).await;
+                let _ = self
+                    .db
+                    .set_scene_output(&ctx.plan.scenes[i].id, "failed", None, None, None)
+                    .await;
             }
         }
         let mut steps = ctx.reports.lock().map(|r| r.clone()).unwrap_or_default();
@@ -194,7 +243,9 @@ impl Pipeline {
     }
 
     fn scene_id(&self, ctx: &RunCtx, node: NodeKey) -> String {
-        node.0.map(|i| ctx.plan.scenes[i].id.clone()).unwrap_or_default()
+        node.0
+            .map(|i| ctx.plan.scenes[i].id.clone())
+            .unwrap_or_default()
     }
 
     fn scene_name(ctx: &RunCtx, node: NodeKey) -> Option<String> {
@@ -202,7 +253,16 @@ impl Pipeline {
     }
 
     /// Writes a log row; logging never fails a step.
-    pub(super) async fn log(&self, ctx: &RunCtx, node: NodeKey, step: LogStep, level: LogLevel, provider: &str, message: String, ms: Option<u64>) {
+    pub(super) async fn log(
+        &self,
+        ctx: &RunCtx,
+        node: NodeKey,
+        step: LogStep,
+        level: LogLevel,
+        provider: &str,
+        message: String,
+        ms: Option<u64>,
+    ) {
         let row = LogInput {
             run_id: Some(ctx.run_id.clone()),
             project_id: Some(ctx.plan.project_id.clone()),
@@ -219,31 +279,84 @@ impl Pipeline {
         }
     }
 
-    async fn run_node(&self, ctx: &RunCtx, node: NodeKey, deps: HashMap<NodeKey, StepOutput>) -> Result<StepOutput, String> {
+    async fn run_node(
+        &self,
+        ctx: &RunCtx,
+        node: NodeKey,
+        deps: HashMap<NodeKey, StepOutput>,
+    ) -> Result<StepOutput, String> {
         let step = node.1;
         let scene_id = self.scene_id(ctx, node);
         let scene_name = Self::scene_name(ctx, node);
-        let event = |kind| Event { scene: scene_name.clone(), step, kind };
+        let event = |kind| Event {
+            scene: scene_name.clone(),
+            step,
+            kind,
+        };
         let started = Instant::now();
         let started_at_ms = now_ms();
         let result = async {
-            let row = self.db.ensure_step(&ctx.run_id, &scene_id, step.as_str()).await.map_err(|e| e.to_string())?;
+            let row = self
+                .db
+                .ensure_step(&ctx.run_id, &scene_id, step.as_str())
+                .await
+                .map_err(|e| e.to_string())?;
             let prepared = self.prepare(ctx, node, &deps).await?;
             let input_refs: Vec<&str> = prepared.inputs.iter().map(String::as_str).collect();
-            let key = content_key(step.as_str(), &prepared.provider, &prepared.params, &input_refs);
+            let key = content_key(
+                step.as_str(),
+                &prepared.provider,
+                &prepared.params,
+                &input_refs,
+            );
             if let Some(out) = self.cached(&key).await {
                 self.db
-                    .step_succeeded(&row.id, &prepared.provider, &key, &serde_json::to_string(&out).unwrap_or_default(), true, 0.0)
+                    .step_succeeded(
+                        &row.id,
+                        &prepared.provider,
+                        &key,
+                        &serde_json::to_string(&out).unwrap_or_default(),
+                        true,
+                        0.0,
+                    )
                     .await
                     .map_err(|e| e.to_string())?;
-                self.log(ctx, node, step.log_step(), LogLevel::Debug, &prepared.provider, format!("{} reused a cached output", step.as_str()), None).await;
+                self.log(
+                    ctx,
+                    node,
+                    step.log_step(),
+                    LogLevel::Debug,
+                    &prepared.provider,
+                    format!("{} reused a cached output", step.as_str()),
+                    None,
+                )
+                .await;
                 return Ok((prepared.provider, out, true));
             }
             self.progress.on(&event(EventKind::Started));
-            self.db.step_started(&row.id, &prepared.provider, &key).await.map_err(|e| e.to_string())?;
-            self.log(ctx, node, step.log_step(), LogLevel::Info, &prepared.provider, format!("{} started", step.as_str()), None).await;
-            let work = self.work_root.join(&ctx.run_id).join(format!("{}-{}", node.0.map_or("project".into(), |i| i.to_string()), step.as_str()));
-            tokio::fs::create_dir_all(&work).await.map_err(|e| format!("work folder {}: {e}", work.display()))?;
+            self.db
+                .step_started(&row.id, &prepared.provider, &key)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.log(
+                ctx,
+                node,
+                step.log_step(),
+                LogLevel::Info,
+                &prepared.provider,
+                format!("{} started", step.as_str()),
+                None,
+            )
+            .await;
+            let work = self.work_root.join(&ctx.run_id).join(format!(
+                "{}-{}-{}",
+                node.0.map_or("project".into(), |i| i.to_string()),
+                step.as_str(),
+                crate::storage::new_id()
+            ));
+            tokio::fs::create_dir_all(&work)
+                .await
+                .map_err(|e| format!("work folder {}: {e}", work.display()))?;
             let _permit = match step {
                 StepName::Audio | StepName::Image => None,
                 _ => Some(self.heavy.acquire().await.map_err(|e| e.to_string())?),
@@ -252,8 +365,16 @@ impl Pipeline {
             let _ = tokio::fs::remove_dir_all(&work).await;
             let out = out?;
             let json = serde_json::to_string(&out).map_err(|e| e.to_string())?;
-            self.db.cache_output(&key, step.as_str(), &prepared.provider, &json).await.map_err(|e| e.to_string())?;
-            self.db.step_succeeded(&row.id, &prepared.provider, &key, &json, false, 0.0).await.map_err(|e| e.to_string())?;
+            // Hand downstream steps exactly what a later run will read from the cache, so keys match.
+            let out: StepOutput = serde_json::from_str(&json).map_err(|e| e.to_string())?;
+            self.db
+                .cache_output(&key, step.as_str(), &prepared.provider, &json)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.db
+                .step_succeeded(&row.id, &prepared.provider, &key, &json, false, 0.0)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok::<_, String>((prepared.provider, out, false))
         }
         .await;
@@ -262,10 +383,28 @@ impl Pipeline {
             Ok((provider, out, cached)) => {
                 self.after_success(ctx, node, &out).await;
                 if !cached {
-                    self.log(ctx, node, step.log_step(), LogLevel::Info, &provider, format!("{} finished in {ms} ms", step.as_str()), Some(ms)).await;
+                    self.log(
+                        ctx,
+                        node,
+                        step.log_step(),
+                        LogLevel::Info,
+                        &provider,
+                        format!("{} finished in {ms} ms", step.as_str()),
+                        Some(ms),
+                    )
+                    .await;
                 }
                 if let Ok(mut r) = ctx.reports.lock() {
-                    r.push(StepReport { scene: node.0, step, provider, cached, ms, cost_usd: 0.0, started_at_ms, finished_at_ms: now_ms() });
+                    r.push(StepReport {
+                        scene: node.0,
+                        step,
+                        provider,
+                        cached,
+                        ms,
+                        cost_usd: 0.0,
+                        started_at_ms,
+                        finished_at_ms: now_ms(),
+                    });
                 }
                 self.progress.on(&event(EventKind::Finished { cached, ms }));
                 if !cached {
@@ -274,10 +413,26 @@ impl Pipeline {
                 Ok(out)
             }
             Err(reason) => {
-                if let Ok(row) = self.db.ensure_step(&ctx.run_id, &scene_id, step.as_str()).await {
-                    let _ = self.db.step_ended_without_output(&row.id, "failed", &reason).await;
+                if let Ok(row) = self
+                    .db
+                    .ensure_step(&ctx.run_id, &scene_id, step.as_str())
+                    .await
+                {
+                    let _ = self
+                        .db
+                        .step_ended_without_output(&row.id, "failed", &reason)
+                        .await;
                 }
-                self.log(ctx, node, step.log_step(), LogLevel::Error, "devatar", format!("{} failed: {reason}", step.as_str()), Some(ms)).await;
+                self.log(
+                    ctx,
+                    node,
+                    step.log_step(),
+                    LogLevel::Error,
+                    "devatar",
+                    format!("{} failed: {reason}", step.as_str()),
+                    Some(ms),
+                )
+                .await;
                 self.progress.on(&event(EventKind::Failed(reason.clone())));
                 Err(reason)
             }
@@ -302,12 +457,24 @@ impl Pipeline {
         let result = match node {
             (Some(i), StepName::Finalize) => {
                 self.db
-                    .set_scene_output(&ctx.plan.scenes[i].id, "completed", out.object("video"), out.object("thumbnail"), out.duration_seconds)
+                    .set_scene_output(
+                        &ctx.plan.scenes[i].id,
+                        "completed",
+                        out.object("video"),
+                        out.object("thumbnail"),
+                        out.duration_seconds,
+                    )
                     .await
             }
             (None, StepName::Assemble) => {
                 self.db
-                    .set_project_output(&ctx.plan.project_id, "completed", out.object("video"), out.object("vtt"), out.duration_seconds)
+                    .set_project_output(
+                        &ctx.plan.project_id,
+                        "completed",
+                        out.object("video"),
+                        out.object("vtt"),
+                        out.duration_seconds,
+                    )
                     .await
             }
             _ => Ok(()),
@@ -320,8 +487,11 @@ impl Pipeline {
     fn count_execution(&self) {
         let n = self.executed.fetch_add(1, Ordering::SeqCst) + 1;
         if self.abort_after == Some(n) {
-            eprintln!("DEVATAR_TEST_ABORT_AFTER_STEPS={n}: aborting now");
-            std::process::abort();
+            eprintln!("DEVATAR_TEST_ABORT_AFTER_STEPS={n}: killing this process (SIGKILL)");
+            // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
         }
     }
 }

@@ -10,7 +10,9 @@ use super::keys::duration_bucket;
 use super::mode::{ModeDecision, ModeInputs, select_mode};
 use super::runner::{NodeKey, Pipeline, Prepared, RunCtx};
 use super::{CROSSFADE_SECONDS, PlannedScene, SCENE_TAIL_SECONDS, StepOutput};
-use crate::domain::{LogLevel, LogStep, LoraScale, StepName, image_prompt, shot_type, video_prompt, ShotType};
+use crate::domain::{
+    LogLevel, LogStep, LoraScale, ShotType, StepName, image_prompt, shot_type, video_prompt,
+};
 use crate::media::captions::{WordTiming, cues, estimate_word_timings, shifted, to_srt, to_vtt};
 use crate::media::edit::{Delivery, crossfade_offsets, join_with_crossfades, normalize, thumbnail};
 use crate::media::probe;
@@ -21,16 +23,24 @@ use crate::providers::{ImageRequest, LipSyncRequest, LoraRef, SpeechRequest, Vid
 const EDITOR: &str = "ffmpeg";
 const AUDIO_RATE: u32 = 48_000;
 
-fn dep<'a>(deps: &'a HashMap<NodeKey, StepOutput>, scene: Option<usize>, step: StepName) -> Result<&'a StepOutput, String> {
-    deps.get(&(scene, step)).ok_or_else(|| format!("missing {} output", step.as_str()))
+fn dep<'a>(
+    deps: &'a HashMap<NodeKey, StepOutput>,
+    scene: Option<usize>,
+    step: StepName,
+) -> Result<&'a StepOutput, String> {
+    deps.get(&(scene, step))
+        .ok_or_else(|| format!("missing {} output", step.as_str()))
 }
 
 fn object<'a>(out: &'a StepOutput, role: &str) -> Result<&'a str, String> {
-    out.object(role).ok_or_else(|| format!("output has no {role} object"))
+    out.object(role)
+        .ok_or_else(|| format!("output has no {role} object"))
 }
 
 fn words_hash(words: &[WordTiming]) -> String {
-    hex::encode(Sha256::digest(serde_json::to_string(words).unwrap_or_default().as_bytes()))
+    hex::encode(Sha256::digest(
+        serde_json::to_string(words).unwrap_or_default().as_bytes(),
+    ))
 }
 
 fn speech_request(s: &PlannedScene) -> SpeechRequest {
@@ -61,7 +71,12 @@ pub fn lora_scale_for(scale: LoraScale, camera: Option<&str>) -> f64 {
 impl Pipeline {
     fn delivery(ctx: &RunCtx) -> Delivery {
         let (width, height) = ctx.plan.project.aspect_ratio.frame_size();
-        Delivery { width, height, fps: FPS, sample_rate: AUDIO_RATE }
+        Delivery {
+            width,
+            height,
+            fps: FPS,
+            sample_rate: AUDIO_RATE,
+        }
     }
 
     fn mode(&self, s: &PlannedScene) -> ModeDecision {
@@ -76,10 +91,20 @@ impl Pipeline {
         })
     }
 
-    async fn image_request(&self, ctx: &RunCtx, s: &PlannedScene, decision: &ModeDecision) -> Result<ImageRequest, String> {
+    async fn image_request(
+        &self,
+        ctx: &RunCtx,
+        s: &PlannedScene,
+        decision: &ModeDecision,
+    ) -> Result<ImageRequest, String> {
         let (width, height) = ctx.plan.project.aspect_ratio.frame_size();
         let headshot = match &decision.headshot {
-            Some(key) => Some(self.objects.local_path(key).await.map_err(|e| e.to_string())?),
+            Some(key) => Some(
+                self.objects
+                    .local_path(key)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
             None => None,
         };
         let lora = match (decision.mode, &s.identity.lora_url) {
@@ -101,7 +126,12 @@ impl Pipeline {
         })
     }
 
-    fn video_request(ctx: &RunCtx, s: &PlannedScene, image: &Path, speech_seconds: f64) -> VideoRequest {
+    fn video_request(
+        ctx: &RunCtx,
+        s: &PlannedScene,
+        image: &Path,
+        speech_seconds: f64,
+    ) -> VideoRequest {
         let (width, height) = ctx.plan.project.aspect_ratio.frame_size();
         VideoRequest {
             image: image.to_path_buf(),
@@ -115,31 +145,61 @@ impl Pipeline {
     }
 
     /// The provider, parameters and input objects of a step (its content key), without doing the work.
-    pub(super) async fn prepare(&self, ctx: &RunCtx, node: NodeKey, deps: &HashMap<NodeKey, StepOutput>) -> Result<Prepared, String> {
+    pub(super) async fn prepare(
+        &self,
+        ctx: &RunCtx,
+        node: NodeKey,
+        deps: &HashMap<NodeKey, StepOutput>,
+    ) -> Result<Prepared, String> {
         let p = &self.providers;
         let d = Self::delivery(ctx);
         let (i, step) = node;
         let scene = i.map(|i| &ctx.plan.scenes[i]);
         match (scene, step) {
-            (Some(s), StepName::Audio) => {
-                Ok(Prepared { provider: p.speech.name().into(), params: p.speech.key_params(&speech_request(s)), inputs: vec![] })
-            }
+            (Some(s), StepName::Audio) => Ok(Prepared {
+                provider: p.speech.name().into(),
+                params: p.speech.key_params(&speech_request(s)),
+                inputs: vec![],
+            }),
             (Some(s), StepName::Image) => {
                 let decision = self.mode(s);
                 for (degraded, reason) in &decision.reasons {
-                    let level = if *degraded { LogLevel::Warn } else { LogLevel::Info };
-                    self.log(ctx, node, LogStep::IdentityAnchor, level, "devatar", reason.clone(), None).await;
+                    let level = if *degraded {
+                        LogLevel::Warn
+                    } else {
+                        LogLevel::Info
+                    };
+                    self.log(
+                        ctx,
+                        node,
+                        LogStep::IdentityAnchor,
+                        level,
+                        "devatar",
+                        reason.clone(),
+                        None,
+                    )
+                    .await;
                 }
                 let req = self.image_request(ctx, s, &decision).await?;
                 let mut params = p.image.key_params(&req);
                 params["mode"] = json!(decision.mode);
-                Ok(Prepared { provider: p.image.name().into(), params, inputs: decision.headshot.into_iter().collect() })
+                Ok(Prepared {
+                    provider: p.image.name().into(),
+                    params,
+                    inputs: decision.headshot.into_iter().collect(),
+                })
             }
             (Some(s), StepName::Video) => {
                 let image = object(dep(deps, i, StepName::Image)?, "image")?;
-                let speech = dep(deps, i, StepName::Audio)?.duration_seconds.unwrap_or(0.0);
+                let speech = dep(deps, i, StepName::Audio)?
+                    .duration_seconds
+                    .unwrap_or(0.0);
                 let req = Self::video_request(ctx, s, Path::new(image), speech);
-                Ok(Prepared { provider: p.video.name().into(), params: p.video.key_params(&req), inputs: vec![image.into()] })
+                Ok(Prepared {
+                    provider: p.video.name().into(),
+                    params: p.video.key_params(&req),
+                    inputs: vec![image.into()],
+                })
             }
             (Some(_), StepName::Lipsync) => {
                 let video = object(dep(deps, i, StepName::Video)?, "video")?;
@@ -183,19 +243,36 @@ impl Pipeline {
     }
 
     async fn path_of(&self, key: &str) -> Result<std::path::PathBuf, String> {
-        self.objects.local_path(key).await.map_err(|e| e.to_string())
+        self.objects
+            .local_path(key)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     async fn store(&self, path: &Path, ext: &str) -> Result<String, String> {
-        self.objects.put_file(path, ext).await.map(|o| o.key).map_err(|e| e.to_string())
+        self.objects
+            .put_file(path, ext)
+            .await
+            .map(|o| o.key)
+            .map_err(|e| e.to_string())
     }
 
     async fn store_text(&self, text: String, ext: &str) -> Result<String, String> {
-        self.objects.put_bytes(text.into_bytes(), ext).await.map(|o| o.key).map_err(|e| e.to_string())
+        self.objects
+            .put_bytes(text.into_bytes(), ext)
+            .await
+            .map(|o| o.key)
+            .map_err(|e| e.to_string())
     }
 
     /// Does the step's work in `work`, stores its outputs and returns the manifest.
-    pub(super) async fn execute_step(&self, ctx: &RunCtx, node: NodeKey, deps: &HashMap<NodeKey, StepOutput>, work: &Path) -> Result<StepOutput, String> {
+    pub(super) async fn execute_step(
+        &self,
+        ctx: &RunCtx,
+        node: NodeKey,
+        deps: &HashMap<NodeKey, StepOutput>,
+        work: &Path,
+    ) -> Result<StepOutput, String> {
         let p = &self.providers;
         let d = Self::delivery(ctx);
         let (i, step) = node;
@@ -203,66 +280,126 @@ impl Pipeline {
         let mut out = StepOutput::default();
         match (scene, step) {
             (Some(s), StepName::Audio) => {
-                let speech = p.speech.synthesize(&speech_request(s), work).await.map_err(|e| e.to_string())?;
+                let speech = p
+                    .speech
+                    .synthesize(&speech_request(s), work)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let info = probe(&speech.audio).await.map_err(|e| e.to_string())?;
-                let ext = speech.audio.extension().and_then(|e| e.to_str()).unwrap_or("wav").to_string();
-                out.objects.insert("audio".into(), self.store(&speech.audio, &ext).await?);
-                out.words = speech.words.unwrap_or_else(|| estimate_word_timings(&s.scene.dialogue, info.duration));
+                let ext = speech
+                    .audio
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .unwrap_or("wav")
+                    .to_string();
+                out.objects
+                    .insert("audio".into(), self.store(&speech.audio, &ext).await?);
+                out.words = speech
+                    .words
+                    .unwrap_or_else(|| estimate_word_timings(&s.scene.dialogue, info.duration));
                 out.duration_seconds = Some(info.duration);
                 if let Some(target) = s.scene.target_duration
                     && (info.duration - target).abs() > 2.0
                 {
-                    let msg = format!("speech lasts {:.1} s but the target duration is {target:.1} s; the video follows the speech", info.duration);
-                    self.log(ctx, node, LogStep::AudioGeneration, LogLevel::Warn, p.speech.name(), msg, None).await;
+                    let msg = format!(
+                        "speech lasts {:.1} s but the target duration is {target:.1} s; the video follows the speech",
+                        info.duration
+                    );
+                    self.log(
+                        ctx,
+                        node,
+                        LogStep::AudioGeneration,
+                        LogLevel::Warn,
+                        p.speech.name(),
+                        msg,
+                        None,
+                    )
+                    .await;
                 }
             }
             (Some(s), StepName::Image) => {
                 let decision = self.mode(s);
                 let req = self.image_request(ctx, s, &decision).await?;
-                let still = p.image.generate(&req, work).await.map_err(|e| e.to_string())?;
-                out.objects.insert("image".into(), self.store(&still, "png").await?);
+                let still = p
+                    .image
+                    .generate(&req, work)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                out.objects
+                    .insert("image".into(), self.store(&still, "png").await?);
                 out.mode = Some(decision.mode.into());
             }
             (Some(s), StepName::Video) => {
-                let image = self.path_of(object(dep(deps, i, StepName::Image)?, "image")?).await?;
-                let speech = dep(deps, i, StepName::Audio)?.duration_seconds.unwrap_or(0.0);
+                let image = self
+                    .path_of(object(dep(deps, i, StepName::Image)?, "image")?)
+                    .await?;
+                let speech = dep(deps, i, StepName::Audio)?
+                    .duration_seconds
+                    .unwrap_or(0.0);
                 let req = Self::video_request(ctx, s, &image, speech);
-                let clip = p.video.animate(&req, work).await.map_err(|e| e.to_string())?;
-                out.objects.insert("video".into(), self.store(&clip, "mp4").await?);
+                let clip = p
+                    .video
+                    .animate(&req, work)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                out.objects
+                    .insert("video".into(), self.store(&clip, "mp4").await?);
                 out.duration_seconds = Some(f64::from(req.duration_seconds));
             }
             (Some(_), StepName::Lipsync) => {
                 let audio = dep(deps, i, StepName::Audio)?;
                 let req = LipSyncRequest {
-                    video: self.path_of(object(dep(deps, i, StepName::Video)?, "video")?).await?,
+                    video: self
+                        .path_of(object(dep(deps, i, StepName::Video)?, "video")?)
+                        .await?,
                     audio: self.path_of(object(audio, "audio")?).await?,
                     speech_seconds: audio.duration_seconds.unwrap_or(0.0),
                     tail_seconds: SCENE_TAIL_SECONDS,
                 };
-                let clip = p.lipsync.apply(&req, work).await.map_err(|e| e.to_string())?;
+                let clip = p
+                    .lipsync
+                    .apply(&req, work)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let info = probe(&clip).await.map_err(|e| e.to_string())?;
                 if info.duration + 0.05 < req.speech_seconds {
-                    return Err(format!("lip-sync output ({:.2} s) is shorter than the speech ({:.2} s)", info.duration, req.speech_seconds));
+                    return Err(format!(
+                        "lip-sync output ({:.2} s) is shorter than the speech ({:.2} s)",
+                        info.duration, req.speech_seconds
+                    ));
                 }
-                out.objects.insert("video".into(), self.store(&clip, "mp4").await?);
+                out.objects
+                    .insert("video".into(), self.store(&clip, "mp4").await?);
                 out.duration_seconds = Some(info.duration);
             }
             (Some(_), StepName::Finalize) => {
-                let input = self.path_of(object(dep(deps, i, StepName::Lipsync)?, "video")?).await?;
+                let input = self
+                    .path_of(object(dep(deps, i, StepName::Lipsync)?, "video")?)
+                    .await?;
                 let words = dep(deps, i, StepName::Audio)?.words.clone();
                 let c = cues(&words);
                 let srt = to_srt(&c);
                 let srt_path = work.join("captions.srt");
-                tokio::fs::write(&srt_path, &srt).await.map_err(|e| e.to_string())?;
+                tokio::fs::write(&srt_path, &srt)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let final_path = work.join("scene.mp4");
                 let burn = ctx.options.burn_captions.then_some(srt_path.as_path());
-                let info = normalize(&input, &final_path, &d, burn).await.map_err(|e| e.to_string())?;
+                let info = normalize(&input, &final_path, &d, burn)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let thumb = work.join("thumb.jpg");
-                thumbnail(&final_path, &thumb, (info.duration / 2.0).min(1.0)).await.map_err(|e| e.to_string())?;
-                out.objects.insert("video".into(), self.store(&final_path, "mp4").await?);
-                out.objects.insert("thumbnail".into(), self.store(&thumb, "jpg").await?);
-                out.objects.insert("srt".into(), self.store_text(srt, "srt").await?);
-                out.objects.insert("vtt".into(), self.store_text(to_vtt(&c), "vtt").await?);
+                thumbnail(&final_path, &thumb, (info.duration / 2.0).min(1.0))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                out.objects
+                    .insert("video".into(), self.store(&final_path, "mp4").await?);
+                out.objects
+                    .insert("thumbnail".into(), self.store(&thumb, "jpg").await?);
+                out.objects
+                    .insert("srt".into(), self.store_text(srt, "srt").await?);
+                out.objects
+                    .insert("vtt".into(), self.store_text(to_vtt(&c), "vtt").await?);
                 out.duration_seconds = Some(info.duration);
                 out.words = words;
             }
@@ -275,17 +412,26 @@ impl Pipeline {
                     clips.push((path, f.duration_seconds.unwrap_or(0.0)));
                     words_per_scene.push(f.words.clone());
                 }
-                let inputs: Vec<(&Path, f64)> = clips.iter().map(|(p, d)| (p.as_path(), *d)).collect();
+                let inputs: Vec<(&Path, f64)> =
+                    clips.iter().map(|(p, d)| (p.as_path(), *d)).collect();
                 let project_path = work.join("project.mp4");
-                let info = join_with_crossfades(&inputs, &project_path, &d, CROSSFADE_SECONDS).await.map_err(|e| e.to_string())?;
+                let info = join_with_crossfades(&inputs, &project_path, &d, CROSSFADE_SECONDS)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let durations: Vec<f64> = clips.iter().map(|(_, d)| *d).collect();
                 let offsets = crossfade_offsets(&durations, CROSSFADE_SECONDS);
-                let all_words: Vec<WordTiming> =
-                    words_per_scene.iter().zip(&offsets).flat_map(|(w, off)| shifted(w, *off)).collect();
+                let all_words: Vec<WordTiming> = words_per_scene
+                    .iter()
+                    .zip(&offsets)
+                    .flat_map(|(w, off)| shifted(w, *off))
+                    .collect();
                 let c = cues(&all_words);
-                out.objects.insert("video".into(), self.store(&project_path, "mp4").await?);
-                out.objects.insert("srt".into(), self.store_text(to_srt(&c), "srt").await?);
-                out.objects.insert("vtt".into(), self.store_text(to_vtt(&c), "vtt").await?);
+                out.objects
+                    .insert("video".into(), self.store(&project_path, "mp4").await?);
+                out.objects
+                    .insert("srt".into(), self.store_text(to_srt(&c), "srt").await?);
+                out.objects
+                    .insert("vtt".into(), self.store_text(to_vtt(&c), "vtt").await?);
                 out.duration_seconds = Some(info.duration);
                 out.words = all_words;
             }

@@ -67,7 +67,11 @@ pub trait SpeechSynth: Send + Sync {
     /// The parameters that change the output, for the cache key.
     fn key_params(&self, req: &SpeechRequest) -> Value;
     /// Writes the speech into `work_dir`.
-    async fn synthesize(&self, req: &SpeechRequest, work_dir: &Path) -> Result<SpeechOutput, ProviderError>;
+    async fn synthesize(
+        &self,
+        req: &SpeechRequest,
+        work_dir: &Path,
+    ) -> Result<SpeechOutput, ProviderError>;
 }
 
 /// Identity + scene → still.
@@ -116,7 +120,8 @@ pub trait ImageGen: Send + Sync {
         false
     }
     /// Writes a PNG still into `work_dir`.
-    async fn generate(&self, req: &ImageRequest, work_dir: &Path) -> Result<PathBuf, ProviderError>;
+    async fn generate(&self, req: &ImageRequest, work_dir: &Path)
+    -> Result<PathBuf, ProviderError>;
 }
 
 /// Still + prompt → clip.

@@ -53,7 +53,10 @@ const CHUNK: usize = 1 << 20;
 
 /// Streams a file through SHA-256; returns (hex digest, size).
 pub async fn hash_file(path: &Path) -> Result<(String, u64), ObjectError> {
-    let io = |source| ObjectError::Io { path: path.to_path_buf(), source };
+    let io = |source| ObjectError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut f = tokio::fs::File::open(path).await.map_err(io)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; CHUNK];
@@ -76,17 +79,29 @@ fn valid_ext(ext: &str) -> bool {
 impl ObjectStorage {
     /// Media in a local folder (created if missing).
     pub fn local(root: &Path) -> Result<Self, ObjectError> {
-        std::fs::create_dir_all(root).map_err(|source| ObjectError::Io { path: root.to_path_buf(), source })?;
-        let root = root
-            .canonicalize()
-            .map_err(|source| ObjectError::Io { path: root.to_path_buf(), source })?;
+        std::fs::create_dir_all(root).map_err(|source| ObjectError::Io {
+            path: root.to_path_buf(),
+            source,
+        })?;
+        let root = root.canonicalize().map_err(|source| ObjectError::Io {
+            path: root.to_path_buf(),
+            source,
+        })?;
         let store = LocalFileSystem::new_with_prefix(&root)?;
-        Ok(Self { store: Arc::new(store), cache_dir: root.join(".cache"), local_root: Some(root) })
+        Ok(Self {
+            store: Arc::new(store),
+            cache_dir: root.join(".cache"),
+            local_root: Some(root),
+        })
     }
 
     /// Media in any object store; remote objects are cached under `cache_dir` when a tool needs a file.
     pub fn remote(store: Arc<dyn ObjectStore>, cache_dir: PathBuf) -> Self {
-        Self { store, local_root: None, cache_dir }
+        Self {
+            store,
+            local_root: None,
+            cache_dir,
+        }
     }
 
     /// Stores a file under its content hash (no-op when already present) and returns the object.
@@ -98,7 +113,10 @@ impl ObjectStorage {
         let key = format!("media/{}/{}.{ext}", &sha256[..2], sha256);
         let location = ObjectPath::from(key.as_str());
         if self.store.head(&location).await.is_err() {
-            let io = |source| ObjectError::Io { path: path.to_path_buf(), source };
+            let io = |source| ObjectError::Io {
+                path: path.to_path_buf(),
+                source,
+            };
             let mut f = tokio::fs::File::open(path).await.map_err(io)?;
             let mut upload = WriteMultipart::new(self.store.put_multipart(&location).await?);
             let mut buf = vec![0u8; CHUNK];
@@ -153,13 +171,22 @@ impl ObjectStorage {
 
     /// Reads a (small) object whole.
     pub async fn read_bytes(&self, key: &str) -> Result<Vec<u8>, ObjectError> {
-        Ok(self.store.get(&ObjectPath::from(key)).await?.bytes().await?.to_vec())
+        Ok(self
+            .store
+            .get(&ObjectPath::from(key))
+            .await?
+            .bytes()
+            .await?
+            .to_vec())
     }
 
     /// Copies the object to `dest`, streaming, replacing `dest` atomically.
     pub async fn download(&self, key: &str, dest: &Path) -> Result<(), ObjectError> {
         use futures::StreamExt;
-        let io = |source| ObjectError::Io { path: dest.to_path_buf(), source };
+        let io = |source| ObjectError::Io {
+            path: dest.to_path_buf(),
+            source,
+        };
         if let Some(parent) = dest.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(io)?;
         }

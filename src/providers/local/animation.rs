@@ -34,7 +34,11 @@ pub fn camera_move(camera: Option<&str>, movement: Option<&str>) -> CameraMove {
     if mv.contains("static") || mv.contains("locked") || mv.contains("tripod") {
         return CameraMove::Hold;
     }
-    if mv.contains("zoom out") || mv.contains("pull back") || mv.contains("pull-back") || mv.contains("dolly out") {
+    if mv.contains("zoom out")
+        || mv.contains("pull back")
+        || mv.contains("pull-back")
+        || mv.contains("dolly out")
+    {
         return CameraMove::PullOut;
     }
     if mv.contains("pan left") {
@@ -107,7 +111,10 @@ impl ImageToVideo for FfmpegAnimation {
 
     async fn animate(&self, req: &VideoRequest, work_dir: &Path) -> Result<PathBuf, ProviderError> {
         if req.duration_seconds == 0 || req.duration_seconds > 600 {
-            return Err(ProviderError::Invalid(format!("clip length {} s", req.duration_seconds)));
+            return Err(ProviderError::Invalid(format!(
+                "clip length {} s",
+                req.duration_seconds
+            )));
         }
         let out = work_dir.join("clip.mp4");
         let frames = req.duration_seconds * FPS;
@@ -120,9 +127,27 @@ impl ImageToVideo for FfmpegAnimation {
             h * 3 / 2
         );
         let args: Vec<String> = [
-            "-y", "-v", "error", "-i", &req.image.display().to_string(), "-vf", &filter,
-            "-frames:v", &frames.to_string(), "-c:v", "libx264", "-preset", "ultrafast", "-crf", "20",
-            "-g", &(FPS * 2).to_string(), "-an", "-movflags", "+faststart", &out.display().to_string(),
+            "-y",
+            "-v",
+            "error",
+            "-i",
+            &req.image.display().to_string(),
+            "-vf",
+            &filter,
+            "-frames:v",
+            &frames.to_string(),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-crf",
+            "20",
+            "-g",
+            &(FPS * 2).to_string(),
+            "-an",
+            "-movflags",
+            "+faststart",
+            &out.display().to_string(),
         ]
         .iter()
         .map(|s| s.to_string())
@@ -141,8 +166,17 @@ mod tests {
         assert_eq!(camera_move(Some("close-up"), None), CameraMove::PushIn);
         assert_eq!(camera_move(Some("medium shot"), None), CameraMove::Drift);
         assert_eq!(camera_move(Some("wide shot"), None), CameraMove::PanRight);
-        assert_eq!(camera_move(Some("wide shot"), Some("slow pan left")), CameraMove::PanLeft);
-        assert_eq!(camera_move(Some("close-up"), Some("static, locked off")), CameraMove::Hold);
-        assert_eq!(camera_move(None, Some("zoom out slowly")), CameraMove::PullOut);
+        assert_eq!(
+            camera_move(Some("wide shot"), Some("slow pan left")),
+            CameraMove::PanLeft
+        );
+        assert_eq!(
+            camera_move(Some("close-up"), Some("static, locked off")),
+            CameraMove::Hold
+        );
+        assert_eq!(
+            camera_move(None, Some("zoom out slowly")),
+            CameraMove::PullOut
+        );
     }
 }

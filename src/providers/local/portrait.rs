@@ -37,7 +37,10 @@ pub fn mood_tint(mood: Option<&str>) -> (&'static str, &'static str) {
 }
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn font_options() -> &'static resvg::usvg::Options<'static> {
@@ -50,7 +53,12 @@ fn font_options() -> &'static resvg::usvg::Options<'static> {
 }
 
 /// Rasterises the placeholder portrait to PNG bytes.
-pub fn render_placeholder(display_name: &str, mood: Option<&str>, width: u32, height: u32) -> Result<Vec<u8>, ProviderError> {
+pub fn render_placeholder(
+    display_name: &str,
+    mood: Option<&str>,
+    width: u32,
+    height: u32,
+) -> Result<Vec<u8>, ProviderError> {
     let (light, dark) = mood_tint(mood);
     let label: String = display_name.chars().take(40).collect();
     let svg = PLACEHOLDER_SVG
@@ -64,9 +72,14 @@ pub fn render_placeholder(display_name: &str, mood: Option<&str>, width: u32, he
     let mut pixmap = resvg::tiny_skia::Pixmap::new(width, height)
         .ok_or_else(|| ProviderError::Invalid(format!("bad frame size {width}x{height}")))?;
     let size = tree.size();
-    let transform = resvg::tiny_skia::Transform::from_scale(width as f32 / size.width(), height as f32 / size.height());
+    let transform = resvg::tiny_skia::Transform::from_scale(
+        width as f32 / size.width(),
+        height as f32 / size.height(),
+    );
     resvg::render(&tree, transform, &mut pixmap.as_mut());
-    pixmap.encode_png().map_err(|e| ProviderError::BadOutput(format!("PNG encoding: {e}")))
+    pixmap
+        .encode_png()
+        .map_err(|e| ProviderError::BadOutput(format!("PNG encoding: {e}")))
 }
 
 #[async_trait]
@@ -88,23 +101,45 @@ impl ImageGen for PortraitStill {
         }
     }
 
-    async fn generate(&self, req: &ImageRequest, work_dir: &Path) -> Result<PathBuf, ProviderError> {
+    async fn generate(
+        &self,
+        req: &ImageRequest,
+        work_dir: &Path,
+    ) -> Result<PathBuf, ProviderError> {
         let out = work_dir.join("still.png");
         match &req.headshot {
             Some(headshot) => {
                 let (w, h) = (req.width, req.height);
                 let args: Vec<String> = vec![
-                    "-y".into(), "-v".into(), "error".into(), "-i".into(), headshot.display().to_string(),
-                    "-vf".into(), format!("scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h},setsar=1"),
-                    "-frames:v".into(), "1".into(), out.display().to_string(),
+                    "-y".into(),
+                    "-v".into(),
+                    "error".into(),
+                    "-i".into(),
+                    headshot.display().to_string(),
+                    "-vf".into(),
+                    format!(
+                        "scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h},setsar=1"
+                    ),
+                    "-frames:v".into(),
+                    "1".into(),
+                    out.display().to_string(),
                 ];
                 run_tool("ffmpeg", &args, None, Duration::from_secs(60)).await?;
             }
             None => {
-                let (name, mood, w, h) = (req.display_name.clone(), req.mood.clone(), req.width, req.height);
-                let png = tokio::task::spawn_blocking(move || render_placeholder(&name, mood.as_deref(), w, h))
-                    .await
-                    .map_err(|e| ProviderError::BadOutput(format!("placeholder renderer stopped: {e}")))??;
+                let (name, mood, w, h) = (
+                    req.display_name.clone(),
+                    req.mood.clone(),
+                    req.width,
+                    req.height,
+                );
+                let png = tokio::task::spawn_blocking(move || {
+                    render_placeholder(&name, mood.as_deref(), w, h)
+                })
+                .await
+                .map_err(|e| {
+                    ProviderError::BadOutput(format!("placeholder renderer stopped: {e}"))
+                })??;
                 tokio::fs::write(&out, png).await?;
             }
         }

@@ -22,7 +22,11 @@ impl Default for EspeakSpeech {
     fn default() -> Self {
         let voice = std::env::var("DEVATAR_ESPEAK_VOICE")
             .ok()
-            .filter(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_+".contains(c)))
+            .filter(|v| {
+                !v.is_empty()
+                    && v.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_+".contains(c))
+            })
             .unwrap_or_else(|| "en-us".into());
         let rate = std::env::var("DEVATAR_ESPEAK_RATE")
             .ok()
@@ -43,7 +47,11 @@ impl SpeechSynth for EspeakSpeech {
         json!({ "voice": self.voice, "rate": self.rate, "text": req.text })
     }
 
-    async fn synthesize(&self, req: &SpeechRequest, work_dir: &Path) -> Result<SpeechOutput, ProviderError> {
+    async fn synthesize(
+        &self,
+        req: &SpeechRequest,
+        work_dir: &Path,
+    ) -> Result<SpeechOutput, ProviderError> {
         let out = work_dir.join("speech.wav");
         let args = vec![
             "-v".into(),
@@ -54,7 +62,16 @@ impl SpeechSynth for EspeakSpeech {
             out.display().to_string(),
             "--stdin".into(),
         ];
-        run_tool("espeak-ng", &args, Some(req.text.as_bytes()), Duration::from_secs(120)).await?;
-        Ok(SpeechOutput { audio: out, words: None })
+        run_tool(
+            "espeak-ng",
+            &args,
+            Some(req.text.as_bytes()),
+            Duration::from_secs(120),
+        )
+        .await?;
+        Ok(SpeechOutput {
+            audio: out,
+            words: None,
+        })
     }
 }

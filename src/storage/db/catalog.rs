@@ -85,7 +85,11 @@ impl Db {
     }
 
     /// Creates or updates the identity with this name; returns its id.
-    pub async fn upsert_identity(&self, i: &Identity, headshot_asset_id: Option<&str>) -> Result<String, DbError> {
+    pub async fn upsert_identity(
+        &self,
+        i: &Identity,
+        headshot_asset_id: Option<&str>,
+    ) -> Result<String, DbError> {
         let now = now_ms();
         let existing = sqlx::query("SELECT id FROM identities WHERE name = $1")
             .bind(&i.name)
@@ -127,7 +131,11 @@ impl Db {
     }
 
     /// Creates or updates the project with this name; returns its id.
-    pub async fn upsert_project(&self, p: &Project, default_identity_id: Option<&str>) -> Result<String, DbError> {
+    pub async fn upsert_project(
+        &self,
+        p: &Project,
+        default_identity_id: Option<&str>,
+    ) -> Result<String, DbError> {
         let now = now_ms();
         let existing = sqlx::query("SELECT id FROM projects WHERE name = $1")
             .bind(&p.name)
@@ -156,7 +164,11 @@ impl Db {
     }
 
     /// Makes the project's scenes exactly `scenes` (matched by name, in order); returns their ids in order.
-    pub async fn sync_scenes(&self, project_id: &str, scenes: &[SceneInput]) -> Result<Vec<String>, DbError> {
+    pub async fn sync_scenes(
+        &self,
+        project_id: &str,
+        scenes: &[SceneInput],
+    ) -> Result<Vec<String>, DbError> {
         let mut tx = self.pool.begin().await?;
         let now = now_ms();
         let existing = sqlx::query("SELECT id, name FROM scenes WHERE project_id = $1")
@@ -165,9 +177,11 @@ impl Db {
             .await?;
         let mut ids = Vec::with_capacity(scenes.len());
         for (pos, s) in scenes.iter().enumerate() {
-            let found = existing
-                .iter()
-                .find(|r| r.try_get::<String, _>("name").map(|n| n == s.scene.name).unwrap_or(false));
+            let found = existing.iter().find(|r| {
+                r.try_get::<String, _>("name")
+                    .map(|n| n == s.scene.name)
+                    .unwrap_or(false)
+            });
             let id = match found {
                 Some(r) => r.try_get::<String, _>("id")?,
                 None => new_id(),
@@ -203,7 +217,10 @@ impl Db {
         for r in &existing {
             let id: String = r.try_get("id")?;
             if !ids.contains(&id) {
-                sqlx::query("DELETE FROM scenes WHERE id = $1").bind(&id).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM scenes WHERE id = $1")
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
             }
         }
         tx.commit().await?;

@@ -40,7 +40,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 impl Db {
     /// The SQLite URL of the embedded database in a data folder.
     pub fn sqlite_url(data_dir: &Path) -> String {
-        format!("sqlite://{}?mode=rwc", data_dir.join("devatar.db").display())
+        format!(
+            "sqlite://{}?mode=rwc",
+            data_dir.join("devatar.db").display()
+        )
     }
 
     /// Connects (creating a SQLite file if needed) and applies migrations.
@@ -63,7 +66,10 @@ impl Db {
                 .connect(url)
                 .await?
         } else {
-            AnyPoolOptions::new().max_connections(8).connect(url).await?
+            AnyPoolOptions::new()
+                .max_connections(8)
+                .connect(url)
+                .await?
         };
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool, is_sqlite })

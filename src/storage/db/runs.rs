@@ -139,7 +139,12 @@ impl Db {
     }
 
     /// Takes over a run whose owner is gone, only if it still has the owner we saw; true when taken.
-    pub async fn adopt_run(&self, run_id: &str, seen_owner: Option<&str>, owner: &str) -> Result<bool, DbError> {
+    pub async fn adopt_run(
+        &self,
+        run_id: &str,
+        seen_owner: Option<&str>,
+        owner: &str,
+    ) -> Result<bool, DbError> {
         let now = now_ms();
         let done = sqlx::query(
             "UPDATE runs SET owner = $1, heartbeat_at = $2 WHERE id = $3 AND status = 'running'
@@ -153,10 +158,12 @@ impl Db {
         .await?;
         if done.rows_affected() == 1 {
             // Steps that were executing when the owner died start again (their outputs were never recorded).
-            sqlx::query("UPDATE steps SET status = 'pending' WHERE run_id = $1 AND status = 'running'")
-                .bind(run_id)
-                .execute(&self.pool)
-                .await?;
+            sqlx::query(
+                "UPDATE steps SET status = 'pending' WHERE run_id = $1 AND status = 'running'",
+            )
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
         }
         Ok(done.rows_affected() == 1)
     }
@@ -183,7 +190,12 @@ impl Db {
     }
 
     /// Ends a run.
-    pub async fn finish_run(&self, run_id: &str, status: &str, error: Option<&str>) -> Result<(), DbError> {
+    pub async fn finish_run(
+        &self,
+        run_id: &str,
+        status: &str,
+        error: Option<&str>,
+    ) -> Result<(), DbError> {
         sqlx::query("UPDATE runs SET status = $2, error = $3, finished_at = $4 WHERE id = $1")
             .bind(run_id)
             .bind(status)
@@ -195,7 +207,12 @@ impl Db {
     }
 
     /// The step row of (run, scene, step), created pending if missing.
-    pub async fn ensure_step(&self, run_id: &str, scene_id: &str, step: &str) -> Result<StepRow, DbError> {
+    pub async fn ensure_step(
+        &self,
+        run_id: &str,
+        scene_id: &str,
+        step: &str,
+    ) -> Result<StepRow, DbError> {
         sqlx::query(
             "INSERT INTO steps (id, run_id, scene_id, step, status) VALUES ($1, $2, $3, $4, 'pending')
              ON CONFLICT (run_id, scene_id, step) DO NOTHING",
@@ -221,15 +238,24 @@ impl Db {
 
     /// All steps of a run.
     pub async fn run_steps(&self, run_id: &str) -> Result<Vec<StepRow>, DbError> {
-        let rows = sqlx::query(concat!("SELECT ", step_columns!(), " FROM steps WHERE run_id = $1 ORDER BY id"))
-            .bind(run_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            step_columns!(),
+            " FROM steps WHERE run_id = $1 ORDER BY id"
+        ))
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(step_row).collect()
     }
 
     /// Marks a step as executing (one more attempt).
-    pub async fn step_started(&self, step_id: &str, provider: &str, content_key: &str) -> Result<(), DbError> {
+    pub async fn step_started(
+        &self,
+        step_id: &str,
+        provider: &str,
+        content_key: &str,
+    ) -> Result<(), DbError> {
         sqlx::query(
             "UPDATE steps SET status = 'running', attempts = attempts + 1, provider = $2, content_key = $3,
                 started_at = $4, finished_at = NULL, error = NULL WHERE id = $1",
@@ -271,7 +297,12 @@ impl Db {
     }
 
     /// Records a failed or skipped step.
-    pub async fn step_ended_without_output(&self, step_id: &str, status: &str, error: &str) -> Result<(), DbError> {
+    pub async fn step_ended_without_output(
+        &self,
+        step_id: &str,
+        status: &str,
+        error: &str,
+    ) -> Result<(), DbError> {
         sqlx::query("UPDATE steps SET status = $2, error = $3, finished_at = $4 WHERE id = $1")
             .bind(step_id)
             .bind(status)
@@ -293,12 +324,21 @@ impl Db {
 
     /// Drops a cache entry whose objects have gone missing.
     pub async fn forget_cached(&self, content_key: &str) -> Result<(), DbError> {
-        sqlx::query("DELETE FROM step_cache WHERE content_key = $1").bind(content_key).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM step_cache WHERE content_key = $1")
+            .bind(content_key)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     /// Stores a finished output under its content key (first writer wins; the content is the same).
-    pub async fn cache_output(&self, content_key: &str, step: &str, provider: &str, output: &str) -> Result<(), DbError> {
+    pub async fn cache_output(
+        &self,
+        content_key: &str,
+        step: &str,
+        provider: &str,
+        output: &str,
+    ) -> Result<(), DbError> {
         sqlx::query(
             "INSERT INTO step_cache (content_key, step, provider, output, created_at) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (content_key) DO NOTHING",
@@ -336,13 +376,25 @@ impl Db {
     }
 
     /// Log rows of a run, oldest first: (step, level, provider, message).
-    pub async fn run_logs(&self, run_id: &str) -> Result<Vec<(String, String, Option<String>, String)>, DbError> {
-        let rows = sqlx::query("SELECT step, level, provider, message FROM logs WHERE run_id = $1 ORDER BY id")
-            .bind(run_id)
-            .fetch_all(&self.pool)
-            .await?;
+    pub async fn run_logs(
+        &self,
+        run_id: &str,
+    ) -> Result<Vec<(String, String, Option<String>, String)>, DbError> {
+        let rows = sqlx::query(
+            "SELECT step, level, provider, message FROM logs WHERE run_id = $1 ORDER BY id",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("step")?, r.try_get("level")?, r.try_get("provider")?, r.try_get("message")?)))
+            .map(|r| {
+                Ok((
+                    r.try_get("step")?,
+                    r.try_get("level")?,
+                    r.try_get("provider")?,
+                    r.try_get("message")?,
+                ))
+            })
             .collect()
     }
 }

@@ -1,0 +1,180 @@
+//! Crash safety: a render killed at any step boundary, or by SIGKILL mid-step, resumes without re-running
+//! any step that had finished.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use common::*;
+
+/// 2 scenes × 5 steps + ASSEMBLE.
+const SMALL_STEPS: usize = 11;
+
+/// (scene name or "project", step) of every step persisted as succeeded in the data folder's database.
+fn succeeded_steps(data: &std::path::Path) -> Vec<(String, String)> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use sqlx::Row;
+        let url = format!("sqlite://{}", data.join("devatar.db").display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let rows = sqlx::query(
+            "SELECT COALESCE(sc.name, 'project') AS scene, st.step AS step FROM steps st
+             LEFT JOIN scenes sc ON sc.id = st.scene_id WHERE st.status = 'succeeded'",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let mut v: Vec<(String, String)> = rows
+            .iter()
+            .map(|r| (r.get("scene"), r.get("step")))
+            .collect();
+        v.sort();
+        pool.close().await;
+        v
+    })
+}
+
+/// Number of step outputs stored in the render cache.
+fn cached_outputs(data: &std::path::Path) -> usize {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use sqlx::Row;
+        let url = format!("sqlite://{}", data.join("devatar.db").display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM step_cache")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .get("n");
+        pool.close().await;
+        n as usize
+    })
+}
+
+#[test]
+fn abort_at_every_step_boundary_then_resume_runs_only_the_unfinished_steps() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("small.toml"), SMALL_PROJECT).unwrap();
+    for n in 1..SMALL_STEPS {
+        let data = tmp.path().join(format!("data-{n}"));
+        let d = data.to_str().unwrap();
+        let crashed = command(tmp.path(), &["render", "small.toml", "--data", d, "--json"])
+            .env("DEVATAR_TEST_ABORT_AFTER_STEPS", n.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            !crashed.status.success(),
+            "boundary {n}: the render must die"
+        );
+        assert!(
+            crashed.stdout.is_empty(),
+            "boundary {n}: no JSON from a dead render"
+        );
+
+        let finished_before = succeeded_steps(&data);
+        let stored_before = cached_outputs(&data);
+        assert!(
+            finished_before.len() >= n,
+            "boundary {n}: {finished_before:?}"
+        );
+
+        let resumed = command(tmp.path(), &["render", "small.toml", "--data", d, "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            resumed.status.success(),
+            "boundary {n}: {}",
+            String::from_utf8_lossy(&resumed.stderr)
+        );
+        let stderr = String::from_utf8_lossy(&resumed.stderr);
+        assert!(
+            stderr.contains("Resuming interrupted run"),
+            "boundary {n}: {stderr}"
+        );
+        let doc: serde_json::Value = serde_json::from_slice(&resumed.stdout).unwrap();
+        assert_eq!(steps(&doc).len(), SMALL_STEPS);
+        let ran_again: Vec<_> = executed(&doc)
+            .into_iter()
+            .filter(|s| finished_before.contains(s))
+            .collect();
+        assert!(
+            ran_again.is_empty(),
+            "boundary {n}: finished steps ran again: {ran_again:?}"
+        );
+        // A step killed after storing its output but before marking its row is finished too: the cache has it.
+        let stored_outputs = stored_before;
+        assert!(stored_outputs >= finished_before.len());
+        assert_eq!(
+            doc["providerCalls"].as_u64().unwrap() as usize,
+            SMALL_STEPS - stored_outputs,
+            "boundary {n}: exactly the unfinished steps run"
+        );
+        assert!(data.join("small.mp4").is_file());
+    }
+}
+
+#[test]
+fn sigkill_mid_render_then_rerun_finishes_without_repeating_finished_steps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let d = data.to_str().unwrap();
+    let mut child = command(
+        &repo(),
+        &[
+            "demo",
+            "--data",
+            d,
+            "--out",
+            tmp.path().join("demo.mp4").to_str().unwrap(),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Plain progress lines (stderr is not a terminal): wait until some steps finished, then kill -9.
+    let mut finished = Vec::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some((scene, rest)) = line.strip_prefix('[').and_then(|l| l.split_once("] ")) {
+            if let Some((step, _)) = rest.split_once(" done in ") {
+                finished.push((scene.to_string(), step.to_string()));
+            }
+        }
+        if finished.iter().any(|(_, s)| s == "VIDEO") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(finished.len() >= 4, "killed after {finished:?}");
+
+    let doc = render_json(
+        &repo(),
+        &[
+            "demo",
+            "--data",
+            d,
+            "--out",
+            tmp.path().join("demo.mp4").to_str().unwrap(),
+            "--json",
+        ],
+    );
+    let all = steps(&doc);
+    assert_eq!(all.len(), 16);
+    for (scene, step) in &finished {
+        let row = all
+            .iter()
+            .find(|(s, n, _)| s == scene && n == step)
+            .unwrap();
+        assert!(
+            row.2,
+            "{scene}/{step} finished before the kill and must not run again"
+        );
+    }
+    assert_eq!(
+        doc["providerCalls"].as_u64().unwrap() as usize,
+        16 - finished.len()
+    );
+}
