@@ -137,10 +137,10 @@ fn sigkill_mid_render_then_rerun_finishes_without_repeating_finished_steps() {
     let mut finished = Vec::new();
     for line in BufReader::new(child.stderr.take().unwrap()).lines() {
         let line = line.unwrap();
-        if let Some((scene, rest)) = line.strip_prefix('[').and_then(|l| l.split_once("] ")) {
-            if let Some((step, _)) = rest.split_once(" done in ") {
-                finished.push((scene.to_string(), step.to_string()));
-            }
+        if let Some((scene, rest)) = line.strip_prefix('[').and_then(|l| l.split_once("] "))
+            && let Some((step, _)) = rest.split_once(" done in ")
+        {
+            finished.push((scene.to_string(), step.to_string()));
         }
         if finished.iter().any(|(_, s)| s == "VIDEO") {
             break;

@@ -179,22 +179,21 @@ pub async fn join_with_crossfades(
         let durations: Vec<f64> = inputs.iter().map(|(_, dur)| *dur).collect();
         let offsets = crossfade_offsets(&durations, crossfade);
         let mut graph = String::new();
-        for i in 0..inputs.len() {
+        for (i, duration) in durations.iter().enumerate() {
             graph.push_str(&format!(
                 "[{i}:v]settb=AVTB,fps={},format=yuv420p[v{i}];",
                 d.fps
             ));
             graph.push_str(&format!(
-                "[{i}:a]aresample={},aformat=channel_layouts=stereo,atrim=0:{:.3}[a{i}];",
-                d.sample_rate, durations[i]
+                "[{i}:a]aresample={},aformat=channel_layouts=stereo,atrim=0:{duration:.3}[a{i}];",
+                d.sample_rate
             ));
         }
         let (mut vprev, mut aprev) = ("v0".to_string(), "a0".to_string());
-        for i in 1..inputs.len() {
+        for (i, offset) in offsets.iter().enumerate().skip(1) {
             let (vo, ao) = (format!("vx{i}"), format!("ax{i}"));
             graph.push_str(&format!(
-                "[{vprev}][v{i}]xfade=transition=fade:duration={crossfade:.3}:offset={:.3}[{vo}];",
-                offsets[i]
+                "[{vprev}][v{i}]xfade=transition=fade:duration={crossfade:.3}:offset={offset:.3}[{vo}];"
             ));
             graph.push_str(&format!(
                 "[{aprev}][a{i}]acrossfade=d={crossfade:.3}[{ao}];"

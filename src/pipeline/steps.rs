@@ -23,11 +23,11 @@ use crate::providers::{ImageRequest, LipSyncRequest, LoraRef, SpeechRequest, Vid
 const EDITOR: &str = "ffmpeg";
 const AUDIO_RATE: u32 = 48_000;
 
-fn dep<'a>(
-    deps: &'a HashMap<NodeKey, StepOutput>,
+fn dep(
+    deps: &HashMap<NodeKey, StepOutput>,
     scene: Option<usize>,
     step: StepName,
-) -> Result<&'a StepOutput, String> {
+) -> Result<&StepOutput, String> {
     deps.get(&(scene, step))
         .ok_or_else(|| format!("missing {} output", step.as_str()))
 }

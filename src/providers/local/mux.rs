@@ -27,7 +27,7 @@ impl LipSync for LocalMux {
     }
 
     async fn apply(&self, req: &LipSyncRequest, work_dir: &Path) -> Result<PathBuf, ProviderError> {
-        if !(req.speech_seconds > 0.0) {
+        if req.speech_seconds.is_nan() || req.speech_seconds <= 0.0 {
             return Err(ProviderError::Invalid("speech has no duration".into()));
         }
         let out = work_dir.join("lipsync.mp4");
