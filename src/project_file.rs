@@ -485,7 +485,7 @@ camera = "close-up"
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("line 14") && err.contains("unknown field `lens`"),
+            err.contains("line 13") && err.contains("unknown field `lens`"),
             "{err}"
         );
     }
