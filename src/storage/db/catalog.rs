@@ -52,7 +52,7 @@ impl Db {
         let id = new_id();
         sqlx::query(
             "INSERT INTO assets (id, kind, object_key, sha256, size_bytes, mime, width, height, original_name, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             VALUES ($1, $2, $3, $4, $5, $6, CAST($7 AS BIGINT), CAST($8 AS BIGINT), $9, $10)
              ON CONFLICT (kind, sha256) DO NOTHING",
         )
         .bind(&id)
@@ -147,9 +147,9 @@ impl Db {
         };
         sqlx::query(
             "INSERT INTO projects (id, name, description, aspect_ratio, default_identity_id, budget_usd, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+             VALUES ($1, $2, $3, $4, $5, CAST($6 AS DOUBLE PRECISION), $7, $7)
              ON CONFLICT (id) DO UPDATE SET description = $3, aspect_ratio = $4, default_identity_id = $5,
-                budget_usd = $6, updated_at = $7",
+                budget_usd = CAST($6 AS DOUBLE PRECISION), updated_at = $7",
         )
         .bind(&id)
         .bind(&p.name)
@@ -190,9 +190,9 @@ impl Db {
             sqlx::query(
                 "INSERT INTO scenes (id, project_id, position, name, dialogue, environment, wardrobe, mood_lighting,
                     camera, movement, target_duration, identity_id, headshot_asset_id, generation_mode, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CAST($11 AS DOUBLE PRECISION), $12, $13, $14, $15, $15)
                  ON CONFLICT (id) DO UPDATE SET position = $3, dialogue = $5, environment = $6, wardrobe = $7,
-                    mood_lighting = $8, camera = $9, movement = $10, target_duration = $11, identity_id = $12,
+                    mood_lighting = $8, camera = $9, movement = $10, target_duration = CAST($11 AS DOUBLE PRECISION), identity_id = $12,
                     headshot_asset_id = $13, generation_mode = $14, updated_at = $15",
             )
             .bind(&id)
@@ -237,8 +237,8 @@ impl Db {
         duration: Option<f64>,
     ) -> Result<(), DbError> {
         sqlx::query(
-            "UPDATE scenes SET status = $2, output_object = COALESCE($3, output_object),
-                thumbnail_object = COALESCE($4, thumbnail_object), duration_seconds = COALESCE($5, duration_seconds),
+            "UPDATE scenes SET status = $2, output_object = COALESCE(CAST($3 AS TEXT), output_object),
+                thumbnail_object = COALESCE(CAST($4 AS TEXT), thumbnail_object), duration_seconds = COALESCE(CAST($5 AS DOUBLE PRECISION), duration_seconds),
                 updated_at = $6 WHERE id = $1",
         )
         .bind(scene_id)
@@ -262,8 +262,8 @@ impl Db {
         duration: Option<f64>,
     ) -> Result<(), DbError> {
         sqlx::query(
-            "UPDATE projects SET status = $2, final_object = COALESCE($3, final_object),
-                captions_object = COALESCE($4, captions_object), duration_seconds = COALESCE($5, duration_seconds),
+            "UPDATE projects SET status = $2, final_object = COALESCE(CAST($3 AS TEXT), final_object),
+                captions_object = COALESCE(CAST($4 AS TEXT), captions_object), duration_seconds = COALESCE(CAST($5 AS DOUBLE PRECISION), duration_seconds),
                 updated_at = $6 WHERE id = $1",
         )
         .bind(project_id)

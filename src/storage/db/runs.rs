@@ -148,7 +148,7 @@ impl Db {
         let now = now_ms();
         let done = sqlx::query(
             "UPDATE runs SET owner = $1, heartbeat_at = $2 WHERE id = $3 AND status = 'running'
-               AND COALESCE(owner, '') = COALESCE($4, '')",
+               AND COALESCE(owner, '') = COALESCE(CAST($4 AS TEXT), '')",
         )
         .bind(owner)
         .bind(now)
@@ -357,7 +357,7 @@ impl Db {
     pub async fn insert_log(&self, l: &LogInput) -> Result<(), DbError> {
         sqlx::query(
             "INSERT INTO logs (id, run_id, project_id, scene_id, step, level, provider, message, duration_ms, payload, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CAST($9 AS BIGINT), $10, $11)",
         )
         .bind(new_id())
         .bind(&l.run_id)
