@@ -123,8 +123,8 @@ impl ImageToVideo for FfmpegAnimation {
         // Upscale first so sub-pixel moves stay smooth, then let zoompan crop and scale back.
         let filter = format!(
             "scale={}:{},zoompan=z='{z}':x='{x}':y='{y}':d={frames}:s={w}x{h}:fps={FPS},setsar=1,format=yuv420p",
-            w * 3 / 2,
-            h * 3 / 2
+            (w * 5 / 4) & !1,
+            (h * 5 / 4) & !1
         );
         let args: Vec<String> = [
             "-y",
