@@ -10,3 +10,4 @@ pub mod pipeline;
 pub mod project_file;
 pub mod providers;
 pub mod storage;
+pub mod web;

@@ -5,6 +5,7 @@
 mod doctor;
 mod progress;
 mod render;
+mod server;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -90,6 +91,65 @@ enum Command {
     },
     /// Show what is installed and configured, and what is missing.
     Doctor,
+    /// Run the JSON API server.
+    Serve {
+        /// Address to listen on; non-loopback needs an admin password.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: std::net::SocketAddr,
+        /// Data folder.
+        #[arg(long, default_value = "devatar-data")]
+        data: PathBuf,
+        /// Do not run the pipeline worker in this process.
+        #[arg(long)]
+        no_worker: bool,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Administration.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token; prints it alone on the last line of stdout.
+    Create {
+        /// A name to recognise it by.
+        #[arg(long)]
+        name: String,
+        /// Data folder.
+        #[arg(long, default_value = "devatar-data")]
+        data: PathBuf,
+    },
+    /// List tokens (never their secrets).
+    List {
+        /// Data folder.
+        #[arg(long, default_value = "devatar-data")]
+        data: PathBuf,
+    },
+    /// Revoke a token by id or name.
+    Revoke {
+        /// Token id or name.
+        token: String,
+        /// Data folder.
+        #[arg(long, default_value = "devatar-data")]
+        data: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Set the admin password (read from the first line of stdin).
+    SetPassword {
+        /// Data folder.
+        #[arg(long, default_value = "devatar-data")]
+        data: PathBuf,
+    },
 }
 
 /// Runs the command line and returns the process exit code.
@@ -139,6 +199,23 @@ pub fn main() -> ExitCode {
                 .await
             }
             Command::Doctor => doctor::doctor(),
+            Command::Serve {
+                bind,
+                data,
+                no_worker,
+            } => server::serve(bind, &data, no_worker).await,
+            Command::Token {
+                command: TokenCommand::Create { name, data },
+            } => server::token_create(&data, &name).await,
+            Command::Token {
+                command: TokenCommand::List { data },
+            } => server::token_list(&data).await,
+            Command::Token {
+                command: TokenCommand::Revoke { token, data },
+            } => server::token_revoke(&data, &token).await,
+            Command::Admin {
+                command: AdminCommand::SetPassword { data },
+            } => server::admin_set_password(&data).await,
         }
     });
     match result {

@@ -2,7 +2,9 @@
 //!
 //! Queries are portable SQL with `$n` placeholders, checked at run time, so one code path serves both engines.
 
+mod auth;
 mod catalog;
+mod identities;
 mod runs;
 
 use std::path::Path;
@@ -11,7 +13,9 @@ use std::str::FromStr;
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 
+pub use auth::TokenInfo;
 pub use catalog::{AssetInput, SceneInput};
+pub use identities::{Conflict, IdentityRecord};
 pub use runs::{LogInput, RunRow, StepRow};
 
 /// A database operation failed.

@@ -1,0 +1,125 @@
+//! `devatar serve`, `devatar token …`, `devatar admin set-password`.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::CliError;
+use crate::app::Storage;
+use crate::web::auth::{hash_password, random_secret, secret_hash, verify_password};
+use crate::web::{AppState, serve as serve_http};
+
+/// Runs the API server (the in-process worker comes with the generate routes).
+pub async fn serve(bind: SocketAddr, data: &Path, _no_worker: bool) -> Result<(), CliError> {
+    let storage = Storage::open(data).await.map_err(CliError::failed)?;
+    let db = &storage.db;
+    if let Ok(password) = std::env::var("DEVATAR_ADMIN_PASSWORD")
+        && !password.is_empty()
+    {
+        let current = db.admin_password_hash().await.map_err(CliError::failed)?;
+        let same = current
+            .as_deref()
+            .is_some_and(|h| verify_password(&password, h));
+        if !same {
+            let hash = hash_password(&password).map_err(CliError::failed)?;
+            db.set_admin_password_hash(&hash)
+                .await
+                .map_err(CliError::failed)?;
+        }
+    }
+    let has_password = db
+        .admin_password_hash()
+        .await
+        .map_err(CliError::failed)?
+        .is_some();
+    if !bind.ip().is_loopback() && !has_password {
+        return Err(CliError::input(format!(
+            "refusing to listen on {bind} (not loopback) without an admin password: set DEVATAR_ADMIN_PASSWORD \
+             or run `devatar admin set-password`"
+        )));
+    }
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|e| CliError::failed(format!("cannot listen on {bind}: {e}")))?;
+    let addr = listener.local_addr().map_err(CliError::failed)?;
+    eprintln!("devatar listening on http://{addr}");
+    let state = AppState {
+        storage,
+        login_limiter: Arc::default(),
+    };
+    serve_http(listener, state).await.map_err(CliError::failed)
+}
+
+/// Creates an API token and prints it alone on the last line of stdout.
+pub async fn token_create(data: &Path, name: &str) -> Result<(), CliError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 100 {
+        return Err(CliError::input("--name must be 1-100 characters"));
+    }
+    let storage = Storage::open(data).await.map_err(CliError::failed)?;
+    let token = format!("dvt_{}", random_secret().map_err(CliError::failed)?);
+    let id = storage
+        .db
+        .create_token(name, &secret_hash(&token))
+        .await
+        .map_err(CliError::failed)?;
+    eprintln!("Created token {name} ({id}). It is shown once; store it now.");
+    println!("{token}");
+    Ok(())
+}
+
+/// Lists tokens (never their secrets).
+pub async fn token_list(data: &Path) -> Result<(), CliError> {
+    let storage = Storage::open(data).await.map_err(CliError::failed)?;
+    for t in storage.db.list_tokens().await.map_err(CliError::failed)? {
+        let state = if t.revoked_at.is_some() {
+            "revoked"
+        } else {
+            "active"
+        };
+        println!("{}\t{}\t{state}", t.id, t.name);
+    }
+    Ok(())
+}
+
+/// Revokes a token by id or name.
+pub async fn token_revoke(data: &Path, which: &str) -> Result<(), CliError> {
+    let storage = Storage::open(data).await.map_err(CliError::failed)?;
+    if storage
+        .db
+        .revoke_token(which)
+        .await
+        .map_err(CliError::failed)?
+    {
+        eprintln!("Revoked {which}");
+        Ok(())
+    } else {
+        Err(CliError::input(format!("no active token {which:?}")))
+    }
+}
+
+/// Reads the new admin password from the first line of stdin and stores its argon2 hash.
+pub async fn admin_set_password(data: &Path) -> Result<(), CliError> {
+    eprintln!("New admin password (one line on stdin):");
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(CliError::failed)?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.chars().count() < 8 {
+        return Err(CliError::input(
+            "the password must be at least 8 characters",
+        ));
+    }
+    let hash = hash_password(password).map_err(CliError::failed)?;
+    let storage = Storage::open(data).await.map_err(CliError::failed)?;
+    storage
+        .db
+        .set_admin_password_hash(&hash)
+        .await
+        .map_err(CliError::failed)?;
+    eprintln!("Admin password set; existing sessions were ended.");
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! Reading and changing identities (the API's view of them).
+
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Db, DbError, flag};
+use crate::domain::{BaseModel, Identity, LoraScale};
+use crate::storage::now_ms;
+
+/// A stored identity with its bookkeeping fields.
+#[derive(Debug, Clone)]
+pub struct IdentityRecord {
+    /// Id.
+    pub id: String,
+    /// The identity.
+    pub identity: Identity,
+    /// Headshot asset.
+    pub headshot_asset_id: Option<String>,
+    /// The default identity for new scenes.
+    pub is_default: bool,
+    /// Usable.
+    pub is_active: bool,
+    /// Last identity test: ok, time, result JSON.
+    pub last_test: Option<(bool, i64, String)>,
+    /// Creation time, epoch ms.
+    pub created_at: i64,
+    /// Last change, epoch ms.
+    pub updated_at: i64,
+}
+
+/// Which unique field a write collided with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Conflict {
+    /// `name` is taken.
+    Name,
+    /// `triggerWord` is taken.
+    TriggerWord,
+}
+
+const COLUMNS: &str = "id, name, display_name, trigger_word, description, lora_url, lora_scale, base_model, voice_id, \
+    voice_model, voice_stability, voice_similarity, voice_style, voice_speaker_boost, headshot_asset_id, is_default, \
+    is_active, last_test_ok, last_test_at, last_test_result, created_at, updated_at";
+
+fn record(r: &AnyRow) -> Result<IdentityRecord, DbError> {
+    let scale: String = r.try_get("lora_scale")?;
+    let base: String = r.try_get("base_model")?;
+    let identity = Identity {
+        name: r.try_get("name")?,
+        display_name: r.try_get("display_name")?,
+        trigger_word: r.try_get("trigger_word")?,
+        description: r.try_get("description")?,
+        lora_url: r.try_get("lora_url")?,
+        lora_scale: LoraScale::parse(&scale)
+            .ok_or_else(|| DbError::Corrupt("identities.lora_scale".into()))?,
+        base_model: BaseModel::parse(&base)
+            .ok_or_else(|| DbError::Corrupt("identities.base_model".into()))?,
+        voice_id: r.try_get("voice_id")?,
+        voice_model: r.try_get("voice_model")?,
+        voice_stability: r.try_get("voice_stability")?,
+        voice_similarity: r.try_get("voice_similarity")?,
+        voice_style: r.try_get("voice_style")?,
+        voice_speaker_boost: flag(r.try_get("voice_speaker_boost")?),
+    };
+    let test_ok: Option<i64> = r.try_get("last_test_ok")?;
+    let test_at: Option<i64> = r.try_get("last_test_at")?;
+    let test_result: Option<String> = r.try_get("last_test_result")?;
+    Ok(IdentityRecord {
+        id: r.try_get("id")?,
+        identity,
+        headshot_asset_id: r.try_get("headshot_asset_id")?,
+        is_default: flag(r.try_get("is_default")?),
+        is_active: flag(r.try_get("is_active")?),
+        last_test: match (test_ok, test_at, test_result) {
+            (Some(ok), Some(at), Some(result)) => Some((flag(ok), at, result)),
+            _ => None,
+        },
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+impl Db {
+    /// Every identity, by name.
+    pub async fn list_identities(&self) -> Result<Vec<IdentityRecord>, DbError> {
+        let sql = format!("SELECT {COLUMNS} FROM identities ORDER BY name");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(record).collect()
+    }
+
+    /// One identity by id.
+    pub async fn get_identity(&self, id: &str) -> Result<Option<IdentityRecord>, DbError> {
+        let sql = format!("SELECT {COLUMNS} FROM identities WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(record).transpose()
+    }
+
+    /// Which unique field (if any) another identity already uses.
+    pub async fn identity_conflict(
+        &self,
+        identity: &Identity,
+        except_id: Option<&str>,
+    ) -> Result<Option<Conflict>, DbError> {
+        let row = sqlx::query(
+            "SELECT name, trigger_word FROM identities WHERE (name = $1 OR trigger_word = $2) AND id <> $3 LIMIT 1",
+        )
+        .bind(&identity.name)
+        .bind(&identity.trigger_word)
+        .bind(except_id.unwrap_or(""))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| {
+            let name: String = r.try_get("name").unwrap_or_default();
+            if name == identity.name {
+                Conflict::Name
+            } else {
+                Conflict::TriggerWord
+            }
+        }))
+    }
+
+    /// Replaces an identity's fields; false when it does not exist.
+    pub async fn update_identity(
+        &self,
+        id: &str,
+        i: &Identity,
+        headshot_asset_id: Option<&str>,
+        is_active: bool,
+    ) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "UPDATE identities SET name = $2, display_name = $3, trigger_word = $4, description = $5, lora_url = $6,
+                lora_scale = $7, base_model = $8, voice_id = $9, voice_model = $10, voice_stability = $11,
+                voice_similarity = $12, voice_style = $13, voice_speaker_boost = $14, headshot_asset_id = $15,
+                is_active = $16, updated_at = $17 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(&i.name)
+        .bind(&i.display_name)
+        .bind(&i.trigger_word)
+        .bind(&i.description)
+        .bind(&i.lora_url)
+        .bind(i.lora_scale.to_text())
+        .bind(i.base_model.as_str())
+        .bind(&i.voice_id)
+        .bind(&i.voice_model)
+        .bind(i.voice_stability)
+        .bind(i.voice_similarity)
+        .bind(i.voice_style)
+        .bind(i64::from(i.voice_speaker_boost))
+        .bind(headshot_asset_id)
+        .bind(i64::from(is_active))
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Deletes an identity; false when it does not exist.
+    pub async fn delete_identity(&self, id: &str) -> Result<bool, DbError> {
+        let done = sqlx::query("DELETE FROM identities WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Makes one identity the default (and no other); false when it does not exist.
+    pub async fn set_default_identity(&self, id: &str) -> Result<bool, DbError> {
+        let mut tx = self.pool.begin().await?;
+        let exists = sqlx::query("SELECT id FROM identities WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE identities SET is_default = 0 WHERE is_default <> 0")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE identities SET is_default = 1 WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Stores an identity test result.
+    pub async fn record_identity_test(
+        &self,
+        id: &str,
+        ok: bool,
+        result_json: &str,
+    ) -> Result<(), DbError> {
+        sqlx::query("UPDATE identities SET last_test_ok = $2, last_test_at = $3, last_test_result = $4 WHERE id = $1")
+            .bind(id)
+            .bind(i64::from(ok))
+            .bind(now_ms())
+            .bind(result_json)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Number of scenes that use each identity id.
+    pub async fn scene_counts_by_identity(&self) -> Result<Vec<(String, i64)>, DbError> {
+        let rows = sqlx::query("SELECT identity_id, COUNT(*) AS n FROM scenes WHERE identity_id IS NOT NULL GROUP BY identity_id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("identity_id")?, r.try_get("n")?)))
+            .collect()
+    }
+}

@@ -1,0 +1,358 @@
+//! `/api/identities`: the guide's identity routes.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use crate::domain::{BaseModel, FieldErrors, Identity, LoraScale};
+use crate::storage::db::{Conflict, IdentityRecord};
+use crate::web::AppState;
+use crate::web::error::{ApiError, ApiJson};
+
+/// An identity as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityView {
+    id: String,
+    name: String,
+    display_name: String,
+    trigger_word: String,
+    description: Option<String>,
+    lora_url: Option<String>,
+    /// A number in 0–1, or `"auto"`.
+    #[schema(value_type = Object)]
+    lora_scale: Value,
+    base_model: String,
+    voice_id: Option<String>,
+    voice_model: String,
+    voice_stability: f64,
+    voice_similarity: f64,
+    voice_style: f64,
+    voice_speaker_boost: bool,
+    headshot_asset_id: Option<String>,
+    is_default: bool,
+    is_active: bool,
+    scene_count: i64,
+    /// The last identity test, if any: `{ok, at, result}`.
+    #[schema(value_type = Object)]
+    last_test: Option<Value>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+fn scale_json(s: LoraScale) -> Value {
+    match s {
+        LoraScale::Fixed(v) => json!(v),
+        LoraScale::Auto => json!("auto"),
+    }
+}
+
+impl IdentityView {
+    fn from_record(r: IdentityRecord, scene_count: i64) -> Self {
+        let i = r.identity;
+        Self {
+            id: r.id,
+            name: i.name,
+            display_name: i.display_name,
+            trigger_word: i.trigger_word,
+            description: i.description,
+            lora_url: i.lora_url,
+            lora_scale: scale_json(i.lora_scale),
+            base_model: i.base_model.as_str().into(),
+            voice_id: i.voice_id,
+            voice_model: i.voice_model,
+            voice_stability: i.voice_stability,
+            voice_similarity: i.voice_similarity,
+            voice_style: i.voice_style,
+            voice_speaker_boost: i.voice_speaker_boost,
+            headshot_asset_id: r.headshot_asset_id,
+            is_default: r.is_default,
+            is_active: r.is_active,
+            scene_count,
+            last_test: r.last_test.map(|(ok, at, result)| {
+                json!({ "ok": ok, "at": at, "result": serde_json::from_str::<Value>(&result).unwrap_or(Value::Null) })
+            }),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// Fields a client may set on an identity (create: the three names are required; update: all optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IdentityInput {
+    name: Option<String>,
+    display_name: Option<String>,
+    trigger_word: Option<String>,
+    description: Option<String>,
+    lora_url: Option<String>,
+    /// A number in 0–1, or `"auto"`.
+    #[schema(value_type = Object)]
+    lora_scale: Option<Value>,
+    base_model: Option<String>,
+    voice_id: Option<String>,
+    voice_model: Option<String>,
+    voice_stability: Option<f64>,
+    voice_similarity: Option<f64>,
+    voice_style: Option<f64>,
+    voice_speaker_boost: Option<bool>,
+    headshot_asset_id: Option<String>,
+    is_active: Option<bool>,
+}
+
+impl IdentityInput {
+    /// Applies the given fields onto `base` and validates the result.
+    fn apply(self, mut base: Identity) -> Result<Identity, ApiError> {
+        let mut e = FieldErrors::default();
+        if let Some(v) = self.name {
+            base.name = v;
+        }
+        if let Some(v) = self.display_name {
+            base.display_name = v;
+        }
+        if let Some(v) = self.trigger_word {
+            base.trigger_word = v;
+        }
+        if self.description.is_some() {
+            base.description = self.description;
+        }
+        if self.lora_url.is_some() {
+            base.lora_url = self.lora_url;
+        }
+        match self.lora_scale {
+            None => {}
+            Some(Value::Number(n)) => {
+                base.lora_scale = LoraScale::Fixed(n.as_f64().unwrap_or(f64::NAN))
+            }
+            Some(Value::String(s)) if s == "auto" => base.lora_scale = LoraScale::Auto,
+            Some(_) => e.push("loraScale", "must be a number from 0.0 to 1.0 or \"auto\""),
+        }
+        if let Some(b) = self.base_model {
+            match BaseModel::parse(&b) {
+                Some(b) => base.base_model = b,
+                None => e.push("baseModel", "must be flux-dev or flux-schnell"),
+            }
+        }
+        if self.voice_id.is_some() {
+            base.voice_id = self.voice_id;
+        }
+        if let Some(v) = self.voice_model {
+            base.voice_model = v;
+        }
+        base.voice_stability = self.voice_stability.unwrap_or(base.voice_stability);
+        base.voice_similarity = self.voice_similarity.unwrap_or(base.voice_similarity);
+        base.voice_style = self.voice_style.unwrap_or(base.voice_style);
+        base.voice_speaker_boost = self.voice_speaker_boost.unwrap_or(base.voice_speaker_boost);
+        match base.validated() {
+            Ok(v) if e.is_empty() => Ok(v),
+            Ok(_) => Err(e.into()),
+            Err(v) => {
+                e.0.extend(v.0);
+                Err(e.into())
+            }
+        }
+    }
+}
+
+fn conflict(c: Conflict) -> ApiError {
+    match c {
+        Conflict::Name => ApiError::conflict("name", "an identity with this name exists"),
+        Conflict::TriggerWord => {
+            ApiError::conflict("triggerWord", "an identity with this trigger word exists")
+        }
+    }
+}
+
+async fn view(state: &AppState, r: IdentityRecord) -> Result<IdentityView, ApiError> {
+    let counts = state.storage.db.scene_counts_by_identity().await?;
+    let n = counts
+        .iter()
+        .find(|(id, _)| *id == r.id)
+        .map(|(_, n)| *n)
+        .unwrap_or(0);
+    Ok(IdentityView::from_record(r, n))
+}
+
+/// List all identities.
+#[utoipa::path(get, path = "/api/identities", tag = "identities", responses((status = 200, body = [IdentityView])))]
+pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<IdentityView>>, ApiError> {
+    let counts = state.storage.db.scene_counts_by_identity().await?;
+    let records = state.storage.db.list_identities().await?;
+    Ok(Json(
+        records
+            .into_iter()
+            .map(|r| {
+                let n = counts
+                    .iter()
+                    .find(|(id, _)| *id == r.id)
+                    .map(|(_, n)| *n)
+                    .unwrap_or(0);
+                IdentityView::from_record(r, n)
+            })
+            .collect(),
+    ))
+}
+
+/// Create an identity.
+#[utoipa::path(post, path = "/api/identities", tag = "identities", request_body = IdentityInput,
+    responses((status = 201, body = IdentityView), (status = 409), (status = 422)))]
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<IdentityInput>,
+) -> Result<(StatusCode, Json<IdentityView>), ApiError> {
+    let mut missing = FieldErrors::default();
+    for (field, v) in [
+        ("name", &input.name),
+        ("displayName", &input.display_name),
+        ("triggerWord", &input.trigger_word),
+    ] {
+        if v.is_none() {
+            missing.push(field, "is required");
+        }
+    }
+    if !missing.is_empty() {
+        return Err(missing.into());
+    }
+    let headshot = input.headshot_asset_id.clone();
+    let identity = input.apply(Identity::new("", "", ""))?;
+    let db = &state.storage.db;
+    if let Some(c) = db.identity_conflict(&identity, None).await? {
+        return Err(conflict(c));
+    }
+    if let Some(h) = &headshot
+        && db.asset_object_key(h).await?.is_none()
+    {
+        return Err(FieldErrors(vec![crate::domain::FieldError {
+            field: "headshotAssetId".into(),
+            message: "no such asset".into(),
+        }])
+        .into());
+    }
+    let id = db.upsert_identity(&identity, headshot.as_deref()).await?;
+    let record = db
+        .get_identity(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("identity"))?;
+    Ok((StatusCode::CREATED, Json(view(&state, record).await?)))
+}
+
+/// Get one identity.
+#[utoipa::path(get, path = "/api/identities/{id}", tag = "identities", params(("id" = String, Path)),
+    responses((status = 200, body = IdentityView), (status = 404)))]
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<IdentityView>, ApiError> {
+    let record = state
+        .storage
+        .db
+        .get_identity(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("identity"))?;
+    Ok(Json(view(&state, record).await?))
+}
+
+/// Update an identity (only the fields given).
+#[utoipa::path(put, path = "/api/identities/{id}", tag = "identities", params(("id" = String, Path)),
+    request_body = IdentityInput, responses((status = 200, body = IdentityView), (status = 404), (status = 409), (status = 422)))]
+pub async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<IdentityInput>,
+) -> Result<Json<IdentityView>, ApiError> {
+    let db = &state.storage.db;
+    let current = db
+        .get_identity(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("identity"))?;
+    let headshot = input
+        .headshot_asset_id
+        .clone()
+        .or(current.headshot_asset_id.clone());
+    let active = input.is_active.unwrap_or(current.is_active);
+    let identity = input.apply(current.identity)?;
+    if let Some(c) = db.identity_conflict(&identity, Some(&id)).await? {
+        return Err(conflict(c));
+    }
+    db.update_identity(&id, &identity, headshot.as_deref(), active)
+        .await?;
+    let record = db
+        .get_identity(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("identity"))?;
+    Ok(Json(view(&state, record).await?))
+}
+
+/// Delete an identity.
+#[utoipa::path(delete, path = "/api/identities/{id}", tag = "identities", params(("id" = String, Path)),
+    responses((status = 204), (status = 404)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.storage.db.delete_identity(&id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("identity"))
+    }
+}
+
+/// Make this identity the default.
+#[utoipa::path(post, path = "/api/identities/{id}/set-default", tag = "identities", params(("id" = String, Path)),
+    responses((status = 200, body = IdentityView), (status = 404)))]
+pub async fn set_default(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<IdentityView>, ApiError> {
+    if !state.storage.db.set_default_identity(&id).await? {
+        return Err(ApiError::not_found("identity"));
+    }
+    get(State(state), Path(id)).await
+}
+
+/// Digital twin status: keys (booleans only), identities, default and recommendations.
+#[utoipa::path(get, path = "/api/identities/status", tag = "identities", responses((status = 200, body = Object)))]
+pub async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let identities = state.storage.db.list_identities().await?;
+    let fal = env_set("FAL_KEY");
+    let env_lora = env_set("DEVEN_LORA_URL");
+    let default = identities.iter().find(|r| r.is_default);
+    let (default_json, source) = match default {
+        Some(d) => (
+            json!({ "id": d.id, "name": d.identity.name, "hasLora": d.identity.lora_url.is_some() }),
+            "database",
+        ),
+        None if env_lora => (json!({ "name": "env", "hasLora": true }), "env"),
+        None => (Value::Null, "none"),
+    };
+    let any_lora = identities.iter().any(|r| r.identity.lora_url.is_some()) || env_lora;
+    let mut recommendations = Vec::new();
+    if !fal {
+        recommendations.push("Set FAL_KEY to enable digital twin image generation.");
+    }
+    if !any_lora {
+        recommendations.push("Add a LoRA URL to an identity (or set DEVEN_LORA_URL).");
+    }
+    if default.is_none() {
+        recommendations.push("Choose a default identity (POST /api/identities/{id}/set-default).");
+    }
+    Ok(Json(json!({
+        "falKeyConfigured": fal,
+        "defaultLoraConfigured": env_lora,
+        "identities": { "count": identities.len(), "active": identities.iter().filter(|r| r.is_active).count() },
+        "defaultIdentity": default_json,
+        "defaultIdentitySource": source,
+        "digitalTwinAvailable": fal && any_lora,
+        "recommendations": recommendations,
+    })))
+}
+
+fn env_set(var: &str) -> bool {
+    std::env::var(var)
+        .map(|v| !v.trim().is_empty())
+        .unwrap_or(false)
+}

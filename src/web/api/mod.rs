@@ -1,0 +1,4 @@
+//! JSON API handlers, one module per resource.
+
+pub mod identities;
+pub mod system;

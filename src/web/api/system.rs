@@ -1,0 +1,131 @@
+//! Health, login/logout and provider status.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use crate::web::AppState;
+use crate::web::auth::{
+    SESSION_COOKIE, SESSION_TTL, cookie, random_secret, secret_hash, verify_password,
+};
+use crate::web::error::{ApiError, ApiJson};
+
+/// Liveness and database reachability.
+#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, body = Object)))]
+pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    state
+        .storage
+        .db
+        .list_tokens()
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({ "status": "ok" })))
+}
+
+/// Login body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginInput {
+    password: String,
+}
+
+/// Exchange the admin password for a session cookie; returns the CSRF token for JSON writes.
+#[utoipa::path(post, path = "/api/login", tag = "system", request_body = LoginInput,
+    responses((status = 200, body = Object), (status = 401), (status = 429)))]
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ApiJson(input): ApiJson<LoginInput>,
+) -> Result<Response, ApiError> {
+    if !state.login_limiter.allow(peer.ip()) {
+        return Err(ApiError::too_many("too many login attempts; wait a minute"));
+    }
+    let Some(hash) = state.storage.db.admin_password_hash().await? else {
+        return Err(ApiError::unauthorized());
+    };
+    let ok = tokio::task::spawn_blocking(move || verify_password(&input.password, &hash))
+        .await
+        .unwrap_or(false);
+    if !ok {
+        return Err(ApiError::unauthorized());
+    }
+    let session = random_secret().map_err(ApiError::internal)?;
+    let csrf = random_secret().map_err(ApiError::internal)?;
+    state
+        .storage
+        .db
+        .create_session(
+            &secret_hash(&session),
+            &csrf,
+            SESSION_TTL.as_millis() as i64,
+        )
+        .await?;
+    let secure = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        == Some("https");
+    let cookie = format!(
+        "{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        SESSION_TTL.as_secs(),
+        if secure { "; Secure" } else { "" }
+    );
+    let mut response = Json(json!({ "csrfToken": csrf })).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).map_err(ApiError::internal)?,
+    );
+    Ok(response)
+}
+
+/// End the session.
+#[utoipa::path(post, path = "/api/logout", tag = "system", responses((status = 204)))]
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if let Some(session) = cookie(&headers, SESSION_COOKIE) {
+        state
+            .storage
+            .db
+            .delete_session(&secret_hash(session))
+            .await?;
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("devatar_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+    );
+    Ok(response)
+}
+
+/// Which providers are configured (booleans only, never key values) and which tools are installed.
+#[utoipa::path(get, path = "/api/settings/status", tag = "system", responses((status = 200, body = Object)))]
+pub async fn settings_status() -> Json<Value> {
+    let set = |v: &str| {
+        std::env::var(v)
+            .map(|x| !x.trim().is_empty())
+            .unwrap_or(false)
+    };
+    let tools: serde_json::Map<String, Value> = crate::media::REQUIRED_TOOLS
+        .iter()
+        .map(|(t, _)| (t.to_string(), json!(crate::media::find_tool(t).is_some())))
+        .collect();
+    Json(json!({
+        "providers": {
+            "elevenlabs": { "configured": set("ELEVENLABS_API_KEY") },
+            "fal": { "configured": set("FAL_KEY") },
+            "kling": { "configured": set("KLING_ACCESS_KEY") && set("KLING_SECRET_KEY") },
+            "synclabs": { "configured": set("SYNCLABS_API_KEY") },
+            "local": { "configured": tools.values().all(|v| v == &json!(true)) },
+        },
+        "tools": tools,
+        "database": if set("DATABASE_URL") { "external" } else { "sqlite" },
+    }))
+}

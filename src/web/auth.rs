@@ -1,0 +1,176 @@
+//! Authentication: admin password (argon2) → session cookie with CSRF token; bearer API tokens.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use super::error::ApiError;
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "devatar_session";
+/// Session lifetime.
+pub const SESSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// A random secret, hex-encoded (32 bytes from the OS).
+pub fn random_secret() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(hex::encode(bytes))
+}
+
+/// SHA-256 of a high-entropy secret (tokens, session ids), hex.
+pub fn secret_hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Hashes a password with argon2id and a random salt (PHC string).
+pub fn hash_password(password: &str) -> Result<String, String> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| e.to_string())?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// True when `password` matches the PHC hash.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// Login attempts per client address (only logins are rate-limited).
+#[derive(Debug, Default)]
+pub struct LoginLimiter {
+    attempts: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+/// Login attempts allowed per address per minute.
+const LOGIN_ATTEMPTS_PER_MINUTE: u32 = 10;
+
+impl LoginLimiter {
+    /// Counts an attempt; false when the address is over its budget.
+    pub fn allow(&self, ip: IpAddr) -> bool {
+        let Ok(mut map) = self.attempts.lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        map.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
+        let entry = map.entry(ip).or_insert((now, 0));
+        entry.1 += 1;
+        entry.1 <= LOGIN_ATTEMPTS_PER_MINUTE
+    }
+}
+
+/// Reads one cookie from the request headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// How the caller proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// A bearer API token.
+    Token,
+    /// A browser session.
+    Session,
+}
+
+/// Checks credentials before anything else; unsafe methods with a session need the CSRF header.
+pub async fn require_auth(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let headers = req.headers();
+    if let Some(token) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        if state
+            .storage
+            .db
+            .use_token(&secret_hash(token.trim()))
+            .await?
+        {
+            req.extensions_mut().insert(Caller::Token);
+            return Ok(next.run(req).await);
+        }
+        return Err(ApiError::unauthorized());
+    }
+    let Some(session) = cookie(headers, SESSION_COOKIE) else {
+        return Err(ApiError::unauthorized());
+    };
+    let Some(csrf) = state.storage.db.session_csrf(&secret_hash(session)).await? else {
+        return Err(ApiError::unauthorized());
+    };
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe {
+        let sent = headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let form = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| {
+                c.starts_with("application/x-www-form-urlencoded")
+                    || c.starts_with("multipart/form-data")
+            });
+        // JSON requests from a browser need the header; form posts are checked by the page handlers.
+        if !form && sent != csrf {
+            return Err(ApiError::forbidden("missing or wrong X-CSRF-Token header"));
+        }
+    }
+    req.extensions_mut().insert(Caller::Session);
+    Ok(next.run(req).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_hashes_verify_and_differ() {
+        let a = hash_password("correct horse").unwrap();
+        let b = hash_password("correct horse").unwrap();
+        assert_ne!(a, b, "salted");
+        assert!(a.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &a));
+        assert!(!verify_password("wrong", &a));
+        assert!(!verify_password("x", "not a hash"));
+    }
+
+    #[test]
+    fn limiter_blocks_after_the_budget() {
+        let l = LoginLimiter::default();
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!((0..LOGIN_ATTEMPTS_PER_MINUTE).all(|_| l.allow(ip)));
+        assert!(!l.allow(ip));
+        assert!(l.allow("127.0.0.2".parse().unwrap()));
+    }
+}

@@ -1,0 +1,101 @@
+//! The HTTP server: JSON API (+ OpenAPI document), authentication and the in-process worker.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::middleware::from_fn_with_state;
+use axum::routing::get;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::Storage;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// Database and media.
+    pub storage: Storage,
+    /// Login attempt limiter.
+    pub login_limiter: Arc<auth::LoginLimiter>,
+}
+
+#[derive(OpenApi)]
+#[openapi(info(
+    title = "devatar API",
+    description = "Talking-avatar videos of your digital twin."
+))]
+struct ApiDoc;
+
+/// The routes that need credentials, with their OpenAPI description.
+fn protected() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(api::identities::list, api::identities::create))
+        .routes(routes!(api::identities::status))
+        .routes(routes!(
+            api::identities::get,
+            api::identities::update,
+            api::identities::delete
+        ))
+        .routes(routes!(api::identities::set_default))
+        .routes(routes!(api::system::logout))
+        .routes(routes!(api::system::settings_status))
+}
+
+/// The routes open to everyone.
+fn public() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(api::system::healthz))
+        .routes(routes!(api::system::login))
+}
+
+/// Builds the whole application router.
+pub fn router(state: AppState) -> Router {
+    let (protected, protected_doc) = protected().split_for_parts();
+    let (public, public_doc) = public().split_for_parts();
+    let mut doc = ApiDoc::openapi();
+    doc.merge(protected_doc);
+    doc.merge(public_doc);
+    let doc = Arc::new(doc);
+    let protected = protected.layer(from_fn_with_state(state.clone(), auth::require_auth));
+    Router::new()
+        .merge(protected)
+        .merge(public)
+        .route(
+            "/api/openapi.json",
+            get(move || async move { Json(doc.as_ref().clone()) }),
+        )
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            2 * 1024 * 1024,
+        ))
+        .with_state(state)
+}
+
+/// Serves until ctrl-c / SIGTERM.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
