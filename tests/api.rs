@@ -1,0 +1,355 @@
+//! The JSON API through a real `devatar serve` process: auth on every documented route, identities.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+
+use common::*;
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct-horse-battery";
+
+/// A running server on a random port with its data folder; killed on drop.
+struct Server {
+    child: Child,
+    base: String,
+    data: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start() -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let mut child = command(
+            data.path(),
+            &["serve", "--bind", "127.0.0.1:0", "--data", "."],
+        )
+        .env("DEVATAR_ADMIN_PASSWORD", PASSWORD)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+        let mut reader = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let base = loop {
+            line.clear();
+            assert!(
+                reader.read_line(&mut line).unwrap() > 0,
+                "server exited before listening"
+            );
+            if let Some(addr) = line.trim().strip_prefix("devatar listening on ") {
+                break addr.to_string();
+            }
+        };
+        std::thread::spawn(move || for _ in reader.lines() {});
+        Server { child, base, data }
+    }
+
+    fn token(&self) -> String {
+        let out = run(
+            self.data.path(),
+            &["token", "create", "--name", "tests", "--data", "."],
+        );
+        assert!(out.status.success());
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap()
+            .to_string()
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().build().unwrap()
+}
+
+#[tokio::test]
+async fn every_documented_operation_needs_credentials_and_accepts_a_token() {
+    let server = Server::start();
+    let token = server.token();
+    let http = client();
+    let doc: Value = http
+        .get(format!("{}/api/openapi.json", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 8, "{paths:?}");
+    let public = ["/healthz", "/api/login"];
+    let mut checked = 0;
+    for (path, ops) in paths {
+        let url = format!(
+            "{}{}",
+            server.base,
+            path.replace("{id}", "00000000-0000-0000-0000-000000000000")
+        );
+        for method in ops.as_object().unwrap().keys() {
+            let m: reqwest::Method = method.to_uppercase().parse().unwrap();
+            let anonymous = http
+                .request(m.clone(), &url)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            let with_token = http
+                .request(m, &url)
+                .bearer_auth(&token)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            if public.contains(&path.as_str()) {
+                assert_ne!(anonymous, 401, "{method} {path} is public");
+            } else {
+                assert_eq!(anonymous, 401, "{method} {path} without credentials");
+                assert_ne!(with_token, 401, "{method} {path} with a token");
+                assert_ne!(
+                    with_token, 500,
+                    "{method} {path} with an empty body must not be a 500"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10);
+    // A wrong or revoked token is refused.
+    let status = http
+        .get(format!("{}/api/identities", server.base))
+        .bearer_auth("dvt_nope")
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 401);
+    assert!(
+        run(
+            server.data.path(),
+            &["token", "revoke", "tests", "--data", "."]
+        )
+        .status
+        .success()
+    );
+    let status = http
+        .get(format!("{}/api/identities", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 401, "revoked tokens stop working at once");
+}
+
+#[tokio::test]
+async fn guide_identity_is_created_and_bad_ones_name_the_field() {
+    let server = Server::start();
+    let token = server.token();
+    let http = client();
+    let post = |body: Value| {
+        let req = http
+            .post(format!("{}/api/identities", server.base))
+            .bearer_auth(&token)
+            .json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let guide = json!({"name": "deven-primary", "displayName": "Deven Spear", "triggerWord": "TOK_DEVEN",
+                       "loraScale": 0.95, "baseModel": "flux-dev", "description": "Primary digital twin"});
+    let (status, created) = post(guide.clone()).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["triggerWord"], "TOK_DEVEN");
+    assert_eq!(created["loraScale"], 0.95);
+
+    let cases = [
+        (
+            json!({"name": "deven-primary", "displayName": "D", "triggerWord": "TOK_OTHER"}),
+            409,
+            "name",
+        ),
+        (
+            json!({"name": "other", "displayName": "D", "triggerWord": "TOK_DEVEN"}),
+            409,
+            "triggerWord",
+        ),
+        (
+            json!({"name": "other", "displayName": "D", "triggerWord": "TOK_O", "loraScale": 1.5}),
+            422,
+            "loraScale",
+        ),
+        (
+            json!({"name": "other", "displayName": "D", "triggerWord": "TOK_O", "baseModel": "sdxl"}),
+            422,
+            "baseModel",
+        ),
+        (
+            json!({"name": "Bad Name", "displayName": "D", "triggerWord": "TOK_O"}),
+            422,
+            "name",
+        ),
+        (
+            json!({"displayName": "D", "triggerWord": "TOK_O"}),
+            422,
+            "name",
+        ),
+    ];
+    for (body, want_status, field) in cases {
+        let (status, err) = post(body.clone()).await;
+        assert_eq!(status, want_status, "{body} → {err}");
+        assert_eq!(err["error"]["field"], field, "{body} → {err}");
+    }
+    // Unknown fields (mass assignment) are refused.
+    let (status, _) =
+        post(json!({"name": "x1", "displayName": "X", "triggerWord": "TOK_X1", "isDefault": true}))
+            .await;
+    assert_eq!(status, 422);
+
+    // Update, set default, status, delete.
+    let id = created["id"].as_str().unwrap();
+    let url = format!("{}/api/identities/{id}", server.base);
+    let updated: Value = http
+        .put(&url)
+        .bearer_auth(&token)
+        .json(&json!({"loraScale": "auto"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(updated["loraScale"], "auto");
+    assert_eq!(updated["displayName"], "Deven Spear");
+    let def: Value = http
+        .post(format!("{url}/set-default"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(def["isDefault"], true);
+    let status: Value = http
+        .get(format!("{}/api/identities/status", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["defaultIdentity"]["name"], "deven-primary");
+    assert_eq!(status["defaultIdentitySource"], "database");
+    assert_eq!(status["falKeyConfigured"], false);
+    assert_eq!(
+        http.delete(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(
+        http.get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn browser_login_sets_a_session_whose_writes_need_the_csrf_token() {
+    let server = Server::start();
+    let http = client();
+    let wrong = http
+        .post(format!("{}/api/login", server.base))
+        .json(&json!({"password": "nope"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let ok = http
+        .post(format!("{}/api/login", server.base))
+        .json(&json!({"password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let cookie = ok.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_string();
+    let csrf = ok.json::<Value>().await.unwrap()["csrfToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let list = http
+        .get(format!("{}/api/identities", server.base))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.status(), 200);
+    let body = json!({"name": "tess", "displayName": "Tess", "triggerWord": "TOK_TESS"});
+    let no_csrf = http
+        .post(format!("{}/api/identities", server.base))
+        .header("cookie", &session)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_csrf.status(), 403);
+    let with_csrf = http
+        .post(format!("{}/api/identities", server.base))
+        .header("cookie", &session)
+        .header("x-csrf-token", &csrf)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_csrf.status(), 201);
+
+    let out = http
+        .post(format!("{}/api/logout", server.base))
+        .header("cookie", &session)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 204);
+    let after = http
+        .get(format!("{}/api/identities", server.base))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 401);
+}
+
+#[test]
+fn non_loopback_bind_without_a_password_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(tmp.path(), &["serve", "--bind", "0.0.0.0:0", "--data", "."]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("admin password"));
+}
