@@ -11,3 +11,4 @@ pub mod project_file;
 pub mod providers;
 pub mod storage;
 pub mod web;
+pub mod worker;

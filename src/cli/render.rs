@@ -104,7 +104,7 @@ async fn run(
     let owner = owner_id();
     let db = &storage.db;
     let run_id = match db
-        .unfinished_run(&plan.project_id)
+        .unfinished_run(&plan.project_id, "")
         .await
         .map_err(CliError::failed)?
     {
@@ -130,7 +130,7 @@ async fn run(
             }
         }
         None => db
-            .create_run(&plan.project_id, &owner)
+            .create_run(&plan.project_id, "", &owner)
             .await
             .map_err(CliError::failed)?,
     };
@@ -154,7 +154,7 @@ async fn run(
         progress,
     ));
     let report = pipeline
-        .execute(&run_id, plan.clone(), RenderOptions { burn_captions })
+        .execute(&run_id, plan.clone(), RenderOptions { burn_captions }, true)
         .await;
     heartbeat.abort();
     let _ = tokio::fs::remove_dir_all(storage.work_dir().join(&run_id)).await;

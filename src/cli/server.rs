@@ -10,8 +10,8 @@ use crate::app::Storage;
 use crate::web::auth::{hash_password, random_secret, secret_hash, verify_password};
 use crate::web::{AppState, serve as serve_http};
 
-/// Runs the API server (the in-process worker comes with the generate routes).
-pub async fn serve(bind: SocketAddr, data: &Path, _no_worker: bool) -> Result<(), CliError> {
+/// Runs the API server, with the pipeline worker in the same process unless `no_worker`.
+pub async fn serve(bind: SocketAddr, data: &Path, no_worker: bool) -> Result<(), CliError> {
     let storage = Storage::open(data).await.map_err(CliError::failed)?;
     let db = &storage.db;
     if let Ok(password) = std::env::var("DEVATAR_ADMIN_PASSWORD")
@@ -44,9 +44,11 @@ pub async fn serve(bind: SocketAddr, data: &Path, _no_worker: bool) -> Result<()
         .map_err(|e| CliError::failed(format!("cannot listen on {bind}: {e}")))?;
     let addr = listener.local_addr().map_err(CliError::failed)?;
     eprintln!("devatar listening on http://{addr}");
+    let runs = (!no_worker).then(|| crate::worker::RunService::new(storage.clone()));
     let state = AppState {
         storage,
         login_limiter: Arc::default(),
+        runs,
     };
     serve_http(listener, state).await.map_err(CliError::failed)
 }

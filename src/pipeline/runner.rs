@@ -151,11 +151,13 @@ impl Pipeline {
     }
 
     /// Executes every scene's DAG and the project ASSEMBLE for `run_id`.
+    /// `assemble` adds the project ASSEMBLE step (a single-scene run leaves it out).
     pub async fn execute(
         self: &Arc<Self>,
         run_id: &str,
         plan: RenderPlan,
         options: RenderOptions,
+        assemble: bool,
     ) -> RunReport {
         let ctx = Arc::new(RunCtx {
             run_id: run_id.to_string(),
@@ -175,13 +177,14 @@ impl Pipeline {
         let finals = (0..ctx.plan.scenes.len())
             .map(|i| (Some(i), StepName::Finalize))
             .collect();
-        nodes.push(((None, StepName::Assemble), finals));
-        for (i, s) in ctx.plan.scenes.iter().enumerate() {
+        if assemble {
+            nodes.push(((None, StepName::Assemble), finals));
+        }
+        for s in &ctx.plan.scenes {
             let _ = self
                 .db
                 .set_scene_output(&s.id, "generating", None, None, None)
                 .await;
-            let _ = i;
         }
         let this = self.clone();
         let c = ctx.clone();

@@ -24,6 +24,8 @@ pub struct AppState {
     pub storage: Storage,
     /// Login attempt limiter.
     pub login_limiter: Arc<auth::LoginLimiter>,
+    /// The in-process worker (`None` with `--no-worker`).
+    pub runs: Option<Arc<crate::worker::RunService>>,
 }
 
 #[derive(OpenApi)]
@@ -44,6 +46,25 @@ fn protected() -> OpenApiRouter<AppState> {
             api::identities::delete
         ))
         .routes(routes!(api::identities::set_default))
+        .routes(routes!(api::projects::list, api::projects::create))
+        .routes(routes!(
+            api::projects::get,
+            api::projects::update,
+            api::projects::delete
+        ))
+        .routes(routes!(api::projects::render))
+        .routes(routes!(api::projects::reorder))
+        .routes(routes!(api::scenes::list, api::scenes::create))
+        .routes(routes!(
+            api::scenes::get,
+            api::scenes::update,
+            api::scenes::delete
+        ))
+        .routes(routes!(api::scenes::generate))
+        .routes(routes!(api::scenes::cancel))
+        .routes(routes!(api::scenes::status))
+        .routes(routes!(api::runs::get))
+        .routes(routes!(api::runs::logs))
         .routes(routes!(api::system::logout))
         .routes(routes!(api::system::settings_status))
 }

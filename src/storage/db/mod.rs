@@ -5,6 +5,7 @@
 mod auth;
 mod catalog;
 mod identities;
+mod projects;
 mod runs;
 
 use std::path::Path;
@@ -16,6 +17,7 @@ use sqlx::any::AnyPoolOptions;
 pub use auth::TokenInfo;
 pub use catalog::{AssetInput, SceneInput};
 pub use identities::{Conflict, IdentityRecord};
+pub use projects::{LogFilter, LogRow, ProjectRecord, SceneRecord};
 pub use runs::{LogInput, RunRow, StepRow};
 
 /// A database operation failed.

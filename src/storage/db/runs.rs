@@ -101,13 +101,18 @@ macro_rules! step_columns {
 }
 
 impl Db {
-    /// The newest unfinished run of a project, if any.
-    pub async fn unfinished_run(&self, project_id: &str) -> Result<Option<RunRow>, DbError> {
+    /// The newest unfinished run of a project (`scene_id` `""`) or of one scene, if any.
+    pub async fn unfinished_run(
+        &self,
+        project_id: &str,
+        scene_id: &str,
+    ) -> Result<Option<RunRow>, DbError> {
         let row = sqlx::query(
             "SELECT id, project_id, status, owner, heartbeat_at FROM runs
-             WHERE project_id = $1 AND status = 'running' ORDER BY created_at DESC, id DESC LIMIT 1",
+             WHERE project_id = $1 AND scene_id = $2 AND status = 'running' ORDER BY created_at DESC, id DESC LIMIT 1",
         )
         .bind(project_id)
+        .bind(scene_id)
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| {
@@ -122,15 +127,22 @@ impl Db {
         .transpose()
     }
 
-    /// Starts a new run owned by `owner`.
-    pub async fn create_run(&self, project_id: &str, owner: &str) -> Result<String, DbError> {
+    /// Starts a new run of a project (`scene_id` `""`) or one scene, owned by `owner`.
+    pub async fn create_run(
+        &self,
+        project_id: &str,
+        scene_id: &str,
+        owner: &str,
+    ) -> Result<String, DbError> {
         let id = new_id();
         let now = now_ms();
         sqlx::query(
-            "INSERT INTO runs (id, project_id, status, owner, heartbeat_at, created_at) VALUES ($1, $2, 'running', $3, $4, $4)",
+            "INSERT INTO runs (id, project_id, scene_id, status, owner, heartbeat_at, created_at)
+             VALUES ($1, $2, $3, 'running', $4, $5, $5)",
         )
         .bind(&id)
         .bind(project_id)
+        .bind(scene_id)
         .bind(owner)
         .bind(now)
         .execute(&self.pool)
@@ -173,6 +185,31 @@ impl Db {
         sqlx::query("UPDATE runs SET status = 'abandoned', finished_at = $2 WHERE id = $1 AND status = 'running'")
             .bind(run_id)
             .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks a run and its unfinished steps canceled, and its generating scenes too.
+    pub async fn cancel_run(&self, run_id: &str) -> Result<(), DbError> {
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE steps SET status = 'canceled', finished_at = $2 WHERE run_id = $1 AND status IN ('pending', 'running')",
+        )
+        .bind(run_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query(
+            "UPDATE scenes SET status = 'canceled'
+             WHERE status = 'generating' AND project_id = (SELECT project_id FROM runs WHERE id = $1)",
+        )
+        .bind(run_id)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query("UPDATE runs SET status = 'canceled', finished_at = $2 WHERE id = $1 AND status = 'running'")
+            .bind(run_id)
+            .bind(now)
             .execute(&self.pool)
             .await?;
         Ok(())

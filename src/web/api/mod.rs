@@ -1,4 +1,7 @@
 //! JSON API handlers, one module per resource.
 
 pub mod identities;
+pub mod projects;
+pub mod runs;
+pub mod scenes;
 pub mod system;

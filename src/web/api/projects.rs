@@ -1,0 +1,266 @@
+//! `/api/projects`: list, create, get, update, delete, render, reorder scenes.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use crate::domain::{AspectRatio, FieldErrors, Project};
+use crate::storage::db::ProjectRecord;
+use crate::web::AppState;
+use crate::web::error::{ApiError, ApiJson};
+
+/// A project as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectView {
+    id: String,
+    name: String,
+    description: Option<String>,
+    aspect_ratio: String,
+    default_identity_id: Option<String>,
+    budget_usd: Option<f64>,
+    status: String,
+    final_object: Option<String>,
+    captions_object: Option<String>,
+    duration_seconds: Option<f64>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<ProjectRecord> for ProjectView {
+    fn from(r: ProjectRecord) -> Self {
+        Self {
+            id: r.id,
+            name: r.project.name,
+            description: r.project.description,
+            aspect_ratio: r.project.aspect_ratio.as_str().into(),
+            default_identity_id: r.default_identity_id,
+            budget_usd: r.project.budget_usd,
+            status: r.status,
+            final_object: r.final_object,
+            captions_object: r.captions_object,
+            duration_seconds: r.duration_seconds,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// Fields a client may set on a project (all optional on update; `name` required on create).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProjectInput {
+    name: Option<String>,
+    description: Option<String>,
+    aspect_ratio: Option<String>,
+    default_identity_id: Option<String>,
+    budget_usd: Option<f64>,
+}
+
+impl ProjectInput {
+    fn apply(
+        self,
+        mut base: Project,
+        mut default_identity: Option<String>,
+    ) -> Result<(Project, Option<String>), ApiError> {
+        let mut e = FieldErrors::default();
+        if let Some(n) = self.name {
+            base.name = n;
+        }
+        if self.description.is_some() {
+            base.description = self.description;
+        }
+        if let Some(a) = self.aspect_ratio {
+            match AspectRatio::parse(&a) {
+                Some(a) => base.aspect_ratio = a,
+                None => e.push("aspectRatio", "must be 16:9, 9:16 or 1:1"),
+            }
+        }
+        if self.budget_usd.is_some() {
+            base.budget_usd = self.budget_usd;
+        }
+        if self.default_identity_id.is_some() {
+            default_identity = self.default_identity_id;
+        }
+        match base.validated() {
+            Ok(p) if e.is_empty() => Ok((p, default_identity)),
+            Ok(_) => Err(e.into()),
+            Err(v) => {
+                e.0.extend(v.0);
+                Err(e.into())
+            }
+        }
+    }
+}
+
+async fn check_identity(state: &AppState, id: Option<&str>) -> Result<(), ApiError> {
+    if let Some(id) = id
+        && state.storage.db.get_identity(id).await?.is_none()
+    {
+        let mut e = FieldErrors::default();
+        e.push("defaultIdentityId", "no such identity");
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// List projects, newest first.
+#[utoipa::path(get, path = "/api/projects", tag = "projects", responses((status = 200, body = [ProjectView])))]
+pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<ProjectView>>, ApiError> {
+    Ok(Json(
+        state
+            .storage
+            .db
+            .list_projects()
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    ))
+}
+
+/// Create a project.
+#[utoipa::path(post, path = "/api/projects", tag = "projects", request_body = ProjectInput,
+    responses((status = 201, body = ProjectView), (status = 409), (status = 422)))]
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<ProjectInput>,
+) -> Result<(StatusCode, Json<ProjectView>), ApiError> {
+    if input.name.is_none() {
+        let mut e = FieldErrors::default();
+        e.push("name", "is required");
+        return Err(e.into());
+    }
+    let blank = Project {
+        name: String::new(),
+        description: None,
+        aspect_ratio: AspectRatio::default(),
+        budget_usd: None,
+    };
+    let (project, default_identity) = input.apply(blank, None)?;
+    check_identity(&state, default_identity.as_deref()).await?;
+    let db = &state.storage.db;
+    if db.project_name_taken(&project.name, "").await? {
+        return Err(ApiError::conflict(
+            "name",
+            "a project with this name exists",
+        ));
+    }
+    let id = db
+        .upsert_project(&project, default_identity.as_deref())
+        .await?;
+    let record = db
+        .get_project(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("project"))?;
+    Ok((StatusCode::CREATED, Json(record.into())))
+}
+
+/// Get a project.
+#[utoipa::path(get, path = "/api/projects/{id}", tag = "projects", params(("id" = String, Path)),
+    responses((status = 200, body = ProjectView), (status = 404)))]
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ProjectView>, ApiError> {
+    let record = state
+        .storage
+        .db
+        .get_project(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("project"))?;
+    Ok(Json(record.into()))
+}
+
+/// Update a project (only the fields given).
+#[utoipa::path(put, path = "/api/projects/{id}", tag = "projects", params(("id" = String, Path)), request_body = ProjectInput,
+    responses((status = 200, body = ProjectView), (status = 404), (status = 409), (status = 422)))]
+pub async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<ProjectInput>,
+) -> Result<Json<ProjectView>, ApiError> {
+    let db = &state.storage.db;
+    let current = db
+        .get_project(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("project"))?;
+    let (project, default_identity) = input.apply(current.project, current.default_identity_id)?;
+    check_identity(&state, default_identity.as_deref()).await?;
+    if db.project_name_taken(&project.name, &id).await? {
+        return Err(ApiError::conflict(
+            "name",
+            "a project with this name exists",
+        ));
+    }
+    db.update_project(&id, &project, default_identity.as_deref())
+        .await?;
+    get(State(state), Path(id)).await
+}
+
+/// Delete a project with its scenes and runs.
+#[utoipa::path(delete, path = "/api/projects/{id}", tag = "projects", params(("id" = String, Path)),
+    responses((status = 204), (status = 404), (status = 409)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let db = &state.storage.db;
+    if db.get_project(&id).await?.is_none() {
+        return Err(ApiError::not_found("project"));
+    }
+    if let Some(run) = db.active_run_for(&id, "").await? {
+        return Err(ApiError::conflict(
+            "id",
+            format!("the project is rendering (run {run})"),
+        ));
+    }
+    db.delete_project(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Render every scene and assemble the project video (background run).
+#[utoipa::path(post, path = "/api/projects/{id}/render", tag = "projects", params(("id" = String, Path)),
+    responses((status = 202, body = Object), (status = 404), (status = 409), (status = 422)))]
+pub async fn render(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let run_id = super::scenes::start_run(&state, &id, None).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "runId": run_id }))))
+}
+
+/// New scene order.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReorderInput {
+    /// Every scene id of the project, in the new order.
+    scene_ids: Vec<String>,
+}
+
+/// Reorder the project's scenes.
+#[utoipa::path(post, path = "/api/projects/{id}/scenes/reorder", tag = "scenes", params(("id" = String, Path)),
+    request_body = ReorderInput, responses((status = 204), (status = 404), (status = 422)))]
+pub async fn reorder(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<ReorderInput>,
+) -> Result<StatusCode, ApiError> {
+    let db = &state.storage.db;
+    if db.get_project(&id).await?.is_none() {
+        return Err(ApiError::not_found("project"));
+    }
+    if db.reorder_scenes(&id, &input.scene_ids).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        let mut e = FieldErrors::default();
+        e.push(
+            "sceneIds",
+            "must list every scene of the project exactly once",
+        );
+        Err(e.into())
+    }
+}

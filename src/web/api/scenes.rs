@@ -1,0 +1,412 @@
+//! `/api/scenes`: list (paged, by project), create, get, update, delete, generate, cancel, status.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::domain::{FieldErrors, GenerationMode, Scene};
+use crate::storage::db::SceneRecord;
+use crate::web::AppState;
+use crate::web::error::{ApiError, ApiJson};
+use crate::worker::StartError;
+
+/// A scene as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SceneView {
+    id: String,
+    project_id: String,
+    position: i64,
+    name: String,
+    dialogue: String,
+    environment: Option<String>,
+    wardrobe: Option<String>,
+    mood_lighting: Option<String>,
+    camera: Option<String>,
+    movement: Option<String>,
+    target_duration: Option<f64>,
+    identity_id: Option<String>,
+    headshot_asset_id: Option<String>,
+    generation_mode: String,
+    status: String,
+    output_object: Option<String>,
+    thumbnail_object: Option<String>,
+    duration_seconds: Option<f64>,
+}
+
+impl From<SceneRecord> for SceneView {
+    fn from(r: SceneRecord) -> Self {
+        let s = r.scene;
+        Self {
+            id: r.id,
+            project_id: r.project_id,
+            position: r.position,
+            name: s.name,
+            dialogue: s.dialogue,
+            environment: s.environment,
+            wardrobe: s.wardrobe,
+            mood_lighting: s.mood_lighting,
+            camera: s.camera,
+            movement: s.movement,
+            target_duration: s.target_duration,
+            identity_id: r.identity_id,
+            headshot_asset_id: r.headshot_asset_id,
+            generation_mode: s.generation_mode.as_str().into(),
+            status: r.status,
+            output_object: r.output_object,
+            thumbnail_object: r.thumbnail_object,
+            duration_seconds: r.duration_seconds,
+        }
+    }
+}
+
+/// Fields a client may set on a scene (create needs `projectId`, `name`, `dialogue`).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SceneInput {
+    project_id: Option<String>,
+    name: Option<String>,
+    dialogue: Option<String>,
+    environment: Option<String>,
+    wardrobe: Option<String>,
+    mood_lighting: Option<String>,
+    camera: Option<String>,
+    movement: Option<String>,
+    target_duration: Option<f64>,
+    identity_id: Option<String>,
+    headshot_asset_id: Option<String>,
+    generation_mode: Option<String>,
+}
+
+/// A validated scene with its references.
+struct SceneUpdate {
+    scene: Scene,
+    identity_id: Option<String>,
+    headshot_asset_id: Option<String>,
+}
+
+impl SceneInput {
+    async fn apply(
+        self,
+        state: &AppState,
+        current: Option<SceneRecord>,
+    ) -> Result<SceneUpdate, ApiError> {
+        let mut e = FieldErrors::default();
+        let (mut scene, mut identity_id, mut headshot) = match current {
+            Some(c) => (c.scene, c.identity_id, c.headshot_asset_id),
+            None => (
+                Scene {
+                    name: String::new(),
+                    dialogue: String::new(),
+                    environment: None,
+                    wardrobe: None,
+                    mood_lighting: None,
+                    camera: None,
+                    movement: None,
+                    target_duration: None,
+                    identity: String::new(),
+                    generation_mode: GenerationMode::Auto,
+                },
+                None,
+                None,
+            ),
+        };
+        if let Some(v) = self.name {
+            scene.name = v;
+        }
+        if let Some(v) = self.dialogue {
+            scene.dialogue = v;
+        }
+        for (slot, v) in [
+            (&mut scene.environment, self.environment),
+            (&mut scene.wardrobe, self.wardrobe),
+            (&mut scene.mood_lighting, self.mood_lighting),
+            (&mut scene.camera, self.camera),
+            (&mut scene.movement, self.movement),
+        ] {
+            if v.is_some() {
+                *slot = v;
+            }
+        }
+        if self.target_duration.is_some() {
+            scene.target_duration = self.target_duration;
+        }
+        if let Some(m) = self.generation_mode {
+            match GenerationMode::parse(&m) {
+                Some(m) => scene.generation_mode = m,
+                None => e.push("generationMode", "must be auto, standard or digital-twin"),
+            }
+        }
+        let db = &state.storage.db;
+        if let Some(id) = self.identity_id {
+            if db.get_identity(&id).await?.is_none() {
+                e.push("identityId", "no such identity");
+            }
+            identity_id = Some(id);
+        }
+        if let Some(id) = self.headshot_asset_id {
+            if db.asset_object_key(&id).await?.is_none() {
+                e.push("headshotAssetId", "no such asset");
+            }
+            headshot = Some(id);
+        }
+        match scene.validated() {
+            Ok(scene) if e.is_empty() => Ok(SceneUpdate {
+                scene,
+                identity_id,
+                headshot_asset_id: headshot,
+            }),
+            Ok(_) => Err(e.into()),
+            Err(v) => {
+                e.0.extend(v.0);
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// Scene list query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SceneListQuery {
+    /// Project id (required).
+    project: String,
+    /// Return scenes after this position (from the previous page's `nextCursor`).
+    cursor: Option<i64>,
+    /// Page size, 1–200 (default 50).
+    limit: Option<i64>,
+}
+
+/// List a project's scenes in order, paged.
+#[utoipa::path(get, path = "/api/scenes", tag = "scenes", params(SceneListQuery),
+    responses((status = 200, body = Object), (status = 404)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<SceneListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit.unwrap_or(50).clamp(1, 200);
+    let db = &state.storage.db;
+    if db.get_project(&q.project).await?.is_none() {
+        return Err(ApiError::not_found("project"));
+    }
+    let scenes = db
+        .list_scenes(&q.project, q.cursor.unwrap_or(-1), limit)
+        .await?;
+    let next = if scenes.len() as i64 == limit {
+        scenes.last().map(|s| s.position)
+    } else {
+        None
+    };
+    let items: Vec<SceneView> = scenes.into_iter().map(Into::into).collect();
+    Ok(Json(json!({ "items": items, "nextCursor": next })))
+}
+
+/// Create a scene at the end of its project.
+#[utoipa::path(post, path = "/api/scenes", tag = "scenes", request_body = SceneInput,
+    responses((status = 201, body = SceneView), (status = 404), (status = 409), (status = 422)))]
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<SceneInput>,
+) -> Result<(StatusCode, Json<SceneView>), ApiError> {
+    let Some(project_id) = input.project_id.clone() else {
+        let mut e = FieldErrors::default();
+        e.push("projectId", "is required");
+        return Err(e.into());
+    };
+    let db = &state.storage.db;
+    if db.get_project(&project_id).await?.is_none() {
+        return Err(ApiError::not_found("project"));
+    }
+    let u = input.apply(&state, None).await?;
+    if db.scene_name_taken(&project_id, &u.scene.name, "").await? {
+        return Err(ApiError::conflict(
+            "name",
+            "a scene with this name exists in the project",
+        ));
+    }
+    let id = db
+        .save_scene(
+            None,
+            &project_id,
+            &u.scene,
+            u.identity_id.as_deref(),
+            u.headshot_asset_id.as_deref(),
+        )
+        .await?;
+    let record = db
+        .get_scene(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("scene"))?;
+    Ok((StatusCode::CREATED, Json(record.into())))
+}
+
+/// Get a scene.
+#[utoipa::path(get, path = "/api/scenes/{id}", tag = "scenes", params(("id" = String, Path)),
+    responses((status = 200, body = SceneView), (status = 404)))]
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SceneView>, ApiError> {
+    let record = state
+        .storage
+        .db
+        .get_scene(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("scene"))?;
+    Ok(Json(record.into()))
+}
+
+/// Update a scene (only the fields given; `projectId` cannot change).
+#[utoipa::path(put, path = "/api/scenes/{id}", tag = "scenes", params(("id" = String, Path)), request_body = SceneInput,
+    responses((status = 200, body = SceneView), (status = 404), (status = 409), (status = 422)))]
+pub async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<SceneInput>,
+) -> Result<Json<SceneView>, ApiError> {
+    let db = &state.storage.db;
+    let current = db
+        .get_scene(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("scene"))?;
+    if input
+        .project_id
+        .as_deref()
+        .is_some_and(|p| p != current.project_id)
+    {
+        let mut e = FieldErrors::default();
+        e.push("projectId", "cannot be changed");
+        return Err(e.into());
+    }
+    let project_id = current.project_id.clone();
+    let u = input.apply(&state, Some(current)).await?;
+    if db.scene_name_taken(&project_id, &u.scene.name, &id).await? {
+        return Err(ApiError::conflict(
+            "name",
+            "a scene with this name exists in the project",
+        ));
+    }
+    db.save_scene(
+        Some(&id),
+        &project_id,
+        &u.scene,
+        u.identity_id.as_deref(),
+        u.headshot_asset_id.as_deref(),
+    )
+    .await?;
+    get(State(state), Path(id)).await
+}
+
+/// Delete a scene.
+#[utoipa::path(delete, path = "/api/scenes/{id}", tag = "scenes", params(("id" = String, Path)),
+    responses((status = 204), (status = 404)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.storage.db.delete_scene(&id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("scene"))
+    }
+}
+
+/// Starts a background run of a project (or one scene), mapping worker errors to API errors.
+pub async fn start_run(
+    state: &AppState,
+    project_id: &str,
+    scene_id: Option<&str>,
+) -> Result<String, ApiError> {
+    let Some(runs) = &state.runs else {
+        return Err(ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "no_worker",
+            message: "this server runs with --no-worker".into(),
+            field: None,
+        });
+    };
+    runs.start(project_id, scene_id).await.map_err(|e| match e {
+        StartError::NotFound(what) => ApiError::not_found(what),
+        StartError::Busy(run) => {
+            ApiError::conflict("id", format!("a run is already in progress ({run})"))
+        }
+        StartError::Invalid(msg) => {
+            let mut f = FieldErrors::default();
+            f.push("identityId", msg);
+            f.into()
+        }
+        StartError::Db(e) => ApiError::internal(e),
+    })
+}
+
+/// Generate one scene (speech, still, video, lip-sync, finalize) in the background.
+#[utoipa::path(post, path = "/api/scenes/{id}/generate", tag = "scenes", params(("id" = String, Path)),
+    responses((status = 202, body = Object), (status = 404), (status = 409)))]
+pub async fn generate(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let scene = state
+        .storage
+        .db
+        .get_scene(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("scene"))?;
+    let run_id = start_run(&state, &scene.project_id, Some(&id)).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "runId": run_id }))))
+}
+
+/// Cancel the scene's running generation.
+#[utoipa::path(post, path = "/api/scenes/{id}/cancel", tag = "scenes", params(("id" = String, Path)),
+    responses((status = 200, body = Object), (status = 404), (status = 409)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let db = &state.storage.db;
+    let scene = db
+        .get_scene(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("scene"))?;
+    let Some(run) = db.active_run_for(&scene.project_id, &id).await? else {
+        return Err(ApiError::conflict(
+            "id",
+            "no generation is running for this scene",
+        ));
+    };
+    let canceled = match &state.runs {
+        Some(runs) => runs.cancel(&run).await?,
+        None => false,
+    };
+    if !canceled {
+        return Err(ApiError::conflict(
+            "id",
+            "the run is owned by another process",
+        ));
+    }
+    Ok(Json(json!({ "runId": run, "status": "canceled" })))
+}
+
+/// The scene's status and its latest run's steps.
+#[utoipa::path(get, path = "/api/scenes/{id}/status", tag = "scenes", params(("id" = String, Path)),
+    responses((status = 200, body = Object), (status = 404)))]
+pub async fn status(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let db = &state.storage.db;
+    let scene = db
+        .get_scene(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("scene"))?;
+    let run = match db.latest_run_for_scene(&scene.project_id, &id).await? {
+        Some(run_id) => Some(super::runs::run_json(&state, &run_id, Some(&id)).await?),
+        None => None,
+    };
+    Ok(Json(
+        json!({ "sceneId": id, "status": scene.status, "outputObject": scene.output_object, "run": run }),
+    ))
+}
