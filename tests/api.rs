@@ -353,3 +353,173 @@ fn non_loopback_bind_without_a_password_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("admin password"));
 }
+
+async fn wait_for_run(http: &reqwest::Client, base: &str, token: &str, run_id: &str) -> Value {
+    for _ in 0..600 {
+        let run: Value = http
+            .get(format!("{base}/api/runs/{run_id}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if run["status"] != "running" {
+            return run;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("run {run_id} did not finish");
+}
+
+#[tokio::test]
+async fn generate_a_scene_through_the_in_process_worker_then_render_the_project() {
+    let server = Server::start();
+    let token = server.token();
+    let http = client();
+    let base = server.base.clone();
+    let post = |path: &str, body: Value| {
+        let req = http
+            .post(format!("{base}{path}"))
+            .bearer_auth(&token)
+            .json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (_, identity) = post(
+        "/api/identities",
+        json!({"name": "deven-primary", "displayName": "Deven Spear", "triggerWord": "TOK_DEVEN"}),
+    )
+    .await;
+    let (status, project) = post(
+        "/api/projects",
+        json!({"name": "API demo", "aspectRatio": "1:1", "defaultIdentityId": identity["id"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{project}");
+    let pid = project["id"].as_str().unwrap();
+    let (status, one) = post("/api/scenes", json!({"projectId": pid, "name": "one", "dialogue": "Hello from the API.", "camera": "close-up", "moodLighting": "warm"})).await;
+    assert_eq!(status, 201, "{one}");
+    let (_, two) = post(
+        "/api/scenes",
+        json!({"projectId": pid, "name": "two", "dialogue": "And goodbye.", "camera": "wide shot"}),
+    )
+    .await;
+    let (status, err) = post(
+        "/api/scenes",
+        json!({"projectId": pid, "name": "three", "dialogue": "  "}),
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"]["field"].as_str()),
+        (422, Some("dialogue"))
+    );
+
+    // Generate scene one; a second generate while it runs is refused.
+    let sid = one["id"].as_str().unwrap();
+    let (status, started) = post(&format!("/api/scenes/{sid}/generate"), json!({})).await;
+    assert_eq!(status, 202, "{started}");
+    let (again, _) = post(&format!("/api/scenes/{sid}/generate"), json!({})).await;
+    assert_eq!(again, 409);
+    let run = wait_for_run(&http, &base, &token, started["runId"].as_str().unwrap()).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let steps: Vec<&str> = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps.len(), 5, "{steps:?}");
+    for name in ["AUDIO", "IMAGE", "VIDEO", "LIPSYNC", "FINALIZE"] {
+        assert!(steps.contains(&name), "{name} in {steps:?}");
+    }
+    assert!(
+        run["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["status"] == "succeeded" && s["provider"].is_string())
+    );
+    let scene: Value = http
+        .get(format!("{base}/api/scenes/{sid}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(scene["status"], "completed");
+    assert!(
+        scene["outputObject"]
+            .as_str()
+            .unwrap()
+            .starts_with("media/")
+    );
+
+    // Logs: the mode decision is filed under IDENTITY_ANCHOR for this scene.
+    let logs: Value = http
+        .get(format!("{base}/api/logs?scene={sid}&step=IDENTITY_ANCHOR"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = logs["items"].as_array().unwrap();
+    assert!(
+        !items.is_empty() && items.iter().all(|l| l["step"] == "IDENTITY_ANCHOR"),
+        "{logs}"
+    );
+    let bad = http
+        .get(format!("{base}/api/logs?step=NOPE"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+
+    // Reorder, then render the whole project: scene one is reused from the cache.
+    let order = json!({"sceneIds": [two["id"], one["id"]]});
+    let (status, _) = post(&format!("/api/projects/{pid}/scenes/reorder"), order).await;
+    assert_eq!(status, 204);
+    let listed: Value = http
+        .get(format!("{base}/api/scenes?project={pid}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["items"][0]["name"], "two");
+    let (status, render) = post(&format!("/api/projects/{pid}/render"), json!({})).await;
+    assert_eq!(status, 202);
+    let run = wait_for_run(&http, &base, &token, render["runId"].as_str().unwrap()).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let steps = run["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 11);
+    let cached_one = steps
+        .iter()
+        .filter(|s| s["sceneId"] == one["id"] && s["cached"] == true)
+        .count();
+    assert_eq!(cached_one, 5, "scene one was generated before: {run}");
+    let project: Value = http
+        .get(format!("{base}/api/projects/{pid}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(project["status"], "completed");
+    assert!(project["durationSeconds"].as_f64().unwrap() > 1.0);
+}
