@@ -523,3 +523,90 @@ async fn generate_a_scene_through_the_in_process_worker_then_render_the_project(
     assert_eq!(project["status"], "completed");
     assert!(project["durationSeconds"].as_f64().unwrap() > 1.0);
 }
+
+#[tokio::test]
+async fn run_events_stream_each_step_then_the_final_status() {
+    let server = Server::start();
+    let token = server.token();
+    let http = client();
+    let base = server.base.clone();
+    let post = |path: &str, body: Value| {
+        let req = http
+            .post(format!("{base}{path}"))
+            .bearer_auth(&token)
+            .json(&body);
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    post(
+        "/api/identities",
+        json!({"name": "tess", "displayName": "Tess", "triggerWord": "TOK_TESS"}),
+    )
+    .await;
+    let project = post(
+        "/api/projects",
+        json!({"name": "SSE", "aspectRatio": "1:1"}),
+    )
+    .await;
+    let scene = post(
+        "/api/scenes",
+        json!({"projectId": project["id"], "name": "s", "dialogue": "Streaming steps."}),
+    )
+    .await;
+    let started = post(
+        &format!("/api/scenes/{}/generate", scene["id"].as_str().unwrap()),
+        json!({}),
+    )
+    .await;
+    let run_id = started["runId"].as_str().unwrap();
+    let response = http
+        .get(format!("{base}/api/runs/{run_id}/events"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let body = tokio::time::timeout(std::time::Duration::from_secs(120), response.text())
+        .await
+        .expect("stream ends")
+        .unwrap();
+    let mut events: Vec<(String, Value)> = Vec::new();
+    for block in body.split("\n\n") {
+        let name = block
+            .lines()
+            .find_map(|l| l.strip_prefix("event: "))
+            .map(str::to_string);
+        let data = block.lines().find_map(|l| l.strip_prefix("data: "));
+        if let (Some(name), Some(data)) = (name, data) {
+            events.push((name, serde_json::from_str(data).unwrap()));
+        }
+    }
+    for step in ["AUDIO", "IMAGE", "VIDEO", "LIPSYNC", "FINALIZE"] {
+        assert!(
+            events
+                .iter()
+                .any(|(n, d)| n == "step" && d["step"] == step && d["event"] == "finished"),
+            "{step} finished missing from {body}"
+        );
+    }
+    let last = events.last().unwrap();
+    assert_eq!(last.0, "finished");
+    assert_eq!(last.1["status"], "succeeded");
+    // The stream agrees with the stored run; a finished run's stream replays and closes at once.
+    let replay = http
+        .get(format!("{base}/api/runs/{run_id}/events"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(replay.matches("event: step").count(), 5, "{replay}");
+    assert!(replay.contains("\"status\":\"succeeded\""));
+}

@@ -65,6 +65,10 @@ impl RunReport {
 /// Progress notifications (for bars, plain lines or SSE).
 #[derive(Debug, Clone)]
 pub struct Event {
+    /// The run.
+    pub run_id: String,
+    /// Scene id, `None` for ASSEMBLE.
+    pub scene_id: Option<String>,
     /// Scene name, `None` for ASSEMBLE.
     pub scene: Option<String>,
     /// The step.
@@ -293,6 +297,8 @@ impl Pipeline {
         let scene_id = self.scene_id(ctx, node);
         let scene_name = Self::scene_name(ctx, node);
         let event = |kind| Event {
+            run_id: ctx.run_id.clone(),
+            scene_id: node.0.map(|i| ctx.plan.scenes[i].id.clone()),
             scene: scene_name.clone(),
             step,
             kind,

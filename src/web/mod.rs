@@ -64,6 +64,7 @@ fn protected() -> OpenApiRouter<AppState> {
         .routes(routes!(api::scenes::cancel))
         .routes(routes!(api::scenes::status))
         .routes(routes!(api::runs::get))
+        .routes(routes!(api::runs::events))
         .routes(routes!(api::runs::logs))
         .routes(routes!(api::system::logout))
         .routes(routes!(api::system::settings_status))

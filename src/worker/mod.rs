@@ -28,10 +28,28 @@ pub enum StartError {
     Db(#[from] DbError),
 }
 
-struct Quiet;
+/// What the live-progress stream carries.
+#[derive(Debug, Clone)]
+pub enum RunEvent {
+    /// A step event.
+    Step(Event),
+    /// The run ended with this status.
+    Finished {
+        /// Run id.
+        run_id: String,
+        /// `succeeded`, `failed` or `canceled`.
+        status: String,
+    },
+}
 
-impl Progress for Quiet {
-    fn on(&self, _event: &Event) {}
+/// Forwards pipeline progress to subscribers.
+struct Broadcast(tokio::sync::broadcast::Sender<RunEvent>);
+
+impl Progress for Broadcast {
+    fn on(&self, event: &Event) {
+        // No subscriber is fine: progress is also in the database.
+        let _ = self.0.send(RunEvent::Step(event.clone()));
+    }
 }
 
 /// Starts and tracks background runs.
@@ -40,17 +58,19 @@ pub struct RunService {
     pipeline: Arc<Pipeline>,
     owner: String,
     tasks: Mutex<HashMap<String, AbortHandle>>,
+    events: tokio::sync::broadcast::Sender<RunEvent>,
 }
 
 impl RunService {
     /// A service using the local providers.
     pub fn new(storage: Storage) -> Arc<Self> {
+        let (events, _) = tokio::sync::broadcast::channel(1024);
         let pipeline = Arc::new(Pipeline::new(
             storage.db.clone(),
             storage.objects.clone(),
             Providers::local(),
             storage.work_dir(),
-            Arc::new(Quiet),
+            Arc::new(Broadcast(events.clone())),
         ));
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         let owner = format!("{}:{}", host.trim(), std::process::id());
@@ -59,6 +79,7 @@ impl RunService {
             pipeline,
             owner,
             tasks: Mutex::default(),
+            events,
         })
     }
 
@@ -188,6 +209,10 @@ impl RunService {
                 .db
                 .finish_run(&id, status, error.as_deref())
                 .await;
+            let _ = this.events.send(RunEvent::Finished {
+                run_id: id.clone(),
+                status: status.into(),
+            });
             let _ = tokio::fs::remove_dir_all(this.storage.work_dir().join(&id)).await;
             if let Ok(mut tasks) = this.tasks.lock() {
                 tasks.remove(&id);
@@ -199,6 +224,11 @@ impl RunService {
         Ok(run_id)
     }
 
+    /// Live progress of every run in this process.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<RunEvent> {
+        self.events.subscribe()
+    }
+
     /// Cancels a live run in this process; false when it is not running here.
     pub async fn cancel(&self, run_id: &str) -> Result<bool, DbError> {
         let handle = self.tasks.lock().ok().and_then(|mut t| t.remove(run_id));
@@ -207,6 +237,10 @@ impl RunService {
         };
         handle.abort();
         self.storage.db.cancel_run(run_id).await?;
+        let _ = self.events.send(RunEvent::Finished {
+            run_id: run_id.into(),
+            status: "canceled".into(),
+        });
         Ok(true)
     }
 }

@@ -114,3 +114,98 @@ pub async fn logs(
     };
     Ok(Json(json!({ "items": rows, "nextCursor": next })))
 }
+
+/// Live progress of a run as Server-Sent Events: `step` events (`started`, `finished`, `failed`) and one
+/// final `finished` event with the run's status, after which the stream ends.
+#[utoipa::path(get, path = "/api/runs/{id}/events", tag = "runs", params(("id" = String, Path)),
+    responses((status = 200, content_type = "text/event-stream", body = String), (status = 404)))]
+pub async fn events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<
+    axum::response::sse::Sse<
+        impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+    >,
+    ApiError,
+> {
+    use crate::pipeline::EventKind;
+    use crate::worker::RunEvent;
+    use axum::response::sse::{Event as Sse_, KeepAlive, Sse};
+
+    let mut rx = state.runs.as_ref().map(|r| r.subscribe());
+    let db = &state.storage.db;
+    let (_, _, status, _, _, _) = db
+        .get_run(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("run"))?;
+    // Catch up from the database first (steps that started or finished before the client connected).
+    let mut backlog: std::collections::VecDeque<Sse_> = db
+        .run_steps(&id)
+        .await?
+        .into_iter()
+        .filter(|s| s.status == "running" || s.status == "succeeded" || s.status == "failed")
+        .map(|s| {
+            let event = match s.status.as_str() {
+                "running" => "started",
+                "succeeded" => "finished",
+                _ => "failed",
+            };
+            let ms = match (s.started_at, s.finished_at) {
+                (Some(a), Some(b)) => Some(b - a),
+                _ => None,
+            };
+            let data = json!({ "sceneId": if s.scene_id.is_empty() { None } else { Some(s.scene_id) }, "step": s.step,
+                               "event": event, "cached": s.cached, "ms": ms, "reason": s.error });
+            Sse_::default().event("step").data(data.to_string())
+        })
+        .collect();
+    let done = status != "running" || rx.is_none();
+    if done {
+        backlog.push_back(
+            Sse_::default()
+                .event("finished")
+                .data(json!({ "runId": id, "status": status }).to_string()),
+        );
+    }
+    let stream = futures::stream::unfold(
+        (backlog, rx.take(), id, done),
+        |(mut backlog, mut rx, id, done)| async move {
+            if let Some(ev) = backlog.pop_front() {
+                return Some((Ok(ev), (backlog, rx, id, done)));
+            }
+            if done {
+                return None;
+            }
+            let receiver = rx.as_mut()?;
+            loop {
+                match receiver.recv().await {
+                    Ok(RunEvent::Step(e)) if e.run_id == id => {
+                        let (kind, cached, ms, reason) = match &e.kind {
+                            EventKind::Started => ("started", None, None, None),
+                            EventKind::Finished { cached, ms } => {
+                                ("finished", Some(*cached), Some(*ms), None)
+                            }
+                            EventKind::Failed(r) => ("failed", None, None, Some(r.clone())),
+                        };
+                        let data = json!({ "sceneId": e.scene_id, "scene": e.scene, "step": e.step.as_str(), "event": kind,
+                                       "cached": cached, "ms": ms, "reason": reason });
+                        return Some((
+                            Ok(Sse_::default().event("step").data(data.to_string())),
+                            (backlog, rx, id, false),
+                        ));
+                    }
+                    Ok(RunEvent::Finished { run_id, status }) if run_id == id => {
+                        let data = json!({ "runId": run_id, "status": status });
+                        return Some((
+                            Ok(Sse_::default().event("finished").data(data.to_string())),
+                            (backlog, rx, id, true),
+                        ));
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
