@@ -254,6 +254,56 @@ async fn guide_identity_is_created_and_bad_ones_name_the_field() {
     assert_eq!(status["defaultIdentity"]["name"], "deven-primary");
     assert_eq!(status["defaultIdentitySource"], "database");
     assert_eq!(status["falKeyConfigured"], false);
+    // Test: every check is reported and the result is stored on the identity.
+    let tested: Value = http
+        .post(format!("{url}/test"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tested["ok"], true, "{tested}");
+    let names: Vec<&str> = tested["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["triggerWord", "baseModel", "voiceId", "loraUrl"]);
+    let body = json!({"loraUrl": "https://bucket.example/model.bin"});
+    let bad: Value = http
+        .put(&url)
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(bad["loraUrl"], "https://bucket.example/model.bin");
+    let tested: Value = http
+        .post(format!("{url}/test"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tested["ok"], false, "{tested}");
+    let stored: Value = http
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stored["lastTest"]["ok"], false);
     assert_eq!(
         http.delete(&url)
             .bearer_auth(&token)

@@ -46,6 +46,7 @@ fn protected() -> OpenApiRouter<AppState> {
             api::identities::delete
         ))
         .routes(routes!(api::identities::set_default))
+        .routes(routes!(api::identities::test))
         .routes(routes!(api::projects::list, api::projects::create))
         .routes(routes!(
             api::projects::get,
