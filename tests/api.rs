@@ -660,3 +660,124 @@ async fn run_events_stream_each_step_then_the_final_status() {
     assert_eq!(replay.matches("event: step").count(), 5, "{replay}");
     assert!(replay.contains("\"status\":\"succeeded\""));
 }
+
+#[tokio::test]
+async fn uploads_are_sniffed_limited_probed_and_served_with_ranges() {
+    use reqwest::multipart::{Form, Part};
+    let server = Server::start();
+    let token = server.token();
+    let http = client();
+    let base = server.base.clone();
+    let upload = |kind: &str, name: &str, bytes: Vec<u8>| {
+        let form = Form::new()
+            .text("kind", kind.to_string())
+            .text("folder", "team")
+            .part("file", Part::bytes(bytes).file_name(name.to_string()));
+        let req = http
+            .post(format!("{base}/api/assets"))
+            .bearer_auth(&token)
+            .multipart(form);
+        async move {
+            let r = req.send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    // A real JPEG made by ffmpeg, under a hostile file name.
+    let dir = tempfile::tempdir().unwrap();
+    let jpg = dir.path().join("face.jpg");
+    let ok = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240",
+            "-frames:v",
+            "1",
+        ])
+        .arg(&jpg)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let bytes = std::fs::read(&jpg).unwrap();
+    let (status, asset) = upload("headshot", "../../etc/passwd.png", bytes.clone()).await;
+    assert_eq!(status, 201, "{asset}");
+    assert_eq!(
+        (
+            asset["mime"].as_str(),
+            asset["width"].as_i64(),
+            asset["height"].as_i64()
+        ),
+        (Some("image/jpeg"), Some(320), Some(240))
+    );
+    let key = asset["objectKey"].as_str().unwrap();
+    assert!(
+        key.starts_with("media/") && key.ends_with(".jpg") && !key.contains("passwd"),
+        "{key}"
+    );
+
+    let (status, err) = upload(
+        "headshot",
+        "notes.png",
+        b"just some text, not an image".to_vec(),
+    )
+    .await;
+    assert_eq!(status, 415, "{err}");
+    let mut big = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    big.resize(21 << 20, 0);
+    let (status, _) = upload("headshot", "big.png", big).await;
+    assert_eq!(status, 413);
+    let (status, err) = upload("video", "x.mp4", bytes.clone()).await;
+    assert_eq!(
+        (status, err["error"]["field"].as_str()),
+        (422, Some("kind"))
+    );
+
+    let listed: Value = http
+        .get(format!("{base}/api/assets?kind=headshot&folder=team"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+
+    // Served with Range support, only to authenticated callers.
+    let url = format!("{base}/{key}");
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 401);
+    let part = http
+        .get(&url)
+        .bearer_auth(&token)
+        .header("range", "bytes=0-9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.bytes().await.unwrap().as_ref(), &bytes[..10]);
+    assert_eq!(
+        http.get(format!("{base}/media/zz/nothing.mp4"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+
+    let id = asset["id"].as_str().unwrap();
+    assert_eq!(
+        http.delete(format!("{base}/api/assets/{id}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+}

@@ -54,7 +54,7 @@ struct ProbeFormat {
     duration: Option<String>,
 }
 
-/// Probes `path` with ffprobe.
+/// Probes `path` with ffprobe; fails when it is not media (a still image may have no duration).
 pub async fn probe(path: &Path) -> Result<MediaInfo, MediaError> {
     let args = [
         "-v", "error", "-show_entries",
@@ -95,7 +95,9 @@ pub async fn probe(path: &Path) -> Result<MediaInfo, MediaError> {
             _ => {}
         }
     }
-    if info.duration <= 0.0 {
+    // Stills have no duration; anything else without one is unusable.
+    let still = info.width > 0 && info.audio_codec.is_none();
+    if info.duration <= 0.0 && !still {
         return Err(MediaError::BadOutput {
             program: "ffprobe".into(),
             reason: format!("{} has no measurable duration", path.display()),

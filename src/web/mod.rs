@@ -12,7 +12,7 @@ use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::get;
 use utoipa::OpenApi;
-use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 use crate::app::Storage;
@@ -67,6 +67,11 @@ fn protected() -> OpenApiRouter<AppState> {
         .routes(routes!(api::runs::get))
         .routes(routes!(api::runs::events))
         .routes(routes!(api::runs::logs))
+        .routes(
+            routes!(api::assets::list, api::assets::upload)
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .routes(routes!(api::assets::delete))
         .routes(routes!(api::system::logout))
         .routes(routes!(api::system::settings_status))
 }
@@ -86,7 +91,9 @@ pub fn router(state: AppState) -> Router {
     doc.merge(protected_doc);
     doc.merge(public_doc);
     let doc = Arc::new(doc);
-    let protected = protected.layer(from_fn_with_state(state.clone(), auth::require_auth));
+    let protected = protected
+        .route("/media/{*key}", get(api::assets::media))
+        .layer(from_fn_with_state(state.clone(), auth::require_auth));
     Router::new()
         .merge(protected)
         .merge(public)
@@ -94,9 +101,7 @@ pub fn router(state: AppState) -> Router {
             "/api/openapi.json",
             get(move || async move { Json(doc.as_ref().clone()) }),
         )
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(
-            2 * 1024 * 1024,
-        ))
+        // JSON bodies keep axum's default 2 MB limit; uploads lift it and enforce per-kind limits.
         .with_state(state)
 }
 

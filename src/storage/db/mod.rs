@@ -2,6 +2,7 @@
 //!
 //! Queries are portable SQL with `$n` placeholders, checked at run time, so one code path serves both engines.
 
+mod assets;
 mod auth;
 mod catalog;
 mod identities;
@@ -14,6 +15,7 @@ use std::str::FromStr;
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 
+pub use assets::AssetRecord;
 pub use auth::TokenInfo;
 pub use catalog::{AssetInput, SceneInput};
 pub use identities::{Conflict, IdentityRecord};

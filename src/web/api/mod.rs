@@ -1,5 +1,6 @@
 //! JSON API handlers, one module per resource.
 
+pub mod assets;
 pub mod identities;
 pub mod projects;
 pub mod runs;

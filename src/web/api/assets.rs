@@ -1,0 +1,351 @@
+//! `/api/assets`: multipart upload (sniffed, size-limited, probed), list, delete; and `/media/…` serving.
+
+use axum::Json;
+use axum::extract::{Multipart, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+use tower::ServiceExt;
+use utoipa::IntoParams;
+
+use crate::storage::db::{AssetInput, AssetRecord};
+use crate::web::AppState;
+use crate::web::error::ApiError;
+
+/// Upload kinds and their size limits in bytes.
+const KINDS: [(&str, u64); 4] = [
+    ("headshot", 20 << 20),
+    ("background", 20 << 20),
+    ("audio", 50 << 20),
+    ("lora", 2 << 30),
+];
+
+/// How much of an oversized upload is read and dropped before answering 413.
+const DRAIN_LIMIT: u64 = 64 << 20;
+
+/// What the content turned out to be: (extension, MIME type).
+fn sniff(kind: &str, head: &[u8], size: u64) -> Option<(&'static str, &'static str)> {
+    let at = |i: usize, pat: &[u8]| head.get(i..i + pat.len()) == Some(pat);
+    match kind {
+        "headshot" | "background" => {
+            if at(0, &[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]) {
+                Some(("png", "image/png"))
+            } else if at(0, &[0xFF, 0xD8, 0xFF]) {
+                Some(("jpg", "image/jpeg"))
+            } else if at(0, b"RIFF") && at(8, b"WEBP") {
+                Some(("webp", "image/webp"))
+            } else {
+                None
+            }
+        }
+        "audio" => {
+            if at(0, b"RIFF") && at(8, b"WAVE") {
+                Some(("wav", "audio/wav"))
+            } else if at(0, b"ID3") || (head.len() > 1 && head[0] == 0xFF && head[1] & 0xE0 == 0xE0)
+            {
+                Some(("mp3", "audio/mpeg"))
+            } else if at(0, b"OggS") {
+                Some(("ogg", "audio/ogg"))
+            } else if at(4, b"ftyp") {
+                Some(("m4a", "audio/mp4"))
+            } else {
+                None
+            }
+        }
+        "lora" => {
+            let len = u64::from_le_bytes(head.get(..8)?.try_into().ok()?);
+            (len > 1 && len + 8 <= size && head.get(8) == Some(&b'{'))
+                .then_some(("safetensors", "application/octet-stream"))
+        }
+        _ => None,
+    }
+}
+
+fn error(
+    status: StatusCode,
+    code: &'static str,
+    message: impl Into<String>,
+    field: &str,
+) -> ApiError {
+    ApiError {
+        status,
+        code,
+        message: message.into(),
+        field: Some(field.into()),
+    }
+}
+
+/// Upload an asset: multipart fields `kind` (headshot, background, audio, lora), optional `folder`, then `file`.
+#[utoipa::path(post, path = "/api/assets", tag = "assets", request_body(content_type = "multipart/form-data", content = String),
+    responses((status = 201, body = Object), (status = 400), (status = 413), (status = 415), (status = 422)))]
+pub async fn upload(
+    State(state): State<AppState>,
+    mut multipart: Multipart,
+) -> Result<(StatusCode, Json<AssetRecord>), ApiError> {
+    let mut kind: Option<(&'static str, u64)> = None;
+    let mut folder = String::new();
+    let tmp_dir = state.storage.work_dir().join("uploads");
+    tokio::fs::create_dir_all(&tmp_dir)
+        .await
+        .map_err(ApiError::internal)?;
+    let tmp = tmp_dir.join(crate::storage::new_id());
+    let mut uploaded: Option<(u64, Vec<u8>, Option<String>)> = None;
+    let result = async {
+        while let Some(mut field) = multipart
+            .next_field()
+            .await
+            .map_err(|e| ApiError::bad_request(e.body_text()))?
+        {
+            match field.name().unwrap_or("") {
+                "kind" => {
+                    let v = field
+                        .text()
+                        .await
+                        .map_err(|e| ApiError::bad_request(e.body_text()))?;
+                    kind = Some(
+                        KINDS
+                            .iter()
+                            .copied()
+                            .find(|(k, _)| *k == v.trim())
+                            .ok_or_else(|| {
+                                error(
+                                    StatusCode::UNPROCESSABLE_ENTITY,
+                                    "invalid",
+                                    "kind must be headshot, background, audio or lora",
+                                    "kind",
+                                )
+                            })?,
+                    );
+                }
+                "folder" => {
+                    let v = field
+                        .text()
+                        .await
+                        .map_err(|e| ApiError::bad_request(e.body_text()))?;
+                    let v = v.trim();
+                    if v.len() > 100 || v.chars().any(|c| c.is_control()) {
+                        return Err(error(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "invalid",
+                            "folder must be at most 100 characters",
+                            "folder",
+                        ));
+                    }
+                    folder = v.to_string();
+                }
+                "file" => {
+                    let Some((_, limit)) = kind else {
+                        return Err(error(
+                            StatusCode::BAD_REQUEST,
+                            "bad_request",
+                            "send the kind field before the file",
+                            "kind",
+                        ));
+                    };
+                    let name = field
+                        .file_name()
+                        .map(|n| n.chars().take(200).collect::<String>());
+                    let mut out = tokio::fs::File::create(&tmp)
+                        .await
+                        .map_err(ApiError::internal)?;
+                    let (mut size, mut head) = (0u64, Vec::new());
+                    while let Some(chunk) = field
+                        .chunk()
+                        .await
+                        .map_err(|e| ApiError::bad_request(e.body_text()))?
+                    {
+                        size += chunk.len() as u64;
+                        if size > limit {
+                            // Read (and drop) a bounded remainder so the client is still listening for the 413.
+                            let mut drained = 0u64;
+                            while drained < DRAIN_LIMIT {
+                                match field.chunk().await {
+                                    Ok(Some(c)) => drained += c.len() as u64,
+                                    _ => break,
+                                }
+                            }
+                            return Err(error(
+                                StatusCode::PAYLOAD_TOO_LARGE,
+                                "too_large",
+                                format!("file is larger than {} MB", limit >> 20),
+                                "file",
+                            ));
+                        }
+                        if head.len() < 64 {
+                            head.extend_from_slice(&chunk[..chunk.len().min(64 - head.len())]);
+                        }
+                        out.write_all(&chunk).await.map_err(ApiError::internal)?;
+                    }
+                    out.flush().await.map_err(ApiError::internal)?;
+                    uploaded = Some((size, head, name));
+                }
+                other => return Err(ApiError::bad_request(format!("unknown field {other:?}"))),
+            }
+        }
+        let Some((kind, _)) = kind else {
+            return Err(error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "kind is required",
+                "kind",
+            ));
+        };
+        let Some((size, head, name)) = uploaded else {
+            return Err(error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "file is required",
+                "file",
+            ));
+        };
+        let Some((ext, mime)) = sniff(kind, &head, size) else {
+            return Err(error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("the file's content is not a supported {kind} format"),
+                "file",
+            ));
+        };
+        let (mut width, mut height, mut duration) = (None, None, None);
+        if kind != "lora" {
+            let info = crate::media::probe(&tmp).await;
+            match info {
+                Ok(i) if kind == "audio" => duration = Some(i.duration),
+                Ok(i) => (width, height) = (Some(i64::from(i.width)), Some(i64::from(i.height))),
+                Err(_) if kind == "audio" => {
+                    return Err(error(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        "unsupported_media_type",
+                        "the audio could not be decoded",
+                        "file",
+                    ));
+                }
+                Err(_) => {}
+            }
+        }
+        let stored = state
+            .storage
+            .objects
+            .put_file(&tmp, ext)
+            .await
+            .map_err(ApiError::internal)?;
+        let db = &state.storage.db;
+        let id = db
+            .upsert_asset(&AssetInput {
+                kind: kind.into(),
+                object_key: stored.key,
+                sha256: stored.sha256,
+                size_bytes: stored.size as i64,
+                mime: mime.into(),
+                width,
+                height,
+                original_name: name,
+            })
+            .await?;
+        db.set_asset_details(&id, duration, &folder).await?;
+        db.get_asset(&id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("asset"))
+    }
+    .await;
+    let _ = tokio::fs::remove_file(&tmp).await;
+    Ok((StatusCode::CREATED, Json(result?)))
+}
+
+/// Asset list filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AssetQuery {
+    /// headshot, background, audio or lora.
+    kind: Option<String>,
+    /// Folder.
+    folder: Option<String>,
+}
+
+/// List assets, newest first.
+#[utoipa::path(get, path = "/api/assets", tag = "assets", params(AssetQuery), responses((status = 200, body = Object)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<AssetQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let items = state
+        .storage
+        .db
+        .list_assets(
+            q.kind.as_deref().unwrap_or(""),
+            q.folder.as_deref().unwrap_or(""),
+        )
+        .await?;
+    Ok(Json(json!({ "items": items })))
+}
+
+/// Delete an asset.
+#[utoipa::path(delete, path = "/api/assets/{id}", tag = "assets", params(("id" = String, Path)),
+    responses((status = 204), (status = 404)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.storage.db.delete_asset(&id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("asset"))
+    }
+}
+
+/// Serves a stored media object (`/media/<aa>/<sha256>.<ext>`) with HTTP Range support.
+pub async fn media(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let key = format!("media/{key}");
+    let valid = key.split('/').count() == 3
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '/' || c == '.')
+        && !key.contains("..");
+    if !valid || !state.storage.objects.exists(&key).await {
+        return Err(ApiError::not_found("media"));
+    }
+    let path = state
+        .storage
+        .objects
+        .local_path(&key)
+        .await
+        .map_err(ApiError::internal)?;
+    match tower_http::services::ServeFile::new(path)
+        .oneshot(req)
+        .await
+    {
+        Ok(r) => Ok(r.into_response()),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffing_trusts_content_not_names() {
+        assert_eq!(
+            sniff("headshot", b"\x89PNG\r\n\x1a\n....", 100),
+            Some(("png", "image/png"))
+        );
+        assert_eq!(sniff("headshot", b"hello, I am text", 100), None);
+        assert_eq!(
+            sniff("audio", b"RIFF\0\0\0\0WAVEfmt ", 100),
+            Some(("wav", "audio/wav"))
+        );
+        let mut st = 10u64.to_le_bytes().to_vec();
+        st.extend_from_slice(b"{\"a\":1}   ");
+        assert_eq!(
+            sniff("lora", &st, 18),
+            Some(("safetensors", "application/octet-stream"))
+        );
+        assert_eq!(sniff("lora", &st, 12), None, "header longer than the file");
+    }
+}
