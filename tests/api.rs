@@ -781,3 +781,30 @@ async fn uploads_are_sniffed_limited_probed_and_served_with_ranges() {
         204
     );
 }
+
+#[tokio::test]
+async fn api_docs_and_openapi_are_public_and_vendored() {
+    let server = Server::start();
+    let http = client();
+    let docs = http
+        .get(format!("{}/api/docs/", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(docs.status(), 200);
+    let html = docs.text().await.unwrap();
+    assert!(html.contains("swagger"), "{html}");
+    assert!(
+        !html.contains("https://"),
+        "no CDN: everything is served from this server"
+    );
+    let doc: Value = http
+        .get(format!("{}/api/openapi.json", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["paths"]["/api/scenes/{id}/generate"]["post"].is_object());
+}

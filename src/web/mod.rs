@@ -7,7 +7,6 @@ pub mod error;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::get;
@@ -90,17 +89,13 @@ pub fn router(state: AppState) -> Router {
     let mut doc = ApiDoc::openapi();
     doc.merge(protected_doc);
     doc.merge(public_doc);
-    let doc = Arc::new(doc);
     let protected = protected
         .route("/media/{*key}", get(api::assets::media))
         .layer(from_fn_with_state(state.clone(), auth::require_auth));
     Router::new()
         .merge(protected)
         .merge(public)
-        .route(
-            "/api/openapi.json",
-            get(move || async move { Json(doc.as_ref().clone()) }),
-        )
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/api/docs").url("/api/openapi.json", doc))
         // JSON bodies keep axum's default 2 MB limit; uploads lift it and enforce per-kind limits.
         .with_state(state)
 }
