@@ -1,0 +1,268 @@
+//! The fetch guard: http(s) only, resolve and refuse internal addresses, connect to the address that was
+//! checked, re-check every redirect (at most 3), with timeouts and size caps.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode, Url, header};
+
+/// A guarded fetch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// Not an absolute http(s) URL (or it carries credentials).
+    #[error("invalid URL: {0}")]
+    InvalidUrl(String),
+    /// The host resolves to an address we refuse to contact.
+    #[error("refused: {host} resolves to a private, loopback, link-local or metadata address")]
+    Forbidden {
+        /// The host.
+        host: String,
+    },
+    /// The name did not resolve.
+    #[error("cannot resolve {0}")]
+    Resolve(String),
+    /// More than the allowed redirects.
+    #[error("too many redirects (at most {0})")]
+    TooManyRedirects(usize),
+    /// Network or protocol failure (never includes credentials).
+    #[error("request failed: {0}")]
+    Http(String),
+}
+
+/// Addresses never contacted for user-supplied URLs.
+pub fn is_forbidden_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => forbidden_v4(v4),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return forbidden_v4(v4);
+            }
+            let seg = v6.segments();
+            // IPv4-compatible ::a.b.c.d (deprecated) maps too.
+            if seg[..6].iter().all(|s| *s == 0) && !v6.is_loopback() && !v6.is_unspecified() {
+                return forbidden_v4(Ipv4Addr::new(
+                    (seg[6] >> 8) as u8,
+                    seg[6] as u8,
+                    (seg[7] >> 8) as u8,
+                    seg[7] as u8,
+                ));
+            }
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (seg[0] & 0xfe00) == 0xfc00 // unique local fc00::/7 (incl. fd00:ec2::254)
+                || (seg[0] & 0xffc0) == 0xfe80 // link-local
+                || (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation
+                || v6 == Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0xa9fe, 0xa9fe) // NAT64 of 169.254.169.254
+        }
+    }
+}
+
+fn forbidden_v4(ip: Ipv4Addr) -> bool {
+    let o = ip.octets();
+    ip.is_private()
+        || ip.is_loopback()
+        || ip.is_link_local() // includes 169.254.169.254 (cloud metadata)
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_multicast()
+        || ip.is_documentation()
+        || o[0] == 0
+        || (o[0] == 100 && (o[1] & 0xc0) == 64) // CGNAT 100.64.0.0/10
+        || (o[0] == 192 && o[1] == 0 && o[2] == 0) // IETF protocol assignments
+        || (o[0] == 198 && (o[1] & 0xfe) == 18) // benchmarking
+        || o[0] >= 240 // reserved
+}
+
+/// Makes guarded requests to user-supplied URLs.
+#[derive(Debug, Clone)]
+pub struct FetchGuard {
+    allow_private: bool,
+    timeout: Duration,
+    max_redirects: usize,
+}
+
+impl FetchGuard {
+    /// A guard; `allow_private` lifts the address rule (local development and tests only).
+    pub fn new(allow_private: bool) -> Self {
+        if allow_private {
+            tracing::warn!(
+                "DEVATAR_ALLOW_PRIVATE_URLS is on: user-supplied URLs may reach private addresses"
+            );
+        }
+        Self {
+            allow_private,
+            timeout: Duration::from_secs(20),
+            max_redirects: 3,
+        }
+    }
+
+    /// A guard configured from `DEVATAR_ALLOW_PRIVATE_URLS=1`.
+    pub fn from_env() -> Self {
+        Self::new(std::env::var("DEVATAR_ALLOW_PRIVATE_URLS").is_ok_and(|v| v == "1"))
+    }
+
+    /// Parses and checks a URL: trimmed, absolute http(s), no userinfo.
+    pub fn parse(url: &str) -> Result<Url, FetchError> {
+        let url = Url::parse(url.trim()).map_err(|e| FetchError::InvalidUrl(e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(FetchError::InvalidUrl(
+                "only http and https URLs are allowed".into(),
+            ));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(FetchError::InvalidUrl(
+                "URLs with credentials are not allowed".into(),
+            ));
+        }
+        if url.host_str().is_none() {
+            return Err(FetchError::InvalidUrl("the URL has no host".into()));
+        }
+        Ok(url)
+    }
+
+    /// Resolves the URL's host and returns one address that passes the rule.
+    async fn checked_addr(&self, url: &Url) -> Result<SocketAddr, FetchError> {
+        let host = url
+            .host_str()
+            .unwrap_or_default()
+            .trim_matches(['[', ']'])
+            .to_string();
+        if host.eq_ignore_ascii_case("metadata.google.internal")
+            || host.eq_ignore_ascii_case("metadata")
+        {
+            return Err(FetchError::Forbidden { host });
+        }
+        let port = url.port_or_known_default().unwrap_or(443);
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|_| FetchError::Resolve(host.clone()))?
+            .collect();
+        if addrs.is_empty() {
+            return Err(FetchError::Resolve(host));
+        }
+        if self.allow_private {
+            return Ok(addrs[0]);
+        }
+        // Every address must pass: a name that resolves to both public and internal addresses is refused.
+        if addrs.iter().any(|a| is_forbidden_ip(a.ip())) {
+            return Err(FetchError::Forbidden { host });
+        }
+        Ok(addrs[0])
+    }
+
+    /// Sends a request with extra headers, following at most 3 redirects, each re-checked, connecting only to
+    /// the checked address. Returns the final response (not yet read).
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(header::HeaderName, String)],
+    ) -> Result<reqwest::Response, FetchError> {
+        let mut url = Self::parse(url)?;
+        for _ in 0..=self.max_redirects {
+            let addr = self.checked_addr(&url).await?;
+            let host = url.host_str().unwrap_or_default().to_string();
+            let client = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(self.timeout)
+                .connect_timeout(Duration::from_secs(10))
+                .resolve(&host, addr)
+                .build()
+                .map_err(|e| FetchError::Http(e.without_url().to_string()))?;
+            let mut req = client.request(method.clone(), url.clone());
+            for (k, v) in headers {
+                req = req.header(k, v);
+            }
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| FetchError::Http(e.without_url().to_string()))?;
+            if resp.status().is_redirection() && resp.status() != StatusCode::NOT_MODIFIED {
+                let location = resp
+                    .headers()
+                    .get(header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| FetchError::Http("redirect without Location".into()))?;
+                url = url
+                    .join(location)
+                    .map_err(|e| FetchError::InvalidUrl(e.to_string()))?;
+                url = Self::parse(url.as_str())?;
+                continue;
+            }
+            return Ok(resp);
+        }
+        Err(FetchError::TooManyRedirects(self.max_redirects))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_addresses_are_forbidden() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00:ec2::254",
+            "fc00::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "::10.0.0.1",
+            "ff02::1",
+        ] {
+            assert!(
+                is_forbidden_ip(ip.parse().unwrap()),
+                "{ip} must be forbidden"
+            );
+        }
+        for ip in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "100.128.0.1",
+            "172.32.0.1",
+        ] {
+            assert!(!is_forbidden_ip(ip.parse().unwrap()), "{ip} is public");
+        }
+    }
+
+    #[test]
+    fn only_plain_http_urls_parse() {
+        assert!(FetchGuard::parse("  https://example.com/a.safetensors ").is_ok());
+        for bad in [
+            "ftp://example.com/x",
+            "file:///etc/passwd",
+            "https://user:pw@example.com/x",
+            "not a url",
+            "gopher://x",
+        ] {
+            assert!(FetchGuard::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn metadata_and_loopback_hosts_are_refused_without_the_flag() {
+        let guard = FetchGuard::new(false);
+        for url in [
+            "http://127.0.0.1:9/x",
+            "http://169.254.169.254/latest/meta-data",
+            "http://metadata.google.internal/",
+            "http://[::1]:9/",
+        ] {
+            let err = guard.send(Method::GET, url, &[]).await.unwrap_err();
+            assert!(matches!(err, FetchError::Forbidden { .. }), "{url}: {err}");
+        }
+    }
+}
