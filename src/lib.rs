@@ -3,6 +3,8 @@
 pub mod app;
 pub mod cli;
 pub mod domain;
+pub mod fakes;
+pub mod identity_check;
 pub mod lora;
 pub mod media;
 pub mod net;

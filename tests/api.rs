@@ -26,11 +26,17 @@ impl Drop for Server {
 
 impl Server {
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra environment variables.
+    fn start_with(env: &[(&str, &str)]) -> Self {
         let data = tempfile::tempdir().unwrap();
         let mut child = command(
             data.path(),
             &["serve", "--bind", "127.0.0.1:0", "--data", "."],
         )
+        .envs(env.iter().copied())
         .env("DEVATAR_ADMIN_PASSWORD", PASSWORD)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -65,6 +71,55 @@ impl Server {
             .unwrap()
             .to_string()
     }
+}
+
+/// Serves `/deven.safetensors` (a kohya Flux LoRA, rank 16, trained on TOK_DEVEN) and
+/// `/sdxl.safetensors` on a random loopback port; returns its base URL.
+async fn serve_lora() -> String {
+    use common::safetensors::{kohya_flux, safetensors};
+    let flux = safetensors(
+        &kohya_flux(16),
+        Some(json!({"ss_network_dim": "16", "ss_network_alpha": "16",
+                    "ss_tag_frequency": "{\"10_TOK_DEVEN\": {\"TOK_DEVEN\": 12}}"})),
+    );
+    let sdxl = safetensors(
+        &[
+            (
+                "lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_k.lora_down.weight",
+                "F16",
+                vec![8, 640],
+            ),
+            (
+                "lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_k.lora_up.weight",
+                "F16",
+                vec![640, 8],
+            ),
+            (
+                "lora_te2_text_model_encoder_layers_0_mlp_fc1.lora_down.weight",
+                "F16",
+                vec![8, 1280],
+            ),
+            (
+                "lora_te2_text_model_encoder_layers_0_mlp_fc1.lora_up.weight",
+                "F16",
+                vec![5120, 8],
+            ),
+        ],
+        None,
+    );
+    let app = axum::Router::new()
+        .route(
+            "/deven.safetensors",
+            axum::routing::get(move || async move { flux }),
+        )
+        .route(
+            "/sdxl.safetensors",
+            axum::routing::get(move || async move { sdxl }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
 }
 
 fn client() -> reqwest::Client {
@@ -152,9 +207,11 @@ async fn every_documented_operation_needs_credentials_and_accepts_a_token() {
     assert_eq!(status, 401, "revoked tokens stop working at once");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guide_identity_is_created_and_bad_ones_name_the_field() {
-    let server = Server::start();
+    // The identity test fetches the LoRA header from a server on this machine.
+    let server = Server::start_with(&[("DEVATAR_ALLOW_PRIVATE_URLS", "1")]);
+    let lora_host = serve_lora().await;
     let token = server.token();
     let http = client();
     let post = |body: Value| {
@@ -272,18 +329,74 @@ async fn guide_identity_is_created_and_bad_ones_name_the_field() {
         .map(|c| c["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["triggerWord", "baseModel", "voiceId", "loraUrl"]);
-    let body = json!({"loraUrl": "https://bucket.example/model.bin"});
-    let bad: Value = http
-        .put(&url)
+    assert!(tested["lora"].is_null());
+
+    // With a Flux LoRA trained on the trigger word, the header report is part of the result.
+    let set_lora = |lora_url: String| {
+        let req = http
+            .put(&url)
+            .bearer_auth(&token)
+            .json(&json!({ "loraUrl": lora_url }));
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let good = format!("{lora_host}/deven.safetensors");
+    assert_eq!(set_lora(good.clone()).await["loraUrl"], good.as_str());
+    let tested: Value = http
+        .post(format!("{url}/test"))
         .bearer_auth(&token)
-        .json(&body)
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert_eq!(bad["loraUrl"], "https://bucket.example/model.bin");
+    assert_eq!(tested["ok"], true, "{tested}");
+    let names: Vec<&str> = tested["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "triggerWord",
+            "baseModel",
+            "voiceId",
+            "loraReachable",
+            "loraFile"
+        ]
+    );
+    assert_eq!(tested["lora"]["family"], "flux");
+    assert_eq!(tested["lora"]["rank"], 16);
+    assert_eq!(tested["lora"]["triggerWordFound"], true);
+
+    // The CLI runs the same test on the same data folder.
+    let out = command(
+        server.data.path(),
+        &["identity", "test", "deven-primary", "--data", ".", "--json"],
+    )
+    .env("DEVATAR_ALLOW_PRIVATE_URLS", "1")
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cli["ok"], true);
+    assert_eq!(cli["lora"]["convention"], "kohya");
+    let unknown = run(
+        server.data.path(),
+        &["identity", "test", "nobody", "--data", "."],
+    );
+    assert_eq!(unknown.status.code(), Some(2));
+
+    // An SDXL LoRA fails with the reason; so does a URL that is not there.
+    let sdxl = format!("{lora_host}/sdxl.safetensors");
+    set_lora(sdxl).await;
     let tested: Value = http
         .post(format!("{url}/test"))
         .bearer_auth(&token)
@@ -294,6 +407,29 @@ async fn guide_identity_is_created_and_bad_ones_name_the_field() {
         .await
         .unwrap();
     assert_eq!(tested["ok"], false, "{tested}");
+    let file_check = &tested["checks"][4];
+    assert_eq!(file_check["name"], "loraFile");
+    assert_eq!(file_check["ok"], false);
+    assert!(
+        file_check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("wrong family"),
+        "{file_check}"
+    );
+    set_lora(format!("{lora_host}/missing.safetensors")).await;
+    let tested: Value = http
+        .post(format!("{url}/test"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tested["ok"], false, "{tested}");
+    assert_eq!(tested["checks"][3]["name"], "loraReachable");
+    assert_eq!(tested["checks"][3]["ok"], false);
     let stored: Value = http
         .get(&url)
         .bearer_auth(&token)

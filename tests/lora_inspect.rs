@@ -10,61 +10,8 @@ use devatar::lora::{InspectOptions, inspect_file, inspect_url};
 use devatar::net::FetchGuard;
 use serde_json::{Value, json};
 
-/// Writes a safetensors file: 8-byte LE length, JSON header, zeroed data.
-fn safetensors(tensors: &[(&str, &str, Vec<u64>)], metadata: Option<Value>) -> Vec<u8> {
-    let mut header = serde_json::Map::new();
-    let mut offset = 0u64;
-    for (name, dtype, shape) in tensors {
-        let size = match *dtype {
-            "F32" => 4,
-            "BF16" | "F16" => 2,
-            _ => 1,
-        } * shape.iter().product::<u64>();
-        header.insert(
-            name.to_string(),
-            json!({"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size]}),
-        );
-        offset += size;
-    }
-    if let Some(m) = metadata {
-        header.insert("__metadata__".into(), m);
-    }
-    let text = Value::Object(header).to_string();
-    let mut out = (text.len() as u64).to_le_bytes().to_vec();
-    out.extend_from_slice(text.as_bytes());
-    out.resize(out.len() + offset as usize, 0);
-    out
-}
-
-fn kohya_flux(rank: u64) -> Vec<(&'static str, &'static str, Vec<u64>)> {
-    vec![
-        (
-            "lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight",
-            "BF16",
-            vec![rank, 3072],
-        ),
-        (
-            "lora_unet_double_blocks_0_img_attn_qkv.lora_up.weight",
-            "BF16",
-            vec![9216, rank],
-        ),
-        (
-            "lora_unet_double_blocks_0_img_attn_qkv.alpha",
-            "BF16",
-            vec![],
-        ),
-        (
-            "lora_unet_single_blocks_0_linear1.lora_down.weight",
-            "BF16",
-            vec![rank, 3072],
-        ),
-        (
-            "lora_unet_single_blocks_0_linear1.lora_up.weight",
-            "BF16",
-            vec![21504, rank],
-        ),
-    ]
-}
+mod common;
+use common::safetensors::{kohya_flux, safetensors};
 
 fn write(bytes: &[u8]) -> tempfile::NamedTempFile {
     let f = tempfile::NamedTempFile::new().unwrap();
@@ -384,4 +331,62 @@ async fn missing_files_and_private_addresses_are_clear_errors() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("refused"), "{err}");
+}
+
+/// `devatar lora inspect` prints the report as the top-level JSON object and maps verdicts to exit codes.
+#[test]
+fn cli_inspect_prints_the_report_and_exits_by_verdict() {
+    let meta = json!({"ss_network_dim": "32", "ss_network_alpha": "16",
+                      "ss_tag_frequency": "{\"10_tok_deven\": {\"tok_deven\": 9}}"});
+    let file = write(&safetensors(&kohya_flux(32), Some(meta)));
+    let path = file.path().to_str().unwrap();
+    let out = common::run(
+        std::path::Path::new("."),
+        &["lora", "inspect", path, "--trigger", "TOK_DEVEN", "--json"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["family"], "flux");
+    assert_eq!(r["compatible"], true);
+    assert_eq!(r["convention"], "kohya");
+    assert_eq!(r["rank"], 32);
+    assert_eq!(r["rankVaries"], false);
+    assert_eq!(r["alpha"], 16.0);
+    assert_eq!(r["triggerWordFound"], true);
+    assert_eq!(r["errors"], json!([]));
+
+    // Without --trigger the trigger verdict is null.
+    let out = common::run(
+        std::path::Path::new("."),
+        &["lora", "inspect", path, "--json"],
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(r["triggerWordFound"].is_null(), "{r}");
+
+    // Not a safetensors file: blocking error, exit 1.
+    let junk = write(b"<html>not a model</html>");
+    let out = common::run(
+        std::path::Path::new("."),
+        &["lora", "inspect", junk.path().to_str().unwrap(), "--json"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!r["errors"].as_array().unwrap().is_empty(), "{r}");
+
+    // Bad arguments: exit 2.
+    let out = common::run(
+        std::path::Path::new("."),
+        &["lora", "inspect", path, "--base-model", "sdxl"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let out = common::run(
+        std::path::Path::new("."),
+        &["lora", "inspect", "/no/such/file.safetensors"],
+    );
+    assert_eq!(out.status.code(), Some(2));
 }

@@ -3,6 +3,7 @@
 //! Exit codes: 0 ok, 1 the work failed, 2 bad input or arguments, 3 a missing system tool.
 
 mod doctor;
+mod lora;
 mod progress;
 mod render;
 mod server;
@@ -103,6 +104,16 @@ enum Command {
         #[arg(long)]
         no_worker: bool,
     },
+    /// Inspect LoRA files.
+    Lora {
+        #[command(subcommand)]
+        command: LoraCommand,
+    },
+    /// Check identities.
+    Identity {
+        #[command(subcommand)]
+        command: IdentityCommand,
+    },
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -112,6 +123,39 @@ enum Command {
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LoraCommand {
+    /// Read a LoRA's safetensors header (URL via Range requests, or a local file) and report what it is.
+    Inspect {
+        /// URL or path of the .safetensors file.
+        target: String,
+        /// The identity's trigger word, searched in the training metadata.
+        #[arg(long)]
+        trigger: Option<String>,
+        /// The base model it must fit: flux-dev or flux-schnell.
+        #[arg(long, default_value = "flux-dev")]
+        base_model: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum IdentityCommand {
+    /// Test an identity: trigger word, base model, voice, and its LoRA from the safetensors header.
+    Test {
+        /// The identity's name (e.g. deven-primary).
+        name: String,
+        /// Data folder.
+        #[arg(long, default_value = "devatar-data")]
+        data: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -199,6 +243,18 @@ pub fn main() -> ExitCode {
                 .await
             }
             Command::Doctor => doctor::doctor(),
+            Command::Lora {
+                command:
+                    LoraCommand::Inspect {
+                        target,
+                        trigger,
+                        base_model,
+                        json,
+                    },
+            } => lora::inspect(&target, trigger, &base_model, json).await,
+            Command::Identity {
+                command: IdentityCommand::Test { name, data, json },
+            } => lora::identity_test(&data, &name, json).await,
             Command::Serve {
                 bind,
                 data,

@@ -156,7 +156,7 @@ impl Identity {
         }
         self.voice_id = optional_text(&mut e, "voiceId", self.voice_id.as_deref(), 64);
         if let Some(v) = &self.voice_id
-            && !(v.len() >= 10 && v.len() <= 40 && v.chars().all(|c| c.is_ascii_alphanumeric()))
+            && !is_voice_id(v)
         {
             e.push(
                 "voiceId",
@@ -197,6 +197,11 @@ fn is_trigger_word(s: &str) -> bool {
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
         && (3..=40).contains(&s.len())
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Whether `v` has the shape of an ElevenLabs voice id: 10-40 ASCII letters and digits.
+pub fn is_voice_id(v: &str) -> bool {
+    (10..=40).contains(&v.len()) && v.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
 #[cfg(test)]

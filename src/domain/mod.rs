@@ -9,7 +9,7 @@ mod prompt;
 mod step;
 mod validate;
 
-pub use identity::{BaseModel, Identity, LoraScale};
+pub use identity::{BaseModel, Identity, LoraScale, is_voice_id};
 pub use project::{AspectRatio, GenerationMode, Project, Scene};
 pub use prompt::{ShotType, image_prompt, shot_type, video_prompt};
 pub use step::{LogLevel, LogStep, StepName, StepStatus};

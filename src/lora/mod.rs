@@ -238,11 +238,7 @@ async fn read_capped(
     into: &mut Vec<u8>,
 ) -> Result<(), LoraError> {
     while (into.len() as u64) < cap {
-        match resp
-            .chunk()
-            .await
-            .map_err(|e| FetchError::Http(e.without_url().to_string()))?
-        {
+        match resp.chunk().await.map_err(FetchError::transport)? {
             Some(chunk) => {
                 let room = (cap - into.len() as u64) as usize;
                 into.extend_from_slice(&chunk[..chunk.len().min(room)]);
@@ -314,11 +310,7 @@ pub async fn inspect_url(
 async fn read_header_only(mut resp: reqwest::Response, buf: &mut Vec<u8>) -> Result<(), LoraError> {
     let mut limit = 8 + MAX_HEADER_BYTES;
     while (buf.len() as u64) < limit {
-        let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| FetchError::Http(e.without_url().to_string()))?
-        else {
+        let Some(chunk) = resp.chunk().await.map_err(FetchError::transport)? else {
             break;
         };
         let room = (limit - buf.len() as u64) as usize;

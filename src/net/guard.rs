@@ -29,6 +29,24 @@ pub enum FetchError {
     Http(String),
 }
 
+impl FetchError {
+    /// A transport error with its causes (e.g. "connection refused"), without the URL.
+    pub fn transport(e: reqwest::Error) -> Self {
+        let e = e.without_url();
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            let cause_text = cause.to_string();
+            if !text.contains(&cause_text) {
+                text.push_str(": ");
+                text.push_str(&cause_text);
+            }
+            source = cause.source();
+        }
+        Self::Http(text)
+    }
+}
+
 /// Addresses never contacted for user-supplied URLs.
 pub fn is_forbidden_ip(ip: IpAddr) -> bool {
     match ip {
@@ -169,15 +187,12 @@ impl FetchGuard {
                 .connect_timeout(Duration::from_secs(10))
                 .resolve(&host, addr)
                 .build()
-                .map_err(|e| FetchError::Http(e.without_url().to_string()))?;
+                .map_err(FetchError::transport)?;
             let mut req = client.request(method.clone(), url.clone());
             for (k, v) in headers {
                 req = req.header(k, v);
             }
-            let resp = req
-                .send()
-                .await
-                .map_err(|e| FetchError::Http(e.without_url().to_string()))?;
+            let resp = req.send().await.map_err(FetchError::transport)?;
             if resp.status().is_redirection() && resp.status() != StatusCode::NOT_MODIFIED {
                 let location = resp
                     .headers()

@@ -8,6 +8,8 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use crate::domain::{BaseModel, FieldErrors, Identity, LoraScale};
+use crate::identity_check::{IdentityTestReport, VoiceDirectory, test_identity};
+use crate::net::FetchGuard;
 use crate::storage::db::{Conflict, IdentityRecord};
 use crate::web::AppState;
 use crate::web::error::{ApiError, ApiJson};
@@ -357,72 +359,26 @@ fn env_set(var: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// One check of the identity test.
-fn check(name: &str, ok: bool, detail: impl Into<String>) -> Value {
-    json!({ "name": name, "ok": ok, "detail": detail.into() })
-}
-
-/// Test an identity's configuration: trigger word, base model, voice id, LoRA URL. The result is stored
-/// on the identity (the UI's green check).
+/// Test an identity: trigger word, base model, voice id (and lookup with an ElevenLabs key), and the
+/// LoRA judged from its safetensors header. The result is stored on the identity (the UI's green check).
 #[utoipa::path(post, path = "/api/identities/{id}/test", tag = "identities", params(("id" = String, Path)),
-    responses((status = 200, body = Object), (status = 404)))]
+    responses((status = 200, body = IdentityTestReport), (status = 404)))]
 pub async fn test(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<IdentityTestReport>, ApiError> {
     let db = &state.storage.db;
     let record = db
         .get_identity(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("identity"))?;
-    let i = &record.identity;
-    let mut checks = vec![
-        check(
-            "triggerWord",
-            true,
-            format!("{} is well-formed", i.trigger_word),
-        ),
-        check(
-            "baseModel",
-            true,
-            format!("{} is a supported Flux base model", i.base_model.as_str()),
-        ),
-    ];
-    checks.push(match &i.voice_id {
-        Some(v) if v.len() >= 10 && v.chars().all(|c| c.is_ascii_alphanumeric()) => {
-            check("voiceId", true, "voice id has the ElevenLabs format")
-        }
-        Some(_) => check("voiceId", false, "voice id is not in the ElevenLabs format"),
-        None => check("voiceId", true, "no voice id: the default voice is used"),
-    });
-    checks.push(match &i.lora_url {
-        Some(url)
-            if url
-                .to_ascii_lowercase()
-                .split('?')
-                .next()
-                .is_some_and(|p| p.ends_with(".safetensors")) =>
-        {
-            check(
-                "loraUrl",
-                true,
-                "LoRA URL is an http(s) .safetensors URL (header inspection: see the lora report)",
-            )
-        }
-        Some(_) => check(
-            "loraUrl",
-            false,
-            "LoRA URL does not point to a .safetensors file",
-        ),
-        None => check(
-            "loraUrl",
-            true,
-            "no LoRA: standard mode only (digital twin needs a LoRA URL)",
-        ),
-    });
-    let ok = checks.iter().all(|c| c["ok"] == true);
-    let result = json!({ "ok": ok, "checks": checks, "lora": Value::Null });
-    db.record_identity_test(&id, ok, &result.to_string())
-        .await?;
-    Ok(Json(result))
+    let report = test_identity(
+        &record.identity,
+        &FetchGuard::from_env(),
+        VoiceDirectory::from_env().as_ref(),
+    )
+    .await;
+    let stored = serde_json::to_string(&report).map_err(|e| ApiError::internal(e.to_string()))?;
+    db.record_identity_test(&id, report.ok, &stored).await?;
+    Ok(Json(report))
 }

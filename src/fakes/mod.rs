@@ -1,0 +1,1 @@
+//! The provider sandbox: fake ElevenLabs, Fal, Kling and Sync Labs servers (`devatar fakes`).

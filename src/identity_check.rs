@@ -1,0 +1,219 @@
+//! The identity test shared by `devatar identity test` and `POST /api/identities/{id}/test`:
+//! trigger word, base model, voice (format, and lookup when an ElevenLabs key is set) and the
+//! LoRA judged from its safetensors header.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::domain::{Identity, is_voice_id};
+use crate::lora::{InspectOptions, LoraReport, inspect_url};
+use crate::net::FetchGuard;
+
+/// One named check and its outcome.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Check {
+    /// Stable check name (`triggerWord`, `baseModel`, `voiceId`, `voiceLookup`, `loraUrl`, `loraReachable`, `loraFile`).
+    pub name: String,
+    /// Whether it passed.
+    pub ok: bool,
+    /// What was found, in words a user understands.
+    pub detail: String,
+}
+
+/// The whole result, stored on the identity and shown by the UI's green check.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct IdentityTestReport {
+    /// Every check passed.
+    pub ok: bool,
+    /// The checks in order.
+    pub checks: Vec<Check>,
+    /// The LoRA header report, when the identity has a reachable LoRA.
+    #[schema(value_type = Option<Object>)]
+    pub lora: Option<LoraReport>,
+}
+
+/// Where to look voices up: ElevenLabs' base URL and key (from `ELEVENLABS_BASE_URL`, `ELEVENLABS_API_KEY`).
+#[derive(Clone)]
+pub struct VoiceDirectory {
+    base_url: String,
+    api_key: String,
+}
+
+impl std::fmt::Debug for VoiceDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VoiceDirectory")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VoiceDirectory {
+    /// The directory configured by the environment, when `ELEVENLABS_API_KEY` is set.
+    pub fn from_env() -> Option<Self> {
+        let key = std::env::var("ELEVENLABS_API_KEY").ok()?;
+        let key = key.trim();
+        if key.is_empty() {
+            return None;
+        }
+        let base = std::env::var("ELEVENLABS_BASE_URL")
+            .ok()
+            .filter(|b| !b.trim().is_empty())
+            .unwrap_or_else(|| "https://api.elevenlabs.io".into());
+        Some(Self {
+            base_url: base.trim().trim_end_matches('/').to_string(),
+            api_key: key.to_string(),
+        })
+    }
+
+    /// Looks a voice up: `Ok(Some(name))` when it exists, `Ok(None)` when the provider does not know it.
+    async fn lookup(&self, voice_id: &str) -> Result<Option<String>, String> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(20))
+            .build()
+            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+        let url = format!("{}/v1/voices/{voice_id}", self.base_url);
+        let resp = client
+            .get(&url)
+            .header("xi-api-key", &self.api_key)
+            .send()
+            .await
+            .map_err(|e| format!("ElevenLabs did not answer: {}", e.without_url()))?;
+        let status = resp.status();
+        if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::BAD_REQUEST {
+            return Ok(None);
+        }
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            return Err("ElevenLabs refused the API key (401)".into());
+        }
+        if !status.is_success() {
+            return Err(format!("ElevenLabs answered HTTP {}", status.as_u16()));
+        }
+        let body: serde_json::Value = resp
+            .json()
+            .await
+            .map_err(|_| "ElevenLabs answered with something that is not JSON".to_string())?;
+        Ok(Some(
+            body.get("name")
+                .and_then(|n| n.as_str())
+                .unwrap_or(voice_id)
+                .to_string(),
+        ))
+    }
+}
+
+fn check(name: &str, ok: bool, detail: impl Into<String>) -> Check {
+    Check {
+        name: name.into(),
+        ok,
+        detail: detail.into(),
+    }
+}
+
+/// Runs every check for `identity`. Network problems become failed checks, never errors.
+pub async fn test_identity(
+    identity: &Identity,
+    guard: &FetchGuard,
+    voices: Option<&VoiceDirectory>,
+) -> IdentityTestReport {
+    let mut checks = Vec::new();
+    let revalidated = identity.clone().validated();
+    let field_error = |field: &str| {
+        revalidated.as_ref().err().and_then(|e| {
+            e.0.iter()
+                .find(|f| f.field == field)
+                .map(|f| f.message.clone())
+        })
+    };
+    checks.push(match field_error("triggerWord") {
+        None => check(
+            "triggerWord",
+            true,
+            format!("{} is well-formed", identity.trigger_word),
+        ),
+        Some(m) => check("triggerWord", false, m),
+    });
+    checks.push(match field_error("baseModel") {
+        None => check(
+            "baseModel",
+            true,
+            format!(
+                "{} is a supported Flux base model",
+                identity.base_model.as_str()
+            ),
+        ),
+        Some(m) => check("baseModel", false, m),
+    });
+    match identity.voice_id.as_deref() {
+        Some(v) if is_voice_id(v) => {
+            checks.push(check("voiceId", true, "voice id has the ElevenLabs format"));
+            if let Some(dir) = voices {
+                checks.push(match dir.lookup(v).await {
+                    Ok(Some(name)) => check(
+                        "voiceLookup",
+                        true,
+                        format!("ElevenLabs knows this voice: {name}"),
+                    ),
+                    Ok(None) => check("voiceLookup", false, "ElevenLabs has no voice with this id"),
+                    Err(e) => check("voiceLookup", false, e),
+                });
+            }
+        }
+        Some(_) => checks.push(check(
+            "voiceId",
+            false,
+            "voice id is not in the ElevenLabs format (10-40 letters and digits)",
+        )),
+        None => checks.push(check(
+            "voiceId",
+            true,
+            "no voice id: the default voice is used",
+        )),
+    }
+    let mut lora = None;
+    match identity.lora_url.as_deref() {
+        Some(url) => {
+            let opts = InspectOptions {
+                trigger_word: Some(identity.trigger_word.clone()),
+                base_model: Some(identity.base_model.as_str().into()),
+            };
+            match inspect_url(guard, url, &opts).await {
+                Ok(report) => {
+                    checks.push(check(
+                        "loraReachable",
+                        true,
+                        format!(
+                            "read {} bytes in {} request(s)",
+                            report.bytes_read, report.requests
+                        ),
+                    ));
+                    let detail = if report.ok() {
+                        format!(
+                            "{} LoRA ({}), rank {}",
+                            report.family,
+                            report.convention,
+                            report.rank.map_or("unknown".into(), |r| r.to_string())
+                        )
+                    } else {
+                        report.errors.join("; ")
+                    };
+                    checks.push(check("loraFile", report.ok(), detail));
+                    lora = Some(report);
+                }
+                Err(e) => checks.push(check("loraReachable", false, e.to_string())),
+            }
+        }
+        None => checks.push(check(
+            "loraUrl",
+            true,
+            "no LoRA: standard mode only (digital twin needs a LoRA URL)",
+        )),
+    }
+    IdentityTestReport {
+        ok: checks.iter().all(|c| c.ok),
+        checks,
+        lora,
+    }
+}
