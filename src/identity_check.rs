@@ -2,14 +2,17 @@
 //! trigger word, base model, voice (format, and lookup when an ElevenLabs key is set) and the
 //! LoRA judged from its safetensors header.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::{Identity, is_voice_id};
+use crate::domain::{GenerationMode, Identity, Scene, image_prompt, is_voice_id, lora_scale_for};
 use crate::lora::{InspectOptions, LoraReport, inspect_url};
 use crate::net::FetchGuard;
+use crate::providers::{ImageGen, ImageRequest, LoraRef};
+use crate::storage::objects::ObjectStorage;
 
 /// One named check and its outcome.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -24,6 +27,7 @@ pub struct Check {
 
 /// The whole result, stored on the identity and shown by the UI's green check.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct IdentityTestReport {
     /// Every check passed.
     pub ok: bool,
@@ -32,6 +36,79 @@ pub struct IdentityTestReport {
     /// The LoRA header report, when the identity has a reachable LoRA.
     #[schema(value_type = Option<Object>)]
     pub lora: Option<LoraReport>,
+    /// Object key of the test still, when a test render was asked for and succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub render_key: Option<String>,
+}
+
+/// Renders one still of `identity` through `image` (a neutral medium shot) and stores it.
+/// The LoRA is applied only when the provider supports it and the LoRA check passed.
+pub async fn test_render(
+    report: &mut IdentityTestReport,
+    identity: &Identity,
+    image: &dyn ImageGen,
+    objects: &ObjectStorage,
+    work_dir: &Path,
+) {
+    let scene = Scene {
+        name: "identity test".into(),
+        dialogue: String::new(),
+        environment: Some("neutral studio backdrop".into()),
+        wardrobe: None,
+        mood_lighting: Some("soft even light".into()),
+        camera: Some("medium shot".into()),
+        movement: None,
+        target_duration: None,
+        identity: identity.name.clone(),
+        generation_mode: GenerationMode::DigitalTwin,
+    };
+    let lora_ok = report.lora.as_ref().is_some_and(LoraReport::ok);
+    let lora = match (&identity.lora_url, image.supports_lora() && lora_ok) {
+        (Some(url), true) => Some(LoraRef {
+            url: url.clone(),
+            scale: lora_scale_for(identity.lora_scale, scene.camera.as_deref()),
+            base_model: identity.base_model.as_str().into(),
+        }),
+        _ => None,
+    };
+    let request = ImageRequest {
+        prompt: image_prompt(identity, &scene),
+        display_name: identity.display_name.clone(),
+        mood: scene.mood_lighting.clone(),
+        headshot: None,
+        lora,
+        width: 768,
+        height: 1024,
+    };
+    let outcome = async {
+        tokio::fs::create_dir_all(work_dir)
+            .await
+            .map_err(|e| format!("cannot create the work folder: {e}"))?;
+        let still = image
+            .generate(&request, work_dir)
+            .await
+            .map_err(|e| e.to_string())?;
+        let stored = objects
+            .put_file(&still, "png")
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(stored.key)
+    }
+    .await;
+    let check = match outcome {
+        Ok(key) => {
+            let c = check(
+                "testRender",
+                true,
+                format!("{} rendered a still ({key})", image.name()),
+            );
+            report.render_key = Some(key);
+            c
+        }
+        Err(e) => check("testRender", false, format!("{} failed: {e}", image.name())),
+    };
+    report.ok &= check.ok;
+    report.checks.push(check);
 }
 
 /// Where to look voices up: ElevenLabs' base URL and key (from `ELEVENLABS_BASE_URL`, `ELEVENLABS_API_KEY`).
@@ -215,5 +292,6 @@ pub async fn test_identity(
         ok: checks.iter().all(|c| c.ok),
         checks,
         lora,
+        render_key: None,
     }
 }

@@ -330,6 +330,36 @@ async fn guide_identity_is_created_and_bad_ones_name_the_field() {
         .collect();
     assert_eq!(names, ["triggerWord", "baseModel", "voiceId", "loraUrl"]);
     assert!(tested["lora"].is_null());
+    // Asked for, a test render adds one still through the image provider, served from storage.
+    let rendered: Value = http
+        .post(format!("{url}/test?render=true"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rendered["checks"][4]["name"], "testRender", "{rendered}");
+    assert_eq!(rendered["checks"][4]["ok"], true, "{rendered}");
+    let key = rendered["renderKey"].as_str().unwrap();
+    let still = http
+        .get(format!("{}/{key}", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(still.status(), 200);
+    assert!(still.bytes().await.unwrap().starts_with(b"\x89PNG"));
+    let bad_query = http
+        .post(format!("{url}/test?render=maybe"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_query.status(), 400);
+    let body: Value = bad_query.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "bad_request");
 
     // With a Flux LoRA trained on the trigger word, the header report is part of the result.
     let set_lora = |lora_url: String| {

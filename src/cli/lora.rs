@@ -4,9 +4,10 @@ use std::path::Path;
 
 use super::CliError;
 use crate::app::Storage;
-use crate::identity_check::{VoiceDirectory, test_identity};
+use crate::identity_check::{VoiceDirectory, test_identity, test_render};
 use crate::lora::{InspectOptions, LoraReport, inspect_file, inspect_url};
 use crate::net::FetchGuard;
+use crate::providers::Providers;
 
 /// Inspects `target` (URL or path); exit 1 when the report has blocking errors, 2 when it cannot be read.
 pub async fn inspect(
@@ -102,7 +103,12 @@ fn print_report(report: &LoraReport) {
 }
 
 /// `devatar identity test NAME`: runs the identity test, stores the result, exits 1 when a check fails.
-pub async fn identity_test(data: &Path, name: &str, json: bool) -> Result<(), CliError> {
+pub async fn identity_test(
+    data: &Path,
+    name: &str,
+    json: bool,
+    render: bool,
+) -> Result<(), CliError> {
     let storage = Storage::open(data).await.map_err(CliError::failed)?;
     let db = &storage.db;
     let record = db
@@ -118,12 +124,25 @@ pub async fn identity_test(data: &Path, name: &str, json: bool) -> Result<(), Cl
                 data.display()
             ))
         })?;
-    let report = test_identity(
+    let mut report = test_identity(
         &record.identity,
         &FetchGuard::from_env(),
         VoiceDirectory::from_env().as_ref(),
     )
     .await;
+    if render {
+        let work = storage.work_dir().join("identity-test");
+        let image = Providers::local().image;
+        test_render(
+            &mut report,
+            &record.identity,
+            image.as_ref(),
+            &storage.objects,
+            &work,
+        )
+        .await;
+        let _ = tokio::fs::remove_dir_all(&work).await;
+    }
     let stored = serde_json::to_string(&report).map_err(CliError::failed)?;
     db.record_identity_test(&record.id, report.ok, &stored)
         .await

@@ -156,6 +156,9 @@ enum IdentityCommand {
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
+        /// Also render one still through the configured image provider.
+        #[arg(long)]
+        render: bool,
     },
 }
 
@@ -253,8 +256,14 @@ pub fn main() -> ExitCode {
                     },
             } => lora::inspect(&target, trigger, &base_model, json).await,
             Command::Identity {
-                command: IdentityCommand::Test { name, data, json },
-            } => lora::identity_test(&data, &name, json).await,
+                command:
+                    IdentityCommand::Test {
+                        name,
+                        data,
+                        json,
+                        render,
+                    },
+            } => lora::identity_test(&data, &name, json, render).await,
             Command::Serve {
                 bind,
                 data,

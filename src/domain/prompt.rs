@@ -1,6 +1,6 @@
 //! Prompt building and shot classification from scene fields.
 
-use super::{Identity, Scene};
+use super::{Identity, LoraScale, Scene};
 
 /// Framing class of a scene's camera text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +60,18 @@ pub fn video_prompt(scene: &Scene) -> String {
         scene.movement.as_deref().unwrap_or("subtle head movements"),
         scene.camera.as_deref().unwrap_or("medium close-up shot"),
     )
+}
+
+/// The LoRA scale for a scene: fixed, or by shot type for `auto` (guide: close-up 0.95–1.0, medium 0.90–0.95, wide 0.85–0.90).
+pub fn lora_scale_for(scale: LoraScale, camera: Option<&str>) -> f64 {
+    match scale {
+        LoraScale::Fixed(v) => v,
+        LoraScale::Auto => match shot_type(camera) {
+            ShotType::CloseUp => 0.975,
+            ShotType::Medium => 0.925,
+            ShotType::Wide => 0.875,
+        },
+    }
 }
 
 #[cfg(test)]

@@ -275,6 +275,7 @@ mod tests {
             "http://169.254.169.254/latest/meta-data",
             "http://metadata.google.internal/",
             "http://[::1]:9/",
+            "http://localhost:9/",
         ] {
             let err = guard.send(Method::GET, url, &[]).await.unwrap_err();
             assert!(matches!(err, FetchError::Forbidden { .. }), "{url}: {err}");

@@ -10,9 +10,7 @@ use super::keys::duration_bucket;
 use super::mode::{ModeDecision, ModeInputs, select_mode};
 use super::runner::{NodeKey, Pipeline, Prepared, RunCtx};
 use super::{CROSSFADE_SECONDS, PlannedScene, SCENE_TAIL_SECONDS, StepOutput};
-use crate::domain::{
-    LogLevel, LogStep, LoraScale, ShotType, StepName, image_prompt, shot_type, video_prompt,
-};
+use crate::domain::{LogLevel, LogStep, StepName, image_prompt, lora_scale_for, video_prompt};
 use crate::media::captions::{WordTiming, cues, estimate_word_timings, shifted, to_srt, to_vtt};
 use crate::media::edit::{Delivery, crossfade_offsets, join_with_crossfades, normalize, thumbnail};
 use crate::media::probe;
@@ -53,18 +51,6 @@ fn speech_request(s: &PlannedScene) -> SpeechRequest {
         similarity: i.voice_similarity,
         style: i.voice_style,
         speaker_boost: i.voice_speaker_boost,
-    }
-}
-
-/// The LoRA scale for a scene: fixed, or by shot type for `auto` (guide: close-up 0.95–1.0, medium 0.90–0.95, wide 0.85–0.90).
-pub fn lora_scale_for(scale: LoraScale, camera: Option<&str>) -> f64 {
-    match scale {
-        LoraScale::Fixed(v) => v,
-        LoraScale::Auto => match shot_type(camera) {
-            ShotType::CloseUp => 0.975,
-            ShotType::Medium => 0.925,
-            ShotType::Wide => 0.875,
-        },
     }
 }
 

@@ -1,7 +1,7 @@
 //! `/api/assets`: multipart upload (sniffed, size-limited, probed), list, delete; and `/media/…` serving.
 
 use axum::Json;
-use axum::extract::{Multipart, Path, Query, Request, State};
+use axum::extract::{Multipart, Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -12,7 +12,7 @@ use utoipa::IntoParams;
 
 use crate::storage::db::{AssetInput, AssetRecord};
 use crate::web::AppState;
-use crate::web::error::ApiError;
+use crate::web::error::{ApiError, ApiQuery};
 
 /// Upload kinds and their size limits in bytes.
 const KINDS: [(&str, u64); 4] = [
@@ -268,7 +268,7 @@ pub struct AssetQuery {
 #[utoipa::path(get, path = "/api/assets", tag = "assets", params(AssetQuery), responses((status = 200, body = Object)))]
 pub async fn list(
     State(state): State<AppState>,
-    Query(q): Query<AssetQuery>,
+    ApiQuery(q): ApiQuery<AssetQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let items = state
         .storage

@@ -8,11 +8,12 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use crate::domain::{BaseModel, FieldErrors, Identity, LoraScale};
-use crate::identity_check::{IdentityTestReport, VoiceDirectory, test_identity};
+use crate::identity_check::{IdentityTestReport, VoiceDirectory, test_identity, test_render};
 use crate::net::FetchGuard;
+use crate::providers::Providers;
 use crate::storage::db::{Conflict, IdentityRecord};
 use crate::web::AppState;
-use crate::web::error::{ApiError, ApiJson};
+use crate::web::error::{ApiError, ApiJson, ApiQuery};
 
 /// An identity as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -359,25 +360,52 @@ fn env_set(var: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Options of the identity test.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TestQuery {
+    /// Also render one still through the configured image provider.
+    #[serde(default)]
+    render: bool,
+}
+
 /// Test an identity: trigger word, base model, voice id (and lookup with an ElevenLabs key), and the
 /// LoRA judged from its safetensors header. The result is stored on the identity (the UI's green check).
-#[utoipa::path(post, path = "/api/identities/{id}/test", tag = "identities", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/identities/{id}/test", tag = "identities",
+    params(("id" = String, Path), TestQuery),
     responses((status = 200, body = IdentityTestReport), (status = 404)))]
 pub async fn test(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<TestQuery>,
 ) -> Result<Json<IdentityTestReport>, ApiError> {
     let db = &state.storage.db;
     let record = db
         .get_identity(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("identity"))?;
-    let report = test_identity(
+    let mut report = test_identity(
         &record.identity,
         &FetchGuard::from_env(),
         VoiceDirectory::from_env().as_ref(),
     )
     .await;
+    if query.render {
+        let providers = Providers::local();
+        let work = state
+            .storage
+            .work_dir()
+            .join(format!("identity-test-{}", uuid::Uuid::new_v4()));
+        test_render(
+            &mut report,
+            &record.identity,
+            providers.image.as_ref(),
+            &state.storage.objects,
+            &work,
+        )
+        .await;
+        let _ = tokio::fs::remove_dir_all(&work).await;
+    }
     let stored = serde_json::to_string(&report).map_err(|e| ApiError::internal(e.to_string()))?;
     db.record_identity_test(&id, report.ok, &stored).await?;
     Ok(Json(report))

@@ -1,7 +1,7 @@
 //! `/api/runs/{id}` and `/api/logs`.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::IntoParams;
@@ -9,7 +9,7 @@ use utoipa::IntoParams;
 use crate::domain::LogStep;
 use crate::storage::db::LogFilter;
 use crate::web::AppState;
-use crate::web::error::ApiError;
+use crate::web::error::{ApiError, ApiQuery};
 
 /// A run with its steps (only those of `scene` when given).
 pub async fn run_json(
@@ -75,7 +75,7 @@ pub struct LogQuery {
 #[utoipa::path(get, path = "/api/logs", tag = "runs", params(LogQuery), responses((status = 200, body = Object), (status = 422)))]
 pub async fn logs(
     State(state): State<AppState>,
-    Query(q): Query<LogQuery>,
+    ApiQuery(q): ApiQuery<LogQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let mut e = crate::domain::FieldErrors::default();
     if let Some(step) = &q.step

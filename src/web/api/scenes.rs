@@ -1,7 +1,7 @@
 //! `/api/scenes`: list (paged, by project), create, get, update, delete, generate, cancel, status.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::domain::{FieldErrors, GenerationMode, Scene};
 use crate::storage::db::SceneRecord;
 use crate::web::AppState;
-use crate::web::error::{ApiError, ApiJson};
+use crate::web::error::{ApiError, ApiJson, ApiQuery};
 use crate::worker::StartError;
 
 /// A scene as the API shows it.
@@ -185,7 +185,7 @@ pub struct SceneListQuery {
     responses((status = 200, body = Object), (status = 404)))]
 pub async fn list(
     State(state): State<AppState>,
-    Query(q): Query<SceneListQuery>,
+    ApiQuery(q): ApiQuery<SceneListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
     let db = &state.storage.db;
