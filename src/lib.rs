@@ -13,4 +13,5 @@ pub mod project_file;
 pub mod providers;
 pub mod storage;
 pub mod web;
+pub mod webhooks;
 pub mod worker;

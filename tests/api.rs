@@ -974,3 +974,172 @@ async fn api_docs_and_openapi_are_public_and_vendored() {
         .unwrap();
     assert!(doc["paths"]["/api/scenes/{id}/generate"]["post"].is_object());
 }
+
+/// What the test receiver saw: (headers, body) of each POST, and how many to refuse first.
+#[derive(Clone, Default)]
+struct Receiver {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>>,
+    refuse_first: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+async fn receive(
+    axum::extract::State(r): axum::extract::State<Receiver>,
+    headers: axum::http::HeaderMap,
+    body: String,
+) -> axum::http::StatusCode {
+    r.seen.lock().unwrap().push((headers, body));
+    let refuse = r.refuse_first.load(std::sync::atomic::Ordering::SeqCst);
+    if refuse > 0 {
+        r.refuse_first
+            .store(refuse - 1, std::sync::atomic::Ordering::SeqCst);
+        return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+    }
+    axum::http::StatusCode::NO_CONTENT
+}
+
+/// Verifies `X-Devatar-Signature` the way an integrator would.
+fn signature_valid(secret: &str, headers: &axum::http::HeaderMap, body: &str) -> bool {
+    use hmac::{Hmac, Mac};
+    let timestamp = headers["x-devatar-timestamp"].to_str().unwrap();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{timestamp}.{body}").as_bytes());
+    let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    headers["x-devatar-signature"].to_str().unwrap() == expected
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_completion_is_posted_to_the_project_webhook_signed_and_retried() {
+    let receiver = Receiver::default();
+    receiver
+        .refuse_first
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(receive))
+        .with_state(receiver.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let server = Server::start_with(&[("DEVATAR_ALLOW_PRIVATE_URLS", "1")]);
+    let token = server.token();
+    let http = client();
+    let base = server.base.clone();
+    let send = |method: reqwest::Method, path: &str, body: Value| {
+        let req = http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(&token)
+            .json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    use reqwest::Method;
+    send(
+        Method::POST,
+        "/api/identities",
+        json!({"name": "wes", "displayName": "Wes", "triggerWord": "TOK_WES"}),
+    )
+    .await;
+    let (_, project) = send(
+        Method::POST,
+        "/api/projects",
+        json!({"name": "Hooked", "aspectRatio": "1:1"}),
+    )
+    .await;
+    let pid = project["id"].as_str().unwrap();
+    // Bad URLs are refused naming the field; a good one returns the secret once.
+    let (status, err) = send(
+        Method::PUT,
+        &format!("/api/projects/{pid}/webhook"),
+        json!({"url": "ftp://x/y"}),
+    )
+    .await;
+    assert_eq!((status, err["error"]["field"].as_str()), (422, Some("url")));
+    let (status, hook) = send(
+        Method::PUT,
+        &format!("/api/projects/{pid}/webhook"),
+        json!({"url": hook_url}),
+    )
+    .await;
+    assert_eq!(status, 200, "{hook}");
+    let secret = hook["secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("whsec_"));
+    let (_, shown) = send(
+        Method::GET,
+        &format!("/api/projects/{pid}/webhook"),
+        Value::Null,
+    )
+    .await;
+    assert!(
+        shown.get("secret").is_none(),
+        "the secret is shown only once: {shown}"
+    );
+
+    let (_, scene) = send(
+        Method::POST,
+        "/api/scenes",
+        json!({"projectId": pid, "name": "s", "dialogue": "Tell the webhook."}),
+    )
+    .await;
+    let (_, started) = send(
+        Method::POST,
+        &format!("/api/scenes/{}/generate", scene["id"].as_str().unwrap()),
+        json!({}),
+    )
+    .await;
+    let run_id = started["runId"].as_str().unwrap().to_string();
+    let run = wait_for_run(&http, &base, &token, &run_id).await;
+    assert_eq!(run["status"], "succeeded");
+
+    // First attempt refused (503), the retry accepted; both signed over the same body.
+    let mut delivered = None;
+    for _ in 0..200 {
+        let (_, state) = send(
+            Method::GET,
+            &format!("/api/projects/{pid}/webhook"),
+            Value::Null,
+        )
+        .await;
+        if state["deliveries"][0]["deliveredAt"].is_number() {
+            delivered = Some(state);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let state = delivered.expect("the webhook is delivered after a retry");
+    assert_eq!(state["deliveries"][0]["attempts"], 2, "{state}");
+    let seen = receiver.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    for (headers, body) in &seen {
+        assert!(signature_valid(&secret, headers, body), "bad signature");
+        assert!(!signature_valid("whsec_wrong", headers, body));
+        assert_eq!(headers["x-devatar-event"], "run.succeeded");
+        let payload: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(payload["runId"], run_id.as_str());
+        assert_eq!(payload["status"], "succeeded");
+        assert_eq!(payload["sceneId"], scene["id"]);
+    }
+    assert_eq!(
+        seen[0].0["x-devatar-delivery"],
+        seen[1].0["x-devatar-delivery"]
+    );
+
+    let (status, _) = send(
+        Method::DELETE,
+        &format!("/api/projects/{pid}/webhook"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _) = send(
+        Method::GET,
+        &format!("/api/projects/{pid}/webhook"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 404);
+}

@@ -45,6 +45,14 @@ pub async fn serve(bind: SocketAddr, data: &Path, no_worker: bool) -> Result<(),
     let addr = listener.local_addr().map_err(CliError::failed)?;
     eprintln!("devatar listening on http://{addr}");
     let runs = (!no_worker).then(|| crate::worker::RunService::new(storage.clone()));
+    if !no_worker {
+        let dispatcher = crate::webhooks::Dispatcher::new(
+            storage.db.clone(),
+            crate::net::FetchGuard::from_env(),
+            std::time::Duration::from_secs(1),
+        );
+        tokio::spawn(dispatcher.run());
+    }
     let state = AppState {
         storage,
         login_limiter: Arc::default(),

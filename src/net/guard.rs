@@ -177,6 +177,18 @@ impl FetchGuard {
         url: &str,
         headers: &[(header::HeaderName, String)],
     ) -> Result<reqwest::Response, FetchError> {
+        self.send_body(method, url, headers, Vec::new()).await
+    }
+
+    /// Like [`FetchGuard::send`] with a request body. A 301/302/303 redirect turns the request into a GET
+    /// without the body; 307/308 repeat it.
+    pub async fn send_body(
+        &self,
+        mut method: Method,
+        url: &str,
+        headers: &[(header::HeaderName, String)],
+        mut body: Vec<u8>,
+    ) -> Result<reqwest::Response, FetchError> {
         let mut url = Self::parse(url)?;
         for _ in 0..=self.max_redirects {
             let addr = self.checked_addr(&url).await?;
@@ -192,6 +204,9 @@ impl FetchGuard {
             for (k, v) in headers {
                 req = req.header(k, v);
             }
+            if !body.is_empty() {
+                req = req.body(body.clone());
+            }
             let resp = req.send().await.map_err(FetchError::transport)?;
             if resp.status().is_redirection() && resp.status() != StatusCode::NOT_MODIFIED {
                 let location = resp
@@ -203,6 +218,14 @@ impl FetchGuard {
                     .join(location)
                     .map_err(|e| FetchError::InvalidUrl(e.to_string()))?;
                 url = Self::parse(url.as_str())?;
+                if !matches!(
+                    resp.status(),
+                    StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT
+                ) && method != Method::HEAD
+                {
+                    method = Method::GET;
+                    body.clear();
+                }
                 continue;
             }
             return Ok(resp);

@@ -63,6 +63,14 @@ impl ApiError {
         }
     }
 
+    /// 422 naming the field.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field.into()),
+            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
+        }
+    }
+
     /// 400.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)

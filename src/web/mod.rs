@@ -54,6 +54,11 @@ fn protected() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(api::projects::render))
         .routes(routes!(api::projects::reorder))
+        .routes(routes!(
+            api::webhooks::get,
+            api::webhooks::put,
+            api::webhooks::delete
+        ))
         .routes(routes!(api::scenes::list, api::scenes::create))
         .routes(routes!(
             api::scenes::get,

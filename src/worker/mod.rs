@@ -209,6 +209,7 @@ impl RunService {
                 .db
                 .finish_run(&id, status, error.as_deref())
                 .await;
+            crate::webhooks::enqueue_run_finished(&this.storage.db, &id).await;
             let _ = this.events.send(RunEvent::Finished {
                 run_id: id.clone(),
                 status: status.into(),
@@ -237,6 +238,7 @@ impl RunService {
         };
         handle.abort();
         self.storage.db.cancel_run(run_id).await?;
+        crate::webhooks::enqueue_run_finished(&self.storage.db, run_id).await;
         let _ = self.events.send(RunEvent::Finished {
             run_id: run_id.into(),
             status: "canceled".into(),

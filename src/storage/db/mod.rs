@@ -8,6 +8,7 @@ mod catalog;
 mod identities;
 mod projects;
 mod runs;
+mod webhooks;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -21,6 +22,7 @@ pub use catalog::{AssetInput, SceneInput};
 pub use identities::{Conflict, IdentityRecord};
 pub use projects::{LogFilter, LogRow, ProjectRecord, SceneRecord};
 pub use runs::{LogInput, RunRow, StepRow};
+pub use webhooks::{DeliveryStatus, PendingDelivery, Webhook};
 
 /// A database operation failed.
 #[derive(Debug, thiserror::Error)]

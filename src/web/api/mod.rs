@@ -6,3 +6,4 @@ pub mod projects;
 pub mod runs;
 pub mod scenes;
 pub mod system;
+pub mod webhooks;
