@@ -1143,3 +1143,96 @@ async fn run_completion_is_posted_to_the_project_webhook_signed_and_retried() {
     .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn estimate_prices_a_project_before_it_runs() {
+    let server = Server::start();
+    let token = server.token();
+    let http = client();
+    let base = server.base.clone();
+    let post = |path: &str, body: Value| {
+        let req = http
+            .post(format!("{base}{path}"))
+            .bearer_auth(&token)
+            .json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    post(
+        "/api/identities",
+        json!({"name": "ann", "displayName": "Ann", "triggerWord": "TOK_ANN"}),
+    )
+    .await;
+    let (_, project) = post(
+        "/api/projects",
+        json!({"name": "Priced", "aspectRatio": "1:1"}),
+    )
+    .await;
+    let pid = project["id"].as_str().unwrap();
+    let short = "Hello there.";
+    let long = "word ".repeat(30);
+    let (_, one) = post(
+        "/api/scenes",
+        json!({"projectId": pid, "name": "one", "dialogue": short}),
+    )
+    .await;
+    post(
+        "/api/scenes",
+        json!({"projectId": pid, "name": "two", "dialogue": long}),
+    )
+    .await;
+
+    let (status, cloud) = post(
+        "/api/estimate",
+        json!({"projectId": pid, "providers": "cloud"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{cloud}");
+    let scenes = cloud["scenes"].as_array().unwrap();
+    assert_eq!(scenes.len(), 2);
+    // The longer line needs a 15 s clip and costs more; the total is the sum.
+    assert_eq!(scenes[0]["videoSeconds"], 5);
+    assert_eq!(scenes[1]["videoSeconds"], 15);
+    let a = scenes[0]["usd"].as_f64().unwrap();
+    let b = scenes[1]["usd"].as_f64().unwrap();
+    assert!(a > 0.3 && b > a, "{cloud}");
+    assert!((cloud["totalUsd"].as_f64().unwrap() - (a + b)).abs() < 1e-9);
+    let image = &scenes[0]["steps"][1];
+    assert_eq!(image["step"], "IMAGE");
+    assert!((image["usd"].as_f64().unwrap() - 0.035 * 1.048576).abs() < 1e-6);
+
+    let (_, only) = post(
+        "/api/estimate",
+        json!({"projectId": pid, "providers": "cloud", "sceneIds": [one["id"]]}),
+    )
+    .await;
+    assert!((only["totalUsd"].as_f64().unwrap() - a).abs() < 1e-9);
+    let (_, local) = post(
+        "/api/estimate",
+        json!({"projectId": pid, "providers": "local"}),
+    )
+    .await;
+    assert_eq!(local["totalUsd"], 0.0);
+    let (status, bad) = post(
+        "/api/estimate",
+        json!({"projectId": pid, "providers": "cheap"}),
+    )
+    .await;
+    assert_eq!(
+        (status, bad["error"]["field"].as_str()),
+        (422, Some("providers"))
+    );
+    let (status, bad) = post(
+        "/api/estimate",
+        json!({"projectId": pid, "sceneIds": ["nope"]}),
+    )
+    .await;
+    assert_eq!(
+        (status, bad["error"]["field"].as_str()),
+        (422, Some("sceneIds"))
+    );
+    let (status, _) = post("/api/estimate", json!({"projectId": "missing"})).await;
+    assert_eq!(status, 404);
+}

@@ -3,6 +3,7 @@
 //! Exit codes: 0 ok, 1 the work failed, 2 bad input or arguments, 3 a missing system tool.
 
 mod doctor;
+mod estimate;
 mod lora;
 mod progress;
 mod render;
@@ -89,6 +90,17 @@ enum Command {
         /// Burn captions into the video.
         #[arg(long)]
         burn_captions: bool,
+    },
+    /// Price a project file before rendering it.
+    Estimate {
+        /// The project TOML file.
+        file: PathBuf,
+        /// Which providers to price: local, cloud, or auto (cloud when a provider key is set).
+        #[arg(long, default_value = "cloud")]
+        providers: String,
+        /// Print the estimate as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Show what is installed and configured, and what is missing.
     Doctor,
@@ -264,6 +276,11 @@ pub fn main() -> ExitCode {
                         render,
                     },
             } => lora::identity_test(&data, &name, json, render).await,
+            Command::Estimate {
+                file,
+                providers,
+                json,
+            } => estimate::run(&file, &providers, json),
             Command::Serve {
                 bind,
                 data,

@@ -39,6 +39,15 @@ impl AspectRatio {
         }
     }
 
+    /// Generated still size (width, height) and Fal's `image_size` preset name for it.
+    pub fn still_size(self) -> (u32, u32, &'static str) {
+        match self {
+            Self::Landscape => (1024, 576, "landscape_16_9"),
+            Self::Portrait => (576, 1024, "portrait_16_9"),
+            Self::Square => (1024, 1024, "square_hd"),
+        }
+    }
+
     /// Output frame size in pixels (width, height).
     pub fn frame_size(self) -> (u32, u32) {
         match self {

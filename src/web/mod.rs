@@ -54,6 +54,7 @@ fn protected() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(api::projects::render))
         .routes(routes!(api::projects::reorder))
+        .routes(routes!(api::estimate::estimate_route))
         .routes(routes!(
             api::webhooks::get,
             api::webhooks::put,

@@ -1,6 +1,7 @@
 //! JSON API handlers, one module per resource.
 
 pub mod assets;
+pub mod estimate;
 pub mod identities;
 pub mod projects;
 pub mod runs;

@@ -1,0 +1,83 @@
+//! `POST /api/estimate`: what rendering a project (or some of its scenes) will cost before anything is paid.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::costs::{Estimate, PriceTable, Route, estimate};
+use crate::web::AppState;
+use crate::web::error::{ApiError, ApiJson};
+
+/// What to price.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EstimateInput {
+    /// The project.
+    project_id: String,
+    /// Only these scenes (default: all of them).
+    #[serde(default)]
+    scene_ids: Option<Vec<String>>,
+    /// `local`, `cloud`, or `auto` (default: cloud when a provider key is configured).
+    #[serde(default)]
+    providers: Option<String>,
+}
+
+/// Whether any paid provider key is configured.
+pub fn cloud_configured() -> bool {
+    [
+        "FAL_KEY",
+        "ELEVENLABS_API_KEY",
+        "KLING_ACCESS_KEY",
+        "SYNCLABS_API_KEY",
+    ]
+    .iter()
+    .any(|v| std::env::var(v).is_ok_and(|k| !k.trim().is_empty()))
+}
+
+/// Price a project's scenes with the configured price table.
+#[utoipa::path(post, path = "/api/estimate", tag = "projects", request_body = EstimateInput,
+    responses((status = 200, body = Estimate), (status = 404), (status = 422)))]
+pub async fn estimate_route(
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<EstimateInput>,
+) -> Result<Json<Estimate>, ApiError> {
+    let route = match input.providers.as_deref().map(str::trim) {
+        None | Some("auto") => {
+            if cloud_configured() {
+                Route::Cloud
+            } else {
+                Route::Local
+            }
+        }
+        Some("local") => Route::Local,
+        Some("cloud") => Route::Cloud,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "providers",
+                "must be local, cloud or auto",
+            ));
+        }
+    };
+    let prices = PriceTable::from_env().map_err(ApiError::internal)?;
+    let db = &state.storage.db;
+    let project = db
+        .get_project(&input.project_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("project"))?;
+    let records = db.list_scenes(&project.id, -1, 10_000).await?;
+    let scenes = match &input.scene_ids {
+        None => records.into_iter().map(|r| r.scene).collect::<Vec<_>>(),
+        Some(ids) => {
+            let mut picked = Vec::with_capacity(ids.len());
+            for id in ids {
+                let r = records.iter().find(|r| &r.id == id).ok_or_else(|| {
+                    ApiError::invalid("sceneIds", format!("{id} is not a scene of this project"))
+                })?;
+                picked.push(r.scene.clone());
+            }
+            picked
+        }
+    };
+    Ok(Json(estimate(&prices, &project.project, &scenes, route)))
+}
