@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use crate::domain::{GenerationMode, Identity, Scene, image_prompt, is_voice_id, lora_scale_for};
 use crate::lora::{InspectOptions, LoraReport, inspect_url};
 use crate::net::FetchGuard;
-use crate::providers::{ImageGen, ImageRequest, LoraRef};
+use crate::providers::{ImageGen, ImageRequest, JobCtx, LoraRef};
 use crate::storage::objects::ObjectStorage;
 
 /// One named check and its outcome.
@@ -85,7 +85,7 @@ pub async fn test_render(
             .await
             .map_err(|e| format!("cannot create the work folder: {e}"))?;
         let still = image
-            .generate(&request, work_dir)
+            .generate(&request, work_dir, &JobCtx::detached("identity-test"))
             .await
             .map_err(|e| e.to_string())?;
         let stored = objects

@@ -7,8 +7,8 @@ use devatar::providers::local::{
     EspeakSpeech, FfmpegAnimation, LocalMux, PortraitStill, render_placeholder,
 };
 use devatar::providers::{
-    ImageGen, ImageRequest, ImageToVideo, LipSync, LipSyncRequest, SpeechRequest, SpeechSynth,
-    VideoRequest,
+    ImageGen, ImageRequest, ImageToVideo, JobCtx, LipSync, LipSyncRequest, SpeechRequest,
+    SpeechSynth, VideoRequest,
 };
 
 fn speech(text: &str) -> SpeechRequest {
@@ -45,11 +45,14 @@ fn image(headshot: Option<&Path>, w: u32, h: u32) -> ImageRequest {
 async fn espeak_speech_is_real_audio_whose_length_follows_the_text() {
     let dir = tempfile::tempdir().unwrap();
     let tts = EspeakSpeech::default();
-    let short = tts.synthesize(&speech("Hello."), dir.path()).await.unwrap();
+    let short = tts
+        .synthesize(&speech("Hello."), dir.path(), &JobCtx::detached("t"))
+        .await
+        .unwrap();
     let short_len = probe(&short.audio).await.unwrap().duration;
     let long_dir = tempfile::tempdir().unwrap();
     let long = tts
-        .synthesize(&speech("Hello. This sentence is quite a lot longer than the first one, so it takes more time to say."), long_dir.path())
+        .synthesize(&speech("Hello. This sentence is quite a lot longer than the first one, so it takes more time to say."), long_dir.path(), &JobCtx::detached("t"))
         .await
         .unwrap();
     let info = probe(&long.audio).await.unwrap();
@@ -77,7 +80,7 @@ async fn placeholder_portrait_has_the_frame_size_and_differs_by_mood() {
     // Through the provider trait, with a name that needs XML escaping.
     let dir = tempfile::tempdir().unwrap();
     let still = PortraitStill
-        .generate(&image(None, 720, 720), dir.path())
+        .generate(&image(None, 720, 720), dir.path(), &JobCtx::detached("t"))
         .await
         .unwrap();
     assert_eq!(png_size(&std::fs::read(still).unwrap()), (720, 720));
@@ -103,7 +106,11 @@ async fn headshot_is_cropped_to_the_frame() {
         .unwrap();
     assert!(ok.success());
     let still = PortraitStill
-        .generate(&image(Some(&face), 720, 1280), dir.path())
+        .generate(
+            &image(Some(&face), 720, 1280),
+            dir.path(),
+            &JobCtx::detached("t"),
+        )
         .await
         .unwrap();
     assert_eq!(png_size(&std::fs::read(still).unwrap()), (720, 1280));
@@ -123,7 +130,10 @@ async fn animation_renders_the_bucket_length_and_mux_never_cuts_speech() {
         width: 640,
         height: 360,
     };
-    let clip = FfmpegAnimation.animate(&req, dir.path()).await.unwrap();
+    let clip = FfmpegAnimation
+        .animate(&req, dir.path(), &JobCtx::detached("t"))
+        .await
+        .unwrap();
     let info = probe(&clip).await.unwrap();
     assert_eq!(
         (info.width, info.height, info.video_codec.as_deref()),
@@ -138,7 +148,7 @@ async fn animation_renders_the_bucket_length_and_mux_never_cuts_speech() {
     let text = "This speech is deliberately longer than five seconds, so the five second clip has to loop \
                 underneath it rather than cutting any of the words off at the end.";
     let audio = tts
-        .synthesize(&speech(text), speech_dir.path())
+        .synthesize(&speech(text), speech_dir.path(), &JobCtx::detached("t"))
         .await
         .unwrap()
         .audio;
@@ -154,6 +164,7 @@ async fn animation_renders_the_bucket_length_and_mux_never_cuts_speech() {
                 tail_seconds: 0.3,
             },
             mux_dir.path(),
+            &JobCtx::detached("t"),
         )
         .await
         .unwrap();

@@ -73,6 +73,9 @@ enum Command {
         /// Print one JSON document describing the render on stdout.
         #[arg(long)]
         json: bool,
+        /// Providers: local (offline), cloud (paid APIs; keys required), auto (cloud where keys are set).
+        #[arg(long, default_value = "auto")]
+        providers: String,
     },
     /// Render a project file.
     Render {
@@ -90,6 +93,9 @@ enum Command {
         /// Burn captions into the video.
         #[arg(long)]
         burn_captions: bool,
+        /// Providers: local (offline), cloud (paid APIs; keys required), auto (cloud where keys are set).
+        #[arg(long, default_value = "auto")]
+        providers: String,
     },
     /// Price a project file before rendering it.
     Estimate {
@@ -240,13 +246,19 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Demo { data, out, json } => render::demo(data, out, json).await,
+            Command::Demo {
+                data,
+                out,
+                json,
+                providers,
+            } => render::demo(data, out, json, &providers).await,
             Command::Render {
                 file,
                 data,
                 out,
                 json,
                 burn_captions,
+                providers,
             } => {
                 render::render(render::RenderArgs {
                     file,
@@ -254,6 +266,7 @@ pub fn main() -> ExitCode {
                     out,
                     json,
                     burn_captions,
+                    providers,
                 })
                 .await
             }

@@ -16,6 +16,7 @@ use crate::pipeline::{
 };
 use crate::project_file::{ProjectFile, image_kind};
 use crate::providers::Providers;
+use crate::providers::cloud::{self, CloudConfig, ProviderChoice};
 use crate::storage::db::AssetInput;
 use crate::storage::now_ms;
 
@@ -34,10 +35,25 @@ pub struct RenderArgs {
     pub json: bool,
     /// Burn captions in.
     pub burn_captions: bool,
+    /// Which providers: local, cloud or auto.
+    pub providers: String,
+}
+
+/// The providers for `--providers`, with a clear error for a bad value or missing keys.
+fn choose_providers(choice: &str) -> Result<Providers, CliError> {
+    let choice = ProviderChoice::parse(choice)
+        .ok_or_else(|| CliError::input("--providers must be local, cloud or auto"))?;
+    cloud::providers(&CloudConfig::from_env(), choice).map_err(CliError::input)
 }
 
 /// Renders `examples/demo.toml` (the copy on disk if present, else the bundled one).
-pub async fn demo(data: PathBuf, out: Option<PathBuf>, json: bool) -> Result<(), CliError> {
+pub async fn demo(
+    data: PathBuf,
+    out: Option<PathBuf>,
+    json: bool,
+    providers: &str,
+) -> Result<(), CliError> {
+    let providers = choose_providers(providers)?;
     let on_disk = Path::new("examples/demo.toml");
     let file = if on_disk.is_file() {
         ProjectFile::load(on_disk)
@@ -45,13 +61,22 @@ pub async fn demo(data: PathBuf, out: Option<PathBuf>, json: bool) -> Result<(),
         ProjectFile::parse(DEMO_TOML, on_disk, Path::new("."))
     }
     .map_err(CliError::input)?;
-    run(file, data, out, json, false).await
+    run(file, data, out, json, false, providers).await
 }
 
 /// Renders a project file.
 pub async fn render(args: RenderArgs) -> Result<(), CliError> {
+    let providers = choose_providers(&args.providers)?;
     let file = ProjectFile::load(&args.file).map_err(CliError::input)?;
-    run(file, args.data, args.out, args.json, args.burn_captions).await
+    run(
+        file,
+        args.data,
+        args.out,
+        args.json,
+        args.burn_captions,
+        providers,
+    )
+    .await
 }
 
 fn owner_id() -> String {
@@ -87,6 +112,7 @@ async fn run(
     out: Option<PathBuf>,
     json: bool,
     burn_captions: bool,
+    providers: Providers,
 ) -> Result<(), CliError> {
     require_tools(&REQUIRED_TOOLS).map_err(CliError::missing_tool)?;
     let out = out.unwrap_or_else(|| data.join(format!("{}.mp4", file.project.file_stem())));
@@ -149,7 +175,7 @@ async fn run(
     let pipeline = Arc::new(Pipeline::new(
         db.clone(),
         storage.objects.clone(),
-        Providers::local(),
+        providers,
         storage.work_dir(),
         progress,
     ));

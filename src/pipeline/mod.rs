@@ -8,6 +8,7 @@
 
 pub mod dag;
 pub mod keys;
+pub mod ledger;
 mod mode;
 mod runner;
 mod steps;

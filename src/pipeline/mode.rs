@@ -24,6 +24,8 @@ pub struct ModeInputs<'a> {
     pub has_lora: bool,
     /// The configured image provider can apply a LoRA (Fal with `FAL_KEY`).
     pub lora_provider: bool,
+    /// The LoRA header check: `Err(reason)` when the file is unreachable or not a fitting Flux LoRA.
+    pub lora_check: Result<(), String>,
     /// The scene's headshot.
     pub scene_headshot: Option<&'a str>,
     /// The identity's headshot.
@@ -51,11 +53,20 @@ pub fn select_mode(i: &ModeInputs<'_>) -> ModeDecision {
                 true,
                 "Digital twin unavailable: FAL_KEY is not configured, falling back to standard mode".to_string(),
             ));
+        } else if let Err(why) = &i.lora_check {
+            reasons.push((
+                true,
+                format!(
+                    "Digital twin unavailable: the LoRA check for identity {} failed ({why}), falling back to \
+                     standard mode",
+                    i.identity
+                ),
+            ));
         } else {
             reasons.push((
                 false,
                 format!(
-                    "Digital twin mode: identity {} has a LoRA and FAL_KEY is set",
+                    "Digital twin mode: identity {} has a LoRA that passed the header check and FAL_KEY is set",
                     i.identity
                 ),
             ));
@@ -104,6 +115,7 @@ mod tests {
             identity: "deven",
             has_lora: true,
             lora_provider: true,
+            lora_check: Ok(()),
             scene_headshot: None,
             identity_headshot: Some("media/ab/id.png"),
             generator: false,
@@ -124,6 +136,20 @@ mod tests {
         assert_eq!(d.mode, "standard");
         assert_eq!(d.headshot.as_deref(), Some("media/ab/id.png"));
         assert!(d.reasons[0].0 && d.reasons[0].1.contains("FAL_KEY"));
+    }
+
+    #[test]
+    fn a_failed_lora_check_falls_back_with_its_reason() {
+        let d = select_mode(&ModeInputs {
+            lora_check: Err("this is a sdxl LoRA".into()),
+            ..inputs()
+        });
+        assert_eq!(d.mode, "standard");
+        assert!(
+            d.reasons[0].0 && d.reasons[0].1.contains("sdxl"),
+            "{:?}",
+            d.reasons
+        );
     }
 
     #[test]

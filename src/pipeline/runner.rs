@@ -11,9 +11,10 @@ use tokio::sync::Semaphore;
 
 use super::dag::{NodeOutcome, run_dag};
 use super::keys::content_key;
+use super::ledger::DbLedger;
 use super::{RenderOptions, RenderPlan, StepOutput};
 use crate::domain::{LogLevel, LogStep, StepName};
-use crate::providers::Providers;
+use crate::providers::{JobCtx, Providers};
 use crate::storage::db::{Db, LogInput};
 use crate::storage::now_ms;
 use crate::storage::objects::ObjectStorage;
@@ -111,6 +112,8 @@ pub struct Pipeline {
     /// Test hook: abort the process after this many executed steps (simulates `kill -9`).
     abort_after: Option<usize>,
     executed: AtomicUsize,
+    /// LoRA header checks done by this pipeline, by URL + base model + trigger word.
+    pub(super) lora_checks: tokio::sync::Mutex<HashMap<String, Result<(), String>>>,
 }
 
 pub(super) struct RunCtx {
@@ -151,6 +154,7 @@ impl Pipeline {
             heavy: Semaphore::new(cores.clamp(1, 4)),
             abort_after,
             executed: AtomicUsize::new(0),
+            lora_checks: tokio::sync::Mutex::default(),
         }
     }
 
@@ -341,7 +345,7 @@ impl Pipeline {
                     None,
                 )
                 .await;
-                return Ok((prepared.provider, out, true));
+                return Ok((prepared.provider, out, true, 0.0));
             }
             self.progress.on(&event(EventKind::Started));
             self.db
@@ -371,8 +375,22 @@ impl Pipeline {
                 StepName::Audio | StepName::Image => None,
                 _ => Some(self.heavy.acquire().await.map_err(|e| e.to_string())?),
             };
-            let out = self.execute_step(ctx, node, &deps, &work).await;
+            let job = JobCtx::new(key.clone(), Arc::new(DbLedger(self.db.clone())));
+            let out = self.execute_step(ctx, node, &deps, &work, &job).await;
             let _ = tokio::fs::remove_dir_all(&work).await;
+            for note in job.take_notes() {
+                self.log(
+                    ctx,
+                    node,
+                    step.log_step(),
+                    LogLevel::Info,
+                    &prepared.provider,
+                    note,
+                    None,
+                )
+                .await;
+            }
+            let cost = job.cost();
             let out = out?;
             let json = serde_json::to_string(&out).map_err(|e| e.to_string())?;
             // Hand downstream steps exactly what a later run will read from the cache, so keys match.
@@ -382,15 +400,15 @@ impl Pipeline {
                 .await
                 .map_err(|e| e.to_string())?;
             self.db
-                .step_succeeded(&row.id, &prepared.provider, &key, &json, false, 0.0)
+                .step_succeeded(&row.id, &prepared.provider, &key, &json, false, cost)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok::<_, String>((prepared.provider, out, false))
+            Ok::<_, String>((prepared.provider, out, false, cost))
         }
         .await;
         let ms = started.elapsed().as_millis() as u64;
         match result {
-            Ok((provider, out, cached)) => {
+            Ok((provider, out, cached, cost_usd)) => {
                 self.after_success(ctx, node, &out).await;
                 if !cached {
                     self.log(
@@ -411,7 +429,7 @@ impl Pipeline {
                         provider,
                         cached,
                         ms,
-                        cost_usd: 0.0,
+                        cost_usd,
                         started_at_ms,
                         finished_at_ms: now_ms(),
                     });

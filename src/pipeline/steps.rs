@@ -10,12 +10,18 @@ use super::keys::duration_bucket;
 use super::mode::{ModeDecision, ModeInputs, select_mode};
 use super::runner::{NodeKey, Pipeline, Prepared, RunCtx};
 use super::{CROSSFADE_SECONDS, PlannedScene, SCENE_TAIL_SECONDS, StepOutput};
-use crate::domain::{LogLevel, LogStep, StepName, image_prompt, lora_scale_for, video_prompt};
+use crate::domain::{
+    GenerationMode, LogLevel, LogStep, StepName, image_prompt, lora_scale_for, video_prompt,
+};
+use crate::lora::{InspectOptions, inspect_url};
 use crate::media::captions::{WordTiming, cues, estimate_word_timings, shifted, to_srt, to_vtt};
 use crate::media::edit::{Delivery, crossfade_offsets, join_with_crossfades, normalize, thumbnail};
 use crate::media::probe;
+use crate::net::FetchGuard;
 use crate::providers::local::FPS;
-use crate::providers::{ImageRequest, LipSyncRequest, LoraRef, SpeechRequest, VideoRequest};
+use crate::providers::{
+    ImageRequest, JobCtx, LipSyncRequest, LoraRef, SpeechRequest, VideoRequest,
+};
 
 /// Provider id of our own ffmpeg edits (FINALIZE, ASSEMBLE).
 const EDITOR: &str = "ffmpeg";
@@ -65,12 +71,46 @@ impl Pipeline {
         }
     }
 
-    fn mode(&self, s: &PlannedScene) -> ModeDecision {
+    /// The LoRA header check for digital twin mode, once per URL per pipeline (only when it matters).
+    async fn lora_check(&self, s: &PlannedScene) -> Result<(), String> {
+        let Some(url) = &s.identity.lora_url else {
+            return Ok(());
+        };
+        if !self.providers.image.supports_lora()
+            || s.scene.generation_mode == GenerationMode::Standard
+        {
+            return Ok(());
+        }
+        let cache_key = format!(
+            "{url}\n{}\n{}",
+            s.identity.base_model.as_str(),
+            s.identity.trigger_word
+        );
+        let mut checks = self.lora_checks.lock().await;
+        if let Some(done) = checks.get(&cache_key) {
+            return done.clone();
+        }
+        let opts = InspectOptions {
+            trigger_word: Some(s.identity.trigger_word.clone()),
+            base_model: Some(s.identity.base_model.as_str().into()),
+        };
+        let result = match inspect_url(&FetchGuard::from_env(), url, &opts).await {
+            Ok(report) if report.ok() => Ok(()),
+            Ok(report) => Err(report.errors.join("; ")),
+            Err(e) => Err(e.to_string()),
+        };
+        checks.insert(cache_key, result.clone());
+        result
+    }
+
+    async fn mode(&self, s: &PlannedScene) -> ModeDecision {
+        let lora_check = self.lora_check(s).await;
         select_mode(&ModeInputs {
             requested: s.scene.generation_mode,
             identity: &s.identity.name,
             has_lora: s.identity.lora_url.is_some(),
             lora_provider: self.providers.image.supports_lora(),
+            lora_check,
             scene_headshot: s.scene_headshot.as_deref(),
             identity_headshot: s.identity_headshot.as_deref(),
             generator: self.providers.image.generates(),
@@ -148,7 +188,7 @@ impl Pipeline {
                 inputs: vec![],
             }),
             (Some(s), StepName::Image) => {
-                let decision = self.mode(s);
+                let decision = self.mode(s).await;
                 for (degraded, reason) in &decision.reasons {
                     let level = if *degraded {
                         LogLevel::Warn
@@ -258,6 +298,7 @@ impl Pipeline {
         node: NodeKey,
         deps: &HashMap<NodeKey, StepOutput>,
         work: &Path,
+        job: &JobCtx,
     ) -> Result<StepOutput, String> {
         let p = &self.providers;
         let d = Self::delivery(ctx);
@@ -268,7 +309,7 @@ impl Pipeline {
             (Some(s), StepName::Audio) => {
                 let speech = p
                     .speech
-                    .synthesize(&speech_request(s), work)
+                    .synthesize(&speech_request(s), work, job)
                     .await
                     .map_err(|e| e.to_string())?;
                 let info = probe(&speech.audio).await.map_err(|e| e.to_string())?;
@@ -304,11 +345,11 @@ impl Pipeline {
                 }
             }
             (Some(s), StepName::Image) => {
-                let decision = self.mode(s);
+                let decision = self.mode(s).await;
                 let req = self.image_request(ctx, s, &decision).await?;
                 let still = p
                     .image
-                    .generate(&req, work)
+                    .generate(&req, work, job)
                     .await
                     .map_err(|e| e.to_string())?;
                 out.objects
@@ -325,7 +366,7 @@ impl Pipeline {
                 let req = Self::video_request(ctx, s, &image, speech);
                 let clip = p
                     .video
-                    .animate(&req, work)
+                    .animate(&req, work, job)
                     .await
                     .map_err(|e| e.to_string())?;
                 out.objects
@@ -344,7 +385,7 @@ impl Pipeline {
                 };
                 let clip = p
                     .lipsync
-                    .apply(&req, work)
+                    .apply(&req, work, job)
                     .await
                     .map_err(|e| e.to_string())?;
                 let info = probe(&clip).await.map_err(|e| e.to_string())?;

@@ -3,7 +3,11 @@
 //! The pipeline holds providers as `Arc<dyn …>`; each provider says which of its parameters
 //! change its output (`key_params`), so cache keys hold content only.
 
+pub mod cloud;
+pub mod job;
 pub mod local;
+
+pub use job::{JobCtx, JobLedger, JobState, NoLedger, ProviderJob};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,6 +33,25 @@ pub enum ProviderError {
     /// The provider produced something unusable.
     #[error("bad output: {0}")]
     BadOutput(String),
+    /// The provider refused or failed the job; retrying the same request will not help.
+    #[error("{provider}: {message}")]
+    Rejected {
+        /// Provider id.
+        provider: &'static str,
+        /// What it said, without secrets.
+        message: String,
+    },
+    /// The provider stayed unreachable or kept failing through every retry, or its deadline passed.
+    #[error("{provider}: {message}")]
+    Unavailable {
+        /// Provider id.
+        provider: &'static str,
+        /// What happened.
+        message: String,
+    },
+    /// A submit's outcome is unknown and submitting again could pay twice: a person must decide.
+    #[error("needs attention: {0}")]
+    NeedsAttention(String),
 }
 
 /// Text → speech.
@@ -71,6 +94,7 @@ pub trait SpeechSynth: Send + Sync {
         &self,
         req: &SpeechRequest,
         work_dir: &Path,
+        job: &JobCtx,
     ) -> Result<SpeechOutput, ProviderError>;
 }
 
@@ -120,8 +144,12 @@ pub trait ImageGen: Send + Sync {
         false
     }
     /// Writes a PNG still into `work_dir`.
-    async fn generate(&self, req: &ImageRequest, work_dir: &Path)
-    -> Result<PathBuf, ProviderError>;
+    async fn generate(
+        &self,
+        req: &ImageRequest,
+        work_dir: &Path,
+        job: &JobCtx,
+    ) -> Result<PathBuf, ProviderError>;
 }
 
 /// Still + prompt → clip.
@@ -151,7 +179,12 @@ pub trait ImageToVideo: Send + Sync {
     /// The parameters that change the output.
     fn key_params(&self, req: &VideoRequest) -> Value;
     /// Writes an MP4 clip into `work_dir`.
-    async fn animate(&self, req: &VideoRequest, work_dir: &Path) -> Result<PathBuf, ProviderError>;
+    async fn animate(
+        &self,
+        req: &VideoRequest,
+        work_dir: &Path,
+        job: &JobCtx,
+    ) -> Result<PathBuf, ProviderError>;
 }
 
 /// Clip + speech → clip fitted to the speech.
@@ -175,7 +208,12 @@ pub trait LipSync: Send + Sync {
     /// The parameters that change the output.
     fn key_params(&self, req: &LipSyncRequest) -> Value;
     /// Writes the fitted MP4 into `work_dir`.
-    async fn apply(&self, req: &LipSyncRequest, work_dir: &Path) -> Result<PathBuf, ProviderError>;
+    async fn apply(
+        &self,
+        req: &LipSyncRequest,
+        work_dir: &Path,
+        job: &JobCtx,
+    ) -> Result<PathBuf, ProviderError>;
 }
 
 /// The providers one render uses.

@@ -68,7 +68,11 @@ impl RunService {
         let pipeline = Arc::new(Pipeline::new(
             storage.db.clone(),
             storage.objects.clone(),
-            Providers::local(),
+            crate::providers::cloud::providers(
+                &crate::providers::cloud::CloudConfig::from_env(),
+                crate::providers::cloud::ProviderChoice::Auto,
+            )
+            .unwrap_or_else(|_| Providers::local()),
             storage.work_dir(),
             Arc::new(Broadcast(events.clone())),
         ));

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::FPS;
 use crate::domain::{ShotType, shot_type};
 use crate::media::run_tool;
-use crate::providers::{ImageToVideo, ProviderError, VideoRequest};
+use crate::providers::{ImageToVideo, JobCtx, ProviderError, VideoRequest};
 
 /// The camera move the local animation performs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +109,12 @@ impl ImageToVideo for FfmpegAnimation {
         })
     }
 
-    async fn animate(&self, req: &VideoRequest, work_dir: &Path) -> Result<PathBuf, ProviderError> {
+    async fn animate(
+        &self,
+        req: &VideoRequest,
+        work_dir: &Path,
+        _job: &JobCtx,
+    ) -> Result<PathBuf, ProviderError> {
         if req.duration_seconds == 0 || req.duration_seconds > 600 {
             return Err(ProviderError::Invalid(format!(
                 "clip length {} s",

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use crate::media::run_tool;
-use crate::providers::{LipSync, LipSyncRequest, ProviderError};
+use crate::providers::{JobCtx, LipSync, LipSyncRequest, ProviderError};
 
 /// Muxes speech onto the clip, looping the clip when the speech is longer, trimming it when shorter.
 #[derive(Debug, Clone, Copy)]
@@ -26,7 +26,12 @@ impl LipSync for LocalMux {
         json!({ "fit": "loop", "tail": req.tail_seconds, "audioRate": AUDIO_RATE })
     }
 
-    async fn apply(&self, req: &LipSyncRequest, work_dir: &Path) -> Result<PathBuf, ProviderError> {
+    async fn apply(
+        &self,
+        req: &LipSyncRequest,
+        work_dir: &Path,
+        _job: &JobCtx,
+    ) -> Result<PathBuf, ProviderError> {
         if req.speech_seconds.is_nan() || req.speech_seconds <= 0.0 {
             return Err(ProviderError::Invalid("speech has no duration".into()));
         }

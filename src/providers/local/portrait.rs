@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use crate::media::run_tool;
-use crate::providers::{ImageGen, ImageRequest, ProviderError};
+use crate::providers::{ImageGen, ImageRequest, JobCtx, ProviderError};
 
 /// The bundled placeholder portrait (drawn for this project; no real person).
 const PLACEHOLDER_SVG: &str = include_str!("../../assets/placeholder-portrait.svg");
@@ -105,6 +105,7 @@ impl ImageGen for PortraitStill {
         &self,
         req: &ImageRequest,
         work_dir: &Path,
+        _job: &JobCtx,
     ) -> Result<PathBuf, ProviderError> {
         let out = work_dir.join("still.png");
         match &req.headshot {

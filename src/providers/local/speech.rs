@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use crate::media::run_tool;
-use crate::providers::{ProviderError, SpeechOutput, SpeechRequest, SpeechSynth};
+use crate::providers::{JobCtx, ProviderError, SpeechOutput, SpeechRequest, SpeechSynth};
 
 /// Speech from the espeak-ng engine. It gives no word timings; the pipeline estimates them.
 #[derive(Debug, Clone)]
@@ -51,6 +51,7 @@ impl SpeechSynth for EspeakSpeech {
         &self,
         req: &SpeechRequest,
         work_dir: &Path,
+        _job: &JobCtx,
     ) -> Result<SpeechOutput, ProviderError> {
         let out = work_dir.join("speech.wav");
         let args = vec![

@@ -6,6 +6,7 @@ mod assets;
 mod auth;
 mod catalog;
 mod identities;
+mod jobs;
 mod projects;
 mod runs;
 mod webhooks;

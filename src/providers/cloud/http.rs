@@ -1,0 +1,508 @@
+//! HTTP plumbing shared by the cloud clients: timeouts, error classes, retries with the one backoff
+//! function, polling cadence, and capped, verified downloads of results.
+
+use std::path::Path;
+use std::time::Duration;
+
+use futures::StreamExt;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+
+use crate::net::{FetchGuard, backoff_delay};
+use crate::providers::{JobCtx, ProviderError};
+
+/// How a failed call should be treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Auth, validation, policy, quota: stop.
+    Terminal,
+    /// The provider's concurrency limit: wait for a slot without spending an attempt.
+    WaitForSlot,
+    /// Rate limit, 5xx, network: back off and retry.
+    Retryable,
+}
+
+/// A failed call with its class and the delay the provider asked for.
+#[derive(Debug, Clone)]
+pub struct CallError {
+    /// Class.
+    pub class: ErrorClass,
+    /// HTTP status, when there was a response.
+    pub status: Option<u16>,
+    /// Readable reason (no secrets).
+    pub message: String,
+    /// `Retry-After`, when given.
+    pub retry_after: Option<Duration>,
+    /// The request may have reached the provider (anything but a refused connection or an HTTP answer).
+    pub maybe_delivered: bool,
+}
+
+impl CallError {
+    /// A transport failure (connect, timeout, reset): retryable.
+    pub fn transport(e: &reqwest::Error) -> Self {
+        let kind = if e.is_timeout() {
+            "timed out"
+        } else if e.is_connect() {
+            "could not connect"
+        } else {
+            "connection failed"
+        };
+        Self {
+            class: ErrorClass::Retryable,
+            status: None,
+            message: kind.to_string(),
+            retry_after: None,
+            maybe_delivered: !e.is_connect(),
+        }
+    }
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0)
+            .then(|| Duration::from_secs_f64(secs.min(3600.0)));
+    }
+    let when = httpdate::parse_http_date(v).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+            .min(Duration::from_secs(3600)),
+    )
+}
+
+/// The default class of an HTTP status (providers refine it from the body).
+pub fn class_of(status: StatusCode) -> ErrorClass {
+    match status.as_u16() {
+        408 | 429 | 500..=599 => ErrorClass::Retryable,
+        _ => ErrorClass::Terminal,
+    }
+}
+
+/// A random number in 0–1 for backoff jitter.
+pub fn jitter() -> f64 {
+    let mut b = [0u8; 2];
+    match getrandom::fill(&mut b) {
+        Ok(()) => f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX),
+        Err(_) => 1.0,
+    }
+}
+
+/// Time scale for every provider wait (poll intervals, deadlines, backoff): `DEVATAR_PROVIDER_TIME_SCALE`,
+/// default 1. Tests against fast fakes use small values.
+pub fn time_scale() -> f64 {
+    std::env::var("DEVATAR_PROVIDER_TIME_SCALE")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v > 0.0 && *v <= 10.0)
+        .unwrap_or(1.0)
+}
+
+/// `d` scaled by [`time_scale`].
+pub fn scaled(d: Duration) -> Duration {
+    d.mul_f64(time_scale())
+}
+
+/// A client with the connect timeout every provider call needs.
+pub fn client(total: Duration) -> Result<reqwest::Client, ProviderError> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(total)
+        .redirect(reqwest::redirect::Policy::limited(3))
+        .build()
+        .map_err(|e| ProviderError::Invalid(format!("cannot build an HTTP client: {e}")))
+}
+
+/// Whether a request may be sent again after it possibly reached the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    /// Reads, and submits the provider deduplicates (idempotency key, unique external id).
+    Safe,
+    /// A submit that could start (and bill) a second job: an uncertain outcome stops with `NeedsAttention`.
+    Unsafe,
+}
+
+/// Sends `build()` until it succeeds, retrying retryable failures up to `attempts` times (waiting for a slot
+/// does not spend an attempt, up to a bounded number of waits). `classify` refines the class from the body.
+pub async fn call_with_retries<B, C>(
+    provider: &'static str,
+    attempts: u32,
+    repeat: Repeat,
+    job: &JobCtx,
+    build: B,
+    classify: C,
+) -> Result<Response, ProviderError>
+where
+    B: Fn() -> RequestBuilder,
+    C: Fn(StatusCode, &Value) -> ErrorClass,
+{
+    let mut failures = 0u32;
+    let mut slot_waits = 0u32;
+    loop {
+        let err = match send(build(), &classify).await {
+            Ok(resp) => return Ok(resp),
+            Err(e) => e,
+        };
+        if err.maybe_delivered && repeat == Repeat::Unsafe {
+            return Err(ProviderError::NeedsAttention(format!(
+                "{provider}: the submit {} after it may have reached the provider; submitting again could \
+                 pay twice",
+                err.message
+            )));
+        }
+        match err.class {
+            ErrorClass::Terminal => {
+                return Err(ProviderError::Rejected {
+                    provider,
+                    message: err.message,
+                });
+            }
+            ErrorClass::WaitForSlot if slot_waits < 30 => {
+                slot_waits += 1;
+                let wait = backoff_delay(
+                    slot_waits.min(5),
+                    scaled(Duration::from_secs(2)),
+                    scaled(Duration::from_secs(60)),
+                    err.retry_after.map(scaled),
+                    jitter(),
+                );
+                job.note(format!(
+                    "{provider}: waiting for a free slot ({})",
+                    err.message
+                ));
+                tokio::time::sleep(wait).await;
+            }
+            _ => {
+                failures += 1;
+                if failures >= attempts {
+                    return Err(ProviderError::Unavailable {
+                        provider,
+                        message: format!("{} (after {failures} attempts)", err.message),
+                    });
+                }
+                let wait = backoff_delay(
+                    failures - 1,
+                    scaled(Duration::from_secs(1)),
+                    scaled(Duration::from_secs(60)),
+                    err.retry_after.map(scaled),
+                    jitter(),
+                );
+                job.note(format!(
+                    "{provider}: {} — retry {failures} in {:.1} s",
+                    err.message,
+                    wait.as_secs_f64()
+                ));
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
+/// Sends once: a 2xx response, or the classified error (the body is read for the reason).
+pub async fn send<C>(req: RequestBuilder, classify: &C) -> Result<Response, CallError>
+where
+    C: Fn(StatusCode, &Value) -> ErrorClass,
+{
+    let resp = req.send().await.map_err(|e| CallError::transport(&e))?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let retry_after = retry_after(resp.headers());
+    let text = resp.text().await.unwrap_or_default();
+    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Err(CallError {
+        class: classify(status, &body),
+        status: Some(status.as_u16()),
+        message: format!("HTTP {}: {}", status.as_u16(), reason(&body, &text)),
+        retry_after,
+        maybe_delivered: false,
+    })
+}
+
+/// A short human reason from an error body (any provider's shape), never more than 300 characters.
+pub fn reason(body: &Value, raw: &str) -> String {
+    let pick = |v: &Value| -> Option<String> {
+        match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Object(_) => v
+                .get("message")
+                .or_else(|| v.get("msg"))
+                .and_then(Value::as_str)
+                .map(|m| match v.get("status").and_then(Value::as_str) {
+                    Some(code) => format!("{code}: {m}"),
+                    None => m.to_string(),
+                }),
+            Value::Array(items) => items.first().and_then(|i| {
+                i.get("msg").and_then(Value::as_str).map(|m| {
+                    format!(
+                        "{m} ({})",
+                        i.get("loc").map(Value::to_string).unwrap_or_default()
+                    )
+                })
+            }),
+            _ => None,
+        }
+    };
+    let text = body
+        .get("detail")
+        .and_then(pick)
+        .or_else(|| body.get("message").and_then(pick))
+        .or_else(|| body.get("error").and_then(pick))
+        .unwrap_or_else(|| {
+            let t = raw.trim();
+            if t.starts_with('<') {
+                "an HTML page instead of JSON".to_string()
+            } else if t.is_empty() {
+                "an empty body".to_string()
+            } else {
+                t.to_string()
+            }
+        });
+    text.chars().take(300).collect()
+}
+
+/// Reads a 2xx response as JSON, with a clear error for HTML or truncated bodies.
+pub async fn json_body(provider: &'static str, resp: Response) -> Result<Value, ProviderError> {
+    let text = resp.text().await.map_err(|e| ProviderError::Unavailable {
+        provider,
+        message: format!(
+            "reading the answer failed: {}",
+            CallError::transport(&e).message
+        ),
+    })?;
+    serde_json::from_str(&text).map_err(|_| {
+        ProviderError::BadOutput(format!(
+            "{provider} answered with something that is not JSON ({})",
+            reason(&Value::Null, &text)
+        ))
+    })
+}
+
+/// Kinds of media a download must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    /// PNG or JPEG.
+    Image,
+    /// MP4 / MOV.
+    Video,
+    /// MP3, WAV, OGG, M4A.
+    Audio,
+}
+
+/// Whether `head` starts like `kind`.
+pub fn magic_ok(kind: MediaKind, head: &[u8]) -> bool {
+    match kind {
+        MediaKind::Image => {
+            head.starts_with(b"\x89PNG\r\n\x1a\n")
+                || head.starts_with(&[0xFF, 0xD8, 0xFF])
+                || (head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WEBP")
+        }
+        MediaKind::Video => head.len() >= 8 && &head[4..8] == b"ftyp",
+        MediaKind::Audio => {
+            head.starts_with(b"ID3")
+                || (head.len() >= 2 && head[0] == 0xFF && head[1] & 0xE0 == 0xE0)
+                || (head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WAVE")
+                || head.starts_with(b"OggS")
+                || (head.len() >= 8 && &head[4..8] == b"ftyp")
+        }
+    }
+}
+
+/// Downloads a provider result to `dest` through the fetch guard: streamed, capped at `cap` bytes, the
+/// `Content-Length` verified, the content checked by magic bytes. Retried (from scratch) up to 3 times on
+/// transport errors or truncation; never leaves a partial file.
+pub async fn download(
+    provider: &'static str,
+    url: &str,
+    dest: &Path,
+    kind: MediaKind,
+    cap: u64,
+) -> Result<u64, ProviderError> {
+    let guard = FetchGuard::from_env();
+    let mut last = String::new();
+    for attempt in 0..3u32 {
+        if attempt > 0 {
+            tokio::time::sleep(scaled(Duration::from_millis(500 * 2u64.pow(attempt)))).await;
+        }
+        match download_once(&guard, url, dest, kind, cap).await {
+            Ok(n) => return Ok(n),
+            Err((retry, msg)) => {
+                let _ = tokio::fs::remove_file(dest).await;
+                if !retry {
+                    return Err(ProviderError::BadOutput(format!(
+                        "{provider} result: {msg}"
+                    )));
+                }
+                last = msg;
+            }
+        }
+    }
+    Err(ProviderError::Unavailable {
+        provider,
+        message: format!("downloading the result failed: {last}"),
+    })
+}
+
+async fn download_once(
+    guard: &FetchGuard,
+    url: &str,
+    dest: &Path,
+    kind: MediaKind,
+    cap: u64,
+) -> Result<u64, (bool, String)> {
+    let resp = guard
+        .send(Method::GET, url, &[])
+        .await
+        .map_err(|e| (true, e.to_string()))?;
+    let status = resp.status();
+    if status == StatusCode::FORBIDDEN
+        || status == StatusCode::GONE
+        || status == StatusCode::NOT_FOUND
+    {
+        return Err((
+            false,
+            format!(
+                "the result URL answered HTTP {} (expired or removed)",
+                status.as_u16()
+            ),
+        ));
+    }
+    if !status.is_success() {
+        return Err((
+            status.is_server_error(),
+            format!("the result URL answered HTTP {}", status.as_u16()),
+        ));
+    }
+    let expected = resp.content_length();
+    if expected.is_some_and(|n| n > cap) {
+        return Err((false, format!("the result is larger than {cap} bytes")));
+    }
+    let mut file = tokio::fs::File::create(dest)
+        .await
+        .map_err(|e| (false, format!("cannot write {}: {e}", dest.display())))?;
+    let mut stream = resp.bytes_stream();
+    let mut written = 0u64;
+    let mut head = Vec::with_capacity(16);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            (
+                true,
+                format!(
+                    "the download broke off: {}",
+                    CallError::transport(&e).message
+                ),
+            )
+        })?;
+        written += chunk.len() as u64;
+        if written > cap {
+            return Err((false, format!("the result is larger than {cap} bytes")));
+        }
+        if head.len() < 16 {
+            head.extend_from_slice(&chunk[..chunk.len().min(16 - head.len())]);
+        }
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| (false, format!("cannot write {}: {e}", dest.display())))?;
+    }
+    file.flush().await.map_err(|e| (false, e.to_string()))?;
+    if let Some(n) = expected
+        && n != written
+    {
+        return Err((true, format!("truncated download: {written} of {n} bytes")));
+    }
+    if !magic_ok(kind, &head) {
+        return Err((
+            false,
+            format!(
+                "the result is not {} (wrong content)",
+                match kind {
+                    MediaKind::Image => "an image",
+                    MediaKind::Video => "a video",
+                    MediaKind::Audio => "audio",
+                }
+            ),
+        ));
+    }
+    Ok(written)
+}
+
+/// A `data:` URI of a local file, for APIs that accept inline media.
+pub async fn data_uri(path: &Path, mime: &str) -> Result<String, ProviderError> {
+    use base64::Engine;
+    let bytes = tokio::fs::read(path).await?;
+    Ok(format!(
+        "data:{mime};base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    ))
+}
+
+/// Trims a URL and rejects control characters and inner whitespace before it is sent anywhere.
+pub fn clean_url(field: &str, url: &str) -> Result<String, ProviderError> {
+    let t = url.trim();
+    if t.is_empty() || t.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(ProviderError::Invalid(format!(
+            "{field} is empty or contains spaces or control characters"
+        )));
+    }
+    Ok(t.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, "3".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        let later = std::time::SystemTime::now() + Duration::from_secs(120);
+        h.insert(RETRY_AFTER, httpdate::fmt_http_date(later).parse().unwrap());
+        let d = retry_after(&h).unwrap();
+        assert!(
+            d > Duration::from_secs(100) && d <= Duration::from_secs(120),
+            "{d:?}"
+        );
+        h.insert(RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn reasons_come_from_every_error_shape() {
+        let el = serde_json::json!({"detail": {"status": "quota_exceeded", "message": "Quota exceeded"}});
+        assert_eq!(reason(&el, ""), "quota_exceeded: Quota exceeded");
+        let fastapi =
+            serde_json::json!({"detail": [{"loc": ["body", "prompt"], "msg": "field required"}]});
+        assert!(reason(&fastapi, "").starts_with("field required"));
+        let sync =
+            serde_json::json!({"statusCode": 422, "message": "property synergize does not exist"});
+        assert_eq!(reason(&sync, ""), "property synergize does not exist");
+        assert_eq!(
+            reason(&Value::Null, "<html>502</html>"),
+            "an HTML page instead of JSON"
+        );
+    }
+
+    #[test]
+    fn magic_bytes_tell_media_from_error_pages() {
+        assert!(magic_ok(MediaKind::Image, b"\x89PNG\r\n\x1a\n...."));
+        assert!(magic_ok(MediaKind::Video, b"\0\0\0\x20ftypisom"));
+        assert!(magic_ok(MediaKind::Audio, b"ID3\x04\0\0"));
+        assert!(!magic_ok(MediaKind::Video, b"<html><body>"));
+        assert!(!magic_ok(MediaKind::Image, b"{\"error\":1}"));
+    }
+
+    #[test]
+    fn urls_are_trimmed_and_control_characters_refused() {
+        assert_eq!(
+            clean_url("loras[0].path", " https://x/a.safetensors\n").unwrap(),
+            "https://x/a.safetensors"
+        );
+        assert!(clean_url("u", "https://x/a b").is_err());
+        assert!(clean_url("u", "  ").is_err());
+    }
+}

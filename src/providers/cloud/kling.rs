@@ -1,0 +1,413 @@
+//! Kling's official image-to-video API: an HS256 JWT we sign from `KLING_ACCESS_KEY` + `KLING_SECRET_KEY`, one
+//! task per step named by our `external_task_id`, so an uncertain submit is reconciled by looking that id up.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use base64::Engine;
+use reqwest::StatusCode;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::fal::kling_duration;
+use super::http::{self, ErrorClass, MediaKind, Repeat, call_with_retries, client, json_body};
+use super::{Cadence, CloudConfig, Secret};
+use crate::costs::PriceTable;
+use crate::providers::{ImageToVideo, JobCtx, JobState, ProviderError, ProviderJob, VideoRequest};
+
+const PROVIDER: &str = "kling";
+
+/// Kling image-to-video through the official API.
+#[derive(Debug, Clone)]
+pub struct KlingVideo {
+    base: String,
+    access: Secret,
+    secret: Secret,
+    model: String,
+    mode: String,
+    prices: PriceTable,
+}
+
+#[derive(Serialize)]
+struct Claims<'a> {
+    iss: &'a str,
+    exp: u64,
+    nbf: u64,
+}
+
+fn classify(status: StatusCode, body: &Value) -> ErrorClass {
+    match body.get("code").and_then(Value::as_i64) {
+        Some(1303) => ErrorClass::WaitForSlot,
+        // 1003/1004: token not yet valid or expired: each request signs a fresh one, so retry.
+        Some(1003 | 1004 | 1302 | 5000..=5002) => ErrorClass::Retryable,
+        Some(_) => ErrorClass::Terminal,
+        None => http::class_of(status),
+    }
+}
+
+/// What a task query says.
+enum TaskState {
+    Running,
+    Succeeded(Option<String>),
+    Failed(String),
+}
+
+fn task_state(body: &Value) -> TaskState {
+    let data = body.get("data").unwrap_or(&Value::Null);
+    let status = data
+        .get("task_status")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match status.as_str() {
+        "submitted" | "processing" | "queued" | "pending" => TaskState::Running,
+        "succeed" | "succeeded" | "success" | "completed" | "complete" => TaskState::Succeeded(
+            data.pointer("/task_result/videos/0/url")
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(str::to_string),
+        ),
+        "failed" | "failure" | "error" => TaskState::Failed(
+            data.get("task_status_msg")
+                .and_then(Value::as_str)
+                .filter(|m| !m.is_empty())
+                .unwrap_or("the task failed without a reason")
+                .to_string(),
+        ),
+        other => TaskState::Failed(format!(
+            "unknown task status {other:?}: {}",
+            body.to_string().chars().take(300).collect::<String>()
+        )),
+    }
+}
+
+impl KlingVideo {
+    /// A client for the configured account.
+    pub fn new(cfg: &CloudConfig, access: Secret, secret: Secret) -> Self {
+        Self {
+            base: cfg.kling_base.clone(),
+            access,
+            secret,
+            model: cfg.kling_model.clone(),
+            mode: cfg.kling_mode.clone(),
+            prices: cfg.prices.clone(),
+        }
+    }
+
+    /// A fresh token: `iss` = access key, valid from 5 s ago for 30 minutes.
+    fn token(&self) -> Result<String, ProviderError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let claims = Claims {
+            iss: self.access.expose(),
+            exp: now + 1800,
+            nbf: now.saturating_sub(5),
+        };
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(self.secret.expose().as_bytes()),
+        )
+        .map_err(|e| ProviderError::Invalid(format!("cannot sign the Kling token: {e}")))
+    }
+
+    fn bearer(&self) -> String {
+        format!("Bearer {}", self.token().unwrap_or_default())
+    }
+
+    /// Queries a task by Kling's id or our external id; `None` when Kling does not know it.
+    async fn query(&self, id: &str, job: &JobCtx) -> Result<Option<Value>, ProviderError> {
+        let http = client(Duration::from_secs(30))?;
+        let url = format!("{}/v1/videos/image2video/{id}", self.base);
+        match call_with_retries(
+            PROVIDER,
+            4,
+            Repeat::Safe,
+            job,
+            || http.get(&url).header("Authorization", self.bearer()),
+            classify,
+        )
+        .await
+        {
+            Ok(resp) => {
+                let body = json_body(PROVIDER, resp).await?;
+                match body.get("code").and_then(Value::as_i64) {
+                    Some(0) | None => Ok(Some(body)),
+                    Some(_) => Ok(None),
+                }
+            }
+            Err(ProviderError::Rejected { message, .. })
+                if message.contains("HTTP 404") || message.contains("HTTP 400") =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn submit(&self, body: &Value, job: &JobCtx) -> Result<String, ProviderError> {
+        self.token()?;
+        let http = client(Duration::from_secs(60))?;
+        let url = format!("{}/v1/videos/image2video", self.base);
+        let resp = call_with_retries(
+            PROVIDER,
+            4,
+            Repeat::Unsafe,
+            job,
+            || {
+                http.post(&url)
+                    .header("Authorization", self.bearer())
+                    .json(body)
+            },
+            classify,
+        )
+        .await?;
+        let answer = json_body(PROVIDER, resp).await?;
+        if answer.get("code").and_then(Value::as_i64).unwrap_or(0) != 0 {
+            return Err(ProviderError::Rejected {
+                provider: PROVIDER,
+                message: http::reason(&answer, ""),
+            });
+        }
+        answer
+            .pointer("/data/task_id")
+            .and_then(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .or_else(|| v.as_i64().map(|n| n.to_string()))
+            })
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| {
+                ProviderError::BadOutput("kling accepted the task but sent no task_id".into())
+            })
+    }
+}
+
+#[async_trait]
+impl ImageToVideo for KlingVideo {
+    fn name(&self) -> &str {
+        PROVIDER
+    }
+
+    fn key_params(&self, req: &VideoRequest) -> Value {
+        json!({"model": self.model, "mode": self.mode, "prompt": req.prompt,
+               "duration": kling_duration(req.duration_seconds)})
+    }
+
+    async fn animate(
+        &self,
+        req: &VideoRequest,
+        work_dir: &Path,
+        job: &JobCtx,
+    ) -> Result<PathBuf, ProviderError> {
+        let seconds = kling_duration(req.duration_seconds);
+        let tag = format!("kling:{}", self.model);
+        let stored = job.load(&tag).await.map_err(ProviderError::Invalid)?;
+        let previous = stored.as_ref().map_or(0, |j| j.attempt);
+        let (task_id, attempt) = match stored {
+            Some(j)
+                if matches!(j.state, JobState::Submitted | JobState::Completed)
+                    && j.remote_id.is_some() =>
+            {
+                let id = j.remote_id.unwrap_or_default();
+                job.note(format!("kling: resuming task {id} (no new submit)"));
+                (id, j.attempt)
+            }
+            Some(j) if j.state == JobState::Submitting => {
+                // The last submit's outcome is unknown: look our external id up before anything else.
+                let external = job.stable_id(j.attempt);
+                match self.query(&external, job).await? {
+                    Some(body) => {
+                        let id = body
+                            .pointer("/data/task_id")
+                            .and_then(Value::as_str)
+                            .unwrap_or(&external)
+                            .to_string();
+                        job.note(format!(
+                            "kling: adopted task {id} found by external id {external}"
+                        ));
+                        self.record(job, &tag, JobState::Submitted, j.attempt, Some(&id))
+                            .await?;
+                        (id, j.attempt)
+                    }
+                    None => self.submit_new(req, seconds, j.attempt, &tag, job).await?,
+                }
+            }
+            _ => {
+                self.submit_new(req, seconds, previous + 1, &tag, job)
+                    .await?
+            }
+        };
+        let first_wait = 15;
+        let deadline = if seconds > 5 || self.mode == "pro" {
+            1800
+        } else {
+            1200
+        };
+        let mut cadence = Cadence::new(
+            Duration::from_secs(first_wait),
+            1.0,
+            Duration::from_secs(10),
+            Duration::from_secs(600),
+            Duration::from_secs(deadline),
+        );
+        let mut reread = false;
+        let url = loop {
+            match cadence.wait().await {
+                Ok(true) => job.note(format!(
+                    "kling: task {task_id} still running after 10 minutes"
+                )),
+                Ok(false) => {}
+                Err(limit) => {
+                    self.record(job, &tag, JobState::Failed, attempt, Some(&task_id))
+                        .await?;
+                    return Err(ProviderError::Unavailable {
+                        provider: PROVIDER,
+                        message: format!(
+                            "task {task_id} did not finish within {:.0} s",
+                            limit.as_secs_f64()
+                        ),
+                    });
+                }
+            }
+            let Ok(Some(body)) = self.query(&task_id, job).await else {
+                continue;
+            };
+            match task_state(&body) {
+                TaskState::Running => {}
+                TaskState::Succeeded(Some(url)) => break url,
+                TaskState::Succeeded(None) if !reread => reread = true,
+                TaskState::Succeeded(None) => {
+                    self.record(job, &tag, JobState::Failed, attempt, Some(&task_id))
+                        .await?;
+                    return Err(ProviderError::BadOutput(format!(
+                        "kling task {task_id} succeeded without a video (completed_without_output)"
+                    )));
+                }
+                TaskState::Failed(reason) => {
+                    self.record(job, &tag, JobState::Failed, attempt, Some(&task_id))
+                        .await?;
+                    return Err(ProviderError::Rejected {
+                        provider: PROVIDER,
+                        message: format!("task {task_id} failed: {reason}"),
+                    });
+                }
+            }
+        };
+        let out = work_dir.join("kling.mp4");
+        http::download(PROVIDER, &url, &out, MediaKind::Video, 500 << 20).await?;
+        self.record(job, &tag, JobState::Completed, attempt, Some(&task_id))
+            .await?;
+        job.add_cost(self.prices.video(seconds));
+        Ok(out)
+    }
+}
+
+impl KlingVideo {
+    async fn record(
+        &self,
+        job: &JobCtx,
+        tag: &str,
+        state: JobState,
+        attempt: u32,
+        task_id: Option<&str>,
+    ) -> Result<(), ProviderError> {
+        let record = ProviderJob {
+            state,
+            attempt,
+            remote_id: task_id.map(str::to_string),
+            data: json!({"externalTaskId": job.stable_id(attempt)}),
+            error: None,
+        };
+        job.save(tag, &record).await.map_err(ProviderError::Invalid)
+    }
+
+    async fn submit_new(
+        &self,
+        req: &VideoRequest,
+        seconds: u32,
+        attempt: u32,
+        tag: &str,
+        job: &JobCtx,
+    ) -> Result<(String, u32), ProviderError> {
+        let image = tokio::fs::read(&req.image).await?;
+        let body = json!({
+            "model_name": self.model,
+            "image": base64::engine::general_purpose::STANDARD.encode(image),
+            "prompt": req.prompt.chars().take(2500).collect::<String>(),
+            "negative_prompt": "blur, distort, and low quality",
+            "mode": self.mode,
+            "duration": seconds.to_string(),
+            "external_task_id": job.stable_id(attempt),
+        });
+        self.record(job, tag, JobState::Submitting, attempt, None)
+            .await?;
+        match self.submit(&body, job).await {
+            Ok(id) => {
+                self.record(job, tag, JobState::Submitted, attempt, Some(&id))
+                    .await?;
+                Ok((id, attempt))
+            }
+            Err(ProviderError::NeedsAttention(_)) => {
+                // Reconcile at once: the external id tells whether Kling created the task.
+                match self.query(&job.stable_id(attempt), job).await? {
+                    Some(body) => {
+                        let id = body
+                            .pointer("/data/task_id")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string();
+                        self.record(job, tag, JobState::Submitted, attempt, Some(&id)).await?;
+                        Ok((id, attempt))
+                    }
+                    None => Err(ProviderError::Unavailable {
+                        provider: PROVIDER,
+                        message: "the submit broke off and Kling has no task with our id; run again to retry".into(),
+                    }),
+                }
+            }
+            Err(e) => {
+                self.record(job, tag, JobState::Failed, attempt, None)
+                    .await?;
+                Err(e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_case_insensitive_and_unknown_is_terminal() {
+        let ok = json!({"code": 0, "data": {"task_status": "SUCCEED", "task_result": {"videos": [{"url": " https://x/v.mp4 "}]}}});
+        assert!(matches!(task_state(&ok), TaskState::Succeeded(Some(u)) if u == "https://x/v.mp4"));
+        let empty =
+            json!({"code": 0, "data": {"task_status": "succeed", "task_result": {"videos": []}}});
+        assert!(matches!(task_state(&empty), TaskState::Succeeded(None)));
+        let failed =
+            json!({"data": {"task_status": "failed", "task_status_msg": "content safety"}});
+        assert!(matches!(task_state(&failed), TaskState::Failed(m) if m == "content safety"));
+        let odd = json!({"data": {"task_status": "exploded"}});
+        assert!(matches!(task_state(&odd), TaskState::Failed(m) if m.contains("exploded")));
+        let running = json!({"data": {"task_status": "Processing"}});
+        assert!(matches!(task_state(&running), TaskState::Running));
+    }
+
+    #[test]
+    fn error_codes_map_to_classes() {
+        let c = |code: i64| classify(StatusCode::TOO_MANY_REQUESTS, &json!({"code": code}));
+        assert_eq!(c(1303), ErrorClass::WaitForSlot);
+        assert_eq!(c(1302), ErrorClass::Retryable);
+        assert_eq!(c(1102), ErrorClass::Terminal);
+        assert_eq!(
+            classify(StatusCode::UNAUTHORIZED, &json!({"code": 1004})),
+            ErrorClass::Retryable
+        );
+    }
+}

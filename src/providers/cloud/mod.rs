@@ -1,0 +1,278 @@
+//! Paid providers over HTTP: ElevenLabs speech, Fal (Flux + LoRA stills, Kling video, Sync lip-sync), the Kling
+//! official API and Sync Labs. Each client keeps its wire types private; all share [`http`] and the job ledger.
+//!
+//! Configuration comes from the guide's environment variables; base URLs can point at `devatar fakes`.
+
+pub mod elevenlabs;
+pub mod fal;
+pub mod http;
+pub mod kling;
+pub mod synclabs;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::costs::PriceTable;
+use crate::providers::{Providers, local};
+
+/// A secret string whose `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a key.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The key, for building one request header.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+fn env(var: &str) -> Option<String> {
+    std::env::var(var)
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+fn base(var: &str, default: &str) -> String {
+    env(var)
+        .unwrap_or_else(|| default.to_string())
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// Which route the video and lip-sync steps take when both a direct key and `FAL_KEY` are set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Direct when its own keys are set, else Fal-hosted.
+    Auto,
+    /// Always the direct API.
+    Direct,
+    /// Always the Fal-hosted model.
+    Fal,
+}
+
+/// Every cloud setting, read from the environment.
+#[derive(Debug, Clone)]
+pub struct CloudConfig {
+    /// `ELEVENLABS_API_KEY`.
+    pub elevenlabs_key: Option<Secret>,
+    /// `ELEVENLABS_BASE_URL` (default `https://api.elevenlabs.io`).
+    pub elevenlabs_base: String,
+    /// `ELEVENLABS_VOICE_ID`: the voice when an identity has none.
+    pub default_voice: Option<String>,
+    /// `FAL_KEY`.
+    pub fal_key: Option<Secret>,
+    /// `FAL_BASE_URL`: the queue host (default `https://queue.fal.run`).
+    pub fal_base: String,
+    /// `KLING_ACCESS_KEY`.
+    pub kling_access: Option<Secret>,
+    /// `KLING_SECRET_KEY`.
+    pub kling_secret: Option<Secret>,
+    /// `KLING_BASE_URL` (default `https://api-singapore.klingai.com`).
+    pub kling_base: String,
+    /// `KLING_MODEL` (default `kling-v2-1`).
+    pub kling_model: String,
+    /// `KLING_MODE`: `std` (default) or `pro`.
+    pub kling_mode: String,
+    /// `SYNCLABS_API_KEY`.
+    pub sync_key: Option<Secret>,
+    /// `SYNCLABS_BASE_URL` (default `https://api.sync.so`).
+    pub sync_base: String,
+    /// `DEVATAR_VIDEO_ROUTE` / `DEVATAR_LIPSYNC_ROUTE`: `auto`, `direct` or `fal`.
+    pub video_route: Route,
+    /// See `video_route`.
+    pub lipsync_route: Route,
+    /// `DEVATAR_FAL_RESUBMIT=1`: resubmit a Fal job whose submit outcome is unknown instead of parking it.
+    pub fal_resubmit: bool,
+    /// Prices for cost records.
+    pub prices: PriceTable,
+}
+
+fn route(var: &str) -> Route {
+    match env(var).as_deref() {
+        Some("direct") => Route::Direct,
+        Some("fal") => Route::Fal,
+        _ => Route::Auto,
+    }
+}
+
+impl CloudConfig {
+    /// Reads the environment. Bad `DEVATAR_PRICES` falls back to the defaults with a warning.
+    pub fn from_env() -> Self {
+        Self {
+            elevenlabs_key: env("ELEVENLABS_API_KEY").map(Secret),
+            elevenlabs_base: base("ELEVENLABS_BASE_URL", "https://api.elevenlabs.io"),
+            default_voice: env("ELEVENLABS_VOICE_ID"),
+            fal_key: env("FAL_KEY").map(Secret),
+            fal_base: base("FAL_BASE_URL", "https://queue.fal.run"),
+            kling_access: env("KLING_ACCESS_KEY").map(Secret),
+            kling_secret: env("KLING_SECRET_KEY").map(Secret),
+            kling_base: base("KLING_BASE_URL", "https://api-singapore.klingai.com"),
+            kling_model: env("KLING_MODEL").unwrap_or_else(|| "kling-v2-1".into()),
+            kling_mode: match env("KLING_MODE").as_deref() {
+                Some("pro") => "pro".into(),
+                _ => "std".into(),
+            },
+            sync_key: env("SYNCLABS_API_KEY").map(Secret),
+            sync_base: base("SYNCLABS_BASE_URL", "https://api.sync.so"),
+            video_route: route("DEVATAR_VIDEO_ROUTE"),
+            lipsync_route: route("DEVATAR_LIPSYNC_ROUTE"),
+            fal_resubmit: env("DEVATAR_FAL_RESUBMIT").as_deref() == Some("1"),
+            prices: PriceTable::from_env().unwrap_or_else(|e| {
+                tracing::warn!("{e}; using the default prices");
+                PriceTable::default()
+            }),
+        }
+    }
+
+    /// True when any paid provider is configured.
+    pub fn any(&self) -> bool {
+        self.elevenlabs_key.is_some()
+            || self.fal_key.is_some()
+            || (self.kling_access.is_some() && self.kling_secret.is_some())
+            || self.sync_key.is_some()
+    }
+}
+
+/// `--providers`: which set a render uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderChoice {
+    /// Offline providers only.
+    Local,
+    /// Cloud where keys are set, local otherwise.
+    Auto,
+    /// Like `Auto`, but at least one cloud provider must be configured.
+    Cloud,
+}
+
+impl ProviderChoice {
+    /// Parses `local`, `auto` or `cloud`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim() {
+            "local" => Some(Self::Local),
+            "auto" => Some(Self::Auto),
+            "cloud" => Some(Self::Cloud),
+            _ => None,
+        }
+    }
+}
+
+/// The providers for `choice`: per step, the cloud client whose keys are set, else the offline one.
+/// Routing for video and lip-sync: the direct API when its own keys are set, else the Fal-hosted model.
+pub fn providers(cfg: &CloudConfig, choice: ProviderChoice) -> Result<Providers, String> {
+    let mut p = Providers::local();
+    if choice == ProviderChoice::Local {
+        return Ok(p);
+    }
+    if choice == ProviderChoice::Cloud && !cfg.any() {
+        return Err(
+            "--providers cloud needs at least one provider key (FAL_KEY, ELEVENLABS_API_KEY, \
+                    KLING_ACCESS_KEY + KLING_SECRET_KEY or SYNCLABS_API_KEY)"
+                .into(),
+        );
+    }
+    if let Some(key) = &cfg.elevenlabs_key {
+        p.speech = Arc::new(elevenlabs::ElevenLabsSpeech::new(cfg, key.clone()));
+    }
+    let fal = cfg
+        .fal_key
+        .clone()
+        .map(|k| fal::FalQueue::new(&cfg.fal_base, k, cfg.fal_resubmit));
+    if let Some(q) = &fal {
+        p.image = Arc::new(fal::FalFlux::new(q.clone(), cfg.prices.clone()));
+    }
+    let kling_direct = match (&cfg.kling_access, &cfg.kling_secret) {
+        (Some(a), Some(s)) => Some(kling::KlingVideo::new(cfg, a.clone(), s.clone())),
+        _ => None,
+    };
+    p.video = match (cfg.video_route, kling_direct, &fal) {
+        (Route::Auto | Route::Direct, Some(k), _) => Arc::new(k),
+        (Route::Auto | Route::Fal, _, Some(q)) => {
+            Arc::new(fal::FalKling::new(q.clone(), cfg.prices.clone()))
+        }
+        _ => Arc::new(local::FfmpegAnimation),
+    };
+    let sync_direct = cfg
+        .sync_key
+        .clone()
+        .map(|k| synclabs::SyncLipSync::new(cfg, k));
+    p.lipsync = match (cfg.lipsync_route, sync_direct, &fal) {
+        (Route::Auto | Route::Direct, Some(s), _) => Arc::new(s),
+        (Route::Auto | Route::Fal, _, Some(q)) => {
+            Arc::new(fal::FalSync::new(q.clone(), cfg.prices.clone()))
+        }
+        _ => Arc::new(local::LocalMux),
+    };
+    Ok(p)
+}
+
+/// A polling schedule: first wait, interval growing by `growth` up to `cap`, a warning time and a deadline,
+/// all scaled by `DEVATAR_PROVIDER_TIME_SCALE`.
+#[derive(Debug, Clone)]
+pub struct Cadence {
+    next: Duration,
+    growth: f64,
+    cap: Duration,
+    warn_at: Duration,
+    deadline: Duration,
+    started: Instant,
+    warned: bool,
+}
+
+impl Cadence {
+    /// A schedule (unscaled values; scaling is applied here).
+    pub fn new(
+        first: Duration,
+        growth: f64,
+        cap: Duration,
+        warn_at: Duration,
+        deadline: Duration,
+    ) -> Self {
+        Self {
+            next: http::scaled(first),
+            growth,
+            cap: http::scaled(cap),
+            warn_at: http::scaled(warn_at),
+            deadline: http::scaled(deadline),
+            started: Instant::now(),
+            warned: false,
+        }
+    }
+
+    /// Sleeps until the next poll; `Err` when the deadline has passed. Returns true once, when the
+    /// warning time is crossed.
+    pub async fn wait(&mut self) -> Result<bool, Duration> {
+        let elapsed = self.started.elapsed();
+        if elapsed >= self.deadline {
+            return Err(self.deadline);
+        }
+        let sleep = self.next.min(self.deadline - elapsed);
+        tokio::time::sleep(sleep).await;
+        self.next = self
+            .next
+            .mul_f64(self.growth)
+            .min(self.cap)
+            .max(Duration::from_millis(5));
+        if !self.warned && self.started.elapsed() >= self.warn_at {
+            self.warned = true;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Time since the schedule began.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+}

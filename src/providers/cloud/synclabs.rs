@@ -1,0 +1,400 @@
+//! Sync Labs lip-sync (`/v2/generate/upload`, `lipsync-2`): local media is uploaded, `sync_mode` is always
+//! sent (`loop`, so speech longer than the clip is never cut), and an `Idempotency-Key` derived from the step
+//! makes a repeated submit adopt the first generation instead of paying twice.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::StatusCode;
+use reqwest::multipart::{Form, Part};
+use serde_json::{Value, json};
+
+use super::http::{self, ErrorClass, MediaKind, Repeat, call_with_retries, client, json_body};
+use super::{Cadence, CloudConfig, Secret};
+use crate::costs::PriceTable;
+use crate::providers::local::LocalMux;
+use crate::providers::{JobCtx, JobState, LipSync, LipSyncRequest, ProviderError, ProviderJob};
+
+const PROVIDER: &str = "synclabs";
+const MODEL: &str = "lipsync-2";
+
+/// Sync Labs' direct API.
+#[derive(Debug, Clone)]
+pub struct SyncLipSync {
+    base: String,
+    key: Secret,
+    prices: PriceTable,
+}
+
+fn classify(status: StatusCode, body: &Value) -> ErrorClass {
+    let code = body
+        .get("errorCode")
+        .or_else(|| body.get("error_code"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    match (status.as_u16(), code) {
+        (429, "rate_limit_exceeded") => ErrorClass::Retryable,
+        (429, _) => ErrorClass::WaitForSlot,
+        (408 | 500..=599, _) => ErrorClass::Retryable,
+        _ => ErrorClass::Terminal,
+    }
+}
+
+/// What a generation says.
+enum GenState {
+    Running,
+    Completed(Option<String>),
+    Failed(String),
+}
+
+/// A URL field that may be a string, null or `{}`.
+fn url_field(v: &Value, names: &[&str]) -> Option<String> {
+    names.iter().find_map(|n| {
+        v.get(*n)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    })
+}
+
+fn gen_state(body: &Value) -> GenState {
+    let status = body
+        .get("status")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    let why = || {
+        let error = body.get("error").and_then(Value::as_str).unwrap_or("");
+        let code = body
+            .get("error_code")
+            .or_else(|| body.get("errorCode"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        match (error.is_empty(), code.is_empty()) {
+            (true, true) => "no reason given".to_string(),
+            (false, true) => error.to_string(),
+            (true, false) => code.to_string(),
+            (false, false) => format!("{error} ({code})"),
+        }
+    };
+    match status.as_str() {
+        "PENDING" | "PROCESSING" | "QUEUED" => GenState::Running,
+        "COMPLETED" | "COMPLETE" => GenState::Completed(url_field(
+            body,
+            &["outputMediaUrl", "outputUrl", "output_url", "outputURL"],
+        )),
+        "FAILED" | "ERROR" => GenState::Failed(format!("failed: {}", why())),
+        "REJECTED" => GenState::Failed(format!("rejected the input: {}", why())),
+        "CANCELED" | "CANCELLED" => GenState::Failed("the generation was canceled".into()),
+        "TIMED_OUT" => GenState::Failed("the generation timed out at Sync".into()),
+        other => GenState::Failed(format!(
+            "unknown status {other:?}: {}",
+            body.to_string().chars().take(300).collect::<String>()
+        )),
+    }
+}
+
+impl SyncLipSync {
+    /// A client for the configured account.
+    pub fn new(cfg: &CloudConfig, key: Secret) -> Self {
+        Self {
+            base: cfg.sync_base.clone(),
+            key,
+            prices: cfg.prices.clone(),
+        }
+    }
+
+    async fn record(
+        &self,
+        job: &JobCtx,
+        state: JobState,
+        attempt: u32,
+        id: Option<&str>,
+    ) -> Result<(), ProviderError> {
+        let record = ProviderJob {
+            state,
+            attempt,
+            remote_id: id.map(str::to_string),
+            data: json!({"idempotencyKey": job.stable_id(attempt)}),
+            error: None,
+        };
+        job.save(PROVIDER, &record)
+            .await
+            .map_err(ProviderError::Invalid)
+    }
+
+    /// Submits with the step's idempotency key; a repeat with the same key returns the same generation.
+    async fn submit(
+        &self,
+        req: &LipSyncRequest,
+        attempt: u32,
+        job: &JobCtx,
+    ) -> Result<String, ProviderError> {
+        let video = tokio::fs::read(&req.video).await?;
+        let audio = tokio::fs::read(&req.audio).await?;
+        let audio_name = if req.audio.extension().is_some_and(|e| e == "mp3") {
+            ("speech.mp3", "audio/mpeg")
+        } else {
+            ("speech.wav", "audio/wav")
+        };
+        let options = json!({"sync_mode": "loop", "output_format": "mp4"}).to_string();
+        let http = client(Duration::from_secs(120))?;
+        let url = format!("{}/v2/generate/upload", self.base);
+        let key = job.stable_id(attempt);
+        let form = || -> Result<Form, ProviderError> {
+            Ok(Form::new()
+                .text("model", MODEL)
+                .text("options", options.clone())
+                .part(
+                    "video",
+                    Part::bytes(video.clone())
+                        .file_name("clip.mp4")
+                        .mime_str("video/mp4")
+                        .map_err(|e| ProviderError::Invalid(e.to_string()))?,
+                )
+                .part(
+                    "audio",
+                    Part::bytes(audio.clone())
+                        .file_name(audio_name.0)
+                        .mime_str(audio_name.1)
+                        .map_err(|e| ProviderError::Invalid(e.to_string()))?,
+                ))
+        };
+        form()?;
+        let resp = call_with_retries(
+            PROVIDER,
+            4,
+            Repeat::Safe,
+            job,
+            || {
+                let req = http
+                    .post(&url)
+                    .header("x-api-key", self.key.expose())
+                    .header("Idempotency-Key", &key);
+                match form() {
+                    Ok(f) => req.multipart(f),
+                    Err(_) => req,
+                }
+            },
+            classify,
+        )
+        .await;
+        let resp = match resp {
+            Ok(r) => r,
+            Err(ProviderError::Rejected { message, .. })
+                if message.contains("IDEMPOTENCY_OUTCOME_UNKNOWN") =>
+            {
+                return Err(ProviderError::NeedsAttention(format!(
+                    "sync could not tell whether the earlier submit ran: {message}"
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        let body = json_body(PROVIDER, resp).await?;
+        body.get("id")
+            .or_else(|| body.get("generationId"))
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| ProviderError::BadOutput("sync accepted the job but sent no id".into()))
+    }
+
+    async fn get(&self, id: &str, job: &JobCtx) -> Result<Value, ProviderError> {
+        let http = client(Duration::from_secs(30))?;
+        let url = format!("{}/v2/generate/{id}", self.base);
+        let resp = call_with_retries(
+            PROVIDER,
+            4,
+            Repeat::Safe,
+            job,
+            || http.get(&url).header("x-api-key", self.key.expose()),
+            classify,
+        )
+        .await?;
+        json_body(PROVIDER, resp).await
+    }
+}
+
+#[async_trait]
+impl LipSync for SyncLipSync {
+    fn name(&self) -> &str {
+        PROVIDER
+    }
+
+    fn key_params(&self, req: &LipSyncRequest) -> Value {
+        json!({"model": MODEL, "syncMode": "loop", "tail": req.tail_seconds})
+    }
+
+    async fn apply(
+        &self,
+        req: &LipSyncRequest,
+        work_dir: &Path,
+        job: &JobCtx,
+    ) -> Result<PathBuf, ProviderError> {
+        let stored = job.load(PROVIDER).await.map_err(ProviderError::Invalid)?;
+        let previous = stored.as_ref().map_or(0, |j| j.attempt);
+        let (id, attempt) = match stored {
+            Some(j)
+                if matches!(j.state, JobState::Submitted | JobState::Completed)
+                    && j.remote_id.is_some() =>
+            {
+                let id = j.remote_id.unwrap_or_default();
+                job.note(format!(
+                    "synclabs: resuming generation {id} (no new submit)"
+                ));
+                (id, j.attempt)
+            }
+            // An uncertain submit is repeated with the same idempotency key: Sync returns the same generation.
+            Some(j) if j.state == JobState::Submitting => {
+                (self.submit_recorded(req, j.attempt, job).await?, j.attempt)
+            }
+            _ => (
+                self.submit_recorded(req, previous + 1, job).await?,
+                previous + 1,
+            ),
+        };
+        let speech = req.speech_seconds.max(1.0);
+        let mut cadence = Cadence::new(
+            Duration::from_secs(10),
+            1.1,
+            Duration::from_secs(20),
+            Duration::from_secs(300),
+            Duration::from_secs_f64(600.0 + 5.0 * speech),
+        );
+        let mut reread = false;
+        let url = loop {
+            match cadence.wait().await {
+                Ok(true) => job.note(format!(
+                    "synclabs: generation {id} still pending after 5 minutes"
+                )),
+                Ok(false) => {}
+                Err(limit) => {
+                    self.record(job, JobState::Failed, attempt, Some(&id))
+                        .await?;
+                    return Err(ProviderError::Unavailable {
+                        provider: PROVIDER,
+                        message: format!(
+                            "generation {id} did not finish within {:.0} s",
+                            limit.as_secs_f64()
+                        ),
+                    });
+                }
+            }
+            let body = match self.get(&id, job).await {
+                Ok(b) => b,
+                Err(ProviderError::Unavailable { .. } | ProviderError::BadOutput(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            match gen_state(&body) {
+                GenState::Running => {}
+                GenState::Completed(Some(url)) => break url,
+                GenState::Completed(None) if !reread => reread = true,
+                GenState::Completed(None) => {
+                    self.record(job, JobState::Failed, attempt, Some(&id))
+                        .await?;
+                    return Err(ProviderError::BadOutput(format!(
+                        "sync generation {id} completed without an output URL (completed_without_output)"
+                    )));
+                }
+                GenState::Failed(reason) => {
+                    self.record(job, JobState::Failed, attempt, Some(&id))
+                        .await?;
+                    return Err(ProviderError::Rejected {
+                        provider: PROVIDER,
+                        message: format!("generation {id} {reason}"),
+                    });
+                }
+            }
+        };
+        let synced = work_dir.join("sync.mp4");
+        http::download(PROVIDER, &url, &synced, MediaKind::Video, 500 << 20).await?;
+        self.record(job, JobState::Completed, attempt, Some(&id))
+            .await?;
+        job.add_cost(self.prices.lipsync(speech));
+        // Fit to exactly speech + tail with the original audio (the crossfade needs the tail).
+        let fitted = work_dir.join("fitted");
+        tokio::fs::create_dir_all(&fitted).await?;
+        LocalMux
+            .apply(
+                &LipSyncRequest {
+                    video: synced,
+                    ..req.clone()
+                },
+                &fitted,
+                job,
+            )
+            .await
+    }
+}
+
+impl SyncLipSync {
+    async fn submit_recorded(
+        &self,
+        req: &LipSyncRequest,
+        attempt: u32,
+        job: &JobCtx,
+    ) -> Result<String, ProviderError> {
+        self.record(job, JobState::Submitting, attempt, None)
+            .await?;
+        match self.submit(req, attempt, job).await {
+            Ok(id) => {
+                self.record(job, JobState::Submitted, attempt, Some(&id))
+                    .await?;
+                Ok(id)
+            }
+            Err(e @ ProviderError::NeedsAttention(_)) => Err(e),
+            Err(e) => {
+                self.record(job, JobState::Failed, attempt, None).await?;
+                Err(e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_is_mapped_and_url_names_are_tolerated() {
+        let done = json!({"status": "COMPLETED", "outputUrl": "https://x/r.mp4"});
+        assert!(matches!(gen_state(&done), GenState::Completed(Some(u)) if u == "https://x/r.mp4"));
+        let media =
+            json!({"status": "completed", "outputMediaUrl": "https://x/m.mp4", "outputUrl": {}});
+        assert!(
+            matches!(gen_state(&media), GenState::Completed(Some(u)) if u == "https://x/m.mp4")
+        );
+        let empty = json!({"status": "COMPLETED", "outputUrl": {}});
+        assert!(matches!(gen_state(&empty), GenState::Completed(None)));
+        for s in ["REJECTED", "CANCELED", "TIMED_OUT", "FAILED", "WHATEVER"] {
+            assert!(
+                matches!(gen_state(&json!({"status": s})), GenState::Failed(_)),
+                "{s}"
+            );
+        }
+        assert!(matches!(
+            gen_state(&json!({"status": "PENDING"})),
+            GenState::Running
+        ));
+    }
+
+    #[test]
+    fn rate_limits_differ_from_concurrency() {
+        let rate = json!({"statusCode": 429, "errorCode": "rate_limit_exceeded"});
+        assert_eq!(
+            classify(StatusCode::TOO_MANY_REQUESTS, &rate),
+            ErrorClass::Retryable
+        );
+        assert_eq!(
+            classify(StatusCode::TOO_MANY_REQUESTS, &json!({})),
+            ErrorClass::WaitForSlot
+        );
+        assert_eq!(
+            classify(StatusCode::PAYMENT_REQUIRED, &json!({})),
+            ErrorClass::Terminal
+        );
+    }
+}

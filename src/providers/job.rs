@@ -1,0 +1,144 @@
+//! Paid-work bookkeeping shared by every provider call: the step's content key, the durable job ledger
+//! (so a submitted job is resumed by its stored id, never resubmitted blindly) and the cost it incurred.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Where a provider job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// We are about to submit (or submitted and never heard back): the outcome is uncertain.
+    Submitting,
+    /// The provider accepted it and gave us its id.
+    Submitted,
+    /// The provider finished it; the result was downloaded.
+    Completed,
+    /// It ended without a usable result; the next attempt may submit again.
+    Failed,
+}
+
+/// One paid job as stored between attempts and across restarts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProviderJob {
+    /// State.
+    pub state: JobState,
+    /// Submission attempt number (1-based); part of idempotency keys and external ids.
+    pub attempt: u32,
+    /// The provider's id (Fal `request_id`, Kling `task_id`, Sync `id`).
+    pub remote_id: Option<String>,
+    /// Provider-specific facts needed to resume (e.g. Fal status/response URLs, our external id).
+    pub data: Value,
+    /// Last failure reason, if any.
+    pub error: Option<String>,
+}
+
+/// Durable storage of provider jobs, keyed by (content key, provider).
+#[async_trait]
+pub trait JobLedger: Send + Sync {
+    /// The stored job for this work, if any.
+    async fn load(&self, key: &str, provider: &str) -> Result<Option<ProviderJob>, String>;
+    /// Stores (inserts or replaces) the job.
+    async fn save(&self, key: &str, provider: &str, job: &ProviderJob) -> Result<(), String>;
+}
+
+/// A ledger that keeps nothing (offline providers and unit tests).
+#[derive(Debug, Default)]
+pub struct NoLedger;
+
+#[async_trait]
+impl JobLedger for NoLedger {
+    async fn load(&self, _key: &str, _provider: &str) -> Result<Option<ProviderJob>, String> {
+        Ok(None)
+    }
+    async fn save(&self, _key: &str, _provider: &str, _job: &ProviderJob) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// The context of one step execution, handed to the provider.
+#[derive(Clone)]
+pub struct JobCtx {
+    /// The step's content key: the same inputs give the same key, so it names the paid work.
+    pub key: String,
+    ledger: Arc<dyn JobLedger>,
+    cost: Arc<Mutex<f64>>,
+    notes: Arc<Mutex<Vec<String>>>,
+}
+
+impl std::fmt::Debug for JobCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobCtx")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JobCtx {
+    /// A context for the work named `key`.
+    pub fn new(key: impl Into<String>, ledger: Arc<dyn JobLedger>) -> Self {
+        Self {
+            key: key.into(),
+            ledger,
+            cost: Arc::default(),
+            notes: Arc::default(),
+        }
+    }
+
+    /// A context that stores nothing (tests, offline use).
+    pub fn detached(key: impl Into<String>) -> Self {
+        Self::new(key, Arc::new(NoLedger))
+    }
+
+    /// The stored job of `provider` for this work.
+    pub async fn load(&self, provider: &str) -> Result<Option<ProviderJob>, String> {
+        self.ledger.load(&self.key, provider).await
+    }
+
+    /// Stores the job of `provider` for this work.
+    pub async fn save(&self, provider: &str, job: &ProviderJob) -> Result<(), String> {
+        self.ledger.save(&self.key, provider, job).await
+    }
+
+    /// Adds an estimated cost (USD) incurred by this step.
+    pub fn add_cost(&self, usd: f64) {
+        if let Ok(mut c) = self.cost.lock() {
+            *c += usd;
+        }
+    }
+
+    /// The cost recorded so far.
+    pub fn cost(&self) -> f64 {
+        self.cost.lock().map(|c| *c).unwrap_or(0.0)
+    }
+
+    /// Records a line for the step's log (retries, warnings); never include secrets.
+    pub fn note(&self, line: impl Into<String>) {
+        if let Ok(mut n) = self.notes.lock() {
+            n.push(line.into());
+        }
+    }
+
+    /// Takes the recorded notes.
+    pub fn take_notes(&self) -> Vec<String> {
+        self.notes
+            .lock()
+            .map(|mut n| std::mem::take(&mut *n))
+            .unwrap_or_default()
+    }
+
+    /// A short stable id derived from the key and attempt, usable as an idempotency key or external id
+    /// (`[A-Za-z0-9-]`, at most 40 characters).
+    pub fn stable_id(&self, attempt: u32) -> String {
+        let short: String = self
+            .key
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(32)
+            .collect();
+        format!("dv-{short}-{attempt}")
+    }
+}

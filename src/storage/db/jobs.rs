@@ -1,0 +1,67 @@
+//! Provider jobs: the durable record of paid work submitted to a provider.
+
+use sqlx::Row;
+
+use super::{Db, DbError};
+use crate::storage::now_ms;
+
+impl Db {
+    /// The stored job document for (content key, provider).
+    pub async fn provider_job(&self, key: &str, provider: &str) -> Result<Option<String>, DbError> {
+        let row =
+            sqlx::query("SELECT job FROM provider_jobs WHERE content_key = $1 AND provider = $2")
+                .bind(key)
+                .bind(provider)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|r| r.try_get("job")).transpose()?)
+    }
+
+    /// Inserts or replaces the job document; `state` and `remote_id` are copied out for queries.
+    pub async fn save_provider_job(
+        &self,
+        key: &str,
+        provider: &str,
+        state: &str,
+        remote_id: Option<&str>,
+        job: &str,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO provider_jobs (content_key, provider, state, remote_id, job, updated_at) \
+             VALUES ($1, $2, $3, CAST($4 AS TEXT), $5, $6) \
+             ON CONFLICT (content_key, provider) DO UPDATE SET state = excluded.state, \
+             remote_id = excluded.remote_id, job = excluded.job, updated_at = excluded.updated_at",
+        )
+        .bind(key)
+        .bind(provider)
+        .bind(state)
+        .bind(remote_id.map(str::to_string))
+        .bind(job)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Jobs in a state, for `devatar doctor`-style reports: (content key, provider, remote id).
+    pub async fn provider_jobs_in_state(
+        &self,
+        state: &str,
+    ) -> Result<Vec<(String, String, Option<String>)>, DbError> {
+        let rows = sqlx::query(
+            "SELECT content_key, provider, remote_id FROM provider_jobs WHERE state = $1 ORDER BY updated_at",
+        )
+        .bind(state)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("content_key")?,
+                    r.try_get("provider")?,
+                    r.try_get("remote_id")?,
+                ))
+            })
+            .collect()
+    }
+}
