@@ -14,6 +14,7 @@ use super::keys::content_key;
 use super::ledger::DbLedger;
 use super::{RenderOptions, RenderPlan, StepOutput};
 use crate::domain::{LogLevel, LogStep, StepName};
+use crate::providers::job::Budget;
 use crate::providers::{JobCtx, Providers};
 use crate::storage::db::{Db, LogInput};
 use crate::storage::now_ms;
@@ -121,6 +122,8 @@ pub(super) struct RunCtx {
     pub(super) plan: RenderPlan,
     pub(super) options: RenderOptions,
     reports: Mutex<Vec<StepReport>>,
+    /// The project's remaining budget, when it has one.
+    budget: Option<Arc<Budget>>,
 }
 
 /// What a step will do, known before it runs: enough to compute its content key.
@@ -167,11 +170,19 @@ impl Pipeline {
         options: RenderOptions,
         assemble: bool,
     ) -> RunReport {
+        let budget = match plan.project.budget_usd {
+            Some(limit) => {
+                let spent = self.db.project_cost(&plan.project_id).await.unwrap_or(0.0);
+                Some(Arc::new(Budget::new(limit, spent)))
+            }
+            None => None,
+        };
         let ctx = Arc::new(RunCtx {
             run_id: run_id.to_string(),
             plan,
             options,
             reports: Mutex::default(),
+            budget,
         });
         let mut nodes: Vec<(NodeKey, Vec<NodeKey>)> = Vec::new();
         for i in 0..ctx.plan.scenes.len() {
@@ -375,7 +386,8 @@ impl Pipeline {
                 StepName::Audio | StepName::Image => None,
                 _ => Some(self.heavy.acquire().await.map_err(|e| e.to_string())?),
             };
-            let job = JobCtx::new(key.clone(), Arc::new(DbLedger(self.db.clone())));
+            let job = JobCtx::new(key.clone(), Arc::new(DbLedger(self.db.clone())))
+                .with_budget(ctx.budget.clone());
             let out = self.execute_step(ctx, node, &deps, &work, &job).await;
             let _ = tokio::fs::remove_dir_all(&work).await;
             for note in job.take_notes() {

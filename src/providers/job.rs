@@ -59,6 +59,39 @@ impl JobLedger for NoLedger {
     }
 }
 
+/// A project's spending limit for one run: paid submits reserve their estimate first.
+#[derive(Debug)]
+pub struct Budget {
+    limit: f64,
+    committed: Mutex<f64>,
+}
+
+impl Budget {
+    /// A budget of `limit` USD of which `spent` is already used by earlier runs.
+    pub fn new(limit: f64, spent: f64) -> Self {
+        Self {
+            limit,
+            committed: Mutex::new(spent.max(0.0)),
+        }
+    }
+
+    /// Reserves `usd`; refuses when it would go over the limit.
+    pub fn reserve(&self, usd: f64) -> Result<(), String> {
+        let mut c = self
+            .committed
+            .lock()
+            .map_err(|_| "budget lock poisoned".to_string())?;
+        if *c + usd > self.limit + 1e-9 {
+            return Err(format!(
+                "the project budget of ${:.2} would be exceeded: ${:.2} is used or reserved and this step needs about ${usd:.2}",
+                self.limit, *c
+            ));
+        }
+        *c += usd;
+        Ok(())
+    }
+}
+
 /// The context of one step execution, handed to the provider.
 #[derive(Clone)]
 pub struct JobCtx {
@@ -67,6 +100,7 @@ pub struct JobCtx {
     ledger: Arc<dyn JobLedger>,
     cost: Arc<Mutex<f64>>,
     notes: Arc<Mutex<Vec<String>>>,
+    budget: Option<Arc<Budget>>,
 }
 
 impl std::fmt::Debug for JobCtx {
@@ -85,6 +119,28 @@ impl JobCtx {
             ledger,
             cost: Arc::default(),
             notes: Arc::default(),
+            budget: None,
+        }
+    }
+
+    /// The same context, spending against `budget`.
+    pub fn with_budget(mut self, budget: Option<Arc<Budget>>) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// Reserves the estimated cost of a paid submit against the project budget (if any); call it before
+    /// submitting, never when resuming a job that was already submitted.
+    pub fn reserve(
+        &self,
+        provider: &'static str,
+        usd: f64,
+    ) -> Result<(), crate::providers::ProviderError> {
+        match &self.budget {
+            Some(b) => b
+                .reserve(usd)
+                .map_err(|message| crate::providers::ProviderError::Rejected { provider, message }),
+            None => Ok(()),
         }
     }
 
@@ -140,5 +196,19 @@ impl JobCtx {
             .take(32)
             .collect();
         format!("dv-{short}-{attempt}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_refuses_what_would_go_over() {
+        let b = Budget::new(1.0, 0.5);
+        assert!(b.reserve(0.3).is_ok());
+        let err = b.reserve(0.3).unwrap_err();
+        assert!(err.contains("$1.00") && err.contains("$0.80"), "{err}");
+        assert!(b.reserve(0.2).is_ok());
     }
 }

@@ -200,6 +200,7 @@ impl SpeechSynth for ElevenLabsSpeech {
                 use_speaker_boost: req.speaker_boost,
             },
         };
+        job.reserve(PROVIDER, self.prices.speech(chars))?;
         let resp = call_with_retries(
             PROVIDER,
             4,

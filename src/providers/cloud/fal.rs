@@ -168,10 +168,12 @@ impl FalQueue {
     }
 
     /// Runs `model` on `input` to completion and returns its output JSON, resuming a stored job if there is one.
+    /// A new submit first reserves `estimate_usd` against the project budget.
     pub async fn run(
         &self,
         model: &str,
         input: &Value,
+        estimate_usd: f64,
         mut cadence: Cadence,
         job: &JobCtx,
     ) -> Result<Value, ProviderError> {
@@ -194,6 +196,7 @@ impl FalQueue {
             }
             _ => {
                 let attempt = previous + 1;
+                job.reserve(PROVIDER, estimate_usd)?;
                 let mut record = ProviderJob {
                     state: JobState::Submitting,
                     attempt,
@@ -473,7 +476,11 @@ impl ImageGen for FalFlux {
             Duration::from_secs(120),
             Duration::from_secs(600),
         );
-        let result = self.queue.run(FLUX_LORA, &input, cadence, job).await?;
+        let estimate = self.prices.image(req.width.max(req.height).min(1024), 1024);
+        let result = self
+            .queue
+            .run(FLUX_LORA, &input, estimate, cadence, job)
+            .await?;
         let url = result_url(&result, &["/images/0/url"])?;
         let raw = work_dir.join("fal-still");
         http::download(PROVIDER, &url, &raw, MediaKind::Image, 50 << 20).await?;
@@ -545,7 +552,10 @@ impl ImageToVideo for FalKling {
             Duration::from_secs(480),
             Duration::from_secs(1800),
         );
-        let result = self.queue.run(KLING_I2V, &input, cadence, job).await?;
+        let result = self
+            .queue
+            .run(KLING_I2V, &input, self.prices.video(seconds), cadence, job)
+            .await?;
         let url = result_url(&result, &["/video/url"])?;
         let out = work_dir.join("kling.mp4");
         http::download(PROVIDER, &url, &out, MediaKind::Video, 500 << 20).await?;
@@ -603,7 +613,10 @@ impl LipSync for FalSync {
             Duration::from_secs(600),
             Duration::from_secs_f64(600.0 + 5.0 * speech),
         );
-        let result = self.queue.run(SYNC_V2, &input, cadence, job).await?;
+        let result = self
+            .queue
+            .run(SYNC_V2, &input, self.prices.lipsync(speech), cadence, job)
+            .await?;
         let url = result_url(&result, &["/video/url"])?;
         let synced = work_dir.join("fal-sync.mp4");
         http::download(PROVIDER, &url, &synced, MediaKind::Video, 500 << 20).await?;

@@ -344,6 +344,7 @@ impl KlingVideo {
             "duration": seconds.to_string(),
             "external_task_id": job.stable_id(attempt),
         });
+        job.reserve(PROVIDER, self.prices.video(seconds))?;
         self.record(job, tag, JobState::Submitting, attempt, None)
             .await?;
         match self.submit(&body, job).await {

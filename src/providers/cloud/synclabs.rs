@@ -251,10 +251,13 @@ impl LipSync for SyncLipSync {
             Some(j) if j.state == JobState::Submitting => {
                 (self.submit_recorded(req, j.attempt, job).await?, j.attempt)
             }
-            _ => (
-                self.submit_recorded(req, previous + 1, job).await?,
-                previous + 1,
-            ),
+            _ => {
+                job.reserve(PROVIDER, self.prices.lipsync(req.speech_seconds.max(1.0)))?;
+                (
+                    self.submit_recorded(req, previous + 1, job).await?,
+                    previous + 1,
+                )
+            }
         };
         let speech = req.speech_seconds.max(1.0);
         let mut cadence = Cadence::new(
