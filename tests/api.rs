@@ -54,7 +54,11 @@ impl Server {
                 break addr.to_string();
             }
         };
-        std::thread::spawn(move || for _ in reader.lines() {});
+        std::thread::spawn(move || {
+            for line in reader.lines().map_while(Result::ok) {
+                eprintln!("[server] {line}");
+            }
+        });
         Server { child, base, data }
     }
 

@@ -136,8 +136,10 @@ fn audio_overlaps_image_in_the_recorded_step_times() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let rows: Vec<(String, String, i64, i64)> = rt.block_on(async {
         use sqlx::Row;
-        let url = format!("sqlite://{}", data.join("devatar.db").display());
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&database_url_for(&data))
+            .await
+            .unwrap();
         let rows = sqlx::query("SELECT scene_id, step, started_at, finished_at FROM steps")
             .fetch_all(&pool)
             .await

@@ -16,8 +16,10 @@ fn succeeded_steps(data: &std::path::Path) -> Vec<(String, String)> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         use sqlx::Row;
-        let url = format!("sqlite://{}", data.join("devatar.db").display());
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&database_url_for(data))
+            .await
+            .unwrap();
         let rows = sqlx::query(
             "SELECT COALESCE(sc.name, 'project') AS scene, st.step AS step FROM steps st
              LEFT JOIN scenes sc ON sc.id = st.scene_id WHERE st.status = 'succeeded'",
@@ -40,8 +42,10 @@ fn cached_outputs(data: &std::path::Path) -> usize {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         use sqlx::Row;
-        let url = format!("sqlite://{}", data.join("devatar.db").display());
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&database_url_for(data))
+            .await
+            .unwrap();
         let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM step_cache")
             .fetch_one(&pool)
             .await

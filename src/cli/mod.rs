@@ -122,6 +122,8 @@ enum Command {
         #[arg(long)]
         no_worker: bool,
     },
+    /// Run the provider sandbox: fake ElevenLabs, Fal, Kling and Sync Labs APIs on one local port.
+    Fakes(crate::fakes::FakesArgs),
     /// Inspect LoRA files.
     Lora {
         #[command(subcommand)]
@@ -294,6 +296,9 @@ pub fn main() -> ExitCode {
                 providers,
                 json,
             } => estimate::run(&file, &providers, json),
+            Command::Fakes(args) => crate::fakes::run(args)
+                .await
+                .map_err(|e| CliError::failed(format!("{e:#}"))),
             Command::Serve {
                 bind,
                 data,

@@ -38,7 +38,72 @@ pub fn command(cwd: &Path, args: &[&str]) -> Command {
     ] {
         cmd.env_remove(var);
     }
+    let data = args
+        .iter()
+        .position(|a| *a == "--data")
+        .and_then(|i| args.get(i + 1))
+        .map_or_else(|| cwd.join("devatar-data"), |d| cwd.join(d));
+    if let Some(url) = postgres_url_for(&data) {
+        cmd.env("DATABASE_URL", url);
+    }
     cmd
+}
+
+/// The database URL a command with this data folder uses: the per-folder PostgreSQL database under
+/// `DEVATAR_TEST_BACKEND=postgres`, else the folder's SQLite file.
+pub fn database_url_for(data: &Path) -> String {
+    postgres_url_for(data)
+        .unwrap_or_else(|| format!("sqlite://{}", data.join("devatar.db").display()))
+}
+
+/// With `DEVATAR_TEST_BACKEND=postgres`, the whole suite runs on PostgreSQL: every data folder (one or more
+/// per test) gets its own database next to `DEVATAR_TEST_DATABASE_URL`, created on first use.
+/// `scripts/test.sh` drops the `dt_*` databases before the run.
+pub fn postgres_url_for(data: &Path) -> Option<String> {
+    use std::collections::HashSet;
+    use std::hash::{Hash, Hasher};
+    use std::sync::Mutex;
+    static CREATED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    if std::env::var("DEVATAR_TEST_BACKEND").ok().as_deref() != Some("postgres") {
+        return None;
+    }
+    let admin = std::env::var("DEVATAR_TEST_DATABASE_URL")
+        .expect("DEVATAR_TEST_BACKEND=postgres needs DEVATAR_TEST_DATABASE_URL");
+    // The folder may not exist yet: resolve its parent, then normalise `.` away.
+    let canonical = match (data.parent(), data.file_name()) {
+        (Some(parent), Some(name)) => parent
+            .canonicalize()
+            .unwrap_or_else(|_| parent.to_path_buf())
+            .join(name),
+        _ => data.canonicalize().unwrap_or_else(|_| data.to_path_buf()),
+    };
+    let canonical: PathBuf = canonical
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    canonical.hash(&mut h);
+    let name = format!("dt_{:016x}", h.finish());
+    let mut created = CREATED.lock().unwrap();
+    let set = created.get_or_insert_with(HashSet::new);
+    if set.insert(name.clone()) {
+        let out = Command::new("psql")
+            .args([
+                admin.as_str(),
+                "-q",
+                "-c",
+                &format!("CREATE DATABASE {name}"),
+            ])
+            .output()
+            .expect("psql runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() || err.contains("already exists"),
+            "cannot create {name}: {err}"
+        );
+    }
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    Some(format!("{base}/{name}"))
 }
 
 /// Runs a render that must succeed and returns its `--json` document.

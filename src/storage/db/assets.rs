@@ -4,7 +4,7 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, DbError};
+use super::{Db, DbError, nullable_f64};
 
 /// A stored asset as the API shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -90,7 +90,7 @@ impl Db {
     ) -> Result<(), DbError> {
         sqlx::query("UPDATE assets SET duration_seconds = CAST($2 AS DOUBLE PRECISION), folder = $3 WHERE id = $1")
             .bind(id)
-            .bind(duration_seconds)
+            .bind(nullable_f64(duration_seconds))
             .bind(folder)
             .execute(&self.pool)
             .await?;

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{Db, DbError};
+use super::{Db, DbError, nullable_f64};
 use crate::domain::{Identity, Project, Scene};
 use crate::storage::{new_id, now_ms};
 
@@ -156,7 +156,7 @@ impl Db {
         .bind(&p.description)
         .bind(p.aspect_ratio.as_str())
         .bind(default_identity_id)
-        .bind(p.budget_usd)
+        .bind(nullable_f64(p.budget_usd))
         .bind(now)
         .execute(&self.pool)
         .await?;
@@ -205,7 +205,7 @@ impl Db {
             .bind(&sc.mood_lighting)
             .bind(&sc.camera)
             .bind(&sc.movement)
-            .bind(sc.target_duration)
+            .bind(nullable_f64(sc.target_duration))
             .bind(&s.identity_id)
             .bind(&s.headshot_asset_id)
             .bind(sc.generation_mode.as_str())
@@ -245,7 +245,7 @@ impl Db {
         .bind(status)
         .bind(output_object)
         .bind(thumbnail_object)
-        .bind(duration)
+        .bind(nullable_f64(duration))
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
@@ -270,7 +270,7 @@ impl Db {
         .bind(status)
         .bind(final_object)
         .bind(captions_object)
-        .bind(duration)
+        .bind(nullable_f64(duration))
         .bind(now_ms())
         .execute(&self.pool)
         .await?;

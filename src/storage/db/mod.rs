@@ -25,6 +25,15 @@ pub use projects::{LogFilter, LogRow, ProjectRecord, SceneRecord};
 pub use runs::{LogInput, RunRow, StepRow};
 pub use webhooks::{DeliveryStatus, PendingDelivery, Webhook};
 
+/// An optional float as a bind value that keeps one parameter type whether it is null or not.
+///
+/// sqlx 0.9's `Any` driver sends a null `f64` as a 4-byte float; a statement first prepared with that null then
+/// rejects a real 8-byte value on PostgreSQL ("incorrect binary data format"). Text has no such mismatch, and
+/// every query casts it back (`CAST($n AS DOUBLE PRECISION)`); Rust prints floats so they parse back exactly.
+pub(crate) fn nullable_f64(v: Option<f64>) -> Option<String> {
+    v.map(|x| x.to_string())
+}
+
 /// A database operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {

@@ -3,7 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, DbError};
+use super::{Db, DbError, nullable_f64};
 use crate::domain::{AspectRatio, GenerationMode, Project, Scene};
 use crate::storage::{new_id, now_ms};
 
@@ -200,7 +200,7 @@ impl Db {
         .bind(&p.description)
         .bind(p.aspect_ratio.as_str())
         .bind(default_identity_id)
-        .bind(p.budget_usd)
+        .bind(nullable_f64(p.budget_usd))
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
@@ -303,7 +303,7 @@ impl Db {
                 .bind(&s.mood_lighting)
                 .bind(&s.camera)
                 .bind(&s.movement)
-                .bind(s.target_duration)
+                .bind(nullable_f64(s.target_duration))
                 .bind(identity_id)
                 .bind(headshot_asset_id)
                 .bind(s.generation_mode.as_str())
@@ -337,7 +337,7 @@ impl Db {
                 .bind(&s.mood_lighting)
                 .bind(&s.camera)
                 .bind(&s.movement)
-                .bind(s.target_duration)
+                .bind(nullable_f64(s.target_duration))
                 .bind(identity_id)
                 .bind(headshot_asset_id)
                 .bind(s.generation_mode.as_str())

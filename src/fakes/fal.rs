@@ -1,0 +1,951 @@
+//! Fake Fal queue API (PROVIDERS.md §2): submit on the full model id, status/result/cancel on
+//! `owner/app/requests/{id}` only, for `fal-ai/flux-lora` (and `fal-ai/flux/dev|schnell`), Kling image-to-video,
+//! Sync lip-sync and Kling AI Avatar.
+//!
+//! Unknown body fields are refused with 422, as is any URL with whitespace ("Failed to download file").
+//! A cancelled request reports `COMPLETED`; its result call answers 400 "Request was cancelled" (unverified).
+//! `?fal_webhook=` is accepted but no webhook is sent.
+
+use std::collections::HashMap;
+
+use axum::extract::Request;
+use axum::http::Method;
+use axum::response::Response;
+use serde_json::{Map, Value, json};
+
+use super::faults::{Endpoint, ErrorKind, FaultAction, InjectedError, JobFate, Provider};
+use super::jobs::{InputRef, OutputCell, OutputSpec, output};
+use super::media::decode_data_uri;
+use super::server::{Ctx, body_bytes, injected_error, lock, render_injected};
+use super::util::{
+    Checker, UrlRules, header_str, iso8601, json, loc, loc_push, query_get, query_pairs, unix_ms,
+    with_header,
+};
+use super::{Clock, JobKind, LipSyncTier, Phase};
+
+const P: Provider = Provider::Fal;
+
+const URL_RULES: UrlRules = UrlRules {
+    data: true,
+    hf_path: false,
+};
+
+/// The Fal models the fake knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Model {
+    Flux { lora: bool, schnell: bool },
+    KlingI2V { v3: bool },
+    SyncLipSync { generation: u8 },
+    Avatar,
+}
+
+fn parse_model(id: &str) -> Option<Model> {
+    let parts: Vec<&str> = id.split('/').collect();
+    Some(match parts.as_slice() {
+        ["fal-ai", "flux-lora"] => Model::Flux {
+            lora: true,
+            schnell: false,
+        },
+        ["fal-ai", "flux", "dev"] => Model::Flux {
+            lora: false,
+            schnell: false,
+        },
+        ["fal-ai", "flux", "schnell"] => Model::Flux {
+            lora: false,
+            schnell: true,
+        },
+        ["fal-ai", "kling-video", version, tier, "image-to-video"]
+            if [
+                "v1",
+                "v1.5",
+                "v1.6",
+                "v2",
+                "v2.1",
+                "v2.5-turbo",
+                "v2.6",
+                "v3",
+            ]
+            .contains(version)
+                && ["standard", "pro", "master"].contains(tier) =>
+        {
+            Model::KlingI2V {
+                v3: *version == "v3",
+            }
+        }
+        [
+            "fal-ai",
+            "kling-video",
+            "v1",
+            "standard" | "pro",
+            "ai-avatar",
+        ]
+        | [
+            "fal-ai",
+            "kling-video",
+            "ai-avatar",
+            "v2",
+            "standard" | "pro",
+        ] => Model::Avatar,
+        ["fal-ai", "sync-lipsync"] => Model::SyncLipSync { generation: 1 },
+        ["fal-ai", "sync-lipsync", "v2"] => Model::SyncLipSync { generation: 2 },
+        ["fal-ai", "sync-lipsync", "v3"] => Model::SyncLipSync { generation: 3 },
+        _ => return None,
+    })
+}
+
+struct FalJob {
+    app: String,
+    model: Model,
+    model_id: String,
+    clock: Clock,
+    fates: Vec<JobFate>,
+    canceled: bool,
+    regressed: bool,
+    last: Phase,
+    spec: OutputSpec,
+    seed: Option<u64>,
+    prompt: Option<String>,
+    num_images: u32,
+    sync_mode: bool,
+    output: OutputCell,
+}
+
+/// Fal jobs by request id.
+#[derive(Default)]
+pub(crate) struct FalState {
+    jobs: HashMap<String, FalJob>,
+    order: Vec<String>,
+}
+
+fn detail(status: u16, msg: &str) -> Response {
+    json(status, json!({"detail": msg}))
+}
+
+fn injected(e: &InjectedError) -> Response {
+    render_injected(e, |e| match (e.kind, e.status) {
+        (ErrorKind::Quota, _) => detail(
+            403,
+            "User is locked. Reason: Exhausted balance. Top up your balance at fal.ai/dashboard/billing.",
+        ),
+        (_, 429) => detail(429, "Too many concurrent requests for this user."),
+        (_, 401) => detail(401, "No user found for Key ID and Secret"),
+        (_, 504) => with_header(
+            with_header(
+                detail(504, "Request timed out"),
+                "x-fal-error-type",
+                "request_timeout",
+            ),
+            "x-fal-request-timeout-type",
+            "user",
+        ),
+        (_, s) if s >= 500 => with_header(
+            detail(s, "Internal Server Error"),
+            "x-fal-error-type",
+            "runner_disconnected",
+        ),
+        (_, s) => detail(s, "The request was rejected."),
+    })
+}
+
+/// The auth error to answer with, if the credentials are wrong.
+fn auth(ctx: &Ctx, req: &Request) -> Option<Response> {
+    let header = header_str(req.headers(), "authorization")
+        .unwrap_or("")
+        .trim();
+    if header.is_empty() {
+        return Some(detail(401, "Missing authorization header"));
+    }
+    let key = header.strip_prefix("Key ").map(str::trim).unwrap_or("");
+    let ok = match &ctx.shared.cfg.keys.fal {
+        Some(k) => key == k,
+        None => !key.is_empty(),
+    };
+    if ok {
+        None
+    } else {
+        Some(detail(401, "No user found for Key ID and Secret"))
+    }
+}
+
+/// Routes every path that belongs to no other fake.
+pub(crate) async fn handle(ctx: &Ctx, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let segs: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    let method = req.method().clone();
+    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+    match (method, s.as_slice()) {
+        (Method::GET, [owner, app, "requests", id, "status"]) => {
+            let app = format!("{owner}/{app}");
+            let id = id.to_string();
+            status(ctx, req, &app, &id).await
+        }
+        (Method::GET, [owner, app, "requests", id]) => {
+            let app = format!("{owner}/{app}");
+            let id = id.to_string();
+            result(ctx, req, &app, &id).await
+        }
+        (Method::PUT, [owner, app, "requests", id, "cancel"]) => {
+            let app = format!("{owner}/{app}");
+            let id = id.to_string();
+            cancel(ctx, req, &app, &id).await
+        }
+        (Method::POST, [_, _, ..]) => {
+            let model_id = s.join("/");
+            submit(ctx, req, &model_id).await
+        }
+        _ => detail(404, "Not Found"),
+    }
+}
+
+fn urls(ctx: &Ctx, app: &str, id: &str) -> (String, String, String) {
+    let response_url = format!("{}/{app}/requests/{id}", ctx.base);
+    (
+        format!("{response_url}/status"),
+        response_url.clone(),
+        format!("{response_url}/cancel"),
+    )
+}
+
+fn validation(c: &Checker) -> Response {
+    let list: Vec<Value> = c.issues.iter().map(|i| i.to_json()).collect();
+    json(422, json!({"detail": list}))
+}
+
+fn check_data_uri(c: &mut Checker, map: &Map<String, Value>, key: &str) {
+    if let Some(Value::String(s)) = map.get(key)
+        && let Some(rest) = s.strip_prefix("data:")
+        && let Err(e) = decode_data_uri(rest)
+    {
+        c.add(
+            loc(&["body", key]),
+            format!("Failed to download file: {e}"),
+            "file_download_error",
+        );
+    }
+}
+
+struct Plan {
+    spec: OutputSpec,
+    kind: JobKind,
+    seed: Option<u64>,
+    prompt: Option<String>,
+    num_images: u32,
+    sync_mode: bool,
+}
+
+const PRESETS: &[(&str, u32, u32)] = &[
+    ("square_hd", 1024, 1024),
+    ("square", 512, 512),
+    ("portrait_4_3", 768, 1024),
+    ("portrait_16_9", 576, 1024),
+    ("landscape_4_3", 1024, 768),
+    ("landscape_16_9", 1024, 576),
+];
+
+fn plan_flux(map: &Map<String, Value>, lora: bool, schnell: bool) -> Result<Plan, Checker> {
+    let mut c = Checker::default();
+    let base = loc(&["body"]);
+    let mut allowed = vec![
+        "prompt",
+        "image_size",
+        "num_inference_steps",
+        "seed",
+        "guidance_scale",
+        "sync_mode",
+        "num_images",
+        "enable_safety_checker",
+        "output_format",
+    ];
+    if lora {
+        allowed.push("loras");
+    }
+    c.unknown_fields(map, &base, &allowed);
+    let prompt = c.text(map, &base, "prompt", true, None).map(String::from);
+    if lora && let Some(loras) = c.array(map, &base, "loras", false) {
+        for (i, l) in loras.iter().enumerate() {
+            let at = loc_push(&loc(&["body", "loras"]), i);
+            let Some(o) = l.as_object() else {
+                c.add(at, "value is not a valid dict", "type_error.dict");
+                continue;
+            };
+            c.unknown_fields(o, &at, &["path", "scale"]);
+            c.url(
+                o,
+                &at,
+                "path",
+                true,
+                UrlRules {
+                    data: false,
+                    hf_path: true,
+                },
+            );
+            c.number(o, &at, "scale", 0.0, 4.0);
+        }
+    }
+    let (mut w, mut h) = (1024, 768);
+    match map.get("image_size") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => match PRESETS.iter().find(|p| p.0 == s) {
+            Some(p) => (w, h) = (p.1, p.2),
+            None => c.add(
+                loc(&["body", "image_size"]),
+                format!(
+                    "value is not a valid enumeration member; permitted: {}",
+                    PRESETS.iter().map(|p| p.0).collect::<Vec<_>>().join(", ")
+                ),
+                "type_error.enum",
+            ),
+        },
+        Some(Value::Object(o)) => {
+            let at = loc(&["body", "image_size"]);
+            c.unknown_fields(o, &at, &["width", "height"]);
+            let cw = c.integer(o, &at, "width", 64, 14_142);
+            let ch = c.integer(o, &at, "height", 64, 14_142);
+            match (cw, ch) {
+                (Some(cw), Some(ch)) => (w, h) = (cw as u32, ch as u32),
+                _ => {
+                    if !o.contains_key("width") || !o.contains_key("height") {
+                        c.add(at, "width and height are required", "value_error.missing");
+                    }
+                }
+            }
+        }
+        Some(_) => c.add(
+            loc(&["body", "image_size"]),
+            "expected a preset name or {width, height}",
+            "type_error",
+        ),
+    }
+    c.integer(
+        map,
+        &base,
+        "num_inference_steps",
+        1,
+        if schnell { 12 } else { 50 },
+    );
+    let seed = c.integer(map, &base, "seed", 0, i64::MAX).map(|s| s as u64);
+    c.number(map, &base, "guidance_scale", 0.0, 35.0);
+    let sync_mode = c.boolean(map, &base, "sync_mode").unwrap_or(false);
+    let num_images = c.integer(map, &base, "num_images", 1, 4).unwrap_or(1) as u32;
+    c.boolean(map, &base, "enable_safety_checker");
+    let format = c
+        .one_of(map, &base, "output_format", &["jpeg", "png"], false)
+        .unwrap_or("jpeg");
+    if !c.ok() {
+        return Err(c);
+    }
+    Ok(Plan {
+        spec: OutputSpec::Images {
+            w,
+            h,
+            jpeg: format == "jpeg",
+        },
+        kind: JobKind::FalImage,
+        seed: Some(seed.unwrap_or_else(|| (uuid::Uuid::new_v4().as_u128() & 0xFFFF_FFFF) as u64)),
+        prompt,
+        num_images,
+        sync_mode,
+    })
+}
+
+fn plan_kling(map: &Map<String, Value>, v3: bool) -> Result<Plan, Checker> {
+    let mut c = Checker::default();
+    let base = loc(&["body"]);
+    let image_key = if v3 { "start_image_url" } else { "image_url" };
+    let mut allowed = vec![
+        "prompt",
+        image_key,
+        "duration",
+        "negative_prompt",
+        "cfg_scale",
+        "tail_image_url",
+    ];
+    if v3 {
+        allowed.extend(["end_image_url", "generate_audio"]);
+    }
+    c.unknown_fields(map, &base, &allowed);
+    c.text(map, &base, "prompt", true, Some(2500));
+    let image = c
+        .url(map, &base, image_key, true, URL_RULES)
+        .map(String::from);
+    check_data_uri(&mut c, map, image_key);
+    for k in ["tail_image_url", "end_image_url"] {
+        c.url(map, &base, k, false, URL_RULES);
+        check_data_uri(&mut c, map, k);
+    }
+    let durations: Vec<String> = if v3 {
+        (3..=15).map(|d| d.to_string()).collect()
+    } else {
+        vec!["5".into(), "10".into()]
+    };
+    let allowed_d: Vec<&str> = durations.iter().map(String::as_str).collect();
+    let duration = c
+        .one_of(map, &base, "duration", &allowed_d, false)
+        .unwrap_or("5");
+    let seconds: u32 = duration.parse().unwrap_or(5);
+    c.text(map, &base, "negative_prompt", false, Some(2500));
+    c.number(map, &base, "cfg_scale", 0.0, 1.0);
+    c.boolean(map, &base, "generate_audio");
+    match (c.ok(), image) {
+        (true, Some(image)) => Ok(Plan {
+            spec: OutputSpec::Video {
+                secs: seconds as f64,
+                image: InputRef::Url(image),
+            },
+            kind: JobKind::FalImageToVideo { seconds },
+            seed: None,
+            prompt: None,
+            num_images: 1,
+            sync_mode: false,
+        }),
+        _ => Err(c),
+    }
+}
+
+fn plan_lipsync(map: &Map<String, Value>, generation: u8) -> Result<Plan, Checker> {
+    let mut c = Checker::default();
+    let base = loc(&["body"]);
+    let mut allowed = vec!["video_url", "audio_url", "sync_mode"];
+    let models: &[&str] = match generation {
+        1 => &["lipsync-1.9.0-beta", "lipsync-1.8.0", "lipsync-1.7.1"],
+        2 => &["lipsync-2", "lipsync-2-pro"],
+        _ => &[],
+    };
+    if !models.is_empty() {
+        allowed.push("model");
+    }
+    c.unknown_fields(map, &base, &allowed);
+    let model = if models.is_empty() {
+        None
+    } else {
+        c.one_of(map, &base, "model", models, false)
+    };
+    let video = c
+        .url(map, &base, "video_url", true, URL_RULES)
+        .map(String::from);
+    let audio = c
+        .url(map, &base, "audio_url", true, URL_RULES)
+        .map(String::from);
+    check_data_uri(&mut c, map, "video_url");
+    check_data_uri(&mut c, map, "audio_url");
+    let mode = c
+        .one_of(
+            map,
+            &base,
+            "sync_mode",
+            &["cut_off", "loop", "bounce", "silence", "remap"],
+            false,
+        )
+        .unwrap_or("cut_off")
+        .to_string();
+    let tier = match (generation, model) {
+        (1, _) => LipSyncTier::V1,
+        (2, Some("lipsync-2-pro")) => LipSyncTier::Pro,
+        (2, _) => LipSyncTier::V2,
+        _ => LipSyncTier::V3,
+    };
+    match (c.ok(), video, audio) {
+        (true, Some(video), Some(audio)) => Ok(Plan {
+            spec: OutputSpec::LipSync {
+                video: InputRef::Url(video),
+                audio: InputRef::Url(audio),
+                mode,
+            },
+            kind: JobKind::FalLipSync { tier },
+            seed: None,
+            prompt: None,
+            num_images: 1,
+            sync_mode: false,
+        }),
+        _ => Err(c),
+    }
+}
+
+fn plan_avatar(map: &Map<String, Value>) -> Result<Plan, Checker> {
+    let mut c = Checker::default();
+    let base = loc(&["body"]);
+    c.unknown_fields(map, &base, &["image_url", "audio_url", "prompt"]);
+    let image = c
+        .url(map, &base, "image_url", true, URL_RULES)
+        .map(String::from);
+    let audio = c
+        .url(map, &base, "audio_url", true, URL_RULES)
+        .map(String::from);
+    check_data_uri(&mut c, map, "image_url");
+    check_data_uri(&mut c, map, "audio_url");
+    c.string(map, &base, "prompt", false);
+    match (c.ok(), image, audio) {
+        (true, Some(image), Some(audio)) => Ok(Plan {
+            spec: OutputSpec::Avatar {
+                image: InputRef::Url(image),
+                audio: InputRef::Url(audio),
+            },
+            kind: JobKind::FalAvatar,
+            seed: None,
+            prompt: None,
+            num_images: 1,
+            sync_mode: false,
+        }),
+        _ => Err(c),
+    }
+}
+
+async fn submit(ctx: &Ctx, req: Request, model_id: &str) -> Response {
+    ctx.request("fal.submit");
+    if let Some(r) = auth(ctx, &req) {
+        return r;
+    }
+    let actions = ctx.take_call(P, Endpoint::Submit);
+    if let Some(e) = injected_error(&actions) {
+        return ctx.finish(injected(e), &actions).await;
+    }
+    let Some(model) = parse_model(model_id) else {
+        return ctx
+            .finish(
+                detail(404, &format!("Application '{model_id}' not found")),
+                &actions,
+            )
+            .await;
+    };
+    let _webhook = query_get(&query_pairs(req.uri().query()), "fal_webhook");
+    let body = match body_bytes(req.into_body()).await {
+        Ok(b) => b,
+        Err(e) => return ctx.finish(detail(400, &e), &actions).await,
+    };
+    let map = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(m)) => m,
+        _ => {
+            let mut c = Checker::default();
+            c.add(
+                loc(&["body"]),
+                "Input should be a valid JSON object",
+                "json_invalid",
+            );
+            return ctx.finish(validation(&c), &actions).await;
+        }
+    };
+    let plan = match model {
+        Model::Flux { lora, schnell } => plan_flux(&map, lora, schnell),
+        Model::KlingI2V { v3 } => plan_kling(&map, v3),
+        Model::SyncLipSync { generation } => plan_lipsync(&map, generation),
+        Model::Avatar => plan_avatar(&map),
+    };
+    let plan = match plan {
+        Ok(p) => p,
+        Err(c) => return ctx.finish(validation(&c), &actions).await,
+    };
+    let parts: Vec<&str> = model_id.split('/').collect();
+    let app = format!("{}/{}", parts[0], parts.get(1).copied().unwrap_or(""));
+    let id = uuid::Uuid::new_v4().to_string();
+    let fates = ctx.shared.take_fates(P);
+    let stalled = fates.contains(&JobFate::Stall);
+    let job = FalJob {
+        app: app.clone(),
+        model,
+        model_id: model_id.to_string(),
+        clock: Clock::new(ctx.shared.cfg.job_latency(plan.kind), stalled),
+        fates,
+        canceled: false,
+        regressed: false,
+        last: Phase::Queued,
+        spec: plan.spec,
+        seed: plan.seed,
+        prompt: plan.prompt,
+        num_images: plan.num_images,
+        sync_mode: plan.sync_mode,
+        output: OutputCell::default(),
+    };
+    let queue_position = {
+        let mut st = lock(&ctx.shared.fal);
+        let ahead = st
+            .order
+            .iter()
+            .filter_map(|i| st.jobs.get(i))
+            .filter(|j| j.app == app && !j.canceled && j.clock.phase() == Phase::Queued)
+            .count();
+        st.jobs.insert(id.clone(), job);
+        st.order.push(id.clone());
+        ahead
+    };
+    ctx.shared.count("fal.submit");
+    ctx.shared.count(&format!("fal.submit.{model_id}"));
+    let (status_url, response_url, cancel_url) = urls(ctx, &app, &id);
+    let id_key = if actions.contains(&FaultAction::Alias) {
+        "requestId"
+    } else {
+        "request_id"
+    };
+    let mut body = json!({
+        "status": "IN_QUEUE",
+        "queue_position": queue_position,
+        "status_url": status_url,
+        "response_url": response_url,
+        "cancel_url": cancel_url,
+        "gateway_request_id": id,
+    });
+    body[id_key] = json!(id);
+    ctx.finish(
+        with_header(json(200, body), "x-fal-request-id", &id),
+        &actions,
+    )
+    .await
+}
+
+/// Looks a job up by app and id; a job asked for under another app is not found (case 23).
+fn with_job<T>(
+    ctx: &Ctx,
+    app: &str,
+    id: &str,
+    f: impl FnOnce(&mut FalJob, usize) -> T,
+) -> Option<T> {
+    let mut st = lock(&ctx.shared.fal);
+    let ahead = {
+        let job = st.jobs.get(id)?;
+        if job.app != app {
+            return None;
+        }
+        st.order
+            .iter()
+            .take_while(|i| i.as_str() != id)
+            .filter_map(|i| st.jobs.get(i))
+            .filter(|j| j.app == app && !j.canceled && j.clock.phase() == Phase::Queued)
+            .count()
+    };
+    let job = st.jobs.get_mut(id)?;
+    Some(f(job, ahead))
+}
+
+/// The phase to report, applying cancellation and the regress fate.
+fn report_phase(job: &mut FalJob) -> Phase {
+    let real = if job.canceled {
+        Phase::Done
+    } else {
+        job.clock.phase()
+    };
+    let mut shown = real;
+    if job.fates.contains(&JobFate::Regress)
+        && !job.regressed
+        && job.last >= Phase::Running
+        && real >= job.last
+    {
+        job.regressed = true;
+        shown = match real {
+            Phase::Done => Phase::Running,
+            _ => Phase::Queued,
+        };
+    }
+    job.last = real;
+    shown
+}
+
+async fn status(ctx: &Ctx, req: Request, app: &str, id: &str) -> Response {
+    ctx.request("fal.status");
+    if let Some(r) = auth(ctx, &req) {
+        return r;
+    }
+    ctx.shared.count("fal.status");
+    let actions = ctx.take_call(P, Endpoint::Status);
+    if let Some(e) = injected_error(&actions) {
+        return ctx.finish(injected(e), &actions).await;
+    }
+    let logs =
+        query_get(&query_pairs(req.uri().query()), "logs").is_some_and(|v| v == "1" || v == "true");
+    let found = with_job(ctx, app, id, |job, ahead| {
+        let phase = report_phase(job);
+        let literal = job.fates.iter().find_map(|f| match f {
+            JobFate::Status(s) => Some(s.clone()),
+            _ => None,
+        });
+        (
+            phase,
+            ahead,
+            literal,
+            job.fates.contains(&JobFate::ExtraFields),
+            job.clock.run_secs(),
+        )
+    });
+    let Some((phase, ahead, literal, extra, run_secs)) = found else {
+        return ctx.finish(detail(404, "Request not found"), &actions).await;
+    };
+    let (status_url, response_url, cancel_url) = urls(ctx, app, id);
+    let log_lines = || {
+        let now = iso8601(unix_ms());
+        json!([
+            {"message": "Loading model", "level": "INFO", "source": "user", "timestamp": now},
+            {"message": "Running inference", "level": "INFO", "source": "user", "timestamp": now},
+        ])
+    };
+    let mut body = json!({
+        "request_id": id,
+        "response_url": response_url,
+        "status_url": status_url,
+        "cancel_url": cancel_url,
+    });
+    let code = match phase {
+        Phase::Queued => {
+            body["status"] = json!("IN_QUEUE");
+            body["queue_position"] = json!(ahead);
+            202
+        }
+        Phase::Running => {
+            body["status"] = json!("IN_PROGRESS");
+            body["logs"] = if logs { log_lines() } else { Value::Null };
+            202
+        }
+        Phase::Done => {
+            body["status"] = json!(literal.unwrap_or_else(|| "COMPLETED".into()));
+            body["logs"] = if logs { log_lines() } else { Value::Null };
+            body["metrics"] = json!({"inference_time": (run_secs * 1000.0).round() / 1000.0});
+            200
+        }
+    };
+    if extra {
+        body["x_unknown_field"] = json!({"nested": [1, "two"]});
+    }
+    ctx.finish(json(code, body), &actions).await
+}
+
+async fn result(ctx: &Ctx, req: Request, app: &str, id: &str) -> Response {
+    ctx.request("fal.result");
+    if let Some(r) = auth(ctx, &req) {
+        return r;
+    }
+    ctx.shared.count("fal.result");
+    let actions = ctx.take_call(P, Endpoint::Result);
+    if let Some(e) = injected_error(&actions) {
+        return ctx.finish(injected(e), &actions).await;
+    }
+    let found = with_job(ctx, app, id, |job, _| {
+        let phase = if job.canceled {
+            Phase::Done
+        } else {
+            job.clock.phase()
+        };
+        (
+            phase,
+            job.canceled,
+            job.fates.clone(),
+            job.spec.clone(),
+            job.output.clone(),
+            job.model,
+            job.model_id.clone(),
+            (job.seed, job.prompt.clone(), job.num_images, job.sync_mode),
+        )
+    });
+    let Some((phase, canceled, fates, spec, cell, model, model_id, (seed, prompt, n, sync_mode))) =
+        found
+    else {
+        return ctx.finish(detail(404, "Request not found"), &actions).await;
+    };
+    if phase != Phase::Done {
+        return ctx
+            .finish(detail(400, "Request is still in progress"), &actions)
+            .await;
+    }
+    if canceled {
+        return ctx
+            .finish(detail(400, "Request was cancelled"), &actions)
+            .await;
+    }
+    if fates.contains(&JobFate::ResultError) {
+        let r = json(
+            500,
+            json!({"detail": "Runner disconnected", "error_type": "runner_disconnected"}),
+        );
+        return ctx
+            .finish(
+                with_header(r, "x-fal-error-type", "runner_disconnected"),
+                &actions,
+            )
+            .await;
+    }
+    let fields = match model {
+        Model::Flux { .. } => ["prompt", "prompt"],
+        Model::KlingI2V { v3: true } => ["start_image_url", "start_image_url"],
+        Model::KlingI2V { v3: false } => ["image_url", "image_url"],
+        Model::SyncLipSync { .. } => ["video_url", "audio_url"],
+        Model::Avatar => ["image_url", "audio_url"],
+    };
+    let produced = match output(&ctx.shared, &cell, &spec, fields).await {
+        Ok(p) => p,
+        Err(f) => {
+            let r = json(
+                422,
+                json!({"detail": [{"loc": ["body", f.field], "msg": f.reason, "type": "file_download_error"}]}),
+            );
+            return ctx
+                .finish(
+                    with_header(r, "x-fal-error-type", "file_download_error"),
+                    &actions,
+                )
+                .await;
+        }
+    };
+    let no_output = fates.contains(&JobFate::NoOutput);
+    let url = if sync_mode {
+        match ctx.shared.media.get(&produced.name) {
+            Some(item) => match ctx.shared.media.bytes(&item).await {
+                Ok(b) => {
+                    use base64::Engine as _;
+                    format!(
+                        "data:{};base64,{}",
+                        produced.content_type,
+                        base64::engine::general_purpose::STANDARD.encode(&b)
+                    )
+                }
+                Err(_) => ctx.media_url(&produced.name),
+            },
+            None => ctx.media_url(&produced.name),
+        }
+    } else {
+        ctx.media_url(&produced.name)
+    };
+    let file = json!({
+        "url": url,
+        "content_type": produced.content_type,
+        "file_name": produced.name,
+        "file_size": produced.size,
+    });
+    let mut body = match model {
+        Model::Flux { .. } => {
+            let image = json!({
+                "url": url,
+                "width": produced.w,
+                "height": produced.h,
+                "content_type": produced.content_type,
+            });
+            json!({
+                "images": if no_output { json!([]) } else { json!(vec![image; n as usize]) },
+                "seed": seed,
+                "has_nsfw_concepts": vec![false; n as usize],
+                "timings": {"inference": 1.234},
+                "prompt": prompt,
+            })
+        }
+        Model::Avatar => json!({"video": file, "duration": produced.duration}),
+        _ => json!({"video": file}),
+    };
+    if no_output && let Some(o) = body.as_object_mut() {
+        o.remove("video");
+    }
+    if fates.contains(&JobFate::ExtraFields) {
+        body["x_unknown_field"] = json!({"model": model_id});
+    }
+    ctx.finish(json(200, body), &actions).await
+}
+
+async fn cancel(ctx: &Ctx, req: Request, app: &str, id: &str) -> Response {
+    ctx.request("fal.cancel");
+    if let Some(r) = auth(ctx, &req) {
+        return r;
+    }
+    ctx.shared.count("fal.cancel");
+    let actions = ctx.take_call(P, Endpoint::Cancel);
+    if let Some(e) = injected_error(&actions) {
+        return ctx.finish(injected(e), &actions).await;
+    }
+    let ignored = actions.contains(&FaultAction::CancelIgnored);
+    let outcome = with_job(ctx, app, id, |job, _| {
+        if job.canceled || job.clock.phase() == Phase::Done {
+            false
+        } else {
+            if !ignored {
+                job.canceled = true;
+            }
+            true
+        }
+    });
+    let resp = match outcome {
+        None => json(404, json!({"status": "NOT_FOUND"})),
+        Some(false) => json(400, json!({"status": "ALREADY_COMPLETED"})),
+        Some(true) => json(202, json!({"status": "CANCELLATION_REQUESTED"})),
+    };
+    ctx.finish(resp, &actions).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_ids_parse() {
+        assert!(matches!(
+            parse_model("fal-ai/flux-lora"),
+            Some(Model::Flux { lora: true, .. })
+        ));
+        assert_eq!(
+            parse_model("fal-ai/kling-video/v2.1/standard/image-to-video"),
+            Some(Model::KlingI2V { v3: false })
+        );
+        assert_eq!(
+            parse_model("fal-ai/kling-video/v3/pro/image-to-video"),
+            Some(Model::KlingI2V { v3: true })
+        );
+        assert_eq!(
+            parse_model("fal-ai/sync-lipsync/v2"),
+            Some(Model::SyncLipSync { generation: 2 })
+        );
+        assert_eq!(
+            parse_model("fal-ai/kling-video/ai-avatar/v2/standard"),
+            Some(Model::Avatar)
+        );
+        assert_eq!(
+            parse_model("fal-ai/kling-video/v1/pro/ai-avatar"),
+            Some(Model::Avatar)
+        );
+        assert_eq!(parse_model("fal-ai/nothing"), None);
+    }
+
+    #[test]
+    fn flux_bodies() {
+        let ok = json!({"prompt": "TOK a man", "loras": [{"path": "https://x.test/a.safetensors", "scale": 0.95}],
+                        "image_size": "landscape_16_9", "output_format": "png", "seed": 7});
+        let p = plan_flux(ok.as_object().unwrap_or(&Map::new()), true, false);
+        assert!(matches!(
+            p,
+            Ok(Plan {
+                spec: OutputSpec::Images {
+                    w: 1024,
+                    h: 576,
+                    jpeg: false
+                },
+                ..
+            })
+        ));
+        let newline = json!({"prompt": "x", "loras": [{"path": "https://x.test/a.safetensors\n"}]});
+        let err = plan_flux(newline.as_object().unwrap_or(&Map::new()), true, false).err();
+        assert!(err.is_some_and(|c| c.issues[0].msg.starts_with("Failed to download file")));
+        let extra = json!({"prompt": "x", "aspect_ratio": "16:9"});
+        assert!(plan_flux(extra.as_object().unwrap_or(&Map::new()), true, false).is_err());
+        let custom = json!({"prompt": "x", "image_size": {"width": 1280, "height": 720}});
+        assert!(matches!(
+            plan_flux(custom.as_object().unwrap_or(&Map::new()), true, false),
+            Ok(Plan {
+                spec: OutputSpec::Images {
+                    w: 1280,
+                    h: 720,
+                    ..
+                },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn kling_duration_must_be_a_string() {
+        let bad = json!({"prompt": "x", "image_url": "https://x.test/a.png", "duration": 5});
+        assert!(plan_kling(bad.as_object().unwrap_or(&Map::new()), false).is_err());
+        let good = json!({"prompt": "x", "image_url": "https://x.test/a.png", "duration": "10"});
+        assert!(matches!(
+            plan_kling(good.as_object().unwrap_or(&Map::new()), false),
+            Ok(Plan {
+                kind: JobKind::FalImageToVideo { seconds: 10 },
+                ..
+            })
+        ));
+    }
+}

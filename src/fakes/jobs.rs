@@ -1,0 +1,179 @@
+//! What a simulated job produces, worked out on first need (the media is made with ffmpeg then).
+
+use std::sync::Arc;
+
+use super::media::{InputMedia, VideoAudio, video_dims_for};
+use super::server::Shared;
+
+/// Seconds assumed for an input whose length we cannot learn.
+const DEFAULT_SECS: f64 = 5.0;
+
+/// The recipe of a job's output, fixed at submit.
+#[derive(Debug, Clone)]
+pub(crate) enum OutputSpec {
+    /// Stills of one size.
+    Images { w: u32, h: u32, jpeg: bool },
+    /// A silent clip following the image's aspect ratio (image-to-video).
+    Video { secs: f64, image: InputRef },
+    /// Lip-sync: the video's frames, the audio's sound, the length by `sync_mode`.
+    LipSync {
+        video: InputRef,
+        audio: InputRef,
+        mode: String,
+    },
+    /// Talking avatar: the image's aspect, the audio's sound and length.
+    Avatar { image: InputRef, audio: InputRef },
+}
+
+/// An input: a URL (or `data:` URI, or Kling raw base64) or uploaded bytes.
+#[derive(Debug, Clone)]
+pub(crate) enum InputRef {
+    /// A URL or `data:` URI.
+    Url(String),
+    /// Bytes we already hold (uploads, Kling base64 images).
+    Bytes(bytes::Bytes),
+}
+
+/// A finished job's output.
+#[derive(Debug, Clone)]
+pub(crate) struct Produced {
+    /// The media file name (served at `/__media/{name}`).
+    pub name: String,
+    /// Playing time, for video.
+    pub duration: Option<f64>,
+    /// Frame size.
+    pub w: u32,
+    /// Frame size.
+    pub h: u32,
+    /// MIME type.
+    pub content_type: &'static str,
+    /// Bytes.
+    pub size: u64,
+}
+
+/// Why a job could not produce output: the input field and the reason.
+#[derive(Debug, Clone)]
+pub(crate) struct InputFailure {
+    /// The request field holding the bad input.
+    pub field: &'static str,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// A lazily made output shared by every result call of one job.
+pub(crate) type OutputCell = Arc<tokio::sync::OnceCell<Result<Produced, InputFailure>>>;
+
+/// Learns about an input. Remote URLs are fetched only for sound and video (their length shapes the output;
+/// an image only sets the aspect ratio).
+async fn resolve(shared: &Shared, input: &InputRef, timed: bool) -> InputMedia {
+    match input {
+        InputRef::Url(u) => {
+            shared
+                .media
+                .resolve(u, &shared.http, timed && shared.cfg.fetch_remote_inputs)
+                .await
+        }
+        InputRef::Bytes(b) => shared.media.probe_bytes(b.clone()).await,
+    }
+}
+
+fn fail(field: &'static str, what: &str, why: String) -> InputFailure {
+    InputFailure {
+        field,
+        reason: format!("could not read the {what}: {why}"),
+    }
+}
+
+/// Makes (or reuses) the output media for a spec.
+pub(crate) async fn produce(
+    shared: &Shared,
+    spec: &OutputSpec,
+    fields: [&'static str; 2],
+) -> Result<Produced, InputFailure> {
+    let (name, duration, dims) = match spec {
+        OutputSpec::Images { w, h, jpeg } => (shared.media.image(*w, *h, *jpeg), None, (*w, *h)),
+        OutputSpec::Video { secs, image } => {
+            let img = resolve(shared, image, false).await;
+            if let InputMedia::Unreadable(why) = &img {
+                return Err(fail(fields[0], "image", why.clone()));
+            }
+            let (w, h) = video_dims_for(img.dims());
+            (
+                shared.media.video(*secs, w, h, VideoAudio::Silent),
+                Some(*secs),
+                (w, h),
+            )
+        }
+        OutputSpec::LipSync { video, audio, mode } => {
+            let v = resolve(shared, video, true).await;
+            if let InputMedia::Unreadable(why) = &v {
+                return Err(fail(fields[0], "video", why.clone()));
+            }
+            let a = resolve(shared, audio, true).await;
+            if let InputMedia::Unreadable(why) = &a {
+                return Err(fail(fields[1], "audio", why.clone()));
+            }
+            let vs = v.duration().unwrap_or(DEFAULT_SECS);
+            let as_ = a.duration().unwrap_or(DEFAULT_SECS);
+            let secs = match mode.as_str() {
+                "cut_off" => vs.min(as_),
+                "silence" => vs,
+                _ => as_,
+            };
+            let (w, h) = v
+                .dims()
+                .map(|d| video_dims_for(Some(d)))
+                .unwrap_or((640, 360));
+            let track = match a {
+                InputMedia::Known { bytes: Some(b), .. } => VideoAudio::Track(b),
+                _ => VideoAudio::Tone,
+            };
+            (shared.media.video(secs, w, h, track), Some(secs), (w, h))
+        }
+        OutputSpec::Avatar { image, audio } => {
+            let img = resolve(shared, image, false).await;
+            if let InputMedia::Unreadable(why) = &img {
+                return Err(fail(fields[0], "image", why.clone()));
+            }
+            let a = resolve(shared, audio, true).await;
+            if let InputMedia::Unreadable(why) = &a {
+                return Err(fail(fields[1], "audio", why.clone()));
+            }
+            let secs = a.duration().unwrap_or(DEFAULT_SECS);
+            let (w, h) = video_dims_for(img.dims());
+            let track = match a {
+                InputMedia::Known { bytes: Some(b), .. } => VideoAudio::Track(b),
+                _ => VideoAudio::Tone,
+            };
+            (shared.media.video(secs, w, h, track), Some(secs), (w, h))
+        }
+    };
+    let item = shared.media.get(&name).ok_or_else(|| InputFailure {
+        field: fields[0],
+        reason: "output vanished".into(),
+    })?;
+    let bytes = shared.media.bytes(&item).await.map_err(|e| InputFailure {
+        field: fields[0],
+        reason: format!("generation failed: {e}"),
+    })?;
+    Ok(Produced {
+        name,
+        duration: duration.map(|d| (d * 1000.0).round() / 1000.0),
+        w: dims.0,
+        h: dims.1,
+        content_type: item.content_type,
+        size: bytes.len() as u64,
+    })
+}
+
+/// The output of a job, made once.
+pub(crate) async fn output(
+    shared: &Shared,
+    cell: &OutputCell,
+    spec: &OutputSpec,
+    fields: [&'static str; 2],
+) -> Result<Produced, InputFailure> {
+    cell.get_or_init(|| produce(shared, spec, fields))
+        .await
+        .clone()
+}

@@ -1,0 +1,870 @@
+//! Real media for the fakes: made with ffmpeg (once per distinct recipe), kept in memory, served at
+//! `/__media/{name}` with optional download faults.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use bytes::Bytes;
+use futures::StreamExt as _;
+
+use super::FakesError;
+use super::faults::FaultAction;
+
+const FFMPEG_TIMEOUT: Duration = Duration::from_secs(180);
+/// Largest input the fakes fetch or decode to measure it.
+const INPUT_CAP: usize = 256 * 1024 * 1024;
+
+/// Speech audio encodings the ElevenLabs fake produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum AudioFormat {
+    /// MP3 at a sample rate and bitrate (kbit/s).
+    Mp3 { sample_rate: u32, kbps: u32 },
+    /// Raw signed 16-bit little-endian mono PCM.
+    Pcm { sample_rate: u32 },
+    /// 8 kHz µ-law.
+    Ulaw,
+}
+
+impl AudioFormat {
+    /// Parses an ElevenLabs `output_format` (`mp3_44100_128`, `pcm_16000`, `ulaw_8000`).
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        let parts: Vec<&str> = s.split('_').collect();
+        match parts.as_slice() {
+            ["mp3", sr, kbps] => {
+                let sample_rate: u32 = sr.parse().ok()?;
+                let kbps: u32 = kbps.parse().ok()?;
+                let ok = matches!(
+                    (sample_rate, kbps),
+                    (22050, 32)
+                        | (44100, 32)
+                        | (44100, 64)
+                        | (44100, 96)
+                        | (44100, 128)
+                        | (44100, 192)
+                );
+                ok.then_some(AudioFormat::Mp3 { sample_rate, kbps })
+            }
+            ["pcm", sr] => {
+                let sample_rate: u32 = sr.parse().ok()?;
+                [8000, 16000, 22050, 24000, 44100, 48000]
+                    .contains(&sample_rate)
+                    .then_some(AudioFormat::Pcm { sample_rate })
+            }
+            ["ulaw", "8000"] => Some(AudioFormat::Ulaw),
+            _ => None,
+        }
+    }
+
+    /// The MIME type ElevenLabs labels it with.
+    pub(crate) fn content_type(self) -> &'static str {
+        match self {
+            AudioFormat::Mp3 { .. } => "audio/mpeg",
+            AudioFormat::Pcm { .. } | AudioFormat::Ulaw => "application/octet-stream",
+        }
+    }
+
+    fn ext(self) -> &'static str {
+        match self {
+            AudioFormat::Mp3 { .. } => "mp3",
+            AudioFormat::Pcm { .. } => "pcm",
+            AudioFormat::Ulaw => "ulaw",
+        }
+    }
+}
+
+/// The sound track of a generated video.
+#[derive(Clone)]
+pub(crate) enum VideoAudio {
+    /// No audio stream (Kling image-to-video).
+    Silent,
+    /// A synthetic tone.
+    Tone,
+    /// This audio file, padded or cut to the video's length.
+    Track(Bytes),
+}
+
+#[derive(Clone)]
+enum Recipe {
+    Image {
+        w: u32,
+        h: u32,
+        jpeg: bool,
+    },
+    Speech {
+        secs: f64,
+        format: AudioFormat,
+    },
+    Video {
+        secs: f64,
+        w: u32,
+        h: u32,
+        audio: VideoAudio,
+    },
+}
+
+/// One servable file.
+pub(crate) struct MediaItem {
+    /// Its MIME type.
+    pub content_type: &'static str,
+    /// Playing time, for audio and video.
+    pub duration: Option<f64>,
+    /// Frame size, for images and video.
+    pub dims: Option<(u32, u32)>,
+    recipe: Recipe,
+    cell: tokio::sync::OnceCell<Result<Bytes, String>>,
+}
+
+/// What the fakes learned about an input URL or upload.
+#[derive(Debug, Clone)]
+pub(crate) enum InputMedia {
+    /// Readable media.
+    Known {
+        /// Its bytes, when we have them.
+        bytes: Option<Bytes>,
+        /// Playing time.
+        duration: Option<f64>,
+        /// Frame size.
+        dims: Option<(u32, u32)>,
+    },
+    /// We got bytes, and they are not media.
+    Unreadable(String),
+    /// Not fetched (remote, or fetching is off).
+    Unknown,
+}
+
+impl InputMedia {
+    /// Its duration, if known.
+    pub(crate) fn duration(&self) -> Option<f64> {
+        match self {
+            InputMedia::Known { duration, .. } => *duration,
+            _ => None,
+        }
+    }
+
+    /// Its frame size, if known.
+    pub(crate) fn dims(&self) -> Option<(u32, u32)> {
+        match self {
+            InputMedia::Known { dims, .. } => *dims,
+            _ => None,
+        }
+    }
+}
+
+/// Generated media, by name.
+pub(crate) struct MediaStore {
+    dir: tempfile::TempDir,
+    ffmpeg: PathBuf,
+    mp3_encoder: &'static str,
+    h264: bool,
+    items: Mutex<HashMap<String, Arc<MediaItem>>>,
+    seq: AtomicU64,
+}
+
+fn fmt_secs(secs: f64) -> String {
+    format!("{secs:.3}")
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl MediaStore {
+    /// Finds ffmpeg, picks encoders and makes the sample files (`sample.png`, `sample.mp3`, `sample.mp4`).
+    pub(crate) async fn new() -> Result<Self, FakesError> {
+        let ffmpeg = crate::media::find_tool("ffmpeg").ok_or_else(|| {
+            FakesError::Media("ffmpeg is not installed (sudo apt-get install -y ffmpeg)".into())
+        })?;
+        let program = ffmpeg.display().to_string();
+        let encoders = crate::media::run_tool(
+            &program,
+            &["-hide_banner".into(), "-encoders".into()],
+            None,
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|e| FakesError::Media(e.to_string()))?;
+        let encoders = String::from_utf8_lossy(&encoders);
+        let has = |name: &str| encoders.split_whitespace().any(|w| w == name);
+        // libmp3lame is the usual MP3 encoder; libshine is the fallback (44.1 kHz only). Without either, no MP3.
+        let mp3_encoder = if has("libmp3lame") {
+            "libmp3lame"
+        } else if has("libshine") {
+            "libshine"
+        } else {
+            return Err(FakesError::Media(
+                "ffmpeg has no MP3 encoder (libmp3lame or libshine)".into(),
+            ));
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("devatar-fakes-")
+            .tempdir()
+            .map_err(|e| FakesError::Media(format!("temp dir: {e}")))?;
+        let store = Self {
+            dir,
+            ffmpeg,
+            mp3_encoder,
+            h264: has("libx264"),
+            items: Mutex::new(HashMap::new()),
+            seq: AtomicU64::new(0),
+        };
+        let samples = [
+            store.register(
+                "sample.png",
+                Recipe::Image {
+                    w: 512,
+                    h: 512,
+                    jpeg: false,
+                },
+            ),
+            store.register(
+                "sample.mp3",
+                Recipe::Speech {
+                    secs: 3.0,
+                    format: AudioFormat::Mp3 {
+                        sample_rate: 44100,
+                        kbps: 128,
+                    },
+                },
+            ),
+            store.register(
+                "sample.mp4",
+                Recipe::Video {
+                    secs: 3.0,
+                    w: 640,
+                    h: 360,
+                    audio: VideoAudio::Tone,
+                },
+            ),
+        ];
+        for item in samples {
+            store.bytes(&item).await.map_err(FakesError::Media)?;
+        }
+        Ok(store)
+    }
+
+    fn register(&self, name: &str, recipe: Recipe) -> Arc<MediaItem> {
+        let mut items = lock(&self.items);
+        if let Some(existing) = items.get(name) {
+            return existing.clone();
+        }
+        let (content_type, duration, dims) = match &recipe {
+            Recipe::Image { w, h, jpeg } => (
+                if *jpeg { "image/jpeg" } else { "image/png" },
+                None,
+                Some((*w, *h)),
+            ),
+            Recipe::Speech { secs, format } => (format.content_type(), Some(*secs), None),
+            Recipe::Video { secs, w, h, .. } => ("video/mp4", Some(*secs), Some((*w, *h))),
+        };
+        let item = Arc::new(MediaItem {
+            content_type,
+            duration,
+            dims,
+            recipe,
+            cell: tokio::sync::OnceCell::new(),
+        });
+        items.insert(name.to_string(), item.clone());
+        item
+    }
+
+    /// The item called `name`.
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<MediaItem>> {
+        lock(&self.items).get(name).cloned()
+    }
+
+    /// Registers a still image; returns its name.
+    pub(crate) fn image(&self, w: u32, h: u32, jpeg: bool) -> String {
+        let name = format!("image-{w}x{h}.{}", if jpeg { "jpg" } else { "png" });
+        self.register(&name, Recipe::Image { w, h, jpeg });
+        name
+    }
+
+    /// Registers a video; returns its name. Videos with a given audio track get a name of their own.
+    pub(crate) fn video(&self, secs: f64, w: u32, h: u32, audio: VideoAudio) -> String {
+        let ms = (secs * 1000.0).round() as u64;
+        let name = match &audio {
+            VideoAudio::Silent => format!("video-{ms}ms-{w}x{h}-silent.mp4"),
+            VideoAudio::Tone => format!("video-{ms}ms-{w}x{h}-tone.mp4"),
+            VideoAudio::Track(_) => {
+                format!(
+                    "clip-{}-{ms}ms.mp4",
+                    self.seq.fetch_add(1, Ordering::Relaxed)
+                )
+            }
+        };
+        self.register(&name, Recipe::Video { secs, w, h, audio });
+        name
+    }
+
+    /// Speech-like audio of `secs` seconds in `format`.
+    pub(crate) async fn speech(&self, secs: f64, format: AudioFormat) -> Result<Bytes, String> {
+        let ms = (secs * 1000.0).round() as u64;
+        let name = format!("speech-{ms}ms-{format:?}.{}", format.ext())
+            .replace([' ', '{', '}', ':', ','], "");
+        let item = self.register(&name, Recipe::Speech { secs, format });
+        self.bytes(&item).await
+    }
+
+    /// The bytes of an item, making them on first use.
+    pub(crate) async fn bytes(&self, item: &MediaItem) -> Result<Bytes, String> {
+        item.cell
+            .get_or_init(|| self.make(item.recipe.clone()))
+            .await
+            .clone()
+    }
+
+    fn tmp(&self, ext: &str) -> PathBuf {
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        self.dir.path().join(format!("tmp-{n}.{ext}"))
+    }
+
+    async fn ffmpeg(&self, args: Vec<String>, out: &PathBuf) -> Result<Bytes, String> {
+        let mut full: Vec<String> = vec![
+            "-y".into(),
+            "-hide_banner".into(),
+            "-v".into(),
+            "error".into(),
+        ];
+        full.extend(args);
+        full.push(out.display().to_string());
+        let program = self.ffmpeg.display().to_string();
+        let result = crate::media::run_tool(&program, &full, None, FFMPEG_TIMEOUT).await;
+        let bytes = match result {
+            Ok(_) => tokio::fs::read(out)
+                .await
+                .map(Bytes::from)
+                .map_err(|e| format!("reading ffmpeg output: {e}")),
+            Err(e) => Err(e.to_string()),
+        };
+        let _ = tokio::fs::remove_file(out).await;
+        bytes
+    }
+
+    fn tone(secs: f64, sample_rate: u32) -> String {
+        // A 180 Hz tone with a 3 Hz syllable-like envelope.
+        format!(
+            "aevalsrc=0.3*sin(2*PI*180*t)*(0.6+0.4*sin(2*PI*3*t)):s={sample_rate}:d={}",
+            fmt_secs(secs)
+        )
+    }
+
+    async fn make(&self, recipe: Recipe) -> Result<Bytes, String> {
+        let s = |x: &str| x.to_string();
+        match recipe {
+            Recipe::Image { w, h, jpeg } => {
+                let out = self.tmp(if jpeg { "jpg" } else { "png" });
+                let mut args = vec![
+                    s("-f"),
+                    s("lavfi"),
+                    s("-i"),
+                    format!("testsrc2=s={w}x{h}:r=1"),
+                    s("-frames:v"),
+                    s("1"),
+                ];
+                if jpeg {
+                    args.extend([s("-q:v"), s("4")]);
+                }
+                self.ffmpeg(args, &out).await
+            }
+            Recipe::Speech { secs, format } => {
+                let (rate, tail, ext): (u32, Vec<String>, &str) = match format {
+                    AudioFormat::Mp3 { sample_rate, kbps } => {
+                        let rate = if self.mp3_encoder == "libshine" {
+                            44100
+                        } else {
+                            sample_rate
+                        };
+                        (
+                            rate,
+                            vec![
+                                s("-c:a"),
+                                s(self.mp3_encoder),
+                                s("-b:a"),
+                                format!("{kbps}k"),
+                                s("-f"),
+                                s("mp3"),
+                            ],
+                            "mp3",
+                        )
+                    }
+                    AudioFormat::Pcm { sample_rate } => (
+                        sample_rate,
+                        vec![s("-f"), s("s16le"), s("-c:a"), s("pcm_s16le")],
+                        "pcm",
+                    ),
+                    AudioFormat::Ulaw => (8000, vec![s("-f"), s("mulaw")], "ulaw"),
+                };
+                let out = self.tmp(ext);
+                let mut args = vec![s("-f"), s("lavfi"), s("-i"), Self::tone(secs, rate)];
+                args.extend([s("-ac"), s("1"), s("-ar"), rate.to_string()]);
+                args.extend(tail);
+                self.ffmpeg(args, &out).await
+            }
+            Recipe::Video { secs, w, h, audio } => {
+                let out = self.tmp("mp4");
+                let mut args = vec![
+                    s("-f"),
+                    s("lavfi"),
+                    s("-i"),
+                    format!("testsrc2=s={w}x{h}:r=25:d={}", fmt_secs(secs)),
+                ];
+                let mut track_file = None;
+                match &audio {
+                    VideoAudio::Silent => {}
+                    VideoAudio::Tone => {
+                        args.extend([s("-f"), s("lavfi"), s("-i"), Self::tone(secs, 44100)]);
+                    }
+                    VideoAudio::Track(bytes) => {
+                        let f = self.tmp("audio");
+                        tokio::fs::write(&f, bytes)
+                            .await
+                            .map_err(|e| format!("writing audio track: {e}"))?;
+                        args.extend([s("-i"), f.display().to_string()]);
+                        track_file = Some(f);
+                    }
+                }
+                args.extend([s("-map"), s("0:v")]);
+                if self.h264 {
+                    args.extend([
+                        s("-c:v"),
+                        s("libx264"),
+                        s("-preset"),
+                        s("ultrafast"),
+                        s("-pix_fmt"),
+                        s("yuv420p"),
+                    ]);
+                } else {
+                    args.extend([s("-c:v"), s("mpeg4"), s("-q:v"), s("5")]);
+                }
+                if !matches!(audio, VideoAudio::Silent) {
+                    args.extend([
+                        s("-map"),
+                        s("1:a:0"),
+                        s("-c:a"),
+                        s("aac"),
+                        s("-b:a"),
+                        s("96k"),
+                        s("-ar"),
+                        s("44100"),
+                        s("-af"),
+                        s("apad"),
+                    ]);
+                }
+                args.extend([s("-t"), fmt_secs(secs), s("-movflags"), s("+faststart")]);
+                let r = self.ffmpeg(args, &out).await;
+                if let Some(f) = track_file {
+                    let _ = tokio::fs::remove_file(f).await;
+                }
+                r
+            }
+        }
+    }
+
+    /// Measures bytes with ffprobe.
+    pub(crate) async fn probe_bytes(&self, bytes: Bytes) -> InputMedia {
+        if bytes.is_empty() {
+            return InputMedia::Unreadable("the file is empty".into());
+        }
+        let f = self.tmp("input");
+        if let Err(e) = tokio::fs::write(&f, &bytes).await {
+            return InputMedia::Unreadable(format!("could not store the input: {e}"));
+        }
+        let probed = crate::media::probe(&f).await;
+        let _ = tokio::fs::remove_file(&f).await;
+        match probed {
+            Ok(info) => InputMedia::Known {
+                bytes: Some(bytes),
+                duration: (info.duration > 0.0).then_some(info.duration),
+                dims: (info.width > 0 && info.height > 0).then_some((info.width, info.height)),
+            },
+            Err(_) => InputMedia::Unreadable("the file is not readable media".into()),
+        }
+    }
+
+    /// Learns what it can about an input URL: our own `/__media` files, `data:` URIs, and (when `fetch` is
+    /// on) other http(s) URLs.
+    pub(crate) async fn resolve(
+        &self,
+        url: &str,
+        http: &reqwest::Client,
+        fetch: bool,
+    ) -> InputMedia {
+        if let Some(rest) = url.strip_prefix("data:") {
+            return match decode_data_uri(rest) {
+                Ok(bytes) => self.probe_bytes(bytes).await,
+                Err(e) => InputMedia::Unreadable(e),
+            };
+        }
+        let Ok(parsed) = url::Url::parse(url) else {
+            return InputMedia::Unknown;
+        };
+        if let Some(name) = parsed.path().strip_prefix("/__media/")
+            && let Some(item) = self.get(name)
+        {
+            return match self.bytes(&item).await {
+                Ok(bytes) => InputMedia::Known {
+                    bytes: Some(bytes),
+                    duration: item.duration,
+                    dims: item.dims,
+                },
+                Err(e) => InputMedia::Unreadable(e),
+            };
+        }
+        if !fetch || !matches!(parsed.scheme(), "http" | "https") {
+            return InputMedia::Unknown;
+        }
+        match fetch_capped(http, url).await {
+            Some(bytes) => self.probe_bytes(bytes).await,
+            None => InputMedia::Unknown,
+        }
+    }
+}
+
+async fn fetch_capped(http: &reqwest::Client, url: &str) -> Option<Bytes> {
+    let mut resp = http.get(url).send().await.ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    let mut buf = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        buf.extend_from_slice(&chunk);
+        if buf.len() > INPUT_CAP {
+            return None;
+        }
+    }
+    Some(Bytes::from(buf))
+}
+
+/// Decodes the part of a `data:` URI after `data:`.
+pub(crate) fn decode_data_uri(rest: &str) -> Result<Bytes, String> {
+    let (meta, payload) = rest.split_once(',').ok_or("malformed data URI")?;
+    if meta.ends_with(";base64") {
+        decode_base64(payload).map(Bytes::from)
+    } else {
+        Ok(Bytes::from(
+            url::form_urlencoded::parse(payload.as_bytes())
+                .map(|(k, _)| k.into_owned())
+                .collect::<String>()
+                .into_bytes(),
+        ))
+    }
+}
+
+/// Standard base64, padding optional.
+pub(crate) fn decode_base64(s: &str) -> Result<Vec<u8>, String> {
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    if s.len() > INPUT_CAP * 4 / 3 {
+        return Err("the payload is too large".into());
+    }
+    engine
+        .decode(s.trim())
+        .map_err(|e| format!("invalid base64: {e}"))
+}
+
+/// Width and height of a PNG or JPEG, read from its header.
+pub(crate) fn image_dims(b: &[u8]) -> Option<(u32, u32)> {
+    if b.len() >= 24 && b.starts_with(b"\x89PNG\r\n\x1a\n") {
+        let w = u32::from_be_bytes([b[16], b[17], b[18], b[19]]);
+        let h = u32::from_be_bytes([b[20], b[21], b[22], b[23]]);
+        return Some((w, h));
+    }
+    if b.len() > 4 && b[0] == 0xFF && b[1] == 0xD8 {
+        let mut i = 2;
+        while i + 9 < b.len() {
+            if b[i] != 0xFF {
+                i += 1;
+                continue;
+            }
+            let marker = b[i + 1];
+            if marker == 0xD8 || marker == 0x01 || (0xD0..=0xD7).contains(&marker) || marker == 0xFF
+            {
+                i += if marker == 0xFF { 1 } else { 2 };
+                continue;
+            }
+            let len = u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
+            let sof = matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
+            if sof {
+                let h = u16::from_be_bytes([b[i + 5], b[i + 6]]) as u32;
+                let w = u16::from_be_bytes([b[i + 7], b[i + 8]]) as u32;
+                return Some((w, h));
+            }
+            i += 2 + len;
+        }
+    }
+    None
+}
+
+/// A 640-wide-ish frame size following an aspect ratio (even sides, height 360 for landscape).
+pub(crate) fn video_dims_for(aspect: Option<(u32, u32)>) -> (u32, u32) {
+    let Some((w, h)) = aspect.filter(|(w, h)| *w > 0 && *h > 0) else {
+        return (640, 360);
+    };
+    let even = |x: f64| ((x / 2.0).round() as u32).clamp(64, 640) * 2;
+    if w >= h {
+        (even(360.0 * w as f64 / h as f64), 360)
+    } else {
+        (360, even(360.0 * h as f64 / w as f64))
+    }
+}
+
+fn s3_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    (status, [(header::CONTENT_TYPE, "application/xml")], body).into_response()
+}
+
+fn parse_range(headers: &HeaderMap, len: usize) -> Option<Result<(usize, usize), ()>> {
+    let v = headers.get(header::RANGE)?.to_str().ok()?;
+    let spec = v.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let r = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: usize = n.parse().ok()?;
+            if n == 0 {
+                return Some(Err(()));
+            }
+            (len.saturating_sub(n), len.saturating_sub(1))
+        }
+        (s, "") => (s.parse().ok()?, len.saturating_sub(1)),
+        (s, e) => {
+            let (s, e): (usize, usize) = (s.parse().ok()?, e.parse().ok()?);
+            (s, e.min(len.saturating_sub(1)))
+        }
+    };
+    if r.0 >= len || r.0 > r.1 {
+        return Some(Err(()));
+    }
+    Some(Ok(r))
+}
+
+/// Serves one media file, honouring `Range` and the media faults.
+pub(crate) async fn serve(
+    store: &MediaStore,
+    item: &MediaItem,
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    faults: &[FaultAction],
+) -> Response {
+    let bytes = match store.bytes(item).await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!("fakes: media generation failed: {e}");
+            return s3_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                "media generation failed",
+            );
+        }
+    };
+    let head = method == Method::HEAD;
+    for f in faults {
+        match f {
+            FaultAction::Error(e) => {
+                let status =
+                    StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let code = match e.status {
+                    403 => "AccessDenied",
+                    404 => "NoSuchKey",
+                    503 => "SlowDown",
+                    _ => "InternalError",
+                };
+                return s3_error(status, code, "injected fault");
+            }
+            FaultAction::Expired => {
+                return s3_error(StatusCode::FORBIDDEN, "AccessDenied", "Request has expired");
+            }
+            FaultAction::Html => {
+                return (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                    "<!DOCTYPE html><html><head><title>Error</title></head><body><h1>Something went wrong</h1></body></html>",
+                )
+                    .into_response();
+            }
+            FaultAction::MediaJson => {
+                return super::util::json(
+                    200,
+                    serde_json::json!({"error": "file not found", "code": 404}),
+                );
+            }
+            FaultAction::RangeNotSatisfiable => {
+                let mut r = s3_error(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "InvalidRange",
+                    "The requested range is not satisfiable",
+                );
+                if let Ok(v) = format!("bytes */{}", bytes.len()).parse() {
+                    r.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+                return r;
+            }
+            FaultAction::Redirect => {
+                let target = match uri.query() {
+                    Some(q) => format!("{}?{q}&hop=1", uri.path()),
+                    None => format!("{}?hop=1", uri.path()),
+                };
+                return (StatusCode::FOUND, [(header::LOCATION, target)]).into_response();
+            }
+            FaultAction::Truncate => {
+                let half = bytes.slice(0..bytes.len() / 2);
+                let full = bytes.len();
+                // The first half goes out (headers included) before the body fails and the connection closes.
+                let stream = futures::stream::iter(vec![Ok::<Bytes, std::io::Error>(half)]).chain(
+                    futures::stream::once(async {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        Err(std::io::Error::new(
+                            std::io::ErrorKind::ConnectionReset,
+                            "truncated by fault",
+                        ))
+                    }),
+                );
+                let mut r = Response::new(Body::from_stream(stream));
+                let h = r.headers_mut();
+                h.insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static(item.content_type),
+                );
+                if let Ok(v) = full.to_string().parse() {
+                    h.insert(header::CONTENT_LENGTH, v);
+                }
+                return r;
+            }
+            FaultAction::NoLength => {
+                let chunks: Vec<Result<Bytes, std::io::Error>> = bytes
+                    .chunks(16 * 1024)
+                    .map(|c| Ok(Bytes::copy_from_slice(c)))
+                    .collect();
+                let mut r = Response::new(Body::from_stream(futures::stream::iter(chunks)));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static(item.content_type),
+                );
+                return r;
+            }
+            FaultAction::Oversize => {
+                let head_bytes = bytes.clone();
+                let filler = Bytes::from(vec![0u8; 64 * 1024]);
+                let stream = futures::stream::iter(
+                    std::iter::once(head_bytes).chain(std::iter::repeat(filler)),
+                )
+                .map(Ok::<Bytes, std::io::Error>);
+                let mut r = Response::new(Body::from_stream(stream));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static(item.content_type),
+                );
+                return r;
+            }
+            _ => {}
+        }
+    }
+    let ignore_range = faults.iter().any(|f| matches!(f, FaultAction::IgnoreRange));
+    let range = if ignore_range {
+        None
+    } else {
+        parse_range(headers, bytes.len())
+    };
+    let (status, body, content_range) = match range {
+        Some(Err(())) => {
+            let mut r = s3_error(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "InvalidRange",
+                "The requested range is not satisfiable",
+            );
+            if let Ok(v) = format!("bytes */{}", bytes.len()).parse() {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return r;
+        }
+        Some(Ok((a, b))) => (
+            StatusCode::PARTIAL_CONTENT,
+            bytes.slice(a..=b),
+            Some(format!("bytes {a}-{b}/{}", bytes.len())),
+        ),
+        None => (StatusCode::OK, bytes, None),
+    };
+    let len = body.len();
+    let mut r = if head {
+        Response::new(Body::empty())
+    } else {
+        Response::new(Body::from(body))
+    };
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(item.content_type),
+    );
+    h.insert(
+        header::ACCEPT_RANGES,
+        header::HeaderValue::from_static("bytes"),
+    );
+    if let Ok(v) = len.to_string().parse() {
+        h.insert(header::CONTENT_LENGTH, v);
+    }
+    if let Some(cr) = content_range
+        && let Ok(v) = cr.parse()
+    {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_formats_parse() {
+        assert_eq!(
+            AudioFormat::parse("mp3_44100_128"),
+            Some(AudioFormat::Mp3 {
+                sample_rate: 44100,
+                kbps: 128
+            })
+        );
+        assert_eq!(
+            AudioFormat::parse("pcm_16000"),
+            Some(AudioFormat::Pcm { sample_rate: 16000 })
+        );
+        assert_eq!(AudioFormat::parse("mp3_44100_999"), None);
+        assert_eq!(AudioFormat::parse("flac"), None);
+    }
+
+    #[test]
+    fn png_dims_and_video_sizes() {
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+        png.extend_from_slice(&1024u32.to_be_bytes());
+        png.extend_from_slice(&576u32.to_be_bytes());
+        assert_eq!(image_dims(&png), Some((1024, 576)));
+        assert_eq!(video_dims_for(Some((1024, 576))), (640, 360));
+        assert_eq!(video_dims_for(Some((576, 1024))), (360, 640));
+        assert_eq!(video_dims_for(None), (640, 360));
+    }
+
+    #[test]
+    fn data_uris_decode() {
+        assert_eq!(
+            decode_data_uri("audio/mpeg;base64,SUQz").ok(),
+            Some(Bytes::from_static(b"ID3"))
+        );
+        assert!(decode_data_uri("audio/mpeg;base64,@@@").is_err());
+        assert!(decode_data_uri("nocomma").is_err());
+    }
+}

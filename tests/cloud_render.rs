@@ -1,0 +1,272 @@
+//! The cloud pipeline end to end against the provider sandbox (`devatar::fakes`) over real HTTP: one paid call
+//! per step, nothing repeated on re-render, only the changed scene's speech and lip-sync after an edit, and a
+//! killed render resumed by the stored provider ids.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::safetensors::{kohya_flux, safetensors};
+use common::*;
+use devatar::fakes::{FakeConfig, FakeKeys, FakeServer, LatencyProfile, spawn};
+use serde_json::{Value, json};
+
+const FAL_KEY: &str = "fal-test-key";
+const EL_KEY: &str = "el-test-key";
+const KLING_ACCESS: &str = "kling-access";
+const KLING_SECRET: &str = "kling-secret";
+const SYNC_KEY: &str = "sync-test-key";
+const VOICE: &str = "21m00Tcm4TlvDq8ikWAM";
+
+async fn fakes(latency: LatencyProfile) -> FakeServer {
+    let keys = FakeKeys {
+        fal: Some(FAL_KEY.into()),
+        elevenlabs: Some(EL_KEY.into()),
+        kling_access_key: Some(KLING_ACCESS.into()),
+        kling_secret_key: Some(KLING_SECRET.into()),
+        synclabs: Some(SYNC_KEY.into()),
+    };
+    spawn(
+        FakeConfig::default()
+            .with_keys(keys)
+            .with_latency(latency, 0.02),
+    )
+    .await
+    .unwrap()
+}
+
+/// Serves a Flux LoRA trained on TOK_DEVEN; returns its URL.
+async fn serve_lora() -> String {
+    let flux = safetensors(
+        &kohya_flux(16),
+        Some(json!({"ss_network_dim": "16", "ss_network_alpha": "16",
+                    "ss_tag_frequency": "{\"10_TOK_DEVEN\": {\"TOK_DEVEN\": 12}}"})),
+    );
+    let app = axum::Router::new().route(
+        "/deven.safetensors",
+        axum::routing::get(move || async move { flux }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/deven.safetensors")
+}
+
+/// The demo project with a LoRA and a voice on its identity.
+fn project(dir: &Path, lora_url: &str) -> std::path::PathBuf {
+    let demo = std::fs::read_to_string(repo().join("examples/demo.toml")).unwrap();
+    let with_lora = demo.replacen(
+        "lora_scale = 0.95",
+        &format!("lora_scale = 0.95\nlora_url = \"{lora_url}\"\nvoice_id = \"{VOICE}\""),
+        1,
+    );
+    assert_ne!(with_lora, demo, "the demo identity changed shape");
+    let path = dir.join("cloud.toml");
+    std::fs::write(&path, with_lora).unwrap();
+    path
+}
+
+/// `devatar render FILE --providers cloud --json` with every base URL at the fakes.
+fn render(cwd: &Path, file: &Path, base: &str, routes: &[(&str, &str)]) -> Command {
+    let mut cmd = command(
+        cwd,
+        &[
+            "render",
+            file.to_str().unwrap(),
+            "--data",
+            "data",
+            "--providers",
+            "cloud",
+            "--json",
+        ],
+    );
+    cmd.env("FAL_KEY", FAL_KEY)
+        .env("ELEVENLABS_API_KEY", EL_KEY)
+        .env("KLING_ACCESS_KEY", KLING_ACCESS)
+        .env("KLING_SECRET_KEY", KLING_SECRET)
+        .env("SYNCLABS_API_KEY", SYNC_KEY)
+        .env("FAL_BASE_URL", base)
+        .env("ELEVENLABS_BASE_URL", base)
+        .env("KLING_BASE_URL", base)
+        .env("SYNCLABS_BASE_URL", base)
+        .env("DEVATAR_ALLOW_PRIVATE_URLS", "1")
+        .env("DEVATAR_PROVIDER_TIME_SCALE", "0.01")
+        .envs(routes.iter().copied());
+    cmd
+}
+
+fn json_of(out: &std::process::Output) -> Value {
+    assert!(
+        out.status.success(),
+        "render failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn stat(stats: &std::collections::BTreeMap<String, u64>, key: &str) -> u64 {
+    stats.get(key).copied().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloud_render_pays_once_per_step_and_never_twice() {
+    let fake = fakes(LatencyProfile::Fast).await;
+    let lora = serve_lora().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = project(dir.path(), &lora);
+    let base = fake.base_url();
+
+    // Direct Kling and Sync (their keys are set), Fal for the stills, ElevenLabs for speech.
+    let doc = json_of(&render(dir.path(), &file, &base, &[]).output().unwrap());
+    let stats = fake.stats();
+    assert_eq!(stat(&stats, "elevenlabs.tts"), 3, "{stats:?}");
+    assert_eq!(stat(&stats, "fal.submit"), 3, "{stats:?}");
+    assert_eq!(stat(&stats, "kling.submit"), 3, "{stats:?}");
+    assert_eq!(stat(&stats, "sync.submit"), 3, "{stats:?}");
+    let scenes = doc["scenes"].as_array().unwrap();
+    for s in scenes {
+        assert_eq!(s["mode"], "digital-twin", "{s}");
+        let providers: Vec<&str> = s["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|st| st["provider"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            &providers[..4],
+            ["elevenlabs", "fal-ai/flux-lora", "kling", "synclabs"],
+            "{s}"
+        );
+        // The scene lasts as long as its speech (plus the crossfade tail), whatever the clip length.
+        let speech = s["speechSeconds"].as_f64().unwrap();
+        let length = s["durationSeconds"].as_f64().unwrap();
+        assert!((length - speech - 0.3).abs() < 0.3, "{speech} vs {length}");
+    }
+    assert!(
+        doc["costUsd"].as_f64().unwrap() > 0.5,
+        "costs are recorded: {doc}"
+    );
+    let (_, _, w, h, duration) = probe(&dir.path().join(doc["output"].as_str().unwrap()));
+    assert_eq!((w, h), (1280, 720));
+    assert!(duration > 10.0);
+    let vtt = std::fs::read_to_string(dir.path().join("data/devatar-demo.vtt")).unwrap();
+    assert!(vtt.contains("WEBVTT") && vtt.contains("Deven"), "{vtt}");
+
+    // Unchanged: nothing is submitted again.
+    fake.reset();
+    let again = json_of(&render(dir.path(), &file, &base, &[]).output().unwrap());
+    assert_eq!(again["providerCalls"], 0);
+    let stats = fake.stats();
+    for key in [
+        "elevenlabs.tts",
+        "fal.submit",
+        "kling.submit",
+        "sync.submit",
+    ] {
+        assert_eq!(stat(&stats, key), 0, "{key}: {stats:?}");
+    }
+
+    // One dialogue edit (same duration bucket): one TTS and one lip-sync submit.
+    let text = std::fs::read_to_string(&file).unwrap().replacen(
+        "Thanks for watching, and see you in the next scene.",
+        "Thanks for watching, and see you in the next one.",
+        1,
+    );
+    std::fs::write(&file, text).unwrap();
+    fake.reset();
+    json_of(&render(dir.path(), &file, &base, &[]).output().unwrap());
+    let stats = fake.stats();
+    assert_eq!(stat(&stats, "elevenlabs.tts"), 1, "{stats:?}");
+    assert_eq!(stat(&stats, "sync.submit"), 1, "{stats:?}");
+    assert_eq!(stat(&stats, "fal.submit"), 0, "{stats:?}");
+    assert_eq!(stat(&stats, "kling.submit"), 0, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_fal_key_drives_the_whole_pipeline() {
+    let fake = fakes(LatencyProfile::Fast).await;
+    let lora = serve_lora().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = project(dir.path(), &lora);
+    let base = fake.base_url();
+    let routes = [
+        ("DEVATAR_VIDEO_ROUTE", "fal"),
+        ("DEVATAR_LIPSYNC_ROUTE", "fal"),
+    ];
+    let doc = json_of(&render(dir.path(), &file, &base, &routes).output().unwrap());
+    let stats = fake.stats();
+    assert_eq!(stat(&stats, "fal.submit"), 9, "{stats:?}");
+    assert_eq!(stat(&stats, "kling.submit"), 0, "{stats:?}");
+    assert_eq!(stat(&stats, "sync.submit"), 0, "{stats:?}");
+    let steps = doc["scenes"][0]["steps"].as_array().unwrap();
+    assert_eq!(
+        steps[2]["provider"],
+        "fal-ai/kling-video/v2.1/standard/image-to-video"
+    );
+    assert_eq!(steps[3]["provider"], "fal-ai/sync-lipsync/v2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_render_resumes_provider_jobs_by_their_stored_ids() {
+    // Slow jobs, so the process is killed while Kling and Sync jobs are in flight.
+    let fake = fakes(LatencyProfile::Realistic).await;
+    let lora = serve_lora().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = project(dir.path(), &lora);
+    let base = fake.base_url();
+    let mut child = render(dir.path(), &file, &base, &[])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until every video job has been submitted, then kill -9.
+    for _ in 0..600 {
+        if stat(&fake.stats(), "kling.submit") >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(stat(&fake.stats(), "kling.submit"), 3);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let doc = json_of(&render(dir.path(), &file, &base, &[]).output().unwrap());
+    assert!(doc["output"].is_string());
+    let stats = fake.stats();
+    // Resumed by stored id: still one submit per paid step.
+    assert_eq!(stat(&stats, "kling.submit"), 3, "{stats:?}");
+    assert_eq!(stat(&stats, "fal.submit"), 3, "{stats:?}");
+    assert_eq!(stat(&stats, "sync.submit"), 3, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_stops_submission_with_a_clear_error() {
+    let fake = fakes(LatencyProfile::None).await;
+    let lora = serve_lora().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = project(dir.path(), &lora);
+    let text = std::fs::read_to_string(&file).unwrap().replacen(
+        "aspect_ratio = \"16:9\"",
+        "aspect_ratio = \"16:9\"\nbudget_usd = 0.5",
+        1,
+    );
+    std::fs::write(&file, text).unwrap();
+    let out = render(dir.path(), &file, &fake.base_url(), &[])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("budget") || doc.to_string().contains("budget"),
+        "{stderr}"
+    );
+    // The whole project costs about $3: with $0.50 most paid submits never happen.
+    let stats = fake.stats();
+    let submits = stat(&stats, "kling.submit") + stat(&stats, "sync.submit");
+    assert!(submits < 3, "{stats:?}");
+}
