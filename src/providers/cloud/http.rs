@@ -37,6 +37,8 @@ pub struct CallError {
     pub retry_after: Option<Duration>,
     /// The request may have reached the provider (anything but a refused connection or an HTTP answer).
     pub maybe_delivered: bool,
+    /// The error body, when it was JSON.
+    pub body: Value,
 }
 
 impl CallError {
@@ -55,6 +57,7 @@ impl CallError {
             message: kind.to_string(),
             retry_after: None,
             maybe_delivered: !e.is_connect(),
+            body: Value::Null,
         }
     }
 }
@@ -139,6 +142,24 @@ where
     B: Fn() -> RequestBuilder,
     C: Fn(StatusCode, &Value) -> ErrorClass,
 {
+    call_keeping_body(provider, attempts, repeat, job, build, classify)
+        .await
+        .map_err(|(e, _)| e)
+}
+
+/// [`call_with_retries`], also returning the JSON body of a terminal error (e.g. an id to adopt).
+pub async fn call_keeping_body<B, C>(
+    provider: &'static str,
+    attempts: u32,
+    repeat: Repeat,
+    job: &JobCtx,
+    build: B,
+    classify: C,
+) -> Result<Response, (ProviderError, Value)>
+where
+    B: Fn() -> RequestBuilder,
+    C: Fn(StatusCode, &Value) -> ErrorClass,
+{
     let mut failures = 0u32;
     let mut slot_waits = 0u32;
     loop {
@@ -147,18 +168,24 @@ where
             Err(e) => e,
         };
         if err.maybe_delivered && repeat == Repeat::Unsafe {
-            return Err(ProviderError::NeedsAttention(format!(
-                "{provider}: the submit {} after it may have reached the provider; submitting again could \
-                 pay twice",
-                err.message
-            )));
+            return Err((
+                ProviderError::NeedsAttention(format!(
+                    "{provider}: the submit {} after it may have reached the provider; submitting again \
+                     could pay twice",
+                    err.message
+                )),
+                err.body,
+            ));
         }
         match err.class {
             ErrorClass::Terminal => {
-                return Err(ProviderError::Rejected {
-                    provider,
-                    message: err.message,
-                });
+                return Err((
+                    ProviderError::Rejected {
+                        provider,
+                        message: err.message,
+                    },
+                    err.body,
+                ));
             }
             ErrorClass::WaitForSlot if slot_waits < 30 => {
                 slot_waits += 1;
@@ -178,10 +205,13 @@ where
             _ => {
                 failures += 1;
                 if failures >= attempts {
-                    return Err(ProviderError::Unavailable {
-                        provider,
-                        message: format!("{} (after {failures} attempts)", err.message),
-                    });
+                    return Err((
+                        ProviderError::Unavailable {
+                            provider,
+                            message: format!("{} (after {failures} attempts)", err.message),
+                        },
+                        err.body,
+                    ));
                 }
                 let wait = backoff_delay(
                     failures - 1,
@@ -220,6 +250,7 @@ where
         message: format!("HTTP {}: {}", status.as_u16(), reason(&body, &text)),
         retry_after,
         maybe_delivered: false,
+        body,
     })
 }
 

@@ -10,7 +10,9 @@ use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
-use super::http::{self, ErrorClass, MediaKind, Repeat, call_with_retries, client, json_body};
+use super::http::{
+    self, ErrorClass, MediaKind, Repeat, call_keeping_body, call_with_retries, client, json_body,
+};
 use super::{Cadence, CloudConfig, Secret};
 use crate::costs::PriceTable;
 use crate::providers::local::LocalMux;
@@ -163,7 +165,7 @@ impl SyncLipSync {
                 ))
         };
         form()?;
-        let resp = call_with_retries(
+        let resp = call_keeping_body(
             PROVIDER,
             4,
             Repeat::Safe,
@@ -183,14 +185,18 @@ impl SyncLipSync {
         .await;
         let resp = match resp {
             Ok(r) => r,
-            Err(ProviderError::Rejected { message, .. })
-                if message.contains("IDEMPOTENCY_OUTCOME_UNKNOWN") =>
-            {
-                return Err(ProviderError::NeedsAttention(format!(
-                    "sync could not tell whether the earlier submit ran: {message}"
-                )));
+            Err((e, body)) => {
+                // IDEMPOTENCY_OUTCOME_UNKNOWN may name the generation it started: adopt it.
+                if let Some(id) = body.get("generationId").and_then(Value::as_str)
+                    && !id.trim().is_empty()
+                {
+                    job.note(format!(
+                        "synclabs: adopted generation {id} after an uncertain submit"
+                    ));
+                    return Ok(id.trim().to_string());
+                }
+                return Err(e);
             }
-            Err(e) => return Err(e),
         };
         let body = json_body(PROVIDER, resp).await?;
         body.get("id")
