@@ -585,7 +585,7 @@ async fn wait_for_run(http: &reqwest::Client, base: &str, token: &str, run_id: &
             .json()
             .await
             .unwrap();
-        if run["status"] != "running" {
+        if run["status"] != "running" && run["status"] != "queued" {
             return run;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;

@@ -122,6 +122,24 @@ enum Command {
         #[arg(long)]
         no_worker: bool,
     },
+    /// Run a pipeline worker: claims queued runs from the database (shared with `serve --no-worker`).
+    Worker {
+        /// Data folder (SQLite and media unless DATABASE_URL / S3 settings say otherwise).
+        #[arg(long, default_value = "devatar-data")]
+        data: PathBuf,
+        /// Runs executed at the same time.
+        #[arg(long, default_value_t = 2)]
+        slots: usize,
+        /// Seconds to let runs in progress finish on SIGTERM before giving them back to the queue.
+        #[arg(long, default_value_t = 30)]
+        grace: u64,
+    },
+    /// Apply database migrations and exit.
+    Migrate {
+        /// Data folder.
+        #[arg(long, default_value = "devatar-data")]
+        data: PathBuf,
+    },
     /// Run the provider sandbox: fake ElevenLabs, Fal, Kling and Sync Labs APIs on one local port.
     Fakes(crate::fakes::FakesArgs),
     /// Inspect LoRA files.
@@ -296,6 +314,8 @@ pub fn main() -> ExitCode {
                 providers,
                 json,
             } => estimate::run(&file, &providers, json),
+            Command::Worker { data, slots, grace } => server::worker(&data, slots, grace).await,
+            Command::Migrate { data } => server::migrate(&data).await,
             Command::Fakes(args) => crate::fakes::run(args)
                 .await
                 .map_err(|e| CliError::failed(format!("{e:#}"))),

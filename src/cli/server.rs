@@ -44,21 +44,74 @@ pub async fn serve(bind: SocketAddr, data: &Path, no_worker: bool) -> Result<(),
         .map_err(|e| CliError::failed(format!("cannot listen on {bind}: {e}")))?;
     let addr = listener.local_addr().map_err(CliError::failed)?;
     eprintln!("devatar listening on http://{addr}");
-    let runs = (!no_worker).then(|| crate::worker::RunService::new(storage.clone()));
+    // Runs are always queued here; without --no-worker this process also claims and executes them.
+    let runs = crate::worker::RunService::new(storage.clone());
     if !no_worker {
-        let dispatcher = crate::webhooks::Dispatcher::new(
-            storage.db.clone(),
-            crate::net::FetchGuard::from_env(),
-            std::time::Duration::from_secs(1),
-        );
-        tokio::spawn(dispatcher.run());
+        tokio::spawn(webhook_dispatcher(&storage).run());
+        tokio::spawn(runs.clone().work(
+            2,
+            std::time::Duration::from_secs(5),
+            Arc::new(tokio::sync::Notify::new()),
+        ));
     }
+    let runs = Some(runs);
     let state = AppState {
         storage,
         login_limiter: Arc::default(),
         runs,
     };
     serve_http(listener, state).await.map_err(CliError::failed)
+}
+
+fn webhook_dispatcher(storage: &Storage) -> crate::webhooks::Dispatcher {
+    crate::webhooks::Dispatcher::new(
+        storage.db.clone(),
+        crate::net::FetchGuard::from_env(),
+        std::time::Duration::from_secs(1),
+    )
+}
+
+/// `devatar worker`: claims queued runs until SIGTERM/SIGINT, then finishes or releases what it holds.
+pub async fn worker(data: &Path, slots: usize, grace: u64) -> Result<(), CliError> {
+    crate::media::require_tools(&crate::media::REQUIRED_TOOLS).map_err(CliError::missing_tool)?;
+    let storage = Storage::open(data).await.map_err(CliError::failed)?;
+    let runs = crate::worker::RunService::new(storage.clone());
+    tokio::spawn(webhook_dispatcher(&storage).run());
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let signal = stop.clone();
+    tokio::spawn(async move {
+        let term = async {
+            if let Ok(mut s) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
+                s.recv().await;
+            }
+        };
+        tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term => {} }
+        eprintln!("devatar worker: stopping (no new claims)");
+        signal.notify_one();
+    });
+    eprintln!(
+        "devatar worker {} ready ({slots} slots)",
+        std::process::id()
+    );
+    runs.work(slots, std::time::Duration::from_secs(grace), stop)
+        .await;
+    eprintln!("devatar worker: stopped");
+    Ok(())
+}
+
+/// `devatar migrate`: opens the database (applying migrations) and reports it.
+pub async fn migrate(data: &Path) -> Result<(), CliError> {
+    Storage::open(data).await.map_err(CliError::failed)?;
+    // Name the engine only, never the URL (it may hold a password).
+    let kind = if crate::app::database_url(data).starts_with("postgres") {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    println!("migrations applied ({kind})");
+    Ok(())
 }
 
 /// Creates an API token and prints it alone on the last line of stdout.

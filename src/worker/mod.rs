@@ -3,13 +3,14 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::task::AbortHandle;
 
 use crate::app::Storage;
 use crate::pipeline::{Event, Pipeline, PlannedScene, Progress, RenderOptions, RenderPlan};
 use crate::providers::Providers;
-use crate::storage::db::{DbError, SceneRecord};
+use crate::storage::db::{ClaimedRun, DbError, SceneRecord};
 
 /// A run could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +60,21 @@ pub struct RunService {
     owner: String,
     tasks: Mutex<HashMap<String, AbortHandle>>,
     events: tokio::sync::broadcast::Sender<RunEvent>,
+    wake: tokio::sync::Notify,
 }
+
+/// How long a claim lasts without renewal (`DEVATAR_LEASE_SECS`, default 15); renewed every third of it.
+/// A crashed worker's runs are rescued within this time.
+fn lease() -> Duration {
+    let secs = std::env::var("DEVATAR_LEASE_SECS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|s| (1..=3600).contains(s))
+        .unwrap_or(15);
+    Duration::from_secs(secs)
+}
+/// How often an idle worker looks for queued runs (a local start wakes it at once).
+const POLL: Duration = Duration::from_millis(500);
 
 impl RunService {
     /// A service using the local providers.
@@ -84,6 +99,7 @@ impl RunService {
             owner,
             tasks: Mutex::default(),
             events,
+            wake: tokio::sync::Notify::new(),
         })
     }
 
@@ -172,61 +188,164 @@ impl RunService {
         })
     }
 
-    /// Starts a run in the background and returns its id; `Busy` while one covering it is going.
+    /// Queues a run and returns its id; `Busy` while one covering it is queued or going. A worker (this
+    /// process's, or a `devatar worker`) claims it.
     pub async fn start(
         self: &Arc<Self>,
         project_id: &str,
         scene_id: Option<&str>,
     ) -> Result<String, StartError> {
-        let plan = self.load_plan(project_id, scene_id).await?;
+        // Validate now so the caller hears about a missing identity at once, not from the worker.
+        self.load_plan(project_id, scene_id).await?;
         let db = &self.storage.db;
         let scope = scene_id.unwrap_or("");
         if let Some(active) = db.active_run_for(project_id, scope).await? {
             return Err(StartError::Busy(active));
         }
-        let run_id = db.create_run(project_id, scope, &self.owner).await?;
-        let this = self.clone();
-        let id = run_id.clone();
-        let assemble = scene_id.is_none();
-        let handle = tokio::spawn(async move {
-            let report = this
-                .pipeline
-                .execute(&id, plan, RenderOptions::default(), assemble)
-                .await;
-            let (status, error) = if report.failures.is_empty() {
-                ("succeeded", None)
-            } else {
-                (
-                    "failed",
-                    Some(
-                        report
-                            .failures
-                            .iter()
-                            .map(|(_, e)| e.clone())
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                    ),
-                )
-            };
-            let _ = this
-                .storage
-                .db
-                .finish_run(&id, status, error.as_deref())
-                .await;
-            crate::webhooks::enqueue_run_finished(&this.storage.db, &id).await;
-            let _ = this.events.send(RunEvent::Finished {
-                run_id: id.clone(),
-                status: status.into(),
-            });
-            let _ = tokio::fs::remove_dir_all(this.storage.work_dir().join(&id)).await;
-            if let Ok(mut tasks) = this.tasks.lock() {
-                tasks.remove(&id);
+        let run_id = db.enqueue_run(project_id, scope).await?;
+        self.wake.notify_one();
+        Ok(run_id)
+    }
+
+    /// Claims and executes queued runs until `stop` is notified, at most `slots` at a time; then waits up to
+    /// `grace` for the runs in progress and gives the rest back to the queue.
+    pub async fn work(
+        self: Arc<Self>,
+        slots: usize,
+        grace: Duration,
+        stop: Arc<tokio::sync::Notify>,
+    ) {
+        let mut running = tokio::task::JoinSet::new();
+        let mut leases: HashMap<tokio::task::Id, (String, String)> = HashMap::new();
+        let stopped = stop.notified();
+        tokio::pin!(stopped);
+        loop {
+            while running.len() < slots.max(1) {
+                match self
+                    .storage
+                    .db
+                    .claim_run(&self.owner, lease().as_millis() as i64)
+                    .await
+                {
+                    Ok(Some(claim)) => {
+                        let ids = (claim.id.clone(), claim.token.clone());
+                        let handle = running.spawn(self.clone().execute_claimed(claim));
+                        leases.insert(handle.id(), ids);
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!("claiming a run failed: {e}");
+                        break;
+                    }
+                }
             }
+            tokio::select! {
+                _ = &mut stopped => break,
+                _ = self.wake.notified() => {}
+                Some(done) = running.join_next_with_id(), if !running.is_empty() => {
+                    let id = match &done {
+                        Ok((id, ())) => *id,
+                        Err(e) => e.id(),
+                    };
+                    leases.remove(&id);
+                }
+                _ = tokio::time::sleep(POLL) => {}
+            }
+        }
+        // Stop claiming; let runs in progress finish for a while, then release the rest.
+        let deadline = tokio::time::sleep(grace);
+        tokio::pin!(deadline);
+        while !running.is_empty() {
+            tokio::select! {
+                done = running.join_next_with_id() => {
+                    if let Some(Ok((id, ()))) = done { leases.remove(&id); }
+                }
+                _ = &mut deadline => break,
+            }
+        }
+        running.abort_all();
+        while running.join_next().await.is_some() {}
+        for (run_id, token) in leases.into_values() {
+            match self.storage.db.release_run(&run_id, &token).await {
+                Ok(true) => tracing::info!(run = %run_id, "released to the queue on shutdown"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(run = %run_id, "could not release: {e}"),
+            }
+        }
+    }
+
+    /// Executes a claimed run, renewing its lease; stops at once if the lease is lost or the run cancelled.
+    async fn execute_claimed(self: Arc<Self>, claim: ClaimedRun) {
+        let db = self.storage.db.clone();
+        let id = claim.id.clone();
+        let scene = (!claim.scene_id.is_empty()).then_some(claim.scene_id.as_str());
+        let plan = match self.load_plan(&claim.project_id, scene).await {
+            Ok(plan) => plan,
+            Err(e) => {
+                let _ = db.finish_run(&id, "failed", Some(&e.to_string())).await;
+                self.finished(&id, "failed").await;
+                return;
+            }
+        };
+        let assemble = scene.is_none();
+        let this = self.clone();
+        let run_id = id.clone();
+        let work = tokio::spawn(async move {
+            this.pipeline
+                .execute(&run_id, plan, RenderOptions::default(), assemble)
+                .await
         });
         if let Ok(mut tasks) = self.tasks.lock() {
-            tasks.insert(run_id.clone(), handle.abort_handle());
+            tasks.insert(id.clone(), work.abort_handle());
         }
-        Ok(run_id)
+        let abort = work.abort_handle();
+        let renew = {
+            let db = db.clone();
+            let (id, token) = (id.clone(), claim.token.clone());
+            async move {
+                loop {
+                    tokio::time::sleep(lease() / 3).await;
+                    match db
+                        .renew_lease(&id, &token, lease().as_millis() as i64)
+                        .await
+                    {
+                        Ok(true) => {}
+                        Ok(false) => return,
+                        Err(e) => tracing::warn!(run = %id, "lease renewal failed: {e}"),
+                    }
+                }
+            }
+        };
+        let report = tokio::select! {
+            r = work => r.ok(),
+            () = renew => {
+                tracing::warn!(run = %id, "lease lost or run cancelled: stopping");
+                abort.abort();
+                None
+            }
+        };
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.remove(&id);
+        }
+        let _ = tokio::fs::remove_dir_all(self.storage.work_dir().join(&id)).await;
+        let Some(report) = report else { return };
+        let (status, error) = if report.failures.is_empty() {
+            ("succeeded", None)
+        } else {
+            let why: Vec<String> = report.failures.iter().map(|(_, e)| e.clone()).collect();
+            ("failed", Some(why.join("; ")))
+        };
+        let _ = db.finish_run(&id, status, error.as_deref()).await;
+        self.finished(&id, status).await;
+    }
+
+    /// Announces a finished run (webhook outbox + live subscribers).
+    async fn finished(&self, run_id: &str, status: &str) {
+        crate::webhooks::enqueue_run_finished(&self.storage.db, run_id).await;
+        let _ = self.events.send(RunEvent::Finished {
+            run_id: run_id.into(),
+            status: status.into(),
+        });
     }
 
     /// Live progress of every run in this process.
@@ -234,19 +353,17 @@ impl RunService {
         self.events.subscribe()
     }
 
-    /// Cancels a live run in this process; false when it is not running here.
+    /// Cancels a queued or running run: at once when this process runs it, otherwise its worker stops at
+    /// its next lease renewal. False when the run was not live.
     pub async fn cancel(&self, run_id: &str) -> Result<bool, DbError> {
-        let handle = self.tasks.lock().ok().and_then(|mut t| t.remove(run_id));
-        let Some(handle) = handle else {
+        if !self.storage.db.run_is_live(run_id).await? {
             return Ok(false);
-        };
-        handle.abort();
+        }
+        if let Some(handle) = self.tasks.lock().ok().and_then(|mut t| t.remove(run_id)) {
+            handle.abort();
+        }
         self.storage.db.cancel_run(run_id).await?;
-        crate::webhooks::enqueue_run_finished(&self.storage.db, run_id).await;
-        let _ = self.events.send(RunEvent::Finished {
-            run_id: run_id.into(),
-            status: "canceled".into(),
-        });
+        self.finished(run_id, "canceled").await;
         Ok(true)
     }
 }

@@ -8,6 +8,7 @@ mod catalog;
 mod identities;
 mod jobs;
 mod projects;
+mod queue;
 mod runs;
 mod webhooks;
 
@@ -22,6 +23,7 @@ pub use auth::TokenInfo;
 pub use catalog::{AssetInput, SceneInput};
 pub use identities::{Conflict, IdentityRecord};
 pub use projects::{LogFilter, LogRow, ProjectRecord, SceneRecord};
+pub use queue::ClaimedRun;
 pub use runs::{LogInput, RunRow, StepRow};
 pub use webhooks::{DeliveryStatus, PendingDelivery, Webhook};
 

@@ -393,7 +393,7 @@ impl Db {
         scene_id: &str,
     ) -> Result<Option<String>, DbError> {
         let row = sqlx::query(
-            "SELECT id FROM runs WHERE project_id = $1 AND status = 'running' AND (scene_id = $2 OR scene_id = '' OR $2 = '')
+            "SELECT id FROM runs WHERE project_id = $1 AND status IN ('queued', 'running') AND (scene_id = $2 OR scene_id = '' OR $2 = '')
              LIMIT 1",
         )
         .bind(project_id)

@@ -207,7 +207,7 @@ impl Db {
         .bind(run_id)
         .execute(&self.pool)
         .await?;
-        sqlx::query("UPDATE runs SET status = 'canceled', finished_at = $2 WHERE id = $1 AND status = 'running'")
+        sqlx::query("UPDATE runs SET status = 'canceled', finished_at = $2 WHERE id = $1 AND status IN ('queued', 'running')")
             .bind(run_id)
             .bind(now)
             .execute(&self.pool)
@@ -233,7 +233,10 @@ impl Db {
         status: &str,
         error: Option<&str>,
     ) -> Result<(), DbError> {
-        sqlx::query("UPDATE runs SET status = $2, error = $3, finished_at = $4 WHERE id = $1")
+        sqlx::query(
+            "UPDATE runs SET status = $2, error = $3, finished_at = $4, lease_token = NULL, lease_expires_at = NULL
+             WHERE id = $1 AND status IN ('queued', 'running')",
+        )
             .bind(run_id)
             .bind(status)
             .bind(error)

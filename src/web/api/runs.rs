@@ -1,5 +1,7 @@
 //! `/api/runs/{id}` and `/api/logs`.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::Deserialize;
@@ -159,7 +161,7 @@ pub async fn events(
             Sse_::default().event("step").data(data.to_string())
         })
         .collect();
-    let done = status != "running" || rx.is_none();
+    let done = !matches!(status.as_str(), "queued" | "running") || rx.is_none();
     if done {
         backlog.push_back(
             Sse_::default()
@@ -167,42 +169,67 @@ pub async fn events(
                 .data(json!({ "runId": id, "status": status }).to_string()),
         );
     }
+    let db = db.clone();
     let stream = futures::stream::unfold(
         (backlog, rx.take(), id, done),
-        |(mut backlog, mut rx, id, done)| async move {
-            if let Some(ev) = backlog.pop_front() {
-                return Some((Ok(ev), (backlog, rx, id, done)));
-            }
-            if done {
-                return None;
-            }
-            let receiver = rx.as_mut()?;
-            loop {
-                match receiver.recv().await {
-                    Ok(RunEvent::Step(e)) if e.run_id == id => {
-                        let (kind, cached, ms, reason) = match &e.kind {
-                            EventKind::Started => ("started", None, None, None),
-                            EventKind::Finished { cached, ms } => {
-                                ("finished", Some(*cached), Some(*ms), None)
+        move |(mut backlog, mut rx, id, done)| {
+            let db = db.clone();
+            async move {
+                if let Some(ev) = backlog.pop_front() {
+                    return Some((Ok(ev), (backlog, rx, id, done)));
+                }
+                if done {
+                    return None;
+                }
+                let receiver = rx.as_mut()?;
+                loop {
+                    // A run executed by another worker process sends no events here: check its stored status
+                    // every few seconds so the stream still ends when it does.
+                    let next = match tokio::time::timeout(Duration::from_secs(2), receiver.recv())
+                        .await
+                    {
+                        Ok(next) => next,
+                        Err(_) => match db.get_run(&id).await {
+                            Ok(Some((_, _, status, _, _, _)))
+                                if !matches!(status.as_str(), "queued" | "running") =>
+                            {
+                                let data = json!({ "runId": id, "status": status });
+                                return Some((
+                                    Ok(Sse_::default().event("finished").data(data.to_string())),
+                                    (backlog, rx, id, true),
+                                ));
                             }
-                            EventKind::Failed(r) => ("failed", None, None, Some(r.clone())),
-                        };
-                        let data = json!({ "sceneId": e.scene_id, "scene": e.scene, "step": e.step.as_str(), "event": kind,
+                            _ => continue,
+                        },
+                    };
+                    match next {
+                        Ok(RunEvent::Step(e)) if e.run_id == id => {
+                            let (kind, cached, ms, reason) = match &e.kind {
+                                EventKind::Started => ("started", None, None, None),
+                                EventKind::Finished { cached, ms } => {
+                                    ("finished", Some(*cached), Some(*ms), None)
+                                }
+                                EventKind::Failed(r) => ("failed", None, None, Some(r.clone())),
+                            };
+                            let data = json!({ "sceneId": e.scene_id, "scene": e.scene, "step": e.step.as_str(), "event": kind,
                                        "cached": cached, "ms": ms, "reason": reason });
-                        return Some((
-                            Ok(Sse_::default().event("step").data(data.to_string())),
-                            (backlog, rx, id, false),
-                        ));
+                            return Some((
+                                Ok(Sse_::default().event("step").data(data.to_string())),
+                                (backlog, rx, id, false),
+                            ));
+                        }
+                        Ok(RunEvent::Finished { run_id, status }) if run_id == id => {
+                            let data = json!({ "runId": run_id, "status": status });
+                            return Some((
+                                Ok(Sse_::default().event("finished").data(data.to_string())),
+                                (backlog, rx, id, true),
+                            ));
+                        }
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            continue;
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                     }
-                    Ok(RunEvent::Finished { run_id, status }) if run_id == id => {
-                        let data = json!({ "runId": run_id, "status": status });
-                        return Some((
-                            Ok(Sse_::default().event("finished").data(data.to_string())),
-                            (backlog, rx, id, true),
-                        ));
-                    }
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                 }
             }
         },
