@@ -270,3 +270,72 @@ async fn a_budget_stops_submission_with_a_clear_error() {
     let submits = stat(&stats, "kling.submit") + stat(&stats, "sync.submit");
     assert!(submits < 3, "{stats:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_test_looks_the_voice_up_with_an_elevenlabs_key() {
+    let fake = fakes(LatencyProfile::None).await;
+    let lora = serve_lora().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = project(dir.path(), &lora);
+    // A local render stores the project's identity in the data folder.
+    let out = command(
+        dir.path(),
+        &[
+            "render",
+            file.to_str().unwrap(),
+            "--data",
+            "data",
+            "--providers",
+            "local",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let test = |voice_key: &str| {
+        command(
+            dir.path(),
+            &[
+                "identity",
+                "test",
+                "deven-primary",
+                "--data",
+                "data",
+                "--json",
+            ],
+        )
+        .env("ELEVENLABS_API_KEY", voice_key)
+        .env("ELEVENLABS_BASE_URL", fake.base_url())
+        .env("DEVATAR_ALLOW_PRIVATE_URLS", "1")
+        .output()
+        .unwrap()
+    };
+    let ok = test(EL_KEY);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let report: Value = serde_json::from_slice(&ok.stdout).unwrap();
+    let lookup = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "voiceLookup")
+        .cloned()
+        .expect("voiceLookup check");
+    assert_eq!(lookup["ok"], true, "{report}");
+    assert_eq!(fake.stats()["elevenlabs.voices"], 1);
+    // A key the provider refuses fails the check, without printing the key.
+    let bad = test("wrong-key");
+    assert_eq!(bad.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&bad.stdout);
+    assert!(
+        text.contains("refused the API key") && !text.contains("wrong-key"),
+        "{text}"
+    );
+}
