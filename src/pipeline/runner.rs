@@ -113,6 +113,8 @@ pub struct Pipeline {
     /// Test hook: abort the process after this many executed steps (simulates `kill -9`).
     abort_after: Option<usize>,
     executed: AtomicUsize,
+    /// One lock per content key being executed (see `key_lock`).
+    key_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// LoRA header checks done by this pipeline, by URL + base model + trigger word.
     pub(super) lora_checks: tokio::sync::Mutex<HashMap<String, Result<(), String>>>,
 }
@@ -158,6 +160,7 @@ impl Pipeline {
             abort_after,
             executed: AtomicUsize::new(0),
             lora_checks: tokio::sync::Mutex::default(),
+            key_locks: Mutex::default(),
         }
     }
 
@@ -358,6 +361,24 @@ impl Pipeline {
                 .await;
                 return Ok((prepared.provider, out, true, 0.0));
             }
+            // One execution per content key at a time in this process: identical work in two scenes or two
+            // runs waits for the first and then reuses its output instead of paying again.
+            let key_lock = self.key_lock(&key);
+            let _held = key_lock.lock().await;
+            if let Some(out) = self.cached(&key).await {
+                self.db
+                    .step_succeeded(
+                        &row.id,
+                        &prepared.provider,
+                        &key,
+                        &serde_json::to_string(&out).unwrap_or_default(),
+                        true,
+                        0.0,
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                return Ok((prepared.provider, out, true, 0.0));
+            }
             self.progress.on(&event(EventKind::Started));
             self.db
                 .step_started(&row.id, &prepared.provider, &key)
@@ -477,6 +498,15 @@ impl Pipeline {
                 Err(reason)
             }
         }
+    }
+
+    /// The lock serialising executions of one content key (entries are dropped when nobody holds them).
+    fn key_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let Ok(mut locks) = self.key_locks.lock() else {
+            return Arc::default();
+        };
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        locks.entry(key.to_string()).or_default().clone()
     }
 
     /// A cached output whose objects all still exist.

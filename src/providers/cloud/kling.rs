@@ -353,6 +353,28 @@ impl KlingVideo {
                     .await?;
                 Ok((id, attempt))
             }
+            // The same work submitted elsewhere (another run or worker) already holds our external id: adopt it.
+            Err(ProviderError::Rejected { message, .. }) if message.contains("already exists") => {
+                match self.query(&job.stable_id(attempt), job).await? {
+                    Some(body) => {
+                        let id = body
+                            .pointer("/data/task_id")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string();
+                        job.note(format!(
+                            "kling: adopted task {id} already created for this work"
+                        ));
+                        self.record(job, tag, JobState::Submitted, attempt, Some(&id))
+                            .await?;
+                        Ok((id, attempt))
+                    }
+                    None => Err(ProviderError::Rejected {
+                        provider: PROVIDER,
+                        message,
+                    }),
+                }
+            }
             Err(ProviderError::NeedsAttention(_)) => {
                 // Reconcile at once: the external id tells whether Kling created the task.
                 match self.query(&job.stable_id(attempt), job).await? {
