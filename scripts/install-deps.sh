@@ -10,6 +10,11 @@ command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+if [ "${1:-}" = "--test" ]; then
+  # The browser tests drive Debian's Chromium through its chromedriver (tests/ui_browser.rs).
+  [ -x /usr/bin/chromium ] || need+=(chromium)
+  [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+fi
 
 if [ "${#need[@]}" -gt 0 ]; then
   sudo=""

@@ -337,6 +337,10 @@ impl Pipeline {
                 &prepared.params,
                 &input_refs,
             );
+            // One execution per content key at a time in this process: identical work in two scenes or two
+            // runs waits for the first and then reuses its output instead of paying again.
+            let key_lock = self.key_lock(&key);
+            let _held = key_lock.lock().await;
             if let Some(out) = self.cached(&key).await {
                 self.db
                     .step_succeeded(
@@ -359,24 +363,6 @@ impl Pipeline {
                     None,
                 )
                 .await;
-                return Ok((prepared.provider, out, true, 0.0));
-            }
-            // One execution per content key at a time in this process: identical work in two scenes or two
-            // runs waits for the first and then reuses its output instead of paying again.
-            let key_lock = self.key_lock(&key);
-            let _held = key_lock.lock().await;
-            if let Some(out) = self.cached(&key).await {
-                self.db
-                    .step_succeeded(
-                        &row.id,
-                        &prepared.provider,
-                        &key,
-                        &serde_json::to_string(&out).unwrap_or_default(),
-                        true,
-                        0.0,
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
                 return Ok((prepared.provider, out, true, 0.0));
             }
             self.progress.on(&event(EventKind::Started));

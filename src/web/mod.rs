@@ -3,6 +3,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -102,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         .merge(protected)
         .merge(public)
         .merge(utoipa_swagger_ui::SwaggerUi::new("/api/docs").url("/api/openapi.json", doc))
+        .merge(ui::router(state.clone()))
         // JSON bodies keep axum's default 2 MB limit; uploads lift it and enforce per-kind limits.
         .with_state(state)
 }

@@ -17,7 +17,7 @@ use super::http::{
 };
 use super::{Cadence, Secret};
 use crate::costs::PriceTable;
-use crate::providers::local::{LocalMux, PortraitStill};
+use crate::providers::local::PortraitStill;
 use crate::providers::{
     ImageGen, ImageRequest, ImageToVideo, JobCtx, JobState, LipSync, LipSyncRequest, ProviderError,
     ProviderJob, VideoRequest,
@@ -621,19 +621,7 @@ impl LipSync for FalSync {
         let synced = work_dir.join("fal-sync.mp4");
         http::download(PROVIDER, &url, &synced, MediaKind::Video, 500 << 20).await?;
         job.add_cost(self.prices.lipsync(speech));
-        // Fit to exactly speech + tail with the original audio (the crossfade needs the tail).
-        let fitted = work_dir.join("fitted");
-        tokio::fs::create_dir_all(&fitted).await?;
-        LocalMux
-            .apply(
-                &LipSyncRequest {
-                    video: synced,
-                    ..req.clone()
-                },
-                &fitted,
-                job,
-            )
-            .await
+        super::fit_to_speech(synced, req, work_dir, job).await
     }
 }
 

@@ -219,21 +219,8 @@ impl ImageToVideo for KlingVideo {
             }
             Some(j) if j.state == JobState::Submitting => {
                 // The last submit's outcome is unknown: look our external id up before anything else.
-                let external = job.stable_id(j.attempt);
-                match self.query(&external, job).await? {
-                    Some(body) => {
-                        let id = body
-                            .pointer("/data/task_id")
-                            .and_then(Value::as_str)
-                            .unwrap_or(&external)
-                            .to_string();
-                        job.note(format!(
-                            "kling: adopted task {id} found by external id {external}"
-                        ));
-                        self.record(job, &tag, JobState::Submitted, j.attempt, Some(&id))
-                            .await?;
-                        (id, j.attempt)
-                    }
+                match self.adopt(job, &tag, j.attempt).await? {
+                    Some(id) => (id, j.attempt),
                     None => self.submit_new(req, seconds, j.attempt, &tag, job).await?,
                 }
             }
@@ -326,6 +313,30 @@ impl KlingVideo {
         job.save(tag, &record).await.map_err(ProviderError::Invalid)
     }
 
+    /// Looks our external id up; when Kling has the task, records it as ours and returns its id.
+    async fn adopt(
+        &self,
+        job: &JobCtx,
+        tag: &str,
+        attempt: u32,
+    ) -> Result<Option<String>, ProviderError> {
+        let external = job.stable_id(attempt);
+        let Some(body) = self.query(&external, job).await? else {
+            return Ok(None);
+        };
+        let id = body
+            .pointer("/data/task_id")
+            .and_then(Value::as_str)
+            .unwrap_or(&external)
+            .to_string();
+        job.note(format!(
+            "kling: adopted task {id} found by external id {external}"
+        ));
+        self.record(job, tag, JobState::Submitted, attempt, Some(&id))
+            .await?;
+        Ok(Some(id))
+    }
+
     async fn submit_new(
         &self,
         req: &VideoRequest,
@@ -353,46 +364,26 @@ impl KlingVideo {
                     .await?;
                 Ok((id, attempt))
             }
-            // The same work submitted elsewhere (another run or worker) already holds our external id: adopt it.
+            // The same work submitted elsewhere (another run or worker) already holds our external id, or
+            // the submit broke off after it may have reached Kling: the external id tells which task is ours.
             Err(ProviderError::Rejected { message, .. }) if message.contains("already exists") => {
-                match self.query(&job.stable_id(attempt), job).await? {
-                    Some(body) => {
-                        let id = body
-                            .pointer("/data/task_id")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string();
-                        job.note(format!(
-                            "kling: adopted task {id} already created for this work"
-                        ));
-                        self.record(job, tag, JobState::Submitted, attempt, Some(&id))
-                            .await?;
-                        Ok((id, attempt))
-                    }
+                match self.adopt(job, tag, attempt).await? {
+                    Some(id) => Ok((id, attempt)),
                     None => Err(ProviderError::Rejected {
                         provider: PROVIDER,
                         message,
                     }),
                 }
             }
-            Err(ProviderError::NeedsAttention(_)) => {
-                // Reconcile at once: the external id tells whether Kling created the task.
-                match self.query(&job.stable_id(attempt), job).await? {
-                    Some(body) => {
-                        let id = body
-                            .pointer("/data/task_id")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string();
-                        self.record(job, tag, JobState::Submitted, attempt, Some(&id)).await?;
-                        Ok((id, attempt))
-                    }
-                    None => Err(ProviderError::Unavailable {
-                        provider: PROVIDER,
-                        message: "the submit broke off and Kling has no task with our id; run again to retry".into(),
-                    }),
-                }
-            }
+            Err(ProviderError::NeedsAttention(_)) => match self.adopt(job, tag, attempt).await? {
+                Some(id) => Ok((id, attempt)),
+                None => Err(ProviderError::Unavailable {
+                    provider: PROVIDER,
+                    message:
+                        "the submit broke off and Kling has no task with our id; run again to retry"
+                            .into(),
+                }),
+            },
             Err(e) => {
                 self.record(job, tag, JobState::Failed, attempt, None)
                     .await?;

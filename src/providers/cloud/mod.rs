@@ -217,6 +217,29 @@ pub fn providers(cfg: &CloudConfig, choice: ProviderChoice) -> Result<Providers,
     Ok(p)
 }
 
+/// Fits a provider's lip-synced clip to exactly speech + tail with the original audio (the crossfade needs
+/// the tail, and a provider clip may end early or late).
+pub(crate) async fn fit_to_speech(
+    synced: std::path::PathBuf,
+    req: &crate::providers::LipSyncRequest,
+    work_dir: &std::path::Path,
+    job: &crate::providers::JobCtx,
+) -> Result<std::path::PathBuf, crate::providers::ProviderError> {
+    use crate::providers::LipSync;
+    let fitted = work_dir.join("fitted");
+    tokio::fs::create_dir_all(&fitted).await?;
+    local::LocalMux
+        .apply(
+            &crate::providers::LipSyncRequest {
+                video: synced,
+                ..req.clone()
+            },
+            &fitted,
+            job,
+        )
+        .await
+}
+
 /// A polling schedule: first wait, interval growing by `growth` up to `cap`, a warning time and a deadline,
 /// all scaled by `DEVATAR_PROVIDER_TIME_SCALE`.
 #[derive(Debug, Clone)]

@@ -15,7 +15,6 @@ use super::http::{
 };
 use super::{Cadence, CloudConfig, Secret};
 use crate::costs::PriceTable;
-use crate::providers::local::LocalMux;
 use crate::providers::{JobCtx, JobState, LipSync, LipSyncRequest, ProviderError, ProviderJob};
 
 const PROVIDER: &str = "synclabs";
@@ -323,19 +322,7 @@ impl LipSync for SyncLipSync {
         self.record(job, JobState::Completed, attempt, Some(&id))
             .await?;
         job.add_cost(self.prices.lipsync(speech));
-        // Fit to exactly speech + tail with the original audio (the crossfade needs the tail).
-        let fitted = work_dir.join("fitted");
-        tokio::fs::create_dir_all(&fitted).await?;
-        LocalMux
-            .apply(
-                &LipSyncRequest {
-                    video: synced,
-                    ..req.clone()
-                },
-                &fitted,
-                job,
-            )
-            .await
+        super::fit_to_speech(synced, req, work_dir, job).await
     }
 }
 

@@ -10,6 +10,7 @@ mod jobs;
 mod projects;
 mod queue;
 mod runs;
+pub mod ui;
 mod webhooks;
 
 use std::path::Path;

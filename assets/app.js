@@ -1,0 +1,140 @@
+// devatar UI enhancements (plain JavaScript, no build step). Every page works without this file:
+// it adds live progress (Server-Sent Events from /api/runs/{id}/events, no polling), drag-and-drop
+// upload and the live log tail. When a run ends, the live region is fetched once and swapped in.
+(function () {
+  "use strict";
+
+  var watching = {};
+
+  function root() {
+    return (document.body && document.body.getAttribute("data-root")) || "./";
+  }
+
+  function stateOf(event) {
+    if (event === "started") return "running";
+    if (event === "finished") return "succeeded";
+    return "failed";
+  }
+
+  function setStatus(el, word) {
+    if (!el) return;
+    el.textContent = word;
+    el.setAttribute("data-status", word);
+  }
+
+  // One step event: update the scene's status badge, its step chips/rows and its progress bar.
+  function markStep(d) {
+    if (!d.sceneId) {
+      if (d.event === "started") setStatus(document.getElementById("project-status"), "generating");
+      return;
+    }
+    var scopes = document.querySelectorAll('[data-scene="' + d.sceneId + '"]');
+    Array.prototype.forEach.call(scopes, function (scope) {
+      if (d.event === "started" || d.event === "finished") {
+        var badge = scope.querySelector(".scene-status");
+        if (badge && badge.getAttribute("data-status") !== "generating") setStatus(badge, "generating");
+      }
+      var state = stateOf(d.event);
+      Array.prototype.forEach.call(scope.querySelectorAll('[data-step="' + d.step + '"]'), function (el) {
+        el.setAttribute("data-state", state);
+        var cell = el.querySelector(".step-state");
+        if (cell) cell.textContent = state + (d.cached ? " (cached)" : "");
+      });
+      var bar = scope.querySelector("progress.steps-progress");
+      if (bar) bar.value = scope.querySelectorAll('.chip[data-state="succeeded"]').length;
+    });
+  }
+
+  // Fetch the page once and swap its live region in (or reload without htmx).
+  function refresh() {
+    if (!document.getElementById("live")) return;
+    if (window.htmx && window.htmx.ajax) {
+      window.htmx.ajax("GET", window.location.href, { target: "#live", select: "#live", swap: "outerHTML" });
+    } else {
+      window.location.reload();
+    }
+  }
+
+  function watch(id) {
+    if (!id || watching[id] || !window.EventSource) return;
+    var es = new EventSource(root() + "api/runs/" + encodeURIComponent(id) + "/events");
+    watching[id] = es;
+    es.addEventListener("step", function (e) {
+      try { markStep(JSON.parse(e.data)); } catch (_) { /* ignore a malformed event */ }
+    });
+    es.addEventListener("finished", function () {
+      es.close();
+      delete watching[id];
+      refresh();
+    });
+  }
+
+  function bindDrop(zone) {
+    if (zone.getAttribute("data-bound")) return;
+    zone.setAttribute("data-bound", "1");
+    var input = document.getElementById(zone.getAttribute("data-dropzone"));
+    if (!input) return;
+    var out = zone.querySelector(".drop-name");
+    function show() {
+      if (out && input.files && input.files.length) out.textContent = "Selected: " + input.files[0].name;
+    }
+    input.addEventListener("change", show);
+    ["dragenter", "dragover"].forEach(function (t) {
+      zone.addEventListener(t, function (e) { e.preventDefault(); zone.classList.add("over"); });
+    });
+    ["dragleave", "drop"].forEach(function (t) {
+      zone.addEventListener(t, function (e) { e.preventDefault(); zone.classList.remove("over"); });
+    });
+    zone.addEventListener("drop", function (e) {
+      if (e.dataTransfer && e.dataTransfer.files && e.dataTransfer.files.length) {
+        input.files = e.dataTransfer.files;
+        show();
+      }
+    });
+  }
+
+  function bindTail(body) {
+    if (body.getAttribute("data-bound") || !window.EventSource) return;
+    body.setAttribute("data-bound", "1");
+    var es = new EventSource(body.getAttribute("data-tail"));
+    es.addEventListener("row", function (e) {
+      try {
+        body.insertAdjacentHTML("afterbegin", JSON.parse(e.data));
+        var none = document.getElementById("no-rows");
+        if (none) none.parentNode.removeChild(none);
+      } catch (_) { /* ignore a malformed event */ }
+    });
+  }
+
+  function init(scope) {
+    var all = function (sel) {
+      var found = Array.prototype.slice.call(scope.querySelectorAll(sel));
+      if (scope.matches && scope.matches(sel)) found.unshift(scope);
+      return found;
+    };
+    all("[data-runs]").forEach(function (el) {
+      el.getAttribute("data-runs").split(" ").forEach(watch);
+    });
+    all("[data-dropzone]").forEach(bindDrop);
+    all("[data-tail]").forEach(bindTail);
+  }
+
+  // htmx does not swap error responses; show their message where the result would have gone.
+  document.addEventListener("htmx:responseError", function (e) {
+    var target = e.detail.target;
+    if (target && target.hasAttribute("data-error-target")) target.innerHTML = e.detail.xhr.responseText;
+  });
+  document.addEventListener("htmx:sendError", function (e) {
+    var target = e.detail.target;
+    if (target && target.hasAttribute("data-error-target")) {
+      target.innerHTML = '<p class="error-box" role="alert">The server did not answer. Check that it is running and try again.</p>';
+    }
+  });
+
+  document.addEventListener("htmx:load", function (e) { init(e.detail.elt); });
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", function () { init(document.body); });
+  } else {
+    init(document.body);
+  }
+})();

@@ -1,0 +1,117 @@
+//! `/`: counts, recent projects and runs, provider status, and "render the demo" on an empty install.
+
+use std::path::Path;
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::Value;
+
+use super::forms::PostForm;
+use super::view::{ProjectItem, RunView};
+use super::{Layout, Page, UiError, ok};
+use crate::project_file::ProjectFile;
+use crate::storage::db::ui::UiCounts;
+use crate::web::AppState;
+use crate::web::api::{scenes::start_run, system};
+
+/// The bundled demo project.
+const DEMO_TOML: &str = include_str!("../../../examples/demo.toml");
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage {
+    l: Layout,
+    counts: UiCounts,
+    projects: Vec<ProjectItem>,
+    runs: Vec<RunView>,
+    providers: Vec<(String, bool)>,
+    tools_ok: bool,
+}
+
+/// Provider name → configured, from the settings status the API serves.
+pub(crate) async fn provider_status() -> (Vec<(String, bool)>, Value) {
+    let axum::Json(status) = system::settings_status().await;
+    let providers = status["providers"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v["configured"].as_bool().unwrap_or(false)))
+                .collect()
+        })
+        .unwrap_or_default();
+    (providers, status)
+}
+
+/// The dashboard.
+pub(crate) async fn page(State(state): State<AppState>, page: Page) -> Result<Response, UiError> {
+    let db = &state.storage.db;
+    let counts = db.ui_counts().await?;
+    let counts_by_project = db.ui_scene_counts_by_project().await?;
+    let projects = db
+        .list_projects()
+        .await?
+        .iter()
+        .take(5)
+        .map(|p| ProjectItem::new(p, counts_by_project.get(&p.id).copied().unwrap_or(0)))
+        .collect();
+    let runs = db
+        .ui_recent_runs(None, 8)
+        .await?
+        .iter()
+        .map(RunView::from)
+        .collect();
+    let (providers, status) = provider_status().await;
+    let tools_ok = status["tools"]
+        .as_object()
+        .is_some_and(|t| t.values().all(|v| v == true));
+    ok(&DashboardPage {
+        l: page.layout("Dashboard", "dashboard"),
+        counts,
+        projects,
+        runs,
+        providers,
+        tools_ok,
+    })
+}
+
+/// Stores the bundled demo project (reusing an identity with the same name or trigger word) and renders it.
+pub(crate) async fn render_demo(
+    State(state): State<AppState>,
+    page: Page,
+    _form: PostForm,
+) -> Result<Response, UiError> {
+    let file = ProjectFile::parse(DEMO_TOML, Path::new("examples/demo.toml"), Path::new("."))
+        .map_err(|e| UiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let db = &state.storage.db;
+    let existing = db.list_identities().await?;
+    let mut ids = std::collections::HashMap::new();
+    for fi in &file.identities {
+        let i = &fi.identity;
+        let id = match existing
+            .iter()
+            .find(|r| r.identity.name == i.name || r.identity.trigger_word == i.trigger_word)
+        {
+            Some(r) => r.id.clone(),
+            None => db.upsert_identity(i, None).await?,
+        };
+        ids.insert(i.name.clone(), id);
+    }
+    let default = ids.get(&file.default_identity).map(String::as_str);
+    let project_id = db.upsert_project(&file.project, default).await?;
+    let scenes: Vec<crate::storage::db::SceneInput> = file
+        .scenes
+        .iter()
+        .filter_map(|s| {
+            Some(crate::storage::db::SceneInput {
+                scene: s.scene.clone(),
+                identity_id: ids.get(&s.scene.identity)?.clone(),
+                headshot_asset_id: None,
+            })
+        })
+        .collect();
+    db.sync_scenes(&project_id, &scenes).await?;
+    start_run(&state, &project_id, None).await?;
+    Ok(page.redirect(&format!("projects/{project_id}?ok=demo")))
+}

@@ -1,0 +1,212 @@
+//! `/assets`: the asset library. Upload (drag and drop or the file picker) goes through the API's own upload
+//! handler, so content sniffing, size limits and probing are the same; type tabs, folders, previews, delete.
+//!
+//! The upload form is `multipart/form-data`, whose fields the API handler reads itself, so its CSRF token
+//! travels in the query string (`POST assets?csrf=…`).
+
+use askama::Template;
+use axum::extract::{Multipart, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::forms::{PostForm, same_token};
+use super::view;
+use super::{Layout, Page, UiError, enc, render};
+use crate::web::AppState;
+use crate::web::api::assets as api;
+
+/// The kinds, with the tab labels.
+const KINDS: [(&str, &str); 4] = [
+    ("headshot", "Headshots"),
+    ("background", "Backgrounds"),
+    ("audio", "Audio"),
+    ("lora", "LoRAs"),
+];
+
+/// One asset tile.
+#[derive(Debug, Clone)]
+struct AssetTile {
+    id: String,
+    kind: String,
+    name: String,
+    folder: String,
+    url: String,
+    is_image: bool,
+    is_audio: bool,
+    size: String,
+    facts: String,
+    uploaded: String,
+}
+
+/// One tab or folder link.
+#[derive(Debug, Clone)]
+struct Link {
+    label: String,
+    href: String,
+    current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "assets.html")]
+struct AssetsPage {
+    l: Layout,
+    tabs: Vec<Link>,
+    folders: Vec<Link>,
+    folder_names: Vec<String>,
+    tiles: Vec<AssetTile>,
+    kind: String,
+    folder: String,
+    error: Option<String>,
+    upload_kind: String,
+}
+
+/// Filters of the library.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct LibraryQuery {
+    kind: Option<String>,
+    folder: Option<String>,
+    csrf: Option<String>,
+}
+
+fn href(root: &str, kind: &str, folder: &str) -> String {
+    let mut q = Vec::new();
+    if !kind.is_empty() {
+        q.push(format!("kind={}", enc(kind)));
+    }
+    if !folder.is_empty() {
+        q.push(format!("folder={}", enc(folder)));
+    }
+    if q.is_empty() {
+        format!("{root}assets")
+    } else {
+        format!("{root}assets?{}", q.join("&"))
+    }
+}
+
+async fn library(
+    state: &AppState,
+    page: &Page,
+    q: &LibraryQuery,
+    status: StatusCode,
+    error: Option<String>,
+) -> Result<Response, UiError> {
+    let kind = q
+        .kind
+        .as_deref()
+        .filter(|k| KINDS.iter().any(|(x, _)| x == k))
+        .unwrap_or("");
+    let folder = q.folder.as_deref().unwrap_or("").trim();
+    let db = &state.storage.db;
+    let assets = db.list_assets(kind, folder).await?;
+    let folder_names = db.ui_asset_folders("").await?;
+    let mut tabs = vec![Link {
+        label: "All".into(),
+        href: href(&page.root, "", folder),
+        current: kind.is_empty(),
+    }];
+    tabs.extend(KINDS.iter().map(|(k, label)| Link {
+        label: (*label).into(),
+        href: href(&page.root, k, folder),
+        current: kind == *k,
+    }));
+    let mut folders = vec![Link {
+        label: "All folders".into(),
+        href: href(&page.root, kind, ""),
+        current: folder.is_empty(),
+    }];
+    folders.extend(folder_names.iter().map(|f| Link {
+        label: f.clone(),
+        href: href(&page.root, kind, f),
+        current: folder == f,
+    }));
+    let tiles = assets
+        .iter()
+        .map(|a| {
+            let facts = match (a.width, a.height, a.duration_seconds) {
+                (Some(w), Some(h), _) => format!("{w}×{h}"),
+                (_, _, Some(d)) => view::seconds(d),
+                _ => String::new(),
+            };
+            AssetTile {
+                id: a.id.clone(),
+                kind: a.kind.clone(),
+                name: a.original_name.clone().unwrap_or_else(|| a.id.clone()),
+                folder: a.folder.clone(),
+                url: view::media(&page.root, &a.object_key),
+                is_image: a.mime.starts_with("image/"),
+                is_audio: a.mime.starts_with("audio/"),
+                size: view::bytes(a.size_bytes),
+                facts,
+                uploaded: view::time(a.created_at),
+            }
+        })
+        .collect();
+    render(
+        status,
+        &AssetsPage {
+            l: page.layout("Assets", "assets"),
+            tabs,
+            folders,
+            folder_names,
+            tiles,
+            kind: kind.into(),
+            folder: folder.into(),
+            error,
+            upload_kind: if kind.is_empty() { "headshot" } else { kind }.into(),
+        },
+    )
+}
+
+/// The library, filtered by kind and folder.
+pub(crate) async fn page(
+    State(state): State<AppState>,
+    page: Page,
+    Query(q): Query<LibraryQuery>,
+) -> Result<Response, UiError> {
+    library(&state, &page, &q, StatusCode::OK, None).await
+}
+
+/// Uploads through the API's upload handler; back to the library (showing the new file's kind and folder).
+pub(crate) async fn upload(
+    State(state): State<AppState>,
+    page: Page,
+    Query(q): Query<LibraryQuery>,
+    multipart: Multipart,
+) -> Result<Response, UiError> {
+    if !same_token(q.csrf.as_deref().unwrap_or(""), &page.csrf) {
+        return Err(UiError::forbidden());
+    }
+    match api::upload(State(state.clone()), multipart).await {
+        Ok((_, axum::Json(asset))) => {
+            let back = href("", &asset.kind, &asset.folder);
+            let sep = if back.contains('?') { '&' } else { '?' };
+            Ok(page.redirect(&format!("{back}{sep}ok=uploaded")))
+        }
+        Err(e) => {
+            let message = match e.field.as_deref() {
+                Some("file") | None => view::sentence(&e.message),
+                Some(f) => view::sentence(&format!("{f}: {}", e.message)),
+            };
+            let filters = LibraryQuery {
+                kind: q.kind,
+                folder: q.folder,
+                csrf: None,
+            };
+            library(&state, &page, &filters, e.status, Some(message)).await
+        }
+    }
+}
+
+/// Deletes an asset (form field `id`).
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    page: Page,
+    PostForm(form): PostForm,
+) -> Result<Response, UiError> {
+    let id = form.get("id").to_string();
+    api::delete(State(state), axum::extract::Path(id)).await?;
+    let back = href("", form.get("kind"), form.get("folder"));
+    let sep = if back.contains('?') { '&' } else { '?' };
+    Ok(page.redirect(&format!("{back}{sep}ok=asset-deleted")))
+}

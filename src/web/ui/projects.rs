@@ -1,0 +1,549 @@
+//! `/projects` (list, create) and `/projects/{id}` (scene cards, settings, reorder, generate, estimate, video).
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::forms::{Control, FieldErrs, FormData, FormField, PostForm, number, with_errors};
+use super::view::{self, ProjectItem, RunView};
+use super::{Layout, Page, UiError, render};
+use crate::costs::{PriceTable, Route, estimate};
+use crate::domain::{AspectRatio, Project, StepName};
+use crate::storage::db::{IdentityRecord, ProjectRecord, SceneRecord};
+use crate::web::AppState;
+use crate::web::api::estimate::cloud_configured;
+use crate::web::api::scenes::start_run;
+
+#[derive(Template)]
+#[template(path = "projects.html")]
+struct ProjectsPage {
+    l: Layout,
+    projects: Vec<ProjectItem>,
+    form: Vec<FormField>,
+    form_error: Option<String>,
+}
+
+/// The project settings fields, filled from `values` (name → value).
+fn project_fields(p: Option<&ProjectRecord>, identities: &[IdentityRecord]) -> Vec<FormField> {
+    let mut identity_options = vec![(String::new(), "None (use the default identity)".to_string())];
+    identity_options.extend(identities.iter().map(|i| {
+        (
+            i.id.clone(),
+            format!("{} ({})", i.identity.display_name, i.identity.name),
+        )
+    }));
+    vec![
+        FormField::text(
+            "name",
+            "Name",
+            p.map(|p| p.project.name.clone()).unwrap_or_default(),
+        )
+        .required(),
+        FormField::text(
+            "description",
+            "Description",
+            p.and_then(|p| p.project.description.clone())
+                .unwrap_or_default(),
+        )
+        .control(Control::TextArea),
+        FormField::text(
+            "aspectRatio",
+            "Aspect ratio",
+            p.map(|p| p.project.aspect_ratio.as_str()).unwrap_or("16:9"),
+        )
+        .control(Control::Select(vec![
+            ("16:9".into(), "16:9 landscape (1280×720)".into()),
+            ("9:16".into(), "9:16 portrait (720×1280)".into()),
+            ("1:1".into(), "1:1 square (720×720)".into()),
+        ])),
+        FormField::text(
+            "budgetUsd",
+            "Budget (USD)",
+            p.and_then(|p| p.project.budget_usd)
+                .map(|b| b.to_string())
+                .unwrap_or_default(),
+        )
+        .control(Control::Number("0.01"))
+        .hint(
+            "Optional spending cap for paid providers; paid steps stop when it would be exceeded.",
+        ),
+        FormField::text(
+            "defaultIdentityId",
+            "Default identity",
+            p.and_then(|p| p.default_identity_id.clone())
+                .unwrap_or_default(),
+        )
+        .control(Control::Select(identity_options)),
+    ]
+}
+
+/// Copies submitted values into the fields.
+fn refill(mut fields: Vec<FormField>, form: &FormData) -> Vec<FormField> {
+    for f in &mut fields {
+        f.value = form.get(f.name).to_string();
+    }
+    fields
+}
+
+/// Validates the project form: the project and its default identity, or every field's error.
+async fn parse_project(
+    state: &AppState,
+    form: &FormData,
+    except_id: &str,
+) -> Result<(Project, Option<String>), (StatusCode, FieldErrs)> {
+    let mut errors = FieldErrs::default();
+    let aspect = match AspectRatio::parse(form.get("aspectRatio")) {
+        Some(a) => a,
+        None => {
+            errors.add("aspectRatio", "must be 16:9, 9:16 or 1:1");
+            AspectRatio::default()
+        }
+    };
+    let budget = number(form, "budgetUsd", &mut errors);
+    let project = Project {
+        name: form.get("name").to_string(),
+        description: form.opt("description"),
+        aspect_ratio: aspect,
+        budget_usd: budget,
+    }
+    .validated();
+    let project = match project {
+        Ok(p) => Some(p),
+        Err(e) => {
+            errors.extend(e);
+            None
+        }
+    };
+    let db = &state.storage.db;
+    let identity = form.opt("defaultIdentityId");
+    if let Some(id) = &identity {
+        match db.get_identity(id).await {
+            Ok(Some(_)) => {}
+            Ok(None) => errors.add("defaultIdentityId", "no such identity"),
+            Err(e) => errors.add("defaultIdentityId", UiError::from(e).message_text()),
+        }
+    }
+    let Some(project) = project.filter(|_| errors.is_empty()) else {
+        return Err((StatusCode::UNPROCESSABLE_ENTITY, errors));
+    };
+    match db.project_name_taken(&project.name, except_id).await {
+        Ok(false) => Ok((project, identity)),
+        Ok(true) => {
+            errors.add("name", "a project with this name exists");
+            Err((StatusCode::CONFLICT, errors))
+        }
+        Err(e) => {
+            errors.add("name", UiError::from(e).message_text());
+            Err((StatusCode::INTERNAL_SERVER_ERROR, errors))
+        }
+    }
+}
+
+async fn list(
+    state: &AppState,
+    page: &Page,
+    status: StatusCode,
+    form: Vec<FormField>,
+    form_error: Option<String>,
+) -> Result<Response, UiError> {
+    let db = &state.storage.db;
+    let counts = db.ui_scene_counts_by_project().await?;
+    let projects = db
+        .list_projects()
+        .await?
+        .iter()
+        .map(|p| ProjectItem::new(p, counts.get(&p.id).copied().unwrap_or(0)))
+        .collect();
+    render(
+        status,
+        &ProjectsPage {
+            l: page.layout("Projects", "projects"),
+            projects,
+            form,
+            form_error,
+        },
+    )
+}
+
+/// The project list with the create form.
+pub(crate) async fn list_page(
+    State(state): State<AppState>,
+    page: Page,
+) -> Result<Response, UiError> {
+    let identities = state.storage.db.list_identities().await?;
+    let fields = project_fields(None, &identities);
+    list(&state, &page, StatusCode::OK, fields, None).await
+}
+
+/// Creates a project and opens it; the form comes back with the errors next to the fields otherwise.
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    page: Page,
+    PostForm(form): PostForm,
+) -> Result<Response, UiError> {
+    match parse_project(&state, &form, "").await {
+        Ok((project, identity)) => {
+            let id = state
+                .storage
+                .db
+                .upsert_project(&project, identity.as_deref())
+                .await?;
+            Ok(page.redirect(&format!("projects/{id}?ok=project-created")))
+        }
+        Err((status, errors)) => {
+            let identities = state.storage.db.list_identities().await?;
+            let fields = with_errors(refill(project_fields(None, &identities), &form), &errors);
+            list(
+                &state,
+                &page,
+                status,
+                fields,
+                Some("The project was not created: fix the fields marked below.".into()),
+            )
+            .await
+        }
+    }
+}
+
+/// One step of a scene's latest run, as a chip on its card.
+#[derive(Debug, Clone)]
+pub(crate) struct StepChip {
+    /// `AUDIO`, …
+    pub step: &'static str,
+    /// `pending`, `running`, `succeeded`, `failed`, `skipped`, `canceled`.
+    pub state: String,
+    /// Whether it came from the cache.
+    pub cached: bool,
+}
+
+/// A scene card on the project page.
+#[derive(Debug, Clone)]
+pub(crate) struct SceneCard {
+    id: String,
+    number: usize,
+    name: String,
+    dialogue: String,
+    status: &'static str,
+    thumbnail: String,
+    identity: String,
+    mode: &'static str,
+    camera: String,
+    steps: Vec<StepChip>,
+    done: usize,
+    estimate: String,
+    duration: String,
+    first: bool,
+    last: bool,
+}
+
+#[derive(Template)]
+#[template(path = "project.html")]
+struct ProjectPage {
+    l: Layout,
+    id: String,
+    name: String,
+    description: String,
+    status: &'static str,
+    aspect: &'static str,
+    budget: String,
+    default_identity: String,
+    cards: Vec<SceneCard>,
+    running: String,
+    runs: Vec<RunView>,
+    video: String,
+    captions: String,
+    duration: String,
+    estimate_total: String,
+    estimate_route: &'static str,
+    estimate_error: Option<String>,
+    form: Vec<FormField>,
+    form_open: bool,
+    form_error: Option<String>,
+    step_total: usize,
+}
+
+/// The steps shown on cards, in order.
+const SCENE_STEPS: [StepName; 5] = StepName::SCENE_STEPS;
+
+async fn project_page_with(
+    state: &AppState,
+    page: &Page,
+    id: &str,
+    status: StatusCode,
+    form: Option<(Vec<FormField>, String)>,
+) -> Result<Response, UiError> {
+    let db = &state.storage.db;
+    let p = db
+        .get_project(id)
+        .await?
+        .ok_or_else(|| UiError::not_found("project"))?;
+    let scenes = db.list_scenes(id, -1, 10_000).await?;
+    let identities = db.list_identities().await?;
+    let steps = db.ui_latest_scene_steps(id).await?;
+    let runs = db.ui_recent_runs(Some(id), 10).await?;
+    let running: Vec<&str> = runs
+        .iter()
+        .filter(|r| r.is_active())
+        .map(|r| r.id.as_str())
+        .collect();
+    let route = if cloud_configured() {
+        Route::Cloud
+    } else {
+        Route::Local
+    };
+    let (est, estimate_error) = match PriceTable::from_env() {
+        Ok(prices) => {
+            let list: Vec<_> = scenes.iter().map(|s| s.scene.clone()).collect();
+            (Some(estimate(&prices, &p.project, &list, route)), None)
+        }
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let identity_name = |iid: Option<&str>| {
+        iid.and_then(|iid| identities.iter().find(|i| i.id == iid))
+            .map(|i| i.identity.display_name.clone())
+    };
+    let default_identity = identity_name(p.default_identity_id.as_deref())
+        .or_else(|| {
+            identities
+                .iter()
+                .find(|i| i.is_default)
+                .map(|i| format!("{} (the default identity)", i.identity.display_name))
+        })
+        .unwrap_or_else(|| "none".into());
+    let n = scenes.len();
+    let cards = scenes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            card(
+                &page.root,
+                s,
+                i,
+                n,
+                steps.get(&s.id).map(Vec::as_slice).unwrap_or(&[]),
+                runs.iter()
+                    .any(|r| r.is_active() && (r.scene_id.is_empty() || r.scene_id == s.id)),
+                identity_name(s.identity_id.as_deref()).unwrap_or_else(|| "project default".into()),
+                est.as_ref()
+                    .and_then(|e| e.scenes.get(i))
+                    .map(|e| view::usd(e.usd))
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    let (form, form_error) = match form {
+        Some((f, e)) => (f, Some(e)),
+        None => (project_fields(Some(&p), &identities), None),
+    };
+    let project_running = runs.iter().any(|r| r.is_active() && r.scene_id.is_empty());
+    render(
+        status,
+        &ProjectPage {
+            l: page.layout(p.project.name.clone(), "projects"),
+            id: p.id.clone(),
+            name: p.project.name.clone(),
+            description: p.project.description.clone().unwrap_or_default(),
+            status: if project_running {
+                "generating"
+            } else {
+                view::status_word(&p.status)
+            },
+            aspect: p.project.aspect_ratio.as_str(),
+            budget: p.project.budget_usd.map(view::usd).unwrap_or_default(),
+            default_identity,
+            cards,
+            running: running.join(" "),
+            runs: runs.iter().map(RunView::from).collect(),
+            video: p
+                .final_object
+                .as_deref()
+                .map(|k| view::media(&page.root, k))
+                .unwrap_or_default(),
+            captions: p
+                .captions_object
+                .as_deref()
+                .map(|k| view::media(&page.root, k))
+                .unwrap_or_default(),
+            duration: p.duration_seconds.map(view::seconds).unwrap_or_default(),
+            estimate_total: est
+                .as_ref()
+                .map(|e| view::usd(e.total_usd))
+                .unwrap_or_default(),
+            estimate_route: match route {
+                Route::Local => "local providers: nothing is paid",
+                Route::Cloud => "cloud providers, from the price table",
+            },
+            estimate_error,
+            form_open: form_error.is_some(),
+            form,
+            form_error,
+            step_total: SCENE_STEPS.len(),
+        },
+    )
+}
+
+#[allow(clippy::too_many_arguments)] // one flat call per card reads best at the call site
+fn card(
+    root: &str,
+    s: &SceneRecord,
+    index: usize,
+    count: usize,
+    steps: &[crate::storage::db::ui::SceneStep],
+    active: bool,
+    identity: String,
+    estimate: String,
+) -> SceneCard {
+    let chips: Vec<StepChip> = SCENE_STEPS
+        .iter()
+        .map(|step| {
+            let found = steps.iter().find(|x| x.step == step.as_str());
+            StepChip {
+                step: step.as_str(),
+                state: found
+                    .map(|x| x.status.clone())
+                    .unwrap_or_else(|| "pending".into()),
+                cached: found.is_some_and(|x| x.cached),
+            }
+        })
+        .collect();
+    let done = chips.iter().filter(|c| c.state == "succeeded").count();
+    let status = if active && s.status != "generating" {
+        "queued"
+    } else {
+        view::status_word(&s.status)
+    };
+    SceneCard {
+        id: s.id.clone(),
+        number: index + 1,
+        name: s.scene.name.clone(),
+        dialogue: view::excerpt(&s.scene.dialogue, 160),
+        status,
+        thumbnail: s
+            .thumbnail_object
+            .as_deref()
+            .map(|k| view::media(root, k))
+            .unwrap_or_default(),
+        identity,
+        mode: s.scene.generation_mode.as_str(),
+        camera: s.scene.camera.clone().unwrap_or_default(),
+        steps: chips,
+        done,
+        estimate,
+        duration: s.duration_seconds.map(view::seconds).unwrap_or_default(),
+        first: index == 0,
+        last: index + 1 == count,
+    }
+}
+
+/// A project: its scenes, settings, estimate, runs and video.
+pub(crate) async fn project_page(
+    State(state): State<AppState>,
+    page: Page,
+    Path(id): Path<String>,
+) -> Result<Response, UiError> {
+    project_page_with(&state, &page, &id, StatusCode::OK, None).await
+}
+
+/// Saves the project settings (rename, description, aspect ratio, budget, default identity).
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    page: Page,
+    Path(id): Path<String>,
+    PostForm(form): PostForm,
+) -> Result<Response, UiError> {
+    let db = &state.storage.db;
+    if db.get_project(&id).await?.is_none() {
+        return Err(UiError::not_found("project"));
+    }
+    match parse_project(&state, &form, &id).await {
+        Ok((project, identity)) => {
+            db.update_project(&id, &project, identity.as_deref())
+                .await?;
+            Ok(page.redirect(&format!("projects/{id}?ok=project-saved")))
+        }
+        Err((status, errors)) => {
+            let identities = db.list_identities().await?;
+            let fields = with_errors(refill(project_fields(None, &identities), &form), &errors);
+            project_page_with(
+                &state,
+                &page,
+                &id,
+                status,
+                Some((
+                    fields,
+                    "The project was not saved: fix the fields marked below.".into(),
+                )),
+            )
+            .await
+        }
+    }
+}
+
+/// Deletes a project (refused while it renders).
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    page: Page,
+    Path(id): Path<String>,
+    _form: PostForm,
+) -> Result<Response, UiError> {
+    crate::web::api::projects::delete(State(state), Path(id)).await?;
+    Ok(page.redirect("projects?ok=project-deleted"))
+}
+
+/// Generates every scene and assembles the project video.
+pub(crate) async fn generate_all(
+    State(state): State<AppState>,
+    page: Page,
+    Path(id): Path<String>,
+    _form: PostForm,
+) -> Result<Response, UiError> {
+    start_run(&state, &id, None).await?;
+    Ok(page.redirect(&format!("projects/{id}?ok=generating")))
+}
+
+/// Moves one scene up or down (`scene`, `dir` = `up`/`down`), or sets the whole order (`order`, repeated).
+pub(crate) async fn reorder(
+    State(state): State<AppState>,
+    page: Page,
+    Path(id): Path<String>,
+    PostForm(form): PostForm,
+) -> Result<Response, UiError> {
+    let db = &state.storage.db;
+    if db.get_project(&id).await?.is_none() {
+        return Err(UiError::not_found("project"));
+    }
+    let mut ids: Vec<String> = db
+        .list_scenes(&id, -1, 10_000)
+        .await?
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    let order = form.all("order");
+    if !order.is_empty() {
+        ids = order.into_iter().map(str::to_string).collect();
+    } else {
+        let scene = form.get("scene");
+        let Some(pos) = ids.iter().position(|s| s == scene) else {
+            return Err(UiError::not_found("scene"));
+        };
+        match form.get("dir") {
+            "up" if pos > 0 => ids.swap(pos, pos - 1),
+            "down" if pos + 1 < ids.len() => ids.swap(pos, pos + 1),
+            "up" | "down" => {}
+            _ => {
+                return Err(UiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Choose whether to move the scene up or down.",
+                ));
+            }
+        }
+    }
+    if !db.reorder_scenes(&id, &ids).await? {
+        return Err(UiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "The new order must list every scene of the project exactly once.",
+        ));
+    }
+    Ok(page.redirect(&format!("projects/{id}?ok=reordered")))
+}
