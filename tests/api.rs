@@ -539,6 +539,30 @@ async fn browser_login_sets_a_session_whose_writes_need_the_csrf_token() {
         .await
         .unwrap();
     assert_eq!(no_csrf.status(), 403);
+    // A cross-site form (multipart or urlencoded) cannot set the header either, so it is refused too.
+    let form = reqwest::multipart::Form::new()
+        .text("kind", "headshot")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"\x89PNG".to_vec()).file_name("x.png"),
+        );
+    let forged = http
+        .post(format!("{}/api/assets", server.base))
+        .header("cookie", &session)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let forged = http
+        .post(format!("{}/api/identities/x/set-default", server.base))
+        .header("cookie", &session)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("a=b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
     let with_csrf = http
         .post(format!("{}/api/identities", server.base))
         .header("cookie", &session)

@@ -99,6 +99,15 @@ pub enum Caller {
     Session,
 }
 
+/// Constant-time comparison of two secrets.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
 /// Checks credentials before anything else; unsafe methods with a session need the CSRF header.
 pub async fn require_auth(
     State(state): State<AppState>,
@@ -134,15 +143,9 @@ pub async fn require_auth(
             .get("x-csrf-token")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let form = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|c| {
-                c.starts_with("application/x-www-form-urlencoded")
-                    || c.starts_with("multipart/form-data")
-            });
-        // JSON requests from a browser need the header; form posts are checked by the page handlers.
-        if !form && sent != csrf {
+        // Every write with a session cookie needs the header, whatever its content type: a cross-site form
+        // (urlencoded or multipart) cannot set it.
+        if !same_secret(sent, &csrf) {
             return Err(ApiError::forbidden("missing or wrong X-CSRF-Token header"));
         }
     }
