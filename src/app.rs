@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::storage::db::{Db, DbError};
-use crate::storage::objects::{ObjectError, ObjectStorage};
+use crate::storage::objects::{MediaConfig, ObjectError, ObjectStorage};
+use crate::storage::s3::ConfigError;
 
 /// Opened storage for one data folder.
 #[derive(Debug, Clone)]
@@ -12,7 +13,7 @@ pub struct Storage {
     pub data_dir: PathBuf,
     /// The database (`DATABASE_URL`, or SQLite in the data folder).
     pub db: Db,
-    /// Media objects.
+    /// Media objects: the local folder, or the S3 / R2 bucket the environment names.
     pub objects: ObjectStorage,
 }
 
@@ -27,6 +28,9 @@ pub enum StorageError {
         /// OS error.
         source: std::io::Error,
     },
+    /// The media storage variables are incomplete or invalid.
+    #[error(transparent)]
+    MediaConfig(#[from] ConfigError),
     /// Database error.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -44,14 +48,22 @@ pub fn database_url(data_dir: &Path) -> String {
 }
 
 impl Storage {
-    /// Creates the data folder if needed and opens the database and the media folder.
+    /// Creates the data folder if needed and opens the database and the media storage, both chosen by the
+    /// environment (`DATABASE_URL`; `R2_*` or `DEVATAR_S3_*`, else `<data>/objects`).
     pub async fn open(data_dir: &Path) -> Result<Self, StorageError> {
+        let media = MediaConfig::from_env()?;
+        Self::open_with(data_dir, &media).await
+    }
+
+    /// Like [`Storage::open`] with explicit media settings.
+    pub async fn open_with(data_dir: &Path, media: &MediaConfig) -> Result<Self, StorageError> {
         std::fs::create_dir_all(data_dir).map_err(|source| StorageError::DataDir {
             path: data_dir.to_path_buf(),
             source,
         })?;
+        let objects = ObjectStorage::open(media, data_dir)?;
+        tracing::debug!(media = objects.describe(), "media storage");
         let db = Db::connect(&database_url(data_dir)).await?;
-        let objects = ObjectStorage::local(&data_dir.join("objects"))?;
         Ok(Self {
             data_dir: data_dir.to_path_buf(),
             db,

@@ -341,7 +341,7 @@ impl Pipeline {
             // runs waits for the first and then reuses its output instead of paying again.
             let key_lock = self.key_lock(&key);
             let _held = key_lock.lock().await;
-            if let Some(out) = self.cached(&key).await {
+            if let Some(out) = self.cached(&key).await? {
                 self.db
                     .step_succeeded(
                         &row.id,
@@ -496,16 +496,29 @@ impl Pipeline {
     }
 
     /// A cached output whose objects all still exist.
-    async fn cached(&self, key: &str) -> Option<StepOutput> {
-        let json = self.db.cached_output(key).await.ok()??;
-        let out: StepOutput = serde_json::from_str(&json).ok()?;
+    /// `Err` when storage cannot tell (e.g. S3 unreachable): the step then fails rather than paying again.
+    async fn cached(&self, key: &str) -> Result<Option<StepOutput>, String> {
+        let Some(json) = self
+            .db
+            .cached_output(key)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        let Ok(out) = serde_json::from_str::<StepOutput>(&json) else {
+            return Ok(None);
+        };
         for object in out.objects.values() {
-            if !self.objects.exists(object).await {
+            let exists = self.objects.try_exists(object).await.map_err(|e| {
+                format!("cannot check the cached output in media storage (not re-running a paid step): {e}")
+            })?;
+            if !exists {
                 let _ = self.db.forget_cached(key).await;
-                return None;
+                return Ok(None);
             }
         }
-        Some(out)
+        Ok(Some(out))
     }
 
     /// Records scene and project outputs (for cached and executed steps alike).

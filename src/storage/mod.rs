@@ -2,6 +2,7 @@
 
 pub mod db;
 pub mod objects;
+pub mod s3;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {

@@ -38,6 +38,12 @@ pub fn command(cwd: &Path, args: &[&str]) -> Command {
     ] {
         cmd.env_remove(var);
     }
+    // Never let a developer's environment send the suite to a real bucket.
+    for (var, _) in std::env::vars() {
+        if var.starts_with("R2_") || var.starts_with("DEVATAR_S3_") {
+            cmd.env_remove(var);
+        }
+    }
     let data = args
         .iter()
         .position(|a| *a == "--data")
