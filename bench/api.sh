@@ -31,6 +31,11 @@ print(p)
 PY
 )
 echo "10,000 scenes created; idle RSS before load: $((rss_idle / 1024)) MB"
+# The measured page must be a real one: 50 scenes.
+items=$(curl -s -H "Authorization: Bearer $token" \
+  "http://127.0.0.1:$port/api/scenes?project=$project&limit=50&cursor=5000" |
+  python3 -c 'import json, sys; print(len(json.load(sys.stdin)["items"]))')
+[ "$items" = 50 ] || { echo "expected a page of 50 scenes, got $items" >&2; exit 1; }
 wrk -t2 -c8 -d10s --latency -H "Authorization: Bearer $token" \
   "http://127.0.0.1:$port/api/scenes?project=$project&limit=50&cursor=5000" | sed -n '1,20p'
 rss_after=$(awk '/VmRSS/ {print $2}' "/proc/$server/status")

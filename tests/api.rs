@@ -1264,3 +1264,48 @@ async fn estimate_prices_a_project_before_it_runs() {
     let (status, _) = post("/api/estimate", json!({"projectId": "missing"})).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_scene_creation_gives_distinct_positions() {
+    let server = Server::start();
+    let token = server.token();
+    let http = client();
+    let base = server.base.clone();
+    let project: Value = http
+        .post(format!("{base}/api/projects"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "Race"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pid = project["id"].as_str().unwrap().to_string();
+    let creates = (0..24).map(|i| {
+        let req = http
+            .post(format!("{base}/api/scenes"))
+            .bearer_auth(&token)
+            .json(&json!({"projectId": pid, "name": format!("s{i}"), "dialogue": "Hi."}));
+        async move { req.send().await.unwrap().status().as_u16() }
+    });
+    let statuses = futures::future::join_all(creates).await;
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    let page: Value = http
+        .get(format!("{base}/api/scenes?project={pid}&limit=100"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut positions: Vec<i64> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["position"].as_i64().unwrap())
+        .collect();
+    positions.sort();
+    assert_eq!(positions, (0..24).collect::<Vec<i64>>());
+}

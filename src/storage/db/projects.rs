@@ -314,11 +314,19 @@ impl Db {
             }
             None => {
                 let id = new_id();
+                // Concurrent creates in one project must get distinct positions: touching the project row first
+                // serialises them (a row lock on PostgreSQL, the write lock on SQLite) until commit.
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("UPDATE projects SET updated_at = $2 WHERE id = $1")
+                    .bind(project_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
                 let next: i64 = sqlx::query(
                     "SELECT COALESCE(MAX(position), -1) + 1 AS p FROM scenes WHERE project_id = $1",
                 )
                 .bind(project_id)
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *tx)
                 .await?
                 .try_get("p")?;
                 sqlx::query(
@@ -342,8 +350,9 @@ impl Db {
                 .bind(headshot_asset_id)
                 .bind(s.generation_mode.as_str())
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+                tx.commit().await?;
                 Ok(id)
             }
         }
