@@ -80,12 +80,7 @@ impl Server {
 /// Serves `/deven.safetensors` (a kohya Flux LoRA, rank 16, trained on TOK_DEVEN) and
 /// `/sdxl.safetensors` on a random loopback port; returns its base URL.
 async fn serve_lora() -> String {
-    use common::safetensors::{kohya_flux, safetensors};
-    let flux = safetensors(
-        &kohya_flux(16),
-        Some(json!({"ss_network_dim": "16", "ss_network_alpha": "16",
-                    "ss_tag_frequency": "{\"10_TOK_DEVEN\": {\"TOK_DEVEN\": 12}}"})),
-    );
+    use common::safetensors::safetensors;
     let sdxl = safetensors(
         &[
             (
@@ -111,19 +106,14 @@ async fn serve_lora() -> String {
         ],
         None,
     );
-    let app = axum::Router::new()
-        .route(
+    common::cloud::serve_files(vec![
+        (
             "/deven.safetensors",
-            axum::routing::get(move || async move { flux }),
-        )
-        .route(
-            "/sdxl.safetensors",
-            axum::routing::get(move || async move { sdxl }),
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
+            common::cloud::flux_lora("TOK_DEVEN", 16),
+        ),
+        ("/sdxl.safetensors", sdxl),
+    ])
+    .await
 }
 
 fn client() -> reqwest::Client {

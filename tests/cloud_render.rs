@@ -7,50 +7,17 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::safetensors::{kohya_flux, safetensors};
+use common::cloud::{self, EL_KEY, VOICE, cloud_env};
 use common::*;
-use devatar::fakes::{FakeConfig, FakeKeys, FakeServer, LatencyProfile, spawn};
-use serde_json::{Value, json};
-
-const FAL_KEY: &str = "fal-test-key";
-const EL_KEY: &str = "el-test-key";
-const KLING_ACCESS: &str = "kling-access";
-const KLING_SECRET: &str = "kling-secret";
-const SYNC_KEY: &str = "sync-test-key";
-const VOICE: &str = "21m00Tcm4TlvDq8ikWAM";
+use devatar::fakes::{FakeServer, LatencyProfile};
+use serde_json::Value;
 
 async fn fakes(latency: LatencyProfile) -> FakeServer {
-    let keys = FakeKeys {
-        fal: Some(FAL_KEY.into()),
-        elevenlabs: Some(EL_KEY.into()),
-        kling_access_key: Some(KLING_ACCESS.into()),
-        kling_secret_key: Some(KLING_SECRET.into()),
-        synclabs: Some(SYNC_KEY.into()),
-    };
-    spawn(
-        FakeConfig::default()
-            .with_keys(keys)
-            .with_latency(latency, 0.02),
-    )
-    .await
-    .unwrap()
+    cloud::fakes(latency, 0.02).await
 }
 
-/// Serves a Flux LoRA trained on TOK_DEVEN; returns its URL.
 async fn serve_lora() -> String {
-    let flux = safetensors(
-        &kohya_flux(16),
-        Some(json!({"ss_network_dim": "16", "ss_network_alpha": "16",
-                    "ss_tag_frequency": "{\"10_TOK_DEVEN\": {\"TOK_DEVEN\": 12}}"})),
-    );
-    let app = axum::Router::new().route(
-        "/deven.safetensors",
-        axum::routing::get(move || async move { flux }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}/deven.safetensors")
+    cloud::serve_lora("TOK_DEVEN").await
 }
 
 /// The demo project with a LoRA and a voice on its identity.
@@ -81,18 +48,7 @@ fn render(cwd: &Path, file: &Path, base: &str, routes: &[(&str, &str)]) -> Comma
             "--json",
         ],
     );
-    cmd.env("FAL_KEY", FAL_KEY)
-        .env("ELEVENLABS_API_KEY", EL_KEY)
-        .env("KLING_ACCESS_KEY", KLING_ACCESS)
-        .env("KLING_SECRET_KEY", KLING_SECRET)
-        .env("SYNCLABS_API_KEY", SYNC_KEY)
-        .env("FAL_BASE_URL", base)
-        .env("ELEVENLABS_BASE_URL", base)
-        .env("KLING_BASE_URL", base)
-        .env("SYNCLABS_BASE_URL", base)
-        .env("DEVATAR_ALLOW_PRIVATE_URLS", "1")
-        .env("DEVATAR_PROVIDER_TIME_SCALE", "0.01")
-        .envs(routes.iter().copied());
+    cloud_env(&mut cmd, base).envs(routes.iter().copied());
     cmd
 }
 

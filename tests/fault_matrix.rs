@@ -6,12 +6,9 @@ mod common;
 
 use std::path::Path;
 
-use common::safetensors::{kohya_flux, safetensors};
+use common::cloud::{self, VOICE, cloud_env};
 use common::*;
-use devatar::fakes::{FakeConfig, FakeKeys, FakeServer, LatencyProfile, spawn};
-use serde_json::json;
-
-const VOICE: &str = "21m00Tcm4TlvDq8ikWAM";
+use devatar::fakes::LatencyProfile;
 
 /// What a row must end with.
 enum Expect {
@@ -315,38 +312,6 @@ fn rows() -> Vec<Row> {
     ]
 }
 
-async fn fakes() -> FakeServer {
-    let keys = FakeKeys {
-        fal: Some("fk".into()),
-        elevenlabs: Some("ek".into()),
-        kling_access_key: Some("ka".into()),
-        kling_secret_key: Some("ks".into()),
-        synclabs: Some("sk".into()),
-    };
-    spawn(
-        FakeConfig::default()
-            .with_keys(keys)
-            .with_latency(LatencyProfile::None, 0.0),
-    )
-    .await
-    .unwrap()
-}
-
-async fn serve_lora() -> String {
-    let flux = safetensors(
-        &kohya_flux(16),
-        Some(json!({"ss_tag_frequency": "{\"10_TOK_DEVEN\": {\"TOK_DEVEN\": 12}}"})),
-    );
-    let app = axum::Router::new().route(
-        "/deven.safetensors",
-        axum::routing::get(move || async move { flux }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}/deven.safetensors")
-}
-
 fn project(lora: &str) -> String {
     format!(
         r#"
@@ -386,8 +351,8 @@ async fn run_statuses(data: &Path) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_edge_case_row_succeeds_or_fails_clearly_and_never_pays_twice() {
-    let fake = fakes().await;
-    let lora = serve_lora().await;
+    let fake = cloud::fakes(LatencyProfile::None, 0.0).await;
+    let lora = cloud::serve_lora("TOK_DEVEN").await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("faults.toml"), project(&lora)).unwrap();
     let base = fake.base_url();
@@ -399,7 +364,7 @@ async fn every_edge_case_row_succeeds_or_fails_clearly_and_never_pays_twice() {
         let specs: Vec<_> = faults.iter().map(|f| f.parse().unwrap()).collect();
         fake.set_faults(&specs);
         let data = format!("data-{i}");
-        let out = command(
+        let mut cmd = command(
             dir.path(),
             &[
                 "render",
@@ -410,21 +375,11 @@ async fn every_edge_case_row_succeeds_or_fails_clearly_and_never_pays_twice() {
                 "cloud",
                 "--json",
             ],
-        )
-        .env("FAL_KEY", "fk")
-        .env("ELEVENLABS_API_KEY", "ek")
-        .env("KLING_ACCESS_KEY", "ka")
-        .env("KLING_SECRET_KEY", "ks")
-        .env("SYNCLABS_API_KEY", "sk")
-        .env("FAL_BASE_URL", &base)
-        .env("ELEVENLABS_BASE_URL", &base)
-        .env("KLING_BASE_URL", &base)
-        .env("SYNCLABS_BASE_URL", &base)
-        .env("DEVATAR_ALLOW_PRIVATE_URLS", "1")
-        .env("DEVATAR_PROVIDER_TIME_SCALE", "0.01")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
+        );
+        let out = cloud_env(&mut cmd, &base)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
         let text = format!(
             "{}\n{}",
             String::from_utf8_lossy(&out.stdout),

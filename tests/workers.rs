@@ -7,12 +7,12 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::safetensors::{kohya_flux, safetensors};
+use common::cloud::{self, cloud_env};
 use common::*;
-use devatar::fakes::{FakeConfig, FakeKeys, FakeServer, LatencyProfile, spawn};
+use devatar::fakes::{FakeServer, LatencyProfile};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "workers-password";
@@ -28,27 +28,12 @@ impl Drop for Proc {
     }
 }
 
-fn cloud_env(cmd: &mut Command, base: &str) {
-    cmd.env("FAL_KEY", "fk")
-        .env("ELEVENLABS_API_KEY", "ek")
-        .env("KLING_ACCESS_KEY", "ka")
-        .env("KLING_SECRET_KEY", "ks")
-        .env("SYNCLABS_API_KEY", "sk")
-        .env("FAL_BASE_URL", base)
-        .env("ELEVENLABS_BASE_URL", base)
-        .env("KLING_BASE_URL", base)
-        .env("SYNCLABS_BASE_URL", base)
-        .env("DEVATAR_ALLOW_PRIVATE_URLS", "1")
-        .env("DEVATAR_PROVIDER_TIME_SCALE", "0.01")
-        .env("DEVATAR_LEASE_SECS", "2");
-}
-
 fn worker(data: &Path, base: &str) -> Proc {
     let mut cmd = command(
         data,
         &["worker", "--data", ".", "--slots", "1", "--grace", "20"],
     );
-    cloud_env(&mut cmd, base);
+    cloud_env(&mut cmd, base).env("DEVATAR_LEASE_SECS", "2");
     Proc(
         cmd.stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -58,35 +43,7 @@ fn worker(data: &Path, base: &str) -> Proc {
 }
 
 async fn fakes() -> FakeServer {
-    let keys = FakeKeys {
-        fal: Some("fk".into()),
-        elevenlabs: Some("ek".into()),
-        kling_access_key: Some("ka".into()),
-        kling_secret_key: Some("ks".into()),
-        synclabs: Some("sk".into()),
-    };
-    spawn(
-        FakeConfig::default()
-            .with_keys(keys)
-            .with_latency(LatencyProfile::Realistic, 0.01),
-    )
-    .await
-    .unwrap()
-}
-
-async fn serve_lora() -> String {
-    let flux = safetensors(
-        &kohya_flux(8),
-        Some(json!({"ss_tag_frequency": "{\"10_TOK_W\": {\"TOK_W\": 3}}"})),
-    );
-    let app = axum::Router::new().route(
-        "/w.safetensors",
-        axum::routing::get(move || async move { flux }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}/w.safetensors")
+    cloud::fakes(LatencyProfile::Realistic, 0.01).await
 }
 
 /// Starts `serve --no-worker`; returns (process, base URL, token).
@@ -222,7 +179,7 @@ fn assert_paid_once(fake: &FakeServer) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_worker_loses_its_runs_to_the_others_and_nothing_is_paid_twice() {
     let fake = fakes().await;
-    let lora = serve_lora().await;
+    let lora = cloud::serve_lora("TOK_W").await;
     let dir = tempfile::tempdir().unwrap();
     let (_api, base, token) = api(dir.path());
     let http = reqwest::Client::new();
@@ -247,7 +204,7 @@ async fn a_killed_worker_loses_its_runs_to_the_others_and_nothing_is_paid_twice(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_claiming_and_loses_nothing() {
     let fake = fakes().await;
-    let lora = serve_lora().await;
+    let lora = cloud::serve_lora("TOK_W").await;
     let dir = tempfile::tempdir().unwrap();
     let (_api, base, token) = api(dir.path());
     let http = reqwest::Client::new();

@@ -466,21 +466,23 @@ impl Db {
         .bind(f.limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LogRow {
-                    id: r.try_get("id")?,
-                    run_id: r.try_get("run_id")?,
-                    project_id: r.try_get("project_id")?,
-                    scene_id: r.try_get("scene_id")?,
-                    step: r.try_get("step")?,
-                    level: r.try_get("level")?,
-                    provider: r.try_get("provider")?,
-                    message: r.try_get("message")?,
-                    duration_ms: r.try_get("duration_ms")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(log_row).collect()
     }
+}
+
+/// One `logs` row (the columns of `SELECT id, run_id, project_id, scene_id, step, level, provider, message,
+/// duration_ms, created_at`).
+pub(super) fn log_row(r: &sqlx::any::AnyRow) -> Result<LogRow, DbError> {
+    Ok(LogRow {
+        id: r.try_get("id")?,
+        run_id: r.try_get("run_id")?,
+        project_id: r.try_get("project_id")?,
+        scene_id: r.try_get("scene_id")?,
+        step: r.try_get("step")?,
+        level: r.try_get("level")?,
+        provider: r.try_get("provider")?,
+        message: r.try_get("message")?,
+        duration_ms: r.try_get("duration_ms")?,
+        created_at: r.try_get("created_at")?,
+    })
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 
+use super::projects::log_row;
 use super::{Db, DbError, LogFilter, LogRow, flag};
 
 /// How many of each thing exist (the dashboard's counters).
@@ -266,22 +267,7 @@ impl Db {
         .bind(f.limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LogRow {
-                    id: r.try_get("id")?,
-                    run_id: r.try_get("run_id")?,
-                    project_id: r.try_get("project_id")?,
-                    scene_id: r.try_get("scene_id")?,
-                    step: r.try_get("step")?,
-                    level: r.try_get("level")?,
-                    provider: r.try_get("provider")?,
-                    message: r.try_get("message")?,
-                    duration_ms: r.try_get("duration_ms")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(log_row).collect()
     }
 
     /// Every folder name in use by assets (of one kind when given), sorted.

@@ -149,6 +149,18 @@ impl FieldErrs {
             self.add(&f.field, f.message);
         }
     }
+
+    /// The validated value, or `None` with its errors recorded.
+    pub fn take<T>(&mut self, validated: Result<T, FieldErrors>) -> Option<T> {
+        validated.map_err(|e| self.extend(e)).ok()
+    }
+
+    /// A database failure while checking a form: 500 with the reason on the form.
+    pub fn internal(e: crate::storage::db::DbError) -> (StatusCode, Self) {
+        let mut f = Self::default();
+        f.add("name", UiError::from(e).message_text());
+        (StatusCode::INTERNAL_SERVER_ERROR, f)
+    }
 }
 
 impl From<FieldErrors> for FieldErrs {

@@ -333,19 +333,9 @@ async fn parse_identity(
         }
     }
     i.voice_speaker_boost = form.checked("voiceSpeakerBoost");
-    let identity = match i.validated() {
-        Ok(i) => Some(i),
-        Err(e) => {
-            errors.extend(e);
-            None
-        }
-    };
+    let identity = errors.take(i.validated());
     let db = &state.storage.db;
-    let internal = |e: crate::storage::db::DbError| {
-        let mut f = FieldErrs::default();
-        f.add("name", UiError::from(e).message_text());
-        (StatusCode::INTERNAL_SERVER_ERROR, f)
-    };
+    let internal = FieldErrs::internal;
     let headshot = form.opt("headshotAssetId");
     if let Some(h) = &headshot
         && db.asset_object_key(h).await.map_err(internal)?.is_none()

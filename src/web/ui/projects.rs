@@ -108,13 +108,7 @@ async fn parse_project(
         budget_usd: budget,
     }
     .validated();
-    let project = match project {
-        Ok(p) => Some(p),
-        Err(e) => {
-            errors.extend(e);
-            None
-        }
-    };
+    let project = errors.take(project);
     let db = &state.storage.db;
     let identity = form.opt("defaultIdentityId");
     if let Some(id) = &identity {

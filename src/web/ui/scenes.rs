@@ -164,19 +164,9 @@ async fn parse_scene(
         generation_mode: mode,
     }
     .validated();
-    let scene = match scene {
-        Ok(s) => Some(s),
-        Err(e) => {
-            errors.extend(e);
-            None
-        }
-    };
+    let scene = errors.take(scene);
     let db = &state.storage.db;
-    let internal = |e: crate::storage::db::DbError| {
-        let mut f = FieldErrs::default();
-        f.add("name", UiError::from(e).message_text());
-        (StatusCode::INTERNAL_SERVER_ERROR, f)
-    };
+    let internal = FieldErrs::internal;
     let identity_id = form.opt("identityId");
     if let Some(id) = &identity_id
         && db.get_identity(id).await.map_err(internal)?.is_none()
