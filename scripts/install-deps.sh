@@ -14,6 +14,8 @@ if [ "${1:-}" = "--test" ]; then
   # The browser tests drive Debian's Chromium through its chromedriver (tests/ui_browser.rs).
   [ -x /usr/bin/chromium ] || need+=(chromium)
   [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+  # The PostgreSQL pass of the suite creates a database per test folder with psql.
+  command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 fi
 
 if [ "${#need[@]}" -gt 0 ]; then
