@@ -7,7 +7,6 @@ use crate::app::Storage;
 use crate::identity_check::{VoiceDirectory, test_identity, test_render};
 use crate::lora::{InspectOptions, LoraReport, inspect_file, inspect_url};
 use crate::net::FetchGuard;
-use crate::providers::Providers;
 
 /// Inspects `target` (URL or path); exit 1 when the report has blocking errors, 2 when it cannot be read.
 pub async fn inspect(
@@ -132,7 +131,7 @@ pub async fn identity_test(
     .await;
     if render {
         let work = storage.work_dir().join("identity-test");
-        let image = Providers::local().image;
+        let image = crate::providers::cloud::configured().image;
         test_render(
             &mut report,
             &record.identity,

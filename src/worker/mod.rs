@@ -9,7 +9,6 @@ use tokio::task::AbortHandle;
 
 use crate::app::Storage;
 use crate::pipeline::{Event, Pipeline, PlannedScene, Progress, RenderOptions, RenderPlan};
-use crate::providers::Providers;
 use crate::storage::db::{ClaimedRun, DbError, SceneRecord};
 
 /// A run could not be started.
@@ -77,17 +76,13 @@ fn lease() -> Duration {
 const POLL: Duration = Duration::from_millis(500);
 
 impl RunService {
-    /// A service using the local providers.
+    /// A service using the configured providers (cloud where keys are set, offline otherwise).
     pub fn new(storage: Storage) -> Arc<Self> {
         let (events, _) = tokio::sync::broadcast::channel(1024);
         let pipeline = Arc::new(Pipeline::new(
             storage.db.clone(),
             storage.objects.clone(),
-            crate::providers::cloud::providers(
-                &crate::providers::cloud::CloudConfig::from_env(),
-                crate::providers::cloud::ProviderChoice::Auto,
-            )
-            .unwrap_or_else(|_| Providers::local()),
+            crate::providers::cloud::configured(),
             storage.work_dir(),
             Arc::new(Broadcast(events.clone())),
         ));

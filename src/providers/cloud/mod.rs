@@ -240,6 +240,11 @@ pub(crate) async fn fit_to_speech(
         .await
 }
 
+/// The providers `auto` picks from the environment (cloud where keys are set, offline otherwise).
+pub fn configured() -> Providers {
+    providers(&CloudConfig::from_env(), ProviderChoice::Auto).unwrap_or_else(|_| Providers::local())
+}
+
 /// A polling schedule: first wait, interval growing by `growth` up to `cap`, a warning time and a deadline,
 /// all scaled by `DEVATAR_PROVIDER_TIME_SCALE`.
 #[derive(Debug, Clone)]

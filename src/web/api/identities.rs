@@ -10,7 +10,6 @@ use utoipa::ToSchema;
 use crate::domain::{BaseModel, FieldErrors, Identity, LoraScale};
 use crate::identity_check::{IdentityTestReport, VoiceDirectory, test_identity, test_render};
 use crate::net::FetchGuard;
-use crate::providers::Providers;
 use crate::storage::db::{Conflict, IdentityRecord};
 use crate::web::AppState;
 use crate::web::error::{ApiError, ApiJson, ApiQuery};
@@ -391,7 +390,7 @@ pub async fn test(
     )
     .await;
     if query.render {
-        let providers = Providers::local();
+        let providers = crate::providers::cloud::configured();
         let work = state
             .storage
             .work_dir()
