@@ -406,13 +406,20 @@ impl FalFlux {
     }
 }
 
-/// Fal's preset for a frame shape.
-fn image_size(width: u32, height: u32) -> &'static str {
+/// Fal's preset for a frame shape: the project aspect's still size (width, height, preset name).
+fn still_size(width: u32, height: u32) -> (u32, u32, &'static str) {
+    use crate::domain::AspectRatio;
     match width.cmp(&height) {
-        std::cmp::Ordering::Greater => "landscape_16_9",
-        std::cmp::Ordering::Less => "portrait_16_9",
-        std::cmp::Ordering::Equal => "square_hd",
+        std::cmp::Ordering::Greater => AspectRatio::Landscape,
+        std::cmp::Ordering::Less => AspectRatio::Portrait,
+        std::cmp::Ordering::Equal => AspectRatio::Square,
     }
+    .still_size()
+}
+
+/// Fal's preset name for a frame shape.
+fn image_size(width: u32, height: u32) -> &'static str {
+    still_size(width, height).2
 }
 
 /// A stable seed from the content key, so the same inputs give the same image.
@@ -476,7 +483,8 @@ impl ImageGen for FalFlux {
             Duration::from_secs(120),
             Duration::from_secs(600),
         );
-        let estimate = self.prices.image(req.width.max(req.height).min(1024), 1024);
+        let (w, h, _) = still_size(req.width, req.height);
+        let estimate = self.prices.image(w, h);
         let result = self
             .queue
             .run(FLUX_LORA, &input, estimate, cadence, job)
