@@ -7,10 +7,11 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::cloud::{self, cloud_env};
+use common::s3::S3;
 use common::*;
 use devatar::fakes::{FakeServer, LatencyProfile};
 use serde_json::{Value, json};
@@ -28,12 +29,38 @@ impl Drop for Proc {
     }
 }
 
+/// Where the processes keep media, and the provider limits they share.
+#[derive(Default)]
+struct Setup<'a> {
+    s3: Option<&'a S3>,
+    limits: Option<&'a str>,
+    slots: usize,
+}
+
+impl Setup<'_> {
+    fn apply<'c>(&self, cmd: &'c mut Command) -> &'c mut Command {
+        if let Some(s3) = self.s3 {
+            s3.env(cmd);
+        }
+        if let Some(limits) = self.limits {
+            cmd.env("DEVATAR_PROVIDER_LIMITS", limits);
+        }
+        cmd
+    }
+}
+
 fn worker(data: &Path, base: &str) -> Proc {
+    worker_with(data, base, &Setup::default())
+}
+
+fn worker_with(data: &Path, base: &str, setup: &Setup) -> Proc {
+    let slots = setup.slots.max(1).to_string();
     let mut cmd = command(
         data,
-        &["worker", "--data", ".", "--slots", "1", "--grace", "20"],
+        &["worker", "--data", ".", "--slots", &slots, "--grace", "20"],
     );
     cloud_env(&mut cmd, base).env("DEVATAR_LEASE_SECS", "2");
+    setup.apply(&mut cmd);
     Proc(
         cmd.stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -48,7 +75,11 @@ async fn fakes() -> FakeServer {
 
 /// Starts `serve --no-worker`; returns (process, base URL, token).
 fn api(data: &Path) -> (Proc, String, String) {
-    let mut child = command(
+    api_with(data, &Setup::default())
+}
+
+fn api_with(data: &Path, setup: &Setup) -> (Proc, String, String) {
+    let mut cmd = command(
         data,
         &[
             "serve",
@@ -58,12 +89,14 @@ fn api(data: &Path) -> (Proc, String, String) {
             ".",
             "--no-worker",
         ],
-    )
-    .env("DEVATAR_ADMIN_PASSWORD", PASSWORD)
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    );
+    setup.apply(&mut cmd);
+    let mut child = cmd
+        .env("DEVATAR_ADMIN_PASSWORD", PASSWORD)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut reader = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     let base = loop {
@@ -85,8 +118,14 @@ fn api(data: &Path) -> (Proc, String, String) {
     (Proc(child), base, token)
 }
 
-/// Creates an identity with a LoRA, a project with `SCENES` scenes, and queues one run per scene.
-async fn queue_scenes(http: &reqwest::Client, base: &str, token: &str, lora: &str) -> Vec<String> {
+/// Creates an identity with a LoRA, a project with `scenes` scenes, and queues one run per scene.
+async fn queue_scenes(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    lora: &str,
+    scenes: usize,
+) -> Vec<String> {
     let post = |path: String, body: Value| {
         let req = http
             .post(format!("{base}{path}"))
@@ -112,7 +151,7 @@ async fn queue_scenes(http: &reqwest::Client, base: &str, token: &str, lora: &st
     )
     .await;
     let mut runs = Vec::new();
-    for i in 0..SCENES {
+    for i in 0..scenes {
         let scene = post(
             "/api/scenes".into(),
             // Distinct stills and speech lengths, so no scene reuses another's cached outputs.
@@ -160,15 +199,15 @@ async fn wait_all(http: &reqwest::Client, base: &str, token: &str, runs: &[Strin
     panic!("runs did not finish");
 }
 
-/// Every distinct piece of paid work was submitted exactly once. The sandbox returns the same still for every
-/// prompt, so all scenes share one video (the cache), while stills, speech and lip-syncs differ per scene.
-fn assert_paid_once(fake: &FakeServer) {
+/// Every paid step of `scenes` distinct scenes was submitted exactly once (the sandbox gives every prompt its
+/// own still, so no two scenes share a video).
+fn assert_paid_once(fake: &FakeServer, scenes: usize) {
     let stats = fake.stats();
     let n = |k: &str| stats.get(k).copied().unwrap_or(0);
-    let scenes = SCENES as u64;
+    let scenes = scenes as u64;
     assert_eq!(n("fal.submit.fal-ai/flux-lora"), scenes, "{stats:?}");
+    assert_eq!(n("kling.submit"), scenes, "{stats:?}");
     assert_eq!(n("sync.submit"), scenes, "{stats:?}");
-    assert_eq!(n("kling.submit"), 1, "{stats:?}");
     // Speech is synchronous and has no job id: a worker killed mid-request may have it redone once.
     assert!(
         (scenes..=scenes + 1).contains(&n("elevenlabs.tts")),
@@ -176,20 +215,29 @@ fn assert_paid_once(fake: &FakeServer) {
     );
 }
 
+/// The scale-out acceptance run: 30 scenes, three workers sharing the database (PostgreSQL in the suite's
+/// PostgreSQL pass) and an S3 bucket; one worker is SIGKILLed while it holds paid jobs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_worker_loses_its_runs_to_the_others_and_nothing_is_paid_twice() {
+    const MANY: usize = 30;
     let fake = fakes().await;
     let lora = cloud::serve_lora("TOK_W").await;
+    let s3 = S3::start().await;
+    let setup = Setup {
+        s3: Some(&s3),
+        limits: Some("fal=8,kling=8,sync=8,elevenlabs=8"),
+        slots: 2,
+    };
     let dir = tempfile::tempdir().unwrap();
-    let (_api, base, token) = api(dir.path());
+    let (_api, base, token) = api_with(dir.path(), &setup);
     let http = reqwest::Client::new();
-    let mut victim = worker(dir.path(), &fake.base_url());
-    let _a = worker(dir.path(), &fake.base_url());
-    let _b = worker(dir.path(), &fake.base_url());
-    let runs = queue_scenes(&http, &base, &token, &lora).await;
-    // Kill one worker with SIGKILL while it holds a run (paid jobs in flight).
+    let mut victim = worker_with(dir.path(), &fake.base_url(), &setup);
+    let _a = worker_with(dir.path(), &fake.base_url(), &setup);
+    let _b = worker_with(dir.path(), &fake.base_url(), &setup);
+    let runs = queue_scenes(&http, &base, &token, &lora, MANY).await;
+    // Kill one worker with SIGKILL while paid jobs are in flight.
     for _ in 0..300 {
-        if fake.stats().get("sync.submit").copied().unwrap_or(0) >= 1 {
+        if fake.stats().get("sync.submit").copied().unwrap_or(0) >= 2 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -198,7 +246,60 @@ async fn a_killed_worker_loses_its_runs_to_the_others_and_nothing_is_paid_twice(
     victim.0.wait().unwrap();
     let statuses = wait_all(&http, &base, &token, &runs).await;
     assert!(statuses.iter().all(|s| s == "succeeded"), "{statuses:?}");
-    assert_paid_once(&fake);
+    assert_paid_once(&fake, MANY);
+    // The media went to the bucket: every scene's final video at least.
+    let videos = s3
+        .objects()
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "mp4"))
+        .count();
+    assert!(videos >= MANY, "{videos} videos in the bucket");
+    assert!(
+        !dir.path().join("media").exists(),
+        "media was written to the local folder"
+    );
+}
+
+/// Provider limits bind across processes: two workers with three run slots each, six scenes, at most one
+/// Kling and one Sync job and two Fal jobs in flight at any time, as the sandbox saw it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_limits_hold_across_two_worker_processes() {
+    let fake = fakes().await;
+    let lora = cloud::serve_lora("TOK_W").await;
+    let setup = Setup {
+        s3: None,
+        limits: Some("kling=1,sync=1,fal=2"),
+        slots: 3,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (_api, base, token) = api(dir.path());
+    let http = reqwest::Client::new();
+    let _a = worker_with(dir.path(), &fake.base_url(), &setup);
+    let _b = worker_with(dir.path(), &fake.base_url(), &setup);
+    let runs = queue_scenes(&http, &base, &token, &lora, SCENES).await;
+    let statuses = wait_all(&http, &base, &token, &runs).await;
+    assert!(statuses.iter().all(|s| s == "succeeded"), "{statuses:?}");
+    assert_paid_once(&fake, SCENES);
+    let stats = fake.stats();
+    let peak = |k: &str| stats.get(k).copied().unwrap_or(0);
+    assert_eq!(peak("kling.peak_active"), 1, "{stats:?}");
+    assert_eq!(peak("sync.peak_active"), 1, "{stats:?}");
+    assert!((1..=2).contains(&peak("fal.peak_active")), "{stats:?}");
+    // Steps that queued behind the limit say so in their log.
+    let logs: Value = http
+        .get(format!("{base}/api/logs?limit=500"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let waited = logs
+        .to_string()
+        .matches("for a free kling slot (limit 1)")
+        .count();
+    assert!(waited >= 1, "no step waited for a Kling slot: {logs}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,7 +310,7 @@ async fn sigterm_stops_claiming_and_loses_nothing() {
     let (_api, base, token) = api(dir.path());
     let http = reqwest::Client::new();
     let stopping = worker(dir.path(), &fake.base_url());
-    let runs = queue_scenes(&http, &base, &token, &lora).await;
+    let runs = queue_scenes(&http, &base, &token, &lora, SCENES).await;
     for _ in 0..300 {
         if fake.stats().get("elevenlabs.tts").copied().unwrap_or(0) >= 1 {
             break;
@@ -241,5 +342,126 @@ async fn sigterm_stops_claiming_and_loses_nothing() {
     let _next = worker(dir.path(), &fake.base_url());
     let statuses = wait_all(&http, &base, &token, &runs).await;
     assert!(statuses.iter().all(|s| s == "succeeded"), "{statuses:?}");
-    assert_paid_once(&fake);
+    assert_paid_once(&fake, SCENES);
+}
+
+/// `serve --no-worker` streams the live progress of a run that a separate worker process executes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_events_stream_live_from_another_process() {
+    let fake = fakes().await;
+    let lora = cloud::serve_lora("TOK_W").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_api, base, token) = api(dir.path());
+    let http = reqwest::Client::new();
+    // Queued with no worker yet: nothing is stored, so whatever the stream says arrives live.
+    let runs = queue_scenes(&http, &base, &token, &lora, 1).await;
+    let response = http
+        .get(format!("{base}/api/runs/{}/events", runs[0]))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let _worker = worker(dir.path(), &fake.base_url());
+    let body = tokio::time::timeout(Duration::from_secs(120), response.text())
+        .await
+        .expect("the stream ends with the run")
+        .unwrap();
+    let events: Vec<(String, Value)> = body
+        .split("\n\n")
+        .filter_map(|block| {
+            let name = block.lines().find_map(|l| l.strip_prefix("event: "))?;
+            let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
+            Some((name.to_string(), serde_json::from_str(data).unwrap()))
+        })
+        .collect();
+    let step_event = |step: &str, event: &str| {
+        events
+            .iter()
+            .position(|(n, d)| n == "step" && d["step"] == step && d["event"] == event)
+    };
+    for step in ["AUDIO", "IMAGE", "VIDEO", "LIPSYNC", "FINALIZE"] {
+        assert!(step_event(step, "finished").is_some(), "{step}: {body}");
+    }
+    // VIDEO runs for seconds on the sandbox, so its start is seen before its end.
+    let started = step_event("VIDEO", "started").expect("VIDEO started streamed live");
+    assert!(started < step_event("VIDEO", "finished").unwrap(), "{body}");
+    let last = events.last().unwrap();
+    assert_eq!(last.0, "finished", "{body}");
+    assert_eq!(last.1["status"], "succeeded", "{body}");
+}
+
+/// On PostgreSQL a queued run wakes an idle worker through `NOTIFY`: with polling set to ten minutes, runs
+/// queued after the worker went idle are still claimed at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_worker_is_woken_by_a_notification_on_postgres() {
+    if std::env::var("DEVATAR_TEST_BACKEND").ok().as_deref() != Some("postgres") {
+        eprintln!("LISTEN/NOTIFY is PostgreSQL's: tested in the suite's PostgreSQL pass");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_api, base, token) = api(dir.path());
+    let http = reqwest::Client::new();
+    let mut cmd = command(dir.path(), &["worker", "--data", ".", "--slots", "1"]);
+    let mut child = cmd
+        .env("DEVATAR_POLL_MS", "600000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("ready") {
+        line.clear();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "worker exited");
+    }
+    std::thread::spawn(move || for _ in reader.lines() {});
+    let _worker = Proc(child);
+    // Offline providers; distinct scenes so each run does real work.
+    let post = |path: String, body: Value| {
+        let req = http
+            .post(format!("{base}{path}"))
+            .bearer_auth(&token)
+            .json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            assert!(r.status().is_success(), "{path}: {}", r.status());
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    post(
+        "/api/identities".into(),
+        json!({"name": "n", "displayName": "N", "triggerWord": "TOK_N"}),
+    )
+    .await;
+    let project = post(
+        "/api/projects".into(),
+        json!({"name": "Notify", "aspectRatio": "1:1"}),
+    )
+    .await;
+    for i in 0..2 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let scene = post(
+            "/api/scenes".into(),
+            json!({"projectId": project["id"], "name": format!("n{i}"), "dialogue": format!("Wake up {i}.")}),
+        )
+        .await;
+        let run = post(
+            format!("/api/scenes/{}/generate", scene["id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await["runId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let mut status = String::new();
+        for _ in 0..300 {
+            status = self::status(&http, &base, &token, &run).await;
+            if status != "queued" && status != "running" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(status, "succeeded", "run {i} was not picked up promptly");
+    }
 }

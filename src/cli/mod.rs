@@ -14,6 +14,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::pipeline::RenderOptions;
+
 /// A failure with the exit code it maps to.
 #[derive(Debug)]
 pub struct CliError {
@@ -96,6 +98,10 @@ enum Command {
         /// Providers: local (offline), cloud (paid APIs; keys required), auto (cloud where keys are set).
         #[arg(long, default_value = "auto")]
         providers: String,
+        /// Run at most N steps at once (1 = strictly sequential); default: every ready step, within the
+        /// provider limits (DEVATAR_PROVIDER_LIMITS).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        max_parallel_steps: Option<u16>,
     },
     /// Price a project file before rendering it.
     Estimate {
@@ -279,13 +285,17 @@ pub fn main() -> ExitCode {
                 json,
                 burn_captions,
                 providers,
+                max_parallel_steps,
             } => {
                 render::render(render::RenderArgs {
                     file,
                     data,
                     out,
                     json,
-                    burn_captions,
+                    options: RenderOptions {
+                        burn_captions,
+                        max_parallel_steps: max_parallel_steps.map(usize::from),
+                    },
                     providers,
                 })
                 .await

@@ -33,8 +33,8 @@ pub struct RenderArgs {
     pub out: Option<PathBuf>,
     /// JSON on stdout.
     pub json: bool,
-    /// Burn captions in.
-    pub burn_captions: bool,
+    /// Caption burning and step parallelism.
+    pub options: RenderOptions,
     /// Which providers: local, cloud or auto.
     pub providers: String,
 }
@@ -61,7 +61,7 @@ pub async fn demo(
         ProjectFile::parse(DEMO_TOML, on_disk, Path::new("."))
     }
     .map_err(CliError::input)?;
-    run(file, data, out, json, false, providers).await
+    run(file, data, out, json, RenderOptions::default(), providers).await
 }
 
 /// Renders a project file.
@@ -73,7 +73,7 @@ pub async fn render(args: RenderArgs) -> Result<(), CliError> {
         args.data,
         args.out,
         args.json,
-        args.burn_captions,
+        args.options,
         providers,
     )
     .await
@@ -111,7 +111,7 @@ async fn run(
     data: PathBuf,
     out: Option<PathBuf>,
     json: bool,
-    burn_captions: bool,
+    options: RenderOptions,
     providers: Providers,
 ) -> Result<(), CliError> {
     require_tools(&REQUIRED_TOOLS).map_err(CliError::missing_tool)?;
@@ -179,9 +179,7 @@ async fn run(
         storage.work_dir(),
         progress,
     ));
-    let report = pipeline
-        .execute(&run_id, plan.clone(), RenderOptions { burn_captions }, true)
-        .await;
+    let report = pipeline.execute(&run_id, plan.clone(), options, true).await;
     heartbeat.abort();
     let _ = tokio::fs::remove_dir_all(storage.work_dir().join(&run_id)).await;
 
@@ -338,7 +336,8 @@ async fn import_headshot(storage: &Storage, path: &Path) -> anyhow::Result<(Stri
 }
 
 fn step_json(s: &StepReport) -> serde_json::Value {
-    json!({ "step": s.step.as_str(), "provider": s.provider, "cached": s.cached, "ms": s.ms, "costUsd": s.cost_usd })
+    json!({ "step": s.step.as_str(), "provider": s.provider, "cached": s.cached, "ms": s.ms, "costUsd": s.cost_usd,
+            "startedAt": s.started_at_ms, "finishedAt": s.finished_at_ms })
 }
 
 async fn json_report(

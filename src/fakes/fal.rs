@@ -12,6 +12,7 @@ use axum::extract::Request;
 use axum::http::Method;
 use axum::response::Response;
 use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
 
 use super::faults::{Endpoint, ErrorKind, FaultAction, InjectedError, JobFate, Provider};
 use super::jobs::{InputRef, OutputCell, OutputSpec, output};
@@ -338,14 +339,18 @@ fn plan_flux(map: &Map<String, Value>, lora: bool, schnell: bool) -> Result<Plan
     if !c.ok() {
         return Err(c);
     }
+    let seed = seed.unwrap_or_else(|| (uuid::Uuid::new_v4().as_u128() & 0xFFFF_FFFF) as u64);
+    let digest =
+        Sha256::digest(format!("{seed}\n{}", prompt.as_deref().unwrap_or_default()).as_bytes());
     Ok(Plan {
         spec: OutputSpec::Images {
             w,
             h,
             jpeg: format == "jpeg",
+            mark: u32::from_be_bytes([0, digest[0], digest[1], digest[2]]),
         },
         kind: JobKind::FalImage,
-        seed: Some(seed.unwrap_or_else(|| (uuid::Uuid::new_v4().as_u128() & 0xFFFF_FFFF) as u64)),
+        seed: Some(seed),
         prompt,
         num_images,
         sync_mode,
@@ -569,6 +574,12 @@ async fn submit(ctx: &Ctx, req: Request, model_id: &str) -> Response {
             .count();
         st.jobs.insert(id.clone(), job);
         st.order.push(id.clone());
+        let active = st
+            .jobs
+            .values()
+            .filter(|j| !j.canceled && j.clock.phase() != Phase::Done)
+            .count();
+        ctx.shared.peak("fal.peak_active", active as u64);
         ahead
     };
     ctx.shared.count("fal.submit");
@@ -911,7 +922,8 @@ mod tests {
                 spec: OutputSpec::Images {
                     w: 1024,
                     h: 576,
-                    jpeg: false
+                    jpeg: false,
+                    ..
                 },
                 ..
             })

@@ -12,7 +12,13 @@ const DEFAULT_SECS: f64 = 5.0;
 #[derive(Debug, Clone)]
 pub(crate) enum OutputSpec {
     /// Stills of one size.
-    Images { w: u32, h: u32, jpeg: bool },
+    Images {
+        w: u32,
+        h: u32,
+        jpeg: bool,
+        /// Distinguishes the picture (derived from the prompt and seed).
+        mark: u32,
+    },
     /// A silent clip following the image's aspect ratio (image-to-video).
     Video { secs: f64, image: InputRef },
     /// Lip-sync: the video's frames, the audio's sound, the length by `sync_mode`.
@@ -91,7 +97,9 @@ pub(crate) async fn produce(
     fields: [&'static str; 2],
 ) -> Result<Produced, InputFailure> {
     let (name, duration, dims) = match spec {
-        OutputSpec::Images { w, h, jpeg } => (shared.media.image(*w, *h, *jpeg), None, (*w, *h)),
+        OutputSpec::Images { w, h, jpeg, mark } => {
+            (shared.media.image(*w, *h, *jpeg, *mark), None, (*w, *h))
+        }
         OutputSpec::Video { secs, image } => {
             let img = resolve(shared, image, false).await;
             if let InputMedia::Unreadable(why) = &img {

@@ -586,6 +586,12 @@ async fn create(ctx: &Ctx, req: Request) -> Response {
                 }
                 st.tasks.insert(task_id.clone(), task);
                 st.order.push(task_id.clone());
+                let active = st
+                    .tasks
+                    .values()
+                    .filter(|t| t.clock.phase() != Phase::Done)
+                    .count();
+                ctx.shared.peak("kling.peak_active", active as u64);
                 Ok((task_id, true))
             }
         }

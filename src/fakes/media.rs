@@ -96,6 +96,8 @@ enum Recipe {
         w: u32,
         h: u32,
         jpeg: bool,
+        /// A 24-bit colour drawn as a corner mark, so distinct requests get distinct pictures.
+        mark: Option<u32>,
     },
     Speech {
         secs: f64,
@@ -221,6 +223,7 @@ impl MediaStore {
                     w: 512,
                     h: 512,
                     jpeg: false,
+                    mark: None,
                 },
             ),
             store.register(
@@ -255,7 +258,7 @@ impl MediaStore {
             return existing.clone();
         }
         let (content_type, duration, dims) = match &recipe {
-            Recipe::Image { w, h, jpeg } => (
+            Recipe::Image { w, h, jpeg, .. } => (
                 if *jpeg { "image/jpeg" } else { "image/png" },
                 None,
                 Some((*w, *h)),
@@ -279,10 +282,16 @@ impl MediaStore {
         lock(&self.items).get(name).cloned()
     }
 
-    /// Registers a still image; returns its name.
-    pub(crate) fn image(&self, w: u32, h: u32, jpeg: bool) -> String {
-        let name = format!("image-{w}x{h}.{}", if jpeg { "jpg" } else { "png" });
-        self.register(&name, Recipe::Image { w, h, jpeg });
+    /// Registers a still image carrying `mark` (a 24-bit colour: one per prompt and seed, like a real
+    /// generator's distinct pictures); returns its name.
+    pub(crate) fn image(&self, w: u32, h: u32, jpeg: bool, mark: u32) -> String {
+        let mark = mark & 0xFF_FFFF;
+        let name = format!(
+            "image-{w}x{h}-{mark:06x}.{}",
+            if jpeg { "jpg" } else { "png" }
+        );
+        let mark = Some(mark);
+        self.register(&name, Recipe::Image { w, h, jpeg, mark });
         name
     }
 
@@ -358,7 +367,7 @@ impl MediaStore {
     async fn make(&self, recipe: Recipe) -> Result<Bytes, String> {
         let s = |x: &str| x.to_string();
         match recipe {
-            Recipe::Image { w, h, jpeg } => {
+            Recipe::Image { w, h, jpeg, mark } => {
                 let out = self.tmp(if jpeg { "jpg" } else { "png" });
                 let mut args = vec![
                     s("-f"),
@@ -368,6 +377,13 @@ impl MediaStore {
                     s("-frames:v"),
                     s("1"),
                 ];
+                if let Some(mark) = mark {
+                    let side = (w.min(h) / 6).max(8);
+                    args.extend([
+                        s("-vf"),
+                        format!("drawbox=x=0:y=0:w={side}:h={side}:color=0x{mark:06x}:t=fill"),
+                    ]);
+                }
                 if jpeg {
                     args.extend([s("-q:v"), s("4")]);
                 }

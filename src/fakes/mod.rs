@@ -20,7 +20,8 @@
 //! `elevenlabs.tts.<model_id>`; and `requests.<provider>.<endpoint>` for every HTTP request including those
 //! refused (auth, validation, injected errors). `<provider>.submit` counts jobs created (a submit whose answer
 //! a fault then drops or garbles still counts; an injected 429 does not); status, result, cancel and voices
-//! count every authenticated call.
+//! count every authenticated call. `fal.peak_active`, `kling.peak_active` and `sync.peak_active` are high-water
+//! marks: the most jobs of that provider ever queued or running at once (to check concurrency limits).
 
 mod elevenlabs;
 mod fal;

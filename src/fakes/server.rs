@@ -106,6 +106,13 @@ impl Shared {
         *lock(&self.stats).entry(key.to_string()).or_insert(0) += n;
     }
 
+    /// Raises a high-water mark (e.g. `kling.peak_active`: most jobs ever in flight at once).
+    pub(crate) fn peak(&self, key: &str, value: u64) {
+        let mut stats = lock(&self.stats);
+        let v = stats.entry(key.to_string()).or_insert(0);
+        *v = (*v).max(value);
+    }
+
     pub(crate) fn stats(&self) -> BTreeMap<String, u64> {
         lock(&self.stats).clone()
     }

@@ -533,6 +533,12 @@ async fn create(ctx: &Ctx, req: Request, upload: bool) -> Response {
                 };
                 st.gens.insert(id.clone(), g);
                 st.order.push(id.clone());
+                let active = st
+                    .gens
+                    .values()
+                    .filter(|g| g.clock.phase() != Phase::Done)
+                    .count();
+                ctx.shared.peak("sync.peak_active", active as u64);
                 if let Some(k) = &key {
                     st.idempotency.insert(k.clone(), (fingerprint, id.clone()));
                 }

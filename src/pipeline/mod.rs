@@ -9,6 +9,7 @@
 pub mod dag;
 pub mod keys;
 pub mod ledger;
+pub mod limits;
 mod mode;
 mod runner;
 mod steps;
@@ -49,11 +50,14 @@ pub struct RenderPlan {
     pub scenes: Vec<PlannedScene>,
 }
 
-/// Render switches that change outputs.
+/// Render switches.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RenderOptions {
-    /// Burn captions into the scene videos.
+    /// Burn captions into the scene videos (changes outputs).
     pub burn_captions: bool,
+    /// At most this many steps at once in this run (`Some(1)`: strictly one after another); `None` runs every
+    /// ready step, within provider limits. Outputs are the same either way.
+    pub max_parallel_steps: Option<usize>,
 }
 
 /// What a finished step produced: object keys by role, plus the facts downstream steps need.

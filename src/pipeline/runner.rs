@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use super::dag::{NodeOutcome, run_dag};
 use super::keys::content_key;
 use super::ledger::DbLedger;
+use super::limits::{Caps, ProviderLimits};
 use super::{RenderOptions, RenderPlan, StepOutput};
 use crate::domain::{LogLevel, LogStep, StepName};
 use crate::providers::job::Budget;
@@ -110,6 +111,8 @@ pub struct Pipeline {
     progress: Arc<dyn Progress>,
     /// Bounds concurrent ffmpeg-heavy steps on this machine.
     heavy: Semaphore,
+    /// Per-provider concurrency, held across every process on the database.
+    pub(crate) limits: ProviderLimits,
     /// Test hook: abort the process after this many executed steps (simulates `kill -9`).
     abort_after: Option<usize>,
     executed: AtomicUsize,
@@ -135,6 +138,17 @@ pub(super) struct Prepared {
     pub(super) inputs: Vec<String>,
 }
 
+impl Prepared {
+    /// The provider concurrency pool this step's work counts against; framing a headshot (an image
+    /// provider's `headshot` parameter) submits nothing, so it takes no slot.
+    fn pool(&self) -> Option<&'static str> {
+        if self.params.get("headshot") == Some(&Value::Bool(true)) {
+            return None;
+        }
+        crate::providers::cloud::concurrency_pool(&self.provider)
+    }
+}
+
 impl Pipeline {
     /// Builds a pipeline writing temporary files under `work_root`.
     pub fn new(
@@ -151,12 +165,20 @@ impl Pipeline {
             .ok()
             .and_then(|v| v.parse().ok());
         Self {
-            db,
+            db: db.clone(),
             objects,
             providers,
             work_root,
             progress,
             heavy: Semaphore::new(cores.clamp(1, 4)),
+            limits: ProviderLimits::new(
+                db.clone(),
+                Caps::from_env().unwrap_or_else(|e| {
+                    tracing::warn!("{e}; using the default provider limits");
+                    Caps::default()
+                }),
+                crate::storage::db::lease(),
+            ),
             abort_after,
             executed: AtomicUsize::new(0),
             lora_checks: tokio::sync::Mutex::default(),
@@ -210,9 +232,19 @@ impl Pipeline {
         }
         let this = self.clone();
         let c = ctx.clone();
+        let gate = ctx
+            .options
+            .max_parallel_steps
+            .map(|n| Arc::new(Semaphore::new(n.max(1))));
         let outcomes = run_dag(nodes, move |node, deps| {
-            let (this, ctx) = (this.clone(), c.clone());
-            async move { this.run_node(&ctx, node, deps).await }
+            let (this, ctx, gate) = (this.clone(), c.clone(), gate.clone());
+            async move {
+                let _turn = match &gate {
+                    Some(g) => Some(g.acquire().await.map_err(|e| e.to_string())?),
+                    None => None,
+                };
+                this.run_node(&ctx, node, deps).await
+            }
         })
         .await;
         let mut report = RunReport {
@@ -389,12 +421,26 @@ impl Pipeline {
             tokio::fs::create_dir_all(&work)
                 .await
                 .map_err(|e| format!("work folder {}: {e}", work.display()))?;
-            let _permit = match step {
-                StepName::Audio | StepName::Image => None,
+            // Paid work waits for a slot of its provider (across all workers); local media work for a share of
+            // this machine's cores.
+            let slot = match prepared.pool() {
+                Some(pool) => self.limits.acquire(pool).await?,
+                None => None,
+            };
+            let _permit = match (step, &slot) {
+                (StepName::Audio | StepName::Image, _) | (_, Some(_)) => None,
                 _ => Some(self.heavy.acquire().await.map_err(|e| e.to_string())?),
             };
             let job = JobCtx::new(key.clone(), Arc::new(DbLedger(self.db.clone())))
                 .with_budget(ctx.budget.clone());
+            if let Some(slot) = slot.as_ref().filter(|s| s.waited.as_millis() >= 100) {
+                job.note(format!(
+                    "waited {} ms for a free {} slot (limit {})",
+                    slot.waited.as_millis(),
+                    slot.pool(),
+                    self.limits.caps().get(slot.pool()).unwrap_or(0)
+                ));
+            }
             let out = self.execute_step(ctx, node, &deps, &work, &job).await;
             let _ = tokio::fs::remove_dir_all(&work).await;
             for note in job.take_notes() {

@@ -9,7 +9,7 @@ use tokio::task::AbortHandle;
 
 use crate::app::Storage;
 use crate::pipeline::{Event, Pipeline, PlannedScene, Progress, RenderOptions, RenderPlan};
-use crate::storage::db::{ClaimedRun, DbError, SceneRecord};
+use crate::storage::db::{ClaimedRun, DbError, RUNS_CHANNEL, SLOTS_CHANNEL, SceneRecord, lease};
 
 /// A run could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -59,21 +59,19 @@ pub struct RunService {
     owner: String,
     tasks: Mutex<HashMap<String, AbortHandle>>,
     events: tokio::sync::broadcast::Sender<RunEvent>,
-    wake: tokio::sync::Notify,
+    wake: Arc<tokio::sync::Notify>,
 }
 
-/// How long a claim lasts without renewal (`DEVATAR_LEASE_SECS`, default 15); renewed every third of it.
-/// A crashed worker's runs are rescued within this time.
-fn lease() -> Duration {
-    let secs = std::env::var("DEVATAR_LEASE_SECS")
+/// How often an idle worker looks for queued runs and expired leases (`DEVATAR_POLL_MS`; default 500 ms, or
+/// 2 s when PostgreSQL notifications wake it). A start in this process wakes it at once.
+fn poll(listening: bool) -> Duration {
+    std::env::var("DEVATAR_POLL_MS")
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|s| (1..=3600).contains(s))
-        .unwrap_or(15);
-    Duration::from_secs(secs)
+        .filter(|ms| (10..=600_000).contains(ms))
+        .map(Duration::from_millis)
+        .unwrap_or(Duration::from_millis(if listening { 2000 } else { 500 }))
 }
-/// How often an idle worker looks for queued runs (a local start wakes it at once).
-const POLL: Duration = Duration::from_millis(500);
 
 impl RunService {
     /// A service using the configured providers (cloud where keys are set, offline otherwise).
@@ -94,7 +92,7 @@ impl RunService {
             owner,
             tasks: Mutex::default(),
             events,
-            wake: tokio::sync::Notify::new(),
+            wake: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -210,6 +208,19 @@ impl RunService {
         grace: Duration,
         stop: Arc<tokio::sync::Notify>,
     ) {
+        let listening = {
+            let (wake, freed) = (self.wake.clone(), self.pipeline.limits.freed());
+            self.storage
+                .db
+                .listen(&[RUNS_CHANNEL, SLOTS_CHANNEL], move |channel| {
+                    if channel == RUNS_CHANNEL {
+                        wake.notify_one();
+                    } else {
+                        freed.notify_waiters();
+                    }
+                })
+        };
+        let poll = poll(listening);
         let mut running = tokio::task::JoinSet::new();
         let mut leases: HashMap<tokio::task::Id, (String, String)> = HashMap::new();
         let stopped = stop.notified();
@@ -244,7 +255,7 @@ impl RunService {
                     };
                     leases.remove(&id);
                 }
-                _ = tokio::time::sleep(POLL) => {}
+                _ = tokio::time::sleep(poll) => {}
             }
         }
         // Stop claiming; let runs in progress finish for a while, then release the rest.

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cloud;
+pub mod s3;
 pub mod safetensors;
 
 use std::path::{Path, PathBuf};

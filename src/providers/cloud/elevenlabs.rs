@@ -15,7 +15,8 @@ use crate::costs::PriceTable;
 use crate::media::captions::WordTiming;
 use crate::providers::{JobCtx, ProviderError, SpeechOutput, SpeechRequest, SpeechSynth};
 
-const PROVIDER: &str = "elevenlabs";
+/// Provider id in logs, steps and `--json`.
+pub const PROVIDER: &str = "elevenlabs";
 /// ElevenLabs' premade "Rachel" voice, used when neither the identity nor `ELEVENLABS_VOICE_ID` names one.
 const FALLBACK_VOICE: &str = "21m00Tcm4TlvDq8ikWAM";
 

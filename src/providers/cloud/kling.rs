@@ -16,7 +16,8 @@ use super::{Cadence, CloudConfig, Secret};
 use crate::costs::PriceTable;
 use crate::providers::{ImageToVideo, JobCtx, JobState, ProviderError, ProviderJob, VideoRequest};
 
-const PROVIDER: &str = "kling";
+/// Provider id in logs, steps and `--json`.
+pub const PROVIDER: &str = "kling";
 
 /// Kling image-to-video through the official API.
 #[derive(Debug, Clone)]

@@ -240,6 +240,18 @@ pub(crate) async fn fit_to_speech(
         .await
 }
 
+/// The concurrency pool a provider id counts against (each paid service limits jobs per account, whatever
+/// the model); `None` for offline providers.
+pub fn concurrency_pool(provider: &str) -> Option<&'static str> {
+    match provider {
+        elevenlabs::PROVIDER => Some("elevenlabs"),
+        kling::PROVIDER => Some("kling"),
+        synclabs::PROVIDER => Some("sync"),
+        p if p.starts_with("fal-ai/") => Some("fal"),
+        _ => None,
+    }
+}
+
 /// The providers `auto` picks from the environment (cloud where keys are set, offline otherwise).
 pub fn configured() -> Providers {
     providers(&CloudConfig::from_env(), ProviderChoice::Auto).unwrap_or_else(|_| Providers::local())

@@ -17,7 +17,8 @@ use super::{Cadence, CloudConfig, Secret};
 use crate::costs::PriceTable;
 use crate::providers::{JobCtx, JobState, LipSync, LipSyncRequest, ProviderError, ProviderJob};
 
-const PROVIDER: &str = "synclabs";
+/// Provider id in logs, steps and `--json`.
+pub const PROVIDER: &str = "synclabs";
 const MODEL: &str = "lipsync-2";
 
 /// Sync Labs' direct API.

@@ -7,9 +7,11 @@ mod auth;
 mod catalog;
 mod identities;
 mod jobs;
+mod notify;
 mod projects;
 mod queue;
 mod runs;
+mod slots;
 pub mod ui;
 mod webhooks;
 
@@ -23,9 +25,11 @@ pub use assets::AssetRecord;
 pub use auth::TokenInfo;
 pub use catalog::{AssetInput, SceneInput};
 pub use identities::{Conflict, IdentityRecord};
+pub use notify::RUNS_CHANNEL;
 pub use projects::{LogFilter, LogRow, ProjectRecord, SceneRecord};
-pub use queue::ClaimedRun;
+pub use queue::{ClaimedRun, lease};
 pub use runs::{LogInput, RunRow, StepRow};
+pub use slots::SLOTS_CHANNEL;
 pub use webhooks::{DeliveryStatus, PendingDelivery, Webhook};
 
 /// An optional float as a bind value that keeps one parameter type whether it is null or not.
@@ -56,6 +60,8 @@ pub enum DbError {
 pub struct Db {
     pool: AnyPool,
     is_sqlite: bool,
+    /// PostgreSQL only: where the notification listener connects.
+    listen_url: Option<notify::ListenUrl>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -95,7 +101,12 @@ impl Db {
                 .await?
         };
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool, is_sqlite })
+        let listen_url = (!is_sqlite).then(|| notify::ListenUrl(url.into()));
+        Ok(Self {
+            pool,
+            is_sqlite,
+            listen_url,
+        })
     }
 
     /// The underlying pool.

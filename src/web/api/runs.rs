@@ -1,17 +1,21 @@
 //! `/api/runs/{id}` and `/api/logs`.
 
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::IntoParams;
 
 use crate::domain::LogStep;
-use crate::storage::db::LogFilter;
+use crate::storage::db::{Db, LogFilter};
 use crate::web::AppState;
 use crate::web::error::{ApiError, ApiQuery};
+use crate::worker::RunEvent;
 
 /// A run with its steps (only those of `scene` when given).
 pub async fn run_json(
@@ -118,121 +122,128 @@ pub async fn logs(
 }
 
 /// Live progress of a run as Server-Sent Events: `step` events (`started`, `finished`, `failed`) and one
-/// final `finished` event with the run's status, after which the stream ends.
+/// final `finished` event with the run's status, after which the stream ends. Progress is read from the
+/// stored steps, so a run executed by any worker process streams live; a step in this process wakes the
+/// stream at once, others are seen within [`FOLLOW_POLL`].
 #[utoipa::path(get, path = "/api/runs/{id}/events", tag = "runs", params(("id" = String, Path)),
     responses((status = 200, content_type = "text/event-stream", body = String), (status = 404)))]
 pub async fn events(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<
-    axum::response::sse::Sse<
-        impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
-    >,
-    ApiError,
-> {
-    use crate::pipeline::EventKind;
-    use crate::worker::RunEvent;
-    use axum::response::sse::{Event as Sse_, KeepAlive, Sse};
-
-    let mut rx = state.runs.as_ref().map(|r| r.subscribe());
-    let db = &state.storage.db;
-    let (_, _, status, _, _, _) = db
-        .get_run(&id)
+) -> Result<Sse<impl futures::Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let db = state.storage.db.clone();
+    db.get_run(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("run"))?;
-    // Catch up from the database first (steps that started or finished before the client connected).
-    let mut backlog: std::collections::VecDeque<Sse_> = db
-        .run_steps(&id)
-        .await?
-        .into_iter()
-        .filter(|s| s.status == "running" || s.status == "succeeded" || s.status == "failed")
-        .map(|s| {
+    let follower = RunFollower {
+        wake: state.runs.as_ref().map(|r| r.subscribe()),
+        db,
+        id,
+        seen: HashMap::new(),
+        pending: VecDeque::new(),
+        looked: false,
+        done: false,
+    };
+    let stream = futures::stream::unfold(follower, |mut f| async move {
+        f.next().await.map(|event| (Ok(event), f))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// How often a followed run's stored steps are read when nothing in this process announces a change.
+pub const FOLLOW_POLL: Duration = Duration::from_millis(500);
+
+/// Turns the stored steps of one run into events, each state change once.
+struct RunFollower {
+    db: Db,
+    id: String,
+    /// Local progress of this process, used only as a prompt to look again.
+    wake: Option<tokio::sync::broadcast::Receiver<RunEvent>>,
+    /// The last event sent per (scene id, step).
+    seen: HashMap<(String, String), &'static str>,
+    pending: VecDeque<SseEvent>,
+    looked: bool,
+    done: bool,
+}
+
+impl RunFollower {
+    async fn next(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some(event);
+            }
+            if self.done {
+                return None;
+            }
+            if self.looked {
+                self.wait().await;
+            }
+            self.looked = true;
+            if let Err(e) = self.look().await {
+                tracing::warn!(run = %self.id, "following the run: {e}");
+            }
+        }
+    }
+
+    /// Until this process reports progress of the run, or the poll interval passes.
+    async fn wait(&mut self) {
+        let Some(rx) = self.wake.as_mut() else {
+            tokio::time::sleep(FOLLOW_POLL).await;
+            return;
+        };
+        let id = &self.id;
+        let _ = tokio::time::timeout(FOLLOW_POLL, async {
+            loop {
+                match rx.recv().await {
+                    Ok(RunEvent::Step(e)) if e.run_id == *id => return,
+                    Ok(RunEvent::Finished { run_id, .. }) if run_id == *id => return,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        std::future::pending::<()>().await
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Queues an event for every step whose state changed, then the end when the run is over. The run's
+    /// status is read before its steps, so a finished run's steps are already final when read.
+    async fn look(&mut self) -> Result<(), crate::storage::db::DbError> {
+        let Some((_, _, status, _, _, _)) = self.db.get_run(&self.id).await? else {
+            self.done = true;
+            return Ok(());
+        };
+        for s in self.db.run_steps(&self.id).await? {
             let event = match s.status.as_str() {
                 "running" => "started",
                 "succeeded" => "finished",
-                _ => "failed",
+                "failed" => "failed",
+                _ => continue,
             };
+            let key = (s.scene_id.clone(), s.step.clone());
+            if self.seen.get(&key) == Some(&event) {
+                continue;
+            }
+            self.seen.insert(key, event);
             let ms = match (s.started_at, s.finished_at) {
-                (Some(a), Some(b)) => Some(b - a),
+                (Some(a), Some(b)) if event != "started" => Some(b - a),
                 _ => None,
             };
-            let data = json!({ "sceneId": if s.scene_id.is_empty() { None } else { Some(s.scene_id) }, "step": s.step,
-                               "event": event, "cached": s.cached, "ms": ms, "reason": s.error });
-            Sse_::default().event("step").data(data.to_string())
-        })
-        .collect();
-    let done = !matches!(status.as_str(), "queued" | "running") || rx.is_none();
-    if done {
-        backlog.push_back(
-            Sse_::default()
-                .event("finished")
-                .data(json!({ "runId": id, "status": status }).to_string()),
-        );
+            let data = json!({
+                "sceneId": if s.scene_id.is_empty() { None } else { Some(s.scene_id) },
+                "step": s.step, "event": event, "provider": s.provider,
+                "cached": (event == "finished").then_some(s.cached), "ms": ms, "reason": s.error,
+            });
+            self.pending
+                .push_back(SseEvent::default().event("step").data(data.to_string()));
+        }
+        if !matches!(status.as_str(), "queued" | "running") {
+            let data = json!({ "runId": self.id, "status": status });
+            self.pending
+                .push_back(SseEvent::default().event("finished").data(data.to_string()));
+            self.done = true;
+        }
+        Ok(())
     }
-    let db = db.clone();
-    let stream = futures::stream::unfold(
-        (backlog, rx.take(), id, done),
-        move |(mut backlog, mut rx, id, done)| {
-            let db = db.clone();
-            async move {
-                if let Some(ev) = backlog.pop_front() {
-                    return Some((Ok(ev), (backlog, rx, id, done)));
-                }
-                if done {
-                    return None;
-                }
-                let receiver = rx.as_mut()?;
-                loop {
-                    // A run executed by another worker process sends no events here: check its stored status
-                    // every few seconds so the stream still ends when it does.
-                    let next = match tokio::time::timeout(Duration::from_secs(2), receiver.recv())
-                        .await
-                    {
-                        Ok(next) => next,
-                        Err(_) => match db.get_run(&id).await {
-                            Ok(Some((_, _, status, _, _, _)))
-                                if !matches!(status.as_str(), "queued" | "running") =>
-                            {
-                                let data = json!({ "runId": id, "status": status });
-                                return Some((
-                                    Ok(Sse_::default().event("finished").data(data.to_string())),
-                                    (backlog, rx, id, true),
-                                ));
-                            }
-                            _ => continue,
-                        },
-                    };
-                    match next {
-                        Ok(RunEvent::Step(e)) if e.run_id == id => {
-                            let (kind, cached, ms, reason) = match &e.kind {
-                                EventKind::Started => ("started", None, None, None),
-                                EventKind::Finished { cached, ms } => {
-                                    ("finished", Some(*cached), Some(*ms), None)
-                                }
-                                EventKind::Failed(r) => ("failed", None, None, Some(r.clone())),
-                            };
-                            let data = json!({ "sceneId": e.scene_id, "scene": e.scene, "step": e.step.as_str(), "event": kind,
-                                       "cached": cached, "ms": ms, "reason": reason });
-                            return Some((
-                                Ok(Sse_::default().event("step").data(data.to_string())),
-                                (backlog, rx, id, false),
-                            ));
-                        }
-                        Ok(RunEvent::Finished { run_id, status }) if run_id == id => {
-                            let data = json!({ "runId": run_id, "status": status });
-                            return Some((
-                                Ok(Sse_::default().event("finished").data(data.to_string())),
-                                (backlog, rx, id, true),
-                            ));
-                        }
-                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                            continue;
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                    }
-                }
-            }
-        },
-    );
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

@@ -1,0 +1,302 @@
+//! Per-provider concurrency limits held through the database, so they bind across every worker process: a
+//! paid step takes one of its provider's slots before it submits and frees it when its job has ended.
+
+use std::collections::{BTreeMap, HashSet};
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use crate::storage::db::Db;
+use crate::storage::new_id;
+
+/// The environment variable holding limits, e.g. `fal=4,kling=2`.
+pub const LIMITS_VAR: &str = "DEVATAR_PROVIDER_LIMITS";
+
+/// Default jobs in flight per provider account (the entry plans in PROVIDERS.md).
+const DEFAULTS: &[(&str, u32)] = &[("elevenlabs", 3), ("fal", 4), ("kling", 2), ("sync", 2)];
+
+/// How often a waiting step looks again when no wake-up arrives (another process freed a slot on SQLite).
+const POLL: Duration = Duration::from_millis(500);
+
+/// The caps per concurrency pool (`elevenlabs`, `fal`, `kling`, `sync`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caps(BTreeMap<String, u32>);
+
+impl Default for Caps {
+    fn default() -> Self {
+        Self(
+            DEFAULTS
+                .iter()
+                .map(|(pool, cap)| ((*pool).to_string(), *cap))
+                .collect(),
+        )
+    }
+}
+
+impl Caps {
+    /// Parses `pool=N,…` over the defaults; unknown pools and caps outside 1..=1000 are errors.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let mut caps = Self::default();
+        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (pool, n) = part
+                .split_once('=')
+                .ok_or_else(|| format!("{LIMITS_VAR}: {part:?} is not POOL=N"))?;
+            let pool = pool.trim();
+            if !caps.0.contains_key(pool) {
+                return Err(format!(
+                    "{LIMITS_VAR}: unknown provider {pool:?} (known: elevenlabs, fal, kling, sync)"
+                ));
+            }
+            let n: u32 = n
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| format!("{LIMITS_VAR}: {pool} needs a whole number 1-1000"))?;
+            caps.0.insert(pool.to_string(), n);
+        }
+        Ok(caps)
+    }
+
+    /// Reads [`LIMITS_VAR`]; unset means the defaults.
+    pub fn from_env() -> Result<Self, String> {
+        match std::env::var(LIMITS_VAR) {
+            Ok(spec) => Self::parse(&spec),
+            Err(_) => Ok(Self::default()),
+        }
+    }
+
+    /// The cap of a pool.
+    pub fn get(&self, pool: &str) -> Option<u32> {
+        self.0.get(pool).copied()
+    }
+}
+
+/// Hands out provider slots; one per pipeline (process), all sharing the database's slot rows.
+pub struct ProviderLimits {
+    db: Db,
+    caps: Caps,
+    lease: Duration,
+    /// Woken when a slot is freed here, or (through `LISTEN`) in another process.
+    freed: Arc<Notify>,
+    /// Pools whose slot rows this process has made sure exist, with the cap used.
+    ensured: Mutex<HashSet<(String, u32)>>,
+}
+
+/// A held slot: renewed while alive, freed when dropped (also when the step is aborted).
+pub struct SlotGuard {
+    db: Db,
+    pool: String,
+    slot: i64,
+    holder: String,
+    renew: tokio::task::JoinHandle<()>,
+    freed: Arc<Notify>,
+    /// How long the step waited for it.
+    pub waited: Duration,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.renew.abort();
+        let (db, pool, slot, holder, freed) = (
+            self.db.clone(),
+            std::mem::take(&mut self.pool),
+            self.slot,
+            std::mem::take(&mut self.holder),
+            self.freed.clone(),
+        );
+        // Without a runtime (process exit) the slot simply expires after one lease.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = db.free_slot(&pool, slot, &holder).await {
+                    tracing::warn!(pool, "could not free a provider slot (it expires): {e}");
+                }
+                freed.notify_waiters();
+            });
+        }
+    }
+}
+
+impl SlotGuard {
+    /// The pool the slot belongs to.
+    pub fn pool(&self) -> &str {
+        &self.pool
+    }
+}
+
+impl ProviderLimits {
+    /// Limits with these caps; a slot not renewed for `lease` is free again.
+    pub fn new(db: Db, caps: Caps, lease: Duration) -> Self {
+        Self {
+            db,
+            caps,
+            lease,
+            freed: Arc::new(Notify::new()),
+            ensured: Mutex::default(),
+        }
+    }
+
+    /// The notifier to wake waiting steps when another process frees a slot.
+    pub fn freed(&self) -> Arc<Notify> {
+        self.freed.clone()
+    }
+
+    /// The caps in force.
+    pub fn caps(&self) -> &Caps {
+        &self.caps
+    }
+
+    /// Waits for a slot of `pool`; `None` when the pool has no cap.
+    pub async fn acquire(&self, pool: &str) -> Result<Option<SlotGuard>, String> {
+        let Some(cap) = self.caps.get(pool) else {
+            return Ok(None);
+        };
+        let ensure = (pool.to_string(), cap);
+        let known = self.ensured.lock().is_ok_and(|e| e.contains(&ensure));
+        if !known {
+            self.db
+                .ensure_slots(pool, cap)
+                .await
+                .map_err(|e| format!("preparing {pool} slots: {e}"))?;
+            if let Ok(mut e) = self.ensured.lock() {
+                e.insert(ensure);
+            }
+        }
+        let holder = new_id();
+        let lease_ms = self.lease.as_millis() as i64;
+        let started = Instant::now();
+        loop {
+            // Register for the wake-up before looking, so a slot freed in between is not missed.
+            let mut freed = pin!(self.freed.notified());
+            freed.as_mut().enable();
+            let taken = self
+                .db
+                .try_take_slot(pool, cap, &holder, lease_ms)
+                .await
+                .map_err(|e| format!("taking a {pool} slot: {e}"))?;
+            if let Some(slot) = taken {
+                return Ok(Some(self.guard(pool, slot, holder, started.elapsed())));
+            }
+            tokio::select! {
+                () = freed => {}
+                () = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+
+    fn guard(&self, pool: &str, slot: i64, holder: String, waited: Duration) -> SlotGuard {
+        let renew = {
+            let (db, pool, holder, lease) = (
+                self.db.clone(),
+                pool.to_string(),
+                holder.clone(),
+                self.lease,
+            );
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(lease / 3).await;
+                    match db
+                        .renew_slot(&pool, slot, &holder, lease.as_millis() as i64)
+                        .await
+                    {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!(
+                                pool,
+                                slot,
+                                "provider slot lost (expired): the cap may be exceeded once"
+                            );
+                            return;
+                        }
+                        Err(e) => tracing::warn!(pool, "provider slot renewal failed: {e}"),
+                    }
+                }
+            })
+        };
+        SlotGuard {
+            db: self.db.clone(),
+            pool: pool.to_string(),
+            slot,
+            holder,
+            renew,
+            freed: self.freed.clone(),
+            waited,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_parse_over_the_defaults_and_refuse_nonsense() {
+        let caps = Caps::parse("kling=5, fal=1").unwrap();
+        assert_eq!(caps.get("kling"), Some(5));
+        assert_eq!(caps.get("fal"), Some(1));
+        assert_eq!(caps.get("sync"), Some(2));
+        assert_eq!(Caps::parse("").unwrap(), Caps::default());
+        for bad in ["kling", "kling=0", "kling=x", "openai=2", "fal=1001"] {
+            assert!(Caps::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    async fn db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&Db::sqlite_url(dir.path())).await.unwrap();
+        (dir, db)
+    }
+
+    #[tokio::test]
+    async fn a_cap_of_two_admits_two_and_the_third_waits_for_a_free_slot() {
+        let (_dir, db) = db().await;
+        let limits = Arc::new(ProviderLimits::new(
+            db.clone(),
+            Caps::parse("kling=2").unwrap(),
+            Duration::from_secs(30),
+        ));
+        let a = limits.acquire("kling").await.unwrap().unwrap();
+        let _b = limits.acquire("kling").await.unwrap().unwrap();
+        assert_eq!(db.held_slots("kling").await.unwrap(), 2);
+        let third = tokio::spawn({
+            let limits = limits.clone();
+            async move { limits.acquire("kling").await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !third.is_finished(),
+            "a third job got a slot under a cap of 2"
+        );
+        drop(a);
+        let got = tokio::time::timeout(Duration::from_secs(5), third)
+            .await
+            .expect("the freed slot was not handed on")
+            .unwrap()
+            .unwrap();
+        assert!(got.is_some());
+        assert_eq!(db.held_slots("kling").await.unwrap(), 2);
+        assert!(limits.acquire("local").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn an_expired_slot_is_taken_over() {
+        let (_dir, db) = db().await;
+        db.ensure_slots("sync", 1).await.unwrap();
+        assert_eq!(
+            db.try_take_slot("sync", 1, "dead", 1).await.unwrap(),
+            Some(0)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(
+            db.try_take_slot("sync", 1, "alive", 60_000).await.unwrap(),
+            Some(0)
+        );
+        assert!(!db.renew_slot("sync", 0, "dead", 60_000).await.unwrap());
+        assert_eq!(
+            db.try_take_slot("sync", 1, "other", 60_000).await.unwrap(),
+            None
+        );
+    }
+}
