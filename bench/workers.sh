@@ -2,7 +2,9 @@
 # Benchmark (not a test): scenes per minute with 1, 2 and 4 `devatar worker` processes against the provider
 # sandbox (realistic latencies, time-scaled), printed as speed-up ratios measured in this one run.
 # The work is latency-bound (providers), so the target is near-linear speed-up until provider caps bind.
-# Usage: bash bench/workers.sh [SCENES] [TIME_SCALE]
+# The caps (DEVATAR_PROVIDER_LIMITS, held across the workers through the database) default to 16 per provider
+# here so that they do not bind; set LIMITS=kling=2 (say) to watch them bind.
+# Usage: [LIMITS=…] bash bench/workers.sh [SCENES] [TIME_SCALE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scenes="${1:-12}"
@@ -22,6 +24,8 @@ pids+=($!)
 export FAL_BASE_URL="http://127.0.0.1:$fport" ELEVENLABS_BASE_URL="http://127.0.0.1:$fport"
 export KLING_BASE_URL="http://127.0.0.1:$fport" SYNCLABS_BASE_URL="http://127.0.0.1:$fport"
 export DEVATAR_ALLOW_PRIVATE_URLS=1 DEVATAR_PROVIDER_TIME_SCALE="$scale" DEVATAR_ADMIN_PASSWORD=bench-password
+export DEVATAR_PROVIDER_LIMITS="${LIMITS:-elevenlabs=16,fal=16,kling=16,sync=16}"
+echo "limits: $DEVATAR_PROVIDER_LIMITS" >&2
 
 declare -A rate
 for workers in ${WORKER_COUNTS:-1 2 4}; do

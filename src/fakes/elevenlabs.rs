@@ -432,7 +432,7 @@ async fn tts_answer(
     }
     tokio::time::sleep(ctx.shared.cfg.tts_latency(chars)).await;
     let secs = speech_secs(chars, input.speed);
-    let audio = match ctx.shared.media.speech(secs, format).await {
+    let audio = match ctx.shared.media.speech(secs, format, &input.text).await {
         Ok(a) => a,
         Err(e) => {
             tracing::warn!("fakes: speech generation failed: {e}");

@@ -40,6 +40,16 @@ pub(crate) enum InputRef {
     Bytes(bytes::Bytes),
 }
 
+impl InputRef {
+    /// A stable 32-bit digest of the reference (the URL, or the bytes).
+    pub(crate) fn fingerprint(&self) -> u32 {
+        match self {
+            Self::Url(u) => super::media::fingerprint(u.as_bytes()),
+            Self::Bytes(b) => super::media::fingerprint(b),
+        }
+    }
+}
+
 /// A finished job's output.
 #[derive(Debug, Clone)]
 pub(crate) struct Produced {
@@ -107,7 +117,9 @@ pub(crate) async fn produce(
             }
             let (w, h) = video_dims_for(img.dims());
             (
-                shared.media.video(*secs, w, h, VideoAudio::Silent),
+                shared
+                    .media
+                    .video(*secs, w, h, VideoAudio::Silent, Some(image.fingerprint())),
                 Some(*secs),
                 (w, h),
             )
@@ -136,7 +148,11 @@ pub(crate) async fn produce(
                 InputMedia::Known { bytes: Some(b), .. } => VideoAudio::Track(b),
                 _ => VideoAudio::Tone,
             };
-            (shared.media.video(secs, w, h, track), Some(secs), (w, h))
+            (
+                shared.media.video(secs, w, h, track, None),
+                Some(secs),
+                (w, h),
+            )
         }
         OutputSpec::Avatar { image, audio } => {
             let img = resolve(shared, image, false).await;
@@ -153,7 +169,11 @@ pub(crate) async fn produce(
                 InputMedia::Known { bytes: Some(b), .. } => VideoAudio::Track(b),
                 _ => VideoAudio::Tone,
             };
-            (shared.media.video(secs, w, h, track), Some(secs), (w, h))
+            (
+                shared.media.video(secs, w, h, track, None),
+                Some(secs),
+                (w, h),
+            )
         }
     };
     let item = shared.media.get(&name).ok_or_else(|| InputFailure {

@@ -102,12 +102,16 @@ enum Recipe {
     Speech {
         secs: f64,
         format: AudioFormat,
+        /// Tone pitch in Hz (distinct texts sound distinct).
+        pitch: u32,
     },
     Video {
         secs: f64,
         w: u32,
         h: u32,
         audio: VideoAudio,
+        /// A corner mark colour (distinct inputs give distinct clips).
+        mark: Option<u32>,
     },
 }
 
@@ -234,6 +238,7 @@ impl MediaStore {
                         sample_rate: 44100,
                         kbps: 128,
                     },
+                    pitch: BASE_PITCH,
                 },
             ),
             store.register(
@@ -243,6 +248,7 @@ impl MediaStore {
                     w: 640,
                     h: 360,
                     audio: VideoAudio::Tone,
+                    mark: None,
                 },
             ),
         ];
@@ -263,7 +269,7 @@ impl MediaStore {
                 None,
                 Some((*w, *h)),
             ),
-            Recipe::Speech { secs, format } => (format.content_type(), Some(*secs), None),
+            Recipe::Speech { secs, format, .. } => (format.content_type(), Some(*secs), None),
             Recipe::Video { secs, w, h, .. } => ("video/mp4", Some(*secs), Some((*w, *h))),
         };
         let item = Arc::new(MediaItem {
@@ -296,28 +302,60 @@ impl MediaStore {
     }
 
     /// Registers a video; returns its name. Videos with a given audio track get a name of their own.
-    pub(crate) fn video(&self, secs: f64, w: u32, h: u32, audio: VideoAudio) -> String {
+    /// `mark` (a 24-bit colour from the input) makes clips of distinct inputs distinct, as a real model's are.
+    pub(crate) fn video(
+        &self,
+        secs: f64,
+        w: u32,
+        h: u32,
+        audio: VideoAudio,
+        mark: Option<u32>,
+    ) -> String {
         let ms = (secs * 1000.0).round() as u64;
-        let name = match &audio {
-            VideoAudio::Silent => format!("video-{ms}ms-{w}x{h}-silent.mp4"),
-            VideoAudio::Tone => format!("video-{ms}ms-{w}x{h}-tone.mp4"),
-            VideoAudio::Track(_) => {
+        let mark = mark.map(|m| m & 0xFF_FFFF);
+        let name = match (&audio, mark) {
+            (VideoAudio::Silent, Some(m)) => format!("video-{ms}ms-{w}x{h}-{m:06x}-silent.mp4"),
+            (VideoAudio::Silent, None) => format!("video-{ms}ms-{w}x{h}-silent.mp4"),
+            (VideoAudio::Tone, _) => format!("video-{ms}ms-{w}x{h}-tone.mp4"),
+            (VideoAudio::Track(_), _) => {
                 format!(
                     "clip-{}-{ms}ms.mp4",
                     self.seq.fetch_add(1, Ordering::Relaxed)
                 )
             }
         };
-        self.register(&name, Recipe::Video { secs, w, h, audio });
+        self.register(
+            &name,
+            Recipe::Video {
+                secs,
+                w,
+                h,
+                audio,
+                mark,
+            },
+        );
         name
     }
 
-    /// Speech-like audio of `secs` seconds in `format`.
-    pub(crate) async fn speech(&self, secs: f64, format: AudioFormat) -> Result<Bytes, String> {
+    /// Speech-like audio of `secs` seconds in `format`, pitched by `text` so distinct texts give distinct audio.
+    pub(crate) async fn speech(
+        &self,
+        secs: f64,
+        format: AudioFormat,
+        text: &str,
+    ) -> Result<Bytes, String> {
         let ms = (secs * 1000.0).round() as u64;
-        let name = format!("speech-{ms}ms-{format:?}.{}", format.ext())
+        let pitch = BASE_PITCH + fingerprint(text.as_bytes()) % 120;
+        let name = format!("speech-{ms}ms-{pitch}hz-{format:?}.{}", format.ext())
             .replace([' ', '{', '}', ':', ','], "");
-        let item = self.register(&name, Recipe::Speech { secs, format });
+        let item = self.register(
+            &name,
+            Recipe::Speech {
+                secs,
+                format,
+                pitch,
+            },
+        );
         self.bytes(&item).await
     }
 
@@ -356,10 +394,10 @@ impl MediaStore {
         bytes
     }
 
-    fn tone(secs: f64, sample_rate: u32) -> String {
-        // A 180 Hz tone with a 3 Hz syllable-like envelope.
+    fn tone(secs: f64, sample_rate: u32, pitch: u32) -> String {
+        // A tone with a 3 Hz syllable-like envelope.
         format!(
-            "aevalsrc=0.3*sin(2*PI*180*t)*(0.6+0.4*sin(2*PI*3*t)):s={sample_rate}:d={}",
+            "aevalsrc=0.3*sin(2*PI*{pitch}*t)*(0.6+0.4*sin(2*PI*3*t)):s={sample_rate}:d={}",
             fmt_secs(secs)
         )
     }
@@ -378,18 +416,18 @@ impl MediaStore {
                     s("1"),
                 ];
                 if let Some(mark) = mark {
-                    let side = (w.min(h) / 6).max(8);
-                    args.extend([
-                        s("-vf"),
-                        format!("drawbox=x=0:y=0:w={side}:h={side}:color=0x{mark:06x}:t=fill"),
-                    ]);
+                    args.extend([s("-vf"), corner_mark(w, h, mark)]);
                 }
                 if jpeg {
                     args.extend([s("-q:v"), s("4")]);
                 }
                 self.ffmpeg(args, &out).await
             }
-            Recipe::Speech { secs, format } => {
+            Recipe::Speech {
+                secs,
+                format,
+                pitch,
+            } => {
                 let (rate, tail, ext): (u32, Vec<String>, &str) = match format {
                     AudioFormat::Mp3 { sample_rate, kbps } => {
                         let rate = if self.mp3_encoder == "libshine" {
@@ -418,24 +456,35 @@ impl MediaStore {
                     AudioFormat::Ulaw => (8000, vec![s("-f"), s("mulaw")], "ulaw"),
                 };
                 let out = self.tmp(ext);
-                let mut args = vec![s("-f"), s("lavfi"), s("-i"), Self::tone(secs, rate)];
+                let mut args = vec![s("-f"), s("lavfi"), s("-i"), Self::tone(secs, rate, pitch)];
                 args.extend([s("-ac"), s("1"), s("-ar"), rate.to_string()]);
                 args.extend(tail);
                 self.ffmpeg(args, &out).await
             }
-            Recipe::Video { secs, w, h, audio } => {
+            Recipe::Video {
+                secs,
+                w,
+                h,
+                audio,
+                mark,
+            } => {
                 let out = self.tmp("mp4");
-                let mut args = vec![
-                    s("-f"),
-                    s("lavfi"),
-                    s("-i"),
-                    format!("testsrc2=s={w}x{h}:r=25:d={}", fmt_secs(secs)),
-                ];
+                let source = format!("testsrc2=s={w}x{h}:r=25:d={}", fmt_secs(secs));
+                let source = match mark {
+                    Some(m) => format!("{source},{}", corner_mark(w, h, m)),
+                    None => source,
+                };
+                let mut args = vec![s("-f"), s("lavfi"), s("-i"), source];
                 let mut track_file = None;
                 match &audio {
                     VideoAudio::Silent => {}
                     VideoAudio::Tone => {
-                        args.extend([s("-f"), s("lavfi"), s("-i"), Self::tone(secs, 44100)]);
+                        args.extend([
+                            s("-f"),
+                            s("lavfi"),
+                            s("-i"),
+                            Self::tone(secs, 44100, BASE_PITCH),
+                        ]);
                     }
                     VideoAudio::Track(bytes) => {
                         let f = self.tmp("audio");
@@ -556,6 +605,25 @@ async fn fetch_capped(http: &reqwest::Client, url: &str) -> Option<Bytes> {
         }
     }
     Some(Bytes::from(buf))
+}
+
+/// The pitch of the sample speech, Hz.
+const BASE_PITCH: u32 = 180;
+
+/// 32 bits of SHA-256: stable marks for distinct inputs.
+pub(crate) fn fingerprint(bytes: &[u8]) -> u32 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(bytes);
+    u32::from_be_bytes([d[0], d[1], d[2], d[3]])
+}
+
+/// An ffmpeg filter drawing a filled square of colour `mark` in the top-left corner.
+fn corner_mark(w: u32, h: u32, mark: u32) -> String {
+    let side = (w.min(h) / 6).max(8);
+    format!(
+        "drawbox=x=0:y=0:w={side}:h={side}:color=0x{:06x}:t=fill",
+        mark & 0xFF_FFFF
+    )
 }
 
 /// Decodes the part of a `data:` URI after `data:`.

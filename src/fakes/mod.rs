@@ -7,7 +7,7 @@
 //! made with ffmpeg, simulates job latency from elapsed time, and injects faults (see [`FaultSpec`] and the
 //! grammar in the `faults` module docs, reproduced in `devatar fakes --help`).
 //!
-//! Admin routes: `GET /__stats` (call counts), `POST /__reset` (zero counts, forget jobs; faults stay),
+//! Admin routes: `GET /__stats` (call counts), `GET /__latency` (configured job seconds), `POST /__reset` (zero counts, forget jobs; faults stay),
 //! `GET /__faults` (live rules with remaining counts), `POST /__faults` (a JSON array of specs replaces the
 //! rules; `{"faults": [...], "append": true}` adds), `GET /__media/{name}` (result files; `sample.png`,
 //! `sample.mp3` and `sample.mp4` always exist).
@@ -334,6 +334,26 @@ impl FakeConfig {
             queued: self.scaled(q),
             running: self.scaled(r),
         }
+    }
+
+    /// The configured job times in seconds (queued + running, after scaling) of the jobs a render submits,
+    /// as `GET /__latency` reports them: what a benchmark needs to compute its critical-path bound.
+    pub fn latency_table(&self) -> serde_json::Value {
+        let secs = |kind| self.job_latency(kind).total().as_secs_f64();
+        let tts0 = self.tts_latency(0).as_secs_f64();
+        let tts1000 = self.tts_latency(1000).as_secs_f64();
+        serde_json::json!({
+            "falImage": secs(JobKind::FalImage),
+            "falImageToVideo5s": secs(JobKind::FalImageToVideo { seconds: 5 }),
+            "falImageToVideo10s": secs(JobKind::FalImageToVideo { seconds: 10 }),
+            "falLipSync2": secs(JobKind::FalLipSync { tier: LipSyncTier::V2 }),
+            "falAvatar": secs(JobKind::FalAvatar),
+            "klingVideo5s": secs(JobKind::KlingImageToVideo { seconds: 5, pro: false }),
+            "klingVideo10s": secs(JobKind::KlingImageToVideo { seconds: 10, pro: false }),
+            "syncLipSync2": secs(JobKind::SyncLipSync { tier: LipSyncTier::V2 }),
+            "ttsBase": tts0,
+            "ttsPerChar": (tts1000 - tts0) / 1000.0,
+        })
     }
 
     /// How long a speech request takes before its answer.

@@ -443,6 +443,7 @@ async fn dispatch(
         }
         ["__faults"] => return faults_admin(&ctx, req).await,
         ["__health"] => return json_resp(200, json!({"ok": true})),
+        ["__latency"] => return json_resp(200, ctx.shared.cfg.latency_table()),
         ["__media", name] => {
             let (parts, _) = req.into_parts();
             return media_route(&ctx, &parts, name).await;

@@ -114,6 +114,20 @@ pub fn postgres_url_for(data: &Path) -> Option<String> {
     Some(format!("{base}/{name}"))
 }
 
+/// Every file under `dir`, recursively (none when it does not exist).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
 /// Runs a render that must succeed and returns its `--json` document.
 pub fn render_json(cwd: &Path, args: &[&str]) -> Value {
     let out = run(cwd, args);

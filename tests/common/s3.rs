@@ -50,18 +50,6 @@ impl S3 {
 
     /// Every object file in the bucket.
     pub fn objects(&self) -> Vec<PathBuf> {
-        fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
-            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    walk(&path, out);
-                } else {
-                    out.push(path);
-                }
-            }
-        }
-        let mut out = Vec::new();
-        walk(&self.dir.path().join(BUCKET), &mut out);
-        out
+        super::files_under(&self.dir.path().join(BUCKET))
     }
 }

@@ -249,8 +249,11 @@ pub(crate) async fn page(
     )
 }
 
-/// Live tail: after each progress event of the worker, the new rows matching the filters (event `row`,
-/// data = the row's HTML as a JSON string), oldest first.
+/// How often the live tail looks for rows when no progress in this process prompts it.
+const TAIL_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Live tail: the new rows matching the filters (event `row`, data = the row's HTML as a JSON string), oldest
+/// first, whichever process wrote them; looked up after each progress event here, and every [`TAIL_POLL`].
 pub(crate) async fn tail(
     State(state): State<AppState>,
     page: Page,
@@ -273,28 +276,34 @@ pub(crate) async fn tail(
                 if let Some(ev) = queue.pop_front() {
                     return Some((Ok(ev), (state, rx, filter, after, root, queue)));
                 }
-                let receiver = rx.as_mut()?;
-                match receiver.recv().await {
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        let Ok(rows) = state.storage.db.ui_logs_after(&filter, &after).await else {
-                            continue;
-                        };
-                        let Ok(lines) = lines(&state, &rows).await else {
-                            continue;
-                        };
-                        for r in lines {
-                            after = r.id.clone();
-                            let html = RowFragment {
-                                root: root.clone(),
-                                r,
-                            }
-                            .render()
-                            .unwrap_or_default();
-                            let data = serde_json::to_string(&html).unwrap_or_default();
-                            queue.push_back(Event::default().event("row").data(data));
+                // Progress in this process prompts a look at once; rows written by other worker processes
+                // are found by looking every TAIL_POLL.
+                match rx.as_mut() {
+                    Some(receiver) => {
+                        if let Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) =
+                            tokio::time::timeout(TAIL_POLL, receiver.recv()).await
+                        {
+                            return None;
                         }
                     }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    None => tokio::time::sleep(TAIL_POLL).await,
+                }
+                let Ok(rows) = state.storage.db.ui_logs_after(&filter, &after).await else {
+                    continue;
+                };
+                let Ok(lines) = lines(&state, &rows).await else {
+                    continue;
+                };
+                for r in lines {
+                    after = r.id.clone();
+                    let html = RowFragment {
+                        root: root.clone(),
+                        r,
+                    }
+                    .render()
+                    .unwrap_or_default();
+                    let data = serde_json::to_string(&html).unwrap_or_default();
+                    queue.push_back(Event::default().event("row").data(data));
                 }
             }
         },
