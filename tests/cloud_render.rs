@@ -163,6 +163,71 @@ async fn one_fal_key_drives_the_whole_pipeline() {
     assert_eq!(steps[3]["provider"], "fal-ai/sync-lipsync/v2");
 }
 
+/// Direct Kling and Sync that keep failing (503 on every submit) hand their steps to the Fal-hosted models; with
+/// `DEVATAR_FAILOVER=0` the same render fails with the direct provider's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_provider_that_keeps_failing_fails_over_to_fal() {
+    let fake = fakes(LatencyProfile::Fast).await;
+    fake.add_fault("kling.submit=503x1000").unwrap();
+    fake.add_fault("sync.submit=503x1000").unwrap();
+    let lora = serve_lora().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = project(dir.path(), &lora);
+    let base = fake.base_url();
+    let doc = json_of(&render(dir.path(), &file, &base, &[]).output().unwrap());
+    let stats = fake.stats();
+    assert_eq!(stat(&stats, "kling.submit"), 0, "{stats:?}");
+    assert_eq!(stat(&stats, "sync.submit"), 0, "{stats:?}");
+    assert!(stat(&stats, "requests.kling.submit") >= 3, "{stats:?}");
+    assert_eq!(
+        stat(
+            &stats,
+            "fal.submit.fal-ai/kling-video/v2.1/standard/image-to-video"
+        ),
+        3,
+        "{stats:?}"
+    );
+    assert_eq!(
+        stat(&stats, "fal.submit.fal-ai/sync-lipsync/v2"),
+        3,
+        "{stats:?}"
+    );
+    assert!(doc["durationSeconds"].as_f64().unwrap() > 3.0, "{doc}");
+    let db = devatar::storage::db::Db::connect(&database_url_for(&dir.path().join("data")))
+        .await
+        .unwrap();
+    let logs = db
+        .query_logs(&devatar::storage::db::LogFilter {
+            project: None,
+            scene: None,
+            step: None,
+            level: None,
+            before: None,
+            limit: 500,
+        })
+        .await
+        .unwrap();
+    let failed_over = |to: &str| {
+        logs.iter()
+            .filter(|r| r.message.contains(&format!("failing over to {to}")))
+            .count()
+    };
+    assert_eq!(failed_over("fal-ai/kling-video"), 3, "{logs:?}");
+    assert_eq!(failed_over("fal-ai/sync-lipsync"), 3, "{logs:?}");
+
+    let off = tempfile::tempdir().unwrap();
+    let file = project(off.path(), &lora);
+    let out = render(off.path(), &file, &base, &[("DEVATAR_FAILOVER", "0")])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "the render should fail without fail-over"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("kling"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_render_resumes_provider_jobs_by_their_stored_ids() {
     // Slow jobs, so the process is killed while Kling and Sync jobs are in flight.

@@ -206,7 +206,7 @@ impl ImageToVideo for KlingVideo {
         job: &JobCtx,
     ) -> Result<PathBuf, ProviderError> {
         let seconds = kling_duration(req.duration_seconds);
-        let tag = format!("kling:{}", self.model);
+        let tag = self.ledger_tag();
         let stored = job.load(&tag).await.map_err(ProviderError::Invalid)?;
         let previous = stored.as_ref().map_or(0, |j| j.attempt);
         let (task_id, attempt) = match stored {
@@ -296,6 +296,11 @@ impl ImageToVideo for KlingVideo {
 }
 
 impl KlingVideo {
+    /// The name its jobs are stored under in the job ledger.
+    pub fn ledger_tag(&self) -> String {
+        format!("kling:{}", self.model)
+    }
+
     async fn record(
         &self,
         job: &JobCtx,

@@ -4,6 +4,7 @@
 //! Configuration comes from the guide's environment variables; base URLs can point at `devatar fakes`.
 
 pub mod elevenlabs;
+pub mod failover;
 pub mod fal;
 pub mod http;
 pub mod kling;
@@ -13,7 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::costs::PriceTable;
-use crate::providers::{Providers, local};
+use crate::providers::{ImageToVideo, LipSync, Providers, local};
+use failover::Failover;
 
 /// A secret string whose `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -95,6 +97,9 @@ pub struct CloudConfig {
     pub lipsync_route: Route,
     /// `DEVATAR_FAL_RESUBMIT=1`: resubmit a Fal job whose submit outcome is unknown instead of parking it.
     pub fal_resubmit: bool,
+    /// `DEVATAR_FAILOVER` (default on; `0` turns it off): with route `auto` and `FAL_KEY` set, a direct Kling or
+    /// Sync that keeps failing before any job was accepted hands the step to its Fal-hosted model.
+    pub failover: bool,
     /// Prices for cost records.
     pub prices: PriceTable,
 }
@@ -129,6 +134,7 @@ impl CloudConfig {
             video_route: route("DEVATAR_VIDEO_ROUTE"),
             lipsync_route: route("DEVATAR_LIPSYNC_ROUTE"),
             fal_resubmit: env("DEVATAR_FAL_RESUBMIT").as_deref() == Some("1"),
+            failover: env("DEVATAR_FAILOVER").as_deref() != Some("0"),
             prices: PriceTable::from_env().unwrap_or_else(|e| {
                 tracing::warn!("{e}; using the default prices");
                 PriceTable::default()
@@ -196,22 +202,37 @@ pub fn providers(cfg: &CloudConfig, choice: ProviderChoice) -> Result<Providers,
         (Some(a), Some(s)) => Some(kling::KlingVideo::new(cfg, a.clone(), s.clone())),
         _ => None,
     };
+    let fal_video = |q: &fal::FalQueue| -> Arc<dyn ImageToVideo> {
+        Arc::new(fal::FalKling::new(q.clone(), cfg.prices.clone()))
+    };
     p.video = match (cfg.video_route, kling_direct, &fal) {
-        (Route::Auto | Route::Direct, Some(k), _) => Arc::new(k),
-        (Route::Auto | Route::Fal, _, Some(q)) => {
-            Arc::new(fal::FalKling::new(q.clone(), cfg.prices.clone()))
+        (Route::Auto, Some(k), Some(q)) if cfg.failover => {
+            let tag = k.ledger_tag();
+            Arc::new(Failover::new(
+                Arc::new(k) as Arc<dyn ImageToVideo>,
+                tag,
+                fal_video(q),
+            ))
         }
+        (Route::Auto | Route::Direct, Some(k), _) => Arc::new(k),
+        (Route::Auto | Route::Fal, _, Some(q)) => fal_video(q),
         _ => Arc::new(local::FfmpegAnimation),
     };
     let sync_direct = cfg
         .sync_key
         .clone()
         .map(|k| synclabs::SyncLipSync::new(cfg, k));
+    let fal_lipsync = |q: &fal::FalQueue| -> Arc<dyn LipSync> {
+        Arc::new(fal::FalSync::new(q.clone(), cfg.prices.clone()))
+    };
     p.lipsync = match (cfg.lipsync_route, sync_direct, &fal) {
+        (Route::Auto, Some(s), Some(q)) if cfg.failover => Arc::new(Failover::new(
+            Arc::new(s) as Arc<dyn LipSync>,
+            synclabs::PROVIDER,
+            fal_lipsync(q),
+        )),
         (Route::Auto | Route::Direct, Some(s), _) => Arc::new(s),
-        (Route::Auto | Route::Fal, _, Some(q)) => {
-            Arc::new(fal::FalSync::new(q.clone(), cfg.prices.clone()))
-        }
+        (Route::Auto | Route::Fal, _, Some(q)) => fal_lipsync(q),
         _ => Arc::new(local::LocalMux),
     };
     Ok(p)
