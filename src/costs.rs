@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::{Project, Scene};
+use crate::domain::{Animation, Project, Scene};
 use crate::pipeline::keys::duration_bucket;
 
 /// Prices in USD.
@@ -92,6 +92,11 @@ impl PriceTable {
         self.video_first_5s + self.video_per_extra_second * f64::from(seconds.saturating_sub(5))
     }
 
+    /// A one-step talking avatar clip of `seconds`.
+    pub fn avatar(&self, seconds: f64) -> f64 {
+        self.avatar_per_second * seconds.max(0.0)
+    }
+
     /// Lip-sync of `seconds` of output.
     pub fn lipsync(&self, seconds: f64) -> f64 {
         self.lipsync_per_minute * seconds.max(0.0) / 60.0
@@ -167,7 +172,7 @@ pub fn estimate_scene(
     let video_seconds = duration_bucket(speech_seconds);
     let (w, h, _) = project.aspect_ratio.still_size();
     let chars = scene.dialogue.chars().count();
-    let steps = match route {
+    let steps: Vec<StepEstimate> = match route {
         Route::Local => ["AUDIO", "IMAGE", "VIDEO", "LIPSYNC"]
             .iter()
             .map(|s| StepEstimate {
@@ -187,17 +192,35 @@ pub fn estimate_scene(
                 usd: prices.image(w, h),
                 basis: format!("one {w}×{h} still"),
             },
-            StepEstimate {
-                step: "VIDEO".into(),
-                usd: prices.video(video_seconds),
-                basis: format!("{video_seconds} s clip"),
-            },
-            StepEstimate {
-                step: "LIPSYNC".into(),
-                usd: prices.lipsync(speech_seconds + 0.3),
-                basis: format!("{:.1} s of lip-sync", speech_seconds + 0.3),
-            },
-        ],
+        ]
+        .into_iter()
+        .chain(match scene.animation {
+            Animation::Standard => [
+                StepEstimate {
+                    step: "VIDEO".into(),
+                    usd: prices.video(video_seconds),
+                    basis: format!("{video_seconds} s clip"),
+                },
+                StepEstimate {
+                    step: "LIPSYNC".into(),
+                    usd: prices.lipsync(speech_seconds + 0.3),
+                    basis: format!("{:.1} s of lip-sync", speech_seconds + 0.3),
+                },
+            ],
+            Animation::Fast => [
+                StepEstimate {
+                    step: "VIDEO".into(),
+                    usd: prices.avatar(speech_seconds),
+                    basis: format!("{speech_seconds:.1} s one-step talking avatar (fast)"),
+                },
+                StepEstimate {
+                    step: "LIPSYNC".into(),
+                    usd: 0.0,
+                    basis: "included in the talking-avatar clip".into(),
+                },
+            ],
+        })
+        .collect(),
     };
     let usd = steps.iter().map(|s| s.usd).sum();
     SceneEstimate {

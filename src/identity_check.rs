@@ -8,7 +8,9 @@ use std::time::Duration;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::{GenerationMode, Identity, Scene, image_prompt, is_voice_id, lora_scale_for};
+use crate::domain::{
+    Animation, GenerationMode, Identity, Scene, image_prompt, is_voice_id, lora_scale_for,
+};
 use crate::lora::{InspectOptions, LoraReport, inspect_url};
 use crate::net::FetchGuard;
 use crate::providers::{ImageGen, ImageRequest, JobCtx, LoraRef};
@@ -61,6 +63,7 @@ pub async fn test_render(
         target_duration: None,
         identity: identity.name.clone(),
         generation_mode: GenerationMode::DigitalTwin,
+        animation: Animation::Standard,
     };
     let lora_ok = report.lora.as_ref().is_some_and(LoraReport::ok);
     let lora = match (&identity.lora_url, image.supports_lora() && lora_ok) {

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::domain::{
-    AspectRatio, BaseModel, FieldErrors, GenerationMode, Identity, LoraScale, Project, Scene,
+    Animation, AspectRatio, BaseModel, FieldErrors, GenerationMode, Identity, LoraScale, Project,
+    Scene,
 };
 
 /// A project file could not be used.
@@ -113,6 +114,7 @@ struct SceneSection {
     target_duration: Option<f64>,
     headshot: Option<String>,
     mode: Option<String>,
+    animation: Option<String>,
 }
 
 /// An identity from the file, with its headshot file resolved.
@@ -328,6 +330,16 @@ impl ProjectFile {
                     GenerationMode::Auto
                 }),
             };
+            let animation = match s.animation.as_deref() {
+                None => Animation::Standard,
+                Some(a) => Animation::parse(a).unwrap_or_else(|| {
+                    errors.push(
+                        format!("{field}.animation"),
+                        format!("must be standard or fast (got {a:?})"),
+                    );
+                    Animation::Standard
+                }),
+            };
             let headshot = s
                 .headshot
                 .as_deref()
@@ -343,6 +355,7 @@ impl ProjectFile {
                 target_duration: s.target_duration,
                 identity,
                 generation_mode: mode,
+                animation,
             };
             match scene.validated() {
                 Ok(scene) => {
@@ -472,7 +485,22 @@ camera = "close-up"
         assert_eq!(f.project.aspect_ratio, AspectRatio::Landscape);
         assert_eq!(f.scenes[0].scene.identity, "deven");
         assert_eq!(f.scenes[0].scene.generation_mode, GenerationMode::Auto);
+        assert_eq!(f.scenes[0].scene.animation, Animation::Standard);
         assert_eq!(f.identities[0].identity.lora_scale, LoraScale::Fixed(0.95));
+    }
+
+    #[test]
+    fn animation_is_standard_or_fast() {
+        let fast = parse(&GOOD.replace("camera = \"close-up\"", "animation = \"fast\"")).unwrap();
+        assert_eq!(fast.scenes[0].scene.animation, Animation::Fast);
+        let err = parse(&GOOD.replace("camera = \"close-up\"", "animation = \"quick\""))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("animation") && err.contains("standard or fast"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -654,6 +654,29 @@ async fn generate_a_scene_through_the_in_process_worker_then_render_the_project(
         (status, err["error"]["field"].as_str()),
         (422, Some("dialogue"))
     );
+    let (status, err) = post(
+        "/api/scenes",
+        json!({"projectId": pid, "name": "three", "dialogue": "Hi.", "animation": "quick"}),
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"]["field"].as_str()),
+        (422, Some("animation"))
+    );
+    assert_eq!(one["animation"], "standard", "{one}");
+    let (status, fast) = post(
+        "/api/scenes",
+        json!({"projectId": pid, "name": "fast", "dialogue": "Quick one.", "animation": "fast"}),
+    )
+    .await;
+    assert_eq!((status, fast["animation"].as_str()), (201, Some("fast")));
+    let gone = http
+        .delete(format!("{base}/api/scenes/{}", fast["id"].as_str().unwrap()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 204);
 
     // Generate scene one; a second generate while it runs is refused.
     let sid = one["id"].as_str().unwrap();

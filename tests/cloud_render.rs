@@ -163,6 +163,106 @@ async fn one_fal_key_drives_the_whole_pipeline() {
     assert_eq!(steps[3]["provider"], "fal-ai/sync-lipsync/v2");
 }
 
+/// `animation = "fast"` with only `FAL_KEY` (and ElevenLabs): per scene one speech, one still and ONE Kling AI
+/// Avatar job — no image-to-video, no lip-sync — and the clip follows the speech; a re-render pays nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_scenes_speak_in_one_avatar_job() {
+    let fake = fakes(LatencyProfile::Fast).await;
+    let lora = serve_lora().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = project(dir.path(), &lora);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let fast = text.replace("[[scenes]]\n", "[[scenes]]\nanimation = \"fast\"\n");
+    assert_eq!(fast.matches("animation = \"fast\"").count(), 3);
+    std::fs::write(&file, fast).unwrap();
+    let base = fake.base_url();
+    let fal_only = || {
+        let mut cmd = render(dir.path(), &file, &base, &[]);
+        for var in ["KLING_ACCESS_KEY", "KLING_SECRET_KEY", "SYNCLABS_API_KEY"] {
+            cmd.env_remove(var);
+        }
+        cmd
+    };
+    let doc = json_of(&fal_only().output().unwrap());
+    let stats = fake.stats();
+    assert_eq!(stat(&stats, "elevenlabs.tts"), 3, "{stats:?}");
+    assert_eq!(stat(&stats, "fal.submit.fal-ai/flux-lora"), 3, "{stats:?}");
+    assert_eq!(
+        stat(
+            &stats,
+            "fal.submit.fal-ai/kling-video/ai-avatar/v2/standard"
+        ),
+        3,
+        "{stats:?}"
+    );
+    assert_eq!(stat(&stats, "fal.submit"), 6, "{stats:?}");
+    assert_eq!(
+        stat(&stats, "kling.submit") + stat(&stats, "sync.submit"),
+        0
+    );
+    for scene in doc["scenes"].as_array().unwrap() {
+        let steps = scene["steps"].as_array().unwrap();
+        let provider = |name: &str| {
+            steps.iter().find(|s| s["step"] == name).unwrap()["provider"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            provider("VIDEO"),
+            "fal-ai/kling-video/ai-avatar/v2/standard"
+        );
+        assert_eq!(provider("LIPSYNC"), "passthrough");
+        let speech = scene["speechSeconds"].as_f64().unwrap();
+        let duration = scene["durationSeconds"].as_f64().unwrap();
+        assert!(
+            (duration - (speech + 0.3)).abs() < 0.15,
+            "the clip follows the speech: {duration} vs {speech}"
+        );
+    }
+    fake.reset();
+    let again = json_of(&fal_only().output().unwrap());
+    assert_eq!(again["providerCalls"], 0, "{again}");
+    assert_eq!(stat(&fake.stats(), "fal.submit"), 0);
+
+    // Offline, a fast scene is animated the standard way and the log says why.
+    let offline = tempfile::tempdir().unwrap();
+    let local = file.to_str().unwrap();
+    let doc = render_json(
+        offline.path(),
+        &[
+            "render",
+            local,
+            "--data",
+            "data",
+            "--providers",
+            "local",
+            "--json",
+        ],
+    );
+    assert_eq!(doc["scenes"][0]["steps"][2]["provider"], "ffmpeg-animate");
+    let db = devatar::storage::db::Db::connect(&database_url_for(&offline.path().join("data")))
+        .await
+        .unwrap();
+    let logs = db
+        .query_logs(&devatar::storage::db::LogFilter {
+            project: None,
+            scene: None,
+            step: Some("VIDEO_GENERATION".into()),
+            level: None,
+            before: None,
+            limit: 100,
+        })
+        .await
+        .unwrap();
+    assert!(
+        logs.iter().any(|r| r
+            .message
+            .contains("fast animation needs a talking-avatar provider")),
+        "{logs:?}"
+    );
+}
+
 /// Direct Kling and Sync that keep failing (503 on every submit) hand their steps to the Fal-hosted models; with
 /// `DEVATAR_FAILOVER=0` the same render fails with the direct provider's reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

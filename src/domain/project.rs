@@ -92,6 +92,37 @@ impl GenerationMode {
     }
 }
 
+/// How a scene's still becomes a talking clip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Animation {
+    /// Image-to-video (Kling), then lip-sync (Sync): two paid jobs, the best motion.
+    #[default]
+    Standard,
+    /// One step: still + speech → talking clip (Kling AI Avatar on Fal); cheaper and faster. Without an avatar
+    /// provider the scene is animated the standard way.
+    Fast,
+}
+
+impl Animation {
+    /// Parses `standard` or `fast`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim() {
+            "standard" => Some(Self::Standard),
+            "fast" => Some(Self::Fast),
+            _ => None,
+        }
+    }
+
+    /// The text form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Standard => "standard",
+            Self::Fast => "fast",
+        }
+    }
+}
+
 /// A validated project.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Project {
@@ -159,6 +190,8 @@ pub struct Scene {
     pub identity: String,
     /// Requested generation mode.
     pub generation_mode: GenerationMode,
+    /// How the still is animated.
+    pub animation: Animation,
 }
 
 /// Longest dialogue accepted for one scene, in characters.
@@ -202,6 +235,7 @@ mod tests {
             target_duration: Some(8.0),
             identity: "deven".into(),
             generation_mode: GenerationMode::Auto,
+            animation: Animation::default(),
         }
     }
 

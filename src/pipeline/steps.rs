@@ -11,7 +11,8 @@ use super::mode::{ModeDecision, ModeInputs, select_mode};
 use super::runner::{NodeKey, Pipeline, Prepared, RunCtx};
 use super::{CROSSFADE_SECONDS, PlannedScene, SCENE_TAIL_SECONDS, StepOutput};
 use crate::domain::{
-    GenerationMode, LogLevel, LogStep, StepName, image_prompt, lora_scale_for, video_prompt,
+    Animation, GenerationMode, LogLevel, LogStep, StepName, image_prompt, lora_scale_for,
+    video_prompt,
 };
 use crate::lora::{InspectOptions, inspect_url};
 use crate::media::captions::{WordTiming, cues, estimate_word_timings, shifted, to_srt, to_vtt};
@@ -20,7 +21,8 @@ use crate::media::probe;
 use crate::net::FetchGuard;
 use crate::providers::local::FPS;
 use crate::providers::{
-    ImageRequest, JobCtx, LipSyncRequest, LoraRef, SpeechRequest, VideoRequest,
+    AvatarRequest, ImageRequest, JobCtx, LipSyncRequest, LoraRef, SpeechRequest, TalkingAvatar,
+    VideoRequest,
 };
 
 /// Provider id of our own ffmpeg edits (FINALIZE, ASSEMBLE).
@@ -60,7 +62,33 @@ fn speech_request(s: &PlannedScene) -> SpeechRequest {
     }
 }
 
+/// Provider id of the LIPSYNC step of a `fast` scene, whose VIDEO already speaks.
+const PASSTHROUGH: &str = "passthrough";
+
+fn avatar_request(
+    s: &PlannedScene,
+    image: &Path,
+    audio: &Path,
+    speech_seconds: f64,
+) -> AvatarRequest {
+    AvatarRequest {
+        image: image.to_path_buf(),
+        audio: audio.to_path_buf(),
+        prompt: video_prompt(&s.scene),
+        speech_seconds,
+        tail_seconds: SCENE_TAIL_SECONDS,
+    }
+}
+
 impl Pipeline {
+    /// The talking-avatar provider when this scene is animated in one step (`fast`, and one is configured).
+    fn one_step_avatar(&self, s: &PlannedScene) -> Option<&std::sync::Arc<dyn TalkingAvatar>> {
+        match s.scene.animation {
+            Animation::Fast => self.providers.avatar.as_ref(),
+            Animation::Standard => None,
+        }
+    }
+
     fn delivery(ctx: &RunCtx) -> Delivery {
         let (width, height) = ctx.plan.project.aspect_ratio.frame_size();
         Delivery {
@@ -217,14 +245,45 @@ impl Pipeline {
             }
             (Some(s), StepName::Video) => {
                 let image = object(dep(deps, i, StepName::Image)?, "image")?;
-                let speech = dep(deps, i, StepName::Audio)?
-                    .duration_seconds
-                    .unwrap_or(0.0);
+                let audio = dep(deps, i, StepName::Audio)?;
+                let speech = audio.duration_seconds.unwrap_or(0.0);
+                if let Some(avatar) = self.one_step_avatar(s) {
+                    let req = avatar_request(s, Path::new(image), Path::new(""), speech);
+                    let mut params = avatar.key_params(&req);
+                    params["animation"] = json!("fast");
+                    return Ok(Prepared {
+                        provider: avatar.name().into(),
+                        params,
+                        inputs: vec![image.into(), object(audio, "audio")?.into()],
+                    });
+                }
+                if s.scene.animation == Animation::Fast {
+                    self.log(
+                        ctx,
+                        node,
+                        LogStep::VideoGeneration,
+                        LogLevel::Info,
+                        "devatar",
+                        "fast animation needs a talking-avatar provider (FAL_KEY): animating with image-to-video \
+                         and lip-sync instead"
+                            .into(),
+                        None,
+                    )
+                    .await;
+                }
                 let req = Self::video_request(ctx, s, Path::new(image), speech);
                 Ok(Prepared {
                     provider: p.video.name().into(),
                     params: p.video.key_params(&req),
                     inputs: vec![image.into()],
+                })
+            }
+            (Some(s), StepName::Lipsync) if self.one_step_avatar(s).is_some() => {
+                let video = object(dep(deps, i, StepName::Video)?, "video")?;
+                Ok(Prepared {
+                    provider: PASSTHROUGH.into(),
+                    params: json!({}),
+                    inputs: vec![video.into()],
                 })
             }
             (Some(_), StepName::Lipsync) => {
@@ -356,6 +415,36 @@ impl Pipeline {
                     .insert("image".into(), self.store(&still, "png").await?);
                 out.mode = Some(decision.mode.into());
             }
+            (Some(s), StepName::Video) if self.one_step_avatar(s).is_some() => {
+                let avatar = self
+                    .one_step_avatar(s)
+                    .ok_or("the talking-avatar provider went away")?;
+                let image = self
+                    .path_of(object(dep(deps, i, StepName::Image)?, "image")?)
+                    .await?;
+                let audio = dep(deps, i, StepName::Audio)?;
+                let audio_path = self.path_of(object(audio, "audio")?).await?;
+                let req = avatar_request(
+                    s,
+                    &image,
+                    &audio_path,
+                    audio.duration_seconds.unwrap_or(0.0),
+                );
+                let clip = avatar
+                    .speak(&req, work, job)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let info = probe(&clip).await.map_err(|e| e.to_string())?;
+                if info.duration + 0.05 < req.speech_seconds {
+                    return Err(format!(
+                        "talking-avatar output ({:.2} s) is shorter than the speech ({:.2} s)",
+                        info.duration, req.speech_seconds
+                    ));
+                }
+                out.objects
+                    .insert("video".into(), self.store(&clip, "mp4").await?);
+                out.duration_seconds = Some(info.duration);
+            }
             (Some(s), StepName::Video) => {
                 let image = self
                     .path_of(object(dep(deps, i, StepName::Image)?, "image")?)
@@ -372,6 +461,13 @@ impl Pipeline {
                 out.objects
                     .insert("video".into(), self.store(&clip, "mp4").await?);
                 out.duration_seconds = Some(f64::from(req.duration_seconds));
+            }
+            (Some(s), StepName::Lipsync) if self.one_step_avatar(s).is_some() => {
+                // The avatar clip already speaks and is fitted to the speech: hand it on unchanged.
+                let spoken = dep(deps, i, StepName::Video)?;
+                out.objects
+                    .insert("video".into(), object(spoken, "video")?.to_string());
+                out.duration_seconds = spoken.duration_seconds;
             }
             (Some(_), StepName::Lipsync) => {
                 let audio = dep(deps, i, StepName::Audio)?;

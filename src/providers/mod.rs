@@ -216,6 +216,37 @@ pub trait LipSync: Send + Sync {
     ) -> Result<PathBuf, ProviderError>;
 }
 
+/// Still + speech → talking clip in one step (the `fast` animation).
+#[derive(Debug, Clone)]
+pub struct AvatarRequest {
+    /// The still.
+    pub image: PathBuf,
+    /// The speech.
+    pub audio: PathBuf,
+    /// Motion prompt (camera, movement).
+    pub prompt: String,
+    /// Exact speech length, seconds; the output is this long plus `tail_seconds`.
+    pub speech_seconds: f64,
+    /// Quiet tail after the speech (room for the crossfade), seconds.
+    pub tail_seconds: f64,
+}
+
+/// Makes a still speak, in one paid job.
+#[async_trait]
+pub trait TalkingAvatar: Send + Sync {
+    /// Provider id.
+    fn name(&self) -> &str;
+    /// The parameters that change the output.
+    fn key_params(&self, req: &AvatarRequest) -> Value;
+    /// Writes a clip of the still speaking `req.audio`, fitted to speech + tail, into `work_dir`.
+    async fn speak(
+        &self,
+        req: &AvatarRequest,
+        work_dir: &Path,
+        job: &JobCtx,
+    ) -> Result<PathBuf, ProviderError>;
+}
+
 /// The providers one render uses.
 #[derive(Clone)]
 pub struct Providers {
@@ -227,6 +258,8 @@ pub struct Providers {
     pub video: Arc<dyn ImageToVideo>,
     /// Lip-sync.
     pub lipsync: Arc<dyn LipSync>,
+    /// One-step talking avatar for `fast` scenes, when one is configured (else they animate the standard way).
+    pub avatar: Option<Arc<dyn TalkingAvatar>>,
 }
 
 impl Providers {
@@ -237,6 +270,7 @@ impl Providers {
             image: Arc::new(local::PortraitStill),
             video: Arc::new(local::FfmpegAnimation),
             lipsync: Arc::new(local::LocalMux),
+            avatar: None,
         }
     }
 }

@@ -19,8 +19,8 @@ use super::{Cadence, Secret};
 use crate::costs::PriceTable;
 use crate::providers::local::PortraitStill;
 use crate::providers::{
-    ImageGen, ImageRequest, ImageToVideo, JobCtx, JobState, LipSync, LipSyncRequest, ProviderError,
-    ProviderJob, VideoRequest,
+    AvatarRequest, ImageGen, ImageRequest, ImageToVideo, JobCtx, JobState, LipSync, LipSyncRequest,
+    ProviderError, ProviderJob, TalkingAvatar, VideoRequest,
 };
 
 const PROVIDER: &str = "fal";
@@ -572,6 +572,93 @@ impl ImageToVideo for FalKling {
     }
 }
 
+/// The Fal model id of the one-step talking avatar unless `FAL_AVATAR_MODEL` names another.
+pub const AVATAR_DEFAULT: &str = "fal-ai/kling-video/ai-avatar/v2/standard";
+
+/// Kling AI Avatar on Fal: still + speech → talking clip in one job (the `fast` animation).
+#[derive(Debug, Clone)]
+pub struct FalAvatar {
+    queue: FalQueue,
+    model: String,
+    prices: PriceTable,
+}
+
+impl FalAvatar {
+    /// The avatar model `model` over `queue`.
+    pub fn new(queue: FalQueue, model: impl Into<String>, prices: PriceTable) -> Self {
+        Self {
+            queue,
+            model: model.into(),
+            prices,
+        }
+    }
+}
+
+/// The MIME type of a speech work file, from its extension.
+fn audio_mime(path: &Path) -> &'static str {
+    if path.extension().is_some_and(|e| e == "mp3") {
+        "audio/mpeg"
+    } else {
+        "audio/wav"
+    }
+}
+
+#[async_trait]
+impl TalkingAvatar for FalAvatar {
+    fn name(&self) -> &str {
+        &self.model
+    }
+
+    fn key_params(&self, req: &AvatarRequest) -> Value {
+        json!({"prompt": req.prompt, "tail": req.tail_seconds})
+    }
+
+    async fn speak(
+        &self,
+        req: &AvatarRequest,
+        work_dir: &Path,
+        job: &JobCtx,
+    ) -> Result<PathBuf, ProviderError> {
+        let prompt: String = req.prompt.chars().take(2500).collect();
+        let input = json!({
+            "image_url": data_uri(&req.image, "image/png").await?,
+            "audio_url": data_uri(&req.audio, audio_mime(&req.audio)).await?,
+            "prompt": if prompt.trim().is_empty() { ".".to_string() } else { prompt },
+        });
+        let speech = req.speech_seconds.max(1.0);
+        // PROVIDERS.md §2.7, "Kling i2v / AI avatar": first look at 10 s, then every 5 s up to 15 s; warn at
+        // 8 minutes, give up at 30.
+        let cadence = Cadence::new(
+            Duration::from_secs(10),
+            1.2,
+            Duration::from_secs(15),
+            Duration::from_secs(480),
+            Duration::from_secs(1800),
+        );
+        let result = self
+            .queue
+            .run(
+                &self.model,
+                &input,
+                self.prices.avatar(speech),
+                cadence,
+                job,
+            )
+            .await?;
+        let url = result_url(&result, &["/video/url"])?;
+        let spoken = work_dir.join("fal-avatar.mp4");
+        http::download(PROVIDER, &url, &spoken, MediaKind::Video, 500 << 20).await?;
+        job.add_cost(self.prices.avatar(speech));
+        let fit = LipSyncRequest {
+            video: spoken.clone(),
+            audio: req.audio.clone(),
+            speech_seconds: req.speech_seconds,
+            tail_seconds: req.tail_seconds,
+        };
+        super::fit_to_speech(spoken, &fit, work_dir, job).await
+    }
+}
+
 /// Sync `lipsync-2` on Fal, with `sync_mode: loop` so long speech is never cut.
 #[derive(Debug, Clone)]
 pub struct FalSync {
@@ -602,15 +689,10 @@ impl LipSync for FalSync {
         work_dir: &Path,
         job: &JobCtx,
     ) -> Result<PathBuf, ProviderError> {
-        let audio_mime = if req.audio.extension().is_some_and(|e| e == "mp3") {
-            "audio/mpeg"
-        } else {
-            "audio/wav"
-        };
         let input = json!({
             "model": "lipsync-2",
             "video_url": data_uri(&req.video, "video/mp4").await?,
-            "audio_url": data_uri(&req.audio, audio_mime).await?,
+            "audio_url": data_uri(&req.audio, audio_mime(&req.audio)).await?,
             "sync_mode": "loop",
         });
         let speech = req.speech_seconds.max(1.0);

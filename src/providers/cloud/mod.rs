@@ -77,6 +77,8 @@ pub struct CloudConfig {
     pub fal_key: Option<Secret>,
     /// `FAL_BASE_URL`: the queue host (default `https://queue.fal.run`).
     pub fal_base: String,
+    /// `FAL_AVATAR_MODEL`: the one-step talking avatar of `fast` scenes (default Kling AI Avatar v2 standard).
+    pub fal_avatar_model: String,
     /// `KLING_ACCESS_KEY`.
     pub kling_access: Option<Secret>,
     /// `KLING_SECRET_KEY`.
@@ -121,6 +123,7 @@ impl CloudConfig {
             default_voice: env("ELEVENLABS_VOICE_ID"),
             fal_key: env("FAL_KEY").map(Secret),
             fal_base: base("FAL_BASE_URL", "https://queue.fal.run"),
+            fal_avatar_model: env("FAL_AVATAR_MODEL").unwrap_or_else(|| fal::AVATAR_DEFAULT.into()),
             kling_access: env("KLING_ACCESS_KEY").map(Secret),
             kling_secret: env("KLING_SECRET_KEY").map(Secret),
             kling_base: base("KLING_BASE_URL", "https://api-singapore.klingai.com"),
@@ -197,6 +200,11 @@ pub fn providers(cfg: &CloudConfig, choice: ProviderChoice) -> Result<Providers,
         .map(|k| fal::FalQueue::new(&cfg.fal_base, k, cfg.fal_resubmit));
     if let Some(q) = &fal {
         p.image = Arc::new(fal::FalFlux::new(q.clone(), cfg.prices.clone()));
+        p.avatar = Some(Arc::new(fal::FalAvatar::new(
+            q.clone(),
+            cfg.fal_avatar_model.clone(),
+            cfg.prices.clone(),
+        )));
     }
     let kling_direct = match (&cfg.kling_access, &cfg.kling_secret) {
         (Some(a), Some(s)) => Some(kling::KlingVideo::new(cfg, a.clone(), s.clone())),

@@ -189,11 +189,12 @@ impl Db {
             let sc = &s.scene;
             sqlx::query(
                 "INSERT INTO scenes (id, project_id, position, name, dialogue, environment, wardrobe, mood_lighting,
-                    camera, movement, target_duration, identity_id, headshot_asset_id, generation_mode, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CAST($11 AS DOUBLE PRECISION), $12, $13, $14, $15, $15)
+                    camera, movement, target_duration, identity_id, headshot_asset_id, generation_mode, created_at, updated_at,
+                    animation)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CAST($11 AS DOUBLE PRECISION), $12, $13, $14, $15, $15, $16)
                  ON CONFLICT (id) DO UPDATE SET position = $3, dialogue = $5, environment = $6, wardrobe = $7,
                     mood_lighting = $8, camera = $9, movement = $10, target_duration = CAST($11 AS DOUBLE PRECISION), identity_id = $12,
-                    headshot_asset_id = $13, generation_mode = $14, updated_at = $15",
+                    headshot_asset_id = $13, generation_mode = $14, updated_at = $15, animation = $16",
             )
             .bind(&id)
             .bind(project_id)
@@ -210,6 +211,7 @@ impl Db {
             .bind(&s.headshot_asset_id)
             .bind(sc.generation_mode.as_str())
             .bind(now)
+            .bind(sc.animation.as_str())
             .execute(&mut *tx)
             .await?;
             ids.push(id);

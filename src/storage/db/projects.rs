@@ -4,7 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Db, DbError, nullable_f64};
-use crate::domain::{AspectRatio, GenerationMode, Project, Scene};
+use crate::domain::{Animation, AspectRatio, GenerationMode, Project, Scene};
 use crate::storage::{new_id, now_ms};
 
 /// A stored project.
@@ -101,8 +101,8 @@ pub struct LogFilter {
 const PROJECT_COLUMNS: &str = "id, name, description, aspect_ratio, default_identity_id, budget_usd, status, \
     final_object, captions_object, duration_seconds, created_at, updated_at";
 const SCENE_COLUMNS: &str = "id, project_id, position, name, dialogue, environment, wardrobe, mood_lighting, camera, \
-    movement, target_duration, identity_id, headshot_asset_id, generation_mode, status, output_object, thumbnail_object, \
-    duration_seconds";
+    movement, target_duration, identity_id, headshot_asset_id, generation_mode, animation, status, output_object, \
+    thumbnail_object, duration_seconds";
 
 fn project_record(r: &AnyRow) -> Result<ProjectRecord, DbError> {
     let aspect: String = r.try_get("aspect_ratio")?;
@@ -127,6 +127,7 @@ fn project_record(r: &AnyRow) -> Result<ProjectRecord, DbError> {
 
 fn scene_record(r: &AnyRow) -> Result<SceneRecord, DbError> {
     let mode: String = r.try_get("generation_mode")?;
+    let animation: String = r.try_get("animation")?;
     Ok(SceneRecord {
         id: r.try_get("id")?,
         project_id: r.try_get("project_id")?,
@@ -143,6 +144,8 @@ fn scene_record(r: &AnyRow) -> Result<SceneRecord, DbError> {
             identity: String::new(),
             generation_mode: GenerationMode::parse(&mode)
                 .ok_or_else(|| DbError::Corrupt("scenes.generation_mode".into()))?,
+            animation: Animation::parse(&animation)
+                .ok_or_else(|| DbError::Corrupt("scenes.animation".into()))?,
         },
         identity_id: r.try_get("identity_id")?,
         headshot_asset_id: r.try_get("headshot_asset_id")?,
@@ -293,7 +296,7 @@ impl Db {
                 sqlx::query(
                     "UPDATE scenes SET name = $2, dialogue = $3, environment = $4, wardrobe = $5, mood_lighting = $6,
                         camera = $7, movement = $8, target_duration = CAST($9 AS DOUBLE PRECISION), identity_id = $10,
-                        headshot_asset_id = $11, generation_mode = $12, updated_at = $13 WHERE id = $1",
+                        headshot_asset_id = $11, generation_mode = $12, updated_at = $13, animation = $14 WHERE id = $1",
                 )
                 .bind(id)
                 .bind(&s.name)
@@ -308,6 +311,7 @@ impl Db {
                 .bind(headshot_asset_id)
                 .bind(s.generation_mode.as_str())
                 .bind(now)
+                .bind(s.animation.as_str())
                 .execute(&self.pool)
                 .await?;
                 Ok(id.to_string())
@@ -332,8 +336,9 @@ impl Db {
                 sqlx::query(
                     "INSERT INTO scenes (id, project_id, position, name, dialogue, environment, wardrobe, mood_lighting,
                         camera, movement, target_duration, identity_id, headshot_asset_id, generation_mode, created_at,
-                        updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CAST($11 AS DOUBLE PRECISION), $12, $13, $14, $15, $15)",
+                        updated_at, animation)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CAST($11 AS DOUBLE PRECISION), $12, $13, $14, $15, $15,
+                        $16)",
                 )
                 .bind(&id)
                 .bind(project_id)
@@ -350,6 +355,7 @@ impl Db {
                 .bind(headshot_asset_id)
                 .bind(s.generation_mode.as_str())
                 .bind(now)
+                .bind(s.animation.as_str())
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::domain::{FieldErrors, GenerationMode, Scene};
+use crate::domain::{Animation, FieldErrors, GenerationMode, Scene};
 use crate::storage::db::SceneRecord;
 use crate::web::AppState;
 use crate::web::error::{ApiError, ApiJson, ApiQuery};
@@ -31,6 +31,7 @@ pub struct SceneView {
     identity_id: Option<String>,
     headshot_asset_id: Option<String>,
     generation_mode: String,
+    animation: String,
     status: String,
     output_object: Option<String>,
     thumbnail_object: Option<String>,
@@ -55,6 +56,7 @@ impl From<SceneRecord> for SceneView {
             identity_id: r.identity_id,
             headshot_asset_id: r.headshot_asset_id,
             generation_mode: s.generation_mode.as_str().into(),
+            animation: s.animation.as_str().into(),
             status: r.status,
             output_object: r.output_object,
             thumbnail_object: r.thumbnail_object,
@@ -79,6 +81,8 @@ pub struct SceneInput {
     identity_id: Option<String>,
     headshot_asset_id: Option<String>,
     generation_mode: Option<String>,
+    /// `standard` (image-to-video, then lip-sync) or `fast` (one-step talking avatar).
+    animation: Option<String>,
 }
 
 /// A validated scene with its references.
@@ -109,6 +113,7 @@ impl SceneInput {
                     target_duration: None,
                     identity: String::new(),
                     generation_mode: GenerationMode::Auto,
+                    animation: Animation::Standard,
                 },
                 None,
                 None,
@@ -138,6 +143,12 @@ impl SceneInput {
             match GenerationMode::parse(&m) {
                 Some(m) => scene.generation_mode = m,
                 None => e.push("generationMode", "must be auto, standard or digital-twin"),
+            }
+        }
+        if let Some(a) = self.animation {
+            match Animation::parse(&a) {
+                Some(a) => scene.animation = a,
+                None => e.push("animation", "must be standard or fast"),
             }
         }
         let db = &state.storage.db;

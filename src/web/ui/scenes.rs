@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::forms::{Control, FieldErrs, FormData, FormField, PostForm, number, with_errors};
 use super::view;
 use super::{Layout, Page, UiError, ok, render};
-use crate::domain::{GenerationMode, LogStep, Scene, StepName};
+use crate::domain::{Animation, GenerationMode, LogStep, Scene, StepName};
 use crate::pipeline::StepOutput;
 use crate::storage::db::{LogFilter, ProjectRecord, SceneRecord};
 use crate::web::AppState;
@@ -117,6 +117,21 @@ async fn scene_fields(
                 "Digital twin: LoRA-generated, identity-locked".into(),
             ),
         ])),
+        FormField::text(
+            "animation",
+            "Animation",
+            sc.map(|s| s.animation.as_str()).unwrap_or("standard"),
+        )
+        .control(Control::Select(vec![
+            (
+                "standard".into(),
+                "Standard: image-to-video, then lip-sync".into(),
+            ),
+            (
+                "fast".into(),
+                "Fast: one-step talking avatar (needs FAL_KEY)".into(),
+            ),
+        ])),
     ])
 }
 
@@ -151,6 +166,13 @@ async fn parse_scene(
         errors.add("generationMode", "must be auto, standard or digital-twin");
         GenerationMode::Auto
     });
+    let animation = match form.get("animation") {
+        "" => Animation::Standard,
+        a => Animation::parse(a).unwrap_or_else(|| {
+            errors.add("animation", "must be standard or fast");
+            Animation::Standard
+        }),
+    };
     let scene = Scene {
         name: form.get("name").to_string(),
         dialogue: form.get("dialogue").to_string(),
@@ -162,6 +184,7 @@ async fn parse_scene(
         target_duration: target,
         identity: String::new(),
         generation_mode: mode,
+        animation,
     }
     .validated();
     let scene = errors.take(scene);
@@ -573,6 +596,7 @@ pub(crate) async fn scene_page(
     let facts = [
         ("Identity", Some(identity)),
         ("Mode", Some(sc.generation_mode.as_str().to_string())),
+        ("Animation", Some(sc.animation.as_str().to_string())),
         ("Environment", sc.environment.clone()),
         ("Wardrobe", sc.wardrobe.clone()),
         ("Mood lighting", sc.mood_lighting.clone()),
