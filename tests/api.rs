@@ -671,7 +671,10 @@ async fn generate_a_scene_through_the_in_process_worker_then_render_the_project(
     .await;
     assert_eq!((status, fast["animation"].as_str()), (201, Some("fast")));
     let gone = http
-        .delete(format!("{base}/api/scenes/{}", fast["id"].as_str().unwrap()))
+        .delete(format!(
+            "{base}/api/scenes/{}",
+            fast["id"].as_str().unwrap()
+        ))
         .bearer_auth(&token)
         .send()
         .await

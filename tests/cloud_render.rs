@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::cloud::{self, EL_KEY, VOICE, cloud_env};
+use common::s3::S3;
 use common::*;
 use devatar::fakes::{FakeServer, LatencyProfile};
 use serde_json::Value;
@@ -261,6 +262,53 @@ async fn fast_scenes_speak_in_one_avatar_job() {
             .contains("fast animation needs a talking-avatar provider")),
         "{logs:?}"
     );
+}
+
+/// With media in an S3 bucket, providers get presigned GET URLs and fetch the inputs themselves (Kling the still,
+/// Sync the clip and the speech): nothing is sent inline or uploaded, and no signed URL reaches the database.
+/// With the local folder the same render sends everything inline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_bucket_providers_fetch_presigned_inputs() {
+    let fake = fakes(LatencyProfile::Fast).await;
+    let lora = serve_lora().await;
+    let s3 = S3::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = project(dir.path(), &lora);
+    let base = fake.base_url();
+    let mut cmd = render(dir.path(), &file, &base, &[]);
+    s3.env(&mut cmd);
+    json_of(&cmd.output().unwrap());
+    let stats = fake.stats();
+    assert_eq!(stat(&stats, "inputs.inline"), 0, "{stats:?}");
+    assert_eq!(stat(&stats, "inputs.url"), 9, "{stats:?}");
+    assert_eq!(stat(&stats, "inputs.url_fetched"), 6, "{stats:?}");
+    assert_eq!(stat(&stats, "inputs.url_unreadable"), 0, "{stats:?}");
+    assert_eq!(stat(&stats, "requests.sync.submit.upload"), 0, "{stats:?}");
+    assert_eq!(stat(&stats, "sync.submit"), 3, "{stats:?}");
+    // Keys are stored, never signed URLs.
+    let db = devatar::storage::db::Db::connect(&database_url_for(&dir.path().join("data")))
+        .await
+        .unwrap();
+    for sql in [
+        "SELECT message AS t FROM logs",
+        "SELECT COALESCE(output, '') || COALESCE(error, '') AS t FROM steps",
+        "SELECT job AS t FROM provider_jobs",
+    ] {
+        use sqlx::Row;
+        for row in sqlx::query(sql).fetch_all(db.pool()).await.unwrap() {
+            let text: String = row.get("t");
+            assert!(!text.contains("X-Amz-"), "{sql}: {text}");
+        }
+    }
+
+    fake.reset();
+    let local = tempfile::tempdir().unwrap();
+    let file = project(local.path(), &lora);
+    json_of(&render(local.path(), &file, &base, &[]).output().unwrap());
+    let stats = fake.stats();
+    assert_eq!(stat(&stats, "inputs.url"), 0, "{stats:?}");
+    assert_eq!(stat(&stats, "requests.sync.submit.upload"), 3, "{stats:?}");
+    assert!(stat(&stats, "inputs.inline") >= 9, "{stats:?}");
 }
 
 /// Direct Kling and Sync that keep failing (503 on every submit) hand their steps to the Fal-hosted models; with

@@ -129,6 +129,7 @@ async fn animation_renders_the_bucket_length_and_mux_never_cuts_speech() {
         duration_seconds: 5,
         width: 640,
         height: 360,
+        urls: Default::default(),
     };
     let clip = FfmpegAnimation
         .animate(&req, dir.path(), &JobCtx::detached("t"))
@@ -162,6 +163,7 @@ async fn animation_renders_the_bucket_length_and_mux_never_cuts_speech() {
                 audio,
                 speech_seconds: speech_len,
                 tail_seconds: 0.3,
+                urls: Default::default(),
             },
             mux_dir.path(),
             &JobCtx::detached("t"),

@@ -81,15 +81,31 @@ pub(crate) type OutputCell = Arc<tokio::sync::OnceCell<Result<Produced, InputFai
 
 /// Learns about an input. Remote URLs are fetched only for sound and video (their length shapes the output;
 /// an image only sets the aspect ratio).
+/// Counts how inputs arrive: `inputs.inline` (data URIs, uploads, base64), `inputs.url` (remote URLs, e.g.
+/// presigned), and of those fetched, `inputs.url_fetched` / `inputs.url_unreadable`.
 async fn resolve(shared: &Shared, input: &InputRef, timed: bool) -> InputMedia {
     match input {
         InputRef::Url(u) => {
-            shared
-                .media
-                .resolve(u, &shared.http, timed && shared.cfg.fetch_remote_inputs)
-                .await
+            let fetch = timed && shared.cfg.fetch_remote_inputs;
+            let media = shared.media.resolve(u, &shared.http, fetch).await;
+            if u.starts_with("data:") {
+                shared.count("inputs.inline");
+            } else if !u.contains("/__media/") {
+                shared.count("inputs.url");
+                if fetch {
+                    shared.count(if matches!(media, InputMedia::Known { .. }) {
+                        "inputs.url_fetched"
+                    } else {
+                        "inputs.url_unreadable"
+                    });
+                }
+            }
+            media
         }
-        InputRef::Bytes(b) => shared.media.probe_bytes(b.clone()).await,
+        InputRef::Bytes(b) => {
+            shared.count("inputs.inline");
+            shared.media.probe_bytes(b.clone()).await
+        }
     }
 }
 

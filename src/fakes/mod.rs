@@ -22,6 +22,8 @@
 //! a fault then drops or garbles still counts; an injected 429 does not); status, result, cancel and voices
 //! count every authenticated call. `fal.peak_active`, `kling.peak_active` and `sync.peak_active` are high-water
 //! marks: the most jobs of that provider ever queued or running at once (to check concurrency limits).
+//! `inputs.inline` counts job inputs sent inline (data URIs, uploads, base64), `inputs.url` those given as remote
+//! URLs (presigned), `inputs.url_fetched` / `inputs.url_unreadable` the remote sound and video inputs fetched.
 
 mod elevenlabs;
 mod fal;

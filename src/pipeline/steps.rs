@@ -21,8 +21,8 @@ use crate::media::probe;
 use crate::net::FetchGuard;
 use crate::providers::local::FPS;
 use crate::providers::{
-    AvatarRequest, ImageRequest, JobCtx, LipSyncRequest, LoraRef, SpeechRequest, TalkingAvatar,
-    VideoRequest,
+    AvatarRequest, ImageRequest, InputUrls, JobCtx, LipSyncRequest, LoraRef, SpeechRequest,
+    TalkingAvatar, VideoRequest,
 };
 
 /// Provider id of our own ffmpeg edits (FINALIZE, ASSEMBLE).
@@ -77,6 +77,7 @@ fn avatar_request(
         prompt: video_prompt(&s.scene),
         speech_seconds,
         tail_seconds: SCENE_TAIL_SECONDS,
+        urls: InputUrls::default(),
     }
 }
 
@@ -195,7 +196,34 @@ impl Pipeline {
             duration_seconds: duration_bucket(speech_seconds),
             width,
             height,
+            urls: InputUrls::default(),
         }
+    }
+
+    /// Presigned URLs of input objects when media live in a bucket (empty for the local folder), valid for the
+    /// storage's provider TTL so a queued job can still fetch them. Errors never carry a URL.
+    async fn input_urls(
+        &self,
+        image: Option<&str>,
+        video: Option<&str>,
+        audio: Option<&str>,
+    ) -> Result<InputUrls, String> {
+        let mut urls = [None, None, None];
+        for (url, key) in urls.iter_mut().zip([image, video, audio]) {
+            if let Some(key) = key {
+                *url = self
+                    .objects
+                    .presigned_get(key, self.objects.presign_ttl())
+                    .await
+                    .map_err(|e| format!("presigning an input for the provider: {e}"))?;
+            }
+        }
+        let [image, video, audio] = urls;
+        Ok(InputUrls {
+            image,
+            video,
+            audio,
+        })
     }
 
     /// The provider, parameters and input objects of a step (its content key), without doing the work.
@@ -294,6 +322,7 @@ impl Pipeline {
                     audio: object(audio, "audio")?.into(),
                     speech_seconds: audio.duration_seconds.unwrap_or(0.0),
                     tail_seconds: SCENE_TAIL_SECONDS,
+                    urls: InputUrls::default(),
                 };
                 Ok(Prepared {
                     provider: p.lipsync.name().into(),
@@ -419,17 +448,20 @@ impl Pipeline {
                 let avatar = self
                     .one_step_avatar(s)
                     .ok_or("the talking-avatar provider went away")?;
-                let image = self
-                    .path_of(object(dep(deps, i, StepName::Image)?, "image")?)
-                    .await?;
+                let image_key = object(dep(deps, i, StepName::Image)?, "image")?;
+                let image = self.path_of(image_key).await?;
                 let audio = dep(deps, i, StepName::Audio)?;
-                let audio_path = self.path_of(object(audio, "audio")?).await?;
-                let req = avatar_request(
+                let audio_key = object(audio, "audio")?;
+                let audio_path = self.path_of(audio_key).await?;
+                let mut req = avatar_request(
                     s,
                     &image,
                     &audio_path,
                     audio.duration_seconds.unwrap_or(0.0),
                 );
+                req.urls = self
+                    .input_urls(Some(image_key), None, Some(audio_key))
+                    .await?;
                 let clip = avatar
                     .speak(&req, work, job)
                     .await
@@ -446,13 +478,13 @@ impl Pipeline {
                 out.duration_seconds = Some(info.duration);
             }
             (Some(s), StepName::Video) => {
-                let image = self
-                    .path_of(object(dep(deps, i, StepName::Image)?, "image")?)
-                    .await?;
+                let image_key = object(dep(deps, i, StepName::Image)?, "image")?;
+                let image = self.path_of(image_key).await?;
                 let speech = dep(deps, i, StepName::Audio)?
                     .duration_seconds
                     .unwrap_or(0.0);
-                let req = Self::video_request(ctx, s, &image, speech);
+                let mut req = Self::video_request(ctx, s, &image, speech);
+                req.urls = self.input_urls(Some(image_key), None, None).await?;
                 let clip = p
                     .video
                     .animate(&req, work, job)
@@ -471,13 +503,16 @@ impl Pipeline {
             }
             (Some(_), StepName::Lipsync) => {
                 let audio = dep(deps, i, StepName::Audio)?;
+                let video_key = object(dep(deps, i, StepName::Video)?, "video")?;
+                let audio_key = object(audio, "audio")?;
                 let req = LipSyncRequest {
-                    video: self
-                        .path_of(object(dep(deps, i, StepName::Video)?, "video")?)
-                        .await?,
-                    audio: self.path_of(object(audio, "audio")?).await?,
+                    video: self.path_of(video_key).await?,
+                    audio: self.path_of(audio_key).await?,
                     speech_seconds: audio.duration_seconds.unwrap_or(0.0),
                     tail_seconds: SCENE_TAIL_SECONDS,
+                    urls: self
+                        .input_urls(None, Some(video_key), Some(audio_key))
+                        .await?,
                 };
                 let clip = p
                     .lipsync

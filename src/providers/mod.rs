@@ -152,6 +152,30 @@ pub trait ImageGen: Send + Sync {
     ) -> Result<PathBuf, ProviderError>;
 }
 
+/// Presigned `GET` URLs of a request's input files, when media live in S3/R2: providers that fetch inputs by URL
+/// use them instead of sending the files inline. They are bearer credentials: `Debug` never shows them, and
+/// they must never reach a log, an error or the database. Never part of a cache key.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct InputUrls {
+    /// The still.
+    pub image: Option<String>,
+    /// The clip.
+    pub video: Option<String>,
+    /// The speech.
+    pub audio: Option<String>,
+}
+
+impl std::fmt::Debug for InputUrls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |u: &Option<String>| if u.is_some() { "Some(***)" } else { "None" };
+        f.debug_struct("InputUrls")
+            .field("image", &shown(&self.image))
+            .field("video", &shown(&self.video))
+            .field("audio", &shown(&self.audio))
+            .finish()
+    }
+}
+
 /// Still + prompt → clip.
 #[derive(Debug, Clone)]
 pub struct VideoRequest {
@@ -165,6 +189,8 @@ pub struct VideoRequest {
     pub movement: Option<String>,
     /// Clip length: the speech's duration bucket, seconds.
     pub duration_seconds: u32,
+    /// Presigned URL of the still, when it lives in a bucket.
+    pub urls: InputUrls,
     /// Frame width.
     pub width: u32,
     /// Frame height.
@@ -198,6 +224,8 @@ pub struct LipSyncRequest {
     pub speech_seconds: f64,
     /// Quiet tail after the speech (room for the crossfade), seconds.
     pub tail_seconds: f64,
+    /// Presigned URLs of the clip and the speech, when they live in a bucket.
+    pub urls: InputUrls,
 }
 
 /// Makes the clip speak.
@@ -229,6 +257,8 @@ pub struct AvatarRequest {
     pub speech_seconds: f64,
     /// Quiet tail after the speech (room for the crossfade), seconds.
     pub tail_seconds: f64,
+    /// Presigned URLs of the still and the speech, when they live in a bucket.
+    pub urls: InputUrls,
 }
 
 /// Makes a still speak, in one paid job.

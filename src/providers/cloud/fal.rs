@@ -19,8 +19,8 @@ use super::{Cadence, Secret};
 use crate::costs::PriceTable;
 use crate::providers::local::PortraitStill;
 use crate::providers::{
-    AvatarRequest, ImageGen, ImageRequest, ImageToVideo, JobCtx, JobState, LipSync, LipSyncRequest,
-    ProviderError, ProviderJob, TalkingAvatar, VideoRequest,
+    AvatarRequest, ImageGen, ImageRequest, ImageToVideo, InputUrls, JobCtx, JobState, LipSync,
+    LipSyncRequest, ProviderError, ProviderJob, TalkingAvatar, VideoRequest,
 };
 
 const PROVIDER: &str = "fal";
@@ -548,7 +548,7 @@ impl ImageToVideo for FalKling {
         let seconds = kling_duration(req.duration_seconds);
         let input = json!({
             "prompt": req.prompt,
-            "image_url": data_uri(&req.image, "image/png").await?,
+            "image_url": input_field(&req.urls.image, &req.image, "image/png").await?,
             "duration": seconds.to_string(),
             "negative_prompt": "blur, distort, and low quality",
             "cfg_scale": 0.5,
@@ -594,6 +594,19 @@ impl FalAvatar {
     }
 }
 
+/// An input as Fal takes it: the presigned URL of the object when there is one (Fal fetches it), else the file
+/// inline as a data URI.
+async fn input_field(
+    url: &Option<String>,
+    path: &Path,
+    mime: &str,
+) -> Result<String, ProviderError> {
+    match url {
+        Some(u) => Ok(u.clone()),
+        None => data_uri(path, mime).await,
+    }
+}
+
 /// The MIME type of a speech work file, from its extension.
 fn audio_mime(path: &Path) -> &'static str {
     if path.extension().is_some_and(|e| e == "mp3") {
@@ -621,8 +634,8 @@ impl TalkingAvatar for FalAvatar {
     ) -> Result<PathBuf, ProviderError> {
         let prompt: String = req.prompt.chars().take(2500).collect();
         let input = json!({
-            "image_url": data_uri(&req.image, "image/png").await?,
-            "audio_url": data_uri(&req.audio, audio_mime(&req.audio)).await?,
+            "image_url": input_field(&req.urls.image, &req.image, "image/png").await?,
+            "audio_url": input_field(&req.urls.audio, &req.audio, audio_mime(&req.audio)).await?,
             "prompt": if prompt.trim().is_empty() { ".".to_string() } else { prompt },
         });
         let speech = req.speech_seconds.max(1.0);
@@ -654,6 +667,7 @@ impl TalkingAvatar for FalAvatar {
             audio: req.audio.clone(),
             speech_seconds: req.speech_seconds,
             tail_seconds: req.tail_seconds,
+            urls: InputUrls::default(),
         };
         super::fit_to_speech(spoken, &fit, work_dir, job).await
     }
@@ -691,8 +705,8 @@ impl LipSync for FalSync {
     ) -> Result<PathBuf, ProviderError> {
         let input = json!({
             "model": "lipsync-2",
-            "video_url": data_uri(&req.video, "video/mp4").await?,
-            "audio_url": data_uri(&req.audio, audio_mime(&req.audio)).await?,
+            "video_url": input_field(&req.urls.video, &req.video, "video/mp4").await?,
+            "audio_url": input_field(&req.urls.audio, &req.audio, audio_mime(&req.audio)).await?,
             "sync_mode": "loop",
         });
         let speech = req.speech_seconds.max(1.0);

@@ -293,7 +293,29 @@ pub fn reason(body: &Value, raw: &str) -> String {
                 t.to_string()
             }
         });
-    text.chars().take(300).collect()
+    redact_signed_urls(&text).chars().take(300).collect()
+}
+
+/// Replaces the query of every presigned URL in `text` (one carrying an `X-Amz-` signature) with `?…`: a provider
+/// that echoes our input URL in an error must not put a bearer credential into our logs or database.
+pub fn redact_signed_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(q) = rest.find('?') {
+        let end = rest[q..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ')' | ']' | '>' | ','))
+            .map_or(rest.len(), |e| q + e);
+        let query = &rest[q..end];
+        out.push_str(&rest[..q]);
+        if query.to_ascii_lowercase().contains("x-amz-") {
+            out.push_str("?…");
+        } else {
+            out.push_str(query);
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Reads a 2xx response as JSON, with a clear error for HTML or truncated bodies.
@@ -500,6 +522,24 @@ mod tests {
         );
         h.insert(RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn presigned_urls_are_cut_from_provider_messages() {
+        let msg = "cannot fetch https://b.r2.dev/media/ab/x.mp4?X-Amz-Algorithm=AWS4&X-Amz-Signature=abc123, \
+                   nor https://x.test/a.png?size=2";
+        let clean = redact_signed_urls(msg);
+        assert!(
+            !clean.contains("abc123") && !clean.contains("X-Amz"),
+            "{clean}"
+        );
+        assert!(
+            clean.contains("https://b.r2.dev/media/ab/x.mp4?…"),
+            "{clean}"
+        );
+        assert!(clean.contains("a.png?size=2"), "{clean}");
+        let body = serde_json::json!({"message": "bad url https://h/k?X-Amz-Credential=AK%2F1&X-Amz-Signature=s"});
+        assert!(!reason(&body, "").contains("AK%2F1"));
     }
 
     #[test]

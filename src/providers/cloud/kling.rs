@@ -351,10 +351,16 @@ impl KlingVideo {
         tag: &str,
         job: &JobCtx,
     ) -> Result<(String, u32), ProviderError> {
-        let image = tokio::fs::read(&req.image).await?;
+        // Kling takes the still as a URL it fetches (presigned, when media live in a bucket) or as raw base64.
+        let image = match &req.urls.image {
+            Some(url) => url.clone(),
+            None => {
+                base64::engine::general_purpose::STANDARD.encode(tokio::fs::read(&req.image).await?)
+            }
+        };
         let body = json!({
             "model_name": self.model,
-            "image": base64::engine::general_purpose::STANDARD.encode(image),
+            "image": image,
             "prompt": req.prompt.chars().take(2500).collect::<String>(),
             "negative_prompt": "blur, distort, and low quality",
             "mode": self.mode,

@@ -134,17 +134,31 @@ impl SyncLipSync {
         attempt: u32,
         job: &JobCtx,
     ) -> Result<String, ProviderError> {
-        let video = tokio::fs::read(&req.video).await?;
-        let audio = tokio::fs::read(&req.audio).await?;
+        let options = json!({"sync_mode": "loop", "output_format": "mp4"});
+        let http = client(Duration::from_secs(120))?;
+        let key = job.stable_id(attempt);
+        // With presigned URLs (media in a bucket) Sync fetches the inputs itself; otherwise they are uploaded.
+        let by_url = match (&req.urls.video, &req.urls.audio) {
+            (Some(video), Some(audio)) => Some(json!({
+                "model": MODEL,
+                "input": [{"type": "video", "url": video}, {"type": "audio", "url": audio}],
+                "options": options,
+            })),
+            _ => None,
+        };
+        let (video, audio) = match by_url {
+            Some(_) => (Vec::new(), Vec::new()),
+            None => (
+                tokio::fs::read(&req.video).await?,
+                tokio::fs::read(&req.audio).await?,
+            ),
+        };
         let audio_name = if req.audio.extension().is_some_and(|e| e == "mp3") {
             ("speech.mp3", "audio/mpeg")
         } else {
             ("speech.wav", "audio/wav")
         };
-        let options = json!({"sync_mode": "loop", "output_format": "mp4"}).to_string();
-        let http = client(Duration::from_secs(120))?;
-        let url = format!("{}/v2/generate/upload", self.base);
-        let key = job.stable_id(attempt);
+        let options = options.to_string();
         let form = || -> Result<Form, ProviderError> {
             Ok(Form::new()
                 .text("model", MODEL)
@@ -164,7 +178,13 @@ impl SyncLipSync {
                         .map_err(|e| ProviderError::Invalid(e.to_string()))?,
                 ))
         };
-        form()?;
+        let url = match by_url {
+            Some(_) => format!("{}/v2/generate", self.base),
+            None => {
+                form()?;
+                format!("{}/v2/generate/upload", self.base)
+            }
+        };
         let resp = call_keeping_body(
             PROVIDER,
             4,
@@ -175,9 +195,12 @@ impl SyncLipSync {
                     .post(&url)
                     .header("x-api-key", self.key.expose())
                     .header("Idempotency-Key", &key);
-                match form() {
-                    Ok(f) => req.multipart(f),
-                    Err(_) => req,
+                match &by_url {
+                    Some(body) => req.json(body),
+                    None => match form() {
+                        Ok(f) => req.multipart(f),
+                        Err(_) => req,
+                    },
                 }
             },
             classify,
