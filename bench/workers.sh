@@ -21,6 +21,7 @@ export FAL_KEY=k ELEVENLABS_API_KEY=k KLING_ACCESS_KEY=a KLING_SECRET_KEY=s SYNC
 fport=$((20000 + RANDOM % 10000))
 "$bin" fakes --bind "127.0.0.1:$fport" --latency realistic --time-scale "$scale" 2>"$tmp/fakes.log" &
 pids+=($!)
+for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$fport/__health" >/dev/null 2>&1 && break; sleep 0.1; done
 export FAL_BASE_URL="http://127.0.0.1:$fport" ELEVENLABS_BASE_URL="http://127.0.0.1:$fport"
 export KLING_BASE_URL="http://127.0.0.1:$fport" SYNCLABS_BASE_URL="http://127.0.0.1:$fport"
 export DEVATAR_ALLOW_PRIVATE_URLS=1 DEVATAR_PROVIDER_TIME_SCALE="$scale" DEVATAR_ADMIN_PASSWORD=bench-password
@@ -31,6 +32,9 @@ declare -A rate
 for workers in ${WORKER_COUNTS:-1 2 4}; do
   data="$tmp/data-$workers"
   mkdir -p "$data"
+  # Each round renders the same scenes: make the sandbox forget the last round's jobs, or Kling's
+  # external_task_id and Sync's Idempotency-Key would hand this round finished jobs for free.
+  curl -fsS -X POST "http://127.0.0.1:$fport/__reset" >/dev/null
   port=$((30000 + RANDOM % 10000))
   "$bin" serve --bind "127.0.0.1:$port" --data "$data" --no-worker 2>"$data/serve.log" &
   pids+=($!)
