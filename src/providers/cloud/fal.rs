@@ -476,13 +476,7 @@ impl ImageGen for FalFlux {
             input["loras"] =
                 json!([{ "path": clean_url("loras[0].path", &lora.url)?, "scale": lora.scale }]);
         }
-        let cadence = Cadence::new(
-            Duration::from_secs(1),
-            1.5,
-            Duration::from_secs(5),
-            Duration::from_secs(120),
-            Duration::from_secs(600),
-        );
+        let cadence = Cadence::still();
         let (w, h, _) = still_size(req.width, req.height);
         let estimate = self.prices.image(w, h);
         let result = self
@@ -553,13 +547,7 @@ impl ImageToVideo for FalKling {
             "negative_prompt": "blur, distort, and low quality",
             "cfg_scale": 0.5,
         });
-        let cadence = Cadence::new(
-            Duration::from_secs(10),
-            1.2,
-            Duration::from_secs(15),
-            Duration::from_secs(480),
-            Duration::from_secs(1800),
-        );
+        let cadence = Cadence::video(Duration::from_secs(480), Duration::from_secs(1800));
         let result = self
             .queue
             .run(KLING_I2V, &input, self.prices.video(seconds), cadence, job)
@@ -639,15 +627,7 @@ impl TalkingAvatar for FalAvatar {
             "prompt": if prompt.trim().is_empty() { ".".to_string() } else { prompt },
         });
         let speech = req.speech_seconds.max(1.0);
-        // PROVIDERS.md §2.7, "Kling i2v / AI avatar": first look at 10 s, then every 5 s up to 15 s; warn at
-        // 8 minutes, give up at 30.
-        let cadence = Cadence::new(
-            Duration::from_secs(10),
-            1.2,
-            Duration::from_secs(15),
-            Duration::from_secs(480),
-            Duration::from_secs(1800),
-        );
+        let cadence = Cadence::video(Duration::from_secs(480), Duration::from_secs(1800));
         let result = self
             .queue
             .run(
@@ -710,13 +690,7 @@ impl LipSync for FalSync {
             "sync_mode": "loop",
         });
         let speech = req.speech_seconds.max(1.0);
-        let cadence = Cadence::new(
-            Duration::from_secs(10),
-            1.2,
-            Duration::from_secs(20),
-            Duration::from_secs(600),
-            Duration::from_secs_f64(600.0 + 5.0 * speech),
-        );
+        let cadence = Cadence::lipsync(speech);
         let result = self
             .queue
             .run(SYNC_V2, &input, self.prices.lipsync(speech), cadence, job)

@@ -230,19 +230,12 @@ impl ImageToVideo for KlingVideo {
                     .await?
             }
         };
-        let first_wait = 15;
         let deadline = if seconds > 5 || self.mode == "pro" {
             1800
         } else {
             1200
         };
-        let mut cadence = Cadence::new(
-            Duration::from_secs(first_wait),
-            1.0,
-            Duration::from_secs(10),
-            Duration::from_secs(600),
-            Duration::from_secs(deadline),
-        );
+        let mut cadence = Cadence::video(Duration::from_secs(600), Duration::from_secs(deadline));
         let mut reread = false;
         let url = loop {
             match cadence.wait().await {

@@ -340,6 +340,41 @@ impl Cadence {
         Ok(false)
     }
 
+    /// PROVIDERS.md §2.7 for Flux stills: first look at 1 s, then ×1.5 up to 5 s; warn at 2 min, give up at 10.
+    pub fn still() -> Self {
+        Self::new(
+            Duration::from_secs(1),
+            1.5,
+            Duration::from_secs(5),
+            Duration::from_secs(120),
+            Duration::from_secs(600),
+        )
+    }
+
+    /// PROVIDERS.md §2.7 for Kling image-to-video and AI Avatar: first look at 10 s, then every 5 s (the table's
+    /// interval, kept flat: a finished clip is seen within 5 s), warning at `warn_at`, giving up at `deadline`.
+    pub fn video(warn_at: Duration, deadline: Duration) -> Self {
+        Self::new(
+            Duration::from_secs(10),
+            1.0,
+            Duration::from_secs(5),
+            warn_at,
+            deadline,
+        )
+    }
+
+    /// PROVIDERS.md §2.7 for lip-sync: first look at 10 s, then every 10 s (flat, under the 20 s cap); warn at
+    /// 10 minutes; give up after 600 s + 5 s per second of speech (the Sync formula of §4.7).
+    pub fn lipsync(speech_seconds: f64) -> Self {
+        Self::new(
+            Duration::from_secs(10),
+            1.0,
+            Duration::from_secs(10),
+            Duration::from_secs(600),
+            Duration::from_secs_f64(600.0 + 5.0 * speech_seconds),
+        )
+    }
+
     /// Time since the schedule began.
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()

@@ -289,18 +289,12 @@ impl LipSync for SyncLipSync {
             }
         };
         let speech = req.speech_seconds.max(1.0);
-        let mut cadence = Cadence::new(
-            Duration::from_secs(10),
-            1.1,
-            Duration::from_secs(20),
-            Duration::from_secs(300),
-            Duration::from_secs_f64(600.0 + 5.0 * speech),
-        );
+        let mut cadence = Cadence::lipsync(speech);
         let mut reread = false;
         let url = loop {
             match cadence.wait().await {
                 Ok(true) => job.note(format!(
-                    "synclabs: generation {id} still pending after 5 minutes"
+                    "synclabs: generation {id} still pending after 10 minutes"
                 )),
                 Ok(false) => {}
                 Err(limit) => {
