@@ -114,6 +114,34 @@ fn route(var: &str) -> Route {
     }
 }
 
+/// `FAL_AVATAR_MODEL`, which becomes part of request URLs: a Fal model id (`owner/app[/path…]` of lowercase
+/// letters, digits, `-`, `.`, `_`) or, when unset or malformed (with a warning), the default.
+fn avatar_model(value: Option<String>) -> String {
+    match value {
+        Some(v) if is_model_id(&v) => v,
+        Some(_) => {
+            tracing::warn!(
+                "FAL_AVATAR_MODEL is not a Fal model id (owner/app/…); using {}",
+                fal::AVATAR_DEFAULT
+            );
+            fal::AVATAR_DEFAULT.into()
+        }
+        None => fal::AVATAR_DEFAULT.into(),
+    }
+}
+
+fn is_model_id(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('/').collect();
+    parts.len() >= 2
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && !p.starts_with('.')
+                && p.chars().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | '_')
+                })
+        })
+}
+
 impl CloudConfig {
     /// Reads the environment. Bad `DEVATAR_PRICES` falls back to the defaults with a warning.
     pub fn from_env() -> Self {
@@ -123,7 +151,7 @@ impl CloudConfig {
             default_voice: env("ELEVENLABS_VOICE_ID"),
             fal_key: env("FAL_KEY").map(Secret),
             fal_base: base("FAL_BASE_URL", "https://queue.fal.run"),
-            fal_avatar_model: env("FAL_AVATAR_MODEL").unwrap_or_else(|| fal::AVATAR_DEFAULT.into()),
+            fal_avatar_model: avatar_model(env("FAL_AVATAR_MODEL")),
             kling_access: env("KLING_ACCESS_KEY").map(Secret),
             kling_secret: env("KLING_SECRET_KEY").map(Secret),
             kling_base: base("KLING_BASE_URL", "https://api-singapore.klingai.com"),
@@ -378,5 +406,31 @@ impl Cadence {
     /// Time since the schedule began.
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_avatar_model_must_be_a_fal_model_id() {
+        for good in [
+            "fal-ai/kling-video/ai-avatar/v2/pro",
+            "fal-ai/kling-video/v1/standard/ai-avatar",
+        ] {
+            assert_eq!(avatar_model(Some(good.into())), good);
+        }
+        for bad in [
+            "fal-ai",
+            "fal-ai/../x",
+            "https://evil/x",
+            "fal-ai/kling video",
+            "Fal-AI/X",
+            "a//b",
+        ] {
+            assert_eq!(avatar_model(Some(bad.into())), fal::AVATAR_DEFAULT, "{bad}");
+        }
+        assert_eq!(avatar_model(None), fal::AVATAR_DEFAULT);
     }
 }
