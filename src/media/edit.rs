@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use super::probe::{MediaInfo, probe};
 use super::process::{MediaError, run_tool};
+use super::splice::{
+    Joined, X264_ARGS, fade_frames, splice_keyframe_times, splice_with_crossfades,
+};
 
 /// The delivery format every scene and project video is normalised to.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -17,6 +20,8 @@ pub struct Delivery {
     pub fps: u32,
     /// Audio sample rate.
     pub sample_rate: u32,
+    /// Seconds of crossfade between scenes in the project video.
+    pub crossfade: f64,
 }
 
 const LONG: Duration = Duration::from_secs(1800);
@@ -83,36 +88,23 @@ pub async fn normalize(
         }
         vf.push_str(",format=yuv420p");
         let af = format!("aresample={},aformat=channel_layouts=stereo", d.sample_rate);
-        run_tool(
-            "ffmpeg",
-            &args(&[
-                "-y",
-                "-v",
-                "error",
-                "-i",
-                &inp,
-                "-vf",
-                &vf,
-                "-af",
-                &af,
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-crf",
-                "22",
-                "-c:a",
-                "aac",
-                "-b:a",
-                "128k",
-                "-movflags",
-                "+faststart",
-                &out,
-            ]),
-            None,
-            LONG,
-        )
-        .await?;
+        let mut cmd = args(&["-y", "-v", "error", "-i", &inp, "-vf", &vf, "-af", &af]);
+        cmd.extend(args(X264_ARGS));
+        // Keyframes where the project join cuts, so it can copy this clip between its crossfades.
+        let frames = (info.duration * fps as f64).round() as u32;
+        if let Some(times) = splice_keyframe_times(frames, fade_frames(d.crossfade, fps), fps) {
+            cmd.extend(["-force_key_frames".to_string(), times]);
+        }
+        cmd.extend(args(&[
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            "-movflags",
+            "+faststart",
+            &out,
+        ]));
+        run_tool("ffmpeg", &cmd, None, LONG).await?;
     }
     probe(output).await
 }
@@ -164,13 +156,31 @@ pub fn crossfade_offsets(durations: &[f64], crossfade: f64) -> Vec<f64> {
     offsets
 }
 
-/// Joins delivery-format clips with `crossfade`-second video and audio crossfades.
+/// Joins delivery-format clips with video and audio crossfades of `d.crossfade` seconds, using `work` for
+/// intermediate files. Clips made by [`normalize`] are spliced (only the crossfades are encoded); any others are
+/// re-encoded whole.
 pub async fn join_with_crossfades(
     inputs: &[(&Path, f64)],
     output: &Path,
     d: &Delivery,
-    crossfade: f64,
-) -> Result<MediaInfo, MediaError> {
+    work: &Path,
+) -> Result<Joined, MediaError> {
+    let paths: Vec<&Path> = inputs.iter().map(|(p, _)| *p).collect();
+    match splice_with_crossfades(&paths, output, d, d.crossfade, work).await {
+        Ok(Some(joined)) => return Ok(joined),
+        Ok(None) => tracing::debug!("scene clips cannot be spliced; re-encoding the join"),
+        Err(e) => tracing::warn!("splicing the scene clips failed, re-encoding the join: {e}"),
+    }
+    reencode_with_crossfades(inputs, output, d).await
+}
+
+/// Joins clips with crossfades by decoding and encoding the whole video (any delivery-format clips).
+pub async fn reencode_with_crossfades(
+    inputs: &[(&Path, f64)],
+    output: &Path,
+    d: &Delivery,
+) -> Result<Joined, MediaError> {
+    let crossfade = d.crossfade;
     let out = output.display().to_string();
     let mut cmd = args(&["-y", "-v", "error"]);
     for (p, _) in inputs {
@@ -214,6 +224,9 @@ pub async fn join_with_crossfades(
             &format!("[{aprev}]"),
             "-c:v",
             "libx264",
+            // xfade negotiates 4:4:4, which browsers do not play.
+            "-pix_fmt",
+            "yuv420p",
             "-preset",
             ASSEMBLE_PRESET,
             "-crf",
@@ -228,7 +241,12 @@ pub async fn join_with_crossfades(
         ]));
     }
     run_tool("ffmpeg", &cmd, None, LONG).await?;
-    probe(output).await
+    let durations: Vec<f64> = inputs.iter().map(|(_, duration)| *duration).collect();
+    Ok(Joined {
+        info: probe(output).await?,
+        offsets: crossfade_offsets(&durations, crossfade),
+        spliced: false,
+    })
 }
 
 #[cfg(test)]

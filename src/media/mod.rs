@@ -4,6 +4,7 @@ pub mod captions;
 pub mod edit;
 mod probe;
 mod process;
+pub mod splice;
 mod tools;
 
 pub use probe::{MediaInfo, probe};

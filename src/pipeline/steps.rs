@@ -16,7 +16,7 @@ use crate::domain::{
 };
 use crate::lora::{InspectOptions, inspect_url};
 use crate::media::captions::{WordTiming, cues, estimate_word_timings, shifted, to_srt, to_vtt};
-use crate::media::edit::{Delivery, crossfade_offsets, join_with_crossfades, normalize, thumbnail};
+use crate::media::edit::{Delivery, join_with_crossfades, normalize, thumbnail};
 use crate::media::probe;
 use crate::net::FetchGuard;
 use crate::providers::local::FPS;
@@ -97,6 +97,7 @@ impl Pipeline {
             height,
             fps: FPS,
             sample_rate: AUDIO_RATE,
+            crossfade: CROSSFADE_SECONDS,
         }
     }
 
@@ -573,14 +574,13 @@ impl Pipeline {
                 let inputs: Vec<(&Path, f64)> =
                     clips.iter().map(|(p, d)| (p.as_path(), *d)).collect();
                 let project_path = work.join("project.mp4");
-                let info = join_with_crossfades(&inputs, &project_path, &d, CROSSFADE_SECONDS)
+                let joined = join_with_crossfades(&inputs, &project_path, &d, &work.join("splice"))
                     .await
                     .map_err(|e| e.to_string())?;
-                let durations: Vec<f64> = clips.iter().map(|(_, d)| *d).collect();
-                let offsets = crossfade_offsets(&durations, CROSSFADE_SECONDS);
+                let info = joined.info;
                 let all_words: Vec<WordTiming> = words_per_scene
                     .iter()
-                    .zip(&offsets)
+                    .zip(&joined.offsets)
                     .flat_map(|(w, off)| shifted(w, *off))
                     .collect();
                 let c = cues(&all_words);
