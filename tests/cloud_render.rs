@@ -408,6 +408,48 @@ async fn a_killed_render_resumes_provider_jobs_by_their_stored_ids() {
     assert_eq!(stat(&stats, "sync.submit"), 3, "{stats:?}");
 }
 
+/// With media in a bucket, a render killed while a Sync submit is unanswered (the generation exists, its id was
+/// never recorded) repeats that submit with the same `Idempotency-Key` and byte-identical presigned URLs: Sync
+/// replays the generation it already started instead of refusing the changed body, and nothing is paid twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_bucket_an_uncertain_sync_submit_is_replayed_after_a_kill() {
+    let fake = fakes(LatencyProfile::Fast).await;
+    // The first Sync submit creates its generation, then answers only after a minute.
+    fake.add_fault("sync.submit=slow=60x1").unwrap();
+    let lora = serve_lora().await;
+    let s3 = S3::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = project(dir.path(), &lora);
+    let base = fake.base_url();
+    let mut cmd = render(dir.path(), &file, &base, &[]);
+    s3.env(&mut cmd);
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..1200 {
+        if stat(&fake.stats(), "sync.submit") >= 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(stat(&fake.stats(), "sync.submit") >= 1);
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Time passes between the two processes: URLs signed anew would differ.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let mut cmd = render(dir.path(), &file, &base, &[]);
+    s3.env(&mut cmd);
+    let doc = json_of(&cmd.output().unwrap());
+    assert!(doc["output"].is_string());
+    let stats = fake.stats();
+    assert!(stat(&stats, "sync.replay") >= 1, "{stats:?}");
+    assert_eq!(stat(&stats, "sync.submit"), 3, "{stats:?}");
+    assert_eq!(stat(&stats, "kling.submit"), 3, "{stats:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_budget_stops_submission_with_a_clear_error() {
     let fake = fakes(LatencyProfile::None).await;

@@ -261,7 +261,6 @@ async fn presigned_get_urls_work_until_they_expire_and_only_as_signed() {
     assert_eq!(storage.presign_ttl(), Duration::from_secs(6 * 3600));
     let url = storage
         .presigned_get(&a.key, storage.presign_ttl())
-        .await
         .unwrap()
         .expect("S3 storage signs URLs");
     assert!(url.starts_with(&format!("{}/{BUCKET}/{}?", s3.endpoint(), a.key)));
@@ -283,10 +282,29 @@ async fn presigned_get_urls_work_until_they_expire_and_only_as_signed() {
     // The unmodified URL still works (the refusals were about the changes).
     assert_eq!(http.get(&url).send().await.unwrap().status(), 200);
 
+    // Signed as at a given time, the URL is the same every time and works for its lifetime from then.
+    let earlier = std::time::SystemTime::now() - Duration::from_secs(600);
+    let at = storage
+        .presigned_get_at(&a.key, storage.presign_ttl(), earlier)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        Some(at.clone()),
+        storage
+            .presigned_get_at(&a.key, storage.presign_ttl(), earlier)
+            .unwrap()
+    );
+    assert_ne!(at, url);
+    assert_eq!(http.get(&at).send().await.unwrap().status(), 200);
+    let gone = storage
+        .presigned_get_at(&a.key, Duration::from_secs(60), earlier)
+        .unwrap()
+        .unwrap();
+    assert_eq!(http.get(&gone).send().await.unwrap().status(), 403);
+
     // A short-lived URL stops working once it expires.
     let short = storage
         .presigned_get(&b.key, Duration::from_secs(1))
-        .await
         .unwrap()
         .unwrap();
     assert_eq!(http.get(&short).send().await.unwrap().status(), 200);
@@ -297,7 +315,6 @@ async fn presigned_get_urls_work_until_they_expire_and_only_as_signed() {
     assert!(
         storage
             .presigned_get(&a.key, Duration::from_secs(8 * 24 * 3600))
-            .await
             .is_err()
     );
     // DEVATAR_PRESIGN_TTL_SECS sets the default lifetime.
@@ -308,7 +325,6 @@ async fn presigned_get_urls_work_until_they_expire_and_only_as_signed() {
     let storage = ObjectStorage::open(&config, data.path()).unwrap();
     let url = storage
         .presigned_get(&a.key, storage.presign_ttl())
-        .await
         .unwrap()
         .unwrap();
     assert!(url.contains("X-Amz-Expires=900"), "lifetime in the URL");
@@ -365,7 +381,6 @@ async fn r2_configuration_is_complete_or_a_clear_error() {
     let key = format!("media/ab/{}.png", "ab".repeat(32));
     let url = storage
         .presigned_get(&key, storage.presign_ttl())
-        .await
         .unwrap()
         .unwrap();
     let expected = format!(

@@ -6,11 +6,10 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::signer::{Method, Signer};
 use object_store::{
     Attribute, Attributes, ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions,
     WriteMultipart,
@@ -18,7 +17,7 @@ use object_store::{
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::storage::s3::{self, ConfigError, MAX_PRESIGN_TTL, S3Config};
+use crate::storage::s3::{self, ConfigError, MAX_PRESIGN_TTL, Presigner, S3Config};
 
 /// Object storage failed.
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +119,7 @@ impl MediaConfig {
 pub struct ObjectStorage {
     store: Arc<dyn ObjectStore>,
     /// Set for S3: signs presigned URLs.
-    signer: Option<Arc<dyn Signer>>,
+    signer: Option<Arc<Presigner>>,
     /// Public base URL of the bucket, when it has one.
     public_base: Option<String>,
     /// Set for the local folder backend: objects are read in place.
@@ -253,10 +252,9 @@ impl ObjectStorage {
 
     /// Media in an S3 bucket (R2 or generic); objects are downloaded to `cache_dir` when a tool needs a file.
     pub fn s3(config: &S3Config, cache_dir: PathBuf) -> Result<Self, ObjectError> {
-        let store = Arc::new(config.build()?);
         Ok(Self {
-            store: store.clone(),
-            signer: Some(store),
+            store: Arc::new(config.build()?),
+            signer: Some(Arc::new(config.presigner()?)),
             public_base: config.public_url.clone(),
             local_root: None,
             cache_dir,
@@ -496,27 +494,40 @@ impl ObjectStorage {
         Ok(())
     }
 
+    /// Whether this store hands out presigned URLs (S3), i.e. [`ObjectStorage::presigned_get`] returns some.
+    pub fn presigns(&self) -> bool {
+        self.signer.is_some()
+    }
+
     /// A time-limited `GET` URL for the object that anyone holding it can fetch (providers fetching their
     /// inputs): `None` for the local folder, which has no such URLs. Signed locally (no request to the
     /// store); `expires` must be 1 s to 7 days, normally [`ObjectStorage::presign_ttl`].
     ///
     /// The URL is a bearer credential: never log it, never store it (store the key and sign again).
-    pub async fn presigned_get(
+    pub fn presigned_get(
         &self,
         key: &str,
         expires: Duration,
+    ) -> Result<Option<String>, ObjectError> {
+        self.presigned_get_at(key, expires, SystemTime::now())
+    }
+
+    /// Like [`ObjectStorage::presigned_get`], signed as at `signed_at` (valid from then for `expires`): the
+    /// same arguments give the same URL, so a request repeated after a restart can carry identical URLs.
+    pub fn presigned_get_at(
+        &self,
+        key: &str,
+        expires: Duration,
+        signed_at: SystemTime,
     ) -> Result<Option<String>, ObjectError> {
         check_key(key)?;
         if expires < Duration::from_secs(1) || expires > MAX_PRESIGN_TTL {
             return Err(ObjectError::BadExpiry(expires));
         }
-        let Some(signer) = &self.signer else {
-            return Ok(None);
-        };
-        let url = signer
-            .signed_url(Method::GET, &ObjectPath::from(key), expires)
-            .await?;
-        Ok(Some(url.into()))
+        Ok(self
+            .signer
+            .as_ref()
+            .map(|signer| signer.get_url(key, expires, signed_at)))
     }
 
     /// The object's permanent public URL (`R2_PUBLIC_URL/<key>`) when the bucket has a public base URL.
@@ -556,10 +567,10 @@ mod tests {
         let stored = storage.put_bytes(b"hello".to_vec(), "txt").await.unwrap();
         assert!(dir.path().join("objects").join(&stored.key).is_file());
         let ttl = storage.presign_ttl();
-        assert_eq!(storage.presigned_get(&stored.key, ttl).await.unwrap(), None);
+        assert_eq!(storage.presigned_get(&stored.key, ttl).unwrap(), None);
         assert_eq!(storage.public_url(&stored.key).unwrap(), None);
         assert!(matches!(
-            storage.presigned_get(&stored.key, Duration::ZERO).await,
+            storage.presigned_get(&stored.key, Duration::ZERO),
             Err(ObjectError::BadExpiry(_))
         ));
     }
