@@ -406,6 +406,8 @@ async fn a_killed_render_resumes_provider_jobs_by_their_stored_ids() {
     assert_eq!(stat(&stats, "kling.submit"), 3, "{stats:?}");
     assert_eq!(stat(&stats, "fal.submit"), 3, "{stats:?}");
     assert_eq!(stat(&stats, "sync.submit"), 3, "{stats:?}");
+    // Sync generations that take a while are long-polled (the fakes answer 400 to a bad `timeout`).
+    assert!(stat(&stats, "sync.long_poll") >= 1, "{stats:?}");
 }
 
 /// With media in a bucket, a render killed while a Sync submit is unanswered (the generation exists, its id was

@@ -742,6 +742,9 @@ async fn get(ctx: &Ctx, req: Request, id: &str) -> Response {
             }
         }
     }
+    if wait {
+        ctx.shared.count("sync.long_poll");
+    }
     let deadline = Instant::now() + timeout;
     let mut body = generation_json(ctx, id, true).await;
     if wait {

@@ -350,22 +350,35 @@ impl Cadence {
     /// Sleeps until the next poll; `Err` when the deadline has passed. Returns true once, when the
     /// warning time is crossed.
     pub async fn wait(&mut self) -> Result<bool, Duration> {
-        let elapsed = self.started.elapsed();
-        if elapsed >= self.deadline {
+        let left = self.remaining();
+        if left.is_zero() {
             return Err(self.deadline);
         }
-        let sleep = self.next.min(self.deadline - elapsed);
-        tokio::time::sleep(sleep).await;
+        tokio::time::sleep(self.next.min(left)).await;
         self.next = self
             .next
             .mul_f64(self.growth)
             .min(self.cap)
             .max(Duration::from_millis(5));
+        self.tick()
+    }
+
+    /// Like [`Cadence::wait`] without the sleep, for long polls (the provider holds the request until the job
+    /// changes): `Err` once the deadline has passed, true once when the warning time is crossed.
+    pub fn tick(&mut self) -> Result<bool, Duration> {
+        if self.remaining().is_zero() {
+            return Err(self.deadline);
+        }
         if !self.warned && self.started.elapsed() >= self.warn_at {
             self.warned = true;
             return Ok(true);
         }
         Ok(false)
+    }
+
+    /// Time left before the deadline.
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_sub(self.started.elapsed())
     }
 
     /// PROVIDERS.md §2.7 for Flux stills: first look at 1 s, then ×1.5 up to 5 s; warn at 2 min, give up at 10.
@@ -391,8 +404,9 @@ impl Cadence {
         )
     }
 
-    /// PROVIDERS.md §2.7 for lip-sync: first look at 10 s, then every 10 s (flat, under the 20 s cap); warn at
-    /// 10 minutes; give up after 600 s + 5 s per second of speech (the Sync formula of §4.7).
+    /// PROVIDERS.md §2.7 for lip-sync: first look at 10 s, then every 10 s (flat, under the 20 s cap) where the
+    /// provider does not long-poll; warn at 10 minutes; give up after 600 s + 5 s per second of speech (the Sync
+    /// formula of §4.7).
     pub fn lipsync(speech_seconds: f64) -> Self {
         Self::new(
             Duration::from_secs(10),

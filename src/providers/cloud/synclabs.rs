@@ -1,9 +1,10 @@
 //! Sync Labs lip-sync (`/v2/generate/upload`, `lipsync-2`): local media is uploaded, `sync_mode` is always
 //! sent (`loop`, so speech longer than the clip is never cut), and an `Idempotency-Key` derived from the step
-//! makes a repeated submit adopt the first generation instead of paying twice.
+//! makes a repeated submit adopt the first generation instead of paying twice. After the first look the status
+//! is long-polled (`?wait=true&timeout=10`), so a finished generation is seen at once.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
@@ -20,6 +21,8 @@ use crate::providers::{JobCtx, JobState, LipSync, LipSyncRequest, ProviderError,
 /// Provider id in logs, steps and `--json`.
 pub const PROVIDER: &str = "synclabs";
 const MODEL: &str = "lipsync-2";
+/// The longest long poll Sync allows (`timeout` 1–10 s).
+const LONG_POLL_SECS: u64 = 10;
 
 /// Sync Labs' direct API.
 #[derive(Debug, Clone)]
@@ -231,9 +234,23 @@ impl SyncLipSync {
             .ok_or_else(|| ProviderError::BadOutput("sync accepted the job but sent no id".into()))
     }
 
-    async fn get(&self, id: &str, job: &JobCtx) -> Result<Value, ProviderError> {
+    /// The generation's state. With `wait` (1–10 s) Sync holds the request until the generation ends or the
+    /// time is up (§4.1 long polling); the flag returned says whether it did (`X-Sync-Wait-Mode: long_poll`).
+    async fn get(
+        &self,
+        id: &str,
+        wait: Option<u64>,
+        job: &JobCtx,
+    ) -> Result<(Value, bool), ProviderError> {
         let http = client(Duration::from_secs(30))?;
-        let url = format!("{}/v2/generate/{id}", self.base);
+        let url = match wait {
+            Some(secs) => format!(
+                "{}/v2/generate/{id}?wait=true&timeout={}",
+                self.base,
+                secs.clamp(1, 10)
+            ),
+            None => format!("{}/v2/generate/{id}", self.base),
+        };
         let resp = call_with_retries(
             PROVIDER,
             4,
@@ -243,7 +260,12 @@ impl SyncLipSync {
             classify,
         )
         .await?;
-        json_body(PROVIDER, resp).await
+        let long_polled = wait.is_some()
+            && resp
+                .headers()
+                .get("x-sync-wait-mode")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"long_poll"));
+        Ok((json_body(PROVIDER, resp).await?, long_polled))
     }
 }
 
@@ -291,8 +313,16 @@ impl LipSync for SyncLipSync {
         let speech = req.speech_seconds.max(1.0);
         let mut cadence = Cadence::lipsync(speech);
         let mut reread = false;
+        // After the first look, long polls (§4.7): Sync answers as soon as the generation ends. A server that
+        // does not hold the request (no long-poll header, or an early answer) is polled on the cadence instead.
+        let mut long_poll = false;
         let url = loop {
-            match cadence.wait().await {
+            let turn = if long_poll {
+                cadence.tick()
+            } else {
+                cadence.wait().await
+            };
+            match turn {
                 Ok(true) => job.note(format!(
                     "synclabs: generation {id} still pending after 10 minutes"
                 )),
@@ -309,9 +339,17 @@ impl LipSync for SyncLipSync {
                     });
                 }
             }
-            let body = match self.get(&id, job).await {
-                Ok(b) => b,
-                Err(ProviderError::Unavailable { .. } | ProviderError::BadOutput(_)) => continue,
+            let asked = Instant::now();
+            let wait = cadence.remaining().as_secs().clamp(1, LONG_POLL_SECS);
+            let body = match self.get(&id, Some(wait), job).await {
+                Ok((body, held)) => {
+                    long_poll = held && asked.elapsed() >= Duration::from_millis(900);
+                    body
+                }
+                Err(ProviderError::Unavailable { .. } | ProviderError::BadOutput(_)) => {
+                    long_poll = false;
+                    continue;
+                }
                 Err(e) => return Err(e),
             };
             match gen_state(&body) {
