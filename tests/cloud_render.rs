@@ -53,6 +53,13 @@ fn render(cwd: &Path, file: &Path, base: &str, routes: &[(&str, &str)]) -> Comma
     cmd
 }
 
+/// [`render`] with media in the bucket of `s3`.
+fn render_to(s3: &S3, cwd: &Path, file: &Path, base: &str) -> Command {
+    let mut cmd = render(cwd, file, base, &[]);
+    s3.env(&mut cmd);
+    cmd
+}
+
 fn json_of(out: &std::process::Output) -> Value {
     assert!(
         out.status.success(),
@@ -64,6 +71,23 @@ fn json_of(out: &std::process::Output) -> Value {
 
 fn stat(stats: &std::collections::BTreeMap<String, u64>, key: &str) -> u64 {
     stats.get(key).copied().unwrap_or(0)
+}
+
+/// Runs `cmd` and kills it (SIGKILL) as soon as the fakes count `at_least` of `key`, or after a minute.
+async fn kill_when(cmd: &mut Command, fake: &FakeServer, key: &str, at_least: u64) {
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..1200 {
+        if stat(&fake.stats(), key) >= at_least {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,9 +299,7 @@ async fn with_a_bucket_providers_fetch_presigned_inputs() {
     let dir = tempfile::tempdir().unwrap();
     let file = project(dir.path(), &lora);
     let base = fake.base_url();
-    let mut cmd = render(dir.path(), &file, &base, &[]);
-    s3.env(&mut cmd);
-    json_of(&cmd.output().unwrap());
+    json_of(&render_to(&s3, dir.path(), &file, &base).output().unwrap());
     let stats = fake.stats();
     assert_eq!(stat(&stats, "inputs.inline"), 0, "{stats:?}");
     assert_eq!(stat(&stats, "inputs.url"), 9, "{stats:?}");
@@ -384,21 +406,15 @@ async fn a_killed_render_resumes_provider_jobs_by_their_stored_ids() {
     let dir = tempfile::tempdir().unwrap();
     let file = project(dir.path(), &lora);
     let base = fake.base_url();
-    let mut child = render(dir.path(), &file, &base, &[])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Wait until every video job has been submitted, then kill -9.
-    for _ in 0..600 {
-        if stat(&fake.stats(), "kling.submit") >= 3 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    // Kill -9 once every video job has been submitted.
+    kill_when(
+        &mut render(dir.path(), &file, &base, &[]),
+        &fake,
+        "kling.submit",
+        3,
+    )
+    .await;
     assert_eq!(stat(&fake.stats(), "kling.submit"), 3);
-    child.kill().unwrap();
-    child.wait().unwrap();
     let doc = json_of(&render(dir.path(), &file, &base, &[]).output().unwrap());
     assert!(doc["output"].is_string());
     let stats = fake.stats();
@@ -423,28 +439,18 @@ async fn with_a_bucket_an_uncertain_sync_submit_is_replayed_after_a_kill() {
     let dir = tempfile::tempdir().unwrap();
     let file = project(dir.path(), &lora);
     let base = fake.base_url();
-    let mut cmd = render(dir.path(), &file, &base, &[]);
-    s3.env(&mut cmd);
-    let mut child = cmd
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..1200 {
-        if stat(&fake.stats(), "sync.submit") >= 1 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    kill_when(
+        &mut render_to(&s3, dir.path(), &file, &base),
+        &fake,
+        "sync.submit",
+        1,
+    )
+    .await;
     assert!(stat(&fake.stats(), "sync.submit") >= 1);
-    child.kill().unwrap();
-    child.wait().unwrap();
 
     // Time passes between the two processes: URLs signed anew would differ.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let mut cmd = render(dir.path(), &file, &base, &[]);
-    s3.env(&mut cmd);
-    let doc = json_of(&cmd.output().unwrap());
+    let doc = json_of(&render_to(&s3, dir.path(), &file, &base).output().unwrap());
     assert!(doc["output"].is_string());
     let stats = fake.stats();
     assert!(stat(&stats, "sync.replay") >= 1, "{stats:?}");

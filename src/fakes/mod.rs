@@ -16,8 +16,8 @@
 //! `elevenlabs.characters` (characters billed), `elevenlabs.voices`, `elevenlabs.models`, `elevenlabs.user`,
 //! `fal.submit`, `fal.status`, `fal.result`, `fal.cancel`, `kling.submit`, `kling.status`, `kling.list`,
 //! `sync.submit`, `sync.status`, `sync.long_poll` (status calls with `wait=true`), `sync.list`, `sync.replay`
-//! (idempotent replays, which create nothing), `media.get`; per model `fal.submit.<model id>`, `kling.submit.<model_name>`, `sync.submit.<model>`,
-//! `elevenlabs.tts.<model_id>`; and `requests.<provider>.<endpoint>` for every HTTP request including those
+//! (idempotent replays, which create nothing), `media.get`; per model `fal.submit.<model id>`,
+//! `kling.submit.<model_name>`, `sync.submit.<model>`, `elevenlabs.tts.<model_id>`; and `requests.<provider>.<endpoint>` for every HTTP request including those
 //! refused (auth, validation, injected errors). `<provider>.submit` counts jobs created (a submit whose answer
 //! a fault then drops or garbles still counts; an injected 429 does not); status, result, cancel and voices
 //! count every authenticated call. `fal.peak_active`, `kling.peak_active` and `sync.peak_active` are high-water

@@ -234,23 +234,15 @@ impl SyncLipSync {
             .ok_or_else(|| ProviderError::BadOutput("sync accepted the job but sent no id".into()))
     }
 
-    /// The generation's state. With `wait` (1–10 s) Sync holds the request until the generation ends or the
-    /// time is up (§4.1 long polling); the flag returned says whether it did (`X-Sync-Wait-Mode: long_poll`).
-    async fn get(
-        &self,
-        id: &str,
-        wait: Option<u64>,
-        job: &JobCtx,
-    ) -> Result<(Value, bool), ProviderError> {
+    /// The generation's state, long-polled: Sync holds the request until the generation ends or `wait` seconds
+    /// (1–10) pass (§4.1); the flag returned says whether it did (`X-Sync-Wait-Mode: long_poll`).
+    async fn get(&self, id: &str, wait: u64, job: &JobCtx) -> Result<(Value, bool), ProviderError> {
         let http = client(Duration::from_secs(30))?;
-        let url = match wait {
-            Some(secs) => format!(
-                "{}/v2/generate/{id}?wait=true&timeout={}",
-                self.base,
-                secs.clamp(1, 10)
-            ),
-            None => format!("{}/v2/generate/{id}", self.base),
-        };
+        let url = format!(
+            "{}/v2/generate/{id}?wait=true&timeout={}",
+            self.base,
+            wait.clamp(1, LONG_POLL_SECS)
+        );
         let resp = call_with_retries(
             PROVIDER,
             4,
@@ -260,11 +252,10 @@ impl SyncLipSync {
             classify,
         )
         .await?;
-        let long_polled = wait.is_some()
-            && resp
-                .headers()
-                .get("x-sync-wait-mode")
-                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"long_poll"));
+        let long_polled = resp
+            .headers()
+            .get("x-sync-wait-mode")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"long_poll"));
         Ok((json_body(PROVIDER, resp).await?, long_polled))
     }
 }
@@ -340,8 +331,8 @@ impl LipSync for SyncLipSync {
                 }
             }
             let asked = Instant::now();
-            let wait = cadence.remaining().as_secs().clamp(1, LONG_POLL_SECS);
-            let body = match self.get(&id, Some(wait), job).await {
+            let wait = cadence.remaining().as_secs();
+            let body = match self.get(&id, wait, job).await {
                 Ok((body, held)) => {
                     long_poll = held && asked.elapsed() >= Duration::from_millis(900);
                     body
