@@ -385,10 +385,13 @@ impl S3Config {
             Some(e) => e.clone(),
             None => format!("https://s3.{}.amazonaws.com", self.region),
         };
-        let invalid = |reason: String| ConfigError::Invalid {
-            var: "DEVATAR_S3_ENDPOINT",
-            reason,
+        // The variable the address comes from, for the error message.
+        let var = match (self.flavor, &self.endpoint) {
+            (S3Flavor::R2, _) => "R2_ACCOUNT_ID",
+            (S3Flavor::Generic, Some(_)) => "DEVATAR_S3_ENDPOINT",
+            (S3Flavor::Generic, None) => "DEVATAR_S3_REGION",
         };
+        let invalid = |reason: String| ConfigError::Invalid { var, reason };
         let endpoint = url::Url::parse(&endpoint).map_err(|e| invalid(e.to_string()))?;
         let style = if self.path_style {
             rusty_s3::UrlStyle::Path
