@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite (unit + integration, real ffmpeg/espeak-ng/SQLite/PostgreSQL/browser), plus fmt and
-# clippy. With DEVATAR_TEST_DATABASE_URL set (as .ci/run does), the suite runs a second time on PostgreSQL.
+# clippy. With DEVATAR_TEST_DATABASE_URL set (as .ci/run does), the tests whose behaviour depends on the database
+# backend run a second time on PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh --test
@@ -8,9 +9,13 @@ cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked
 if [ -n "${DEVATAR_TEST_DATABASE_URL:-}" ]; then
-  echo "== the same suite on PostgreSQL ==" >&2
+  echo "== backend-dependent tests on PostgreSQL ==" >&2
   # Drop the per-test databases a previous run left behind.
   psql "$DEVATAR_TEST_DATABASE_URL" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'dt\_%'" |
     while read -r db; do psql "$DEVATAR_TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS $db" >/dev/null; done
-  DEVATAR_TEST_BACKEND=postgres cargo test --locked
+  # Storage, the run queue and leases, provider slots, LISTEN/NOTIFY, run ownership and resume, the API (every
+  # query the pages and routes make) and one render: the modules below. The rest of the suite does not touch
+  # backend-specific code.
+  DEVATAR_TEST_BACKEND=postgres cargo test --locked --test it -- \
+    postgres_backend:: workers:: api:: cli_resume::
 fi

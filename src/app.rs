@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::config::Config;
 use crate::storage::db::{Db, DbError};
-use crate::storage::objects::{MediaConfig, ObjectError, ObjectStorage};
-use crate::storage::s3::ConfigError;
+use crate::storage::objects::{ObjectError, ObjectStorage};
 
 /// Opened storage for one data folder.
 #[derive(Debug, Clone)]
@@ -28,9 +28,6 @@ pub enum StorageError {
         /// OS error.
         source: std::io::Error,
     },
-    /// The media storage variables are incomplete or invalid.
-    #[error(transparent)]
-    MediaConfig(#[from] ConfigError),
     /// Database error.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -39,31 +36,25 @@ pub enum StorageError {
     Objects(#[from] ObjectError),
 }
 
-/// The database URL: `DATABASE_URL` when set, else SQLite inside the data folder.
-pub fn database_url(data_dir: &Path) -> String {
-    match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.trim().is_empty() => url.trim().to_string(),
-        _ => Db::sqlite_url(data_dir),
+/// The database URL: `DATABASE_URL` when configured, else SQLite inside the data folder.
+pub fn database_url(config: &Config, data_dir: &Path) -> String {
+    match &config.database_url {
+        Some(url) => url.clone(),
+        None => Db::sqlite_url(data_dir),
     }
 }
 
 impl Storage {
-    /// Creates the data folder if needed and opens the database and the media storage, both chosen by the
-    /// environment (`DATABASE_URL`; `R2_*` or `DEVATAR_S3_*`, else `<data>/objects`).
-    pub async fn open(data_dir: &Path) -> Result<Self, StorageError> {
-        let media = MediaConfig::from_env()?;
-        Self::open_with(data_dir, &media).await
-    }
-
-    /// Like [`Storage::open`] with explicit media settings.
-    pub async fn open_with(data_dir: &Path, media: &MediaConfig) -> Result<Self, StorageError> {
+    /// Creates the data folder if needed and opens the database and the media storage the configuration
+    /// chooses (`DATABASE_URL`; `R2_*` or `DEVATAR_S3_*`, else `<data>/objects`).
+    pub async fn open(config: &Config, data_dir: &Path) -> Result<Self, StorageError> {
         std::fs::create_dir_all(data_dir).map_err(|source| StorageError::DataDir {
             path: data_dir.to_path_buf(),
             source,
         })?;
-        let objects = ObjectStorage::open(media, data_dir)?;
+        let objects = ObjectStorage::open(&config.media, data_dir)?;
         tracing::debug!(media = objects.describe(), "media storage");
-        let db = Db::connect(&database_url(data_dir)).await?;
+        let db = Db::connect(&database_url(config, data_dir)).await?;
         Ok(Self {
             data_dir: data_dir.to_path_buf(),
             db,

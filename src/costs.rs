@@ -6,8 +6,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::{Animation, Project, Scene};
-use crate::pipeline::keys::duration_bucket;
+use crate::domain::{Animation, Project, Scene, duration_bucket};
 
 /// Prices in USD.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -46,16 +45,10 @@ impl Default for PriceTable {
 pub struct PriceError(String);
 
 impl PriceTable {
-    /// The defaults, overridden field by field by `DEVATAR_PRICES` (JSON).
-    pub fn from_env() -> Result<Self, PriceError> {
-        match std::env::var("DEVATAR_PRICES") {
-            Ok(text) if !text.trim().is_empty() => {
-                let table: Self =
-                    serde_json::from_str(&text).map_err(|e| PriceError(e.to_string()))?;
-                table.validated()
-            }
-            _ => Ok(Self::default()),
-        }
+    /// The defaults, overridden field by field by `text` (the JSON of `DEVATAR_PRICES`).
+    pub fn from_json(text: &str) -> Result<Self, PriceError> {
+        let table: Self = serde_json::from_str(text).map_err(|e| PriceError(e.to_string()))?;
+        table.validated()
     }
 
     fn validated(self) -> Result<Self, PriceError> {

@@ -130,20 +130,12 @@ impl std::fmt::Debug for VoiceDirectory {
 }
 
 impl VoiceDirectory {
-    /// The directory configured by the environment, when `ELEVENLABS_API_KEY` is set.
-    pub fn from_env() -> Option<Self> {
-        let key = std::env::var("ELEVENLABS_API_KEY").ok()?;
-        let key = key.trim();
-        if key.is_empty() {
-            return None;
-        }
-        let base = std::env::var("ELEVENLABS_BASE_URL")
-            .ok()
-            .filter(|b| !b.trim().is_empty())
-            .unwrap_or_else(|| "https://api.elevenlabs.io".into());
+    /// The directory of the configured ElevenLabs account, when `ELEVENLABS_API_KEY` is set.
+    pub fn configured(cfg: &crate::providers::cloud::CloudConfig) -> Option<Self> {
+        let key = cfg.elevenlabs_key.as_ref()?;
         Some(Self {
-            base_url: base.trim().trim_end_matches('/').to_string(),
-            api_key: key.to_string(),
+            base_url: cfg.elevenlabs_base.clone(),
+            api_key: key.expose().to_string(),
         })
     }
 

@@ -1,10 +1,11 @@
 //! `devatar doctor`: what is installed and configured (never a key's value).
 
 use super::CliError;
+use crate::config::Config;
 use crate::media::{REQUIRED_TOOLS, find_tool};
 
 /// Prints the report; exit 3 when a required tool is missing.
-pub fn doctor() -> Result<(), CliError> {
+pub fn doctor(cfg: &Config) -> Result<(), CliError> {
     let mut missing = Vec::new();
     println!("System tools:");
     for (tool, package) in REQUIRED_TOOLS {
@@ -17,26 +18,21 @@ pub fn doctor() -> Result<(), CliError> {
         }
     }
     println!("Provider keys (set or not; values are never shown):");
-    for var in [
-        "FAL_KEY",
-        "ELEVENLABS_API_KEY",
-        "KLING_ACCESS_KEY",
-        "KLING_SECRET_KEY",
-        "SYNCLABS_API_KEY",
-        "DEVEN_LORA_URL",
-        "ELEVENLABS_VOICE_ID",
+    let c = &cfg.cloud;
+    for (var, set) in [
+        ("FAL_KEY", c.fal_key.is_some()),
+        ("ELEVENLABS_API_KEY", c.elevenlabs_key.is_some()),
+        ("KLING_ACCESS_KEY", c.kling_access.is_some()),
+        ("KLING_SECRET_KEY", c.kling_secret.is_some()),
+        ("SYNCLABS_API_KEY", c.sync_key.is_some()),
+        ("DEVEN_LORA_URL", cfg.default_lora_url.is_some()),
+        ("ELEVENLABS_VOICE_ID", c.default_voice.is_some()),
     ] {
-        let set = std::env::var(var)
-            .map(|v| !v.trim().is_empty())
-            .unwrap_or(false);
         println!("  {:<8} {var}", if set { "set" } else { "not set" });
     }
     println!(
         "Database: {}",
-        if std::env::var("DATABASE_URL")
-            .map(|v| !v.is_empty())
-            .unwrap_or(false)
-        {
+        if cfg.database_url.is_some() {
             "DATABASE_URL (external)"
         } else {
             "SQLite in the data folder"

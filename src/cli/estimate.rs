@@ -3,16 +3,17 @@
 use std::path::Path;
 
 use super::CliError;
-use crate::costs::{PriceTable, Route, estimate};
+use crate::config::Config;
+use crate::costs::{Route, estimate};
 use crate::project_file::ProjectFile;
 
 /// Prints the estimate for `file` (a table, or JSON with `json`).
-pub fn run(file: &Path, providers: &str, json: bool) -> Result<(), CliError> {
+pub fn run(cfg: &Config, file: &Path, providers: &str, json: bool) -> Result<(), CliError> {
     let route = match providers {
         "local" => Route::Local,
         "cloud" => Route::Cloud,
         "auto" => {
-            if crate::web::api::estimate::cloud_configured() {
+            if cfg.cloud_configured() {
                 Route::Cloud
             } else {
                 Route::Local
@@ -24,10 +25,10 @@ pub fn run(file: &Path, providers: &str, json: bool) -> Result<(), CliError> {
             )));
         }
     };
-    let prices = PriceTable::from_env().map_err(CliError::input)?;
+    let prices = &cfg.cloud.prices;
     let parsed = ProjectFile::load(file).map_err(CliError::input)?;
     let scenes: Vec<_> = parsed.scenes.iter().map(|s| s.scene.clone()).collect();
-    let est = estimate(&prices, &parsed.project, &scenes, route);
+    let est = estimate(prices, &parsed.project, &scenes, route);
     if json {
         println!(
             "{}",

@@ -4,12 +4,13 @@ use std::path::Path;
 
 use super::CliError;
 use crate::app::Storage;
+use crate::config::Config;
 use crate::identity_check::{VoiceDirectory, test_identity, test_render};
 use crate::lora::{InspectOptions, LoraReport, inspect_file, inspect_url};
-use crate::net::FetchGuard;
 
 /// Inspects `target` (URL or path); exit 1 when the report has blocking errors, 2 when it cannot be read.
 pub async fn inspect(
+    cfg: &Config,
     target: &str,
     trigger: Option<String>,
     base_model: &str,
@@ -26,7 +27,7 @@ pub async fn inspect(
     };
     let t = target.trim();
     let report: LoraReport = if t.starts_with("http://") || t.starts_with("https://") {
-        inspect_url(&FetchGuard::from_env(), t, &opts)
+        inspect_url(&cfg.fetch_guard(), t, &opts)
             .await
             .map_err(CliError::input)?
     } else {
@@ -103,12 +104,13 @@ fn print_report(report: &LoraReport) {
 
 /// `devatar identity test NAME`: runs the identity test, stores the result, exits 1 when a check fails.
 pub async fn identity_test(
+    cfg: &Config,
     data: &Path,
     name: &str,
     json: bool,
     render: bool,
 ) -> Result<(), CliError> {
-    let storage = Storage::open(data).await.map_err(CliError::failed)?;
+    let storage = Storage::open(cfg, data).await.map_err(CliError::failed)?;
     let db = &storage.db;
     let record = db
         .list_identities()
@@ -125,13 +127,13 @@ pub async fn identity_test(
         })?;
     let mut report = test_identity(
         &record.identity,
-        &FetchGuard::from_env(),
-        VoiceDirectory::from_env().as_ref(),
+        &cfg.fetch_guard(),
+        VoiceDirectory::configured(&cfg.cloud).as_ref(),
     )
     .await;
     if render {
         let work = storage.work_dir().join("identity-test");
-        let image = crate::providers::cloud::configured().image;
+        let image = cfg.configured_providers().image;
         test_render(
             &mut report,
             &record.identity,

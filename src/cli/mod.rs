@@ -9,11 +9,14 @@ mod progress;
 mod render;
 mod server;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+use crate::config::Config;
 use crate::pipeline::RenderOptions;
 
 /// A failure with the exit code it maps to.
@@ -58,6 +61,10 @@ impl CliError {
     about = "Script in, talking-avatar video of your digital twin out."
 )]
 struct Cli {
+    /// A TOML config file (keys: the variable names of README's Configuration table); also `DEVATAR_CONFIG`.
+    /// Environment variables take precedence over it.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -253,13 +260,23 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    let config = match Config::load(BTreeMap::new(), cli.config.as_deref()) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DEVATAR_LOG")
+            tracing_subscriber::EnvFilter::try_new(&config.log_filter)
                 .unwrap_or_else(|_| "warn".into()),
         )
         .init();
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -270,89 +287,96 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result = runtime.block_on(async move {
-        match cli.command {
-            Command::Demo {
-                data,
-                out,
-                json,
-                providers,
-            } => render::demo(data, out, json, &providers).await,
-            Command::Render {
-                file,
-                data,
-                out,
-                json,
-                burn_captions,
-                providers,
-                max_parallel_steps,
-            } => {
-                render::render(render::RenderArgs {
-                    file,
-                    data,
-                    out,
-                    json,
-                    options: RenderOptions {
-                        burn_captions,
-                        max_parallel_steps: max_parallel_steps.map(usize::from),
-                    },
-                    providers,
-                })
-                .await
-            }
-            Command::Doctor => doctor::doctor(),
-            Command::Lora {
-                command:
-                    LoraCommand::Inspect {
-                        target,
-                        trigger,
-                        base_model,
-                        json,
-                    },
-            } => lora::inspect(&target, trigger, &base_model, json).await,
-            Command::Identity {
-                command:
-                    IdentityCommand::Test {
-                        name,
-                        data,
-                        json,
-                        render,
-                    },
-            } => lora::identity_test(&data, &name, json, render).await,
-            Command::Estimate {
-                file,
-                providers,
-                json,
-            } => estimate::run(&file, &providers, json),
-            Command::Worker { data, slots, grace } => server::worker(&data, slots, grace).await,
-            Command::Migrate { data } => server::migrate(&data).await,
-            Command::Fakes(args) => crate::fakes::run(args)
-                .await
-                .map_err(|e| CliError::failed(format!("{e:#}"))),
-            Command::Serve {
-                bind,
-                data,
-                no_worker,
-            } => server::serve(bind, &data, no_worker).await,
-            Command::Token {
-                command: TokenCommand::Create { name, data },
-            } => server::token_create(&data, &name).await,
-            Command::Token {
-                command: TokenCommand::List { data },
-            } => server::token_list(&data).await,
-            Command::Token {
-                command: TokenCommand::Revoke { token, data },
-            } => server::token_revoke(&data, &token).await,
-            Command::Admin {
-                command: AdminCommand::SetPassword { data },
-            } => server::admin_set_password(&data).await,
-        }
-    });
+    let result = runtime.block_on(dispatch(cli.command, config));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", e.message);
             ExitCode::from(e.code)
         }
+    }
+}
+
+/// Runs one command with the process configuration.
+async fn dispatch(command: Command, cfg: Arc<Config>) -> Result<(), CliError> {
+    match command {
+        Command::Demo {
+            data,
+            out,
+            json,
+            providers,
+        } => render::demo(&cfg, data, out, json, &providers).await,
+        Command::Render {
+            file,
+            data,
+            out,
+            json,
+            burn_captions,
+            providers,
+            max_parallel_steps,
+        } => {
+            let options = RenderOptions {
+                burn_captions,
+                max_parallel_steps: max_parallel_steps.map(usize::from),
+            };
+            let args = render::RenderArgs {
+                file,
+                data,
+                out,
+                json,
+                options,
+                providers,
+            };
+            render::render(&cfg, args).await
+        }
+        Command::Doctor => doctor::doctor(&cfg),
+        Command::Lora { command } => lora_command(&cfg, command).await,
+        Command::Identity {
+            command:
+                IdentityCommand::Test {
+                    name,
+                    data,
+                    json,
+                    render,
+                },
+        } => lora::identity_test(&cfg, &data, &name, json, render).await,
+        Command::Estimate {
+            file,
+            providers,
+            json,
+        } => estimate::run(&cfg, &file, &providers, json),
+        Command::Worker { data, slots, grace } => server::worker(&cfg, &data, slots, grace).await,
+        Command::Migrate { data } => server::migrate(&cfg, &data).await,
+        Command::Fakes(args) => crate::fakes::run(args, &cfg.cloud)
+            .await
+            .map_err(|e| CliError::failed(format!("{e:#}"))),
+        Command::Serve {
+            bind,
+            data,
+            no_worker,
+        } => server::serve(&cfg, bind, &data, no_worker).await,
+        Command::Token { command } => token_command(&cfg, command).await,
+        Command::Admin {
+            command: AdminCommand::SetPassword { data },
+        } => server::admin_set_password(&cfg, &data).await,
+    }
+}
+
+async fn lora_command(cfg: &Config, command: LoraCommand) -> Result<(), CliError> {
+    match command {
+        LoraCommand::Inspect {
+            target,
+            trigger,
+            base_model,
+            json,
+        } => lora::inspect(cfg, &target, trigger, &base_model, json).await,
+    }
+}
+
+async fn token_command(cfg: &Config, command: TokenCommand) -> Result<(), CliError> {
+    match command {
+        TokenCommand::Create { name, data } => server::token_create(cfg, &data, &name).await,
+        TokenCommand::List { data } => server::token_list(cfg, &data).await,
+        TokenCommand::Revoke { token, data } => server::token_revoke(cfg, &data, &token).await,
     }
 }

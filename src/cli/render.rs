@@ -9,6 +9,7 @@ use serde_json::json;
 use super::CliError;
 use super::progress::reporter;
 use crate::app::Storage;
+use crate::config::Config;
 use crate::domain::StepName;
 use crate::media::{REQUIRED_TOOLS, require_tools};
 use crate::pipeline::{
@@ -16,7 +17,7 @@ use crate::pipeline::{
 };
 use crate::project_file::{ProjectFile, image_kind};
 use crate::providers::Providers;
-use crate::providers::cloud::{self, CloudConfig, ProviderChoice};
+use crate::providers::cloud::ProviderChoice;
 use crate::storage::db::AssetInput;
 use crate::storage::now_ms;
 
@@ -40,20 +41,21 @@ pub struct RenderArgs {
 }
 
 /// The providers for `--providers`, with a clear error for a bad value or missing keys.
-fn choose_providers(choice: &str) -> Result<Providers, CliError> {
+fn choose_providers(cfg: &Config, choice: &str) -> Result<Providers, CliError> {
     let choice = ProviderChoice::parse(choice)
         .ok_or_else(|| CliError::input("--providers must be local, cloud or auto"))?;
-    cloud::providers(&CloudConfig::from_env(), choice).map_err(CliError::input)
+    cfg.providers(choice).map_err(CliError::input)
 }
 
 /// Renders `examples/demo.toml` (the copy on disk if present, else the bundled one).
 pub async fn demo(
+    cfg: &Config,
     data: PathBuf,
     out: Option<PathBuf>,
     json: bool,
     providers: &str,
 ) -> Result<(), CliError> {
-    let providers = choose_providers(providers)?;
+    let providers = choose_providers(cfg, providers)?;
     let on_disk = Path::new("examples/demo.toml");
     let file = if on_disk.is_file() {
         ProjectFile::load(on_disk)
@@ -61,14 +63,24 @@ pub async fn demo(
         ProjectFile::parse(DEMO_TOML, on_disk, Path::new("."))
     }
     .map_err(CliError::input)?;
-    run(file, data, out, json, RenderOptions::default(), providers).await
+    run(
+        cfg,
+        file,
+        data,
+        out,
+        json,
+        RenderOptions::default(),
+        providers,
+    )
+    .await
 }
 
 /// Renders a project file.
-pub async fn render(args: RenderArgs) -> Result<(), CliError> {
-    let providers = choose_providers(&args.providers)?;
+pub async fn render(cfg: &Config, args: RenderArgs) -> Result<(), CliError> {
+    let providers = choose_providers(cfg, &args.providers)?;
     let file = ProjectFile::load(&args.file).map_err(CliError::input)?;
     run(
+        cfg,
         file,
         args.data,
         args.out,
@@ -107,6 +119,7 @@ fn owner_alive(owner: Option<&str>, heartbeat_at: Option<i64>) -> bool {
 }
 
 async fn run(
+    cfg: &Config,
     file: ProjectFile,
     data: PathBuf,
     out: Option<PathBuf>,
@@ -122,7 +135,7 @@ async fn run(
             out.display()
         )));
     }
-    let storage = Storage::open(&data).await.map_err(CliError::failed)?;
+    let storage = Storage::open(cfg, &data).await.map_err(CliError::failed)?;
     let plan = store_project(&storage, &file)
         .await
         .map_err(CliError::failed)?;
@@ -178,6 +191,7 @@ async fn run(
         providers,
         storage.work_dir(),
         progress,
+        cfg.pipeline_settings(),
     ));
     let report = pipeline.execute(&run_id, plan.clone(), options, true).await;
     heartbeat.abort();

@@ -7,22 +7,26 @@ use std::sync::Arc;
 
 use super::CliError;
 use crate::app::Storage;
+use crate::config::Config;
 use crate::web::auth::{hash_password, random_secret, secret_hash, verify_password};
 use crate::web::{AppState, serve as serve_http};
 
 /// Runs the API server, with the pipeline worker in the same process unless `no_worker`.
-pub async fn serve(bind: SocketAddr, data: &Path, no_worker: bool) -> Result<(), CliError> {
-    let storage = Storage::open(data).await.map_err(CliError::failed)?;
+pub async fn serve(
+    cfg: &Arc<Config>,
+    bind: SocketAddr,
+    data: &Path,
+    no_worker: bool,
+) -> Result<(), CliError> {
+    let storage = Storage::open(cfg, data).await.map_err(CliError::failed)?;
     let db = &storage.db;
-    if let Ok(password) = std::env::var("DEVATAR_ADMIN_PASSWORD")
-        && !password.is_empty()
-    {
+    if let Some(password) = cfg.admin_password.as_ref().map(|p| p.expose()) {
         let current = db.admin_password_hash().await.map_err(CliError::failed)?;
         let same = current
             .as_deref()
-            .is_some_and(|h| verify_password(&password, h));
+            .is_some_and(|h| verify_password(password, h));
         if !same {
-            let hash = hash_password(&password).map_err(CliError::failed)?;
+            let hash = hash_password(password).map_err(CliError::failed)?;
             db.set_admin_password_hash(&hash)
                 .await
                 .map_err(CliError::failed)?;
@@ -45,9 +49,9 @@ pub async fn serve(bind: SocketAddr, data: &Path, no_worker: bool) -> Result<(),
     let addr = listener.local_addr().map_err(CliError::failed)?;
     eprintln!("devatar listening on http://{addr}");
     // Runs are always queued here; without --no-worker this process also claims and executes them.
-    let runs = crate::worker::RunService::new(storage.clone());
+    let runs = crate::worker::RunService::new(storage.clone(), cfg.clone());
     if !no_worker {
-        tokio::spawn(webhook_dispatcher(&storage).run());
+        tokio::spawn(webhook_dispatcher(cfg, &storage).run());
         tokio::spawn(runs.clone().work(
             2,
             std::time::Duration::from_secs(5),
@@ -56,6 +60,7 @@ pub async fn serve(bind: SocketAddr, data: &Path, no_worker: bool) -> Result<(),
     }
     let runs = Some(runs);
     let state = AppState {
+        config: cfg.clone(),
         storage,
         login_limiter: Arc::default(),
         runs,
@@ -63,20 +68,25 @@ pub async fn serve(bind: SocketAddr, data: &Path, no_worker: bool) -> Result<(),
     serve_http(listener, state).await.map_err(CliError::failed)
 }
 
-fn webhook_dispatcher(storage: &Storage) -> crate::webhooks::Dispatcher {
+fn webhook_dispatcher(cfg: &Config, storage: &Storage) -> crate::webhooks::Dispatcher {
     crate::webhooks::Dispatcher::new(
         storage.db.clone(),
-        crate::net::FetchGuard::from_env(),
+        cfg.fetch_guard(),
         std::time::Duration::from_secs(1),
     )
 }
 
 /// `devatar worker`: claims queued runs until SIGTERM/SIGINT, then finishes or releases what it holds.
-pub async fn worker(data: &Path, slots: usize, grace: u64) -> Result<(), CliError> {
+pub async fn worker(
+    cfg: &Arc<Config>,
+    data: &Path,
+    slots: usize,
+    grace: u64,
+) -> Result<(), CliError> {
     crate::media::require_tools(&crate::media::REQUIRED_TOOLS).map_err(CliError::missing_tool)?;
-    let storage = Storage::open(data).await.map_err(CliError::failed)?;
-    let runs = crate::worker::RunService::new(storage.clone());
-    tokio::spawn(webhook_dispatcher(&storage).run());
+    let storage = Storage::open(cfg, data).await.map_err(CliError::failed)?;
+    let runs = crate::worker::RunService::new(storage.clone(), cfg.clone());
+    tokio::spawn(webhook_dispatcher(cfg, &storage).run());
     let stop = Arc::new(tokio::sync::Notify::new());
     let signal = stop.clone();
     tokio::spawn(async move {
@@ -102,10 +112,10 @@ pub async fn worker(data: &Path, slots: usize, grace: u64) -> Result<(), CliErro
 }
 
 /// `devatar migrate`: opens the database (applying migrations) and reports it.
-pub async fn migrate(data: &Path) -> Result<(), CliError> {
-    Storage::open(data).await.map_err(CliError::failed)?;
+pub async fn migrate(cfg: &Config, data: &Path) -> Result<(), CliError> {
+    Storage::open(cfg, data).await.map_err(CliError::failed)?;
     // Name the engine only, never the URL (it may hold a password).
-    let kind = if crate::app::database_url(data).starts_with("postgres") {
+    let kind = if crate::app::database_url(cfg, data).starts_with("postgres") {
         "postgres"
     } else {
         "sqlite"
@@ -115,12 +125,12 @@ pub async fn migrate(data: &Path) -> Result<(), CliError> {
 }
 
 /// Creates an API token and prints it alone on the last line of stdout.
-pub async fn token_create(data: &Path, name: &str) -> Result<(), CliError> {
+pub async fn token_create(cfg: &Config, data: &Path, name: &str) -> Result<(), CliError> {
     let name = name.trim();
     if name.is_empty() || name.len() > 100 {
         return Err(CliError::input("--name must be 1-100 characters"));
     }
-    let storage = Storage::open(data).await.map_err(CliError::failed)?;
+    let storage = Storage::open(cfg, data).await.map_err(CliError::failed)?;
     let token = format!("dvt_{}", random_secret().map_err(CliError::failed)?);
     let id = storage
         .db
@@ -133,8 +143,8 @@ pub async fn token_create(data: &Path, name: &str) -> Result<(), CliError> {
 }
 
 /// Lists tokens (never their secrets).
-pub async fn token_list(data: &Path) -> Result<(), CliError> {
-    let storage = Storage::open(data).await.map_err(CliError::failed)?;
+pub async fn token_list(cfg: &Config, data: &Path) -> Result<(), CliError> {
+    let storage = Storage::open(cfg, data).await.map_err(CliError::failed)?;
     for t in storage.db.list_tokens().await.map_err(CliError::failed)? {
         let state = if t.revoked_at.is_some() {
             "revoked"
@@ -147,8 +157,8 @@ pub async fn token_list(data: &Path) -> Result<(), CliError> {
 }
 
 /// Revokes a token by id or name.
-pub async fn token_revoke(data: &Path, which: &str) -> Result<(), CliError> {
-    let storage = Storage::open(data).await.map_err(CliError::failed)?;
+pub async fn token_revoke(cfg: &Config, data: &Path, which: &str) -> Result<(), CliError> {
+    let storage = Storage::open(cfg, data).await.map_err(CliError::failed)?;
     if storage
         .db
         .revoke_token(which)
@@ -163,7 +173,7 @@ pub async fn token_revoke(data: &Path, which: &str) -> Result<(), CliError> {
 }
 
 /// Reads the new admin password from the first line of stdin and stores its argon2 hash.
-pub async fn admin_set_password(data: &Path) -> Result<(), CliError> {
+pub async fn admin_set_password(cfg: &Config, data: &Path) -> Result<(), CliError> {
     eprintln!("New admin password (one line on stdin):");
     let mut line = String::new();
     std::io::stdin()
@@ -177,7 +187,7 @@ pub async fn admin_set_password(data: &Path) -> Result<(), CliError> {
         ));
     }
     let hash = hash_password(password).map_err(CliError::failed)?;
-    let storage = Storage::open(data).await.map_err(CliError::failed)?;
+    let storage = Storage::open(cfg, data).await.map_err(CliError::failed)?;
     storage
         .db
         .set_admin_password_hash(&hash)

@@ -175,3 +175,9 @@ impl StepStatus {
         }
     }
 }
+
+/// The clip length VIDEO renders for a speech: 5 s or 10 s, or the next multiple of 5 s beyond.
+pub fn duration_bucket(speech_seconds: f64) -> u32 {
+    let buckets = (speech_seconds.max(0.0) / 5.0).ceil() as u32;
+    buckets.max(1) * 5
+}

@@ -174,23 +174,19 @@ impl fmt::Debug for FakeKeys {
     }
 }
 
-fn env_key(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-}
-
 impl FakeKeys {
-    /// Reads the same variables the clients read: `FAL_KEY`, `ELEVENLABS_API_KEY`, `KLING_ACCESS_KEY`,
+    /// The keys the clients of `cloud` send: `FAL_KEY`, `ELEVENLABS_API_KEY`, `KLING_ACCESS_KEY`,
     /// `KLING_SECRET_KEY`, `SYNCLABS_API_KEY`.
-    pub fn from_env() -> Self {
+    pub fn configured(cloud: &crate::providers::cloud::CloudConfig) -> Self {
+        let key = |s: &Option<crate::providers::cloud::Secret>| {
+            s.as_ref().map(|k| k.expose().to_string())
+        };
         Self {
-            fal: env_key("FAL_KEY"),
-            elevenlabs: env_key("ELEVENLABS_API_KEY"),
-            kling_access_key: env_key("KLING_ACCESS_KEY"),
-            kling_secret_key: env_key("KLING_SECRET_KEY"),
-            synclabs: env_key("SYNCLABS_API_KEY"),
+            fal: key(&cloud.fal_key),
+            elevenlabs: key(&cloud.elevenlabs_key),
+            kling_access_key: key(&cloud.kling_access),
+            kling_secret_key: key(&cloud.kling_secret),
+            synclabs: key(&cloud.sync_key),
         }
     }
 }
@@ -243,23 +239,26 @@ impl Default for FakeConfig {
 }
 
 impl FakeConfig {
-    /// Defaults plus the keys (and `ELEVENLABS_VOICE_ID`) from the environment.
-    pub fn from_env() -> Self {
+    /// Defaults plus the keys (and `ELEVENLABS_VOICE_ID`) of the configuration.
+    pub fn configured(cloud: &crate::providers::cloud::CloudConfig) -> Self {
         Self {
-            keys: FakeKeys::from_env(),
-            extra_voices: env_key("ELEVENLABS_VOICE_ID").into_iter().collect(),
+            keys: FakeKeys::configured(cloud),
+            extra_voices: cloud.default_voice.clone().into_iter().collect(),
             ..Self::default()
         }
     }
 
-    /// [`FakeConfig::from_env`] with the command-line settings applied.
-    pub fn from_args(args: &FakesArgs) -> Result<Self, FakesError> {
+    /// [`FakeConfig::configured`] with the command-line settings applied.
+    pub fn from_args(
+        args: &FakesArgs,
+        cloud: &crate::providers::cloud::CloudConfig,
+    ) -> Result<Self, FakesError> {
         let cfg = Self {
             bind: args.bind,
             latency: args.latency,
             time_scale: args.time_scale,
             faults: args.faults.clone(),
-            ..Self::from_env()
+            ..Self::configured(cloud)
         };
         cfg.validate()?;
         Ok(cfg)
@@ -563,8 +562,11 @@ pub async fn spawn(config: FakeConfig) -> Result<FakeServer, FakesError> {
 }
 
 /// `devatar fakes`: serves until Ctrl-C.
-pub async fn run(args: FakesArgs) -> anyhow::Result<()> {
-    let config = FakeConfig::from_args(&args)?;
+pub async fn run(
+    args: FakesArgs,
+    cloud: &crate::providers::cloud::CloudConfig,
+) -> anyhow::Result<()> {
+    let config = FakeConfig::from_args(&args, cloud)?;
     let unset: Vec<&str> = [
         ("FAL_KEY", config.keys.fal.is_none()),
         ("ELEVENLABS_API_KEY", config.keys.elevenlabs.is_none()),

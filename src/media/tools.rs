@@ -21,7 +21,7 @@ pub struct MissingTools {
 
 /// Looks a program up on `PATH`.
 pub fn find_tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
+    let path = crate::config::executable_search_path()?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
         .find(|p| {

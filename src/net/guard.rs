@@ -115,11 +115,6 @@ impl FetchGuard {
         }
     }
 
-    /// A guard configured from `DEVATAR_ALLOW_PRIVATE_URLS=1`.
-    pub fn from_env() -> Self {
-        Self::new(std::env::var("DEVATAR_ALLOW_PRIVATE_URLS").is_ok_and(|v| v == "1"))
-    }
-
     /// Parses and checks a URL: trimmed, absolute http(s), no userinfo.
     pub fn parse(url: &str) -> Result<Url, FetchError> {
         let url = Url::parse(url.trim()).map_err(|e| FetchError::InvalidUrl(e.to_string()))?;

@@ -60,14 +60,6 @@ impl Caps {
         Ok(caps)
     }
 
-    /// Reads [`LIMITS_VAR`]; unset means the defaults.
-    pub fn from_env() -> Result<Self, String> {
-        match std::env::var(LIMITS_VAR) {
-            Ok(spec) => Self::parse(&spec),
-            Err(_) => Ok(Self::default()),
-        }
-    }
-
     /// The cap of a pool.
     pub fn get(&self, pool: &str) -> Option<u32> {
         self.0.get(pool).copied()

@@ -50,6 +50,35 @@ pub struct RenderPlan {
     pub scenes: Vec<PlannedScene>,
 }
 
+/// How a pipeline behaves on this deployment (from [`crate::config::Config`]).
+#[derive(Debug, Clone, Default)]
+pub struct PipelineSettings {
+    /// Jobs in flight per provider account, across every process sharing the database.
+    pub provider_limits: limits::Caps,
+    /// How long a provider-slot claim lasts without renewal.
+    pub lease: std::time::Duration,
+    /// User-supplied URLs (LoRA files) may reach private addresses (development and tests only).
+    pub allow_private_urls: bool,
+    /// The LoRA an identity without its own uses (`DEVEN_LORA_URL`).
+    pub default_lora_url: Option<String>,
+    /// Crash tests only: SIGKILL the process after this many executed steps.
+    pub abort_after_steps: Option<usize>,
+}
+
+impl PipelineSettings {
+    /// `plan` with the deployment's defaults filled in: identities without a LoRA get the default LoRA.
+    pub fn apply_defaults(&self, mut plan: RenderPlan) -> RenderPlan {
+        if let Some(url) = &self.default_lora_url {
+            for s in &mut plan.scenes {
+                if s.identity.lora_url.is_none() {
+                    s.identity.lora_url = Some(url.clone());
+                }
+            }
+        }
+        plan
+    }
+}
+
 /// Render switches.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RenderOptions {
@@ -89,3 +118,65 @@ impl StepOutput {
 pub const SCENE_TAIL_SECONDS: f64 = 0.3;
 /// Crossfade between scenes in the project video.
 pub const CROSSFADE_SECONDS: f64 = 0.3;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Animation, AspectRatio, GenerationMode};
+
+    fn planned(identity: Identity) -> PlannedScene {
+        PlannedScene {
+            id: "s1".into(),
+            scene: Scene {
+                name: "intro".into(),
+                dialogue: "Hello.".into(),
+                environment: None,
+                wardrobe: None,
+                mood_lighting: None,
+                camera: None,
+                movement: None,
+                target_duration: None,
+                identity: identity.name.clone(),
+                generation_mode: GenerationMode::Auto,
+                animation: Animation::default(),
+            },
+            identity,
+            scene_headshot: None,
+            identity_headshot: None,
+        }
+    }
+
+    /// `DEVEN_LORA_URL` is the LoRA of identities that set none, and never replaces an identity's own.
+    #[test]
+    fn the_default_lora_fills_only_identities_without_one() {
+        let bare = Identity::new("deven", "Deven Spear", "TOK_DEVEN");
+        let mut own = Identity::new("ana", "Ana", "TOK_ANA");
+        own.lora_url = Some("https://example.com/ana.safetensors".into());
+        let plan = RenderPlan {
+            project_id: "p".into(),
+            project: Project {
+                name: "P".into(),
+                description: None,
+                aspect_ratio: AspectRatio::default(),
+                budget_usd: None,
+            },
+            scenes: vec![planned(bare.clone()), planned(own)],
+        };
+        let settings = PipelineSettings {
+            default_lora_url: Some("https://example.com/deven.safetensors".into()),
+            ..PipelineSettings::default()
+        };
+        let filled = settings.apply_defaults(plan.clone());
+        assert_eq!(
+            filled.scenes[0].identity.lora_url.as_deref(),
+            Some("https://example.com/deven.safetensors")
+        );
+        assert_eq!(
+            filled.scenes[1].identity.lora_url.as_deref(),
+            Some("https://example.com/ana.safetensors")
+        );
+        let untouched = PipelineSettings::default().apply_defaults(plan);
+        assert_eq!(untouched.scenes[0].identity.lora_url, None);
+        assert_eq!(bare.lora_url, None);
+    }
+}

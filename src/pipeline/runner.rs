@@ -12,8 +12,8 @@ use tokio::sync::Semaphore;
 use super::dag::{NodeOutcome, run_dag};
 use super::keys::content_key;
 use super::ledger::DbLedger;
-use super::limits::{Caps, ProviderLimits};
-use super::{RenderOptions, RenderPlan, StepOutput};
+use super::limits::ProviderLimits;
+use super::{PipelineSettings, RenderOptions, RenderPlan, StepOutput};
 use crate::domain::{LogLevel, LogStep, StepName};
 use crate::providers::job::Budget;
 use crate::providers::{JobCtx, Providers};
@@ -115,6 +115,8 @@ pub struct Pipeline {
     pub(crate) limits: ProviderLimits,
     /// Test hook: abort the process after this many executed steps (simulates `kill -9`).
     abort_after: Option<usize>,
+    /// Deployment settings.
+    pub(super) settings: PipelineSettings,
     executed: AtomicUsize,
     /// One lock per content key being executed (see `key_lock`).
     key_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -157,13 +159,11 @@ impl Pipeline {
         providers: Providers,
         work_root: PathBuf,
         progress: Arc<dyn Progress>,
+        settings: PipelineSettings,
     ) -> Self {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
-        let abort_after = std::env::var("DEVATAR_TEST_ABORT_AFTER_STEPS")
-            .ok()
-            .and_then(|v| v.parse().ok());
         Self {
             db: db.clone(),
             objects,
@@ -173,13 +173,11 @@ impl Pipeline {
             heavy: Semaphore::new(cores.clamp(1, 4)),
             limits: ProviderLimits::new(
                 db.clone(),
-                Caps::from_env().unwrap_or_else(|e| {
-                    tracing::warn!("{e}; using the default provider limits");
-                    Caps::default()
-                }),
-                crate::storage::db::lease(),
+                settings.provider_limits.clone(),
+                settings.lease,
             ),
-            abort_after,
+            abort_after: settings.abort_after_steps,
+            settings,
             executed: AtomicUsize::new(0),
             lora_checks: tokio::sync::Mutex::default(),
             key_locks: Mutex::default(),
@@ -195,6 +193,7 @@ impl Pipeline {
         options: RenderOptions,
         assemble: bool,
     ) -> RunReport {
+        let plan = self.settings.apply_defaults(plan);
         let budget = match plan.project.budget_usd {
             Some(limit) => {
                 let spent = self.db.project_cost(&plan.project_id).await.unwrap_or(0.0);

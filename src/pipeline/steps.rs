@@ -162,7 +162,13 @@ impl Pipeline {
             trigger_word: Some(s.identity.trigger_word.clone()),
             base_model: Some(s.identity.base_model.as_str().into()),
         };
-        let result = match inspect_url(&FetchGuard::from_env(), url, &opts).await {
+        let result = match inspect_url(
+            &FetchGuard::new(self.settings.allow_private_urls),
+            url,
+            &opts,
+        )
+        .await
+        {
             Ok(report) if report.ok() => Ok(()),
             Ok(report) => Err(report.errors.join("; ")),
             Err(e) => Err(e.to_string()),

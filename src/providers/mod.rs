@@ -295,8 +295,13 @@ pub struct Providers {
 impl Providers {
     /// The offline providers: espeak-ng, local portrait, ffmpeg animation, local mux.
     pub fn local() -> Self {
+        Self::local_speaking(local::EspeakSpeech::default())
+    }
+
+    /// The offline providers with the given espeak-ng voice.
+    pub fn local_speaking(speech: local::EspeakSpeech) -> Self {
         Self {
-            speech: Arc::new(local::EspeakSpeech::default()),
+            speech: Arc::new(speech),
             image: Arc::new(local::PortraitStill),
             video: Arc::new(local::FfmpegAnimation),
             lipsync: Arc::new(local::LocalMux),

@@ -94,13 +94,9 @@ impl Default for MediaConfig {
 }
 
 impl MediaConfig {
-    /// Reads the process environment: `R2_*` selects Cloudflare R2, `DEVATAR_S3_*` a generic S3 bucket,
-    /// neither the local folder. An incomplete set is an error naming the missing variables.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(&|name| std::env::var(name).ok())
-    }
-
-    /// Like [`MediaConfig::from_env`], with variables read through `lookup` (tests, child configurations).
+    /// Reads the variables through `lookup` (a name → its value; see [`crate::config`]): `R2_*` selects
+    /// Cloudflare R2, `DEVATAR_S3_*` a generic S3 bucket, neither the local folder. An incomplete set is an
+    /// error naming the missing variables.
     pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let presign_ttl = s3::presign_ttl(lookup)?;
         let backend = match S3Config::from_lookup(lookup)? {

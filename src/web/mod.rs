@@ -20,6 +20,8 @@ use crate::app::Storage;
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct AppState {
+    /// The process configuration.
+    pub config: Arc<crate::config::Config>,
     /// Database and media.
     pub storage: Storage,
     /// Login attempt limiter.

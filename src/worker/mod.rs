@@ -8,8 +8,9 @@ use std::time::Duration;
 use tokio::task::AbortHandle;
 
 use crate::app::Storage;
+use crate::config::Config;
 use crate::pipeline::{Event, Pipeline, PlannedScene, Progress, RenderOptions, RenderPlan};
-use crate::storage::db::{ClaimedRun, DbError, RUNS_CHANNEL, SLOTS_CHANNEL, SceneRecord, lease};
+use crate::storage::db::{ClaimedRun, DbError, RUNS_CHANNEL, SLOTS_CHANNEL, SceneRecord};
 
 /// A run could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +56,7 @@ impl Progress for Broadcast {
 /// Starts and tracks background runs.
 pub struct RunService {
     storage: Storage,
+    config: Arc<Config>,
     pipeline: Arc<Pipeline>,
     owner: String,
     tasks: Mutex<HashMap<String, AbortHandle>>,
@@ -62,32 +64,23 @@ pub struct RunService {
     wake: Arc<tokio::sync::Notify>,
 }
 
-/// How often an idle worker looks for queued runs and expired leases (`DEVATAR_POLL_MS`; default 500 ms, or
-/// 2 s when PostgreSQL notifications wake it). A start in this process wakes it at once.
-fn poll(listening: bool) -> Duration {
-    std::env::var("DEVATAR_POLL_MS")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|ms| (10..=600_000).contains(ms))
-        .map(Duration::from_millis)
-        .unwrap_or(Duration::from_millis(if listening { 2000 } else { 500 }))
-}
-
 impl RunService {
     /// A service using the configured providers (cloud where keys are set, offline otherwise).
-    pub fn new(storage: Storage) -> Arc<Self> {
+    pub fn new(storage: Storage, config: Arc<Config>) -> Arc<Self> {
         let (events, _) = tokio::sync::broadcast::channel(1024);
         let pipeline = Arc::new(Pipeline::new(
             storage.db.clone(),
             storage.objects.clone(),
-            crate::providers::cloud::configured(),
+            config.configured_providers(),
             storage.work_dir(),
             Arc::new(Broadcast(events.clone())),
+            config.pipeline_settings(),
         ));
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         let owner = format!("{}:{}", host.trim(), std::process::id());
         Arc::new(Self {
             storage,
+            config,
             pipeline,
             owner,
             tasks: Mutex::default(),
@@ -220,7 +213,7 @@ impl RunService {
                     }
                 })
         };
-        let poll = poll(listening);
+        let poll = self.config.poll_interval(listening);
         let mut running = tokio::task::JoinSet::new();
         let mut leases: HashMap<tokio::task::Id, (String, String)> = HashMap::new();
         let stopped = stop.notified();
@@ -230,7 +223,7 @@ impl RunService {
                 match self
                     .storage
                     .db
-                    .claim_run(&self.owner, lease().as_millis() as i64)
+                    .claim_run(&self.owner, self.config.lease.as_millis() as i64)
                     .await
                 {
                     Ok(Some(claim)) => {
@@ -307,14 +300,12 @@ impl RunService {
         let abort = work.abort_handle();
         let renew = {
             let db = db.clone();
+            let lease = self.config.lease;
             let (id, token) = (id.clone(), claim.token.clone());
             async move {
                 loop {
-                    tokio::time::sleep(lease() / 3).await;
-                    match db
-                        .renew_lease(&id, &token, lease().as_millis() as i64)
-                        .await
-                    {
+                    tokio::time::sleep(lease / 3).await;
+                    match db.renew_lease(&id, &token, lease.as_millis() as i64).await {
                         Ok(true) => {}
                         Ok(false) => return,
                         Err(e) => tracing::warn!(run = %id, "lease renewal failed: {e}"),

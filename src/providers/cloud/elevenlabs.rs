@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::http::{ErrorClass, Repeat, call_with_retries, client, json_body};
+use super::http::{ErrorClass, Net, Repeat, call_with_retries, client, json_body};
 use super::{CloudConfig, Secret};
 use crate::costs::PriceTable;
 use crate::media::captions::WordTiming;
@@ -27,6 +27,7 @@ pub struct ElevenLabsSpeech {
     key: Secret,
     default_voice: Option<String>,
     prices: PriceTable,
+    net: Net,
 }
 
 #[derive(Serialize)]
@@ -133,6 +134,7 @@ impl ElevenLabsSpeech {
             key,
             default_voice: cfg.default_voice.clone(),
             prices: cfg.prices.clone(),
+            net: Net::of(cfg),
         }
     }
 
@@ -203,6 +205,7 @@ impl SpeechSynth for ElevenLabsSpeech {
         };
         job.reserve(PROVIDER, self.prices.speech(chars))?;
         let resp = call_with_retries(
+            &self.net,
             PROVIDER,
             4,
             Repeat::Safe,

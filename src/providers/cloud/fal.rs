@@ -13,7 +13,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use super::http::{
-    self, ErrorClass, MediaKind, Repeat, call_with_retries, clean_url, client, data_uri, json_body,
+    self, ErrorClass, MediaKind, Net, Repeat, call_with_retries, clean_url, client, data_uri,
+    json_body,
 };
 use super::{Cadence, Secret};
 use crate::costs::PriceTable;
@@ -37,6 +38,7 @@ pub struct FalQueue {
     base: String,
     key: Secret,
     resubmit_uncertain: bool,
+    net: Net,
 }
 
 /// The URLs of one queued request.
@@ -96,11 +98,12 @@ fn app_of(model: &str) -> &str {
 
 impl FalQueue {
     /// A queue client for `base` (e.g. `https://queue.fal.run`).
-    pub fn new(base: &str, key: Secret, resubmit_uncertain: bool) -> Self {
+    pub fn new(base: &str, key: Secret, resubmit_uncertain: bool, net: Net) -> Self {
         Self {
             base: base.trim_end_matches('/').to_string(),
             key,
             resubmit_uncertain,
+            net,
         }
     }
 
@@ -127,6 +130,7 @@ impl FalQueue {
         let http = client(Duration::from_secs(60))?;
         let url = format!("{}/{model}", self.base);
         let resp = call_with_retries(
+            &self.net,
             PROVIDER,
             4,
             Repeat::Unsafe,
@@ -337,6 +341,7 @@ impl FalQueue {
     async fn result(&self, q: &Queued, job: &JobCtx) -> Result<Value, ProviderError> {
         let http = client(Duration::from_secs(60))?;
         let resp = call_with_retries(
+            &self.net,
             PROVIDER,
             3,
             Repeat::Safe,
@@ -476,7 +481,7 @@ impl ImageGen for FalFlux {
             input["loras"] =
                 json!([{ "path": clean_url("loras[0].path", &lora.url)?, "scale": lora.scale }]);
         }
-        let cadence = Cadence::still();
+        let cadence = Cadence::still(&self.queue.net);
         let (w, h, _) = still_size(req.width, req.height);
         let estimate = self.prices.image(w, h);
         let result = self
@@ -485,7 +490,15 @@ impl ImageGen for FalFlux {
             .await?;
         let url = result_url(&result, &["/images/0/url"])?;
         let raw = work_dir.join("fal-still");
-        http::download(PROVIDER, &url, &raw, MediaKind::Image, 50 << 20).await?;
+        http::download(
+            &self.queue.net,
+            PROVIDER,
+            &url,
+            &raw,
+            MediaKind::Image,
+            50 << 20,
+        )
+        .await?;
         let w = result
             .pointer("/images/0/width")
             .and_then(Value::as_f64)
@@ -547,14 +560,26 @@ impl ImageToVideo for FalKling {
             "negative_prompt": "blur, distort, and low quality",
             "cfg_scale": 0.5,
         });
-        let cadence = Cadence::video(Duration::from_secs(480), Duration::from_secs(1800));
+        let cadence = Cadence::video(
+            &self.queue.net,
+            Duration::from_secs(480),
+            Duration::from_secs(1800),
+        );
         let result = self
             .queue
             .run(KLING_I2V, &input, self.prices.video(seconds), cadence, job)
             .await?;
         let url = result_url(&result, &["/video/url"])?;
         let out = work_dir.join("kling.mp4");
-        http::download(PROVIDER, &url, &out, MediaKind::Video, 500 << 20).await?;
+        http::download(
+            &self.queue.net,
+            PROVIDER,
+            &url,
+            &out,
+            MediaKind::Video,
+            500 << 20,
+        )
+        .await?;
         job.add_cost(self.prices.video(seconds));
         Ok(out)
     }
@@ -627,7 +652,11 @@ impl TalkingAvatar for FalAvatar {
             "prompt": if prompt.trim().is_empty() { ".".to_string() } else { prompt },
         });
         let speech = req.speech_seconds.max(1.0);
-        let cadence = Cadence::video(Duration::from_secs(480), Duration::from_secs(1800));
+        let cadence = Cadence::video(
+            &self.queue.net,
+            Duration::from_secs(480),
+            Duration::from_secs(1800),
+        );
         let result = self
             .queue
             .run(
@@ -640,7 +669,15 @@ impl TalkingAvatar for FalAvatar {
             .await?;
         let url = result_url(&result, &["/video/url"])?;
         let spoken = work_dir.join("fal-avatar.mp4");
-        http::download(PROVIDER, &url, &spoken, MediaKind::Video, 500 << 20).await?;
+        http::download(
+            &self.queue.net,
+            PROVIDER,
+            &url,
+            &spoken,
+            MediaKind::Video,
+            500 << 20,
+        )
+        .await?;
         job.add_cost(self.prices.avatar(speech));
         let fit = LipSyncRequest {
             video: spoken.clone(),
@@ -690,14 +727,22 @@ impl LipSync for FalSync {
             "sync_mode": "loop",
         });
         let speech = req.speech_seconds.max(1.0);
-        let cadence = Cadence::lipsync(speech);
+        let cadence = Cadence::lipsync(&self.queue.net, speech);
         let result = self
             .queue
             .run(SYNC_V2, &input, self.prices.lipsync(speech), cadence, job)
             .await?;
         let url = result_url(&result, &["/video/url"])?;
         let synced = work_dir.join("fal-sync.mp4");
-        http::download(PROVIDER, &url, &synced, MediaKind::Video, 500 << 20).await?;
+        http::download(
+            &self.queue.net,
+            PROVIDER,
+            &url,
+            &synced,
+            MediaKind::Video,
+            500 << 20,
+        )
+        .await?;
         job.add_cost(self.prices.lipsync(speech));
         super::fit_to_speech(synced, req, work_dir, job).await
     }

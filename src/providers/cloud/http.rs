@@ -94,19 +94,37 @@ pub fn jitter() -> f64 {
     }
 }
 
-/// Time scale for every provider wait (poll intervals, deadlines, backoff): `DEVATAR_PROVIDER_TIME_SCALE`,
-/// default 1. Tests against fast fakes use small values.
-pub fn time_scale() -> f64 {
-    std::env::var("DEVATAR_PROVIDER_TIME_SCALE")
-        .ok()
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|v| v.is_finite() && *v > 0.0 && *v <= 10.0)
-        .unwrap_or(1.0)
+/// Settings every provider call shares: the time scale of waits and the outbound address rule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Net {
+    /// Multiplies poll intervals, deadlines and backoff (`DEVATAR_PROVIDER_TIME_SCALE`; tests use small values).
+    pub time_scale: f64,
+    /// Result downloads may reach private addresses (`DEVATAR_ALLOW_PRIVATE_URLS=1`; tests and local fakes).
+    pub allow_private_urls: bool,
 }
 
-/// `d` scaled by [`time_scale`].
-pub fn scaled(d: Duration) -> Duration {
-    d.mul_f64(time_scale())
+impl Default for Net {
+    fn default() -> Self {
+        Self {
+            time_scale: 1.0,
+            allow_private_urls: false,
+        }
+    }
+}
+
+impl Net {
+    /// The settings of `cfg`.
+    pub fn of(cfg: &super::CloudConfig) -> Self {
+        Self {
+            time_scale: cfg.time_scale,
+            allow_private_urls: cfg.allow_private_urls,
+        }
+    }
+
+    /// `d` scaled by the time scale.
+    pub fn scaled(&self, d: Duration) -> Duration {
+        d.mul_f64(self.time_scale)
+    }
 }
 
 /// A client with the connect timeout every provider call needs.
@@ -131,6 +149,7 @@ pub enum Repeat {
 /// Sends `build()` until it succeeds, retrying retryable failures up to `attempts` times (waiting for a slot
 /// does not spend an attempt, up to a bounded number of waits). `classify` refines the class from the body.
 pub async fn call_with_retries<B, C>(
+    net: &Net,
     provider: &'static str,
     attempts: u32,
     repeat: Repeat,
@@ -142,13 +161,14 @@ where
     B: Fn() -> RequestBuilder,
     C: Fn(StatusCode, &Value) -> ErrorClass,
 {
-    call_keeping_body(provider, attempts, repeat, job, build, classify)
+    call_keeping_body(net, provider, attempts, repeat, job, build, classify)
         .await
         .map_err(|(e, _)| e)
 }
 
 /// [`call_with_retries`], also returning the JSON body of a terminal error (e.g. an id to adopt).
 pub async fn call_keeping_body<B, C>(
+    net: &Net,
     provider: &'static str,
     attempts: u32,
     repeat: Repeat,
@@ -191,9 +211,9 @@ where
                 slot_waits += 1;
                 let wait = backoff_delay(
                     slot_waits.min(5),
-                    scaled(Duration::from_secs(2)),
-                    scaled(Duration::from_secs(60)),
-                    err.retry_after.map(scaled),
+                    net.scaled(Duration::from_secs(2)),
+                    net.scaled(Duration::from_secs(60)),
+                    err.retry_after.map(|d| net.scaled(d)),
                     jitter(),
                 );
                 job.note(format!(
@@ -215,9 +235,9 @@ where
                 }
                 let wait = backoff_delay(
                     failures - 1,
-                    scaled(Duration::from_secs(1)),
-                    scaled(Duration::from_secs(60)),
-                    err.retry_after.map(scaled),
+                    net.scaled(Duration::from_secs(1)),
+                    net.scaled(Duration::from_secs(60)),
+                    err.retry_after.map(|d| net.scaled(d)),
                     jitter(),
                 );
                 job.note(format!(
@@ -369,17 +389,18 @@ pub fn magic_ok(kind: MediaKind, head: &[u8]) -> bool {
 /// `Content-Length` verified, the content checked by magic bytes. Retried (from scratch) up to 3 times on
 /// transport errors or truncation; never leaves a partial file.
 pub async fn download(
+    net: &Net,
     provider: &'static str,
     url: &str,
     dest: &Path,
     kind: MediaKind,
     cap: u64,
 ) -> Result<u64, ProviderError> {
-    let guard = FetchGuard::from_env();
+    let guard = FetchGuard::new(net.allow_private_urls);
     let mut last = String::new();
     for attempt in 0..3u32 {
         if attempt > 0 {
-            tokio::time::sleep(scaled(Duration::from_millis(500 * 2u64.pow(attempt)))).await;
+            tokio::time::sleep(net.scaled(Duration::from_millis(500 * 2u64.pow(attempt)))).await;
         }
         match download_once(&guard, url, dest, kind, cap).await {
             Ok(n) => return Ok(n),

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::fal::kling_duration;
-use super::http::{self, ErrorClass, MediaKind, Repeat, call_with_retries, client, json_body};
+use super::http::{self, ErrorClass, MediaKind, Net, Repeat, call_with_retries, client, json_body};
 use super::{Cadence, CloudConfig, Secret};
 use crate::costs::PriceTable;
 use crate::providers::{ImageToVideo, JobCtx, JobState, ProviderError, ProviderJob, VideoRequest};
@@ -28,6 +28,7 @@ pub struct KlingVideo {
     model: String,
     mode: String,
     prices: PriceTable,
+    net: Net,
 }
 
 #[derive(Serialize)]
@@ -94,6 +95,7 @@ impl KlingVideo {
             model: cfg.kling_model.clone(),
             mode: cfg.kling_mode.clone(),
             prices: cfg.prices.clone(),
+            net: Net::of(cfg),
         }
     }
 
@@ -125,6 +127,7 @@ impl KlingVideo {
         let http = client(Duration::from_secs(30))?;
         let url = format!("{}/v1/videos/image2video/{id}", self.base);
         match call_with_retries(
+            &self.net,
             PROVIDER,
             4,
             Repeat::Safe,
@@ -155,6 +158,7 @@ impl KlingVideo {
         let http = client(Duration::from_secs(60))?;
         let url = format!("{}/v1/videos/image2video", self.base);
         let resp = call_with_retries(
+            &self.net,
             PROVIDER,
             4,
             Repeat::Unsafe,
@@ -235,7 +239,11 @@ impl ImageToVideo for KlingVideo {
         } else {
             1200
         };
-        let mut cadence = Cadence::video(Duration::from_secs(600), Duration::from_secs(deadline));
+        let mut cadence = Cadence::video(
+            &self.net,
+            Duration::from_secs(600),
+            Duration::from_secs(deadline),
+        );
         let mut reread = false;
         let url = loop {
             match cadence.wait().await {
@@ -280,7 +288,7 @@ impl ImageToVideo for KlingVideo {
             }
         };
         let out = work_dir.join("kling.mp4");
-        http::download(PROVIDER, &url, &out, MediaKind::Video, 500 << 20).await?;
+        http::download(&self.net, PROVIDER, &url, &out, MediaKind::Video, 500 << 20).await?;
         self.record(job, &tag, JobState::Completed, attempt, Some(&task_id))
             .await?;
         job.add_cost(self.prices.video(seconds));

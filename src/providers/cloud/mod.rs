@@ -39,20 +39,6 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-fn env(var: &str) -> Option<String> {
-    std::env::var(var)
-        .ok()
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-}
-
-fn base(var: &str, default: &str) -> String {
-    env(var)
-        .unwrap_or_else(|| default.to_string())
-        .trim_end_matches('/')
-        .to_string()
-}
-
 /// Which route the video and lip-sync steps take when both a direct key and `FAL_KEY` are set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -64,7 +50,7 @@ pub enum Route {
     Fal,
 }
 
-/// Every cloud setting, read from the environment.
+/// Every cloud setting (built by [`crate::config`]).
 #[derive(Debug, Clone)]
 pub struct CloudConfig {
     /// `ELEVENLABS_API_KEY`.
@@ -102,28 +88,25 @@ pub struct CloudConfig {
     /// `DEVATAR_FAILOVER` (default on; `0` turns it off): with route `auto` and `FAL_KEY` set, a direct Kling or
     /// Sync that keeps failing before any job was accepted hands the step to its Fal-hosted model.
     pub failover: bool,
+    /// `DEVATAR_ALLOW_PRIVATE_URLS=1`: provider downloads may reach private addresses (tests, local fakes).
+    pub allow_private_urls: bool,
+    /// `DEVATAR_PROVIDER_TIME_SCALE`: multiplies poll intervals, deadlines and backoff (default 1).
+    pub time_scale: f64,
     /// Prices for cost records.
     pub prices: PriceTable,
 }
 
-fn route(var: &str) -> Route {
-    match env(var).as_deref() {
-        Some("direct") => Route::Direct,
-        Some("fal") => Route::Fal,
-        _ => Route::Auto,
-    }
-}
-
 /// `FAL_AVATAR_MODEL`, which becomes part of request URLs: a Fal model id (`owner/app[/path…]` of lowercase
 /// letters, digits, `-`, `.`, `_`) or, when unset or malformed (with a warning), the default.
-fn avatar_model(value: Option<String>) -> String {
+/// A malformed value adds a warning to `warnings`.
+pub fn avatar_model(value: Option<&str>, warnings: &mut Vec<String>) -> String {
     match value {
-        Some(v) if is_model_id(&v) => v,
+        Some(v) if is_model_id(v) => v.to_string(),
         Some(_) => {
-            tracing::warn!(
+            warnings.push(format!(
                 "FAL_AVATAR_MODEL is not a Fal model id (owner/app/…); using {}",
                 fal::AVATAR_DEFAULT
-            );
+            ));
             fal::AVATAR_DEFAULT.into()
         }
         None => fal::AVATAR_DEFAULT.into(),
@@ -143,36 +126,6 @@ fn is_model_id(s: &str) -> bool {
 }
 
 impl CloudConfig {
-    /// Reads the environment. Bad `DEVATAR_PRICES` falls back to the defaults with a warning.
-    pub fn from_env() -> Self {
-        Self {
-            elevenlabs_key: env("ELEVENLABS_API_KEY").map(Secret),
-            elevenlabs_base: base("ELEVENLABS_BASE_URL", "https://api.elevenlabs.io"),
-            default_voice: env("ELEVENLABS_VOICE_ID"),
-            fal_key: env("FAL_KEY").map(Secret),
-            fal_base: base("FAL_BASE_URL", "https://queue.fal.run"),
-            fal_avatar_model: avatar_model(env("FAL_AVATAR_MODEL")),
-            kling_access: env("KLING_ACCESS_KEY").map(Secret),
-            kling_secret: env("KLING_SECRET_KEY").map(Secret),
-            kling_base: base("KLING_BASE_URL", "https://api-singapore.klingai.com"),
-            kling_model: env("KLING_MODEL").unwrap_or_else(|| "kling-v2-1".into()),
-            kling_mode: match env("KLING_MODE").as_deref() {
-                Some("pro") => "pro".into(),
-                _ => "std".into(),
-            },
-            sync_key: env("SYNCLABS_API_KEY").map(Secret),
-            sync_base: base("SYNCLABS_BASE_URL", "https://api.sync.so"),
-            video_route: route("DEVATAR_VIDEO_ROUTE"),
-            lipsync_route: route("DEVATAR_LIPSYNC_ROUTE"),
-            fal_resubmit: env("DEVATAR_FAL_RESUBMIT").as_deref() == Some("1"),
-            failover: env("DEVATAR_FAILOVER").as_deref() != Some("0"),
-            prices: PriceTable::from_env().unwrap_or_else(|e| {
-                tracing::warn!("{e}; using the default prices");
-                PriceTable::default()
-            }),
-        }
-    }
-
     /// True when any paid provider is configured.
     pub fn any(&self) -> bool {
         self.elevenlabs_key.is_some()
@@ -207,8 +160,12 @@ impl ProviderChoice {
 
 /// The providers for `choice`: per step, the cloud client whose keys are set, else the offline one.
 /// Routing for video and lip-sync: the direct API when its own keys are set, else the Fal-hosted model.
-pub fn providers(cfg: &CloudConfig, choice: ProviderChoice) -> Result<Providers, String> {
-    let mut p = Providers::local();
+pub fn providers(
+    cfg: &CloudConfig,
+    choice: ProviderChoice,
+    local: Providers,
+) -> Result<Providers, String> {
+    let mut p = local;
     if choice == ProviderChoice::Local {
         return Ok(p);
     }
@@ -225,7 +182,7 @@ pub fn providers(cfg: &CloudConfig, choice: ProviderChoice) -> Result<Providers,
     let fal = cfg
         .fal_key
         .clone()
-        .map(|k| fal::FalQueue::new(&cfg.fal_base, k, cfg.fal_resubmit));
+        .map(|k| fal::FalQueue::new(&cfg.fal_base, k, cfg.fal_resubmit, http::Net::of(cfg)));
     if let Some(q) = &fal {
         p.image = Arc::new(fal::FalFlux::new(q.clone(), cfg.prices.clone()));
         p.avatar = Some(Arc::new(fal::FalAvatar::new(
@@ -309,13 +266,13 @@ pub fn concurrency_pool(provider: &str) -> Option<&'static str> {
     }
 }
 
-/// The providers `auto` picks from the environment (cloud where keys are set, offline otherwise).
-pub fn configured() -> Providers {
-    providers(&CloudConfig::from_env(), ProviderChoice::Auto).unwrap_or_else(|_| Providers::local())
+/// The providers `auto` picks from `cfg` (cloud where keys are set, `local` otherwise).
+pub fn configured(cfg: &CloudConfig, local: Providers) -> Providers {
+    providers(cfg, ProviderChoice::Auto, local.clone()).unwrap_or(local)
 }
 
 /// A polling schedule: first wait, interval growing by `growth` up to `cap`, a warning time and a deadline,
-/// all scaled by `DEVATAR_PROVIDER_TIME_SCALE`.
+/// all scaled by the [`http::Net`] time scale.
 #[derive(Debug, Clone)]
 pub struct Cadence {
     next: Duration,
@@ -330,6 +287,7 @@ pub struct Cadence {
 impl Cadence {
     /// A schedule (unscaled values; scaling is applied here).
     pub fn new(
+        net: &http::Net,
         first: Duration,
         growth: f64,
         cap: Duration,
@@ -337,11 +295,11 @@ impl Cadence {
         deadline: Duration,
     ) -> Self {
         Self {
-            next: http::scaled(first),
+            next: net.scaled(first),
             growth,
-            cap: http::scaled(cap),
-            warn_at: http::scaled(warn_at),
-            deadline: http::scaled(deadline),
+            cap: net.scaled(cap),
+            warn_at: net.scaled(warn_at),
+            deadline: net.scaled(deadline),
             started: Instant::now(),
             warned: false,
         }
@@ -382,8 +340,9 @@ impl Cadence {
     }
 
     /// PROVIDERS.md §2.7 for Flux stills: first look at 1 s, then ×1.5 up to 5 s; warn at 2 min, give up at 10.
-    pub fn still() -> Self {
+    pub fn still(net: &http::Net) -> Self {
         Self::new(
+            net,
             Duration::from_secs(1),
             1.5,
             Duration::from_secs(5),
@@ -394,8 +353,9 @@ impl Cadence {
 
     /// PROVIDERS.md §2.7 for Kling image-to-video and AI Avatar: first look at 10 s, then every 5 s (the table's
     /// interval, kept flat: a finished clip is seen within 5 s), warning at `warn_at`, giving up at `deadline`.
-    pub fn video(warn_at: Duration, deadline: Duration) -> Self {
+    pub fn video(net: &http::Net, warn_at: Duration, deadline: Duration) -> Self {
         Self::new(
+            net,
             Duration::from_secs(10),
             1.0,
             Duration::from_secs(5),
@@ -407,8 +367,9 @@ impl Cadence {
     /// PROVIDERS.md §2.7 for lip-sync: first look at 10 s, then every 10 s (flat, under the 20 s cap) where the
     /// provider does not long-poll; warn at 10 minutes; give up after 600 s + 5 s per second of speech (the Sync
     /// formula of §4.7).
-    pub fn lipsync(speech_seconds: f64) -> Self {
+    pub fn lipsync(net: &http::Net, speech_seconds: f64) -> Self {
         Self::new(
+            net,
             Duration::from_secs(10),
             1.0,
             Duration::from_secs(10),
@@ -433,7 +394,7 @@ mod tests {
             "fal-ai/kling-video/ai-avatar/v2/pro",
             "fal-ai/kling-video/v1/standard/ai-avatar",
         ] {
-            assert_eq!(avatar_model(Some(good.into())), good);
+            assert_eq!(avatar_model(Some(good), &mut Vec::new()), good);
         }
         for bad in [
             "fal-ai",
@@ -443,8 +404,14 @@ mod tests {
             "Fal-AI/X",
             "a//b",
         ] {
-            assert_eq!(avatar_model(Some(bad.into())), fal::AVATAR_DEFAULT, "{bad}");
+            let mut warnings = Vec::new();
+            assert_eq!(
+                avatar_model(Some(bad), &mut warnings),
+                fal::AVATAR_DEFAULT,
+                "{bad}"
+            );
+            assert_eq!(warnings.len(), 1);
         }
-        assert_eq!(avatar_model(None), fal::AVATAR_DEFAULT);
+        assert_eq!(avatar_model(None, &mut Vec::new()), fal::AVATAR_DEFAULT);
     }
 }

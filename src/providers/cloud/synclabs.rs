@@ -12,7 +12,8 @@ use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
 use super::http::{
-    self, ErrorClass, MediaKind, Repeat, call_keeping_body, call_with_retries, client, json_body,
+    self, ErrorClass, MediaKind, Net, Repeat, call_keeping_body, call_with_retries, client,
+    json_body,
 };
 use super::{Cadence, CloudConfig, Secret};
 use crate::costs::PriceTable;
@@ -30,6 +31,7 @@ pub struct SyncLipSync {
     base: String,
     key: Secret,
     prices: PriceTable,
+    net: Net,
 }
 
 fn classify(status: StatusCode, body: &Value) -> ErrorClass {
@@ -108,6 +110,7 @@ impl SyncLipSync {
             base: cfg.sync_base.clone(),
             key,
             prices: cfg.prices.clone(),
+            net: Net::of(cfg),
         }
     }
 
@@ -189,6 +192,7 @@ impl SyncLipSync {
             }
         };
         let resp = call_keeping_body(
+            &self.net,
             PROVIDER,
             4,
             Repeat::Safe,
@@ -244,6 +248,7 @@ impl SyncLipSync {
             wait.clamp(1, LONG_POLL_SECS)
         );
         let resp = call_with_retries(
+            &self.net,
             PROVIDER,
             4,
             Repeat::Safe,
@@ -302,7 +307,7 @@ impl LipSync for SyncLipSync {
             }
         };
         let speech = req.speech_seconds.max(1.0);
-        let mut cadence = Cadence::lipsync(speech);
+        let mut cadence = Cadence::lipsync(&self.net, speech);
         let mut reread = false;
         // After the first look, long polls (§4.7): Sync answers as soon as the generation ends. A server that
         // does not hold the request (no long-poll header, or an early answer) is polled on the cadence instead.
@@ -365,7 +370,15 @@ impl LipSync for SyncLipSync {
             }
         };
         let synced = work_dir.join("sync.mp4");
-        http::download(PROVIDER, &url, &synced, MediaKind::Video, 500 << 20).await?;
+        http::download(
+            &self.net,
+            PROVIDER,
+            &url,
+            &synced,
+            MediaKind::Video,
+            500 << 20,
+        )
+        .await?;
         self.record(job, JobState::Completed, attempt, Some(&id))
             .await?;
         job.add_cost(self.prices.lipsync(speech));

@@ -19,21 +19,12 @@ pub struct EspeakSpeech {
 }
 
 impl Default for EspeakSpeech {
+    /// `en-us` at 165 words per minute.
     fn default() -> Self {
-        let voice = std::env::var("DEVATAR_ESPEAK_VOICE")
-            .ok()
-            .filter(|v| {
-                !v.is_empty()
-                    && v.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "-_+".contains(c))
-            })
-            .unwrap_or_else(|| "en-us".into());
-        let rate = std::env::var("DEVATAR_ESPEAK_RATE")
-            .ok()
-            .and_then(|r| r.parse().ok())
-            .filter(|r| (80..=450).contains(r))
-            .unwrap_or(165);
-        Self { voice, rate }
+        Self {
+            voice: "en-us".into(),
+            rate: 165,
+        }
     }
 }
 

@@ -54,26 +54,4 @@ impl Db {
         .await?;
         Ok(row.try_get::<f64, _>("total")?)
     }
-
-    /// Jobs in a state, for `devatar doctor`-style reports: (content key, provider, remote id).
-    pub async fn provider_jobs_in_state(
-        &self,
-        state: &str,
-    ) -> Result<Vec<(String, String, Option<String>)>, DbError> {
-        let rows = sqlx::query(
-            "SELECT content_key, provider, remote_id FROM provider_jobs WHERE state = $1 ORDER BY updated_at",
-        )
-        .bind(state)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("content_key")?,
-                    r.try_get("provider")?,
-                    r.try_get("remote_id")?,
-                ))
-            })
-            .collect()
-    }
 }

@@ -27,7 +27,7 @@ pub use catalog::{AssetInput, SceneInput};
 pub use identities::{Conflict, IdentityRecord};
 pub use notify::RUNS_CHANNEL;
 pub use projects::{LogFilter, LogRow, ProjectRecord, SceneRecord};
-pub use queue::{ClaimedRun, lease};
+pub use queue::ClaimedRun;
 pub use runs::{LogInput, RunRow, StepRow};
 pub use slots::SLOTS_CHANNEL;
 pub use webhooks::{DeliveryStatus, PendingDelivery, Webhook};
@@ -46,7 +46,14 @@ pub(crate) fn nullable_f64(v: Option<f64>) -> Option<String> {
 pub enum DbError {
     /// The driver reported an error.
     #[error("database error: {0}")]
-    Sqlx(#[from] sqlx::Error),
+    Sqlx(sqlx::Error),
+    /// A write collided with a unique constraint (the database's own check, so concurrent writers agree).
+    #[error("unique constraint violated: {constraint}")]
+    Unique {
+        /// The constraint's name (PostgreSQL, e.g. `identities_name_key`) or its columns (SQLite, e.g.
+        /// `identities.name`).
+        constraint: String,
+    },
     /// Migrations failed.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -62,6 +69,27 @@ pub struct Db {
     is_sqlite: bool,
     /// PostgreSQL only: where the notification listener connects.
     listen_url: Option<notify::ListenUrl>,
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => Self::Unique {
+                constraint: d
+                    .constraint()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| d.message().to_string()),
+            },
+            _ => Self::Sqlx(e),
+        }
+    }
+}
+
+impl DbError {
+    /// True when this is a unique-constraint collision on `column` (e.g. `trigger_word`).
+    pub fn is_unique_on(&self, column: &str) -> bool {
+        matches!(self, Self::Unique { constraint } if constraint.contains(column))
+    }
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

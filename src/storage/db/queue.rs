@@ -6,17 +6,6 @@ use sqlx::Row;
 use super::{Db, DbError};
 use crate::storage::{new_id, now_ms};
 
-/// How long a claim (of a run or a provider slot) lasts without renewal (`DEVATAR_LEASE_SECS`, default 15);
-/// holders renew every third of it, so a crashed worker's claims come back within this time.
-pub fn lease() -> std::time::Duration {
-    let secs = std::env::var("DEVATAR_LEASE_SECS")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|s| (1..=3600).contains(s))
-        .unwrap_or(15);
-    std::time::Duration::from_secs(secs)
-}
-
 /// A run a worker has claimed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimedRun {

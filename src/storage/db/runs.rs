@@ -180,16 +180,6 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Marks an unfinished run as abandoned (its inputs changed; a new run replaces it).
-    pub async fn abandon_run(&self, run_id: &str) -> Result<(), DbError> {
-        sqlx::query("UPDATE runs SET status = 'abandoned', finished_at = $2 WHERE id = $1 AND status = 'running'")
-            .bind(run_id)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     /// Marks a run and its unfinished steps canceled, and its generating scenes too.
     pub async fn cancel_run(&self, run_id: &str) -> Result<(), DbError> {
         let now = now_ms();
@@ -413,28 +403,5 @@ impl Db {
         .execute(&self.pool)
         .await?;
         Ok(())
-    }
-
-    /// Log rows of a run, oldest first: (step, level, provider, message).
-    pub async fn run_logs(
-        &self,
-        run_id: &str,
-    ) -> Result<Vec<(String, String, Option<String>, String)>, DbError> {
-        let rows = sqlx::query(
-            "SELECT step, level, provider, message FROM logs WHERE run_id = $1 ORDER BY id",
-        )
-        .bind(run_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("step")?,
-                    r.try_get("level")?,
-                    r.try_get("provider")?,
-                    r.try_get("message")?,
-                ))
-            })
-            .collect()
     }
 }

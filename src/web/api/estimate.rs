@@ -5,7 +5,7 @@ use axum::extract::State;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::costs::{Estimate, PriceTable, Route, estimate};
+use crate::costs::{Estimate, Route, estimate};
 use crate::web::AppState;
 use crate::web::error::{ApiError, ApiJson};
 
@@ -23,18 +23,6 @@ pub struct EstimateInput {
     providers: Option<String>,
 }
 
-/// Whether any paid provider key is configured.
-pub fn cloud_configured() -> bool {
-    [
-        "FAL_KEY",
-        "ELEVENLABS_API_KEY",
-        "KLING_ACCESS_KEY",
-        "SYNCLABS_API_KEY",
-    ]
-    .iter()
-    .any(|v| std::env::var(v).is_ok_and(|k| !k.trim().is_empty()))
-}
-
 /// Price a project's scenes with the configured price table.
 #[utoipa::path(post, path = "/api/estimate", tag = "projects", request_body = EstimateInput,
     responses((status = 200, body = Estimate), (status = 404), (status = 422)))]
@@ -44,7 +32,7 @@ pub async fn estimate_route(
 ) -> Result<Json<Estimate>, ApiError> {
     let route = match input.providers.as_deref().map(str::trim) {
         None | Some("auto") => {
-            if cloud_configured() {
+            if state.config.cloud_configured() {
                 Route::Cloud
             } else {
                 Route::Local
@@ -59,7 +47,7 @@ pub async fn estimate_route(
             ));
         }
     };
-    let prices = PriceTable::from_env().map_err(ApiError::internal)?;
+    let prices = &state.config.cloud.prices;
     let db = &state.storage.db;
     let project = db
         .get_project(&input.project_id)

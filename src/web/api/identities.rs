@@ -9,8 +9,7 @@ use utoipa::ToSchema;
 
 use crate::domain::{BaseModel, FieldErrors, Identity, LoraScale};
 use crate::identity_check::{IdentityTestReport, VoiceDirectory, test_identity, test_render};
-use crate::net::FetchGuard;
-use crate::storage::db::{Conflict, IdentityRecord};
+use crate::storage::db::{Conflict, DbError, IdentityRecord};
 use crate::web::AppState;
 use crate::web::error::{ApiError, ApiJson, ApiQuery};
 
@@ -169,6 +168,17 @@ fn conflict(c: Conflict) -> ApiError {
     }
 }
 
+/// A unique-constraint collision as the 409 naming the field; any other error unchanged.
+fn unique_conflict(e: DbError) -> ApiError {
+    if e.is_unique_on("trigger_word") {
+        conflict(Conflict::TriggerWord)
+    } else if e.is_unique_on("name") {
+        conflict(Conflict::Name)
+    } else {
+        e.into()
+    }
+}
+
 async fn view(state: &AppState, r: IdentityRecord) -> Result<IdentityView, ApiError> {
     let counts = state.storage.db.scene_counts_by_identity().await?;
     let n = counts
@@ -222,9 +232,6 @@ pub async fn create(
     let headshot = input.headshot_asset_id.clone();
     let identity = input.apply(Identity::new("", "", ""))?;
     let db = &state.storage.db;
-    if let Some(c) = db.identity_conflict(&identity, None).await? {
-        return Err(conflict(c));
-    }
     if let Some(h) = &headshot
         && db.asset_object_key(h).await?.is_none()
     {
@@ -234,7 +241,10 @@ pub async fn create(
         }])
         .into());
     }
-    let id = db.upsert_identity(&identity, headshot.as_deref()).await?;
+    let id = db
+        .insert_identity(&identity, headshot.as_deref())
+        .await
+        .map_err(unique_conflict)?;
     let record = db
         .get_identity(&id)
         .await?
@@ -277,11 +287,9 @@ pub async fn update(
         .or(current.headshot_asset_id.clone());
     let active = input.is_active.unwrap_or(current.is_active);
     let identity = input.apply(current.identity)?;
-    if let Some(c) = db.identity_conflict(&identity, Some(&id)).await? {
-        return Err(conflict(c));
-    }
     db.update_identity(&id, &identity, headshot.as_deref(), active)
-        .await?;
+        .await
+        .map_err(unique_conflict)?;
     let record = db
         .get_identity(&id)
         .await?
@@ -320,8 +328,8 @@ pub async fn set_default(
 #[utoipa::path(get, path = "/api/identities/status", tag = "identities", responses((status = 200, body = Object)))]
 pub async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let identities = state.storage.db.list_identities().await?;
-    let fal = env_set("FAL_KEY");
-    let env_lora = env_set("DEVEN_LORA_URL");
+    let fal = state.config.cloud.fal_key.is_some();
+    let env_lora = state.config.default_lora_url.is_some();
     let default = identities.iter().find(|r| r.is_default);
     let (default_json, source) = match default {
         Some(d) => (
@@ -353,12 +361,6 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
     })))
 }
 
-fn env_set(var: &str) -> bool {
-    std::env::var(var)
-        .map(|v| !v.trim().is_empty())
-        .unwrap_or(false)
-}
-
 /// Options of the identity test.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -385,12 +387,12 @@ pub async fn test(
         .ok_or_else(|| ApiError::not_found("identity"))?;
     let mut report = test_identity(
         &record.identity,
-        &FetchGuard::from_env(),
-        VoiceDirectory::from_env().as_ref(),
+        &state.config.fetch_guard(),
+        VoiceDirectory::configured(&state.config.cloud).as_ref(),
     )
     .await;
     if query.render {
-        let providers = crate::providers::cloud::configured();
+        let providers = state.config.configured_providers();
         let work = state
             .storage
             .work_dir()

@@ -107,25 +107,26 @@ pub async fn logout(
 
 /// Which providers are configured (booleans only, never key values) and which tools are installed.
 #[utoipa::path(get, path = "/api/settings/status", tag = "system", responses((status = 200, body = Object)))]
-pub async fn settings_status() -> Json<Value> {
-    let set = |v: &str| {
-        std::env::var(v)
-            .map(|x| !x.trim().is_empty())
-            .unwrap_or(false)
-    };
+pub async fn settings_status(State(state): State<AppState>) -> Json<Value> {
+    Json(status_of(&state.config))
+}
+
+/// The settings status of `cfg` (booleans only, never key values) and the installed tools.
+pub fn status_of(cfg: &crate::config::Config) -> Value {
+    let c = &cfg.cloud;
     let tools: serde_json::Map<String, Value> = crate::media::REQUIRED_TOOLS
         .iter()
         .map(|(t, _)| (t.to_string(), json!(crate::media::find_tool(t).is_some())))
         .collect();
-    Json(json!({
+    json!({
         "providers": {
-            "elevenlabs": { "configured": set("ELEVENLABS_API_KEY") },
-            "fal": { "configured": set("FAL_KEY") },
-            "kling": { "configured": set("KLING_ACCESS_KEY") && set("KLING_SECRET_KEY") },
-            "synclabs": { "configured": set("SYNCLABS_API_KEY") },
+            "elevenlabs": { "configured": c.elevenlabs_key.is_some() },
+            "fal": { "configured": c.fal_key.is_some() },
+            "kling": { "configured": c.kling_access.is_some() && c.kling_secret.is_some() },
+            "synclabs": { "configured": c.sync_key.is_some() },
             "local": { "configured": tools.values().all(|v| v == &json!(true)) },
         },
         "tools": tools,
-        "database": if set("DATABASE_URL") { "external" } else { "sqlite" },
-    }))
+        "database": if cfg.database_url.is_some() { "external" } else { "sqlite" },
+    })
 }

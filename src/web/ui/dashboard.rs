@@ -31,8 +31,8 @@ struct DashboardPage {
 }
 
 /// Provider name → configured, from the settings status the API serves.
-pub(crate) async fn provider_status() -> (Vec<(String, bool)>, Value) {
-    let axum::Json(status) = system::settings_status().await;
+pub(crate) fn provider_status(cfg: &crate::config::Config) -> (Vec<(String, bool)>, Value) {
+    let status = system::status_of(cfg);
     let providers = status["providers"]
         .as_object()
         .map(|m| {
@@ -62,7 +62,7 @@ pub(crate) async fn page(State(state): State<AppState>, page: Page) -> Result<Re
         .iter()
         .map(RunView::from)
         .collect();
-    let (providers, status) = provider_status().await;
+    let (providers, status) = provider_status(&state.config);
     let tools_ok = status["tools"]
         .as_object()
         .is_some_and(|t| t.values().all(|v| v == true));

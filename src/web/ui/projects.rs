@@ -8,11 +8,10 @@ use axum::response::Response;
 use super::forms::{Control, FieldErrs, FormData, FormField, PostForm, number, with_errors};
 use super::view::{self, ProjectItem, RunView};
 use super::{Layout, Page, UiError, render};
-use crate::costs::{PriceTable, Route, estimate};
+use crate::costs::{Route, estimate};
 use crate::domain::{AspectRatio, Project, StepName};
 use crate::storage::db::{IdentityRecord, ProjectRecord, SceneRecord};
 use crate::web::AppState;
-use crate::web::api::estimate::cloud_configured;
 use crate::web::api::scenes::start_run;
 
 #[derive(Template)]
@@ -250,7 +249,6 @@ struct ProjectPage {
     duration: String,
     estimate_total: String,
     estimate_route: &'static str,
-    estimate_error: Option<String>,
     form: Vec<FormField>,
     form_open: bool,
     form_error: Option<String>,
@@ -281,18 +279,18 @@ async fn project_page_with(
         .filter(|r| r.is_active())
         .map(|r| r.id.as_str())
         .collect();
-    let route = if cloud_configured() {
+    let route = if state.config.cloud_configured() {
         Route::Cloud
     } else {
         Route::Local
     };
-    let (est, estimate_error) = match PriceTable::from_env() {
-        Ok(prices) => {
-            let list: Vec<_> = scenes.iter().map(|s| s.scene.clone()).collect();
-            (Some(estimate(&prices, &p.project, &list, route)), None)
-        }
-        Err(e) => (None, Some(e.to_string())),
-    };
+    let list: Vec<_> = scenes.iter().map(|s| s.scene.clone()).collect();
+    let est = Some(estimate(
+        &state.config.cloud.prices,
+        &p.project,
+        &list,
+        route,
+    ));
     let identity_name = |iid: Option<&str>| {
         iid.and_then(|iid| identities.iter().find(|i| i.id == iid))
             .map(|i| i.identity.display_name.clone())
@@ -368,7 +366,6 @@ async fn project_page_with(
                 Route::Local => "local providers: nothing is paid",
                 Route::Cloud => "cloud providers, from the price table",
             },
-            estimate_error,
             form_open: form_error.is_some(),
             form,
             form_error,

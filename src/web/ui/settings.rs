@@ -8,10 +8,8 @@ use serde::Deserialize;
 
 use super::dashboard::provider_status;
 use super::{Layout, Page, UiError, ok, view};
-use crate::costs::PriceTable;
 use crate::domain::{AspectRatio, BaseModel, LoraScale};
 use crate::web::AppState;
-use crate::web::api::estimate::cloud_configured;
 
 #[derive(Template)]
 #[template(path = "settings.html")]
@@ -21,7 +19,6 @@ struct SettingsPage {
     tools: Vec<(String, bool)>,
     database: String,
     prices: Vec<(&'static str, String)>,
-    price_error: Option<String>,
     defaults: Vec<(&'static str, String)>,
     checked: bool,
     health: Vec<(String, bool, String)>,
@@ -39,7 +36,7 @@ pub(crate) async fn page(
     page: Page,
     Query(q): Query<SettingsQuery>,
 ) -> Result<Response, UiError> {
-    let (providers, status) = provider_status().await;
+    let (providers, status) = provider_status(&state.config);
     let tools: Vec<(String, bool)> = status["tools"]
         .as_object()
         .map(|m| {
@@ -48,26 +45,21 @@ pub(crate) async fn page(
                 .collect()
         })
         .unwrap_or_default();
-    let (prices, price_error) = match PriceTable::from_env() {
-        Ok(p) => (
-            vec![
-                (
-                    "Speech, per 1,000 characters",
-                    view::price(p.speech_per_1k_chars),
-                ),
-                ("Image, per megapixel", view::price(p.image_per_megapixel)),
-                ("Video, first 5 seconds", view::price(p.video_first_5s)),
-                (
-                    "Video, each further second",
-                    view::price(p.video_per_extra_second),
-                ),
-                ("Lip-sync, per minute", view::price(p.lipsync_per_minute)),
-                ("Avatar, per second", view::price(p.avatar_per_second)),
-            ],
-            None,
+    let p = &state.config.cloud.prices;
+    let prices = vec![
+        (
+            "Speech, per 1,000 characters",
+            view::price(p.speech_per_1k_chars),
         ),
-        Err(e) => (Vec::new(), Some(e.to_string())),
-    };
+        ("Image, per megapixel", view::price(p.image_per_megapixel)),
+        ("Video, first 5 seconds", view::price(p.video_first_5s)),
+        (
+            "Video, each further second",
+            view::price(p.video_per_extra_second),
+        ),
+        ("Lip-sync, per minute", view::price(p.lipsync_per_minute)),
+        ("Avatar, per second", view::price(p.avatar_per_second)),
+    ];
     let db = &state.storage.db;
     let identities = db.list_identities().await?;
     let default_identity = identities
@@ -78,7 +70,7 @@ pub(crate) async fn page(
     let defaults = vec![
         (
             "Providers",
-            if cloud_configured() {
+            if state.config.cloud_configured() {
                 "auto: paid providers whose keys are set, local for the rest".to_string()
             } else {
                 "auto: no keys are set, so every step uses the local providers".to_string()
@@ -142,7 +134,6 @@ pub(crate) async fn page(
         tools,
         database: status["database"].as_str().unwrap_or("sqlite").to_string(),
         prices,
-        price_error,
         defaults,
         checked,
         health,

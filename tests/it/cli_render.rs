@@ -1,6 +1,6 @@
 //! The offline end-to-end render through the real binary: output format, duration, captions, caching.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

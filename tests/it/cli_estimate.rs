@@ -1,6 +1,6 @@
 //! `devatar estimate`: prices the demo project before anything runs.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::Value;

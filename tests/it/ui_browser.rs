@@ -5,7 +5,7 @@
 //! by IDENTITY_ANCHOR, delete, log out. Every main action is checked through the JSON API afterwards.
 //! Screenshots of each page go to `target/ui-screenshots/<page>.png`.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! with SIGTERM stops claiming and finishes or releases what it holds. Paid steps go to the provider sandbox,
 //! which counts that every paid step was submitted at most once.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! per step, nothing repeated on re-render, only the changed scene's speech and lip-sync after an edit, and a
 //! killed render resumed by the stored provider ids.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,6 +1,6 @@
 //! The JSON API through a real `devatar serve` process: auth on every documented route, identities.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
@@ -1324,4 +1324,64 @@ async fn concurrent_scene_creation_gives_distinct_positions() {
         .collect();
     positions.sort();
     assert_eq!(positions, (0..24).collect::<Vec<i64>>());
+}
+
+/// Concurrent creations with one name: the database's unique constraint decides, so exactly one answers 201
+/// and every other one 409 naming the field (never a silent update of the first, never a 500). A trigger word
+/// taken by another name is a 409 on `triggerWord`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_identity_creations_with_one_name_give_one_201_and_409s() {
+    let server = Server::start();
+    let token = server.token();
+    let http = client();
+    let base = server.base.clone();
+    let creates = (0..50).map(|i| {
+        let req = http
+            .post(format!("{base}/api/identities"))
+            .bearer_auth(&token)
+            .json(&json!({"name": "twin", "displayName": format!("Twin {i}"), "triggerWord": "TOK_TWIN"}));
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    });
+    let answers = futures::future::join_all(creates).await;
+    let created: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, _)| *s == 201)
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(created.len(), 1, "{answers:?}");
+    for (status, body) in answers.iter().filter(|(s, _)| *s != 201) {
+        assert_eq!(*status, 409, "{body}");
+        let field = body["error"]["field"].as_str().unwrap_or("");
+        assert!(field == "name" || field == "triggerWord", "{body}");
+    }
+    let list: Value = http
+        .get(format!("{base}/api/identities"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = list
+        .as_array()
+        .or_else(|| list["items"].as_array())
+        .unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    // The winner's fields were never overwritten by a loser.
+    assert_eq!(items[0]["displayName"], created[0]["displayName"]);
+    let clash = http
+        .post(format!("{base}/api/identities"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "other", "displayName": "Other", "triggerWord": "TOK_TWIN"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(clash.status().as_u16(), 409);
+    let body: Value = clash.json().await.unwrap();
+    assert_eq!(body["error"]["field"], "triggerWord", "{body}");
 }

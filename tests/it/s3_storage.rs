@@ -2,7 +2,7 @@
 //! configuration path the app uses (`MediaConfig` from variables, `ObjectStorage::open`), and one `devatar render`
 //! with `DEVATAR_S3_*` pointing at it.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -10,7 +10,7 @@ use devatar::lora::{InspectOptions, inspect_file, inspect_url};
 use devatar::net::FetchGuard;
 use serde_json::{Value, json};
 
-mod common;
+use crate::common;
 use common::safetensors::{kohya_flux, safetensors};
 
 fn write(bytes: &[u8]) -> tempfile::NamedTempFile {

@@ -1311,7 +1311,8 @@ fn cli_arguments_parse_and_reject_bad_faults() {
     assert_eq!(cli.args.latency, LatencyProfile::Realistic);
     assert_eq!(cli.args.faults.len(), 2);
     assert_eq!(cli.args.bind.to_string(), "127.0.0.1:8090");
-    let cfg = FakeConfig::from_args(&cli.args).expect("config");
+    let cfg = FakeConfig::from_args(&cli.args, &devatar::config::Config::default().cloud)
+        .expect("config");
     assert_eq!(cfg.time_scale, 0.1);
     assert!(TestCli::try_parse_from(["devatar", "--fault", "kling.submit=teapot"]).is_err());
     assert!(TestCli::try_parse_from(["devatar", "--latency", "glacial"]).is_err());

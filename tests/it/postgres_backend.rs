@@ -1,7 +1,7 @@
 //! The same binary and queries on PostgreSQL (`DATABASE_URL=postgres://…`).
 //! Needs `DEVATAR_TEST_DATABASE_URL` (set by `.ci/run`); each test creates and drops its own database.
 
-mod common;
+use crate::common;
 
 use common::*;
 

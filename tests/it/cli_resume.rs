@@ -1,7 +1,7 @@
 //! Crash safety: a render killed at any step boundary, or by SIGKILL mid-step, resumes without re-running
 //! any step that had finished.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;

@@ -2,7 +2,7 @@
 //! injected into a one-scene cloud render, which must either succeed after retries or end with a specific,
 //! readable reason — never a panic, never a run left running, never two submits for one step.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

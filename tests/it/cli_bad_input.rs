@@ -1,7 +1,7 @@
 //! Bad input: exit code 2 with a message naming the file and field (and line), nothing written;
 //! missing tools: exit code 3 with the install command.
 
-mod common;
+use crate::common;
 
 use common::*;
 

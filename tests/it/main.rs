@@ -1,0 +1,24 @@
+//! The integration suite, one test binary (one link instead of one per file): real `devatar` processes,
+//! real ffmpeg, SQLite and (with `DEVATAR_TEST_BACKEND=postgres`) PostgreSQL, fake providers over real HTTP,
+//! an S3-compatible server and Chromium.
+//!
+//! Modules whose behaviour depends on the database backend are named in `scripts/test.sh`'s PostgreSQL pass.
+
+mod common;
+
+mod api;
+mod cli_bad_input;
+mod cli_estimate;
+mod cli_render;
+mod cli_resume;
+mod cloud_render;
+mod fakes;
+mod fault_matrix;
+mod fetch_guard;
+mod local_providers;
+mod lora_inspect;
+mod media_join;
+mod postgres_backend;
+mod s3_storage;
+mod ui_browser;
+mod workers;
