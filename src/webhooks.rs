@@ -39,25 +39,23 @@ pub fn new_secret() -> Result<String, getrandom::Error> {
 /// Queues `run.<status>` for the run's project webhook (if any), after the run record is final.
 pub async fn enqueue_run_finished(db: &Db, run_id: &str) {
     let result = async {
-        let Some((project_id, scene_id, status, error, created_at, finished_at)) =
-            db.get_run(run_id).await?
-        else {
+        let Some(run) = db.get_run(run_id).await? else {
             return Ok(None);
         };
         let payload = serde_json::json!({
-            "event": format!("run.{status}"),
+            "event": format!("run.{}", run.status),
             "runId": run_id,
-            "projectId": project_id,
-            "sceneId": (!scene_id.is_empty()).then_some(&scene_id),
-            "status": status,
-            "error": error,
-            "createdAt": created_at,
-            "finishedAt": finished_at,
+            "projectId": &run.project_id,
+            "sceneId": run.scene_id,
+            "status": run.status,
+            "error": run.error,
+            "createdAt": run.created_at,
+            "finishedAt": run.finished_at,
         });
         db.enqueue_webhook(
-            &project_id,
+            &run.project_id,
             run_id,
-            &format!("run.{status}"),
+            &format!("run.{}", run.status),
             &payload.to_string(),
         )
         .await

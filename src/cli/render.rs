@@ -10,7 +10,7 @@ use super::CliError;
 use super::progress::reporter;
 use crate::app::Storage;
 use crate::config::Config;
-use crate::domain::StepName;
+use crate::domain::{RunStatus, StepName};
 use crate::media::{REQUIRED_TOOLS, require_tools};
 use crate::pipeline::{
     Pipeline, PlannedScene, Progress, RenderOptions, RenderPlan, RunReport, StepReport,
@@ -209,7 +209,7 @@ async fn run(
             })
             .collect();
         let message = reasons.join("; ");
-        let _ = db.finish_run(&run_id, "failed", Some(&message)).await;
+        let _ = db.finish_run(&run_id, RunStatus::Failed, Some(&message)).await;
         print_step_table(&plan, &report);
         return Err(CliError::failed(format!("render failed: {message}")));
     }
@@ -231,7 +231,7 @@ async fn run(
             .await
             .map_err(|e| CliError::failed(format!("writing {}: {e}", dest.display())))?;
     }
-    db.finish_run(&run_id, "succeeded", None)
+    db.finish_run(&run_id, RunStatus::Succeeded, None)
         .await
         .map_err(CliError::failed)?;
     print_step_table(&plan, &report);

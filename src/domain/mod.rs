@@ -12,5 +12,5 @@ mod validate;
 pub use identity::{BaseModel, Identity, LoraScale, is_voice_id};
 pub use project::{Animation, AspectRatio, GenerationMode, Project, Scene};
 pub use prompt::{ShotType, image_prompt, lora_scale_for, shot_type, video_prompt};
-pub use step::{LogLevel, LogStep, StepName, StepStatus, duration_bucket};
+pub use step::{LogLevel, LogStep, RunStatus, StepName, StepStatus, duration_bucket};
 pub use validate::{FieldError, FieldErrors};

@@ -9,6 +9,7 @@ use tokio::task::AbortHandle;
 
 use crate::app::Storage;
 use crate::config::Config;
+use crate::domain::RunStatus;
 use crate::pipeline::{Event, Pipeline, PlannedScene, Progress, RenderOptions, RenderPlan};
 use crate::storage::db::{ClaimedRun, DbError, RUNS_CHANNEL, SLOTS_CHANNEL, SceneRecord};
 
@@ -39,7 +40,7 @@ pub enum RunEvent {
         /// Run id.
         run_id: String,
         /// `succeeded`, `failed` or `canceled`.
-        status: String,
+        status: RunStatus,
     },
 }
 
@@ -281,8 +282,10 @@ impl RunService {
         let plan = match self.load_plan(&claim.project_id, scene).await {
             Ok(plan) => plan,
             Err(e) => {
-                let _ = db.finish_run(&id, "failed", Some(&e.to_string())).await;
-                self.finished(&id, "failed").await;
+                let _ = db
+                    .finish_run(&id, RunStatus::Failed, Some(&e.to_string()))
+                    .await;
+                self.finished(&id, RunStatus::Failed).await;
                 return;
             }
         };
@@ -327,21 +330,21 @@ impl RunService {
         let _ = tokio::fs::remove_dir_all(self.storage.work_dir().join(&id)).await;
         let Some(report) = report else { return };
         let (status, error) = if report.failures.is_empty() {
-            ("succeeded", None)
+            (RunStatus::Succeeded, None)
         } else {
             let why: Vec<String> = report.failures.iter().map(|(_, e)| e.clone()).collect();
-            ("failed", Some(why.join("; ")))
+            (RunStatus::Failed, Some(why.join("; ")))
         };
         let _ = db.finish_run(&id, status, error.as_deref()).await;
         self.finished(&id, status).await;
     }
 
     /// Announces a finished run (webhook outbox + live subscribers).
-    async fn finished(&self, run_id: &str, status: &str) {
+    async fn finished(&self, run_id: &str, status: RunStatus) {
         crate::webhooks::enqueue_run_finished(&self.storage.db, run_id).await;
         let _ = self.events.send(RunEvent::Finished {
             run_id: run_id.into(),
-            status: status.into(),
+            status,
         });
     }
 

@@ -418,28 +418,6 @@ impl Db {
         Ok(row.map(|r| r.try_get("id")).transpose()?)
     }
 
-    /// A run's (project id, scene id, status, error, created, finished).
-    pub async fn get_run(
-        &self,
-        id: &str,
-    ) -> Result<Option<(String, String, String, Option<String>, i64, Option<i64>)>, DbError> {
-        let row = sqlx::query("SELECT project_id, scene_id, status, error, created_at, finished_at FROM runs WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| {
-            Ok((
-                r.try_get("project_id")?,
-                r.try_get("scene_id")?,
-                r.try_get("status")?,
-                r.try_get("error")?,
-                r.try_get("created_at")?,
-                r.try_get("finished_at")?,
-            ))
-        })
-        .transpose()
-    }
-
     /// The newest run touching a scene (its own or its project's).
     pub async fn latest_run_for_scene(
         &self,

@@ -4,22 +4,8 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Db, DbError, flag};
+use crate::domain::RunStatus;
 use crate::storage::{new_id, now_ms};
-
-/// A stored run.
-#[derive(Debug, Clone)]
-pub struct RunRow {
-    /// Id.
-    pub id: String,
-    /// Project.
-    pub project_id: String,
-    /// `running`, `succeeded`, `failed`, `abandoned`.
-    pub status: String,
-    /// `host:pid` of the process executing it.
-    pub owner: Option<String>,
-    /// Last heartbeat, epoch ms.
-    pub heartbeat_at: Option<i64>,
-}
 
 /// A stored step.
 #[derive(Debug, Clone)]
@@ -107,24 +93,16 @@ impl Db {
         project_id: &str,
         scene_id: &str,
     ) -> Result<Option<RunRow>, DbError> {
-        let row = sqlx::query(
-            "SELECT id, project_id, status, owner, heartbeat_at FROM runs
-             WHERE project_id = $1 AND scene_id = $2 AND status = 'running' ORDER BY created_at DESC, id DESC LIMIT 1",
-        )
-        .bind(project_id)
-        .bind(scene_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(RunRow {
-                id: r.try_get("id")?,
-                project_id: r.try_get("project_id")?,
-                status: r.try_get("status")?,
-                owner: r.try_get("owner")?,
-                heartbeat_at: r.try_get("heartbeat_at")?,
-            })
-        })
-        .transpose()
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs
+             WHERE project_id = $1 AND scene_id = $2 AND status = 'running' ORDER BY created_at DESC, id DESC LIMIT 1"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(project_id)
+            .bind(scene_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(run_row).transpose()
     }
 
     /// Starts a new run of a project (`scene_id` `""`) or one scene, owned by `owner`.
@@ -220,7 +198,7 @@ impl Db {
     pub async fn finish_run(
         &self,
         run_id: &str,
-        status: &str,
+        status: RunStatus,
         error: Option<&str>,
     ) -> Result<(), DbError> {
         sqlx::query(
@@ -228,7 +206,7 @@ impl Db {
              WHERE id = $1 AND status IN ('queued', 'running')",
         )
             .bind(run_id)
-            .bind(status)
+            .bind(status.as_str())
             .bind(error)
             .bind(now_ms())
             .execute(&self.pool)
@@ -404,4 +382,56 @@ impl Db {
         .await?;
         Ok(())
     }
+
+    /// One run's record.
+    pub async fn get_run(&self, id: &str) -> Result<Option<RunRow>, DbError> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(run_row).transpose()
+    }
+}
+
+/// A stored run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    /// Run id.
+    pub id: String,
+    /// Its project.
+    pub project_id: String,
+    /// The scene a scene run renders; `None` for a whole-project run.
+    pub scene_id: Option<String>,
+    /// Where it is in its lifecycle.
+    pub status: RunStatus,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Creation time, epoch ms.
+    pub created_at: i64,
+    /// End time, epoch ms.
+    pub finished_at: Option<i64>,
+    /// `host:pid` of the CLI process executing it.
+    pub owner: Option<String>,
+    /// The owner's last heartbeat, epoch ms.
+    pub heartbeat_at: Option<i64>,
+}
+
+const RUN_COLUMNS: &str =
+    "id, project_id, scene_id, status, error, created_at, finished_at, owner, heartbeat_at";
+
+fn run_row(r: &AnyRow) -> Result<RunRow, DbError> {
+    let scene_id: String = r.try_get("scene_id")?;
+    let status: String = r.try_get("status")?;
+    Ok(RunRow {
+        id: r.try_get("id")?,
+        project_id: r.try_get("project_id")?,
+        scene_id: (!scene_id.is_empty()).then_some(scene_id),
+        status: RunStatus::parse(&status).ok_or_else(|| DbError::Corrupt("runs.status".into()))?,
+        error: r.try_get("error")?,
+        created_at: r.try_get("created_at")?,
+        finished_at: r.try_get("finished_at")?,
+        owner: r.try_get("owner")?,
+        heartbeat_at: r.try_get("heartbeat_at")?,
+    })
 }

@@ -24,7 +24,7 @@ pub async fn run_json(
     scene: Option<&str>,
 ) -> Result<Value, ApiError> {
     let db = &state.storage.db;
-    let (project_id, scene_id, status, error, created_at, finished_at) = db
+    let run = db
         .get_run(run_id)
         .await?
         .ok_or_else(|| ApiError::not_found("run"))?;
@@ -44,8 +44,9 @@ pub async fn run_json(
         })
         .collect();
     Ok(json!({
-        "id": run_id, "projectId": project_id, "sceneId": if scene_id.is_empty() { Value::Null } else { json!(scene_id) },
-        "status": status, "error": error, "createdAt": created_at, "finishedAt": finished_at, "steps": steps,
+        "id": run_id, "projectId": run.project_id, "sceneId": run.scene_id,
+        "status": run.status, "error": run.error, "createdAt": run.created_at, "finishedAt": run.finished_at,
+        "steps": steps,
     }))
 }
 
@@ -210,7 +211,7 @@ impl RunFollower {
     /// Queues an event for every step whose state changed, then the end when the run is over. The run's
     /// status is read before its steps, so a finished run's steps are already final when read.
     async fn look(&mut self) -> Result<(), crate::storage::db::DbError> {
-        let Some((_, _, status, _, _, _)) = self.db.get_run(&self.id).await? else {
+        let Some(run) = self.db.get_run(&self.id).await? else {
             self.done = true;
             return Ok(());
         };
@@ -238,8 +239,8 @@ impl RunFollower {
             self.pending
                 .push_back(SseEvent::default().event("step").data(data.to_string()));
         }
-        if !matches!(status.as_str(), "queued" | "running") {
-            let data = json!({ "runId": self.id, "status": status });
+        if run.status.is_final() {
+            let data = json!({ "runId": self.id, "status": run.status });
             self.pending
                 .push_back(SseEvent::default().event("finished").data(data.to_string()));
             self.done = true;

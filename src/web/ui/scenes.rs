@@ -539,11 +539,11 @@ pub(crate) async fn scene_page(
     let (mut timeline, mut run_status, mut run_error, mut run_started) =
         (Vec::new(), String::new(), String::new(), String::new());
     if let Some(run_id) = &latest
-        && let Some((_, _, status, error, created, _)) = db.get_run(run_id).await?
+        && let Some(run) = db.get_run(run_id).await?
     {
-        run_status = view::status_word(&status).to_string();
-        run_error = error.unwrap_or_default();
-        run_started = view::time(created);
+        run_status = view::status_word(run.status.as_str()).to_string();
+        run_error = run.error.unwrap_or_default();
+        run_started = view::time(run.created_at);
         let steps = db.run_steps(run_id).await?;
         for name in StepName::SCENE_STEPS {
             let step = name.as_str();
