@@ -1,5 +1,7 @@
 //! `/projects` (list, create) and `/projects/{id}` (scene cards, settings, reorder, generate, estimate, video).
 
+use std::collections::HashMap;
+
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -8,8 +10,9 @@ use axum::response::Response;
 use super::forms::{Control, FieldErrs, FormData, FormField, PostForm, number, with_errors};
 use super::view::{self, ProjectItem, RunView};
 use super::{Layout, Page, UiError, render};
-use crate::costs::{PriceTable, Route, estimate};
+use crate::costs::{Estimate, PriceTable, Route, estimate};
 use crate::domain::{AspectRatio, Project, StepName};
+use crate::storage::db::ui::{RunSummary, SceneStep};
 use crate::storage::db::{IdentityRecord, ProjectRecord, SceneRecord};
 use crate::web::AppState;
 use crate::web::api::estimate::cloud_configured;
@@ -260,6 +263,7 @@ struct ProjectPage {
 /// The steps shown on cards, in order.
 const SCENE_STEPS: [StepName; 5] = StepName::SCENE_STEPS;
 
+/// The project page answered with `status`; `form` is a refilled settings form and its error, shown open.
 async fn project_page_with(
     state: &AppState,
     page: &Page,
@@ -286,51 +290,19 @@ async fn project_page_with(
     } else {
         Route::Local
     };
-    let (est, estimate_error) = match PriceTable::from_env() {
-        Ok(prices) => {
-            let list: Vec<_> = scenes.iter().map(|s| s.scene.clone()).collect();
-            (Some(estimate(&prices, &p.project, &list, route)), None)
-        }
-        Err(e) => (None, Some(e.to_string())),
-    };
-    let identity_name = |iid: Option<&str>| {
-        iid.and_then(|iid| identities.iter().find(|i| i.id == iid))
-            .map(|i| i.identity.display_name.clone())
-    };
-    let default_identity = identity_name(p.default_identity_id.as_deref())
-        .or_else(|| {
-            identities
-                .iter()
-                .find(|i| i.is_default)
-                .map(|i| format!("{} (the default identity)", i.identity.display_name))
-        })
-        .unwrap_or_else(|| "none".into());
-    let n = scenes.len();
-    let cards = scenes
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            card(
-                &page.root,
-                s,
-                i,
-                n,
-                steps.get(&s.id).map(Vec::as_slice).unwrap_or(&[]),
-                runs.iter()
-                    .any(|r| r.is_active() && (r.scene_id.is_empty() || r.scene_id == s.id)),
-                identity_name(s.identity_id.as_deref()).unwrap_or_else(|| "project default".into()),
-                est.as_ref()
-                    .and_then(|e| e.scenes.get(i))
-                    .map(|e| view::usd(e.usd))
-                    .unwrap_or_default(),
-            )
-        })
-        .collect();
+    let (est, estimate_error) = price_estimate(&p, &scenes, route);
+    let cards = scene_cards(
+        &page.root,
+        &scenes,
+        &steps,
+        &runs,
+        &identities,
+        est.as_ref(),
+    );
     let (form, form_error) = match form {
         Some((f, e)) => (f, Some(e)),
         None => (project_fields(Some(&p), &identities), None),
     };
-    let project_running = runs.iter().any(|r| r.is_active() && r.scene_id.is_empty());
     render(
         status,
         &ProjectPage {
@@ -338,14 +310,10 @@ async fn project_page_with(
             id: p.id.clone(),
             name: p.project.name.clone(),
             description: p.project.description.clone().unwrap_or_default(),
-            status: if project_running {
-                "generating"
-            } else {
-                view::status_word(&p.status)
-            },
+            status: project_status(&p, &runs),
             aspect: p.project.aspect_ratio.as_str(),
             budget: p.project.budget_usd.map(view::usd).unwrap_or_default(),
-            default_identity,
+            default_identity: default_identity(&p, &identities),
             cards,
             running: running.join(" "),
             runs: runs.iter().map(RunView::from).collect(),
@@ -377,13 +345,87 @@ async fn project_page_with(
     )
 }
 
+/// The project's cost estimate on `route` from the price table, or why the table could not be read.
+fn price_estimate(
+    p: &ProjectRecord,
+    scenes: &[SceneRecord],
+    route: Route,
+) -> (Option<Estimate>, Option<String>) {
+    match PriceTable::from_env() {
+        Ok(prices) => {
+            let list: Vec<_> = scenes.iter().map(|s| s.scene.clone()).collect();
+            (Some(estimate(&prices, &p.project, &list, route)), None)
+        }
+        Err(e) => (None, Some(e.to_string())),
+    }
+}
+
+/// The project's status word: generating while a whole-project run is active.
+fn project_status(p: &ProjectRecord, runs: &[RunSummary]) -> &'static str {
+    if runs.iter().any(|r| r.is_active() && r.scene_id.is_empty()) {
+        "generating"
+    } else {
+        view::status_word(&p.status)
+    }
+}
+
+/// The display name of the identity `iid`, when it names one.
+fn identity_name(identities: &[IdentityRecord], iid: Option<&str>) -> Option<String> {
+    iid.and_then(|iid| identities.iter().find(|i| i.id == iid))
+        .map(|i| i.identity.display_name.clone())
+}
+
+/// The project's default identity, else the global default identity (marked so), else "none".
+fn default_identity(p: &ProjectRecord, identities: &[IdentityRecord]) -> String {
+    identity_name(identities, p.default_identity_id.as_deref())
+        .or_else(|| {
+            identities
+                .iter()
+                .find(|i| i.is_default)
+                .map(|i| format!("{} (the default identity)", i.identity.display_name))
+        })
+        .unwrap_or_else(|| "none".into())
+}
+
+/// One card per scene, in order: its latest steps, whether a run covers it, its identity and estimate.
+fn scene_cards(
+    root: &str,
+    scenes: &[SceneRecord],
+    steps: &HashMap<String, Vec<SceneStep>>,
+    runs: &[RunSummary],
+    identities: &[IdentityRecord],
+    est: Option<&Estimate>,
+) -> Vec<SceneCard> {
+    let n = scenes.len();
+    scenes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            card(
+                root,
+                s,
+                i,
+                n,
+                steps.get(&s.id).map(Vec::as_slice).unwrap_or(&[]),
+                runs.iter()
+                    .any(|r| r.is_active() && (r.scene_id.is_empty() || r.scene_id == s.id)),
+                identity_name(identities, s.identity_id.as_deref())
+                    .unwrap_or_else(|| "project default".into()),
+                est.and_then(|e| e.scenes.get(i))
+                    .map(|e| view::usd(e.usd))
+                    .unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
 #[allow(clippy::too_many_arguments)] // one flat call per card reads best at the call site
 fn card(
     root: &str,
     s: &SceneRecord,
     index: usize,
     count: usize,
-    steps: &[crate::storage::db::ui::SceneStep],
+    steps: &[SceneStep],
     active: bool,
     identity: String,
     estimate: String,
