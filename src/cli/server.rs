@@ -58,12 +58,12 @@ pub async fn serve(
             Arc::new(tokio::sync::Notify::new()),
         ));
     }
-    let runs = Some(runs);
     let state = AppState {
         config: cfg.clone(),
         storage,
         login_limiter: Arc::default(),
         runs,
+        worker_in_process: !no_worker,
     };
     serve_http(listener, state).await.map_err(CliError::failed)
 }

@@ -26,8 +26,10 @@ pub struct AppState {
     pub storage: Storage,
     /// Login attempt limiter.
     pub login_limiter: Arc<auth::LoginLimiter>,
-    /// The in-process worker (`None` with `--no-worker`).
-    pub runs: Option<Arc<crate::worker::RunService>>,
+    /// The run service: queues runs (and, unless `--no-worker`, executes them in this process).
+    pub runs: Arc<crate::worker::RunService>,
+    /// Whether this process also claims and executes queued runs (`serve` without `--no-worker`).
+    pub worker_in_process: bool,
 }
 
 #[derive(OpenApi)]

@@ -363,7 +363,7 @@ impl RunService {
             handle.abort();
         }
         self.storage.db.cancel_run(run_id).await?;
-        self.finished(run_id, "canceled").await;
+        self.finished(run_id, RunStatus::Canceled).await;
         Ok(true)
     }
 }

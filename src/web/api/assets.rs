@@ -1,6 +1,9 @@
 //! `/api/assets`: multipart upload (sniffed, size-limited, probed), list, delete; and `/media/…` serving.
 
+use std::path::Path as FsPath;
+
 use axum::Json;
+use axum::extract::multipart::{Field, MultipartError};
 use axum::extract::{Multipart, Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -10,7 +13,7 @@ use tokio::io::AsyncWriteExt;
 use tower::ServiceExt;
 use utoipa::IntoParams;
 
-use crate::storage::db::{AssetInput, AssetRecord};
+use crate::storage::db::{AssetInput, AssetRecord, Db};
 use crate::web::AppState;
 use crate::web::error::{ApiError, ApiQuery};
 
@@ -84,174 +87,239 @@ pub async fn upload(
     State(state): State<AppState>,
     mut multipart: Multipart,
 ) -> Result<(StatusCode, Json<AssetRecord>), ApiError> {
-    let mut kind: Option<(&'static str, u64)> = None;
-    let mut folder = String::new();
     let tmp_dir = state.storage.work_dir().join("uploads");
     tokio::fs::create_dir_all(&tmp_dir)
         .await
         .map_err(ApiError::internal)?;
     let tmp = tmp_dir.join(crate::storage::new_id());
-    let mut uploaded: Option<(u64, Vec<u8>, Option<String>)> = None;
-    let result = async {
-        while let Some(mut field) = multipart
-            .next_field()
-            .await
-            .map_err(|e| ApiError::bad_request(e.body_text()))?
-        {
-            match field.name().unwrap_or("") {
-                "kind" => {
-                    let v = field
-                        .text()
-                        .await
-                        .map_err(|e| ApiError::bad_request(e.body_text()))?;
-                    kind = Some(
-                        KINDS
-                            .iter()
-                            .copied()
-                            .find(|(k, _)| *k == v.trim())
-                            .ok_or_else(|| {
-                                error(
-                                    StatusCode::UNPROCESSABLE_ENTITY,
-                                    "invalid",
-                                    "kind must be headshot, background, audio or lora",
-                                    "kind",
-                                )
-                            })?,
-                    );
-                }
-                "folder" => {
-                    let v = field
-                        .text()
-                        .await
-                        .map_err(|e| ApiError::bad_request(e.body_text()))?;
-                    let v = v.trim();
-                    if v.len() > 100 || v.chars().any(|c| c.is_control()) {
-                        return Err(error(
-                            StatusCode::UNPROCESSABLE_ENTITY,
-                            "invalid",
-                            "folder must be at most 100 characters",
-                            "folder",
-                        ));
-                    }
-                    folder = v.to_string();
-                }
-                "file" => {
-                    let Some((_, limit)) = kind else {
-                        return Err(error(
-                            StatusCode::BAD_REQUEST,
-                            "bad_request",
-                            "send the kind field before the file",
-                            "kind",
-                        ));
-                    };
-                    let name = field
-                        .file_name()
-                        .map(|n| n.chars().take(200).collect::<String>());
-                    let mut out = tokio::fs::File::create(&tmp)
-                        .await
-                        .map_err(ApiError::internal)?;
-                    let (mut size, mut head) = (0u64, Vec::new());
-                    while let Some(chunk) = field
-                        .chunk()
-                        .await
-                        .map_err(|e| ApiError::bad_request(e.body_text()))?
-                    {
-                        size += chunk.len() as u64;
-                        if size > limit {
-                            // Read (and drop) a bounded remainder so the client is still listening for the 413.
-                            let mut drained = 0u64;
-                            while drained < DRAIN_LIMIT {
-                                match field.chunk().await {
-                                    Ok(Some(c)) => drained += c.len() as u64,
-                                    _ => break,
-                                }
-                            }
-                            return Err(error(
-                                StatusCode::PAYLOAD_TOO_LARGE,
-                                "too_large",
-                                format!("file is larger than {} MB", limit >> 20),
-                                "file",
-                            ));
-                        }
-                        if head.len() < 64 {
-                            head.extend_from_slice(&chunk[..chunk.len().min(64 - head.len())]);
-                        }
-                        out.write_all(&chunk).await.map_err(ApiError::internal)?;
-                    }
-                    out.flush().await.map_err(ApiError::internal)?;
-                    uploaded = Some((size, head, name));
-                }
-                other => return Err(ApiError::bad_request(format!("unknown field {other:?}"))),
-            }
-        }
-        let Some((kind, _)) = kind else {
-            return Err(error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid",
-                "kind is required",
-                "kind",
-            ));
-        };
-        let Some((size, head, name)) = uploaded else {
-            return Err(error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid",
-                "file is required",
-                "file",
-            ));
-        };
-        let Some((ext, mime)) = sniff(kind, &head, size) else {
-            return Err(error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                format!("the file's content is not a supported {kind} format"),
-                "file",
-            ));
-        };
-        let (mut width, mut height, mut duration) = (None, None, None);
-        if kind != "lora" {
-            let info = crate::media::probe(&tmp).await;
-            match info {
-                Ok(i) if kind == "audio" => duration = Some(i.duration),
-                Ok(i) => (width, height) = (Some(i64::from(i.width)), Some(i64::from(i.height))),
-                Err(_) if kind == "audio" => {
-                    return Err(error(
-                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        "unsupported_media_type",
-                        "the audio could not be decoded",
-                        "file",
-                    ));
-                }
-                Err(_) => {}
-            }
-        }
-        let stored = state
-            .storage
-            .objects
-            .put_file(&tmp, ext)
-            .await
-            .map_err(ApiError::internal)?;
-        let db = &state.storage.db;
-        let id = db
-            .upsert_asset(&AssetInput {
-                kind: kind.into(),
-                object_key: stored.key,
-                sha256: stored.sha256,
-                size_bytes: stored.size as i64,
-                mime: mime.into(),
-                width,
-                height,
-                original_name: name,
-            })
-            .await?;
-        db.set_asset_details(&id, duration, &folder).await?;
-        db.get_asset(&id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("asset"))
-    }
-    .await;
+    let result = receive_and_store(&state, &mut multipart, &tmp).await;
     let _ = tokio::fs::remove_file(&tmp).await;
     Ok((StatusCode::CREATED, Json(result?)))
+}
+
+/// The multipart form as read: the kind (with its size limit), the folder and the file streamed to disk.
+struct UploadForm {
+    kind: Option<(&'static str, u64)>,
+    folder: String,
+    file: Option<UploadedFile>,
+}
+
+/// A file streamed to the temporary path: its size, its first 64 bytes and its original name (at most 200 chars).
+struct UploadedFile {
+    size: u64,
+    head: Vec<u8>,
+    name: Option<String>,
+}
+
+/// What probing found: pixel size for images, duration in seconds for audio.
+#[derive(Default)]
+struct MediaDetails {
+    width: Option<i64>,
+    height: Option<i64>,
+    duration: Option<f64>,
+}
+
+/// Reads the form into `tmp`, checks the file's content, then stores it and returns the asset record.
+async fn receive_and_store(
+    state: &AppState,
+    multipart: &mut Multipart,
+    tmp: &FsPath,
+) -> Result<AssetRecord, ApiError> {
+    let form = read_form(multipart, tmp).await?;
+    let Some((kind, _)) = form.kind else {
+        return Err(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            "kind is required",
+            "kind",
+        ));
+    };
+    let Some(file) = form.file else {
+        return Err(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            "file is required",
+            "file",
+        ));
+    };
+    let Some((ext, mime)) = sniff(kind, &file.head, file.size) else {
+        return Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("the file's content is not a supported {kind} format"),
+            "file",
+        ));
+    };
+    let details = probe_details(kind, tmp).await?;
+    let stored = state
+        .storage
+        .objects
+        .put_file(tmp, ext)
+        .await
+        .map_err(ApiError::internal)?;
+    let input = AssetInput {
+        kind: kind.into(),
+        object_key: stored.key,
+        sha256: stored.sha256,
+        size_bytes: stored.size as i64,
+        mime: mime.into(),
+        width: details.width,
+        height: details.height,
+        original_name: file.name,
+    };
+    record_asset(&state.storage.db, &input, details.duration, &form.folder).await
+}
+
+/// A multipart read error as a 400 carrying the parser's message.
+fn bad_multipart(e: MultipartError) -> ApiError {
+    ApiError::bad_request(e.body_text())
+}
+
+/// Reads the multipart fields in order; the file is streamed to `tmp` within the kind's size limit.
+async fn read_form(multipart: &mut Multipart, tmp: &FsPath) -> Result<UploadForm, ApiError> {
+    let mut form = UploadForm {
+        kind: None,
+        folder: String::new(),
+        file: None,
+    };
+    while let Some(mut field) = multipart.next_field().await.map_err(bad_multipart)? {
+        match field.name().unwrap_or("") {
+            "kind" => {
+                let v = field.text().await.map_err(bad_multipart)?;
+                form.kind = Some(parse_kind(&v)?);
+            }
+            "folder" => {
+                let v = field.text().await.map_err(bad_multipart)?;
+                form.folder = parse_folder(&v)?;
+            }
+            "file" => {
+                let Some((_, limit)) = form.kind else {
+                    return Err(error(
+                        StatusCode::BAD_REQUEST,
+                        "bad_request",
+                        "send the kind field before the file",
+                        "kind",
+                    ));
+                };
+                form.file = Some(stream_file(&mut field, tmp, limit).await?);
+            }
+            other => return Err(ApiError::bad_request(format!("unknown field {other:?}"))),
+        }
+    }
+    Ok(form)
+}
+
+/// The `kind` field: one of [`KINDS`], with its size limit.
+fn parse_kind(v: &str) -> Result<(&'static str, u64), ApiError> {
+    KINDS
+        .iter()
+        .copied()
+        .find(|(k, _)| *k == v.trim())
+        .ok_or_else(|| {
+            error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "kind must be headshot, background, audio or lora",
+                "kind",
+            )
+        })
+}
+
+/// The `folder` field, trimmed: at most 100 bytes and no control characters.
+fn parse_folder(v: &str) -> Result<String, ApiError> {
+    let v = v.trim();
+    if v.len() > 100 || v.chars().any(|c| c.is_control()) {
+        return Err(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            "folder must be at most 100 characters",
+            "folder",
+        ));
+    }
+    Ok(v.to_string())
+}
+
+/// Streams the `file` field to `tmp`, keeping its first 64 bytes for sniffing; 413 once it passes `limit`.
+async fn stream_file(
+    field: &mut Field<'_>,
+    tmp: &FsPath,
+    limit: u64,
+) -> Result<UploadedFile, ApiError> {
+    let name = field
+        .file_name()
+        .map(|n| n.chars().take(200).collect::<String>());
+    let mut out = tokio::fs::File::create(tmp)
+        .await
+        .map_err(ApiError::internal)?;
+    let (mut size, mut head) = (0u64, Vec::new());
+    while let Some(chunk) = field.chunk().await.map_err(bad_multipart)? {
+        size += chunk.len() as u64;
+        if size > limit {
+            drain(field).await;
+            return Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("file is larger than {} MB", limit >> 20),
+                "file",
+            ));
+        }
+        if head.len() < 64 {
+            head.extend_from_slice(&chunk[..chunk.len().min(64 - head.len())]);
+        }
+        out.write_all(&chunk).await.map_err(ApiError::internal)?;
+    }
+    out.flush().await.map_err(ApiError::internal)?;
+    Ok(UploadedFile { size, head, name })
+}
+
+/// Reads (and drops) a bounded remainder of an oversized field so the client is still listening for the 413.
+async fn drain(field: &mut Field<'_>) {
+    let mut drained = 0u64;
+    while drained < DRAIN_LIMIT {
+        match field.chunk().await {
+            Ok(Some(c)) => drained += c.len() as u64,
+            _ => break,
+        }
+    }
+}
+
+/// Probes images and audio with ffprobe; audio that cannot be decoded is a 415, an unprobed image is kept as is.
+async fn probe_details(kind: &str, tmp: &FsPath) -> Result<MediaDetails, ApiError> {
+    let mut details = MediaDetails::default();
+    if kind != "lora" {
+        let info = crate::media::probe(tmp).await;
+        match info {
+            Ok(i) if kind == "audio" => details.duration = Some(i.duration),
+            Ok(i) => {
+                (details.width, details.height) =
+                    (Some(i64::from(i.width)), Some(i64::from(i.height)))
+            }
+            Err(_) if kind == "audio" => {
+                return Err(error(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "the audio could not be decoded",
+                    "file",
+                ));
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(details)
+}
+
+/// Records the stored object as an asset (deduplicated by kind and content), sets its details, reads it back.
+async fn record_asset(
+    db: &Db,
+    input: &AssetInput,
+    duration: Option<f64>,
+    folder: &str,
+) -> Result<AssetRecord, ApiError> {
+    let id = db.upsert_asset(input).await?;
+    db.set_asset_details(&id, duration, folder).await?;
+    db.get_asset(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("asset"))
 }
 
 /// Asset list filters.

@@ -137,7 +137,7 @@ pub async fn events(
         .await?
         .ok_or_else(|| ApiError::not_found("run"))?;
     let follower = RunFollower {
-        wake: state.runs.as_ref().map(|r| r.subscribe()),
+        wake: state.runs.subscribe(),
         db,
         id,
         seen: HashMap::new(),
@@ -159,7 +159,7 @@ struct RunFollower {
     db: Db,
     id: String,
     /// Local progress of this process, used only as a prompt to look again.
-    wake: Option<tokio::sync::broadcast::Receiver<RunEvent>>,
+    wake: tokio::sync::broadcast::Receiver<RunEvent>,
     /// The last event sent per (scene id, step).
     seen: HashMap<(String, String), &'static str>,
     pending: VecDeque<SseEvent>,
@@ -188,10 +188,7 @@ impl RunFollower {
 
     /// Until this process reports progress of the run, or the poll interval passes.
     async fn wait(&mut self) {
-        let Some(rx) = self.wake.as_mut() else {
-            tokio::time::sleep(FOLLOW_POLL).await;
-            return;
-        };
+        let rx = &mut self.wake;
         let id = &self.id;
         let _ = tokio::time::timeout(FOLLOW_POLL, async {
             loop {

@@ -92,65 +92,36 @@ struct SceneUpdate {
     headshot_asset_id: Option<String>,
 }
 
+/// A scene with nothing set yet: what a create request fills in.
+fn blank_scene() -> Scene {
+    Scene {
+        name: String::new(),
+        dialogue: String::new(),
+        environment: None,
+        wardrobe: None,
+        mood_lighting: None,
+        camera: None,
+        movement: None,
+        target_duration: None,
+        identity: String::new(),
+        generation_mode: GenerationMode::Auto,
+        animation: Animation::Standard,
+    }
+}
+
 impl SceneInput {
+    /// The scene after this input is applied to `current` (or to a blank scene), validated, references checked.
     async fn apply(
-        self,
+        mut self,
         state: &AppState,
         current: Option<SceneRecord>,
     ) -> Result<SceneUpdate, ApiError> {
         let mut e = FieldErrors::default();
         let (mut scene, mut identity_id, mut headshot) = match current {
             Some(c) => (c.scene, c.identity_id, c.headshot_asset_id),
-            None => (
-                Scene {
-                    name: String::new(),
-                    dialogue: String::new(),
-                    environment: None,
-                    wardrobe: None,
-                    mood_lighting: None,
-                    camera: None,
-                    movement: None,
-                    target_duration: None,
-                    identity: String::new(),
-                    generation_mode: GenerationMode::Auto,
-                    animation: Animation::Standard,
-                },
-                None,
-                None,
-            ),
+            None => (blank_scene(), None, None),
         };
-        if let Some(v) = self.name {
-            scene.name = v;
-        }
-        if let Some(v) = self.dialogue {
-            scene.dialogue = v;
-        }
-        for (slot, v) in [
-            (&mut scene.environment, self.environment),
-            (&mut scene.wardrobe, self.wardrobe),
-            (&mut scene.mood_lighting, self.mood_lighting),
-            (&mut scene.camera, self.camera),
-            (&mut scene.movement, self.movement),
-        ] {
-            if v.is_some() {
-                *slot = v;
-            }
-        }
-        if self.target_duration.is_some() {
-            scene.target_duration = self.target_duration;
-        }
-        if let Some(m) = self.generation_mode {
-            match GenerationMode::parse(&m) {
-                Some(m) => scene.generation_mode = m,
-                None => e.push("generationMode", "must be auto, standard or digital-twin"),
-            }
-        }
-        if let Some(a) = self.animation {
-            match Animation::parse(&a) {
-                Some(a) => scene.animation = a,
-                None => e.push("animation", "must be standard or fast"),
-            }
-        }
+        self.merge_into(&mut scene, &mut e);
         let db = &state.storage.db;
         if let Some(id) = self.identity_id {
             if db.get_identity(&id).await?.is_none() {
@@ -174,6 +145,42 @@ impl SceneInput {
             Err(v) => {
                 e.0.extend(v.0);
                 Err(e.into())
+            }
+        }
+    }
+
+    /// Moves the scene's own fields this input sets into `scene`; an unknown mode or animation is noted in `e`.
+    fn merge_into(&mut self, scene: &mut Scene, e: &mut FieldErrors) {
+        if let Some(v) = self.name.take() {
+            scene.name = v;
+        }
+        if let Some(v) = self.dialogue.take() {
+            scene.dialogue = v;
+        }
+        for (slot, v) in [
+            (&mut scene.environment, self.environment.take()),
+            (&mut scene.wardrobe, self.wardrobe.take()),
+            (&mut scene.mood_lighting, self.mood_lighting.take()),
+            (&mut scene.camera, self.camera.take()),
+            (&mut scene.movement, self.movement.take()),
+        ] {
+            if v.is_some() {
+                *slot = v;
+            }
+        }
+        if self.target_duration.is_some() {
+            scene.target_duration = self.target_duration;
+        }
+        if let Some(m) = self.generation_mode.take() {
+            match GenerationMode::parse(&m) {
+                Some(m) => scene.generation_mode = m,
+                None => e.push("generationMode", "must be auto, standard or digital-twin"),
+            }
+        }
+        if let Some(a) = self.animation.take() {
+            match Animation::parse(&a) {
+                Some(a) => scene.animation = a,
+                None => e.push("animation", "must be standard or fast"),
             }
         }
     }
@@ -331,15 +338,7 @@ pub async fn start_run(
     project_id: &str,
     scene_id: Option<&str>,
 ) -> Result<String, ApiError> {
-    let Some(runs) = &state.runs else {
-        return Err(ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            code: "no_worker",
-            message: "this server runs with --no-worker".into(),
-            field: None,
-        });
-    };
-    runs.start(project_id, scene_id).await.map_err(|e| match e {
+    state.runs.start(project_id, scene_id).await.map_err(|e| match e {
         StartError::NotFound(what) => ApiError::not_found(what),
         StartError::Busy(run) => {
             ApiError::conflict("id", format!("a run is already in progress ({run})"))
@@ -388,10 +387,7 @@ pub async fn cancel(
             "no generation is running for this scene",
         ));
     };
-    let canceled = match &state.runs {
-        Some(runs) => runs.cancel(&run).await?,
-        None => false,
-    };
+    let canceled = state.runs.cancel(&run).await?;
     if !canceled {
         return Err(ApiError::conflict(
             "id",

@@ -171,12 +171,37 @@ const FIELDS: [&str; 15] = [
     "isActive",
 ];
 
+/// The identity form's fields, filled from a stored identity (or the defaults of a new one).
 async fn identity_fields(
     state: &AppState,
     r: Option<&IdentityRecord>,
 ) -> Result<Vec<FormField>, UiError> {
     let blank = Identity::new("", "", "");
     let i = r.map(|r| &r.identity).unwrap_or(&blank);
+    let headshots = headshot_options(state).await?;
+    let mut fields = profile_fields(i);
+    fields.extend(voice_fields(i));
+    fields.push(
+        FormField::text(
+            "headshotAssetId",
+            "Headshot",
+            r.and_then(|r| r.headshot_asset_id.clone())
+                .unwrap_or_default(),
+        )
+        .control(Control::Select(headshots))
+        .hint("Used in standard mode; upload headshots on the Assets page."),
+    );
+    if let Some(r) = r {
+        fields.push(
+            FormField::text("isActive", "Active", if r.is_active { "on" } else { "" })
+                .control(Control::Checkbox),
+        );
+    }
+    Ok(fields)
+}
+
+/// The headshot choices: none, then every uploaded headshot by its original name (or id).
+async fn headshot_options(state: &AppState) -> Result<Vec<(String, String)>, UiError> {
     let mut headshots = vec![(String::new(), "None".to_string())];
     headshots.extend(
         state
@@ -190,20 +215,12 @@ async fn identity_fields(
                 (a.id, label)
             }),
     );
-    let mut models = vec![
-        (
-            "eleven_multilingual_v2".to_string(),
-            "eleven_multilingual_v2 (quality)".to_string(),
-        ),
-        (
-            "eleven_turbo_v2_5".to_string(),
-            "eleven_turbo_v2_5 (faster)".to_string(),
-        ),
-    ];
-    if !models.iter().any(|(m, _)| *m == i.voice_model) {
-        models.push((i.voice_model.clone(), i.voice_model.clone()));
-    }
-    let mut fields = vec![
+    Ok(headshots)
+}
+
+/// Who the identity is and its LoRA: name, display name, trigger word, description, LoRA URL, scale, base model.
+fn profile_fields(i: &Identity) -> Vec<FormField> {
+    vec![
         FormField::text("name", "Name", i.name.clone())
             .required()
             .hint("Unique identifier: lowercase letters, digits and '-', e.g. deven-primary."),
@@ -235,6 +252,25 @@ async fn identity_fields(
                 ("flux-schnell".into(), "flux-schnell (speed)".into()),
             ],
         )),
+    ]
+}
+
+/// The voice: ElevenLabs voice id, model (the identity's own kept as a choice), stability, similarity, style, boost.
+fn voice_fields(i: &Identity) -> Vec<FormField> {
+    let mut models = vec![
+        (
+            "eleven_multilingual_v2".to_string(),
+            "eleven_multilingual_v2 (quality)".to_string(),
+        ),
+        (
+            "eleven_turbo_v2_5".to_string(),
+            "eleven_turbo_v2_5 (faster)".to_string(),
+        ),
+    ];
+    if !models.iter().any(|(m, _)| *m == i.voice_model) {
+        models.push((i.voice_model.clone(), i.voice_model.clone()));
+    }
+    vec![
         FormField::text(
             "voiceId",
             "Voice ID",
@@ -266,22 +302,7 @@ async fn identity_fields(
             if i.voice_speaker_boost { "on" } else { "" },
         )
         .control(Control::Checkbox),
-        FormField::text(
-            "headshotAssetId",
-            "Headshot",
-            r.and_then(|r| r.headshot_asset_id.clone())
-                .unwrap_or_default(),
-        )
-        .control(Control::Select(headshots))
-        .hint("Used in standard mode; upload headshots on the Assets page."),
-    ];
-    if let Some(r) = r {
-        fields.push(
-            FormField::text("isActive", "Active", if r.is_active { "on" } else { "" })
-                .control(Control::Checkbox),
-        );
-    }
-    Ok(fields)
+    ]
 }
 
 fn refill(mut fields: Vec<FormField>, form: &FormData) -> Vec<FormField> {
@@ -457,15 +478,12 @@ pub(crate) async fn create(
     page: Page,
     PostForm(form): PostForm,
 ) -> Result<Response, UiError> {
-    match parse_identity(&state, &form, None).await {
-        Ok((identity, headshot)) => {
-            let id = state
-                .storage
-                .db
-                .upsert_identity(&identity, headshot.as_deref())
-                .await?;
-            Ok(page.redirect(&format!("identities?ok=identity-created#identity-{id}")))
-        }
+    let created = match parse_identity(&state, &form, None).await {
+        Ok((identity, headshot)) => insert(&state, &identity, headshot.as_deref()).await?,
+        Err(e) => Err(e),
+    };
+    match created {
+        Ok(id) => Ok(page.redirect(&format!("identities?ok=identity-created#identity-{id}"))),
         Err((status, errors)) => render(
             status,
             &IdentityFormPage {
@@ -475,6 +493,28 @@ pub(crate) async fn create(
                 error: Some("The identity was not created: fix the fields marked below.".into()),
             },
         ),
+    }
+}
+
+/// Inserts a new identity; a name or trigger word taken meanwhile (the database's unique constraint decides,
+/// so a concurrent twin never overwrites it) comes back as a 409 next to the field.
+async fn insert(
+    state: &AppState,
+    identity: &Identity,
+    headshot: Option<&str>,
+) -> Result<Result<String, (StatusCode, FieldErrs)>, UiError> {
+    match state.storage.db.insert_identity(identity, headshot).await {
+        Ok(id) => Ok(Ok(id)),
+        Err(e) if e.is_unique_on("trigger_word") || e.is_unique_on("name") => {
+            let mut errors = FieldErrs::default();
+            if e.is_unique_on("trigger_word") {
+                errors.add("triggerWord", "an identity with this trigger word exists");
+            } else {
+                errors.add("name", "an identity with this name exists");
+            }
+            Ok(Err((StatusCode::CONFLICT, errors)))
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -214,7 +214,7 @@ pub(crate) async fn page(
         format!("{}logs?{query}", page.root)
     };
     let paged = filter.before.is_some();
-    let tail = if paged || !problems.is_empty() || state.runs.is_none() {
+    let tail = if paged || !problems.is_empty() {
         String::new()
     } else {
         let after = rows.first().map(|r| r.id.clone()).unwrap_or_default();
@@ -265,7 +265,7 @@ pub(crate) async fn tail(
     let mut filter = q.filter(200);
     filter.before = None;
     let after = q.after.clone().unwrap_or_default();
-    let rx = state.runs.as_ref().map(|r| r.subscribe());
+    let rx = state.runs.subscribe();
     // The rows are inserted into the page at `/logs`, one level above this stream.
     let _ = page;
     let root = super::root_for("/logs");
@@ -278,15 +278,10 @@ pub(crate) async fn tail(
                 }
                 // Progress in this process prompts a look at once; rows written by other worker processes
                 // are found by looking every TAIL_POLL.
-                match rx.as_mut() {
-                    Some(receiver) => {
-                        if let Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) =
-                            tokio::time::timeout(TAIL_POLL, receiver.recv()).await
-                        {
-                            return None;
-                        }
-                    }
-                    None => tokio::time::sleep(TAIL_POLL).await,
+                if let Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) =
+                    tokio::time::timeout(TAIL_POLL, rx.recv()).await
+                {
+                    return None;
                 }
                 let Ok(rows) = state.storage.db.ui_logs_after(&filter, &after).await else {
                     continue;

@@ -1,5 +1,7 @@
 //! `/projects` (list, create) and `/projects/{id}` (scene cards, settings, reorder, generate, estimate, video).
 
+use std::collections::HashMap;
+
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -8,8 +10,9 @@ use axum::response::Response;
 use super::forms::{Control, FieldErrs, FormData, FormField, PostForm, number, with_errors};
 use super::view::{self, ProjectItem, RunView};
 use super::{Layout, Page, UiError, render};
-use crate::costs::{Route, estimate};
+use crate::costs::{Estimate, PriceTable, Route, estimate};
 use crate::domain::{AspectRatio, Project, StepName};
+use crate::storage::db::ui::{RunSummary, SceneStep};
 use crate::storage::db::{IdentityRecord, ProjectRecord, SceneRecord};
 use crate::web::AppState;
 use crate::web::api::scenes::start_run;
@@ -258,6 +261,7 @@ struct ProjectPage {
 /// The steps shown on cards, in order.
 const SCENE_STEPS: [StepName; 5] = StepName::SCENE_STEPS;
 
+/// The project page answered with `status`; `form` is a refilled settings form and its error, shown open.
 async fn project_page_with(
     state: &AppState,
     page: &Page,
@@ -284,51 +288,19 @@ async fn project_page_with(
     } else {
         Route::Local
     };
-    let list: Vec<_> = scenes.iter().map(|s| s.scene.clone()).collect();
-    let est = Some(estimate(
-        &state.config.cloud.prices,
-        &p.project,
-        &list,
-        route,
-    ));
-    let identity_name = |iid: Option<&str>| {
-        iid.and_then(|iid| identities.iter().find(|i| i.id == iid))
-            .map(|i| i.identity.display_name.clone())
-    };
-    let default_identity = identity_name(p.default_identity_id.as_deref())
-        .or_else(|| {
-            identities
-                .iter()
-                .find(|i| i.is_default)
-                .map(|i| format!("{} (the default identity)", i.identity.display_name))
-        })
-        .unwrap_or_else(|| "none".into());
-    let n = scenes.len();
-    let cards = scenes
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            card(
-                &page.root,
-                s,
-                i,
-                n,
-                steps.get(&s.id).map(Vec::as_slice).unwrap_or(&[]),
-                runs.iter()
-                    .any(|r| r.is_active() && (r.scene_id.is_empty() || r.scene_id == s.id)),
-                identity_name(s.identity_id.as_deref()).unwrap_or_else(|| "project default".into()),
-                est.as_ref()
-                    .and_then(|e| e.scenes.get(i))
-                    .map(|e| view::usd(e.usd))
-                    .unwrap_or_default(),
-            )
-        })
-        .collect();
+    let est = price_estimate(&state.config.cloud.prices, &p, &scenes, route);
+    let cards = scene_cards(
+        &page.root,
+        &scenes,
+        &steps,
+        &runs,
+        &identities,
+        Some(&est),
+    );
     let (form, form_error) = match form {
         Some((f, e)) => (f, Some(e)),
         None => (project_fields(Some(&p), &identities), None),
     };
-    let project_running = runs.iter().any(|r| r.is_active() && r.scene_id.is_empty());
     render(
         status,
         &ProjectPage {
@@ -336,14 +308,10 @@ async fn project_page_with(
             id: p.id.clone(),
             name: p.project.name.clone(),
             description: p.project.description.clone().unwrap_or_default(),
-            status: if project_running {
-                "generating"
-            } else {
-                view::status_word(&p.status)
-            },
+            status: project_status(&p, &runs),
             aspect: p.project.aspect_ratio.as_str(),
             budget: p.project.budget_usd.map(view::usd).unwrap_or_default(),
-            default_identity,
+            default_identity: default_identity(&p, &identities),
             cards,
             running: running.join(" "),
             runs: runs.iter().map(RunView::from).collect(),
@@ -358,10 +326,7 @@ async fn project_page_with(
                 .map(|k| view::media(&page.root, k))
                 .unwrap_or_default(),
             duration: p.duration_seconds.map(view::seconds).unwrap_or_default(),
-            estimate_total: est
-                .as_ref()
-                .map(|e| view::usd(e.total_usd))
-                .unwrap_or_default(),
+            estimate_total: view::usd(est.total_usd),
             estimate_route: match route {
                 Route::Local => "local providers: nothing is paid",
                 Route::Cloud => "cloud providers, from the price table",
@@ -374,13 +339,83 @@ async fn project_page_with(
     )
 }
 
+/// The project's cost estimate on `route` from the price table.
+fn price_estimate(
+    prices: &PriceTable,
+    p: &ProjectRecord,
+    scenes: &[SceneRecord],
+    route: Route,
+) -> Estimate {
+    let list: Vec<_> = scenes.iter().map(|s| s.scene.clone()).collect();
+    estimate(prices, &p.project, &list, route)
+}
+
+/// The project's status word: generating while a whole-project run is active.
+fn project_status(p: &ProjectRecord, runs: &[RunSummary]) -> &'static str {
+    if runs.iter().any(|r| r.is_active() && r.scene_id.is_empty()) {
+        "generating"
+    } else {
+        view::status_word(&p.status)
+    }
+}
+
+/// The display name of the identity `iid`, when it names one.
+fn identity_name(identities: &[IdentityRecord], iid: Option<&str>) -> Option<String> {
+    iid.and_then(|iid| identities.iter().find(|i| i.id == iid))
+        .map(|i| i.identity.display_name.clone())
+}
+
+/// The project's default identity, else the global default identity (marked so), else "none".
+fn default_identity(p: &ProjectRecord, identities: &[IdentityRecord]) -> String {
+    identity_name(identities, p.default_identity_id.as_deref())
+        .or_else(|| {
+            identities
+                .iter()
+                .find(|i| i.is_default)
+                .map(|i| format!("{} (the default identity)", i.identity.display_name))
+        })
+        .unwrap_or_else(|| "none".into())
+}
+
+/// One card per scene, in order: its latest steps, whether a run covers it, its identity and estimate.
+fn scene_cards(
+    root: &str,
+    scenes: &[SceneRecord],
+    steps: &HashMap<String, Vec<SceneStep>>,
+    runs: &[RunSummary],
+    identities: &[IdentityRecord],
+    est: Option<&Estimate>,
+) -> Vec<SceneCard> {
+    let n = scenes.len();
+    scenes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            card(
+                root,
+                s,
+                i,
+                n,
+                steps.get(&s.id).map(Vec::as_slice).unwrap_or(&[]),
+                runs.iter()
+                    .any(|r| r.is_active() && (r.scene_id.is_empty() || r.scene_id == s.id)),
+                identity_name(identities, s.identity_id.as_deref())
+                    .unwrap_or_else(|| "project default".into()),
+                est.and_then(|e| e.scenes.get(i))
+                    .map(|e| view::usd(e.usd))
+                    .unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
 #[allow(clippy::too_many_arguments)] // one flat call per card reads best at the call site
 fn card(
     root: &str,
     s: &SceneRecord,
     index: usize,
     count: usize,
-    steps: &[crate::storage::db::ui::SceneStep],
+    steps: &[SceneStep],
     active: bool,
     identity: String,
     estimate: String,

@@ -5,10 +5,13 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::Response;
 use serde::Deserialize;
+use serde_json::Value;
 
 use super::dashboard::provider_status;
 use super::{Layout, Page, UiError, ok, view};
+use crate::costs::PriceTable;
 use crate::domain::{AspectRatio, BaseModel, LoraScale};
+use crate::storage::db::IdentityRecord;
 use crate::web::AppState;
 
 #[derive(Template)]
@@ -37,40 +40,69 @@ pub(crate) async fn page(
     Query(q): Query<SettingsQuery>,
 ) -> Result<Response, UiError> {
     let (providers, status) = provider_status(&state.config);
-    let tools: Vec<(String, bool)> = status["tools"]
+    let tools = tool_list(&status);
+    let prices = price_rows(&state.config.cloud.prices);
+    let identities = state.storage.db.list_identities().await?;
+    let defaults = default_rows(&identities, state.config.cloud_configured());
+    let checked = q.check.is_some();
+    let health = if checked {
+        health_checks(&state, &tools).await
+    } else {
+        Vec::new()
+    };
+    ok(&SettingsPage {
+        l: page.layout("Settings", "settings"),
+        providers,
+        tools,
+        database: status["database"].as_str().unwrap_or("sqlite").to_string(),
+        prices,
+        defaults,
+        checked,
+        health,
+    })
+}
+
+/// The media tools from the provider status: (name, installed).
+fn tool_list(status: &Value) -> Vec<(String, bool)> {
+    status["tools"]
         .as_object()
         .map(|m| {
             m.iter()
                 .map(|(k, v)| (k.clone(), v.as_bool().unwrap_or(false)))
                 .collect()
         })
-        .unwrap_or_default();
-    let p = &state.config.cloud.prices;
-    let prices = vec![
-        (
-            "Speech, per 1,000 characters",
-            view::price(p.speech_per_1k_chars),
-        ),
-        ("Image, per megapixel", view::price(p.image_per_megapixel)),
-        ("Video, first 5 seconds", view::price(p.video_first_5s)),
-        (
-            "Video, each further second",
-            view::price(p.video_per_extra_second),
-        ),
-        ("Lip-sync, per minute", view::price(p.lipsync_per_minute)),
-        ("Avatar, per second", view::price(p.avatar_per_second)),
-    ];
-    let db = &state.storage.db;
-    let identities = db.list_identities().await?;
+        .unwrap_or_default()
+}
+
+/// The price table in use as (label, price) rows.
+fn price_rows(p: &PriceTable) -> Vec<(&'static str, String)> {
+    vec![
+                (
+                    "Speech, per 1,000 characters",
+                    view::price(p.speech_per_1k_chars),
+                ),
+                ("Image, per megapixel", view::price(p.image_per_megapixel)),
+                ("Video, first 5 seconds", view::price(p.video_first_5s)),
+                (
+                    "Video, each further second",
+                    view::price(p.video_per_extra_second),
+                ),
+                ("Lip-sync, per minute", view::price(p.lipsync_per_minute)),
+                ("Avatar, per second", view::price(p.avatar_per_second)),
+    ]
+}
+
+/// The defaults new projects and scenes get: providers, default identity, aspect ratio, LoRA, models.
+fn default_rows(identities: &[IdentityRecord], cloud: bool) -> Vec<(&'static str, String)> {
     let default_identity = identities
         .iter()
         .find(|i| i.is_default)
         .map(|i| format!("{} ({})", i.identity.display_name, i.identity.name))
         .unwrap_or_else(|| "none chosen (Identities → Set default)".into());
-    let defaults = vec![
+    vec![
         (
             "Providers",
-            if state.config.cloud_configured() {
+            if cloud {
                 "auto: paid providers whose keys are set, local for the rest".to_string()
             } else {
                 "auto: no keys are set, so every step uses the local providers".to_string()
@@ -87,55 +119,47 @@ pub(crate) async fn page(
             "Voice model",
             crate::domain::Identity::new("", "", "").voice_model,
         ),
-    ];
-    let checked = q.check.is_some();
+    ]
+}
+
+/// The health check: database, data folder, each media tool and the worker, as (check, passed, detail).
+async fn health_checks(state: &AppState, tools: &[(String, bool)]) -> Vec<(String, bool, String)> {
     let mut health = Vec::new();
-    if checked {
-        let database = crate::web::api::system::healthz(State(state.clone())).await;
-        health.push(match database {
-            Ok(_) => ("Database".to_string(), true, "reachable".to_string()),
-            Err(e) => ("Database".to_string(), false, e.message),
-        });
-        let work = state.storage.work_dir();
-        let writable = tokio::fs::create_dir_all(&work).await.is_ok();
+    let database = crate::web::api::system::healthz(State(state.clone())).await;
+    health.push(match database {
+        Ok(_) => ("Database".to_string(), true, "reachable".to_string()),
+        Err(e) => ("Database".to_string(), false, e.message),
+    });
+    let work = state.storage.work_dir();
+    let writable = tokio::fs::create_dir_all(&work).await.is_ok();
+    health.push((
+        "Data folder".into(),
+        writable,
+        if writable {
+            "writable".into()
+        } else {
+            format!("{} cannot be created", work.display())
+        },
+    ));
+    for (tool, found) in tools {
         health.push((
-            "Data folder".into(),
-            writable,
-            if writable {
-                "writable".into()
+            tool.clone(),
+            *found,
+            if *found {
+                "installed".into()
             } else {
-                format!("{} cannot be created", work.display())
-            },
-        ));
-        for (tool, found) in &tools {
-            health.push((
-                tool.clone(),
-                *found,
-                if *found {
-                    "installed".into()
-                } else {
-                    "missing: run scripts/install-deps.sh".into()
-                },
-            ));
-        }
-        health.push((
-            "Worker".into(),
-            state.runs.is_some(),
-            if state.runs.is_some() {
-                "running in this process".into()
-            } else {
-                "off (--no-worker): generation is unavailable".into()
+                "missing: run scripts/install-deps.sh".into()
             },
         ));
     }
-    ok(&SettingsPage {
-        l: page.layout("Settings", "settings"),
-        providers,
-        tools,
-        database: status["database"].as_str().unwrap_or("sqlite").to_string(),
-        prices,
-        defaults,
-        checked,
-        health,
-    })
+    health.push((
+        "Worker".into(),
+        state.worker_in_process,
+        if state.worker_in_process {
+            "running in this process".into()
+        } else {
+            "off (--no-worker): generation is unavailable".into()
+        },
+    ));
+    health
 }

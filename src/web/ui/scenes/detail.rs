@@ -1,0 +1,302 @@
+//! `/scenes/{id}`: the scene's player, captions, step timeline, logs and actions.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::response::Response;
+
+use super::{project, scene};
+use crate::domain::{LogStep, StepName};
+use crate::pipeline::StepOutput;
+use crate::storage::db::{Db, LogFilter, LogRow, SceneRecord, StepRow};
+use crate::web::AppState;
+use crate::web::ui::view;
+use crate::web::ui::{Layout, Page, UiError, ok};
+
+/// One row of the step timeline.
+#[derive(Debug, Clone)]
+struct TimelineRow {
+    step: &'static str,
+    status: String,
+    provider: String,
+    cached: bool,
+    took: String,
+    cost: String,
+    attempts: i64,
+    error: String,
+    notes: Vec<String>,
+}
+
+/// One log row on a page.
+#[derive(Debug, Clone)]
+pub(crate) struct LogLine {
+    /// Id.
+    pub id: String,
+    /// Time.
+    pub at: String,
+    /// ISO time.
+    pub at_iso: String,
+    /// Level.
+    pub level: String,
+    /// Guide step.
+    pub step: String,
+    /// Scene name (or empty).
+    pub scene: String,
+    /// Scene id (or empty).
+    pub scene_id: String,
+    /// Project name (or empty).
+    pub project: String,
+    /// Project id (or empty).
+    pub project_id: String,
+    /// Provider.
+    pub provider: String,
+    /// Message.
+    pub message: String,
+    /// Duration.
+    pub took: String,
+    /// Pretty-printed redacted payload, or empty.
+    pub payload: String,
+}
+
+impl LogLine {
+    /// A row from the database, with the scene's name and payload when known.
+    pub fn new(r: &crate::storage::db::LogRow, scene: String, payload: Option<&String>) -> Self {
+        Self {
+            id: r.id.clone(),
+            at: view::time(r.created_at),
+            at_iso: view::iso(r.created_at),
+            level: r.level.clone(),
+            step: r.step.clone(),
+            scene,
+            scene_id: r.scene_id.clone().unwrap_or_default(),
+            project: String::new(),
+            project_id: r.project_id.clone().unwrap_or_default(),
+            provider: r.provider.clone().unwrap_or_default(),
+            message: r.message.clone(),
+            took: r.duration_ms.map(view::ms).unwrap_or_default(),
+            payload: payload
+                .map(|p| {
+                    serde_json::from_str::<serde_json::Value>(p)
+                        .ok()
+                        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+                        .unwrap_or_else(|| p.clone())
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "scene.html")]
+struct ScenePage {
+    l: Layout,
+    id: String,
+    name: String,
+    project_id: String,
+    project_name: String,
+    status: &'static str,
+    dialogue: String,
+    facts: Vec<(&'static str, String)>,
+    video: String,
+    captions: String,
+    thumbnail: String,
+    running: String,
+    timeline: Vec<TimelineRow>,
+    run_status: String,
+    run_error: String,
+    run_started: String,
+    logs: Vec<LogLine>,
+}
+
+/// The log step that describes a pipeline step.
+fn log_step_of(step: &str) -> &'static [&'static str] {
+    match step {
+        "AUDIO" => &["AUDIO_GENERATION"],
+        "IMAGE" => &["IDENTITY_ANCHOR", "IMAGE_GENERATION"],
+        "VIDEO" => &["VIDEO_GENERATION"],
+        "LIPSYNC" => &["LIPSYNC_APPLICATION"],
+        _ => &["VIDEO_ASSEMBLY"],
+    }
+}
+
+/// A scene: its video with captions, the latest run's step timeline, its logs and actions.
+pub(crate) async fn scene_page(
+    State(state): State<AppState>,
+    page: Page,
+    Path(id): Path<String>,
+) -> Result<Response, UiError> {
+    let db = &state.storage.db;
+    let s = scene(&state, &id).await?;
+    let p = project(&state, &s.project_id).await?;
+    let active = db.active_run_for(&s.project_id, &id).await?;
+    let latest = db.latest_run_for_scene(&s.project_id, &id).await?;
+    let logs = db
+        .query_logs(&LogFilter {
+            scene: Some(id.clone()),
+            limit: 100,
+            ..LogFilter::default()
+        })
+        .await?;
+    let payloads = db
+        .ui_log_payloads(&logs.iter().map(|r| r.id.clone()).collect::<Vec<_>>())
+        .await?;
+    let run = match &latest {
+        Some(run_id) => latest_run(db, run_id, &id, &logs).await?,
+        None => LatestRun::default(),
+    };
+    let captions = captions_url(db, &id, &page.root).await?;
+    let facts = scene_facts(db, &s).await?;
+    let sc = &s.scene;
+    ok(&ScenePage {
+        l: page.layout(format!("Scene {}", sc.name), "scenes"),
+        id: s.id.clone(),
+        name: sc.name.clone(),
+        project_id: p.id.clone(),
+        project_name: p.project.name.clone(),
+        status: if active.is_some() && s.status != "generating" {
+            "queued"
+        } else {
+            view::status_word(&s.status)
+        },
+        dialogue: sc.dialogue.clone(),
+        facts,
+        video: media_url(&page.root, s.output_object.as_deref()),
+        captions,
+        thumbnail: media_url(&page.root, s.thumbnail_object.as_deref()),
+        running: active.unwrap_or_default(),
+        timeline: run.timeline,
+        run_status: run.status,
+        run_error: run.error,
+        run_started: run.started,
+        logs: log_lines(&s, &logs, &payloads),
+    })
+}
+
+/// The scene's latest run as the page shows it (all empty when it has none).
+#[derive(Default)]
+struct LatestRun {
+    timeline: Vec<TimelineRow>,
+    status: String,
+    error: String,
+    started: String,
+}
+
+/// The run's status, error and start time, and one timeline row per scene step.
+async fn latest_run(
+    db: &Db,
+    run_id: &str,
+    scene_id: &str,
+    logs: &[LogRow],
+) -> Result<LatestRun, UiError> {
+    let Some(run) = db.get_run(run_id).await? else {
+        return Ok(LatestRun::default());
+    };
+    let steps = db.run_steps(run_id).await?;
+    Ok(LatestRun {
+        timeline: StepName::SCENE_STEPS
+            .iter()
+            .map(|name| timeline_row(name.as_str(), &steps, scene_id, run_id, logs))
+            .collect(),
+        status: view::status_word(run.status.as_str()).to_string(),
+        error: run.error.unwrap_or_default(),
+        started: view::time(run.created_at),
+    })
+}
+
+/// One timeline row: the scene's step in the run (pending when it has not started) with its notable logs.
+fn timeline_row(
+    step: &'static str,
+    steps: &[StepRow],
+    scene_id: &str,
+    run_id: &str,
+    logs: &[LogRow],
+) -> TimelineRow {
+    let row = steps
+        .iter()
+        .find(|x| x.scene_id == scene_id && x.step == step);
+    let notes = logs
+        .iter()
+        .filter(|l| l.run_id.as_deref() == Some(run_id))
+        .filter(|l| log_step_of(step).contains(&l.step.as_str()))
+        .filter(|l| {
+            l.level == "WARN" || l.level == "ERROR" || l.step == LogStep::IdentityAnchor.as_str()
+        })
+        .map(|l| format!("{} {}", l.level, l.message))
+        .collect();
+    TimelineRow {
+        step,
+        status: row
+            .map(|r| r.status.clone())
+            .unwrap_or_else(|| "pending".into()),
+        provider: row.and_then(|r| r.provider.clone()).unwrap_or_default(),
+        cached: row.is_some_and(|r| r.cached),
+        took: match row.and_then(|r| r.started_at.zip(r.finished_at)) {
+            Some((a, b)) => view::ms(b - a),
+            None => String::new(),
+        },
+        cost: row.map(|r| view::usd(r.cost_usd)).unwrap_or_default(),
+        attempts: row.map(|r| r.attempts).unwrap_or(0),
+        error: row.and_then(|r| r.error.clone()).unwrap_or_default(),
+        notes,
+    }
+}
+
+/// The URL of the captions (WebVTT) of the scene's last finished video, or empty.
+async fn captions_url(db: &Db, scene_id: &str, root: &str) -> Result<String, UiError> {
+    Ok(match db.ui_scene_final_output(scene_id).await? {
+        Some(json) => serde_json::from_str::<StepOutput>(&json)
+            .ok()
+            .and_then(|o| o.object("vtt").map(|k| view::media(root, k)))
+            .unwrap_or_default(),
+        None => String::new(),
+    })
+}
+
+/// The URL of a stored media object, or empty when there is none.
+fn media_url(root: &str, key: Option<&str>) -> String {
+    key.map(|k| view::media(root, k)).unwrap_or_default()
+}
+
+/// The scene's settings that are set, as (label, value): identity, mode, animation, looks, durations.
+async fn scene_facts(db: &Db, s: &SceneRecord) -> Result<Vec<(&'static str, String)>, UiError> {
+    let sc = &s.scene;
+    let identity = match &s.identity_id {
+        Some(iid) => db
+            .get_identity(iid)
+            .await?
+            .map(|i| i.identity.display_name)
+            .unwrap_or_else(|| "a deleted identity".into()),
+        None => "project default".into(),
+    };
+    Ok([
+        ("Identity", Some(identity)),
+        ("Mode", Some(sc.generation_mode.as_str().to_string())),
+        ("Animation", Some(sc.animation.as_str().to_string())),
+        ("Environment", sc.environment.clone()),
+        ("Wardrobe", sc.wardrobe.clone()),
+        ("Mood lighting", sc.mood_lighting.clone()),
+        ("Camera", sc.camera.clone()),
+        ("Movement", sc.movement.clone()),
+        ("Target duration", sc.target_duration.map(view::seconds)),
+        ("Length", s.duration_seconds.map(view::seconds)),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k, v)))
+    .collect())
+}
+
+/// The scene's log rows for display, each named after the scene and carrying its payload.
+fn log_lines(s: &SceneRecord, logs: &[LogRow], payloads: &HashMap<String, String>) -> Vec<LogLine> {
+    let scene_names = [(s.id.clone(), s.scene.name.clone())];
+    logs.iter()
+        .map(|r| {
+            let scene = scene_names
+                .iter()
+                .find(|(i, _)| Some(i) == r.scene_id.as_ref())
+                .map(|(_, n)| n.clone())
+                .unwrap_or_default();
+            LogLine::new(r, scene, payloads.get(&r.id))
+        })
+        .collect()
+}

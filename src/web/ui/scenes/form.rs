@@ -1,0 +1,389 @@
+//! The add/edit scene form: its fields, parsing and validation, and the handlers that show and save it.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::{project, scene};
+use crate::domain::{Animation, GenerationMode, Scene};
+use crate::storage::db::SceneRecord;
+use crate::web::AppState;
+use crate::web::ui::forms::{
+    Control, FieldErrs, FormData, FormField, PostForm, number, with_errors,
+};
+use crate::web::ui::{Layout, Page, UiError, ok, render};
+
+/// The scene form's fields, filled from a stored scene (or blank).
+async fn scene_fields(
+    state: &AppState,
+    s: Option<&SceneRecord>,
+) -> Result<Vec<FormField>, UiError> {
+    let identities = identity_options(state).await?;
+    let headshots = headshot_options(state).await?;
+    let mut fields = description_fields(s.map(|s| &s.scene));
+    fields.extend(choice_fields(s, identities, headshots));
+    Ok(fields)
+}
+
+/// The identity choices: the project default, then every identity as "Display name (name)".
+async fn identity_options(state: &AppState) -> Result<Vec<(String, String)>, UiError> {
+    let mut identities = vec![(String::new(), "Project default".to_string())];
+    identities.extend(
+        state
+            .storage
+            .db
+            .list_identities()
+            .await?
+            .into_iter()
+            .map(|i| {
+                (
+                    i.id,
+                    format!("{} ({})", i.identity.display_name, i.identity.name),
+                )
+            }),
+    );
+    Ok(identities)
+}
+
+/// The headshot choices: none, then every uploaded headshot as "folder/original name" (or its id).
+async fn headshot_options(state: &AppState) -> Result<Vec<(String, String)>, UiError> {
+    let mut headshots = vec![(
+        String::new(),
+        "None (the identity's headshot, or a portrait)".to_string(),
+    )];
+    headshots.extend(
+        state
+            .storage
+            .db
+            .list_assets("headshot", "")
+            .await?
+            .into_iter()
+            .map(|a| {
+                let label = a.original_name.clone().unwrap_or_else(|| a.id.clone());
+                let label = if a.folder.is_empty() {
+                    label
+                } else {
+                    format!("{}/{label}", a.folder)
+                };
+                (a.id, label)
+            }),
+    );
+    Ok(headshots)
+}
+
+/// What the scene says and shows: name, dialogue, environment, wardrobe, lighting, camera, movement, duration.
+fn description_fields(sc: Option<&Scene>) -> Vec<FormField> {
+    let text = |f: fn(&Scene) -> Option<String>| sc.and_then(f).unwrap_or_default();
+    vec![
+        FormField::text(
+            "name",
+            "Name",
+            sc.map(|s| s.name.clone()).unwrap_or_default(),
+        )
+        .required()
+        .hint("Unique in the project, e.g. welcome."),
+        FormField::text(
+            "dialogue",
+            "Dialogue",
+            sc.map(|s| s.dialogue.clone()).unwrap_or_default(),
+        )
+        .control(Control::TextArea)
+        .required()
+        .hint("What the person says. The speech decides the scene's length."),
+        FormField::text(
+            "environment",
+            "Environment",
+            text(|s| s.environment.clone()),
+        )
+        .hint("Where it takes place, e.g. modern office with natural lighting."),
+        FormField::text("wardrobe", "Wardrobe", text(|s| s.wardrobe.clone()))
+            .hint("What the person wears, e.g. navy blazer."),
+        FormField::text(
+            "moodLighting",
+            "Mood lighting",
+            text(|s| s.mood_lighting.clone()),
+        )
+        .hint("e.g. warm golden hour."),
+        FormField::text("camera", "Camera", text(|s| s.camera.clone()))
+            .hint("close-up, medium shot or wide shot (also picks the LoRA scale on auto)."),
+        FormField::text("movement", "Movement", text(|s| s.movement.clone()))
+            .hint("e.g. subtle head movements, static, pan left, zoom out."),
+        FormField::text(
+            "targetDuration",
+            "Target duration (seconds)",
+            sc.and_then(|s| s.target_duration)
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+        )
+        .control(Control::Number("0.1"))
+        .hint("Advisory, 1–300 s: a warning is logged when the speech differs by more than 2 s."),
+    ]
+}
+
+/// How the scene is made: identity, headshot, generation mode and animation.
+fn choice_fields(
+    s: Option<&SceneRecord>,
+    identities: Vec<(String, String)>,
+    headshots: Vec<(String, String)>,
+) -> Vec<FormField> {
+    let sc = s.map(|s| &s.scene);
+    vec![
+        FormField::text(
+            "identityId",
+            "Identity",
+            s.and_then(|s| s.identity_id.clone()).unwrap_or_default(),
+        )
+        .control(Control::Select(identities)),
+        FormField::text(
+            "headshotAssetId",
+            "Headshot",
+            s.and_then(|s| s.headshot_asset_id.clone())
+                .unwrap_or_default(),
+        )
+        .control(Control::Select(headshots))
+        .hint("Upload headshots on the Assets page."),
+        FormField::text(
+            "generationMode",
+            "Generation mode",
+            sc.map(|s| s.generation_mode.as_str()).unwrap_or("auto"),
+        )
+        .control(Control::Select(vec![
+            (
+                "auto".into(),
+                "Auto: digital twin when available, else standard".into(),
+            ),
+            ("standard".into(), "Standard: headshot or portrait".into()),
+            (
+                "digital-twin".into(),
+                "Digital twin: LoRA-generated, identity-locked".into(),
+            ),
+        ])),
+        FormField::text(
+            "animation",
+            "Animation",
+            sc.map(|s| s.animation.as_str()).unwrap_or("standard"),
+        )
+        .control(Control::Select(vec![
+            (
+                "standard".into(),
+                "Standard: image-to-video, then lip-sync".into(),
+            ),
+            (
+                "fast".into(),
+                "Fast: one-step talking avatar (needs FAL_KEY)".into(),
+            ),
+        ])),
+    ]
+}
+
+#[derive(Template)]
+#[template(path = "scene_form.html")]
+struct SceneFormPage {
+    l: Layout,
+    project_id: String,
+    project_name: String,
+    scene_id: String,
+    action: String,
+    fields: Vec<FormField>,
+    error: Option<String>,
+}
+
+/// A validated scene and its references.
+struct ParsedScene {
+    scene: Scene,
+    identity_id: Option<String>,
+    headshot: Option<String>,
+}
+
+async fn parse_scene(
+    state: &AppState,
+    form: &FormData,
+    project_id: &str,
+    except_id: &str,
+) -> Result<ParsedScene, (StatusCode, FieldErrs)> {
+    let mut errors = FieldErrs::default();
+    let target = number(form, "targetDuration", &mut errors);
+    let mode = GenerationMode::parse(form.get("generationMode")).unwrap_or_else(|| {
+        errors.add("generationMode", "must be auto, standard or digital-twin");
+        GenerationMode::Auto
+    });
+    let animation = match form.get("animation") {
+        "" => Animation::Standard,
+        a => Animation::parse(a).unwrap_or_else(|| {
+            errors.add("animation", "must be standard or fast");
+            Animation::Standard
+        }),
+    };
+    let scene = Scene {
+        name: form.get("name").to_string(),
+        dialogue: form.get("dialogue").to_string(),
+        environment: form.opt("environment"),
+        wardrobe: form.opt("wardrobe"),
+        mood_lighting: form.opt("moodLighting"),
+        camera: form.opt("camera"),
+        movement: form.opt("movement"),
+        target_duration: target,
+        identity: String::new(),
+        generation_mode: mode,
+        animation,
+    }
+    .validated();
+    let scene = errors.take(scene);
+    let db = &state.storage.db;
+    let internal = FieldErrs::internal;
+    let identity_id = form.opt("identityId");
+    if let Some(id) = &identity_id
+        && db.get_identity(id).await.map_err(internal)?.is_none()
+    {
+        errors.add("identityId", "no such identity");
+    }
+    let headshot = form.opt("headshotAssetId");
+    if let Some(id) = &headshot
+        && db.asset_object_key(id).await.map_err(internal)?.is_none()
+    {
+        errors.add("headshotAssetId", "no such asset");
+    }
+    let Some(scene) = scene.filter(|_| errors.is_empty()) else {
+        return Err((StatusCode::UNPROCESSABLE_ENTITY, errors));
+    };
+    if db
+        .scene_name_taken(project_id, &scene.name, except_id)
+        .await
+        .map_err(internal)?
+    {
+        errors.add("name", "a scene with this name exists in the project");
+        return Err((StatusCode::CONFLICT, errors));
+    }
+    Ok(ParsedScene {
+        scene,
+        identity_id,
+        headshot,
+    })
+}
+
+fn refill(mut fields: Vec<FormField>, form: &FormData) -> Vec<FormField> {
+    for f in &mut fields {
+        f.value = form.get(f.name).to_string();
+    }
+    fields
+}
+
+/// The Add Scene form.
+pub(crate) async fn new_page(
+    State(state): State<AppState>,
+    page: Page,
+    Path(project_id): Path<String>,
+) -> Result<Response, UiError> {
+    let p = project(&state, &project_id).await?;
+    ok(&SceneFormPage {
+        l: page.layout("Add scene", "projects"),
+        action: format!("{}projects/{}/scenes", page.root, p.id),
+        project_id: p.id,
+        project_name: p.project.name,
+        scene_id: String::new(),
+        fields: scene_fields(&state, None).await?,
+        error: None,
+    })
+}
+
+/// Adds a scene at the end of the project.
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    page: Page,
+    Path(project_id): Path<String>,
+    PostForm(form): PostForm,
+) -> Result<Response, UiError> {
+    let p = project(&state, &project_id).await?;
+    match parse_scene(&state, &form, &p.id, "").await {
+        Ok(s) => {
+            state
+                .storage
+                .db
+                .save_scene(
+                    None,
+                    &p.id,
+                    &s.scene,
+                    s.identity_id.as_deref(),
+                    s.headshot.as_deref(),
+                )
+                .await?;
+            Ok(page.redirect(&format!("projects/{}?ok=scene-created", p.id)))
+        }
+        Err((status, errors)) => render(
+            status,
+            &SceneFormPage {
+                l: page.layout("Add scene", "projects"),
+                action: format!("{}projects/{}/scenes", page.root, p.id),
+                project_id: p.id,
+                project_name: p.project.name,
+                scene_id: String::new(),
+                fields: with_errors(refill(scene_fields(&state, None).await?, &form), &errors),
+                error: Some("The scene was not added: fix the fields marked below.".into()),
+            },
+        ),
+    }
+}
+
+/// The Edit Scene form.
+pub(crate) async fn edit_page(
+    State(state): State<AppState>,
+    page: Page,
+    Path(id): Path<String>,
+) -> Result<Response, UiError> {
+    let s = scene(&state, &id).await?;
+    let p = project(&state, &s.project_id).await?;
+    ok(&SceneFormPage {
+        l: page.layout(format!("Edit scene {}", s.scene.name), "projects"),
+        action: format!("{}scenes/{}", page.root, s.id),
+        project_id: p.id,
+        project_name: p.project.name,
+        scene_id: s.id.clone(),
+        fields: scene_fields(&state, Some(&s)).await?,
+        error: None,
+    })
+}
+
+/// Saves a scene.
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    page: Page,
+    Path(id): Path<String>,
+    PostForm(form): PostForm,
+) -> Result<Response, UiError> {
+    let s = scene(&state, &id).await?;
+    match parse_scene(&state, &form, &s.project_id, &id).await {
+        Ok(parsed) => {
+            state
+                .storage
+                .db
+                .save_scene(
+                    Some(&id),
+                    &s.project_id,
+                    &parsed.scene,
+                    parsed.identity_id.as_deref(),
+                    parsed.headshot.as_deref(),
+                )
+                .await?;
+            Ok(page.redirect(&format!("projects/{}?ok=scene-saved", s.project_id)))
+        }
+        Err((status, errors)) => {
+            let p = project(&state, &s.project_id).await?;
+            render(
+                status,
+                &SceneFormPage {
+                    l: page.layout(format!("Edit scene {}", s.scene.name), "projects"),
+                    action: format!("{}scenes/{}", page.root, s.id),
+                    project_id: p.id,
+                    project_name: p.project.name,
+                    scene_id: s.id.clone(),
+                    fields: with_errors(
+                        refill(scene_fields(&state, Some(&s)).await?, &form),
+                        &errors,
+                    ),
+                    error: Some("The scene was not saved: fix the fields marked below.".into()),
+                },
+            )
+        }
+    }
+}
