@@ -10,7 +10,7 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use bytes::Bytes;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::faults::{Endpoint, ErrorKind, InjectedError, Provider};
 use super::media::AudioFormat;
@@ -244,6 +244,53 @@ struct TtsInput {
     speed: f64,
 }
 
+/// The `voice_settings` fields.
+const VOICE_SETTINGS: &[&str] = &[
+    "stability",
+    "similarity_boost",
+    "style",
+    "use_speaker_boost",
+    "speed",
+];
+
+/// Checks the optional `voice_settings` object; returns the speaking speed (1.0 unless given).
+fn check_voice_settings(c: &mut Checker, map: &Map<String, Value>) -> f64 {
+    let mut speed = 1.0;
+    if let Some(vs) = c.object(map, &loc(&["body"]), "voice_settings", false) {
+        let vbase = loc(&["body", "voice_settings"]);
+        c.unknown_fields(vs, &vbase, VOICE_SETTINGS);
+        c.number(vs, &vbase, "stability", 0.0, 1.0);
+        c.number(vs, &vbase, "similarity_boost", 0.0, 1.0);
+        c.number(vs, &vbase, "style", 0.0, 1.0);
+        c.boolean(vs, &vbase, "use_speaker_boost");
+        if let Some(s) = c.number(vs, &vbase, "speed", 0.7, 1.2) {
+            speed = s;
+        }
+    }
+    speed
+}
+
+/// Checks the request-stitching and pronunciation lists (at most 3 items each).
+fn check_context_lists(c: &mut Checker, map: &Map<String, Value>) {
+    let base = loc(&["body"]);
+    for key in [
+        "previous_request_ids",
+        "next_request_ids",
+        "pronunciation_dictionary_locators",
+    ] {
+        if let Some(a) = c.array(map, &base, key, false)
+            && a.len() > 3
+        {
+            c.add(
+                loc(&["body", key]),
+                "ensure this value has at most 3 items",
+                "value_error.list.max_items",
+            );
+        }
+    }
+}
+
+/// Validates a text-to-speech body.
 fn validate(body: &Value) -> Result<TtsInput, Checker> {
     let mut c = Checker::default();
     let Some(map) = body.as_object() else {
@@ -279,21 +326,7 @@ fn validate(body: &Value) -> Result<TtsInput, Checker> {
     c.integer(map, &base, "seed", 0, 4_294_967_295);
     c.string(map, &base, "previous_text", false);
     c.string(map, &base, "next_text", false);
-    for key in [
-        "previous_request_ids",
-        "next_request_ids",
-        "pronunciation_dictionary_locators",
-    ] {
-        if let Some(a) = c.array(map, &base, key, false)
-            && a.len() > 3
-        {
-            c.add(
-                loc(&["body", key]),
-                "ensure this value has at most 3 items",
-                "value_error.list.max_items",
-            );
-        }
-    }
+    check_context_lists(&mut c, map);
     c.one_of(
         map,
         &base,
@@ -303,28 +336,7 @@ fn validate(body: &Value) -> Result<TtsInput, Checker> {
     );
     c.boolean(map, &base, "apply_language_text_normalization");
     c.boolean(map, &base, "use_pvc_as_ivc");
-    let mut speed = 1.0;
-    if let Some(vs) = c.object(map, &base, "voice_settings", false) {
-        let vbase = loc(&["body", "voice_settings"]);
-        c.unknown_fields(
-            vs,
-            &vbase,
-            &[
-                "stability",
-                "similarity_boost",
-                "style",
-                "use_speaker_boost",
-                "speed",
-            ],
-        );
-        c.number(vs, &vbase, "stability", 0.0, 1.0);
-        c.number(vs, &vbase, "similarity_boost", 0.0, 1.0);
-        c.number(vs, &vbase, "style", 0.0, 1.0);
-        c.boolean(vs, &vbase, "use_speaker_boost");
-        if let Some(s) = c.number(vs, &vbase, "speed", 0.7, 1.2) {
-            speed = s;
-        }
-    }
+    let speed = check_voice_settings(&mut c, map);
     match (c.ok(), text) {
         (true, Some(text)) => Ok(TtsInput { text, model, speed }),
         _ => Err(c),
@@ -377,6 +389,180 @@ async fn tts(ctx: &Ctx, req: Request, voice: &str, stream: bool, timestamps: boo
     ctx.finish(resp, &actions).await
 }
 
+/// A checker holding one issue.
+fn one_issue(at: &[&str], msg: String, kind: &'static str) -> Checker {
+    let mut c = Checker::default();
+    c.add(loc(at), msg, kind);
+    c
+}
+
+/// Parses the `output_format`, the JSON body and its fields; the issues (for a 422) when any of them is wrong.
+fn parse_tts_request(
+    format_name: &str,
+    json_ct: bool,
+    body: &[u8],
+) -> Result<(AudioFormat, TtsInput), Checker> {
+    let Some(format) = AudioFormat::parse(format_name) else {
+        return Err(one_issue(
+            &["query", "output_format"],
+            format!("unsupported output_format {format_name}"),
+            "type_error.enum",
+        ));
+    };
+    let parsed: Value = match serde_json::from_slice(body) {
+        Ok(v) if json_ct => v,
+        _ => {
+            return Err(one_issue(
+                &["body"],
+                "Expecting a JSON object body".into(),
+                "value_error.jsondecode",
+            ));
+        }
+    };
+    let input = validate(&parsed)?;
+    Ok((format, input))
+}
+
+/// The 400 for an unknown voice or a text of `chars` characters over the model's limit, if either applies.
+fn voice_or_length_refusal(
+    ctx: &Ctx,
+    voice: &str,
+    input: &TtsInput,
+    chars: usize,
+) -> Option<Response> {
+    if !voice_known(ctx, voice) {
+        return Some(detail(
+            400,
+            "voice_not_found",
+            &format!("A voice with the voice_id {voice} was not found."),
+        ));
+    }
+    let limit = limit_of(&input.model).unwrap_or(10_000);
+    if chars > limit {
+        return Some(detail(
+            400,
+            "max_character_limit_exceeded",
+            &format!(
+                "You are sending {chars} characters; the maximum for {} is {limit} characters per request.",
+                input.model
+            ),
+        ));
+    }
+    None
+}
+
+/// One newline-terminated JSON chunk of a timestamped stream: `bytes` of audio with the alignment of `text`,
+/// spread over `dur` seconds starting at `offset`.
+fn timestamped_chunk(bytes: &[u8], text: String, offset: f64, dur: f64) -> String {
+    let mut a = alignment(&text, dur);
+    for key in [
+        "character_start_times_seconds",
+        "character_end_times_seconds",
+    ] {
+        if let Some(arr) = a.get_mut(key).and_then(Value::as_array_mut) {
+            for t in arr.iter_mut() {
+                let v = t.as_f64().unwrap_or(0.0) + offset;
+                *t = json!((v * 1000.0).round() / 1000.0);
+            }
+        }
+    }
+    let line = json!({
+        "audio_base64": base64::engine::general_purpose::STANDARD.encode(bytes),
+        "alignment": a.clone(),
+        "normalized_alignment": a,
+    });
+    format!("{line}\n")
+}
+
+/// `stream/with-timestamps`: two newline-delimited JSON chunks, each with its own slice of audio and characters
+/// (framing unverified upstream).
+fn timestamped_stream(audio: &[u8], text: &str, secs: f64) -> Response {
+    let split_b = audio.len() / 2;
+    let chars_v: Vec<char> = text.chars().collect();
+    let split_c = chars_v.len() / 2;
+    let first_secs = secs * split_c as f64 / chars_v.len().max(1) as f64;
+    let first = timestamped_chunk(
+        &audio[..split_b],
+        chars_v[..split_c].iter().collect(),
+        0.0,
+        first_secs,
+    );
+    let second = timestamped_chunk(
+        &audio[split_b..],
+        chars_v[split_c..].iter().collect(),
+        first_secs,
+        secs - first_secs,
+    );
+    let stream = futures::stream::iter(vec![
+        Ok::<Bytes, std::io::Error>(Bytes::from(first)),
+        Ok(Bytes::from(second)),
+    ]);
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// The speech in the shape the path asked for: raw audio (whole or chunked) or JSON with timestamps.
+fn speech_body(
+    audio: Bytes,
+    text: &str,
+    secs: f64,
+    format: AudioFormat,
+    stream: bool,
+    timestamps: bool,
+) -> Response {
+    match (timestamps, stream) {
+        (true, true) => timestamped_stream(&audio, text, secs),
+        (true, false) => {
+            let al = alignment(text, secs);
+            json(
+                200,
+                json!({
+                    "audio_base64": base64::engine::general_purpose::STANDARD.encode(&audio),
+                    "alignment": al.clone(),
+                    "normalized_alignment": al,
+                }),
+            )
+        }
+        (false, true) => {
+            let chunks: Vec<Result<Bytes, std::io::Error>> = audio
+                .chunks(4096)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect();
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, format.content_type())],
+                Body::from_stream(futures::stream::iter(chunks)),
+            )
+                .into_response()
+        }
+        (false, false) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, format.content_type())],
+            audio,
+        )
+            .into_response(),
+    }
+}
+
+/// Adds ElevenLabs' speech response headers (request and history ids, character cost, concurrency).
+fn with_speech_headers(resp: Response, request_id: &str, chars: usize) -> Response {
+    let resp = with_header(resp, "request-id", request_id);
+    let resp = with_header(
+        resp,
+        "history-item-id",
+        &uuid::Uuid::new_v4().simple().to_string(),
+    );
+    let resp = with_header(resp, "character-cost", &chars.to_string());
+    let resp = with_header(resp, "x-character-count", &chars.to_string());
+    let resp = with_header(resp, "current-concurrent-requests", "1");
+    with_header(resp, "maximum-concurrent-requests", "5")
+}
+
+/// Validates a speech request, waits the simulated latency, makes the audio and answers in the asked shape.
 async fn tts_answer(
     ctx: &Ctx,
     voice: &str,
@@ -386,49 +572,13 @@ async fn tts_answer(
     json_ct: bool,
     body: &[u8],
 ) -> Response {
-    let Some(format) = AudioFormat::parse(format_name) else {
-        let mut c = Checker::default();
-        c.add(
-            loc(&["query", "output_format"]),
-            format!("unsupported output_format {format_name}"),
-            "type_error.enum",
-        );
-        return validation_error(&c);
-    };
-    let parsed: Value = match serde_json::from_slice(body) {
-        Ok(v) if json_ct => v,
-        _ => {
-            let mut c = Checker::default();
-            c.add(
-                loc(&["body"]),
-                "Expecting a JSON object body",
-                "value_error.jsondecode",
-            );
-            return validation_error(&c);
-        }
-    };
-    let input = match validate(&parsed) {
-        Ok(i) => i,
+    let (format, input) = match parse_tts_request(format_name, json_ct, body) {
+        Ok(v) => v,
         Err(c) => return validation_error(&c),
     };
-    if !voice_known(ctx, voice) {
-        return detail(
-            400,
-            "voice_not_found",
-            &format!("A voice with the voice_id {voice} was not found."),
-        );
-    }
     let chars = input.text.chars().count();
-    let limit = limit_of(&input.model).unwrap_or(10_000);
-    if chars > limit {
-        return detail(
-            400,
-            "max_character_limit_exceeded",
-            &format!(
-                "You are sending {chars} characters; the maximum for {} is {limit} characters per request.",
-                input.model
-            ),
-        );
+    if let Some(r) = voice_or_length_refusal(ctx, voice, &input, chars) {
+        return r;
     }
     tokio::time::sleep(ctx.shared.cfg.tts_latency(chars)).await;
     let secs = speech_secs(chars, input.speed);
@@ -443,96 +593,8 @@ async fn tts_answer(
     ctx.shared.count(&format!("elevenlabs.tts.{}", input.model));
     ctx.shared.count_by("elevenlabs.characters", chars as u64);
     let request_id = uuid::Uuid::new_v4().simple().to_string();
-    let resp = if timestamps {
-        let al = alignment(&input.text, secs);
-        if stream {
-            // Two newline-delimited JSON chunks, each with its own slice of audio and characters (framing
-            // unverified upstream).
-            let split_b = audio.len() / 2;
-            let chars_v: Vec<char> = input.text.chars().collect();
-            let split_c = chars_v.len() / 2;
-            let first_secs = secs * split_c as f64 / chars_v.len().max(1) as f64;
-            let part = |bytes: &[u8], text: String, offset: f64, dur: f64| {
-                let mut a = alignment(&text, dur);
-                for key in [
-                    "character_start_times_seconds",
-                    "character_end_times_seconds",
-                ] {
-                    if let Some(arr) = a.get_mut(key).and_then(Value::as_array_mut) {
-                        for t in arr.iter_mut() {
-                            let v = t.as_f64().unwrap_or(0.0) + offset;
-                            *t = json!((v * 1000.0).round() / 1000.0);
-                        }
-                    }
-                }
-                let line = json!({
-                    "audio_base64": base64::engine::general_purpose::STANDARD.encode(bytes),
-                    "alignment": a.clone(),
-                    "normalized_alignment": a,
-                });
-                format!("{line}\n")
-            };
-            let first = part(
-                &audio[..split_b],
-                chars_v[..split_c].iter().collect(),
-                0.0,
-                first_secs,
-            );
-            let second = part(
-                &audio[split_b..],
-                chars_v[split_c..].iter().collect(),
-                first_secs,
-                secs - first_secs,
-            );
-            let stream = futures::stream::iter(vec![
-                Ok::<Bytes, std::io::Error>(Bytes::from(first)),
-                Ok(Bytes::from(second)),
-            ]);
-            (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "application/json")],
-                Body::from_stream(stream),
-            )
-                .into_response()
-        } else {
-            json(
-                200,
-                json!({
-                    "audio_base64": base64::engine::general_purpose::STANDARD.encode(&audio),
-                    "alignment": al.clone(),
-                    "normalized_alignment": al,
-                }),
-            )
-        }
-    } else if stream {
-        let chunks: Vec<Result<Bytes, std::io::Error>> = audio
-            .chunks(4096)
-            .map(|c| Ok(Bytes::copy_from_slice(c)))
-            .collect();
-        (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, format.content_type())],
-            Body::from_stream(futures::stream::iter(chunks)),
-        )
-            .into_response()
-    } else {
-        (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, format.content_type())],
-            audio,
-        )
-            .into_response()
-    };
-    let resp = with_header(resp, "request-id", &request_id);
-    let resp = with_header(
-        resp,
-        "history-item-id",
-        &uuid::Uuid::new_v4().simple().to_string(),
-    );
-    let resp = with_header(resp, "character-cost", &chars.to_string());
-    let resp = with_header(resp, "x-character-count", &chars.to_string());
-    let resp = with_header(resp, "current-concurrent-requests", "1");
-    with_header(resp, "maximum-concurrent-requests", "5")
+    let resp = speech_body(audio, &input.text, secs, format, stream, timestamps);
+    with_speech_headers(resp, &request_id, chars)
 }
 
 #[cfg(test)]

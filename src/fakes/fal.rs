@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::faults::{Endpoint, ErrorKind, FaultAction, InjectedError, JobFate, Provider};
-use super::jobs::{InputRef, OutputCell, OutputSpec, output};
+use super::jobs::{InputRef, OutputCell, OutputSpec, Produced, output};
 use super::media::decode_data_uri;
 use super::server::{Ctx, body_bytes, injected_error, lock, render_injected};
 use super::util::{
@@ -247,46 +247,34 @@ const PRESETS: &[(&str, u32, u32)] = &[
     ("landscape_16_9", 1024, 576),
 ];
 
-fn plan_flux(map: &Map<String, Value>, lora: bool, schnell: bool) -> Result<Plan, Checker> {
-    let mut c = Checker::default();
-    let base = loc(&["body"]);
-    let mut allowed = vec![
-        "prompt",
-        "image_size",
-        "num_inference_steps",
-        "seed",
-        "guidance_scale",
-        "sync_mode",
-        "num_images",
-        "enable_safety_checker",
-        "output_format",
-    ];
-    if lora {
-        allowed.push("loras");
+/// Checks the LoRA list: each item a `{path, scale}` object with a URL or Hugging Face path.
+fn check_loras(c: &mut Checker, map: &Map<String, Value>) {
+    let Some(loras) = c.array(map, &loc(&["body"]), "loras", false) else {
+        return;
+    };
+    for (i, l) in loras.iter().enumerate() {
+        let at = loc_push(&loc(&["body", "loras"]), i);
+        let Some(o) = l.as_object() else {
+            c.add(at, "value is not a valid dict", "type_error.dict");
+            continue;
+        };
+        c.unknown_fields(o, &at, &["path", "scale"]);
+        c.url(
+            o,
+            &at,
+            "path",
+            true,
+            UrlRules {
+                data: false,
+                hf_path: true,
+            },
+        );
+        c.number(o, &at, "scale", 0.0, 4.0);
     }
-    c.unknown_fields(map, &base, &allowed);
-    let prompt = c.text(map, &base, "prompt", true, None).map(String::from);
-    if lora && let Some(loras) = c.array(map, &base, "loras", false) {
-        for (i, l) in loras.iter().enumerate() {
-            let at = loc_push(&loc(&["body", "loras"]), i);
-            let Some(o) = l.as_object() else {
-                c.add(at, "value is not a valid dict", "type_error.dict");
-                continue;
-            };
-            c.unknown_fields(o, &at, &["path", "scale"]);
-            c.url(
-                o,
-                &at,
-                "path",
-                true,
-                UrlRules {
-                    data: false,
-                    hf_path: true,
-                },
-            );
-            c.number(o, &at, "scale", 0.0, 4.0);
-        }
-    }
+}
+
+/// Checks `image_size` (a preset name or `{width, height}`); returns the frame size (1024×768 by default).
+fn check_image_size(c: &mut Checker, map: &Map<String, Value>) -> (u32, u32) {
     let (mut w, mut h) = (1024, 768);
     match map.get("image_size") {
         None | Some(Value::Null) => {}
@@ -321,6 +309,36 @@ fn plan_flux(map: &Map<String, Value>, lora: bool, schnell: bool) -> Result<Plan
             "type_error",
         ),
     }
+    (w, h)
+}
+
+/// The fields a Flux body may carry (`loras` only on `flux-lora`).
+const FLUX_FIELDS: &[&str] = &[
+    "prompt",
+    "image_size",
+    "num_inference_steps",
+    "seed",
+    "guidance_scale",
+    "sync_mode",
+    "num_images",
+    "enable_safety_checker",
+    "output_format",
+];
+
+/// Validates a Flux body; the picture's mark comes from the seed (random when not given) and the prompt.
+fn plan_flux(map: &Map<String, Value>, lora: bool, schnell: bool) -> Result<Plan, Checker> {
+    let mut c = Checker::default();
+    let base = loc(&["body"]);
+    let mut allowed = FLUX_FIELDS.to_vec();
+    if lora {
+        allowed.push("loras");
+    }
+    c.unknown_fields(map, &base, &allowed);
+    let prompt = c.text(map, &base, "prompt", true, None).map(String::from);
+    if lora {
+        check_loras(&mut c, map);
+    }
+    let (w, h) = check_image_size(&mut c, map);
     c.integer(
         map,
         &base,
@@ -499,6 +517,102 @@ fn plan_avatar(map: &Map<String, Value>) -> Result<Plan, Checker> {
     }
 }
 
+/// Reads the request body as a JSON object; any other body gets Fal's 422 `json_invalid`.
+async fn body_object(req: Request) -> Result<Map<String, Value>, Response> {
+    let body = body_bytes(req.into_body())
+        .await
+        .map_err(|e| detail(400, &e))?;
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => {
+            let mut c = Checker::default();
+            c.add(
+                loc(&["body"]),
+                "Input should be a valid JSON object",
+                "json_invalid",
+            );
+            Err(validation(&c))
+        }
+    }
+}
+
+/// Validates a body for `model`.
+fn plan_for(model: Model, map: &Map<String, Value>) -> Result<Plan, Checker> {
+    match model {
+        Model::Flux { lora, schnell } => plan_flux(map, lora, schnell),
+        Model::KlingI2V { v3 } => plan_kling(map, v3),
+        Model::SyncLipSync { generation } => plan_lipsync(map, generation),
+        Model::Avatar => plan_avatar(map),
+    }
+}
+
+/// A new queued job of `app` for `plan`, with its latency clock and fates.
+fn new_job(
+    ctx: &Ctx,
+    app: &str,
+    model: Model,
+    model_id: &str,
+    plan: Plan,
+    fates: Vec<JobFate>,
+) -> FalJob {
+    let stalled = fates.contains(&JobFate::Stall);
+    FalJob {
+        app: app.to_string(),
+        model,
+        model_id: model_id.to_string(),
+        clock: Clock::new(ctx.shared.cfg.job_latency(plan.kind), stalled),
+        fates,
+        canceled: false,
+        regressed: false,
+        last: Phase::Queued,
+        spec: plan.spec,
+        seed: plan.seed,
+        prompt: plan.prompt,
+        num_images: plan.num_images,
+        sync_mode: plan.sync_mode,
+        output: OutputCell::default(),
+    }
+}
+
+/// Queues the job under `id`; returns its queue position (the jobs of its app queued ahead of it) and
+/// updates `fal.peak_active`.
+fn enqueue(ctx: &Ctx, id: &str, job: FalJob) -> usize {
+    let mut st = lock(&ctx.shared.fal);
+    let ahead = st
+        .order
+        .iter()
+        .filter_map(|i| st.jobs.get(i))
+        .filter(|j| j.app == job.app && !j.canceled && j.clock.phase() == Phase::Queued)
+        .count();
+    st.jobs.insert(id.to_string(), job);
+    st.order.push(id.to_string());
+    let active = st
+        .jobs
+        .values()
+        .filter(|j| !j.canceled && j.clock.phase() != Phase::Done)
+        .count();
+    ctx.shared.peak("fal.peak_active", active as u64);
+    ahead
+}
+
+/// The `IN_QUEUE` answer to a submit, with the request's URLs (`requestId` instead of `request_id` under the
+/// `alias` fault).
+fn queued_answer(ctx: &Ctx, app: &str, id: &str, queue_position: usize, alias: bool) -> Response {
+    let (status_url, response_url, cancel_url) = urls(ctx, app, id);
+    let id_key = if alias { "requestId" } else { "request_id" };
+    let mut body = json!({
+        "status": "IN_QUEUE",
+        "queue_position": queue_position,
+        "status_url": status_url,
+        "response_url": response_url,
+        "cancel_url": cancel_url,
+        "gateway_request_id": id,
+    });
+    body[id_key] = json!(id);
+    with_header(json(200, body), "x-fal-request-id", id)
+}
+
+/// `POST {model id}`: validates the body for the model and queues a job.
 async fn submit(ctx: &Ctx, req: Request, model_id: &str) -> Response {
     ctx.request("fal.submit");
     if let Some(r) = auth(ctx, &req) {
@@ -517,29 +631,11 @@ async fn submit(ctx: &Ctx, req: Request, model_id: &str) -> Response {
             .await;
     };
     let _webhook = query_get(&query_pairs(req.uri().query()), "fal_webhook");
-    let body = match body_bytes(req.into_body()).await {
-        Ok(b) => b,
-        Err(e) => return ctx.finish(detail(400, &e), &actions).await,
+    let map = match body_object(req).await {
+        Ok(m) => m,
+        Err(r) => return ctx.finish(r, &actions).await,
     };
-    let map = match serde_json::from_slice::<Value>(&body) {
-        Ok(Value::Object(m)) => m,
-        _ => {
-            let mut c = Checker::default();
-            c.add(
-                loc(&["body"]),
-                "Input should be a valid JSON object",
-                "json_invalid",
-            );
-            return ctx.finish(validation(&c), &actions).await;
-        }
-    };
-    let plan = match model {
-        Model::Flux { lora, schnell } => plan_flux(&map, lora, schnell),
-        Model::KlingI2V { v3 } => plan_kling(&map, v3),
-        Model::SyncLipSync { generation } => plan_lipsync(&map, generation),
-        Model::Avatar => plan_avatar(&map),
-    };
-    let plan = match plan {
+    let plan = match plan_for(model, &map) {
         Ok(p) => p,
         Err(c) => return ctx.finish(validation(&c), &actions).await,
     };
@@ -547,63 +643,13 @@ async fn submit(ctx: &Ctx, req: Request, model_id: &str) -> Response {
     let app = format!("{}/{}", parts[0], parts.get(1).copied().unwrap_or(""));
     let id = uuid::Uuid::new_v4().to_string();
     let fates = ctx.shared.take_fates(P);
-    let stalled = fates.contains(&JobFate::Stall);
-    let job = FalJob {
-        app: app.clone(),
-        model,
-        model_id: model_id.to_string(),
-        clock: Clock::new(ctx.shared.cfg.job_latency(plan.kind), stalled),
-        fates,
-        canceled: false,
-        regressed: false,
-        last: Phase::Queued,
-        spec: plan.spec,
-        seed: plan.seed,
-        prompt: plan.prompt,
-        num_images: plan.num_images,
-        sync_mode: plan.sync_mode,
-        output: OutputCell::default(),
-    };
-    let queue_position = {
-        let mut st = lock(&ctx.shared.fal);
-        let ahead = st
-            .order
-            .iter()
-            .filter_map(|i| st.jobs.get(i))
-            .filter(|j| j.app == app && !j.canceled && j.clock.phase() == Phase::Queued)
-            .count();
-        st.jobs.insert(id.clone(), job);
-        st.order.push(id.clone());
-        let active = st
-            .jobs
-            .values()
-            .filter(|j| !j.canceled && j.clock.phase() != Phase::Done)
-            .count();
-        ctx.shared.peak("fal.peak_active", active as u64);
-        ahead
-    };
+    let job = new_job(ctx, &app, model, model_id, plan, fates);
+    let queue_position = enqueue(ctx, &id, job);
     ctx.shared.count("fal.submit");
     ctx.shared.count(&format!("fal.submit.{model_id}"));
-    let (status_url, response_url, cancel_url) = urls(ctx, &app, &id);
-    let id_key = if actions.contains(&FaultAction::Alias) {
-        "requestId"
-    } else {
-        "request_id"
-    };
-    let mut body = json!({
-        "status": "IN_QUEUE",
-        "queue_position": queue_position,
-        "status_url": status_url,
-        "response_url": response_url,
-        "cancel_url": cancel_url,
-        "gateway_request_id": id,
-    });
-    body[id_key] = json!(id);
-    ctx.finish(
-        with_header(json(200, body), "x-fal-request-id", &id),
-        &actions,
-    )
-    .await
+    let alias = actions.contains(&FaultAction::Alias);
+    let resp = queued_answer(ctx, &app, &id, queue_position, alias);
+    ctx.finish(resp, &actions).await
 }
 
 /// Looks a job up by app and id; a job asked for under another app is not found (case 23).
@@ -720,6 +766,135 @@ async fn status(ctx: &Ctx, req: Request, app: &str, id: &str) -> Response {
     ctx.finish(json(code, body), &actions).await
 }
 
+/// What `result` needs of a job, copied out under the lock.
+struct ResultView {
+    phase: Phase,
+    canceled: bool,
+    fates: Vec<JobFate>,
+    spec: OutputSpec,
+    cell: OutputCell,
+    model: Model,
+    model_id: String,
+    seed: Option<u64>,
+    prompt: Option<String>,
+    num_images: u32,
+    sync_mode: bool,
+}
+
+impl ResultView {
+    /// Copies out a job's state (a cancelled job counts as done).
+    fn of(job: &FalJob) -> Self {
+        Self {
+            phase: if job.canceled {
+                Phase::Done
+            } else {
+                job.clock.phase()
+            },
+            canceled: job.canceled,
+            fates: job.fates.clone(),
+            spec: job.spec.clone(),
+            cell: job.output.clone(),
+            model: job.model,
+            model_id: job.model_id.clone(),
+            seed: job.seed,
+            prompt: job.prompt.clone(),
+            num_images: job.num_images,
+            sync_mode: job.sync_mode,
+        }
+    }
+}
+
+/// The error a result call gets instead of the output: still running, cancelled, or the `error` fate.
+fn result_refusal(v: &ResultView) -> Option<Response> {
+    if v.phase != Phase::Done {
+        return Some(detail(400, "Request is still in progress"));
+    }
+    if v.canceled {
+        return Some(detail(400, "Request was cancelled"));
+    }
+    if v.fates.contains(&JobFate::ResultError) {
+        let r = json(
+            500,
+            json!({"detail": "Runner disconnected", "error_type": "runner_disconnected"}),
+        );
+        return Some(with_header(r, "x-fal-error-type", "runner_disconnected"));
+    }
+    None
+}
+
+/// The request fields a model's inputs come from (named in input failures).
+fn input_fields(model: Model) -> [&'static str; 2] {
+    match model {
+        Model::Flux { .. } => ["prompt", "prompt"],
+        Model::KlingI2V { v3: true } => ["start_image_url", "start_image_url"],
+        Model::KlingI2V { v3: false } => ["image_url", "image_url"],
+        Model::SyncLipSync { .. } => ["video_url", "audio_url"],
+        Model::Avatar => ["image_url", "audio_url"],
+    }
+}
+
+/// Where the output is: a `data:` URI of its bytes when `sync_mode` asked for them (falling back to the media
+/// URL), else the media URL.
+async fn output_url(ctx: &Ctx, produced: &Produced, sync_mode: bool) -> String {
+    if !sync_mode {
+        return ctx.media_url(&produced.name);
+    }
+    match ctx.shared.media.get(&produced.name) {
+        Some(item) => match ctx.shared.media.bytes(&item).await {
+            Ok(b) => {
+                use base64::Engine as _;
+                format!(
+                    "data:{};base64,{}",
+                    produced.content_type,
+                    base64::engine::general_purpose::STANDARD.encode(&b)
+                )
+            }
+            Err(_) => ctx.media_url(&produced.name),
+        },
+        None => ctx.media_url(&produced.name),
+    }
+}
+
+/// The result body of a model: Flux images with seed and timings, or a video file (with its duration for
+/// the avatar); the `no_output` and `extra_fields` fates applied.
+fn result_body(v: &ResultView, produced: &Produced, url: &str) -> Value {
+    let no_output = v.fates.contains(&JobFate::NoOutput);
+    let n = v.num_images as usize;
+    let file = json!({
+        "url": url,
+        "content_type": produced.content_type,
+        "file_name": produced.name,
+        "file_size": produced.size,
+    });
+    let mut body = match v.model {
+        Model::Flux { .. } => {
+            let image = json!({
+                "url": url,
+                "width": produced.w,
+                "height": produced.h,
+                "content_type": produced.content_type,
+            });
+            json!({
+                "images": if no_output { json!([]) } else { json!(vec![image; n]) },
+                "seed": v.seed,
+                "has_nsfw_concepts": vec![false; n],
+                "timings": {"inference": 1.234},
+                "prompt": v.prompt,
+            })
+        }
+        Model::Avatar => json!({"video": file, "duration": produced.duration}),
+        _ => json!({"video": file}),
+    };
+    if no_output && let Some(o) = body.as_object_mut() {
+        o.remove("video");
+    }
+    if v.fates.contains(&JobFate::ExtraFields) {
+        body["x_unknown_field"] = json!({"model": v.model_id});
+    }
+    body
+}
+
+/// `GET owner/app/requests/{id}`: the job's output, made on first ask.
 async fn result(ctx: &Ctx, req: Request, app: &str, id: &str) -> Response {
     ctx.request("fal.result");
     if let Some(r) = auth(ctx, &req) {
@@ -730,123 +905,26 @@ async fn result(ctx: &Ctx, req: Request, app: &str, id: &str) -> Response {
     if let Some(e) = injected_error(&actions) {
         return ctx.finish(injected(e), &actions).await;
     }
-    let found = with_job(ctx, app, id, |job, _| {
-        let phase = if job.canceled {
-            Phase::Done
-        } else {
-            job.clock.phase()
-        };
-        (
-            phase,
-            job.canceled,
-            job.fates.clone(),
-            job.spec.clone(),
-            job.output.clone(),
-            job.model,
-            job.model_id.clone(),
-            (job.seed, job.prompt.clone(), job.num_images, job.sync_mode),
-        )
-    });
-    let Some((phase, canceled, fates, spec, cell, model, model_id, (seed, prompt, n, sync_mode))) =
-        found
-    else {
+    let Some(v) = with_job(ctx, app, id, |job, _| ResultView::of(job)) else {
         return ctx.finish(detail(404, "Request not found"), &actions).await;
     };
-    if phase != Phase::Done {
-        return ctx
-            .finish(detail(400, "Request is still in progress"), &actions)
-            .await;
+    if let Some(r) = result_refusal(&v) {
+        return ctx.finish(r, &actions).await;
     }
-    if canceled {
-        return ctx
-            .finish(detail(400, "Request was cancelled"), &actions)
-            .await;
-    }
-    if fates.contains(&JobFate::ResultError) {
-        let r = json(
-            500,
-            json!({"detail": "Runner disconnected", "error_type": "runner_disconnected"}),
-        );
-        return ctx
-            .finish(
-                with_header(r, "x-fal-error-type", "runner_disconnected"),
-                &actions,
-            )
-            .await;
-    }
-    let fields = match model {
-        Model::Flux { .. } => ["prompt", "prompt"],
-        Model::KlingI2V { v3: true } => ["start_image_url", "start_image_url"],
-        Model::KlingI2V { v3: false } => ["image_url", "image_url"],
-        Model::SyncLipSync { .. } => ["video_url", "audio_url"],
-        Model::Avatar => ["image_url", "audio_url"],
-    };
-    let produced = match output(&ctx.shared, &cell, &spec, fields).await {
+    let produced = match output(&ctx.shared, &v.cell, &v.spec, input_fields(v.model)).await {
         Ok(p) => p,
         Err(f) => {
             let r = json(
                 422,
                 json!({"detail": [{"loc": ["body", f.field], "msg": f.reason, "type": "file_download_error"}]}),
             );
-            return ctx
-                .finish(
-                    with_header(r, "x-fal-error-type", "file_download_error"),
-                    &actions,
-                )
-                .await;
+            let r = with_header(r, "x-fal-error-type", "file_download_error");
+            return ctx.finish(r, &actions).await;
         }
     };
-    let no_output = fates.contains(&JobFate::NoOutput);
-    let url = if sync_mode {
-        match ctx.shared.media.get(&produced.name) {
-            Some(item) => match ctx.shared.media.bytes(&item).await {
-                Ok(b) => {
-                    use base64::Engine as _;
-                    format!(
-                        "data:{};base64,{}",
-                        produced.content_type,
-                        base64::engine::general_purpose::STANDARD.encode(&b)
-                    )
-                }
-                Err(_) => ctx.media_url(&produced.name),
-            },
-            None => ctx.media_url(&produced.name),
-        }
-    } else {
-        ctx.media_url(&produced.name)
-    };
-    let file = json!({
-        "url": url,
-        "content_type": produced.content_type,
-        "file_name": produced.name,
-        "file_size": produced.size,
-    });
-    let mut body = match model {
-        Model::Flux { .. } => {
-            let image = json!({
-                "url": url,
-                "width": produced.w,
-                "height": produced.h,
-                "content_type": produced.content_type,
-            });
-            json!({
-                "images": if no_output { json!([]) } else { json!(vec![image; n as usize]) },
-                "seed": seed,
-                "has_nsfw_concepts": vec![false; n as usize],
-                "timings": {"inference": 1.234},
-                "prompt": prompt,
-            })
-        }
-        Model::Avatar => json!({"video": file, "duration": produced.duration}),
-        _ => json!({"video": file}),
-    };
-    if no_output && let Some(o) = body.as_object_mut() {
-        o.remove("video");
-    }
-    if fates.contains(&JobFate::ExtraFields) {
-        body["x_unknown_field"] = json!({"model": model_id});
-    }
-    ctx.finish(json(200, body), &actions).await
+    let url = output_url(ctx, &produced, v.sync_mode).await;
+    ctx.finish(json(200, result_body(&v, &produced, &url)), &actions)
+        .await
 }
 
 async fn cancel(ctx: &Ctx, req: Request, app: &str, id: &str) -> Response {

@@ -511,157 +511,222 @@ fn endpoint_of(target: &FaultTarget) -> (Option<Provider>, Option<Endpoint>) {
     }
 }
 
-fn parse_action(target: &FaultTarget, text: &str) -> Result<FaultAction, String> {
-    let (provider, endpoint) = endpoint_of(target);
-    let media = *target == FaultTarget::Media;
-    let lower = text.to_ascii_lowercase();
-    let require = |ok: bool, what: &str| -> Result<(), String> {
-        if ok {
-            Ok(())
-        } else {
-            Err(format!("`{text}` only applies to {what}"))
-        }
-    };
-    if media {
-        return Ok(match lower.as_str() {
-            "truncate" => FaultAction::Truncate,
-            "html" => FaultAction::Html,
-            "json" => FaultAction::MediaJson,
-            "expired" => FaultAction::Expired,
-            "ignore_range" => FaultAction::IgnoreRange,
-            "416" => FaultAction::RangeNotSatisfiable,
-            "redirect" => FaultAction::Redirect,
-            "no_length" => FaultAction::NoLength,
-            "oversize" => FaultAction::Oversize,
-            "empty" => FaultAction::Empty,
-            "wrong_content_type" => FaultAction::WrongContentType,
-            "drop" => FaultAction::Drop,
-            _ => {
-                if let Some(s) = lower.strip_prefix("slow=") {
-                    FaultAction::Slow(Duration::from_secs(parse_secs(s, "slow")?))
-                } else if let Some(s) = lower.strip_prefix("trickle=") {
-                    FaultAction::Trickle(Duration::from_secs(parse_secs(s, "trickle")?))
-                } else if let Some(e) = parse_error(&lower)? {
-                    FaultAction::Error(e)
-                } else {
-                    return Err(format!(
-                        "unknown media action `{text}` (truncate, html, json, expired, ignore_range, 416, redirect, \
-                         no_length, oversize, empty, wrong_content_type, drop, slow=S, trickle=S, or a status code)"
-                    ));
-                }
-            }
-        });
-    }
-    if let Some(mut e) = parse_error(&lower)? {
-        if e.kling_code.is_some() {
-            require(
-                provider == Some(Provider::Kling),
-                "kling targets (4-digit codes)",
-            )?;
-            if matches!(e.kling_code, Some(1100..=1102)) {
-                e.kind = ErrorKind::Quota;
-            }
-            if e.kling_code == Some(1303) {
-                e.kind = ErrorKind::Slot;
-            }
-        }
-        return Ok(FaultAction::Error(e));
-    }
-    let status_like = matches!(endpoint, Some(Endpoint::Status) | Some(Endpoint::Result));
-    let fate = |f: JobFate| -> Result<FaultAction, String> {
-        require(status_like, "status or result targets (job fates)")?;
-        Ok(FaultAction::Fate(f))
-    };
-    let action = match lower.as_str() {
-        "quota" => FaultAction::Error(InjectedError {
+/// Media download faults by name.
+const MEDIA_ACTIONS: &[(&str, FaultAction)] = &[
+    ("truncate", FaultAction::Truncate),
+    ("html", FaultAction::Html),
+    ("json", FaultAction::MediaJson),
+    ("expired", FaultAction::Expired),
+    ("ignore_range", FaultAction::IgnoreRange),
+    ("416", FaultAction::RangeNotSatisfiable),
+    ("redirect", FaultAction::Redirect),
+    ("no_length", FaultAction::NoLength),
+    ("oversize", FaultAction::Oversize),
+    ("empty", FaultAction::Empty),
+    ("wrong_content_type", FaultAction::WrongContentType),
+    ("drop", FaultAction::Drop),
+];
+
+/// Per-call faults any API target accepts, by name.
+const CALL_ACTIONS: &[(&str, FaultAction)] = &[
+    (
+        "quota",
+        FaultAction::Error(InjectedError {
             status: 0,
             kind: ErrorKind::Quota,
             kling_code: None,
             retry_after: None,
         }),
-        "html502" => FaultAction::Error(InjectedError {
+    ),
+    (
+        "html502",
+        FaultAction::Error(InjectedError {
             status: 502,
             kind: ErrorKind::Html,
             kling_code: None,
             retry_after: None,
         }),
-        "drop" => FaultAction::Drop,
-        "malformed" => FaultAction::Malformed,
-        "html" => FaultAction::Html,
-        "empty" => FaultAction::Empty,
-        "wrong_content_type" => FaultAction::WrongContentType,
-        "alias" => {
-            require(
-                provider == Some(Provider::Fal) && endpoint == Some(Endpoint::Submit),
-                "fal.submit",
-            )?;
-            FaultAction::Alias
+    ),
+    ("drop", FaultAction::Drop),
+    ("malformed", FaultAction::Malformed),
+    ("html", FaultAction::Html),
+    ("empty", FaultAction::Empty),
+    ("wrong_content_type", FaultAction::WrongContentType),
+];
+
+/// Per-call faults only one endpoint accepts: (name, provider, endpoint, the target as named in the error, action).
+const ENDPOINT_ACTIONS: &[(&str, Provider, Endpoint, &str, FaultAction)] = &[
+    (
+        "alias",
+        Provider::Fal,
+        Endpoint::Submit,
+        "fal.submit",
+        FaultAction::Alias,
+    ),
+    (
+        "outcome_unknown",
+        Provider::Sync,
+        Endpoint::Submit,
+        "sync.submit",
+        FaultAction::OutcomeUnknown,
+    ),
+    (
+        "audio_too_long",
+        Provider::Sync,
+        Endpoint::Submit,
+        "sync.submit",
+        FaultAction::Error(InjectedError {
+            status: 402,
+            kind: ErrorKind::AudioTooLong,
+            kling_code: None,
+            retry_after: None,
+        }),
+    ),
+    (
+        "dup_existing",
+        Provider::Kling,
+        Endpoint::Submit,
+        "kling.submit",
+        FaultAction::DuplicateReturnsExisting,
+    ),
+    (
+        "dup_reject",
+        Provider::Kling,
+        Endpoint::Submit,
+        "kling.submit",
+        FaultAction::DuplicateRejected,
+    ),
+    (
+        "ignored",
+        Provider::Fal,
+        Endpoint::Cancel,
+        "fal.cancel",
+        FaultAction::CancelIgnored,
+    ),
+];
+
+/// Job fates by name (with their aliases), other than a literal final status.
+const FATES: &[(&str, JobFate)] = &[
+    ("stall", JobFate::Stall),
+    ("no_output", JobFate::NoOutput),
+    ("completed_no_url", JobFate::NoOutput),
+    ("succeed_no_videos", JobFate::NoOutput),
+    ("error", JobFate::ResultError),
+    ("output_url", JobFate::SnakeUrl),
+    ("media_url_only", JobFate::MediaUrlOnly),
+    ("legacy_url_only", JobFate::LegacyUrlOnly),
+    ("url_object", JobFate::UrlObject),
+    ("url_null", JobFate::UrlNull),
+    ("extra_fields", JobFate::ExtraFields),
+    ("numeric_duration", JobFate::NumericDuration),
+    ("regress", JobFate::Regress),
+];
+
+/// The entry of a by-name table called `name`.
+fn lookup<T: Clone>(table: &[(&str, T)], name: &str) -> Option<T> {
+    table
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.clone())
+}
+
+/// `Err("`text` only applies to what")` unless `ok`.
+fn require(ok: bool, text: &str, what: &str) -> Result<(), String> {
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{text}` only applies to {what}"))
+    }
+}
+
+/// `slow=S` and `trickle=S` (any target); `None` for other actions.
+fn parse_timing(lower: &str) -> Result<Option<FaultAction>, String> {
+    Ok(if let Some(s) = lower.strip_prefix("slow=") {
+        Some(FaultAction::Slow(Duration::from_secs(parse_secs(
+            s, "slow",
+        )?)))
+    } else if let Some(s) = lower.strip_prefix("trickle=") {
+        Some(FaultAction::Trickle(Duration::from_secs(parse_secs(
+            s, "trickle",
+        )?)))
+    } else {
+        None
+    })
+}
+
+/// An action on the `media` target.
+fn parse_media_action(text: &str, lower: &str) -> Result<FaultAction, String> {
+    if let Some(a) = lookup(MEDIA_ACTIONS, lower) {
+        return Ok(a);
+    }
+    if let Some(a) = parse_timing(lower)? {
+        return Ok(a);
+    }
+    if let Some(e) = parse_error(lower)? {
+        return Ok(FaultAction::Error(e));
+    }
+    Err(format!(
+        "unknown media action `{text}` (truncate, html, json, expired, ignore_range, 416, redirect, \
+         no_length, oversize, empty, wrong_content_type, drop, slow=S, trickle=S, or a status code)"
+    ))
+}
+
+/// A status-code action on an API target: 4-digit Kling codes need a kling target, and the quota and
+/// concurrency codes take their error kinds.
+fn api_error(
+    mut e: InjectedError,
+    provider: Option<Provider>,
+    text: &str,
+) -> Result<InjectedError, String> {
+    if e.kling_code.is_some() {
+        require(
+            provider == Some(Provider::Kling),
+            text,
+            "kling targets (4-digit codes)",
+        )?;
+        if matches!(e.kling_code, Some(1100..=1102)) {
+            e.kind = ErrorKind::Quota;
         }
-        "outcome_unknown" => {
-            require(
-                provider == Some(Provider::Sync) && endpoint == Some(Endpoint::Submit),
-                "sync.submit",
-            )?;
-            FaultAction::OutcomeUnknown
+        if e.kling_code == Some(1303) {
+            e.kind = ErrorKind::Slot;
         }
-        "audio_too_long" => {
-            require(
-                provider == Some(Provider::Sync) && endpoint == Some(Endpoint::Submit),
-                "sync.submit",
-            )?;
-            FaultAction::Error(InjectedError {
-                status: 402,
-                kind: ErrorKind::AudioTooLong,
-                kling_code: None,
-                retry_after: None,
-            })
-        }
-        "dup_existing" | "dup_reject" => {
-            require(
-                provider == Some(Provider::Kling) && endpoint == Some(Endpoint::Submit),
-                "kling.submit",
-            )?;
-            if lower == "dup_existing" {
-                FaultAction::DuplicateReturnsExisting
-            } else {
-                FaultAction::DuplicateRejected
-            }
-        }
-        "ignored" => {
-            require(
-                provider == Some(Provider::Fal) && endpoint == Some(Endpoint::Cancel),
-                "fal.cancel",
-            )?;
-            FaultAction::CancelIgnored
-        }
-        "stall" => fate(JobFate::Stall)?,
-        "no_output" | "completed_no_url" | "succeed_no_videos" => fate(JobFate::NoOutput)?,
-        "error" => fate(JobFate::ResultError)?,
-        "output_url" => fate(JobFate::SnakeUrl)?,
-        "media_url_only" => fate(JobFate::MediaUrlOnly)?,
-        "legacy_url_only" => fate(JobFate::LegacyUrlOnly)?,
-        "url_object" => fate(JobFate::UrlObject)?,
-        "url_null" => fate(JobFate::UrlNull)?,
-        "extra_fields" => fate(JobFate::ExtraFields)?,
-        "numeric_duration" => fate(JobFate::NumericDuration)?,
-        "regress" => fate(JobFate::Regress)?,
-        _ => {
-            if let Some(s) = lower.strip_prefix("slow=") {
-                FaultAction::Slow(Duration::from_secs(parse_secs(s, "slow")?))
-            } else if let Some(s) = lower.strip_prefix("trickle=") {
-                FaultAction::Trickle(Duration::from_secs(parse_secs(s, "trickle")?))
-            } else if endpoint == Some(Endpoint::Status)
-                && text.chars().all(|c| c.is_ascii_alphabetic() || c == '_')
-            {
-                FaultAction::Fate(JobFate::Status(text.to_string()))
-            } else {
-                return Err(format!(
-                    "unknown action `{text}` (see `devatar fakes --help` and the fakes module docs)"
-                ));
-            }
-        }
-    };
-    Ok(action)
+    }
+    Ok(e)
+}
+
+/// The action half of a spec, checked against its target.
+fn parse_action(target: &FaultTarget, text: &str) -> Result<FaultAction, String> {
+    let (provider, endpoint) = endpoint_of(target);
+    let lower = text.to_ascii_lowercase();
+    if *target == FaultTarget::Media {
+        return parse_media_action(text, &lower);
+    }
+    if let Some(e) = parse_error(&lower)? {
+        return Ok(FaultAction::Error(api_error(e, provider, text)?));
+    }
+    if let Some(a) = lookup(CALL_ACTIONS, &lower) {
+        return Ok(a);
+    }
+    if let Some((_, p, e, what, a)) = ENDPOINT_ACTIONS.iter().find(|row| row.0 == lower) {
+        require(provider == Some(*p) && endpoint == Some(*e), text, what)?;
+        return Ok(a.clone());
+    }
+    if let Some(f) = lookup(FATES, &lower) {
+        let status_like = matches!(endpoint, Some(Endpoint::Status) | Some(Endpoint::Result));
+        require(status_like, text, "status or result targets (job fates)")?;
+        return Ok(FaultAction::Fate(f));
+    }
+    if let Some(a) = parse_timing(&lower)? {
+        return Ok(a);
+    }
+    if endpoint == Some(Endpoint::Status)
+        && text.chars().all(|c| c.is_ascii_alphabetic() || c == '_')
+    {
+        return Ok(FaultAction::Fate(JobFate::Status(text.to_string())));
+    }
+    Err(format!(
+        "unknown action `{text}` (see `devatar fakes --help` and the fakes module docs)"
+    ))
 }
 
 struct Rule {

@@ -341,17 +341,16 @@ struct Plan {
     external: Option<String>,
 }
 
-fn validate(map: &Map<String, Value>) -> Result<Plan, (Checker, bool)> {
-    let mut c = Checker::default();
-    let base = loc(&["body"]);
-    c.unknown_fields(map, &base, FIELDS);
+/// The model named by `model_name` (or the older `model`), defaulting to `kling-v1`; `None` (with the issue
+/// recorded) when Kling has no such model.
+fn check_model(c: &mut Checker, map: &Map<String, Value>) -> Option<String> {
     let model_key = if map.contains_key("model_name") {
         "model_name"
     } else {
         "model"
     };
     let model = c
-        .string(map, &base, model_key, false)
+        .string(map, &loc(&["body"]), model_key, false)
         .unwrap_or("kling-v1")
         .to_string();
     if !MODELS.contains(&model.as_str()) {
@@ -360,8 +359,129 @@ fn validate(map: &Map<String, Value>) -> Result<Plan, (Checker, bool)> {
             format!("model {model} does not exist"),
             "value_error",
         );
-        return Err((c, true));
+        return None;
     }
+    Some(model)
+}
+
+/// Camera movement types Kling knows.
+const CAMERA_TYPES: &[&str] = &[
+    "simple",
+    "down_back",
+    "forward_up",
+    "right_turn_forward",
+    "left_turn_forward",
+];
+
+/// Checks `camera_control` (type `simple` needs exactly one non-zero axis in its config; the other types take
+/// no config); returns whether it was given.
+fn check_camera_control(c: &mut Checker, map: &Map<String, Value>) -> bool {
+    let Some(cc) = c.object(map, &loc(&["body"]), "camera_control", false) else {
+        return false;
+    };
+    let at = loc(&["body", "camera_control"]);
+    c.unknown_fields(cc, &at, &["type", "config"]);
+    let kind = c.one_of(cc, &at, "type", CAMERA_TYPES, true);
+    let config = cc.get("config").filter(|v| !v.is_null());
+    match (kind, config) {
+        (Some("simple"), Some(Value::Object(cfg))) => {
+            let cat = loc(&["body", "camera_control", "config"]);
+            let axes = ["horizontal", "vertical", "pan", "tilt", "roll", "zoom"];
+            c.unknown_fields(cfg, &cat, &axes);
+            let nonzero = axes
+                .iter()
+                .filter_map(|a| c.number(cfg, &cat, a, -10.0, 10.0))
+                .filter(|v| *v != 0.0)
+                .count();
+            if nonzero != 1 {
+                c.add(
+                    cat,
+                    "exactly one of the six camera axes must be non-zero",
+                    "value_error",
+                );
+            }
+        }
+        (Some("simple"), _) => c.add(at, "type simple needs a config object", "value_error"),
+        (Some(_), Some(_)) => c.add(
+            at,
+            "config must be null for this camera type",
+            "value_error",
+        ),
+        _ => {}
+    }
+    true
+}
+
+/// Checks `static_mask` and `dynamic_masks` (at most 6 groups, each with a mask and 2 to 77 trajectory
+/// points); returns whether either was given.
+fn check_masks(c: &mut Checker, map: &Map<String, Value>) -> bool {
+    let base = loc(&["body"]);
+    let given = map.get("static_mask").is_some_and(|v| !v.is_null())
+        || map.get("dynamic_masks").is_some_and(|v| !v.is_null());
+    c.string(map, &base, "static_mask", false);
+    if let Some(groups) = c.array(map, &base, "dynamic_masks", false) {
+        if groups.len() > 6 {
+            c.add(
+                loc(&["body", "dynamic_masks"]),
+                "at most 6 groups",
+                "value_error",
+            );
+        }
+        for g in groups {
+            let points = g
+                .get("trajectories")
+                .and_then(Value::as_array)
+                .map(Vec::len)
+                .unwrap_or(0);
+            if !(2..=77).contains(&points) || g.get("mask").and_then(Value::as_str).is_none() {
+                c.add(
+                    loc(&["body", "dynamic_masks"]),
+                    "each group needs a mask and 2 to 77 trajectory points",
+                    "value_error",
+                );
+            }
+        }
+    }
+    given
+}
+
+/// Checks `callback_url`, `external_task_id` (at most 256 characters, not blank), `sound` and `voice_list`;
+/// returns the external task id.
+fn check_extras(c: &mut Checker, map: &Map<String, Value>) -> Option<String> {
+    let base = loc(&["body"]);
+    c.url(
+        map,
+        &base,
+        "callback_url",
+        false,
+        UrlRules {
+            data: false,
+            hf_path: false,
+        },
+    );
+    let external = c
+        .text(map, &base, "external_task_id", false, Some(256))
+        .map(String::from);
+    if external.as_deref().is_some_and(|e| e.trim().is_empty()) {
+        c.add(
+            loc(&["body", "external_task_id"]),
+            "must not be blank",
+            "value_error",
+        );
+    }
+    c.string(map, &base, "sound", false);
+    c.array(map, &base, "voice_list", false);
+    external
+}
+
+/// Validates an image2video body; `Err((issues, true))` when the model does not exist (Kling's 1203).
+fn validate(map: &Map<String, Value>) -> Result<Plan, (Checker, bool)> {
+    let mut c = Checker::default();
+    let base = loc(&["body"]);
+    c.unknown_fields(map, &base, FIELDS);
+    let Some(model) = check_model(&mut c, map) else {
+        return Err((c, true));
+    };
     let image = check_image(&mut c, map, "image");
     let tail = check_image(&mut c, map, "image_tail");
     if !map.contains_key("image") && !map.contains_key("image_tail") {
@@ -387,113 +507,22 @@ fn validate(map: &Map<String, Value>) -> Result<Plan, (Checker, bool)> {
         .one_of(map, &base, "duration", &["5", "10"], false)
         .unwrap_or("5");
     let seconds: u32 = duration.parse().unwrap_or(5);
-    let mut exclusive = 0;
-    if map.get("image_tail").is_some_and(|v| !v.is_null()) {
-        exclusive += 1;
-    }
-    if let Some(cc) = c.object(map, &base, "camera_control", false) {
-        exclusive += 1;
-        let at = loc(&["body", "camera_control"]);
-        c.unknown_fields(cc, &at, &["type", "config"]);
-        let kind = c.one_of(
-            cc,
-            &at,
-            "type",
-            &[
-                "simple",
-                "down_back",
-                "forward_up",
-                "right_turn_forward",
-                "left_turn_forward",
-            ],
-            true,
-        );
-        let config = cc.get("config").filter(|v| !v.is_null());
-        match (kind, config) {
-            (Some("simple"), Some(Value::Object(cfg))) => {
-                let cat = loc(&["body", "camera_control", "config"]);
-                let axes = ["horizontal", "vertical", "pan", "tilt", "roll", "zoom"];
-                c.unknown_fields(cfg, &cat, &axes);
-                let nonzero = axes
-                    .iter()
-                    .filter_map(|a| c.number(cfg, &cat, a, -10.0, 10.0))
-                    .filter(|v| *v != 0.0)
-                    .count();
-                if nonzero != 1 {
-                    c.add(
-                        cat,
-                        "exactly one of the six camera axes must be non-zero",
-                        "value_error",
-                    );
-                }
-            }
-            (Some("simple"), _) => c.add(at, "type simple needs a config object", "value_error"),
-            (Some(_), Some(_)) => c.add(
-                at,
-                "config must be null for this camera type",
-                "value_error",
-            ),
-            _ => {}
-        }
-    }
-    let masks = map.get("static_mask").is_some_and(|v| !v.is_null())
-        || map.get("dynamic_masks").is_some_and(|v| !v.is_null());
-    if masks {
-        exclusive += 1;
-    }
-    c.string(map, &base, "static_mask", false);
-    if let Some(groups) = c.array(map, &base, "dynamic_masks", false) {
-        if groups.len() > 6 {
-            c.add(
-                loc(&["body", "dynamic_masks"]),
-                "at most 6 groups",
-                "value_error",
-            );
-        }
-        for g in groups {
-            let points = g
-                .get("trajectories")
-                .and_then(Value::as_array)
-                .map(Vec::len)
-                .unwrap_or(0);
-            if !(2..=77).contains(&points) || g.get("mask").and_then(Value::as_str).is_none() {
-                c.add(
-                    loc(&["body", "dynamic_masks"]),
-                    "each group needs a mask and 2 to 77 trajectory points",
-                    "value_error",
-                );
-            }
-        }
-    }
-    if exclusive > 1 {
+    let tail_given = map.get("image_tail").is_some_and(|v| !v.is_null());
+    let camera_given = check_camera_control(&mut c, map);
+    let masks_given = check_masks(&mut c, map);
+    if [tail_given, camera_given, masks_given]
+        .iter()
+        .filter(|g| **g)
+        .count()
+        > 1
+    {
         c.add(
             loc(&["body"]),
             "image_tail, the motion masks and camera_control are mutually exclusive",
             "value_error",
         );
     }
-    c.url(
-        map,
-        &base,
-        "callback_url",
-        false,
-        UrlRules {
-            data: false,
-            hf_path: false,
-        },
-    );
-    let external = c
-        .text(map, &base, "external_task_id", false, Some(256))
-        .map(String::from);
-    if external.as_deref().is_some_and(|e| e.trim().is_empty()) {
-        c.add(
-            loc(&["body", "external_task_id"]),
-            "must not be blank",
-            "value_error",
-        );
-    }
-    c.string(map, &base, "sound", false);
-    c.array(map, &base, "voice_list", false);
+    let external = check_extras(&mut c, map);
     let image = image.or(tail);
     match (c.ok(), image) {
         (true, Some(image)) => Ok(Plan {
@@ -507,6 +536,116 @@ fn validate(map: &Map<String, Value>) -> Result<Plan, (Checker, bool)> {
     }
 }
 
+/// What a reused `external_task_id` does: the call's `dup_existing` / `dup_reject` fault, else the configured policy.
+fn duplicate_policy(ctx: &Ctx, actions: &[FaultAction]) -> DuplicatePolicy {
+    if actions.contains(&FaultAction::DuplicateReturnsExisting) {
+        DuplicatePolicy::ReturnExisting
+    } else if actions.contains(&FaultAction::DuplicateRejected) {
+        DuplicatePolicy::Reject
+    } else {
+        ctx.shared.cfg.kling_duplicate_external_id
+    }
+}
+
+/// Reads the request body as a JSON object; any other body gets Kling's 400/1200.
+async fn body_object(req: Request) -> Result<Map<String, Value>, Response> {
+    let body = body_bytes(req.into_body()).await.map_err(|_| coded(1200))?;
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(envelope(
+            400,
+            1200,
+            "Invalid request parameters: body is not a JSON object",
+        )),
+    }
+}
+
+/// A new task for `plan` under a random 18-digit id, with its latency clock and fates.
+fn new_task(ctx: &Ctx, plan: Plan, fates: Vec<JobFate>, now_ms: u64) -> Task {
+    let stalled = fates.contains(&JobFate::Stall);
+    Task {
+        task_id: format!("{}", uuid::Uuid::new_v4().as_u128() % 10u128.pow(18)),
+        external_task_id: plan.external,
+        clock: Clock::new(
+            ctx.shared.cfg.job_latency(JobKind::KlingImageToVideo {
+                seconds: plan.seconds,
+                pro: plan.pro,
+            }),
+            stalled,
+        ),
+        created_ms: now_ms,
+        fates,
+        regressed: false,
+        last: Phase::Queued,
+        spec: OutputSpec::Video {
+            secs: plan.seconds as f64,
+            image: plan.image,
+        },
+        output: OutputCell::default(),
+    }
+}
+
+/// Creates the task (or, for a reused `external_task_id`, applies `policy`): `Ok((task id, created))`, or
+/// `Err(())` when the duplicate is rejected. Updates `kling.peak_active`.
+fn admit(
+    ctx: &Ctx,
+    plan: Plan,
+    policy: DuplicatePolicy,
+    fates: Vec<JobFate>,
+    now_ms: u64,
+) -> Result<(String, bool), ()> {
+    let mut st = lock(&ctx.shared.kling);
+    let existing = plan
+        .external
+        .as_ref()
+        .and_then(|e| st.by_external.get(e).cloned());
+    match (existing, policy) {
+        (Some(_), DuplicatePolicy::Reject) => Err(()),
+        (Some(id), DuplicatePolicy::ReturnExisting) => Ok((id, false)),
+        (None, _) => {
+            let task = new_task(ctx, plan, fates, now_ms);
+            let task_id = task.task_id.clone();
+            if let Some(e) = &task.external_task_id {
+                st.by_external.insert(e.clone(), task_id.clone());
+            }
+            st.tasks.insert(task_id.clone(), task);
+            st.order.push(task_id.clone());
+            let active = st
+                .tasks
+                .values()
+                .filter(|t| t.clock.phase() != Phase::Done)
+                .count();
+            ctx.shared.peak("kling.peak_active", active as u64);
+            Ok((task_id, true))
+        }
+    }
+}
+
+/// The answer to a submit whose task was admitted (or refused as a duplicate); counts it.
+async fn submit_answer(ctx: &Ctx, outcome: Result<(String, bool), ()>, model: &str) -> Response {
+    let Ok((id, created)) = outcome else {
+        return envelope(
+            400,
+            1201,
+            "Invalid parameters: external_task_id already exists",
+        );
+    };
+    if created {
+        ctx.shared.count("kling.submit");
+        ctx.shared.count(&format!("kling.submit.{model}"));
+    } else {
+        ctx.shared.count("kling.duplicate");
+    }
+    match task_data(ctx, &id, false).await {
+        Some(data) => json(
+            200,
+            json!({"code": 0, "message": "SUCCEED", "request_id": request_id(), "data": data}),
+        ),
+        None => coded(5000),
+    }
+}
+
+/// `POST /v1/videos/image2video`.
 async fn create(ctx: &Ctx, req: Request) -> Response {
     ctx.request("kling.submit");
     if let Some(r) = auth(ctx, &req) {
@@ -516,201 +655,139 @@ async fn create(ctx: &Ctx, req: Request) -> Response {
     if let Some(e) = injected_error(&actions) {
         return ctx.finish(injected(e), &actions).await;
     }
-    let body = match body_bytes(req.into_body()).await {
-        Ok(b) => b,
-        Err(_) => return ctx.finish(coded(1200), &actions).await,
-    };
-    let map = match serde_json::from_slice::<Value>(&body) {
-        Ok(Value::Object(m)) => m,
-        _ => {
-            return ctx
-                .finish(
-                    envelope(
-                        400,
-                        1200,
-                        "Invalid request parameters: body is not a JSON object",
-                    ),
-                    &actions,
-                )
-                .await;
-        }
+    let map = match body_object(req).await {
+        Ok(m) => m,
+        Err(r) => return ctx.finish(r, &actions).await,
     };
     let plan = match validate(&map) {
         Ok(p) => p,
         Err((_, true)) => return ctx.finish(coded(1203), &actions).await,
         Err((c, false)) => return ctx.finish(invalid(&c), &actions).await,
     };
-    let policy = if actions.contains(&FaultAction::DuplicateReturnsExisting) {
-        DuplicatePolicy::ReturnExisting
-    } else if actions.contains(&FaultAction::DuplicateRejected) {
-        DuplicatePolicy::Reject
-    } else {
-        ctx.shared.cfg.kling_duplicate_external_id
-    };
+    let policy = duplicate_policy(ctx, &actions);
     let fates = ctx.shared.take_fates(P);
     let now_ms = unix_ms();
-    let outcome = {
-        let mut st = lock(&ctx.shared.kling);
-        let existing = plan
-            .external
-            .as_ref()
-            .and_then(|e| st.by_external.get(e).cloned());
-        match (existing, policy) {
-            (Some(_), DuplicatePolicy::Reject) => Err(()),
-            (Some(id), DuplicatePolicy::ReturnExisting) => Ok((id, false)),
-            (None, _) => {
-                let task_id = format!("{}", uuid::Uuid::new_v4().as_u128() % 10u128.pow(18));
-                let stalled = fates.contains(&JobFate::Stall);
-                let task = Task {
-                    task_id: task_id.clone(),
-                    external_task_id: plan.external.clone(),
-                    clock: Clock::new(
-                        ctx.shared.cfg.job_latency(JobKind::KlingImageToVideo {
-                            seconds: plan.seconds,
-                            pro: plan.pro,
-                        }),
-                        stalled,
-                    ),
-                    created_ms: now_ms,
-                    fates,
-                    regressed: false,
-                    last: Phase::Queued,
-                    spec: OutputSpec::Video {
-                        secs: plan.seconds as f64,
-                        image: plan.image,
-                    },
-                    output: OutputCell::default(),
-                };
-                if let Some(e) = &plan.external {
-                    st.by_external.insert(e.clone(), task_id.clone());
-                }
-                st.tasks.insert(task_id.clone(), task);
-                st.order.push(task_id.clone());
-                let active = st
-                    .tasks
-                    .values()
-                    .filter(|t| t.clock.phase() != Phase::Done)
-                    .count();
-                ctx.shared.peak("kling.peak_active", active as u64);
-                Ok((task_id, true))
-            }
-        }
-    };
-    let resp = match outcome {
-        Err(()) => envelope(
-            400,
-            1201,
-            "Invalid parameters: external_task_id already exists",
-        ),
-        Ok((id, created)) => {
-            if created {
-                ctx.shared.count("kling.submit");
-                ctx.shared.count(&format!("kling.submit.{}", plan.model));
-            } else {
-                ctx.shared.count("kling.duplicate");
-            }
-            match task_data(ctx, &id, false).await {
-                Some(data) => json(
-                    200,
-                    json!({"code": 0, "message": "SUCCEED", "request_id": request_id(), "data": data}),
-                ),
-                None => coded(5000),
-            }
-        }
-    };
+    let model = plan.model.clone();
+    let outcome = admit(ctx, plan, policy, fates, now_ms);
+    let resp = submit_answer(ctx, outcome, &model).await;
     ctx.finish(resp, &actions).await
 }
 
-/// The `data` object of one task; `poll` applies the once-only regress fate.
-async fn task_data(ctx: &Ctx, id: &str, poll: bool) -> Option<Value> {
-    let (task_id, external, phase, created_ms, elapsed_ms, fates, spec, cell) = {
-        let mut st = lock(&ctx.shared.kling);
-        let id = if st.tasks.contains_key(id) {
-            id.to_string()
-        } else {
-            st.by_external.get(id)?.clone()
-        };
-        let t = st.tasks.get_mut(&id)?;
-        let real = t.clock.phase();
-        let mut shown = real;
-        if poll {
-            if t.fates.contains(&JobFate::Regress)
-                && !t.regressed
-                && t.last >= Phase::Running
-                && real >= t.last
-            {
-                t.regressed = true;
-                shown = if real == Phase::Done {
-                    Phase::Running
-                } else {
-                    Phase::Queued
-                };
-            }
-            t.last = real;
-        }
-        let elapsed = (t.clock.run_secs() * 1000.0) as u64;
-        (
-            t.task_id.clone(),
-            t.external_task_id.clone(),
-            shown,
-            t.created_ms,
-            elapsed,
-            t.fates.clone(),
-            t.spec.clone(),
-            t.output.clone(),
-        )
+/// What `task_data` needs of a task, copied out under the lock.
+struct TaskView {
+    task_id: String,
+    external: Option<String>,
+    phase: Phase,
+    created_ms: u64,
+    elapsed_ms: u64,
+    fates: Vec<JobFate>,
+    spec: OutputSpec,
+    cell: OutputCell,
+}
+
+/// Finds a task by `task_id` or `external_task_id` and copies out its state; `poll` applies the once-only
+/// regress fate (the status shown steps back once).
+fn view_task(ctx: &Ctx, id: &str, poll: bool) -> Option<TaskView> {
+    let mut st = lock(&ctx.shared.kling);
+    let id = if st.tasks.contains_key(id) {
+        id.to_string()
+    } else {
+        st.by_external.get(id)?.clone()
     };
-    let literal = fates.iter().find_map(|f| match f {
+    let t = st.tasks.get_mut(&id)?;
+    let real = t.clock.phase();
+    let mut shown = real;
+    if poll {
+        if t.fates.contains(&JobFate::Regress)
+            && !t.regressed
+            && t.last >= Phase::Running
+            && real >= t.last
+        {
+            t.regressed = true;
+            shown = if real == Phase::Done {
+                Phase::Running
+            } else {
+                Phase::Queued
+            };
+        }
+        t.last = real;
+    }
+    Some(TaskView {
+        task_id: t.task_id.clone(),
+        external: t.external_task_id.clone(),
+        phase: shown,
+        created_ms: t.created_ms,
+        elapsed_ms: (t.clock.run_secs() * 1000.0) as u64,
+        fates: t.fates.clone(),
+        spec: t.spec.clone(),
+        cell: t.output.clone(),
+    })
+}
+
+/// The task's `task_status`, `task_status_msg` and `task_result` (null until it succeeded); a succeeded task
+/// whose output cannot be made turns `failed`.
+async fn task_outcome(ctx: &Ctx, v: &TaskView) -> (String, String, Value) {
+    let literal = v.fates.iter().find_map(|f| match f {
         JobFate::Status(s) => Some(s.clone()),
         _ => None,
     });
-    let mut status = match phase {
+    let status = match v.phase {
         Phase::Queued => "submitted".to_string(),
         Phase::Running => "processing".to_string(),
         Phase::Done => literal.unwrap_or_else(|| "succeed".into()),
     };
-    let mut msg = String::new();
-    let mut result = Value::Null;
-    if phase == Phase::Done && status.eq_ignore_ascii_case("succeed") {
-        match output(&ctx.shared, &cell, &spec, ["image", "image"]).await {
-            Ok(p) => {
-                let duration = if fates.contains(&JobFate::NumericDuration) {
-                    json!(p.duration.unwrap_or(5.0))
-                } else {
-                    json!(format!("{}", p.duration.unwrap_or(5.0)))
-                };
-                let videos = if fates.contains(&JobFate::NoOutput) {
-                    json!([])
-                } else {
-                    json!([{"id": format!("{task_id}-0"), "url": ctx.media_url(&p.name), "duration": duration}])
-                };
-                result = json!({"videos": videos});
-            }
-            Err(f) => {
-                status = "failed".into();
-                msg = f.reason;
-            }
-        }
-    } else if phase == Phase::Done && status.eq_ignore_ascii_case("failed") {
-        msg = "Failure to pass the risk control system".into();
+    if v.phase != Phase::Done {
+        return (status, String::new(), Value::Null);
     }
-    let updated = if fates.contains(&JobFate::Regress) {
-        created_ms.saturating_sub(1000)
+    if status.eq_ignore_ascii_case("failed") {
+        return (
+            status,
+            "Failure to pass the risk control system".into(),
+            Value::Null,
+        );
+    }
+    if !status.eq_ignore_ascii_case("succeed") {
+        return (status, String::new(), Value::Null);
+    }
+    match output(&ctx.shared, &v.cell, &v.spec, ["image", "image"]).await {
+        Ok(p) => {
+            let duration = if v.fates.contains(&JobFate::NumericDuration) {
+                json!(p.duration.unwrap_or(5.0))
+            } else {
+                json!(format!("{}", p.duration.unwrap_or(5.0)))
+            };
+            let videos = if v.fates.contains(&JobFate::NoOutput) {
+                json!([])
+            } else {
+                json!([{"id": format!("{}-0", v.task_id), "url": ctx.media_url(&p.name), "duration": duration}])
+            };
+            (status, String::new(), json!({"videos": videos}))
+        }
+        Err(f) => ("failed".into(), f.reason, Value::Null),
+    }
+}
+
+/// The `data` object of one task; `poll` applies the once-only regress fate.
+async fn task_data(ctx: &Ctx, id: &str, poll: bool) -> Option<Value> {
+    let v = view_task(ctx, id, poll)?;
+    let (status, msg, result) = task_outcome(ctx, &v).await;
+    let updated = if v.fates.contains(&JobFate::Regress) {
+        v.created_ms.saturating_sub(1000)
     } else {
-        created_ms + elapsed_ms
+        v.created_ms + v.elapsed_ms
     };
     let mut data = json!({
-        "task_id": task_id,
+        "task_id": v.task_id,
         "task_status": status,
         "task_status_msg": msg,
-        "task_info": {"external_task_id": external},
-        "created_at": created_ms,
+        "task_info": {"external_task_id": v.external},
+        "created_at": v.created_ms,
         "updated_at": updated,
     });
     if !result.is_null() {
         data["task_result"] = result;
     }
-    if fates.contains(&JobFate::ExtraFields) {
+    if v.fates.contains(&JobFate::ExtraFields) {
         data["x_unknown_field"] = json!({"nested": true});
     }
     Some(data)

@@ -173,6 +173,16 @@ pub(crate) struct MediaStore {
     seq: AtomicU64,
 }
 
+/// An owned copy of one ffmpeg argument.
+fn s(x: &str) -> String {
+    x.to_string()
+}
+
+/// Owned copies of ffmpeg arguments.
+fn strings(xs: &[&str]) -> Vec<String> {
+    xs.iter().map(|x| x.to_string()).collect()
+}
+
 fn fmt_secs(secs: f64) -> String {
     format!("{secs:.3}")
 }
@@ -402,134 +412,147 @@ impl MediaStore {
         )
     }
 
+    /// Renders a recipe with ffmpeg.
     async fn make(&self, recipe: Recipe) -> Result<Bytes, String> {
-        let s = |x: &str| x.to_string();
         match recipe {
-            Recipe::Image { w, h, jpeg, mark } => {
-                let out = self.tmp(if jpeg { "jpg" } else { "png" });
-                let mut args = vec![
-                    s("-f"),
-                    s("lavfi"),
-                    s("-i"),
-                    format!("testsrc2=s={w}x{h}:r=1"),
-                    s("-frames:v"),
-                    s("1"),
-                ];
-                if let Some(mark) = mark {
-                    args.extend([s("-vf"), corner_mark(w, h, mark)]);
-                }
-                if jpeg {
-                    args.extend([s("-q:v"), s("4")]);
-                }
-                self.ffmpeg(args, &out).await
-            }
+            Recipe::Image { w, h, jpeg, mark } => self.make_image(w, h, jpeg, mark).await,
             Recipe::Speech {
                 secs,
                 format,
                 pitch,
-            } => {
-                let (rate, tail, ext): (u32, Vec<String>, &str) = match format {
-                    AudioFormat::Mp3 { sample_rate, kbps } => {
-                        let rate = if self.mp3_encoder == "libshine" {
-                            44100
-                        } else {
-                            sample_rate
-                        };
-                        (
-                            rate,
-                            vec![
-                                s("-c:a"),
-                                s(self.mp3_encoder),
-                                s("-b:a"),
-                                format!("{kbps}k"),
-                                s("-f"),
-                                s("mp3"),
-                            ],
-                            "mp3",
-                        )
-                    }
-                    AudioFormat::Pcm { sample_rate } => (
-                        sample_rate,
-                        vec![s("-f"), s("s16le"), s("-c:a"), s("pcm_s16le")],
-                        "pcm",
-                    ),
-                    AudioFormat::Ulaw => (8000, vec![s("-f"), s("mulaw")], "ulaw"),
-                };
-                let out = self.tmp(ext);
-                let mut args = vec![s("-f"), s("lavfi"), s("-i"), Self::tone(secs, rate, pitch)];
-                args.extend([s("-ac"), s("1"), s("-ar"), rate.to_string()]);
-                args.extend(tail);
-                self.ffmpeg(args, &out).await
-            }
+            } => self.make_speech(secs, format, pitch).await,
             Recipe::Video {
                 secs,
                 w,
                 h,
                 audio,
                 mark,
-            } => {
-                let out = self.tmp("mp4");
-                let source = format!("testsrc2=s={w}x{h}:r=25:d={}", fmt_secs(secs));
-                let source = match mark {
-                    Some(m) => format!("{source},{}", corner_mark(w, h, m)),
-                    None => source,
-                };
-                let mut args = vec![s("-f"), s("lavfi"), s("-i"), source];
-                let mut track_file = None;
-                match &audio {
-                    VideoAudio::Silent => {}
-                    VideoAudio::Tone => {
-                        args.extend([
-                            s("-f"),
-                            s("lavfi"),
-                            s("-i"),
-                            Self::tone(secs, 44100, BASE_PITCH),
-                        ]);
-                    }
-                    VideoAudio::Track(bytes) => {
-                        let f = self.tmp("audio");
-                        tokio::fs::write(&f, bytes)
-                            .await
-                            .map_err(|e| format!("writing audio track: {e}"))?;
-                        args.extend([s("-i"), f.display().to_string()]);
-                        track_file = Some(f);
-                    }
-                }
-                args.extend([s("-map"), s("0:v")]);
-                if self.h264 {
-                    args.extend([
-                        s("-c:v"),
-                        s("libx264"),
-                        s("-preset"),
-                        s("ultrafast"),
-                        s("-pix_fmt"),
-                        s("yuv420p"),
-                    ]);
+            } => self.make_video(secs, w, h, audio, mark).await,
+        }
+    }
+
+    /// Renders one test-pattern still (PNG, or JPEG at quality 4), with an optional corner mark.
+    async fn make_image(
+        &self,
+        w: u32,
+        h: u32,
+        jpeg: bool,
+        mark: Option<u32>,
+    ) -> Result<Bytes, String> {
+        let out = self.tmp(if jpeg { "jpg" } else { "png" });
+        let mut args = strings(&["-f", "lavfi", "-i"]);
+        args.push(format!("testsrc2=s={w}x{h}:r=1"));
+        args.extend(strings(&["-frames:v", "1"]));
+        if let Some(mark) = mark {
+            args.extend([s("-vf"), corner_mark(w, h, mark)]);
+        }
+        if jpeg {
+            args.extend(strings(&["-q:v", "4"]));
+        }
+        self.ffmpeg(args, &out).await
+    }
+
+    /// The sample rate, encoder arguments and file extension for speech in `format` (libshine only does 44.1 kHz).
+    fn speech_encoding(&self, format: AudioFormat) -> (u32, Vec<String>, &'static str) {
+        match format {
+            AudioFormat::Mp3 { sample_rate, kbps } => {
+                let rate = if self.mp3_encoder == "libshine" {
+                    44100
                 } else {
-                    args.extend([s("-c:v"), s("mpeg4"), s("-q:v"), s("5")]);
-                }
-                if !matches!(audio, VideoAudio::Silent) {
-                    args.extend([
-                        s("-map"),
-                        s("1:a:0"),
-                        s("-c:a"),
-                        s("aac"),
-                        s("-b:a"),
-                        s("96k"),
-                        s("-ar"),
-                        s("44100"),
-                        s("-af"),
-                        s("apad"),
-                    ]);
-                }
-                args.extend([s("-t"), fmt_secs(secs), s("-movflags"), s("+faststart")]);
-                let r = self.ffmpeg(args, &out).await;
-                if let Some(f) = track_file {
-                    let _ = tokio::fs::remove_file(f).await;
-                }
-                r
+                    sample_rate
+                };
+                let mut tail = strings(&["-c:a", self.mp3_encoder, "-b:a"]);
+                tail.push(format!("{kbps}k"));
+                tail.extend(strings(&["-f", "mp3"]));
+                (rate, tail, "mp3")
+            }
+            AudioFormat::Pcm { sample_rate } => (
+                sample_rate,
+                strings(&["-f", "s16le", "-c:a", "pcm_s16le"]),
+                "pcm",
+            ),
+            AudioFormat::Ulaw => (8000, strings(&["-f", "mulaw"]), "ulaw"),
+        }
+    }
+
+    /// Renders `secs` seconds of mono speech-like tone at `pitch` Hz in `format`.
+    async fn make_speech(
+        &self,
+        secs: f64,
+        format: AudioFormat,
+        pitch: u32,
+    ) -> Result<Bytes, String> {
+        let (rate, tail, ext) = self.speech_encoding(format);
+        let out = self.tmp(ext);
+        let mut args = strings(&["-f", "lavfi", "-i"]);
+        args.push(Self::tone(secs, rate, pitch));
+        args.extend([s("-ac"), s("1"), s("-ar"), rate.to_string()]);
+        args.extend(tail);
+        self.ffmpeg(args, &out).await
+    }
+
+    /// The video encoder arguments: H.264 when ffmpeg has libx264, MPEG-4 Part 2 otherwise.
+    fn video_codec_args(&self) -> Vec<String> {
+        if self.h264 {
+            strings(&[
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv420p",
+            ])
+        } else {
+            strings(&["-c:v", "mpeg4", "-q:v", "5"])
+        }
+    }
+
+    /// Renders a test-pattern clip of `secs` seconds with the given sound track and optional corner mark.
+    async fn make_video(
+        &self,
+        secs: f64,
+        w: u32,
+        h: u32,
+        audio: VideoAudio,
+        mark: Option<u32>,
+    ) -> Result<Bytes, String> {
+        let out = self.tmp("mp4");
+        let source = format!("testsrc2=s={w}x{h}:r=25:d={}", fmt_secs(secs));
+        let source = match mark {
+            Some(m) => format!("{source},{}", corner_mark(w, h, m)),
+            None => source,
+        };
+        let mut args = strings(&["-f", "lavfi", "-i"]);
+        args.push(source);
+        let mut track_file = None;
+        match &audio {
+            VideoAudio::Silent => {}
+            VideoAudio::Tone => {
+                args.extend(strings(&["-f", "lavfi", "-i"]));
+                args.push(Self::tone(secs, 44100, BASE_PITCH));
+            }
+            VideoAudio::Track(bytes) => {
+                let f = self.tmp("audio");
+                tokio::fs::write(&f, bytes)
+                    .await
+                    .map_err(|e| format!("writing audio track: {e}"))?;
+                args.extend([s("-i"), f.display().to_string()]);
+                track_file = Some(f);
             }
         }
+        args.extend(strings(&["-map", "0:v"]));
+        args.extend(self.video_codec_args());
+        if !matches!(audio, VideoAudio::Silent) {
+            args.extend(strings(&[
+                "-map", "1:a:0", "-c:a", "aac", "-b:a", "96k", "-ar", "44100", "-af", "apad",
+            ]));
+        }
+        args.extend([s("-t"), fmt_secs(secs), s("-movflags"), s("+faststart")]);
+        let r = self.ffmpeg(args, &out).await;
+        if let Some(f) = track_file {
+            let _ = tokio::fs::remove_file(f).await;
+        }
+        r
     }
 
     /// Measures bytes with ffprobe.
@@ -736,6 +759,111 @@ fn parse_range(headers: &HeaderMap, len: usize) -> Option<Result<(usize, usize),
     Some(Ok(r))
 }
 
+/// A 416 `InvalidRange` S3 error for a file of `len` bytes, with its `Content-Range: bytes */len`.
+fn range_not_satisfiable(len: usize) -> Response {
+    let mut r = s3_error(
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        "InvalidRange",
+        "The requested range is not satisfiable",
+    );
+    if let Ok(v) = format!("bytes */{len}").parse() {
+        r.headers_mut().insert(header::CONTENT_RANGE, v);
+    }
+    r
+}
+
+/// A 200 response streaming `body`, labelled `content_type`, with no other headers.
+fn streamed<S>(body: S, content_type: &'static str) -> Response
+where
+    S: futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+{
+    let mut r = Response::new(Body::from_stream(body));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    r
+}
+
+/// The answer a download fault replaces the file with, or `None` when `fault` is not one that does.
+fn media_fault_response(
+    fault: &FaultAction,
+    bytes: &Bytes,
+    item: &MediaItem,
+    uri: &axum::http::Uri,
+) -> Option<Response> {
+    Some(match fault {
+        FaultAction::Error(e) => {
+            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let code = match e.status {
+                403 => "AccessDenied",
+                404 => "NoSuchKey",
+                503 => "SlowDown",
+                _ => "InternalError",
+            };
+            s3_error(status, code, "injected fault")
+        }
+        FaultAction::Expired => {
+            s3_error(StatusCode::FORBIDDEN, "AccessDenied", "Request has expired")
+        }
+        FaultAction::Html => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            "<!DOCTYPE html><html><head><title>Error</title></head><body><h1>Something went wrong</h1></body></html>",
+        )
+            .into_response(),
+        FaultAction::MediaJson => super::util::json(
+            200,
+            serde_json::json!({"error": "file not found", "code": 404}),
+        ),
+        FaultAction::RangeNotSatisfiable => range_not_satisfiable(bytes.len()),
+        FaultAction::Redirect => {
+            let target = match uri.query() {
+                Some(q) => format!("{}?{q}&hop=1", uri.path()),
+                None => format!("{}?hop=1", uri.path()),
+            };
+            (StatusCode::FOUND, [(header::LOCATION, target)]).into_response()
+        }
+        FaultAction::Truncate => truncated(bytes, item.content_type),
+        FaultAction::NoLength => {
+            let chunks: Vec<Result<Bytes, std::io::Error>> = bytes
+                .chunks(16 * 1024)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect();
+            streamed(futures::stream::iter(chunks), item.content_type)
+        }
+        FaultAction::Oversize => {
+            let filler = Bytes::from(vec![0u8; 64 * 1024]);
+            let stream =
+                futures::stream::iter(std::iter::once(bytes.clone()).chain(std::iter::repeat(filler)))
+                    .map(Ok::<Bytes, std::io::Error>);
+            streamed(stream, item.content_type)
+        }
+        _ => return None,
+    })
+}
+
+/// The `Truncate` fault: the first half of the file goes out (headers, including the full
+/// `Content-Length`, first) before the body fails and the connection closes.
+fn truncated(bytes: &Bytes, content_type: &'static str) -> Response {
+    let half = bytes.slice(0..bytes.len() / 2);
+    let full = bytes.len();
+    let stream = futures::stream::iter(vec![Ok::<Bytes, std::io::Error>(half)]).chain(
+        futures::stream::once(async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "truncated by fault",
+            ))
+        }),
+    );
+    let mut r = streamed(stream, content_type);
+    if let Ok(v) = full.to_string().parse() {
+        r.headers_mut().insert(header::CONTENT_LENGTH, v);
+    }
+    r
+}
+
 /// Serves one media file, honouring `Range` and the media faults.
 pub(crate) async fn serve(
     store: &MediaStore,
@@ -756,107 +884,11 @@ pub(crate) async fn serve(
             );
         }
     };
-    let head = method == Method::HEAD;
-    for f in faults {
-        match f {
-            FaultAction::Error(e) => {
-                let status =
-                    StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                let code = match e.status {
-                    403 => "AccessDenied",
-                    404 => "NoSuchKey",
-                    503 => "SlowDown",
-                    _ => "InternalError",
-                };
-                return s3_error(status, code, "injected fault");
-            }
-            FaultAction::Expired => {
-                return s3_error(StatusCode::FORBIDDEN, "AccessDenied", "Request has expired");
-            }
-            FaultAction::Html => {
-                return (
-                    StatusCode::OK,
-                    [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                    "<!DOCTYPE html><html><head><title>Error</title></head><body><h1>Something went wrong</h1></body></html>",
-                )
-                    .into_response();
-            }
-            FaultAction::MediaJson => {
-                return super::util::json(
-                    200,
-                    serde_json::json!({"error": "file not found", "code": 404}),
-                );
-            }
-            FaultAction::RangeNotSatisfiable => {
-                let mut r = s3_error(
-                    StatusCode::RANGE_NOT_SATISFIABLE,
-                    "InvalidRange",
-                    "The requested range is not satisfiable",
-                );
-                if let Ok(v) = format!("bytes */{}", bytes.len()).parse() {
-                    r.headers_mut().insert(header::CONTENT_RANGE, v);
-                }
-                return r;
-            }
-            FaultAction::Redirect => {
-                let target = match uri.query() {
-                    Some(q) => format!("{}?{q}&hop=1", uri.path()),
-                    None => format!("{}?hop=1", uri.path()),
-                };
-                return (StatusCode::FOUND, [(header::LOCATION, target)]).into_response();
-            }
-            FaultAction::Truncate => {
-                let half = bytes.slice(0..bytes.len() / 2);
-                let full = bytes.len();
-                // The first half goes out (headers included) before the body fails and the connection closes.
-                let stream = futures::stream::iter(vec![Ok::<Bytes, std::io::Error>(half)]).chain(
-                    futures::stream::once(async {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        Err(std::io::Error::new(
-                            std::io::ErrorKind::ConnectionReset,
-                            "truncated by fault",
-                        ))
-                    }),
-                );
-                let mut r = Response::new(Body::from_stream(stream));
-                let h = r.headers_mut();
-                h.insert(
-                    header::CONTENT_TYPE,
-                    header::HeaderValue::from_static(item.content_type),
-                );
-                if let Ok(v) = full.to_string().parse() {
-                    h.insert(header::CONTENT_LENGTH, v);
-                }
-                return r;
-            }
-            FaultAction::NoLength => {
-                let chunks: Vec<Result<Bytes, std::io::Error>> = bytes
-                    .chunks(16 * 1024)
-                    .map(|c| Ok(Bytes::copy_from_slice(c)))
-                    .collect();
-                let mut r = Response::new(Body::from_stream(futures::stream::iter(chunks)));
-                r.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    header::HeaderValue::from_static(item.content_type),
-                );
-                return r;
-            }
-            FaultAction::Oversize => {
-                let head_bytes = bytes.clone();
-                let filler = Bytes::from(vec![0u8; 64 * 1024]);
-                let stream = futures::stream::iter(
-                    std::iter::once(head_bytes).chain(std::iter::repeat(filler)),
-                )
-                .map(Ok::<Bytes, std::io::Error>);
-                let mut r = Response::new(Body::from_stream(stream));
-                r.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    header::HeaderValue::from_static(item.content_type),
-                );
-                return r;
-            }
-            _ => {}
-        }
+    if let Some(r) = faults
+        .iter()
+        .find_map(|f| media_fault_response(f, &bytes, item, uri))
+    {
+        return r;
     }
     let ignore_range = faults.iter().any(|f| matches!(f, FaultAction::IgnoreRange));
     let range = if ignore_range {
@@ -865,17 +897,7 @@ pub(crate) async fn serve(
         parse_range(headers, bytes.len())
     };
     let (status, body, content_range) = match range {
-        Some(Err(())) => {
-            let mut r = s3_error(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "InvalidRange",
-                "The requested range is not satisfiable",
-            );
-            if let Ok(v) = format!("bytes */{}", bytes.len()).parse() {
-                r.headers_mut().insert(header::CONTENT_RANGE, v);
-            }
-            return r;
-        }
+        Some(Err(())) => return range_not_satisfiable(bytes.len()),
         Some(Ok((a, b))) => (
             StatusCode::PARTIAL_CONTENT,
             bytes.slice(a..=b),
@@ -883,6 +905,24 @@ pub(crate) async fn serve(
         ),
         None => (StatusCode::OK, bytes, None),
     };
+    file_response(
+        status,
+        body,
+        content_range,
+        item.content_type,
+        method == Method::HEAD,
+    )
+}
+
+/// The file (or the requested part of it) with its type, `Accept-Ranges`, length and `Content-Range`
+/// headers; a HEAD request gets the headers with an empty body.
+fn file_response(
+    status: StatusCode,
+    body: Bytes,
+    content_range: Option<String>,
+    content_type: &'static str,
+    head: bool,
+) -> Response {
     let len = body.len();
     let mut r = if head {
         Response::new(Body::empty())
@@ -893,7 +933,7 @@ pub(crate) async fn serve(
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
-        header::HeaderValue::from_static(item.content_type),
+        header::HeaderValue::from_static(content_type),
     );
     h.insert(
         header::ACCEPT_RANGES,

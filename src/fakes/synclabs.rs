@@ -214,6 +214,88 @@ fn check_options(c: &mut Checker, options: &Map<String, Value>) -> String {
     mode
 }
 
+/// Checks the `options` object when given; returns it (or `{}`) and its sync mode (default `cut_off`).
+fn checked_options(c: &mut Checker, options: Option<&Map<String, Value>>) -> (Value, String) {
+    match options {
+        Some(o) => {
+            let mode = check_options(c, o);
+            (Value::Object(o.clone()), mode)
+        }
+        None => (json!({}), "cut_off".to_string()),
+    }
+}
+
+/// The media found in a JSON `input` array.
+#[derive(Default)]
+struct JsonInputs {
+    video: Option<String>,
+    audio: Option<String>,
+    texts: u32,
+}
+
+/// Checks item `i` of the `input` array: a `text` input with its `provider`, or one `video` / `audio` URL.
+fn check_input_item(c: &mut Checker, i: usize, item: &Value, found: &mut JsonInputs) {
+    let at = loc_push(&loc(&["body", "input"]), i);
+    let Some(o) = item.as_object() else {
+        c.add(at, "must be an object", "value_error");
+        return;
+    };
+    match c.one_of(o, &at, "type", &["video", "audio", "text"], true) {
+        Some("text") => {
+            c.unknown_fields(o, &at, &["type", "provider"]);
+            c.object(o, &at, "provider", true);
+            found.texts += 1;
+        }
+        Some(kind) => {
+            c.unknown_fields(o, &at, &["type", "url"]);
+            if let Some(u) = c.url(o, &at, "url", true, URL_RULES) {
+                let slot = if kind == "video" {
+                    &mut found.video
+                } else {
+                    &mut found.audio
+                };
+                if slot.is_some() {
+                    c.add(
+                        at,
+                        format!("only one {kind} input is allowed"),
+                        "value_error",
+                    );
+                } else {
+                    *slot = Some(u.to_string());
+                }
+            }
+        }
+        None => {}
+    }
+}
+
+/// Checks the required `input` array: exactly one video, and exactly one audio or text input.
+fn check_inputs(c: &mut Checker, map: &Map<String, Value>) -> JsonInputs {
+    let mut found = JsonInputs::default();
+    let Some(items) = c.array(map, &loc(&["body"]), "input", true) else {
+        return found;
+    };
+    for (i, item) in items.iter().enumerate() {
+        check_input_item(c, i, item, &mut found);
+    }
+    if found.video.is_none() && c.ok() {
+        c.add(
+            loc(&["body", "input"]),
+            "must contain exactly one video input",
+            "value_error",
+        );
+    }
+    if (found.audio.is_some() as u32 + found.texts) != 1 && c.ok() {
+        c.add(
+            loc(&["body", "input"]),
+            "must contain exactly one audio or text input",
+            "value_error",
+        );
+    }
+    found
+}
+
+/// Validates a `POST /v2/generate` JSON body.
 fn validate_json(map: &Map<String, Value>) -> Result<Plan, Checker> {
     let mut c = Checker::default();
     let base = loc(&["body"]);
@@ -226,67 +308,9 @@ fn validate_json(map: &Map<String, Value>) -> Result<Plan, Checker> {
         .one_of(map, &base, "model", MODELS, false)
         .unwrap_or("lipsync-2")
         .to_string();
-    let mut video = None;
-    let mut audio = None;
-    let mut texts = 0;
-    if let Some(items) = c.array(map, &base, "input", true) {
-        for (i, item) in items.iter().enumerate() {
-            let at = loc_push(&loc(&["body", "input"]), i);
-            let Some(o) = item.as_object() else {
-                c.add(at, "must be an object", "value_error");
-                continue;
-            };
-            match c.one_of(o, &at, "type", &["video", "audio", "text"], true) {
-                Some("text") => {
-                    c.unknown_fields(o, &at, &["type", "provider"]);
-                    c.object(o, &at, "provider", true);
-                    texts += 1;
-                }
-                Some(kind) => {
-                    c.unknown_fields(o, &at, &["type", "url"]);
-                    if let Some(u) = c.url(o, &at, "url", true, URL_RULES) {
-                        let slot = if kind == "video" {
-                            &mut video
-                        } else {
-                            &mut audio
-                        };
-                        if slot.is_some() {
-                            c.add(
-                                at,
-                                format!("only one {kind} input is allowed"),
-                                "value_error",
-                            );
-                        } else {
-                            *slot = Some(u.to_string());
-                        }
-                    }
-                }
-                None => {}
-            }
-        }
-        if video.is_none() && c.ok() {
-            c.add(
-                loc(&["body", "input"]),
-                "must contain exactly one video input",
-                "value_error",
-            );
-        }
-        if (audio.is_some() as u32 + texts) != 1 && c.ok() {
-            c.add(
-                loc(&["body", "input"]),
-                "must contain exactly one audio or text input",
-                "value_error",
-            );
-        }
-    }
-    let mut mode = "cut_off".to_string();
-    let options = match c.object(map, &base, "options", false) {
-        Some(o) => {
-            mode = check_options(&mut c, o);
-            Value::Object(o.clone())
-        }
-        None => json!({}),
-    };
+    let JsonInputs { video, audio, .. } = check_inputs(&mut c, map);
+    let options = c.object(map, &base, "options", false);
+    let (options, mode) = checked_options(&mut c, options);
     c.url(map, &base, "webhookUrl", false, URL_RULES);
     c.string(map, &base, "outputFileName", false);
     if !c.ok() {
@@ -306,15 +330,105 @@ fn validate_json(map: &Map<String, Value>) -> Result<Plan, Checker> {
     })
 }
 
-async fn validate_upload(req: Request) -> Result<(Plan, String), Response> {
+/// The parts of a multipart upload, as read.
+#[derive(Default)]
+struct Upload {
+    video: Option<InputRef>,
+    audio: Option<InputRef>,
+    /// The text fields, by name.
+    text: HashMap<String, String>,
+}
+
+impl Upload {
+    /// Files one part: the `video` / `audio` files (a video over 20 MB is an issue), the known text fields, and
+    /// an issue for any other name.
+    fn take(&mut self, c: &mut Checker, name: String, data: bytes::Bytes) {
+        match name.as_str() {
+            "video" => {
+                if data.len() > VIDEO_UPLOAD_CAP {
+                    c.add(
+                        loc(&["body", "video"]),
+                        "the video exceeds 20 MB",
+                        "value_error",
+                    );
+                }
+                self.video = Some(InputRef::Bytes(data));
+            }
+            "audio" => self.audio = Some(InputRef::Bytes(data)),
+            "videoUrl" | "audioUrl" | "model" | "options" | "webhookUrl" | "outputFileName" => {
+                self.text
+                    .insert(name, String::from_utf8_lossy(&data).into_owned());
+            }
+            other => c.add(
+                loc(&["body", other]),
+                format!("property {other} does not exist"),
+                "value_error.extra",
+            ),
+        }
+    }
+
+    /// The text fields as a JSON body (`options` parsed as a JSON object, an issue when it is not one).
+    fn text_map(&self, c: &mut Checker) -> Map<String, Value> {
+        let mut map = Map::new();
+        for (k, v) in &self.text {
+            if k == "options" {
+                match serde_json::from_str::<Value>(v) {
+                    Ok(o @ Value::Object(_)) => {
+                        map.insert(k.clone(), o);
+                    }
+                    _ => c.add(
+                        loc(&["body", "options"]),
+                        "must be a JSON object",
+                        "value_error",
+                    ),
+                }
+            } else {
+                map.insert(k.clone(), Value::String(v.clone()));
+            }
+        }
+        map
+    }
+
+    /// Takes `videoUrl` / `audioUrl` (each instead of its file, never both) and requires a video and an audio.
+    fn take_urls(&mut self, c: &mut Checker, map: &Map<String, Value>) {
+        let base = loc(&["body"]);
+        for (key, slot) in [("videoUrl", &mut self.video), ("audioUrl", &mut self.audio)] {
+            if let Some(u) = c.url(map, &base, key, false, URL_RULES) {
+                if slot.is_some() {
+                    c.add(
+                        loc(&["body", key]),
+                        "send either the file or its URL, not both",
+                        "value_error",
+                    );
+                }
+                *slot = Some(InputRef::Url(u.to_string()));
+            }
+        }
+        if self.video.is_none() {
+            c.add(
+                loc(&["body", "video"]),
+                "a video file or videoUrl is required",
+                "value_error.missing",
+            );
+        }
+        if self.audio.is_none() {
+            c.add(
+                loc(&["body", "audio"]),
+                "an audio file or audioUrl is required",
+                "value_error.missing",
+            );
+        }
+    }
+}
+
+/// Reads every part of a multipart body into an [`Upload`], with a SHA-256 fingerprint (hex) of the names,
+/// lengths and bytes of the parts in order.
+async fn read_upload(req: Request, c: &mut Checker) -> Result<(Upload, String), Response> {
     let mut mp = Multipart::from_request(req, &())
         .await
         .map_err(|e| error(400, &format!("expected multipart/form-data: {e}"), None))?;
-    let mut c = Checker::default();
     let mut fp = Sha256::new();
-    let mut video: Option<InputRef> = None;
-    let mut audio: Option<InputRef> = None;
-    let mut text: HashMap<String, String> = HashMap::new();
+    let mut upload = Upload::default();
     loop {
         let field = match mp.next_field().await {
             Ok(Some(f)) => f,
@@ -329,86 +443,25 @@ async fn validate_upload(req: Request) -> Result<(Plan, String), Response> {
         fp.update(name.as_bytes());
         fp.update((data.len() as u64).to_le_bytes());
         fp.update(&data);
-        match name.as_str() {
-            "video" => {
-                if data.len() > VIDEO_UPLOAD_CAP {
-                    c.add(
-                        loc(&["body", "video"]),
-                        "the video exceeds 20 MB",
-                        "value_error",
-                    );
-                }
-                video = Some(InputRef::Bytes(data));
-            }
-            "audio" => audio = Some(InputRef::Bytes(data)),
-            "videoUrl" | "audioUrl" | "model" | "options" | "webhookUrl" | "outputFileName" => {
-                text.insert(name, String::from_utf8_lossy(&data).into_owned());
-            }
-            other => c.add(
-                loc(&["body", other]),
-                format!("property {other} does not exist"),
-                "value_error.extra",
-            ),
-        }
+        upload.take(c, name, data);
     }
-    let mut map = Map::new();
-    for (k, v) in &text {
-        if k == "options" {
-            match serde_json::from_str::<Value>(v) {
-                Ok(o @ Value::Object(_)) => {
-                    map.insert(k.clone(), o);
-                }
-                _ => c.add(
-                    loc(&["body", "options"]),
-                    "must be a JSON object",
-                    "value_error",
-                ),
-            }
-        } else {
-            map.insert(k.clone(), Value::String(v.clone()));
-        }
-    }
+    Ok((upload, hex::encode(fp.finalize())))
+}
+
+/// Validates a `POST /v2/generate/upload` multipart body; returns the plan and the body's fingerprint.
+async fn validate_upload(req: Request) -> Result<(Plan, String), Response> {
+    let mut c = Checker::default();
+    let (mut upload, fingerprint) = read_upload(req, &mut c).await?;
+    let map = upload.text_map(&mut c);
     let base = loc(&["body"]);
     let model = c
         .one_of(&map, &base, "model", MODELS, false)
         .unwrap_or("lipsync-2")
         .to_string();
-    for (key, slot) in [("videoUrl", &mut video), ("audioUrl", &mut audio)] {
-        if let Some(u) = c.url(&map, &base, key, false, URL_RULES) {
-            if slot.is_some() {
-                c.add(
-                    loc(&["body", key]),
-                    "send either the file or its URL, not both",
-                    "value_error",
-                );
-            }
-            *slot = Some(InputRef::Url(u.to_string()));
-        }
-    }
-    if video.is_none() {
-        c.add(
-            loc(&["body", "video"]),
-            "a video file or videoUrl is required",
-            "value_error.missing",
-        );
-    }
-    if audio.is_none() {
-        c.add(
-            loc(&["body", "audio"]),
-            "an audio file or audioUrl is required",
-            "value_error.missing",
-        );
-    }
-    let mut mode = "cut_off".to_string();
-    let options = match map.get("options").and_then(Value::as_object) {
-        Some(o) => {
-            mode = check_options(&mut c, o);
-            Value::Object(o.clone())
-        }
-        None => json!({}),
-    };
+    upload.take_urls(&mut c, &map);
+    let (options, mode) = checked_options(&mut c, map.get("options").and_then(Value::as_object));
     c.url(&map, &base, "webhookUrl", false, URL_RULES);
-    let (Some(video), Some(audio), true) = (video, audio, c.ok()) else {
+    let (Some(video), Some(audio), true) = (upload.video, upload.audio, c.ok()) else {
         return Err(invalid(&c));
     };
     let echo = |r: &InputRef, kind: &str| match r {
@@ -425,7 +478,7 @@ async fn validate_upload(req: Request) -> Result<(Plan, String), Response> {
         audio,
         mode,
     };
-    Ok((plan, hex::encode(fp.finalize())))
+    Ok((plan, fingerprint))
 }
 
 fn valid_idempotency_key(k: &str) -> bool {
@@ -443,6 +496,149 @@ fn tier(model: &str) -> LipSyncTier {
     }
 }
 
+/// The 400 `INVALID_IDEMPOTENCY_KEY` for a malformed `Idempotency-Key` header, if there is one.
+fn bad_idempotency_key(req: &Request, key: Option<&str>) -> Option<Response> {
+    if !req.headers().contains_key("idempotency-key") || key.is_some_and(valid_idempotency_key) {
+        return None;
+    }
+    Some(error(
+        400,
+        "Idempotency-Key must be 1-128 characters of A-Z a-z 0-9 . _ ~ -",
+        Some("INVALID_IDEMPOTENCY_KEY"),
+    ))
+}
+
+/// Reads and validates a JSON or multipart submit; returns the plan and the body's fingerprint (for
+/// idempotency).
+async fn read_plan(req: Request, upload: bool) -> Result<(Plan, String), Response> {
+    if upload {
+        return validate_upload(req).await;
+    }
+    let body = body_bytes(req.into_body())
+        .await
+        .map_err(|e| error(400, &e, None))?;
+    let map = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(m)) => m,
+        _ => return Err(error(400, "the body must be a JSON object", None)),
+    };
+    let plan = validate_json(&map).map_err(|c| invalid(&c))?;
+    let fp = hex::encode(Sha256::digest(Value::Object(map).to_string().as_bytes()));
+    Ok((plan, fp))
+}
+
+/// What a submit did.
+enum Outcome {
+    /// The key was seen with the same body: this existing generation.
+    Replay(String),
+    /// A new generation.
+    Created(String),
+    /// The key was seen with another body.
+    Conflict,
+}
+
+/// A new generation for `plan`, with its latency clock, fates and result token.
+fn new_generation(ctx: &Ctx, plan: Plan, fates: Vec<JobFate>) -> Generation {
+    let stalled = fates.contains(&JobFate::Stall);
+    Generation {
+        created_ms: unix_ms(),
+        clock: Clock::new(
+            ctx.shared.cfg.job_latency(JobKind::SyncLipSync {
+                tier: tier(&plan.model),
+            }),
+            stalled,
+        ),
+        model: plan.model,
+        input: plan.input,
+        options: plan.options,
+        webhook: plan.webhook,
+        output_file_name: plan.output_file_name,
+        fates,
+        regressed: false,
+        last: Phase::Queued,
+        spec: OutputSpec::LipSync {
+            video: plan.video,
+            audio: plan.audio,
+            mode: plan.mode,
+        },
+        output: OutputCell::default(),
+        token: uuid::Uuid::new_v4().to_string(),
+    }
+}
+
+/// Replays, refuses or creates the generation by its idempotency key; updates `sync.peak_active`.
+fn admit(
+    ctx: &Ctx,
+    plan: Plan,
+    fates: Vec<JobFate>,
+    key: Option<String>,
+    fingerprint: String,
+) -> Outcome {
+    let mut st = lock(&ctx.shared.sync);
+    match key.as_ref().and_then(|k| st.idempotency.get(k).cloned()) {
+        Some((fp, id)) if fp == fingerprint => Outcome::Replay(id),
+        Some(_) => Outcome::Conflict,
+        None => {
+            let id = uuid::Uuid::new_v4().to_string();
+            let g = new_generation(ctx, plan, fates);
+            st.gens.insert(id.clone(), g);
+            st.order.push(id.clone());
+            let active = st
+                .gens
+                .values()
+                .filter(|g| g.clock.phase() != Phase::Done)
+                .count();
+            ctx.shared.peak("sync.peak_active", active as u64);
+            if let Some(k) = key {
+                st.idempotency.insert(k, (fingerprint, id.clone()));
+            }
+            Outcome::Created(id)
+        }
+    }
+}
+
+/// The answer to a submit, by its outcome (a created generation is counted; `outcome_unknown` answers 409 with
+/// its id).
+async fn submit_answer(
+    ctx: &Ctx,
+    outcome: Outcome,
+    model: &str,
+    actions: &[FaultAction],
+) -> Response {
+    let id = match outcome {
+        Outcome::Conflict => {
+            return error(
+                409,
+                "This Idempotency-Key was already used with a different request body",
+                Some("IDEMPOTENCY_KEY_REUSED"),
+            );
+        }
+        Outcome::Replay(id) => {
+            ctx.shared.count("sync.replay");
+            let body = generation_json(ctx, &id, false)
+                .await
+                .unwrap_or(Value::Null);
+            return with_header(json(201, body), "idempotent-replayed", "true");
+        }
+        Outcome::Created(id) => id,
+    };
+    ctx.shared.count("sync.submit");
+    ctx.shared.count(&format!("sync.submit.{model}"));
+    if actions.contains(&FaultAction::OutcomeUnknown) {
+        let mut body = json!({
+            "statusCode": 409,
+            "message": "The outcome of the original request with this Idempotency-Key is unknown; poll the generation",
+            "errorCode": "IDEMPOTENCY_OUTCOME_UNKNOWN",
+        });
+        body["generationId"] = json!(id);
+        return json(409, body);
+    }
+    let body = generation_json(ctx, &id, false)
+        .await
+        .unwrap_or(Value::Null);
+    json(201, body)
+}
+
+/// `POST /v2/generate` (JSON) and `/v2/generate/upload` (multipart).
 async fn create(ctx: &Ctx, req: Request, upload: bool) -> Response {
     ctx.request(if upload {
         "sync.submit.upload"
@@ -457,260 +653,195 @@ async fn create(ctx: &Ctx, req: Request, upload: bool) -> Response {
         return ctx.finish(injected(e), &actions).await;
     }
     let key = header_str(req.headers(), "idempotency-key").map(String::from);
-    if req.headers().contains_key("idempotency-key")
-        && !key.as_deref().is_some_and(valid_idempotency_key)
-    {
-        let r = error(
-            400,
-            "Idempotency-Key must be 1-128 characters of A-Z a-z 0-9 . _ ~ -",
-            Some("INVALID_IDEMPOTENCY_KEY"),
-        );
+    if let Some(r) = bad_idempotency_key(&req, key.as_deref()) {
         return ctx.finish(r, &actions).await;
     }
-    let (plan, fingerprint) = if upload {
-        match validate_upload(req).await {
-            Ok(p) => p,
-            Err(r) => return ctx.finish(r, &actions).await,
-        }
-    } else {
-        let body = match body_bytes(req.into_body()).await {
-            Ok(b) => b,
-            Err(e) => return ctx.finish(error(400, &e, None), &actions).await,
-        };
-        let map = match serde_json::from_slice::<Value>(&body) {
-            Ok(Value::Object(m)) => m,
-            _ => {
-                return ctx
-                    .finish(error(400, "the body must be a JSON object", None), &actions)
-                    .await;
-            }
-        };
-        match validate_json(&map) {
-            Ok(p) => {
-                let fp = hex::encode(Sha256::digest(Value::Object(map).to_string().as_bytes()));
-                (p, fp)
-            }
-            Err(c) => return ctx.finish(invalid(&c), &actions).await,
-        }
+    let (plan, fingerprint) = match read_plan(req, upload).await {
+        Ok(p) => p,
+        Err(r) => return ctx.finish(r, &actions).await,
     };
     let fates = ctx.shared.take_fates(P);
-    enum Outcome {
-        Replay(String),
-        Created(String),
-        Conflict,
-    }
-    let outcome = {
-        let mut st = lock(&ctx.shared.sync);
-        match key.as_ref().and_then(|k| st.idempotency.get(k).cloned()) {
-            Some((fp, id)) if fp == fingerprint => Outcome::Replay(id),
-            Some(_) => Outcome::Conflict,
-            None => {
-                let id = uuid::Uuid::new_v4().to_string();
-                let stalled = fates.contains(&JobFate::Stall);
-                let g = Generation {
-                    created_ms: unix_ms(),
-                    model: plan.model.clone(),
-                    input: plan.input,
-                    options: plan.options,
-                    webhook: plan.webhook,
-                    output_file_name: plan.output_file_name,
-                    clock: Clock::new(
-                        ctx.shared.cfg.job_latency(JobKind::SyncLipSync {
-                            tier: tier(&plan.model),
-                        }),
-                        stalled,
-                    ),
-                    fates,
-                    regressed: false,
-                    last: Phase::Queued,
-                    spec: OutputSpec::LipSync {
-                        video: plan.video,
-                        audio: plan.audio,
-                        mode: plan.mode,
-                    },
-                    output: OutputCell::default(),
-                    token: uuid::Uuid::new_v4().to_string(),
-                };
-                st.gens.insert(id.clone(), g);
-                st.order.push(id.clone());
-                let active = st
-                    .gens
-                    .values()
-                    .filter(|g| g.clock.phase() != Phase::Done)
-                    .count();
-                ctx.shared.peak("sync.peak_active", active as u64);
-                if let Some(k) = &key {
-                    st.idempotency.insert(k.clone(), (fingerprint, id.clone()));
-                }
-                Outcome::Created(id)
-            }
-        }
-    };
-    let id = match outcome {
-        Outcome::Conflict => {
-            let r = error(
-                409,
-                "This Idempotency-Key was already used with a different request body",
-                Some("IDEMPOTENCY_KEY_REUSED"),
-            );
-            return ctx.finish(r, &actions).await;
-        }
-        Outcome::Replay(id) => {
-            ctx.shared.count("sync.replay");
-            let body = generation_json(ctx, &id, false)
-                .await
-                .unwrap_or(Value::Null);
-            return ctx
-                .finish(
-                    with_header(json(201, body), "idempotent-replayed", "true"),
-                    &actions,
-                )
-                .await;
-        }
-        Outcome::Created(id) => id,
-    };
-    ctx.shared.count("sync.submit");
-    ctx.shared.count(&format!("sync.submit.{}", plan.model));
-    if actions.contains(&FaultAction::OutcomeUnknown) {
-        let mut body = json!({
-            "statusCode": 409,
-            "message": "The outcome of the original request with this Idempotency-Key is unknown; poll the generation",
-            "errorCode": "IDEMPOTENCY_OUTCOME_UNKNOWN",
-        });
-        body["generationId"] = json!(id);
-        return ctx.finish(json(409, body), &actions).await;
-    }
-    let body = generation_json(ctx, &id, false)
-        .await
-        .unwrap_or(Value::Null);
-    ctx.finish(json(201, body), &actions).await
+    let model = plan.model.clone();
+    let outcome = admit(ctx, plan, fates, key, fingerprint);
+    let resp = submit_answer(ctx, outcome, &model, &actions).await;
+    ctx.finish(resp, &actions).await
 }
 
 fn terminal(status: &str) -> bool {
     !matches!(status, "PENDING" | "PROCESSING")
 }
 
-/// The generation object; `poll` applies the once-only regress fate.
-async fn generation_json(ctx: &Ctx, id: &str, poll: bool) -> Option<Value> {
-    let (g, phase, spec, cell, token) = {
-        let mut st = lock(&ctx.shared.sync);
-        let g = st.gens.get_mut(id)?;
-        let real = g.clock.phase();
-        let mut shown = real;
-        if poll {
-            if g.fates.contains(&JobFate::Regress)
-                && !g.regressed
-                && g.last >= Phase::Running
-                && real >= g.last
-            {
-                g.regressed = true;
-                shown = if real == Phase::Done {
-                    Phase::Running
-                } else {
-                    Phase::Queued
-                };
-            }
-            g.last = real;
+/// What `generation_json` needs of a generation, copied out under the lock.
+struct GenView {
+    /// The request echo (`id`, `createdAt`, `model`, `input`, `options`, `webhookUrl`, `outputFileName`).
+    body: Value,
+    fates: Vec<JobFate>,
+    phase: Phase,
+    spec: OutputSpec,
+    cell: OutputCell,
+    token: String,
+}
+
+/// Copies out a generation's state; `poll` applies the once-only regress fate (the status shown steps back once).
+fn view_generation(ctx: &Ctx, id: &str, poll: bool) -> Option<GenView> {
+    let mut st = lock(&ctx.shared.sync);
+    let g = st.gens.get_mut(id)?;
+    let real = g.clock.phase();
+    let mut shown = real;
+    if poll {
+        if g.fates.contains(&JobFate::Regress)
+            && !g.regressed
+            && g.last >= Phase::Running
+            && real >= g.last
+        {
+            g.regressed = true;
+            shown = if real == Phase::Done {
+                Phase::Running
+            } else {
+                Phase::Queued
+            };
         }
-        let snapshot = json!({
-            "id": id,
-            "createdAt": iso8601(g.created_ms),
-            "model": g.model,
-            "input": g.input,
-            "options": g.options,
-            "webhookUrl": g.webhook,
-            "outputFileName": g.output_file_name,
-        });
-        (
-            (snapshot, g.fates.clone()),
-            shown,
-            g.spec.clone(),
-            g.output.clone(),
-            g.token.clone(),
-        )
-    };
-    let (mut body, fates) = g;
-    let literal = fates.iter().find_map(|f| match f {
+        g.last = real;
+    }
+    let body = json!({
+        "id": id,
+        "createdAt": iso8601(g.created_ms),
+        "model": g.model,
+        "input": g.input,
+        "options": g.options,
+        "webhookUrl": g.webhook,
+        "outputFileName": g.output_file_name,
+    });
+    Some(GenView {
+        body,
+        fates: g.fates.clone(),
+        phase: shown,
+        spec: g.spec.clone(),
+        cell: g.output.clone(),
+        token: g.token.clone(),
+    })
+}
+
+/// The `error` and `error_code` of a generation that ended with this (upper-case) literal status.
+fn failure_of(upper: &str) -> Option<(&'static str, &'static str)> {
+    match upper {
+        "FAILED" => Some(("Generation failed", "generation_failed")),
+        "REJECTED" => Some((
+            "The input was rejected by the content policy",
+            "input_rejected",
+        )),
+        "TIMED_OUT" => Some(("The generation timed out", "generation_timed_out")),
+        _ => None,
+    }
+}
+
+/// How a generation stands: its status, output URL and duration, and error (all null when not applicable).
+struct GenOutcome {
+    status: String,
+    url: Value,
+    duration: Value,
+    err: Value,
+    err_code: Value,
+}
+
+/// Works out the status and output of a generation; a completed one whose output cannot be made turns `FAILED`.
+async fn generation_outcome(ctx: &Ctx, id: &str, v: &GenView) -> GenOutcome {
+    let literal = v.fates.iter().find_map(|f| match f {
         JobFate::Status(s) => Some(s.clone()),
         _ => None,
     });
-    let mut status = match phase {
+    let status = match v.phase {
         Phase::Queued => "PENDING".to_string(),
         Phase::Running => "PROCESSING".to_string(),
         Phase::Done => literal.unwrap_or_else(|| "COMPLETED".into()),
     };
-    let mut url = Value::Null;
-    let mut duration = Value::Null;
-    let mut err = Value::Null;
-    let mut err_code = Value::Null;
     let upper = status.to_ascii_uppercase();
-    if phase == Phase::Done && (upper == "COMPLETED" || upper == "COMPLETE") {
-        match output(&ctx.shared, &cell, &spec, ["input.video", "input.audio"]).await {
-            Ok(p) => {
-                duration = json!(p.duration);
-                if !fates.contains(&JobFate::NoOutput) {
-                    url = json!(format!(
-                        "{}/v2/generations/{id}/result?token={token}",
-                        ctx.base
-                    ));
-                }
-            }
-            Err(f) => {
-                status = "FAILED".into();
-                err = json!(format!("{}: {}", f.field, f.reason));
-                err_code = json!("invalid_input_media");
+    let mut out = GenOutcome {
+        status,
+        url: Value::Null,
+        duration: Value::Null,
+        err: Value::Null,
+        err_code: Value::Null,
+    };
+    if v.phase != Phase::Done {
+        return out;
+    }
+    if upper != "COMPLETED" && upper != "COMPLETE" {
+        if let Some((err, code)) = failure_of(&upper) {
+            out.err = json!(err);
+            out.err_code = json!(code);
+        }
+        return out;
+    }
+    match output(
+        &ctx.shared,
+        &v.cell,
+        &v.spec,
+        ["input.video", "input.audio"],
+    )
+    .await
+    {
+        Ok(p) => {
+            out.duration = json!(p.duration);
+            if !v.fates.contains(&JobFate::NoOutput) {
+                out.url = json!(format!(
+                    "{}/v2/generations/{id}/result?token={}",
+                    ctx.base, v.token
+                ));
             }
         }
-    } else if phase == Phase::Done {
-        match upper.as_str() {
-            "FAILED" => {
-                err = json!("Generation failed");
-                err_code = json!("generation_failed");
+        Err(f) => {
+            out.status = "FAILED".into();
+            out.err = json!(format!("{}: {}", f.field, f.reason));
+            out.err_code = json!("invalid_input_media");
+        }
+    }
+    out
+}
+
+/// Applies the presentation fates: which output URL fields appear and how, and unknown extra fields.
+fn apply_url_fates(o: &mut Map<String, Value>, fates: &[JobFate], url: &Value) {
+    for f in fates {
+        match f {
+            JobFate::SnakeUrl => {
+                o.remove("outputUrl");
+                o.remove("outputMediaUrl");
+                o.insert("output_url".into(), url.clone());
             }
-            "REJECTED" => {
-                err = json!("The input was rejected by the content policy");
-                err_code = json!("input_rejected");
+            JobFate::MediaUrlOnly => {
+                o.remove("outputUrl");
             }
-            "TIMED_OUT" => {
-                err = json!("The generation timed out");
-                err_code = json!("generation_timed_out");
+            JobFate::LegacyUrlOnly => {
+                o.remove("outputMediaUrl");
+            }
+            JobFate::UrlObject => {
+                o.insert("outputUrl".into(), json!({}));
+            }
+            JobFate::UrlNull => {
+                o.insert("outputUrl".into(), Value::Null);
+            }
+            JobFate::ExtraFields => {
+                o.insert("unexpectedField".into(), json!({"nested": [1, 2]}));
             }
             _ => {}
         }
     }
-    body["status"] = json!(status);
-    body["outputDuration"] = duration;
-    body["error"] = err;
-    body["error_code"] = err_code;
-    body["outputUrl"] = url.clone();
-    body["outputMediaUrl"] = url.clone();
+}
+
+/// The generation object; `poll` applies the once-only regress fate.
+async fn generation_json(ctx: &Ctx, id: &str, poll: bool) -> Option<Value> {
+    let v = view_generation(ctx, id, poll)?;
+    let out = generation_outcome(ctx, id, &v).await;
+    let mut body = v.body;
+    body["status"] = json!(out.status);
+    body["outputDuration"] = out.duration;
+    body["error"] = out.err;
+    body["error_code"] = out.err_code;
+    body["outputUrl"] = out.url.clone();
+    body["outputMediaUrl"] = out.url.clone();
     body["segmentOutputUrl"] = Value::Null;
     if let Some(o) = body.as_object_mut() {
-        for f in &fates {
-            match f {
-                JobFate::SnakeUrl => {
-                    o.remove("outputUrl");
-                    o.remove("outputMediaUrl");
-                    o.insert("output_url".into(), url.clone());
-                }
-                JobFate::MediaUrlOnly => {
-                    o.remove("outputUrl");
-                }
-                JobFate::LegacyUrlOnly => {
-                    o.remove("outputMediaUrl");
-                }
-                JobFate::UrlObject => {
-                    o.insert("outputUrl".into(), json!({}));
-                }
-                JobFate::UrlNull => {
-                    o.insert("outputUrl".into(), Value::Null);
-                }
-                JobFate::ExtraFields => {
-                    o.insert("unexpectedField".into(), json!({"nested": [1, 2]}));
-                }
-                _ => {}
-            }
-        }
+        apply_url_fates(o, &v.fates, &out.url);
     }
     Some(body)
 }
