@@ -209,7 +209,9 @@ async fn run(
             })
             .collect();
         let message = reasons.join("; ");
-        let _ = db.finish_run(&run_id, RunStatus::Failed, Some(&message)).await;
+        let _ = db
+            .finish_run(&run_id, RunStatus::Failed, Some(&message))
+            .await;
         print_step_table(&plan, &report);
         return Err(CliError::failed(format!("render failed: {message}")));
     }

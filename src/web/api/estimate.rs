@@ -67,5 +67,5 @@ pub async fn estimate_route(
             picked
         }
     };
-    Ok(Json(estimate(&prices, &project.project, &scenes, route)))
+    Ok(Json(estimate(prices, &project.project, &scenes, route)))
 }

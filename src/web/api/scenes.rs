@@ -338,18 +338,22 @@ pub async fn start_run(
     project_id: &str,
     scene_id: Option<&str>,
 ) -> Result<String, ApiError> {
-    state.runs.start(project_id, scene_id).await.map_err(|e| match e {
-        StartError::NotFound(what) => ApiError::not_found(what),
-        StartError::Busy(run) => {
-            ApiError::conflict("id", format!("a run is already in progress ({run})"))
-        }
-        StartError::Invalid(msg) => {
-            let mut f = FieldErrors::default();
-            f.push("identityId", msg);
-            f.into()
-        }
-        StartError::Db(e) => ApiError::internal(e),
-    })
+    state
+        .runs
+        .start(project_id, scene_id)
+        .await
+        .map_err(|e| match e {
+            StartError::NotFound(what) => ApiError::not_found(what),
+            StartError::Busy(run) => {
+                ApiError::conflict("id", format!("a run is already in progress ({run})"))
+            }
+            StartError::Invalid(msg) => {
+                let mut f = FieldErrors::default();
+                f.push("identityId", msg);
+                f.into()
+            }
+            StartError::Db(e) => ApiError::internal(e),
+        })
 }
 
 /// Generate one scene (speech, still, video, lip-sync, finalize) in the background.

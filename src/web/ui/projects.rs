@@ -289,14 +289,7 @@ async fn project_page_with(
         Route::Local
     };
     let est = price_estimate(&state.config.cloud.prices, &p, &scenes, route);
-    let cards = scene_cards(
-        &page.root,
-        &scenes,
-        &steps,
-        &runs,
-        &identities,
-        Some(&est),
-    );
+    let cards = scene_cards(&page.root, &scenes, &steps, &runs, &identities, Some(&est));
     let (form, form_error) = match form {
         Some((f, e)) => (f, Some(e)),
         None => (project_fields(Some(&p), &identities), None),

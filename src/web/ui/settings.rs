@@ -77,18 +77,18 @@ fn tool_list(status: &Value) -> Vec<(String, bool)> {
 /// The price table in use as (label, price) rows.
 fn price_rows(p: &PriceTable) -> Vec<(&'static str, String)> {
     vec![
-                (
-                    "Speech, per 1,000 characters",
-                    view::price(p.speech_per_1k_chars),
-                ),
-                ("Image, per megapixel", view::price(p.image_per_megapixel)),
-                ("Video, first 5 seconds", view::price(p.video_first_5s)),
-                (
-                    "Video, each further second",
-                    view::price(p.video_per_extra_second),
-                ),
-                ("Lip-sync, per minute", view::price(p.lipsync_per_minute)),
-                ("Avatar, per second", view::price(p.avatar_per_second)),
+        (
+            "Speech, per 1,000 characters",
+            view::price(p.speech_per_1k_chars),
+        ),
+        ("Image, per megapixel", view::price(p.image_per_megapixel)),
+        ("Video, first 5 seconds", view::price(p.video_first_5s)),
+        (
+            "Video, each further second",
+            view::price(p.video_per_extra_second),
+        ),
+        ("Lip-sync, per minute", view::price(p.lipsync_per_minute)),
+        ("Avatar, per second", view::price(p.avatar_per_second)),
     ]
 }
 
