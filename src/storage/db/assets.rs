@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 use super::{Db, DbError, nullable_f64};
 
 /// A stored asset as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AssetRecord {
     /// Id.

@@ -197,7 +197,7 @@ impl Db {
         project_id: &str,
         scenes: &[SceneInput],
     ) -> Result<Vec<String>, DbError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let now = now_ms();
         let existing = sqlx::query("SELECT id, name FROM scenes WHERE project_id = $1")
             .bind(project_id)

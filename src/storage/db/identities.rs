@@ -171,7 +171,7 @@ impl Db {
 
     /// Makes one identity the default (and no other); false when it does not exist.
     pub async fn set_default_identity(&self, id: &str) -> Result<bool, DbError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let exists = sqlx::query("SELECT id FROM identities WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)

@@ -85,6 +85,21 @@ impl From<sqlx::Error> for DbError {
     }
 }
 
+impl Db {
+    /// Begins a transaction that will write. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`), so
+    /// a writer that must wait waits on the busy timeout instead of failing with "database is locked" when its
+    /// read lock cannot be upgraded; on PostgreSQL it is a plain `BEGIN`.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        if self.is_sqlite {
+            self.pool.begin_with("BEGIN IMMEDIATE").await
+        } else {
+            self.pool.begin().await
+        }
+    }
+}
+
 impl DbError {
     /// True when this is a unique-constraint collision on `column` (e.g. `trigger_word`).
     pub fn is_unique_on(&self, column: &str) -> bool {

@@ -56,7 +56,7 @@ pub struct SceneRecord {
 }
 
 /// One stored log row.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LogRow {
     /// Id (time-ordered; also the paging cursor).
@@ -212,7 +212,7 @@ impl Db {
 
     /// Deletes a project and its scenes and runs.
     pub async fn delete_project(&self, id: &str) -> Result<bool, DbError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM scenes WHERE project_id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -320,7 +320,7 @@ impl Db {
                 let id = new_id();
                 // Concurrent creates in one project must get distinct positions: touching the project row first
                 // serialises them (a row lock on PostgreSQL, the write lock on SQLite) until commit.
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 sqlx::query("UPDATE projects SET updated_at = $2 WHERE id = $1")
                     .bind(project_id)
                     .bind(now)
@@ -375,7 +375,7 @@ impl Db {
 
     /// Sets scene order; `ids` must be exactly the project's scenes.
     pub async fn reorder_scenes(&self, project_id: &str, ids: &[String]) -> Result<bool, DbError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let rows = sqlx::query("SELECT id FROM scenes WHERE project_id = $1")
             .bind(project_id)
             .fetch_all(&mut *tx)

@@ -8,7 +8,6 @@ use axum::extract::{Multipart, Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tower::ServiceExt;
 use utoipa::IntoParams;
@@ -82,7 +81,7 @@ fn error(
 
 /// Upload an asset: multipart fields `kind` (headshot, background, audio, lora), optional `folder`, then `file`.
 #[utoipa::path(post, path = "/api/assets", tag = "assets", request_body(content_type = "multipart/form-data", content = String),
-    responses((status = 201, body = Object), (status = 400), (status = 413), (status = 415), (status = 422)))]
+    responses((status = 201, body = AssetRecord), (status = 400), (status = 413), (status = 415), (status = 422)))]
 pub async fn upload(
     State(state): State<AppState>,
     mut multipart: Multipart,
@@ -332,12 +331,19 @@ pub struct AssetQuery {
     folder: Option<String>,
 }
 
+/// The assets of a kind and folder.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AssetList {
+    /// Newest first.
+    pub items: Vec<AssetRecord>,
+}
+
 /// List assets, newest first.
-#[utoipa::path(get, path = "/api/assets", tag = "assets", params(AssetQuery), responses((status = 200, body = Object)))]
+#[utoipa::path(get, path = "/api/assets", tag = "assets", params(AssetQuery), responses((status = 200, body = AssetList)))]
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<AssetQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AssetList>, ApiError> {
     let items = state
         .storage
         .db
@@ -346,7 +352,7 @@ pub async fn list(
             q.folder.as_deref().unwrap_or(""),
         )
         .await?;
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(AssetList { items }))
 }
 
 /// Delete an asset.

@@ -324,20 +324,73 @@ pub async fn set_default(
     get(State(state), Path(id)).await
 }
 
+/// `GET /api/identities/status`: whether digital twin mode is possible, and what to do when it is not.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TwinStatus {
+    /// `FAL_KEY` is set.
+    pub fal_key_configured: bool,
+    /// `DEVEN_LORA_URL` is set (the LoRA of identities without one).
+    pub default_lora_configured: bool,
+    /// How many identities exist and are active.
+    pub identities: IdentityCounts,
+    /// The default identity (`null` when there is none).
+    pub default_identity: Option<DefaultIdentity>,
+    /// `database`, `env` (only `DEVEN_LORA_URL`) or `none`.
+    pub default_identity_source: String,
+    /// `FAL_KEY` and at least one LoRA.
+    pub digital_twin_available: bool,
+    /// What to set up next, in the guide's words.
+    pub recommendations: Vec<String>,
+}
+
+/// Identity counts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IdentityCounts {
+    /// All identities.
+    pub count: usize,
+    /// Active ones.
+    pub active: usize,
+}
+
+/// The default identity, in short.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DefaultIdentity {
+    /// Its id (absent for the environment's default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Its name (`env` for the environment's default).
+    pub name: String,
+    /// It has a LoRA.
+    pub has_lora: bool,
+}
+
 /// Digital twin status: keys (booleans only), identities, default and recommendations.
-#[utoipa::path(get, path = "/api/identities/status", tag = "identities", responses((status = 200, body = Object)))]
-pub async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/identities/status", tag = "identities", responses((status = 200, body = TwinStatus)))]
+pub async fn status(State(state): State<AppState>) -> Result<Json<TwinStatus>, ApiError> {
     let identities = state.storage.db.list_identities().await?;
     let fal = state.config.cloud.fal_key.is_some();
     let env_lora = state.config.default_lora_url.is_some();
     let default = identities.iter().find(|r| r.is_default);
-    let (default_json, source) = match default {
+    let (default_identity, source) = match default {
         Some(d) => (
-            json!({ "id": d.id, "name": d.identity.name, "hasLora": d.identity.lora_url.is_some() }),
+            Some(DefaultIdentity {
+                id: Some(d.id.clone()),
+                name: d.identity.name.clone(),
+                has_lora: d.identity.lora_url.is_some(),
+            }),
             "database",
         ),
-        None if env_lora => (json!({ "name": "env", "hasLora": true }), "env"),
-        None => (Value::Null, "none"),
+        None if env_lora => (
+            Some(DefaultIdentity {
+                id: None,
+                name: "env".into(),
+                has_lora: true,
+            }),
+            "env",
+        ),
+        None => (None, "none"),
     };
     let any_lora = identities.iter().any(|r| r.identity.lora_url.is_some()) || env_lora;
     let mut recommendations = Vec::new();
@@ -350,15 +403,18 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
     if default.is_none() {
         recommendations.push("Choose a default identity (POST /api/identities/{id}/set-default).");
     }
-    Ok(Json(json!({
-        "falKeyConfigured": fal,
-        "defaultLoraConfigured": env_lora,
-        "identities": { "count": identities.len(), "active": identities.iter().filter(|r| r.is_active).count() },
-        "defaultIdentity": default_json,
-        "defaultIdentitySource": source,
-        "digitalTwinAvailable": fal && any_lora,
-        "recommendations": recommendations,
-    })))
+    Ok(Json(TwinStatus {
+        fal_key_configured: fal,
+        default_lora_configured: env_lora,
+        identities: IdentityCounts {
+            count: identities.len(),
+            active: identities.iter().filter(|r| r.is_active).count(),
+        },
+        default_identity,
+        default_identity_source: source.into(),
+        digital_twin_available: fal && any_lora,
+        recommendations: recommendations.into_iter().map(String::from).collect(),
+    }))
 }
 
 /// Options of the identity test.

@@ -4,7 +4,6 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use crate::domain::{AspectRatio, FieldErrors, Project};
@@ -224,13 +223,16 @@ pub async fn delete(
 
 /// Render every scene and assemble the project video (background run).
 #[utoipa::path(post, path = "/api/projects/{id}/render", tag = "projects", params(("id" = String, Path)),
-    responses((status = 202, body = Object), (status = 404), (status = 409), (status = 422)))]
+    responses((status = 202, body = super::scenes::RunStarted), (status = 404), (status = 409), (status = 422)))]
 pub async fn render(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<super::scenes::RunStarted>), ApiError> {
     let run_id = super::scenes::start_run(&state, &id, None).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "runId": run_id }))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(super::scenes::RunStarted { run_id }),
+    ))
 }
 
 /// New scene order.

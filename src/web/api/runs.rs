@@ -7,57 +7,127 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use serde::Deserialize;
-use serde_json::{Value, json};
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
-use crate::domain::LogStep;
+use crate::domain::{LogStep, RunStatus};
 use crate::storage::db::{Db, LogFilter};
 use crate::web::AppState;
 use crate::web::error::{ApiError, ApiQuery};
 use crate::worker::RunEvent;
 
+/// A run record as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunView {
+    /// Run id.
+    pub id: String,
+    /// Its project.
+    pub project_id: String,
+    /// The scene of a scene run; `null` for a whole-project run.
+    pub scene_id: Option<String>,
+    /// `queued`, `running`, `succeeded`, `failed` or `canceled`.
+    #[schema(value_type = String)]
+    pub status: RunStatus,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Creation time, epoch ms.
+    pub created_at: i64,
+    /// End time, epoch ms.
+    pub finished_at: Option<i64>,
+    /// Its steps, in execution order.
+    pub steps: Vec<StepView>,
+}
+
+/// One step of a run.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepView {
+    /// The scene; `null` for the project's ASSEMBLE.
+    pub scene_id: Option<String>,
+    /// `AUDIO`, `IMAGE`, `VIDEO`, `LIPSYNC`, `FINALIZE` or `ASSEMBLE`.
+    pub step: String,
+    /// `pending`, `running`, `succeeded`, `failed`, `skipped` or `canceled`.
+    pub status: String,
+    /// The provider that did (or would do) the work.
+    pub provider: Option<String>,
+    /// Served from the cache (nothing paid).
+    pub cached: bool,
+    /// Executions started.
+    pub attempts: i64,
+    /// Cost, USD.
+    pub cost_usd: f64,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Start, epoch ms.
+    pub started_at: Option<i64>,
+    /// End, epoch ms.
+    pub finished_at: Option<i64>,
+    /// Duration, ms.
+    pub ms: Option<i64>,
+}
+
+/// A page of log rows.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogPage {
+    /// Rows, newest first.
+    pub items: Vec<crate::storage::db::LogRow>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
 /// A run with its steps (only those of `scene` when given).
-pub async fn run_json(
+pub async fn run_view(
     state: &AppState,
     run_id: &str,
     scene: Option<&str>,
-) -> Result<Value, ApiError> {
+) -> Result<RunView, ApiError> {
     let db = &state.storage.db;
     let run = db
         .get_run(run_id)
         .await?
         .ok_or_else(|| ApiError::not_found("run"))?;
-    let steps: Vec<Value> = db
+    let steps = db
         .run_steps(run_id)
         .await?
         .into_iter()
         .filter(|s| scene.is_none_or(|sc| s.scene_id == sc))
-        .map(|s| {
-            json!({
-                "sceneId": if s.scene_id.is_empty() { Value::Null } else { json!(s.scene_id) },
-                "step": s.step, "status": s.status, "provider": s.provider, "cached": s.cached,
-                "attempts": s.attempts, "costUsd": s.cost_usd, "error": s.error,
-                "startedAt": s.started_at, "finishedAt": s.finished_at,
-                "ms": match (s.started_at, s.finished_at) { (Some(a), Some(b)) => json!(b - a), _ => Value::Null },
-            })
+        .map(|s| StepView {
+            scene_id: (!s.scene_id.is_empty()).then_some(s.scene_id),
+            step: s.step,
+            status: s.status,
+            provider: s.provider,
+            cached: s.cached,
+            attempts: s.attempts,
+            cost_usd: s.cost_usd,
+            error: s.error,
+            started_at: s.started_at,
+            finished_at: s.finished_at,
+            ms: s.started_at.zip(s.finished_at).map(|(a, b)| b - a),
         })
         .collect();
-    Ok(json!({
-        "id": run_id, "projectId": run.project_id, "sceneId": run.scene_id,
-        "status": run.status, "error": run.error, "createdAt": run.created_at, "finishedAt": run.finished_at,
-        "steps": steps,
-    }))
+    Ok(RunView {
+        id: run.id,
+        project_id: run.project_id,
+        scene_id: run.scene_id,
+        status: run.status,
+        error: run.error,
+        created_at: run.created_at,
+        finished_at: run.finished_at,
+        steps,
+    })
 }
 
 /// A run: status and steps (provider, cached, timings, cost).
 #[utoipa::path(get, path = "/api/runs/{id}", tag = "runs", params(("id" = String, Path)),
-    responses((status = 200, body = Object), (status = 404)))]
+    responses((status = 200, body = RunView), (status = 404)))]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(run_json(&state, &id, None).await?))
+) -> Result<Json<RunView>, ApiError> {
+    Ok(Json(run_view(&state, &id, None).await?))
 }
 
 /// Log query.
@@ -79,11 +149,11 @@ pub struct LogQuery {
 }
 
 /// Log rows, newest first, filtered and paged.
-#[utoipa::path(get, path = "/api/logs", tag = "runs", params(LogQuery), responses((status = 200, body = Object), (status = 422)))]
+#[utoipa::path(get, path = "/api/logs", tag = "runs", params(LogQuery), responses((status = 200, body = LogPage), (status = 422)))]
 pub async fn logs(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<LogQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LogPage>, ApiError> {
     let mut e = crate::domain::FieldErrors::default();
     if let Some(step) = &q.step
         && !LogStep::ALL.iter().any(|s| s.as_str() == step)
@@ -119,7 +189,10 @@ pub async fn logs(
     } else {
         None
     };
-    Ok(Json(json!({ "items": rows, "nextCursor": next })))
+    Ok(Json(LogPage {
+        items: rows,
+        next_cursor: next,
+    }))
 }
 
 /// Live progress of a run as Server-Sent Events: `step` events (`started`, `finished`, `failed`) and one

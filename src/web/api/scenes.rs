@@ -4,7 +4,6 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::{Animation, FieldErrors, GenerationMode, Scene};
@@ -198,13 +197,23 @@ pub struct SceneListQuery {
     limit: Option<i64>,
 }
 
+/// A page of scenes.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScenePage {
+    /// Scenes in project order.
+    pub items: Vec<SceneView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<i64>,
+}
+
 /// List a project's scenes in order, paged.
 #[utoipa::path(get, path = "/api/scenes", tag = "scenes", params(SceneListQuery),
-    responses((status = 200, body = Object), (status = 404)))]
+    responses((status = 200, body = ScenePage), (status = 404)))]
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<SceneListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ScenePage>, ApiError> {
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
     let db = &state.storage.db;
     if db.get_project(&q.project).await?.is_none() {
@@ -219,7 +228,10 @@ pub async fn list(
         None
     };
     let items: Vec<SceneView> = scenes.into_iter().map(Into::into).collect();
-    Ok(Json(json!({ "items": items, "nextCursor": next })))
+    Ok(Json(ScenePage {
+        items,
+        next_cursor: next,
+    }))
 }
 
 /// Create a scene at the end of its project.
@@ -356,13 +368,45 @@ pub async fn start_run(
         })
 }
 
+/// A run was queued.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunStarted {
+    /// Follow it at `/api/runs/{runId}` and `/api/runs/{runId}/events`.
+    pub run_id: String,
+}
+
+/// A run was canceled.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunCanceled {
+    /// The run.
+    pub run_id: String,
+    /// Always `canceled`.
+    pub status: String,
+}
+
+/// A scene's status and its latest run.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SceneStatus {
+    /// The scene.
+    pub scene_id: String,
+    /// `draft`, `generating`, `completed`, `failed` or `canceled`.
+    pub status: String,
+    /// Object key of its finished video.
+    pub output_object: Option<String>,
+    /// Its latest run (its own or its project's), with this scene's steps only.
+    pub run: Option<super::runs::RunView>,
+}
+
 /// Generate one scene (speech, still, video, lip-sync, finalize) in the background.
 #[utoipa::path(post, path = "/api/scenes/{id}/generate", tag = "scenes", params(("id" = String, Path)),
-    responses((status = 202, body = Object), (status = 404), (status = 409)))]
+    responses((status = 202, body = RunStarted), (status = 404), (status = 409)))]
 pub async fn generate(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<RunStarted>), ApiError> {
     let scene = state
         .storage
         .db
@@ -370,16 +414,16 @@ pub async fn generate(
         .await?
         .ok_or_else(|| ApiError::not_found("scene"))?;
     let run_id = start_run(&state, &scene.project_id, Some(&id)).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "runId": run_id }))))
+    Ok((StatusCode::ACCEPTED, Json(RunStarted { run_id })))
 }
 
 /// Cancel the scene's running generation.
 #[utoipa::path(post, path = "/api/scenes/{id}/cancel", tag = "scenes", params(("id" = String, Path)),
-    responses((status = 200, body = Object), (status = 404), (status = 409)))]
+    responses((status = 200, body = RunCanceled), (status = 404), (status = 409)))]
 pub async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunCanceled>, ApiError> {
     let db = &state.storage.db;
     let scene = db
         .get_scene(&id)
@@ -398,26 +442,32 @@ pub async fn cancel(
             "the run is owned by another process",
         ));
     }
-    Ok(Json(json!({ "runId": run, "status": "canceled" })))
+    Ok(Json(RunCanceled {
+        run_id: run,
+        status: "canceled".into(),
+    }))
 }
 
 /// The scene's status and its latest run's steps.
 #[utoipa::path(get, path = "/api/scenes/{id}/status", tag = "scenes", params(("id" = String, Path)),
-    responses((status = 200, body = Object), (status = 404)))]
+    responses((status = 200, body = SceneStatus), (status = 404)))]
 pub async fn status(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SceneStatus>, ApiError> {
     let db = &state.storage.db;
     let scene = db
         .get_scene(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("scene"))?;
     let run = match db.latest_run_for_scene(&scene.project_id, &id).await? {
-        Some(run_id) => Some(super::runs::run_json(&state, &run_id, Some(&id)).await?),
+        Some(run_id) => Some(super::runs::run_view(&state, &run_id, Some(&id)).await?),
         None => None,
     };
-    Ok(Json(
-        json!({ "sceneId": id, "status": scene.status, "outputObject": scene.output_object, "run": run }),
-    ))
+    Ok(Json(SceneStatus {
+        scene_id: id,
+        status: scene.status,
+        output_object: scene.output_object,
+        run,
+    }))
 }

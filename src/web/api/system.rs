@@ -6,8 +6,9 @@ use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::web::AppState;
@@ -16,16 +17,51 @@ use crate::web::auth::{
 };
 use crate::web::error::{ApiError, ApiJson};
 
+/// `GET /healthz`: the server answers and its database is reachable.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` (failures answer 500 with the error shape).
+    pub status: String,
+}
+
+/// `POST /api/login`: the session's CSRF token (the session itself is the HttpOnly cookie).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginAnswer {
+    /// Send it as `X-CSRF-Token` with every write made with the session cookie.
+    pub csrf_token: String,
+}
+
+/// One provider's state: configured or not (never a key's value).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderState {
+    /// Its keys are set (for `local`: every tool is installed).
+    pub configured: bool,
+}
+
+/// `GET /api/settings/status`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SettingsStatus {
+    /// `elevenlabs`, `fal`, `kling`, `synclabs`, `local`.
+    pub providers: BTreeMap<String, ProviderState>,
+    /// Each required system tool → installed.
+    pub tools: BTreeMap<String, bool>,
+    /// `sqlite` (in the data folder) or `external` (`DATABASE_URL`).
+    pub database: String,
+}
+
 /// Liveness and database reachability.
-#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, body = Object)))]
-pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, body = Health)))]
+pub async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     state
         .storage
         .db
         .list_tokens()
         .await
         .map_err(ApiError::internal)?;
-    Ok(Json(json!({ "status": "ok" })))
+    Ok(Json(Health {
+        status: "ok".into(),
+    }))
 }
 
 /// Login body.
@@ -37,7 +73,7 @@ pub struct LoginInput {
 
 /// Exchange the admin password for a session cookie; returns the CSRF token for JSON writes.
 #[utoipa::path(post, path = "/api/login", tag = "system", request_body = LoginInput,
-    responses((status = 200, body = Object), (status = 401), (status = 429)))]
+    responses((status = 200, body = LoginAnswer), (status = 401), (status = 429)))]
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -76,7 +112,7 @@ pub async fn login(
         SESSION_TTL.as_secs(),
         if secure { "; Secure" } else { "" }
     );
-    let mut response = Json(json!({ "csrfToken": csrf })).into_response();
+    let mut response = Json(LoginAnswer { csrf_token: csrf }).into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_str(&cookie).map_err(ApiError::internal)?,
@@ -106,27 +142,40 @@ pub async fn logout(
 }
 
 /// Which providers are configured (booleans only, never key values) and which tools are installed.
-#[utoipa::path(get, path = "/api/settings/status", tag = "system", responses((status = 200, body = Object)))]
-pub async fn settings_status(State(state): State<AppState>) -> Json<Value> {
+#[utoipa::path(get, path = "/api/settings/status", tag = "system", responses((status = 200, body = SettingsStatus)))]
+pub async fn settings_status(State(state): State<AppState>) -> Json<SettingsStatus> {
     Json(status_of(&state.config))
 }
 
 /// The settings status of `cfg` (booleans only, never key values) and the installed tools.
-pub fn status_of(cfg: &crate::config::Config) -> Value {
+pub fn status_of(cfg: &crate::config::Config) -> SettingsStatus {
     let c = &cfg.cloud;
-    let tools: serde_json::Map<String, Value> = crate::media::REQUIRED_TOOLS
+    let tools: BTreeMap<String, bool> = crate::media::REQUIRED_TOOLS
         .iter()
-        .map(|(t, _)| (t.to_string(), json!(crate::media::find_tool(t).is_some())))
+        .map(|(t, _)| (t.to_string(), crate::media::find_tool(t).is_some()))
         .collect();
-    json!({
-        "providers": {
-            "elevenlabs": { "configured": c.elevenlabs_key.is_some() },
-            "fal": { "configured": c.fal_key.is_some() },
-            "kling": { "configured": c.kling_access.is_some() && c.kling_secret.is_some() },
-            "synclabs": { "configured": c.sync_key.is_some() },
-            "local": { "configured": tools.values().all(|v| v == &json!(true)) },
-        },
-        "tools": tools,
-        "database": if cfg.database_url.is_some() { "external" } else { "sqlite" },
-    })
+    let all_tools = tools.values().all(|v| *v);
+    let providers = [
+        ("elevenlabs", c.elevenlabs_key.is_some()),
+        ("fal", c.fal_key.is_some()),
+        (
+            "kling",
+            c.kling_access.is_some() && c.kling_secret.is_some(),
+        ),
+        ("synclabs", c.sync_key.is_some()),
+        ("local", all_tools),
+    ]
+    .into_iter()
+    .map(|(name, configured)| (name.to_string(), ProviderState { configured }))
+    .collect();
+    SettingsStatus {
+        providers,
+        tools,
+        database: if cfg.database_url.is_some() {
+            "external"
+        } else {
+            "sqlite"
+        }
+        .into(),
+    }
 }

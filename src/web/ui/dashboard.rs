@@ -32,7 +32,7 @@ struct DashboardPage {
 
 /// Provider name → configured, from the settings status the API serves.
 pub(crate) fn provider_status(cfg: &crate::config::Config) -> (Vec<(String, bool)>, Value) {
-    let status = system::status_of(cfg);
+    let status = serde_json::to_value(system::status_of(cfg)).unwrap_or_default();
     let providers = status["providers"]
         .as_object()
         .map(|m| {

@@ -432,30 +432,20 @@ pub(crate) async fn list_page(
             }
         })
         .collect();
-    let default_identity = match &status["defaultIdentity"] {
-        Value::Null => "none".to_string(),
-        d => d["name"].as_str().unwrap_or("").to_string(),
-    };
+    let default_identity = status
+        .default_identity
+        .map(|d| d.name)
+        .unwrap_or_else(|| "none".to_string());
     ok(&IdentitiesPage {
         l: page.layout("Identities", "identities"),
         cards,
-        fal: status["falKeyConfigured"].as_bool().unwrap_or(false),
-        twin_available: status["digitalTwinAvailable"].as_bool().unwrap_or(false),
+        fal: status.fal_key_configured,
+        twin_available: status.digital_twin_available,
         default_identity,
-        default_source: status["defaultIdentitySource"]
-            .as_str()
-            .unwrap_or("none")
-            .to_string(),
-        recommendations: status["recommendations"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        count: status["identities"]["count"].as_u64().unwrap_or(0),
-        active: status["identities"]["active"].as_u64().unwrap_or(0),
+        default_source: status.default_identity_source,
+        recommendations: status.recommendations,
+        count: status.identities.count as u64,
+        active: status.identities.active as u64,
     })
 }
 
