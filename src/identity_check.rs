@@ -190,7 +190,20 @@ pub async fn test_identity(
     guard: &FetchGuard,
     voices: Option<&VoiceDirectory>,
 ) -> IdentityTestReport {
-    let mut checks = Vec::new();
+    let mut checks = field_checks(identity);
+    checks.extend(voice_checks(identity, voices).await);
+    let (lora_checks, lora) = lora_checks(identity, guard).await;
+    checks.extend(lora_checks);
+    IdentityTestReport {
+        ok: checks.iter().all(|c| c.ok),
+        checks,
+        lora,
+        render_key: None,
+    }
+}
+
+/// `triggerWord` and `baseModel`: the identity's own validation of those two fields.
+fn field_checks(identity: &Identity) -> Vec<Check> {
     let revalidated = identity.clone().validated();
     let field_error = |field: &str| {
         revalidated.as_ref().err().and_then(|e| {
@@ -199,25 +212,32 @@ pub async fn test_identity(
                 .map(|f| f.message.clone())
         })
     };
-    checks.push(match field_error("triggerWord") {
-        None => check(
-            "triggerWord",
-            true,
-            format!("{} is well-formed", identity.trigger_word),
-        ),
-        Some(m) => check("triggerWord", false, m),
-    });
-    checks.push(match field_error("baseModel") {
-        None => check(
-            "baseModel",
-            true,
-            format!(
-                "{} is a supported Flux base model",
-                identity.base_model.as_str()
+    vec![
+        match field_error("triggerWord") {
+            None => check(
+                "triggerWord",
+                true,
+                format!("{} is well-formed", identity.trigger_word),
             ),
-        ),
-        Some(m) => check("baseModel", false, m),
-    });
+            Some(m) => check("triggerWord", false, m),
+        },
+        match field_error("baseModel") {
+            None => check(
+                "baseModel",
+                true,
+                format!(
+                    "{} is a supported Flux base model",
+                    identity.base_model.as_str()
+                ),
+            ),
+            Some(m) => check("baseModel", false, m),
+        },
+    ]
+}
+
+/// `voiceId` (format), then `voiceLookup` when the id is well-formed and a voice directory is configured.
+async fn voice_checks(identity: &Identity, voices: Option<&VoiceDirectory>) -> Vec<Check> {
+    let mut checks = Vec::new();
     match identity.voice_id.as_deref() {
         Some(v) if is_voice_id(v) => {
             checks.push(check("voiceId", true, "voice id has the ElevenLabs format"));
@@ -244,49 +264,45 @@ pub async fn test_identity(
             "no voice id: the default voice is used",
         )),
     }
-    let mut lora = None;
-    match identity.lora_url.as_deref() {
-        Some(url) => {
-            let opts = InspectOptions {
-                trigger_word: Some(identity.trigger_word.clone()),
-                base_model: Some(identity.base_model.as_str().into()),
-            };
-            match inspect_url(guard, url, &opts).await {
-                Ok(report) => {
-                    checks.push(check(
-                        "loraReachable",
-                        true,
-                        format!(
-                            "read {} bytes in {} request(s)",
-                            report.bytes_read, report.requests
-                        ),
-                    ));
-                    let detail = if report.ok() {
-                        format!(
-                            "{} LoRA ({}), rank {}",
-                            report.family,
-                            report.convention,
-                            report.rank.map_or("unknown".into(), |r| r.to_string())
-                        )
-                    } else {
-                        report.errors.join("; ")
-                    };
-                    checks.push(check("loraFile", report.ok(), detail));
-                    lora = Some(report);
-                }
-                Err(e) => checks.push(check("loraReachable", false, e.to_string())),
-            }
-        }
-        None => checks.push(check(
+    checks
+}
+
+/// `loraUrl` when there is no LoRA; else `loraReachable` and, when its header was read, `loraFile` and the report.
+async fn lora_checks(identity: &Identity, guard: &FetchGuard) -> (Vec<Check>, Option<LoraReport>) {
+    let Some(url) = identity.lora_url.as_deref() else {
+        let none = check(
             "loraUrl",
             true,
             "no LoRA: standard mode only (digital twin needs a LoRA URL)",
-        )),
-    }
-    IdentityTestReport {
-        ok: checks.iter().all(|c| c.ok),
-        checks,
-        lora,
-        render_key: None,
-    }
+        );
+        return (vec![none], None);
+    };
+    let opts = InspectOptions {
+        trigger_word: Some(identity.trigger_word.clone()),
+        base_model: Some(identity.base_model.as_str().into()),
+    };
+    let report = match inspect_url(guard, url, &opts).await {
+        Ok(report) => report,
+        Err(e) => return (vec![check("loraReachable", false, e.to_string())], None),
+    };
+    let reachable = check(
+        "loraReachable",
+        true,
+        format!(
+            "read {} bytes in {} request(s)",
+            report.bytes_read, report.requests
+        ),
+    );
+    let detail = if report.ok() {
+        format!(
+            "{} LoRA ({}), rank {}",
+            report.family,
+            report.convention,
+            report.rank.map_or("unknown".into(), |r| r.to_string())
+        )
+    } else {
+        report.errors.join("; ")
+    };
+    let file = check("loraFile", report.ok(), detail);
+    (vec![reachable, file], Some(report))
 }

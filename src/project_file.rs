@@ -164,213 +164,22 @@ impl ProjectFile {
 
     /// Parses and validates `text` (named `file` in messages); relative paths resolve against `base`.
     pub fn parse(text: &str, file: &Path, base: &Path) -> Result<Self, ProjectFileError> {
-        let doc: FileDoc = toml::from_str(text).map_err(|e| {
-            let offset = e.span().map(|s| s.start).unwrap_or(0).min(text.len());
-            let before = &text[..offset];
-            let line = before.matches('\n').count() + 1;
-            let column = before
-                .rsplit('\n')
-                .next()
-                .map(|l| l.chars().count())
-                .unwrap_or(0)
-                + 1;
-            ProjectFileError::Syntax {
-                file: file.into(),
-                line,
-                column,
-                message: e.message().trim().to_string(),
-            }
-        })?;
+        let doc: FileDoc = toml::from_str(text).map_err(|e| syntax_error(text, file, &e))?;
         let mut errors = FieldErrors::default();
-
-        let p = &doc.project;
-        let aspect_ratio = match p.aspect_ratio.as_deref() {
-            None => AspectRatio::default(),
-            Some(a) => AspectRatio::parse(a).unwrap_or_else(|| {
-                errors.push(
-                    "project.aspect_ratio",
-                    format!("must be 16:9, 9:16 or 1:1 (got {a:?})"),
-                );
-                AspectRatio::default()
-            }),
+        let project = project_section(&doc.project, &mut errors);
+        let (identities, names) = identity_sections(&doc.identities, base, &mut errors);
+        let default_identity = default_identity(
+            doc.project.default_identity.as_deref(),
+            &identities,
+            &mut errors,
+        );
+        let known = SceneIdentities {
+            names: &names,
+            any_declared: !doc.identities.is_empty(),
+            default: &default_identity,
+            several: identities.len() > 1,
         };
-        let project = Project {
-            name: p.name.clone(),
-            description: p.description.clone(),
-            aspect_ratio,
-            budget_usd: p.budget_usd,
-        };
-        let project = project.validated().unwrap_or_else(|e| {
-            errors.extend_prefixed("project", e);
-            Project {
-                name: p.name.clone(),
-                description: None,
-                aspect_ratio,
-                budget_usd: None,
-            }
-        });
-
-        if doc.identities.is_empty() {
-            errors.push(
-                "identities",
-                "at least one [[identities]] entry is required",
-            );
-        }
-        let mut identities = Vec::new();
-        let (mut names, mut triggers) = (HashSet::new(), HashSet::new());
-        for (n, s) in doc.identities.iter().enumerate() {
-            let field = format!("identities[{n}]");
-            let mut id = Identity::new(&s.name, &s.display_name, &s.trigger_word);
-            id.description = s.description.clone();
-            id.lora_url = s.lora_url.clone();
-            match &s.lora_scale {
-                None => {}
-                Some(ScaleValue::Number(v)) => id.lora_scale = LoraScale::Fixed(*v),
-                Some(ScaleValue::Text(t)) => match LoraScale::parse(t) {
-                    Some(v) => id.lora_scale = v,
-                    None => errors.push(
-                        format!("{field}.lora_scale"),
-                        "must be a number from 0.0 to 1.0 or \"auto\"",
-                    ),
-                },
-            }
-            if let Some(b) = &s.base_model {
-                match BaseModel::parse(b) {
-                    Some(b) => id.base_model = b,
-                    None => errors.push(
-                        format!("{field}.base_model"),
-                        "must be flux-dev or flux-schnell",
-                    ),
-                }
-            }
-            id.voice_id = s.voice_id.clone();
-            if let Some(m) = &s.voice_model {
-                id.voice_model = m.clone();
-            }
-            id.voice_stability = s.voice_stability.unwrap_or(id.voice_stability);
-            id.voice_similarity = s.voice_similarity.unwrap_or(id.voice_similarity);
-            id.voice_style = s.voice_style.unwrap_or(id.voice_style);
-            id.voice_speaker_boost = s.voice_speaker_boost.unwrap_or(id.voice_speaker_boost);
-            let headshot = s
-                .headshot
-                .as_deref()
-                .and_then(|h| check_image(&mut errors, &format!("{field}.headshot"), base, h));
-            match id.validated() {
-                Ok(id) => {
-                    if !names.insert(id.name.clone()) {
-                        errors.push(
-                            format!("{field}.name"),
-                            format!("duplicate identity name {:?}", id.name),
-                        );
-                    }
-                    if !triggers.insert(id.trigger_word.clone()) {
-                        errors.push(
-                            format!("{field}.trigger_word"),
-                            format!("duplicate trigger word {:?}", id.trigger_word),
-                        );
-                    }
-                    identities.push(FileIdentity {
-                        identity: id,
-                        headshot,
-                    });
-                }
-                Err(e) => errors.extend_prefixed(&field, snake_fields(e)),
-            }
-        }
-
-        let default_identity = match (&p.default_identity, identities.first()) {
-            (Some(d), _) => {
-                if !identities.iter().any(|i| &i.identity.name == d) && errors.is_empty() {
-                    errors.push(
-                        "project.default_identity",
-                        format!("no identity named {d:?}"),
-                    );
-                }
-                d.clone()
-            }
-            (None, Some(first)) if identities.len() == 1 => first.identity.name.clone(),
-            _ => String::new(),
-        };
-
-        if doc.scenes.is_empty() {
-            errors.push("scenes", "at least one [[scenes]] entry is required");
-        }
-        let mut scenes = Vec::new();
-        let mut scene_names = HashSet::new();
-        for (n, s) in doc.scenes.iter().enumerate() {
-            let field = format!("scenes[{n}]");
-            let identity = match &s.identity {
-                Some(i) => {
-                    if !names.contains(i.trim()) && !doc.identities.is_empty() {
-                        errors.push(
-                            format!("{field}.identity"),
-                            format!("no identity named {i:?}"),
-                        );
-                    }
-                    i.trim().to_string()
-                }
-                None if !default_identity.is_empty() => default_identity.clone(),
-                None => {
-                    if identities.len() > 1 {
-                        errors.push(
-                            format!("{field}.identity"),
-                            "required: the project has several identities and no default_identity",
-                        );
-                    }
-                    String::new()
-                }
-            };
-            let mode = match s.mode.as_deref() {
-                None => GenerationMode::Auto,
-                Some(m) => GenerationMode::parse(m).unwrap_or_else(|| {
-                    errors.push(
-                        format!("{field}.mode"),
-                        format!("must be auto, standard or digital-twin (got {m:?})"),
-                    );
-                    GenerationMode::Auto
-                }),
-            };
-            let animation = match s.animation.as_deref() {
-                None => Animation::Standard,
-                Some(a) => Animation::parse(a).unwrap_or_else(|| {
-                    errors.push(
-                        format!("{field}.animation"),
-                        format!("must be standard or fast (got {a:?})"),
-                    );
-                    Animation::Standard
-                }),
-            };
-            let headshot = s
-                .headshot
-                .as_deref()
-                .and_then(|h| check_image(&mut errors, &format!("{field}.headshot"), base, h));
-            let scene = Scene {
-                name: s.name.clone(),
-                dialogue: s.dialogue.clone(),
-                environment: s.environment.clone(),
-                wardrobe: s.wardrobe.clone(),
-                mood_lighting: s.mood_lighting.clone(),
-                camera: s.camera.clone(),
-                movement: s.movement.clone(),
-                target_duration: s.target_duration,
-                identity,
-                generation_mode: mode,
-                animation,
-            };
-            match scene.validated() {
-                Ok(scene) => {
-                    if !scene_names.insert(scene.name.clone()) {
-                        errors.push(
-                            format!("{field}.name"),
-                            format!("duplicate scene name {:?}", scene.name),
-                        );
-                    }
-                    scenes.push(FileScene { scene, headshot });
-                }
-                Err(e) => errors.extend_prefixed(&field, snake_fields(e)),
-            }
-        }
-
+        let scenes = scene_sections(&doc.scenes, &known, base, &mut errors);
         if !errors.is_empty() {
             return Err(ProjectFileError::Invalid {
                 file: file.into(),
@@ -383,6 +192,280 @@ impl ProjectFile {
             scenes,
             default_identity,
         })
+    }
+}
+
+/// A TOML error as a `Syntax` error with the 1-based line and column of its span start.
+fn syntax_error(text: &str, file: &Path, e: &toml::de::Error) -> ProjectFileError {
+    let offset = e.span().map(|s| s.start).unwrap_or(0).min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    ProjectFileError::Syntax {
+        file: file.into(),
+        line,
+        column,
+        message: e.message().trim().to_string(),
+    }
+}
+
+/// The `[project]` section: aspect ratio, then the project's own validation (a fallback project on error).
+fn project_section(p: &ProjectSection, errors: &mut FieldErrors) -> Project {
+    let aspect_ratio = match p.aspect_ratio.as_deref() {
+        None => AspectRatio::default(),
+        Some(a) => AspectRatio::parse(a).unwrap_or_else(|| {
+            errors.push(
+                "project.aspect_ratio",
+                format!("must be 16:9, 9:16 or 1:1 (got {a:?})"),
+            );
+            AspectRatio::default()
+        }),
+    };
+    let project = Project {
+        name: p.name.clone(),
+        description: p.description.clone(),
+        aspect_ratio,
+        budget_usd: p.budget_usd,
+    };
+    project.validated().unwrap_or_else(|e| {
+        errors.extend_prefixed("project", e);
+        Project {
+            name: p.name.clone(),
+            description: None,
+            aspect_ratio,
+            budget_usd: None,
+        }
+    })
+}
+
+/// The `[[identities]]` entries that validate, and the set of their names; duplicates are reported.
+fn identity_sections(
+    sections: &[IdentitySection],
+    base: &Path,
+    errors: &mut FieldErrors,
+) -> (Vec<FileIdentity>, HashSet<String>) {
+    if sections.is_empty() {
+        errors.push(
+            "identities",
+            "at least one [[identities]] entry is required",
+        );
+    }
+    let mut identities = Vec::new();
+    let (mut names, mut triggers) = (HashSet::new(), HashSet::new());
+    for (n, s) in sections.iter().enumerate() {
+        let field = format!("identities[{n}]");
+        let id = identity_from(s, &field, errors);
+        let headshot = s
+            .headshot
+            .as_deref()
+            .and_then(|h| check_image(errors, &format!("{field}.headshot"), base, h));
+        match id.validated() {
+            Ok(id) => {
+                if !names.insert(id.name.clone()) {
+                    errors.push(
+                        format!("{field}.name"),
+                        format!("duplicate identity name {:?}", id.name),
+                    );
+                }
+                if !triggers.insert(id.trigger_word.clone()) {
+                    errors.push(
+                        format!("{field}.trigger_word"),
+                        format!("duplicate trigger word {:?}", id.trigger_word),
+                    );
+                }
+                identities.push(FileIdentity {
+                    identity: id,
+                    headshot,
+                });
+            }
+            Err(e) => errors.extend_prefixed(&field, snake_fields(e)),
+        }
+    }
+    (identities, names)
+}
+
+/// One identity entry as an (unvalidated) `Identity`: LoRA scale and base model are checked here, voice
+/// settings left at their defaults when absent.
+fn identity_from(s: &IdentitySection, field: &str, errors: &mut FieldErrors) -> Identity {
+    let mut id = Identity::new(&s.name, &s.display_name, &s.trigger_word);
+    id.description = s.description.clone();
+    id.lora_url = s.lora_url.clone();
+    match &s.lora_scale {
+        None => {}
+        Some(ScaleValue::Number(v)) => id.lora_scale = LoraScale::Fixed(*v),
+        Some(ScaleValue::Text(t)) => match LoraScale::parse(t) {
+            Some(v) => id.lora_scale = v,
+            None => errors.push(
+                format!("{field}.lora_scale"),
+                "must be a number from 0.0 to 1.0 or \"auto\"",
+            ),
+        },
+    }
+    if let Some(b) = &s.base_model {
+        match BaseModel::parse(b) {
+            Some(b) => id.base_model = b,
+            None => errors.push(
+                format!("{field}.base_model"),
+                "must be flux-dev or flux-schnell",
+            ),
+        }
+    }
+    id.voice_id = s.voice_id.clone();
+    if let Some(m) = &s.voice_model {
+        id.voice_model = m.clone();
+    }
+    id.voice_stability = s.voice_stability.unwrap_or(id.voice_stability);
+    id.voice_similarity = s.voice_similarity.unwrap_or(id.voice_similarity);
+    id.voice_style = s.voice_style.unwrap_or(id.voice_style);
+    id.voice_speaker_boost = s.voice_speaker_boost.unwrap_or(id.voice_speaker_boost);
+    id
+}
+
+/// The project's default identity: the one named (checked only when nothing else failed), else the only one,
+/// else none (empty).
+fn default_identity(
+    named: Option<&str>,
+    identities: &[FileIdentity],
+    errors: &mut FieldErrors,
+) -> String {
+    match (named, identities.first()) {
+        (Some(d), _) => {
+            if !identities.iter().any(|i| i.identity.name == d) && errors.is_empty() {
+                errors.push(
+                    "project.default_identity",
+                    format!("no identity named {d:?}"),
+                );
+            }
+            d.to_string()
+        }
+        (None, Some(first)) if identities.len() == 1 => first.identity.name.clone(),
+        _ => String::new(),
+    }
+}
+
+/// What scenes need to know about the file's identities to resolve their own.
+struct SceneIdentities<'a> {
+    /// Names of the identities that validated.
+    names: &'a HashSet<String>,
+    /// The file has at least one `[[identities]]` entry.
+    any_declared: bool,
+    /// The default identity's name (empty when none).
+    default: &'a str,
+    /// More than one identity validated.
+    several: bool,
+}
+
+/// The `[[scenes]]` entries that validate; duplicates are reported.
+fn scene_sections(
+    sections: &[SceneSection],
+    known: &SceneIdentities,
+    base: &Path,
+    errors: &mut FieldErrors,
+) -> Vec<FileScene> {
+    if sections.is_empty() {
+        errors.push("scenes", "at least one [[scenes]] entry is required");
+    }
+    let mut scenes = Vec::new();
+    let mut scene_names = HashSet::new();
+    for (n, s) in sections.iter().enumerate() {
+        let field = format!("scenes[{n}]");
+        let scene = scene_from(s, &field, known, errors);
+        let headshot = s
+            .headshot
+            .as_deref()
+            .and_then(|h| check_image(errors, &format!("{field}.headshot"), base, h));
+        match scene.validated() {
+            Ok(scene) => {
+                if !scene_names.insert(scene.name.clone()) {
+                    errors.push(
+                        format!("{field}.name"),
+                        format!("duplicate scene name {:?}", scene.name),
+                    );
+                }
+                scenes.push(FileScene { scene, headshot });
+            }
+            Err(e) => errors.extend_prefixed(&field, snake_fields(e)),
+        }
+    }
+    scenes
+}
+
+/// One scene entry as an (unvalidated) `Scene`: its identity, mode and animation are checked here, in that order.
+fn scene_from(
+    s: &SceneSection,
+    field: &str,
+    known: &SceneIdentities,
+    errors: &mut FieldErrors,
+) -> Scene {
+    let identity = scene_identity(s.identity.as_deref(), field, known, errors);
+    let mode = match s.mode.as_deref() {
+        None => GenerationMode::Auto,
+        Some(m) => GenerationMode::parse(m).unwrap_or_else(|| {
+            errors.push(
+                format!("{field}.mode"),
+                format!("must be auto, standard or digital-twin (got {m:?})"),
+            );
+            GenerationMode::Auto
+        }),
+    };
+    let animation = match s.animation.as_deref() {
+        None => Animation::Standard,
+        Some(a) => Animation::parse(a).unwrap_or_else(|| {
+            errors.push(
+                format!("{field}.animation"),
+                format!("must be standard or fast (got {a:?})"),
+            );
+            Animation::Standard
+        }),
+    };
+    Scene {
+        name: s.name.clone(),
+        dialogue: s.dialogue.clone(),
+        environment: s.environment.clone(),
+        wardrobe: s.wardrobe.clone(),
+        mood_lighting: s.mood_lighting.clone(),
+        camera: s.camera.clone(),
+        movement: s.movement.clone(),
+        target_duration: s.target_duration,
+        identity,
+        generation_mode: mode,
+        animation,
+    }
+}
+
+/// A scene's identity name: the one it names (which must exist), else the default, else none (an error when
+/// several identities leave the choice open).
+fn scene_identity(
+    named: Option<&str>,
+    field: &str,
+    known: &SceneIdentities,
+    errors: &mut FieldErrors,
+) -> String {
+    match named {
+        Some(i) => {
+            if !known.names.contains(i.trim()) && known.any_declared {
+                errors.push(
+                    format!("{field}.identity"),
+                    format!("no identity named {i:?}"),
+                );
+            }
+            i.trim().to_string()
+        }
+        None if !known.default.is_empty() => known.default.to_string(),
+        None => {
+            if known.several {
+                errors.push(
+                    format!("{field}.identity"),
+                    "required: the project has several identities and no default_identity",
+                );
+            }
+            String::new()
+        }
     }
 }
 

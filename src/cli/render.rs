@@ -18,7 +18,7 @@ use crate::pipeline::{
 use crate::project_file::{ProjectFile, image_kind};
 use crate::providers::Providers;
 use crate::providers::cloud::ProviderChoice;
-use crate::storage::db::AssetInput;
+use crate::storage::db::{AssetInput, Db};
 use crate::storage::now_ms;
 
 /// The bundled demo project, used when `examples/demo.toml` is not in the current folder.
@@ -118,6 +118,7 @@ fn owner_alive(owner: Option<&str>, heartbeat_at: Option<i64>) -> bool {
     heartbeat_at.map(|h| now_ms() - h < 30_000).unwrap_or(false)
 }
 
+/// Renders a validated project file into `out` (default: `<data>/<project>.mp4`) plus its captions.
 async fn run(
     cfg: &Config,
     file: ProjectFile,
@@ -128,13 +129,7 @@ async fn run(
     providers: Providers,
 ) -> Result<(), CliError> {
     require_tools(&REQUIRED_TOOLS).map_err(CliError::missing_tool)?;
-    let out = out.unwrap_or_else(|| data.join(format!("{}.mp4", file.project.file_stem())));
-    if out.extension().and_then(|e| e.to_str()) != Some("mp4") {
-        return Err(CliError::input(format!(
-            "--out {}: the output file must end in .mp4",
-            out.display()
-        )));
-    }
+    let out = output_path(&file, &data, out)?;
     let storage = Storage::open(cfg, &data).await.map_err(CliError::failed)?;
     let plan = store_project(&storage, &file)
         .await
@@ -142,102 +137,20 @@ async fn run(
 
     let owner = owner_id();
     let db = &storage.db;
-    let run_id = match db
-        .unfinished_run(&plan.project_id, "")
-        .await
-        .map_err(CliError::failed)?
-    {
-        Some(run) if owner_alive(run.owner.as_deref(), run.heartbeat_at) => {
-            return Err(CliError::failed(format!(
-                "project {:?} is being rendered by another process ({})",
-                plan.project.name,
-                run.owner.unwrap_or_default()
-            )));
-        }
-        Some(run) => {
-            if db
-                .adopt_run(&run.id, run.owner.as_deref(), &owner)
-                .await
-                .map_err(CliError::failed)?
-            {
-                eprintln!("Resuming interrupted run {}", run.id);
-                run.id
-            } else {
-                return Err(CliError::failed(
-                    "another process took over the interrupted run; try again",
-                ));
-            }
-        }
-        None => db
-            .create_run(&plan.project_id, "", &owner)
-            .await
-            .map_err(CliError::failed)?,
-    };
-
-    let heartbeat = {
-        let (db, run_id, owner) = (db.clone(), run_id.clone(), owner.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                let _ = db.heartbeat(&run_id, &owner).await;
-            }
-        })
-    };
-    let scene_names: Vec<String> = plan.scenes.iter().map(|s| s.scene.name.clone()).collect();
-    let progress: Arc<dyn Progress> = Arc::from(reporter(&scene_names));
-    let pipeline = Arc::new(Pipeline::new(
-        db.clone(),
-        storage.objects.clone(),
-        providers,
-        storage.work_dir(),
-        progress,
-        cfg.pipeline_settings(),
-    ));
-    let report = pipeline.execute(&run_id, plan.clone(), options, true).await;
+    let run_id = claim_run(db, &plan, &owner).await?;
+    let heartbeat = spawn_heartbeat(db, &run_id, &owner);
+    let report = execute_pipeline(cfg, &storage, &plan, &run_id, options, providers).await;
     heartbeat.abort();
     let _ = tokio::fs::remove_dir_all(storage.work_dir().join(&run_id)).await;
 
     if !report.failures.is_empty() {
-        let reasons: Vec<String> = report
-            .failures
-            .iter()
-            .map(|((scene, step), why)| {
-                let scene = scene
-                    .map(|i| plan.scenes[i].scene.name.as_str())
-                    .unwrap_or("project");
-                format!("{scene} {}: {why}", step.as_str())
-            })
-            .collect();
-        let message = reasons.join("; ");
-        let _ = db
-            .finish_run(&run_id, RunStatus::Failed, Some(&message))
-            .await;
-        print_step_table(&plan, &report);
-        return Err(CliError::failed(format!("render failed: {message}")));
+        return Err(fail_run(db, &plan, &report, &run_id).await);
     }
-    let assembled = report.assembled().cloned().unwrap_or_default();
-    let (video, vtt, srt) = match (
-        assembled.object("video"),
-        assembled.object("vtt"),
-        assembled.object("srt"),
-    ) {
-        (Some(v), Some(t), Some(s)) => (v.to_string(), t.to_string(), s.to_string()),
-        _ => return Err(CliError::failed("the project video was not produced")),
-    };
-    let vtt_out = out.with_extension("vtt");
-    let srt_out = out.with_extension("srt");
-    for (key, dest) in [(&video, &out), (&vtt, &vtt_out), (&srt, &srt_out)] {
-        storage
-            .objects
-            .download(key, dest)
-            .await
-            .map_err(|e| CliError::failed(format!("writing {}: {e}", dest.display())))?;
-    }
+    let (vtt_out, duration) = write_outputs(&storage, &report, &out).await?;
     db.finish_run(&run_id, RunStatus::Succeeded, None)
         .await
         .map_err(CliError::failed)?;
     print_step_table(&plan, &report);
-    let duration = assembled.duration_seconds.unwrap_or(0.0);
     eprintln!(
         "Wrote {} ({duration:.1} s) with captions {}",
         out.display(),
@@ -249,6 +162,137 @@ async fn run(
     }
     storage.db.close().await;
     Ok(())
+}
+
+/// The output video path: `--out`, else `<data>/<project file stem>.mp4`; it must end in `.mp4`.
+fn output_path(file: &ProjectFile, data: &Path, out: Option<PathBuf>) -> Result<PathBuf, CliError> {
+    let out = out.unwrap_or_else(|| data.join(format!("{}.mp4", file.project.file_stem())));
+    if out.extension().and_then(|e| e.to_str()) != Some("mp4") {
+        return Err(CliError::input(format!(
+            "--out {}: the output file must end in .mp4",
+            out.display()
+        )));
+    }
+    Ok(out)
+}
+
+/// The run to work on: the project's interrupted run (adopted when its owner is gone), else a new one.
+/// Refused while another live process renders the project.
+async fn claim_run(db: &Db, plan: &RenderPlan, owner: &str) -> Result<String, CliError> {
+    match db
+        .unfinished_run(&plan.project_id, "")
+        .await
+        .map_err(CliError::failed)?
+    {
+        Some(run) if owner_alive(run.owner.as_deref(), run.heartbeat_at) => {
+            Err(CliError::failed(format!(
+                "project {:?} is being rendered by another process ({})",
+                plan.project.name,
+                run.owner.unwrap_or_default()
+            )))
+        }
+        Some(run) => {
+            if db
+                .adopt_run(&run.id, run.owner.as_deref(), owner)
+                .await
+                .map_err(CliError::failed)?
+            {
+                eprintln!("Resuming interrupted run {}", run.id);
+                Ok(run.id)
+            } else {
+                Err(CliError::failed(
+                    "another process took over the interrupted run; try again",
+                ))
+            }
+        }
+        None => db
+            .create_run(&plan.project_id, "", owner)
+            .await
+            .map_err(CliError::failed),
+    }
+}
+
+/// Marks the run as alive every 5 seconds until the returned task is aborted.
+fn spawn_heartbeat(db: &Db, run_id: &str, owner: &str) -> tokio::task::JoinHandle<()> {
+    let (db, run_id, owner) = (db.clone(), run_id.to_string(), owner.to_string());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let _ = db.heartbeat(&run_id, &owner).await;
+        }
+    })
+}
+
+/// Runs the pipeline for the plan with a per-scene progress display.
+async fn execute_pipeline(
+    cfg: &Config,
+    storage: &Storage,
+    plan: &RenderPlan,
+    run_id: &str,
+    options: RenderOptions,
+    providers: Providers,
+) -> RunReport {
+    let scene_names: Vec<String> = plan.scenes.iter().map(|s| s.scene.name.clone()).collect();
+    let progress: Arc<dyn Progress> = Arc::from(reporter(&scene_names));
+    let pipeline = Arc::new(Pipeline::new(
+        storage.db.clone(),
+        storage.objects.clone(),
+        providers,
+        storage.work_dir(),
+        progress,
+        cfg.pipeline_settings(),
+    ));
+    pipeline.execute(run_id, plan.clone(), options, true).await
+}
+
+/// Records a failed run (every failure, `scene step: why`, joined by `; `), prints the step table and returns
+/// the error to exit with.
+async fn fail_run(db: &Db, plan: &RenderPlan, report: &RunReport, run_id: &str) -> CliError {
+    let reasons: Vec<String> = report
+        .failures
+        .iter()
+        .map(|((scene, step), why)| {
+            let scene = scene
+                .map(|i| plan.scenes[i].scene.name.as_str())
+                .unwrap_or("project");
+            format!("{scene} {}: {why}", step.as_str())
+        })
+        .collect();
+    let message = reasons.join("; ");
+    let _ = db
+        .finish_run(run_id, RunStatus::Failed, Some(&message))
+        .await;
+    print_step_table(plan, report);
+    CliError::failed(format!("render failed: {message}"))
+}
+
+/// Downloads the assembled video and its VTT and SRT captions next to `out`; returns the VTT path and the
+/// video's duration in seconds.
+async fn write_outputs(
+    storage: &Storage,
+    report: &RunReport,
+    out: &Path,
+) -> Result<(PathBuf, f64), CliError> {
+    let assembled = report.assembled().cloned().unwrap_or_default();
+    let (video, vtt, srt) = match (
+        assembled.object("video"),
+        assembled.object("vtt"),
+        assembled.object("srt"),
+    ) {
+        (Some(v), Some(t), Some(s)) => (v.to_string(), t.to_string(), s.to_string()),
+        _ => return Err(CliError::failed("the project video was not produced")),
+    };
+    let out = out.to_path_buf();
+    let vtt_out = out.with_extension("vtt");
+    let srt_out = out.with_extension("srt");
+    for (key, dest) in [(&video, &out), (&vtt, &vtt_out), (&srt, &srt_out)] {
+        storage
+            .objects
+            .download(key, dest)
+            .await
+            .map_err(|e| CliError::failed(format!("writing {}: {e}", dest.display())))?;
+    }
+    Ok((vtt_out, assembled.duration_seconds.unwrap_or(0.0)))
 }
 
 /// Imports headshots and upserts identities, the project and its scenes; returns the plan.

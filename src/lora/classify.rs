@@ -42,87 +42,15 @@ fn width_of(h: &Header, f: impl Fn(&str) -> bool) -> Option<u64> {
 
 /// Classifies a parsed header.
 pub fn classify(h: &Header) -> Classification {
-    let lycoris = if any(h, |n| n.contains("hada_w")) {
-        Some("LoHa")
-    } else if any(h, |n| n.contains("lokr_w")) {
-        Some("LoKr")
-    } else {
-        None
-    };
+    let lycoris = lycoris_variant(h);
     let is_lora = lycoris.is_some() || any(h, |n| n.contains("lora") || n.ends_with(".alpha"));
-    let kohya_flux = any(h, |n| {
-        n.starts_with("lora_unet_double_blocks_") || n.starts_with("lora_unet_single_blocks_")
-    });
-    let diffusers_flux = any(h, |n| {
-        n.contains("transformer.transformer_blocks.")
-            || n.contains("transformer.single_transformer_blocks.")
-    });
-    let bfl_flux = any(h, |n| {
-        n.contains("double_blocks.") || n.contains("single_blocks.")
-    });
-    let sdxl = any(h, |n| {
-        n.starts_with("lora_unet_input_blocks_")
-            || n.starts_with("lora_unet_output_blocks_")
-            || n.starts_with("lora_unet_middle_block_")
-            || n.starts_with("lora_te2_")
-            || n.starts_with("text_encoder_2.")
-    });
-    let sd = any(h, |n| {
-        n.starts_with("lora_unet_down_blocks_")
-            || n.starts_with("lora_unet_up_blocks_")
-            || n.contains("unet.down_blocks")
-    });
-    let (family, convention) = if kohya_flux || diffusers_flux || bfl_flux {
-        // Flux.1 has hidden size 3072; Flux-like names without that width are another DiT (FLUX.2 …).
-        let flux1 = width_of(h, |n| {
-            n.contains("attn") || n.contains("qkv") || n.contains("to_q")
-        }) == Some(3072);
-        let conv = if kohya_flux {
-            "kohya"
-        } else if diffusers_flux {
-            "diffusers"
-        } else {
-            "other"
-        };
-        (if flux1 { "flux" } else { "flux2" }, conv)
-    } else if sdxl {
-        (
-            "sdxl",
-            if any(h, |n| n.starts_with("lora_")) {
-                "kohya"
-            } else {
-                "diffusers"
-            },
-        )
-    } else if sd {
-        let cross = width_of(h, |n| {
-            n.contains("attn2") && (n.contains("to_k") || n.contains("to_v"))
-        });
-        (
-            if cross == Some(1024) { "sd2" } else { "sd1" },
-            if any(h, |n| n.starts_with("lora_")) {
-                "kohya"
-            } else {
-                "diffusers"
-            },
-        )
-    } else {
-        ("unknown", "other")
-    };
+    let (family, convention) = family_and_convention(h);
     let convention = if lycoris.is_some() {
         "other"
     } else {
         convention
     };
-
-    let mut ranks: BTreeMap<u64, usize> = BTreeMap::new();
-    for t in &h.tensors {
-        if (t.name.ends_with("lora_down.weight") || t.name.ends_with("lora_A.weight"))
-            && !t.shape.is_empty()
-        {
-            *ranks.entry(t.shape[0]).or_default() += 1;
-        }
-    }
+    let ranks = rank_counts(h);
     let rank = ranks
         .iter()
         .max_by_key(|(r, n)| (**n, **r))
@@ -145,6 +73,101 @@ pub fn classify(h: &Header) -> Classification {
         alpha,
         dtypes,
     }
+}
+
+/// The LyCORIS variant whose factor names appear (LoHa before LoKr), if any.
+fn lycoris_variant(h: &Header) -> Option<&'static str> {
+    if any(h, |n| n.contains("hada_w")) {
+        Some("LoHa")
+    } else if any(h, |n| n.contains("lokr_w")) {
+        Some("LoKr")
+    } else {
+        None
+    }
+}
+
+/// Family and naming convention from the layer names: Flux-like first, then SDXL, then SD 1/2.
+fn family_and_convention(h: &Header) -> (&'static str, &'static str) {
+    let kohya_flux = any(h, |n| {
+        n.starts_with("lora_unet_double_blocks_") || n.starts_with("lora_unet_single_blocks_")
+    });
+    let diffusers_flux = any(h, |n| {
+        n.contains("transformer.transformer_blocks.")
+            || n.contains("transformer.single_transformer_blocks.")
+    });
+    let bfl_flux = any(h, |n| {
+        n.contains("double_blocks.") || n.contains("single_blocks.")
+    });
+    if kohya_flux || diffusers_flux || bfl_flux {
+        let conv = if kohya_flux {
+            "kohya"
+        } else if diffusers_flux {
+            "diffusers"
+        } else {
+            "other"
+        };
+        (flux_generation(h), conv)
+    } else if any(h, is_sdxl_name) {
+        ("sdxl", prefix_convention(h))
+    } else if any(h, is_sd_name) {
+        (sd_version(h), prefix_convention(h))
+    } else {
+        ("unknown", "other")
+    }
+}
+
+/// Layer names only SDXL LoRAs have (its UNet blocks and second text encoder).
+fn is_sdxl_name(n: &str) -> bool {
+    n.starts_with("lora_unet_input_blocks_")
+        || n.starts_with("lora_unet_output_blocks_")
+        || n.starts_with("lora_unet_middle_block_")
+        || n.starts_with("lora_te2_")
+        || n.starts_with("text_encoder_2.")
+}
+
+/// Layer names of SD 1.x/2.x UNet blocks.
+fn is_sd_name(n: &str) -> bool {
+    n.starts_with("lora_unet_down_blocks_")
+        || n.starts_with("lora_unet_up_blocks_")
+        || n.contains("unet.down_blocks")
+}
+
+/// `flux` when the attention width is Flux.1's 3072; Flux-like names without that width are another DiT (`flux2`).
+fn flux_generation(h: &Header) -> &'static str {
+    let flux1 = width_of(h, |n| {
+        n.contains("attn") || n.contains("qkv") || n.contains("to_q")
+    }) == Some(3072);
+    if flux1 { "flux" } else { "flux2" }
+}
+
+/// `sd2` when the cross-attention key/value width is 1024 (OpenCLIP), else `sd1`.
+fn sd_version(h: &Header) -> &'static str {
+    let cross = width_of(h, |n| {
+        n.contains("attn2") && (n.contains("to_k") || n.contains("to_v"))
+    });
+    if cross == Some(1024) { "sd2" } else { "sd1" }
+}
+
+/// `kohya` when any name has the `lora_` prefix, else `diffusers`.
+fn prefix_convention(h: &Header) -> &'static str {
+    if any(h, |n| n.starts_with("lora_")) {
+        "kohya"
+    } else {
+        "diffusers"
+    }
+}
+
+/// How many down/A factors have each rank (their first dimension).
+fn rank_counts(h: &Header) -> BTreeMap<u64, usize> {
+    let mut ranks: BTreeMap<u64, usize> = BTreeMap::new();
+    for t in &h.tensors {
+        if (t.name.ends_with("lora_down.weight") || t.name.ends_with("lora_A.weight"))
+            && !t.shape.is_empty()
+        {
+            *ranks.entry(t.shape[0]).or_default() += 1;
+        }
+    }
+    ranks
 }
 
 /// Metadata fields that may carry the training trigger word.

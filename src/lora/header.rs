@@ -99,65 +99,85 @@ pub fn parse(json: &[u8], header_len: u64, file_size: Option<u64>) -> Result<Hea
     let mut header = Header::default();
     for (name, v) in map.0 {
         if name == "__metadata__" {
-            let obj = v
-                .as_object()
-                .ok_or("malformed header: __metadata__ is not an object")?;
-            for (k, v) in obj {
-                let s = v
-                    .as_str()
-                    .ok_or_else(|| format!("malformed header: metadata {k:?} is not a string"))?;
-                header
-                    .metadata
-                    .insert(k.clone(), s.chars().take(65_536).collect());
-            }
+            add_metadata(&v, &mut header.metadata)?;
             continue;
         }
-        let bad = |what: &str| format!("malformed header: tensor {name:?} {what}");
-        let dtype = v["dtype"]
-            .as_str()
-            .ok_or_else(|| bad("has no dtype"))?
-            .to_string();
-        let size =
-            dtype_size(&dtype).ok_or_else(|| bad(&format!("has unsupported dtype {dtype}")))?;
-        let shape: Vec<u64> = v["shape"]
-            .as_array()
-            .ok_or_else(|| bad("has no shape"))?
-            .iter()
-            .map(|d| d.as_u64().ok_or_else(|| bad("has a bad shape")))
-            .collect::<Result<_, _>>()?;
-        let offs = v["data_offsets"]
-            .as_array()
-            .filter(|a| a.len() == 2)
-            .ok_or_else(|| bad("has bad data_offsets"))?;
-        let (begin, end) = (
-            offs[0]
-                .as_u64()
-                .ok_or_else(|| bad("has bad data_offsets"))?,
-            offs[1]
-                .as_u64()
-                .ok_or_else(|| bad("has bad data_offsets"))?,
-        );
-        if begin > end {
-            return Err(bad("has data_offsets with begin > end"));
-        }
-        let expected = shape
-            .iter()
-            .try_fold(size, |acc, d| acc.checked_mul(*d))
-            .ok_or_else(|| bad("has a shape that overflows"))?;
-        if end - begin != expected {
-            return Err(format!(
-                "offsets inconsistent: tensor {name:?} spans {} bytes, its shape needs {expected}",
-                end - begin
-            ));
-        }
-        header.tensors.push(Tensor {
-            name,
-            dtype,
-            shape,
-            offsets: (begin, end),
-        });
+        header.tensors.push(tensor_entry(name, &v)?);
     }
-    let mut ranges: Vec<(u64, u64)> = header.tensors.iter().map(|t| t.offsets).collect();
+    header.data_bytes = check_layout(&header.tensors, header_len, file_size)?;
+    header.tensors.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(header)
+}
+
+/// Copies `__metadata__` (string values only, each cut to 65,536 characters) into `metadata`.
+fn add_metadata(v: &Value, metadata: &mut BTreeMap<String, String>) -> Result<(), String> {
+    let obj = v
+        .as_object()
+        .ok_or("malformed header: __metadata__ is not an object")?;
+    for (k, v) in obj {
+        let s = v
+            .as_str()
+            .ok_or_else(|| format!("malformed header: metadata {k:?} is not a string"))?;
+        metadata.insert(k.clone(), s.chars().take(65_536).collect());
+    }
+    Ok(())
+}
+
+/// One tensor entry: known dtype, shape, and data offsets spanning exactly the bytes its shape needs.
+fn tensor_entry(name: String, v: &Value) -> Result<Tensor, String> {
+    let bad = |what: &str| format!("malformed header: tensor {name:?} {what}");
+    let dtype = v["dtype"]
+        .as_str()
+        .ok_or_else(|| bad("has no dtype"))?
+        .to_string();
+    let size = dtype_size(&dtype).ok_or_else(|| bad(&format!("has unsupported dtype {dtype}")))?;
+    let shape: Vec<u64> = v["shape"]
+        .as_array()
+        .ok_or_else(|| bad("has no shape"))?
+        .iter()
+        .map(|d| d.as_u64().ok_or_else(|| bad("has a bad shape")))
+        .collect::<Result<_, _>>()?;
+    let offs = v["data_offsets"]
+        .as_array()
+        .filter(|a| a.len() == 2)
+        .ok_or_else(|| bad("has bad data_offsets"))?;
+    let (begin, end) = (
+        offs[0]
+            .as_u64()
+            .ok_or_else(|| bad("has bad data_offsets"))?,
+        offs[1]
+            .as_u64()
+            .ok_or_else(|| bad("has bad data_offsets"))?,
+    );
+    if begin > end {
+        return Err(bad("has data_offsets with begin > end"));
+    }
+    let expected = shape
+        .iter()
+        .try_fold(size, |acc, d| acc.checked_mul(*d))
+        .ok_or_else(|| bad("has a shape that overflows"))?;
+    if end - begin != expected {
+        return Err(format!(
+            "offsets inconsistent: tensor {name:?} spans {} bytes, its shape needs {expected}",
+            end - begin
+        ));
+    }
+    Ok(Tensor {
+        name,
+        dtype,
+        shape,
+        offsets: (begin, end),
+    })
+}
+
+/// Checks the tensors tile the data buffer without gap or overlap and, when `file_size` is known, that the
+/// file is exactly prefix + header + data; returns the data buffer's size.
+fn check_layout(
+    tensors: &[Tensor],
+    header_len: u64,
+    file_size: Option<u64>,
+) -> Result<u64, String> {
+    let mut ranges: Vec<(u64, u64)> = tensors.iter().map(|t| t.offsets).collect();
     ranges.sort();
     let mut pos = 0;
     for (b, e) in &ranges {
@@ -168,7 +188,6 @@ pub fn parse(json: &[u8], header_len: u64, file_size: Option<u64>) -> Result<Hea
         }
         pos = *e;
     }
-    header.data_bytes = pos;
     if let Some(size) = file_size {
         let expected = 8 + header_len + pos;
         if expected != size {
@@ -177,6 +196,5 @@ pub fn parse(json: &[u8], header_len: u64, file_size: Option<u64>) -> Result<Hea
             ));
         }
     }
-    header.tensors.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(header)
+    Ok(pos)
 }

@@ -112,23 +112,7 @@ fn report(
     bytes_read: u64,
     requests: u32,
 ) -> LoraReport {
-    let n = match header::header_len(prefix) {
-        Ok(n) => n,
-        Err(e) => return LoraReport::failed(e, bytes_read, requests, file_size),
-    };
-    let Some(json) = prefix.get(8..8 + n as usize) else {
-        return LoraReport::failed(
-            format!(
-                "truncated: header needs {} bytes, only {} available",
-                8 + n,
-                prefix.len()
-            ),
-            bytes_read,
-            requests,
-            file_size,
-        );
-    };
-    let h = match header::parse(json, n, file_size) {
+    let h = match parse_prefix(prefix, file_size) {
         Ok(h) => h,
         Err(e) => return LoraReport::failed(e, bytes_read, requests, file_size),
     };
@@ -151,21 +135,53 @@ fn report(
             .collect(),
         ..Default::default()
     };
-    if !c.is_lora {
-        r.errors
-            .push("not a LoRA: no LoRA factor tensors (lora_A/lora_down) in the file".into());
-    } else if let Some(variant) = c.lycoris {
-        r.errors.push(format!(
-            "unsupported LyCORIS variant ({variant}): fal-ai/flux-lora expects a plain LoRA"
+    r.errors.extend(blocking_error(&c, opts));
+    r.compatible = r.errors.is_empty();
+    add_warnings(&mut r, &c, &h, file_size, opts);
+    r
+}
+
+/// The length prefix and the header it announces, parsed; the error a failed report carries otherwise.
+fn parse_prefix(prefix: &[u8], file_size: Option<u64>) -> Result<Header, String> {
+    let n = header::header_len(prefix)?;
+    let Some(json) = prefix.get(8..8 + n as usize) else {
+        return Err(format!(
+            "truncated: header needs {} bytes, only {} available",
+            8 + n,
+            prefix.len()
         ));
+    };
+    header::parse(json, n, file_size)
+}
+
+/// What keeps the LoRA from being used with `fal-ai/flux-lora`, if anything (the first rule that applies).
+fn blocking_error(c: &Classification, opts: &InspectOptions) -> Option<String> {
+    if !c.is_lora {
+        Some("not a LoRA: no LoRA factor tensors (lora_A/lora_down) in the file".into())
+    } else if let Some(variant) = c.lycoris {
+        Some(format!(
+            "unsupported LyCORIS variant ({variant}): fal-ai/flux-lora expects a plain LoRA"
+        ))
     } else if c.family != "flux" {
         let base = opts.base_model.as_deref().unwrap_or("flux-dev");
-        r.errors.push(format!(
+        Some(format!(
             "wrong family: this is a {} LoRA, not a Flux.1 LoRA for {base}",
             c.family
-        ));
+        ))
+    } else {
+        None
     }
-    r.compatible = r.errors.is_empty();
+}
+
+/// Non-blocking remarks, in order: unusual rank, no metadata, small file, trigger word missing (which also
+/// sets `trigger_word_found`).
+fn add_warnings(
+    r: &mut LoraReport,
+    c: &Classification,
+    h: &Header,
+    file_size: Option<u64>,
+    opts: &InspectOptions,
+) {
     if let Some(rank) = c.rank
         && !(4..=128).contains(&rank)
     {
@@ -191,7 +207,6 @@ fn report(
             ));
         }
     }
-    r
 }
 
 /// Trims a metadata value for display.

@@ -158,21 +158,7 @@ pub async fn splice_with_crossfades(
     }
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let parallel = cores.clamp(2, 4);
-    // Each clip must be in the delivery format, plain H.264; probed a few at a time (ffprobe mostly starts up).
-    let delivery = *d;
-    let probed: Vec<Option<ClipFrames>> =
-        futures::stream::iter(inputs.iter().map(|p| p.to_path_buf()).collect::<Vec<_>>())
-            .map(move |path| async move {
-                let info = probe(&path).await?;
-                if !super::edit::is_delivery_format(&info, &delivery) {
-                    return Ok(None);
-                }
-                clip_frames(&path).await
-            })
-            .buffered(parallel * 2)
-            .try_collect()
-            .await?;
-    let Some(clips) = probed.into_iter().collect::<Option<Vec<ClipFrames>>>() else {
+    let Some(clips) = probe_clips(inputs, d, parallel).await? else {
         return Ok(None);
     };
     let fade = fade_frames(crossfade, d.fps);
@@ -183,32 +169,8 @@ pub async fn splice_with_crossfades(
         .await
         .map_err(|e| io_error("create the splice folder", e))?;
 
-    // Bodies (stream copy) and crossfade pieces (encoded), a few processes at a time.
-    let mut jobs: Vec<(PathBuf, Vec<String>)> = Vec::new();
-    for (i, (path, &(start, end))) in inputs.iter().zip(&cuts).enumerate() {
-        let (args, body) = body_args(
-            path,
-            start,
-            end,
-            clips[i].frames,
-            &work.join(format!("clip{i}")),
-        );
-        jobs.push((body, args));
-        if let (Some(next), Some(&(next_start, _))) = (inputs.get(i + 1), cuts.get(i + 1)) {
-            let piece = work.join(format!("fade{i}.h264"));
-            let tail = clips[i].frames - end;
-            let args = fade_args(path, next, end, tail, next_start, fade, d.fps, &piece);
-            jobs.push((piece, args));
-        }
-    }
-    let parts: Vec<PathBuf> = futures::stream::iter(jobs)
-        .map(|(part, args)| async move {
-            run_tool("ffmpeg", &args, None, TOOL_TIMEOUT).await?;
-            Ok::<_, MediaError>(part)
-        })
-        .buffered(parallel)
-        .try_collect()
-        .await?;
+    let jobs = part_jobs(inputs, &clips, &cuts, fade, d.fps, work);
+    let parts = run_part_jobs(jobs, parallel).await?;
 
     let stream = work.join("video.h264");
     concatenate(&parts, &stream).await?;
@@ -225,7 +187,88 @@ pub async fn splice_with_crossfades(
     )
     .await?;
 
-    // The spliced stream must hold exactly the frames the crossfades leave.
+    check_spliced_frames(output, &clips, fade).await?;
+    Ok(Some(Joined {
+        info: probe(output).await?,
+        offsets: crossfade_offsets(&durations, fade_seconds),
+        spliced: true,
+    }))
+}
+
+/// Frames and keyframes of every input, probed a few at a time (ffprobe mostly starts up); `None` unless each
+/// clip is in the delivery format and plain H.264.
+async fn probe_clips(
+    inputs: &[&Path],
+    d: &Delivery,
+    parallel: usize,
+) -> Result<Option<Vec<ClipFrames>>, MediaError> {
+    let delivery = *d;
+    let probed: Vec<Option<ClipFrames>> =
+        futures::stream::iter(inputs.iter().map(|p| p.to_path_buf()).collect::<Vec<_>>())
+            .map(move |path| async move {
+                let info = probe(&path).await?;
+                if !super::edit::is_delivery_format(&info, &delivery) {
+                    return Ok(None);
+                }
+                clip_frames(&path).await
+            })
+            .buffered(parallel * 2)
+            .try_collect()
+            .await?;
+    Ok(probed.into_iter().collect())
+}
+
+/// The ffmpeg jobs, in stream order: each clip's body (stream copy) followed by the crossfade piece (encoded)
+/// into the next clip; each job is the file it writes and its arguments.
+fn part_jobs(
+    inputs: &[&Path],
+    clips: &[ClipFrames],
+    cuts: &[(u32, u32)],
+    fade: u32,
+    fps: u32,
+    work: &Path,
+) -> Vec<(PathBuf, Vec<String>)> {
+    let mut jobs: Vec<(PathBuf, Vec<String>)> = Vec::new();
+    for (i, (path, &(start, end))) in inputs.iter().zip(cuts).enumerate() {
+        let (args, body) = body_args(
+            path,
+            start,
+            end,
+            clips[i].frames,
+            &work.join(format!("clip{i}")),
+        );
+        jobs.push((body, args));
+        if let (Some(next), Some(&(next_start, _))) = (inputs.get(i + 1), cuts.get(i + 1)) {
+            let piece = work.join(format!("fade{i}.h264"));
+            let tail = clips[i].frames - end;
+            let args = fade_args(path, next, end, tail, next_start, fade, fps, &piece);
+            jobs.push((piece, args));
+        }
+    }
+    jobs
+}
+
+/// Runs the part jobs, `parallel` ffmpeg processes at a time; returns the parts in job order.
+async fn run_part_jobs(
+    jobs: Vec<(PathBuf, Vec<String>)>,
+    parallel: usize,
+) -> Result<Vec<PathBuf>, MediaError> {
+    futures::stream::iter(jobs)
+        .map(|(part, args)| async move {
+            run_tool("ffmpeg", &args, None, TOOL_TIMEOUT).await?;
+            Ok::<_, MediaError>(part)
+        })
+        .buffered(parallel)
+        .try_collect()
+        .await
+}
+
+/// The spliced stream must hold exactly the frames the crossfades leave.
+async fn check_spliced_frames(
+    output: &Path,
+    clips: &[ClipFrames],
+    fade: u32,
+) -> Result<(), MediaError> {
     let expected = clips.iter().map(|c| c.frames).sum::<u32>() - fade * (clips.len() as u32 - 1);
     let got = clip_frames(output).await?.map(|c| c.frames);
     if got != Some(expected) {
@@ -234,11 +277,7 @@ pub async fn splice_with_crossfades(
             reason: format!("spliced video has {got:?} frames, expected {expected}"),
         });
     }
-    Ok(Some(Joined {
-        info: probe(output).await?,
-        offsets: crossfade_offsets(&durations, fade_seconds),
-        spliced: true,
-    }))
+    Ok(())
 }
 
 fn io_error(what: &str, e: std::io::Error) -> MediaError {

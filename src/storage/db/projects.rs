@@ -293,75 +293,102 @@ impl Db {
         let now = now_ms();
         match id {
             Some(id) => {
-                sqlx::query(
-                    "UPDATE scenes SET name = $2, dialogue = $3, environment = $4, wardrobe = $5, mood_lighting = $6,
-                        camera = $7, movement = $8, target_duration = CAST($9 AS DOUBLE PRECISION), identity_id = $10,
-                        headshot_asset_id = $11, generation_mode = $12, updated_at = $13, animation = $14 WHERE id = $1",
-                )
-                .bind(id)
-                .bind(&s.name)
-                .bind(&s.dialogue)
-                .bind(&s.environment)
-                .bind(&s.wardrobe)
-                .bind(&s.mood_lighting)
-                .bind(&s.camera)
-                .bind(&s.movement)
-                .bind(nullable_f64(s.target_duration))
-                .bind(identity_id)
-                .bind(headshot_asset_id)
-                .bind(s.generation_mode.as_str())
-                .bind(now)
-                .bind(s.animation.as_str())
-                .execute(&self.pool)
-                .await?;
+                self.update_scene(id, s, identity_id, headshot_asset_id, now)
+                    .await?;
                 Ok(id.to_string())
             }
             None => {
-                let id = new_id();
-                // Concurrent creates in one project must get distinct positions: touching the project row first
-                // serialises them (a row lock on PostgreSQL, the write lock on SQLite) until commit.
-                let mut tx = self.begin_write().await?;
-                sqlx::query("UPDATE projects SET updated_at = $2 WHERE id = $1")
-                    .bind(project_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                let next: i64 = sqlx::query(
-                    "SELECT COALESCE(MAX(position), -1) + 1 AS p FROM scenes WHERE project_id = $1",
-                )
-                .bind(project_id)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("p")?;
-                sqlx::query(
-                    "INSERT INTO scenes (id, project_id, position, name, dialogue, environment, wardrobe, mood_lighting,
+                self.insert_scene(project_id, s, identity_id, headshot_asset_id, now)
+                    .await
+            }
+        }
+    }
+
+    /// Overwrites scene `id`'s fields (its project and position stay).
+    async fn update_scene(
+        &self,
+        id: &str,
+        s: &Scene,
+        identity_id: Option<&str>,
+        headshot_asset_id: Option<&str>,
+        now: i64,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE scenes SET name = $2, dialogue = $3, environment = $4, wardrobe = $5, mood_lighting = $6,
+                        camera = $7, movement = $8, target_duration = CAST($9 AS DOUBLE PRECISION), identity_id = $10,
+                        headshot_asset_id = $11, generation_mode = $12, updated_at = $13, animation = $14 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(&s.name)
+        .bind(&s.dialogue)
+        .bind(&s.environment)
+        .bind(&s.wardrobe)
+        .bind(&s.mood_lighting)
+        .bind(&s.camera)
+        .bind(&s.movement)
+        .bind(nullable_f64(s.target_duration))
+        .bind(identity_id)
+        .bind(headshot_asset_id)
+        .bind(s.generation_mode.as_str())
+        .bind(now)
+        .bind(s.animation.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Appends a new scene to the project in one transaction; returns its id.
+    async fn insert_scene(
+        &self,
+        project_id: &str,
+        s: &Scene,
+        identity_id: Option<&str>,
+        headshot_asset_id: Option<&str>,
+        now: i64,
+    ) -> Result<String, DbError> {
+        let id = new_id();
+        // Concurrent creates in one project must get distinct positions: touching the project row first
+        // serialises them (a row lock on PostgreSQL, the write lock on SQLite) until commit.
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE projects SET updated_at = $2 WHERE id = $1")
+            .bind(project_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let next: i64 = sqlx::query(
+            "SELECT COALESCE(MAX(position), -1) + 1 AS p FROM scenes WHERE project_id = $1",
+        )
+        .bind(project_id)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("p")?;
+        sqlx::query(
+            "INSERT INTO scenes (id, project_id, position, name, dialogue, environment, wardrobe, mood_lighting,
                         camera, movement, target_duration, identity_id, headshot_asset_id, generation_mode, created_at,
                         updated_at, animation)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CAST($11 AS DOUBLE PRECISION), $12, $13, $14, $15, $15,
                         $16)",
-                )
-                .bind(&id)
-                .bind(project_id)
-                .bind(next)
-                .bind(&s.name)
-                .bind(&s.dialogue)
-                .bind(&s.environment)
-                .bind(&s.wardrobe)
-                .bind(&s.mood_lighting)
-                .bind(&s.camera)
-                .bind(&s.movement)
-                .bind(nullable_f64(s.target_duration))
-                .bind(identity_id)
-                .bind(headshot_asset_id)
-                .bind(s.generation_mode.as_str())
-                .bind(now)
-                .bind(s.animation.as_str())
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(id)
-            }
-        }
+        )
+        .bind(&id)
+        .bind(project_id)
+        .bind(next)
+        .bind(&s.name)
+        .bind(&s.dialogue)
+        .bind(&s.environment)
+        .bind(&s.wardrobe)
+        .bind(&s.mood_lighting)
+        .bind(&s.camera)
+        .bind(&s.movement)
+        .bind(nullable_f64(s.target_duration))
+        .bind(identity_id)
+        .bind(headshot_asset_id)
+        .bind(s.generation_mode.as_str())
+        .bind(now)
+        .bind(s.animation.as_str())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     /// Deletes a scene.
