@@ -338,7 +338,7 @@ impl RunService {
         let (status, error) = if report.failures.is_empty() {
             ("succeeded", None)
         } else {
-            let why: Vec<String> = report.failures.iter().map(|(_, e)| e.clone()).collect();
+            let why: Vec<String> = report.failures.iter().map(|(_, e)| e.to_string()).collect();
             ("failed", Some(why.join("; ")))
         };
         let _ = db.finish_run(&id, status, error.as_deref()).await;
