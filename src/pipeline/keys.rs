@@ -11,17 +11,19 @@ const KEY_VERSION: u32 = 1;
 
 /// The hash of one step's inputs.
 pub fn content_key(step: &str, provider: &str, params: &Value, inputs: &[&str]) -> String {
-    let doc = json!({
+    // Canonical as a whole: object keys sorted at every level, whether or not serde_json preserves insertion
+    // order (a dependency can switch that feature on, as the test build's dev-dependencies do).
+    let doc = canonical(&json!({
         "v": KEY_VERSION,
         "step": step,
         "provider": provider,
-        "params": canonical(params),
+        "params": params,
         "inputs": inputs,
-    });
+    }));
     hex::encode(Sha256::digest(doc.to_string().as_bytes()))
 }
 
-/// Sorts object keys recursively so equal values hash equally.
+/// Sorts object keys recursively so equal values hash equally (and serialise in one order).
 fn canonical(v: &Value) -> Value {
     match v {
         Value::Object(map) => {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use super::error::StepError;
 use crate::storage::db::Db;
 use crate::storage::new_id;
 
@@ -141,7 +142,7 @@ impl ProviderLimits {
     }
 
     /// Waits for a slot of `pool`; `None` when the pool has no cap.
-    pub async fn acquire(&self, pool: &str) -> Result<Option<SlotGuard>, String> {
+    pub async fn acquire(&self, pool: &str) -> Result<Option<SlotGuard>, StepError> {
         let Some(cap) = self.caps.get(pool) else {
             return Ok(None);
         };
@@ -151,7 +152,7 @@ impl ProviderLimits {
             self.db
                 .ensure_slots(pool, cap)
                 .await
-                .map_err(|e| format!("preparing {pool} slots: {e}"))?;
+                .map_err(|e| StepError::Storage(format!("preparing {pool} slots: {e}")))?;
             if let Ok(mut e) = self.ensured.lock() {
                 e.insert(ensure);
             }
@@ -167,7 +168,7 @@ impl ProviderLimits {
                 .db
                 .try_take_slot(pool, cap, &holder, lease_ms)
                 .await
-                .map_err(|e| format!("taking a {pool} slot: {e}"))?;
+                .map_err(|e| StepError::Storage(format!("taking a {pool} slot: {e}")))?;
             if let Some(slot) = taken {
                 return Ok(Some(self.guard(pool, slot, holder, started.elapsed())));
             }

@@ -6,11 +6,16 @@
 //!                                   (all scenes) FINALIZE ────────┴─► ASSEMBLE
 //! ```
 
+mod capacity;
 pub mod dag;
+mod error;
 pub mod keys;
 pub mod ledger;
 pub mod limits;
+mod log;
 mod mode;
+mod node;
+mod report;
 mod runner;
 mod steps;
 
@@ -18,8 +23,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use error::{ErrorClass, StepError};
 pub use mode::{ModeDecision, select_mode};
-pub use runner::{Event, EventKind, Pipeline, Progress, RunReport, StepReport};
+pub use report::{Event, EventKind, NodeKey, Progress, RunReport, StepReport};
+pub use runner::Pipeline;
 
 use crate::domain::{Identity, Project, Scene};
 use crate::media::captions::WordTiming;

@@ -332,7 +332,7 @@ impl RunService {
         let (status, error) = if report.failures.is_empty() {
             (RunStatus::Succeeded, None)
         } else {
-            let why: Vec<String> = report.failures.iter().map(|(_, e)| e.clone()).collect();
+            let why: Vec<String> = report.failures.iter().map(|(_, e)| e.to_string()).collect();
             (RunStatus::Failed, Some(why.join("; ")))
         };
         let _ = db.finish_run(&id, status, error.as_deref()).await;

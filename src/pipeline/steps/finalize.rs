@@ -1,0 +1,69 @@
+//! FINALIZE: the scene clip normalised to the delivery format (optionally with burned captions), its
+//! thumbnail and its SRT/VTT captions.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use super::{EDITOR, Prepared, Step, StepCx, object, words_hash};
+use crate::domain::StepName;
+use crate::media::captions::{cues, to_srt, to_vtt};
+use crate::media::edit::{normalize, thumbnail};
+use crate::pipeline::StepOutput;
+use crate::pipeline::error::StepError;
+use crate::providers::JobCtx;
+
+/// The FINALIZE step.
+pub(super) struct Finalize;
+
+#[async_trait]
+impl Step for Finalize {
+    async fn prepare(&self, cx: &StepCx<'_>) -> Result<Prepared, StepError> {
+        cx.scene()?;
+        let d = cx.delivery();
+        let video = object(cx.dep(StepName::Lipsync)?, "video")?;
+        let words = &cx.dep(StepName::Audio)?.words;
+        Ok(Prepared {
+            provider: EDITOR.into(),
+            params: json!({ "burnCaptions": cx.run.options.burn_captions, "delivery": [d.width, d.height, d.fps, d.sample_rate] }),
+            inputs: vec![video.into(), words_hash(words)],
+        })
+    }
+
+    async fn execute(
+        &self,
+        cx: &StepCx<'_>,
+        work: &Path,
+        _job: &JobCtx,
+    ) -> Result<StepOutput, StepError> {
+        cx.scene()?;
+        let input = cx
+            .path_of(object(cx.dep(StepName::Lipsync)?, "video")?)
+            .await?;
+        let words = cx.dep(StepName::Audio)?.words.clone();
+        let c = cues(&words);
+        let srt = to_srt(&c);
+        let srt_path = work.join("captions.srt");
+        tokio::fs::write(&srt_path, &srt)
+            .await
+            .map_err(|e| StepError::Internal(e.to_string()))?;
+        let final_path = work.join("scene.mp4");
+        let burn = cx.run.options.burn_captions.then_some(srt_path.as_path());
+        let info = normalize(&input, &final_path, &cx.delivery(), burn).await?;
+        let thumb = work.join("thumb.jpg");
+        thumbnail(&final_path, &thumb, (info.duration / 2.0).min(1.0)).await?;
+        let mut out = StepOutput::default();
+        out.objects
+            .insert("video".into(), cx.store(&final_path, "mp4").await?);
+        out.objects
+            .insert("thumbnail".into(), cx.store(&thumb, "jpg").await?);
+        out.objects
+            .insert("srt".into(), cx.store_text(srt, "srt").await?);
+        out.objects
+            .insert("vtt".into(), cx.store_text(to_vtt(&c), "vtt").await?);
+        out.duration_seconds = Some(info.duration);
+        out.words = words;
+        Ok(out)
+    }
+}

@@ -1,0 +1,86 @@
+//! LIPSYNC: the clip fitted to the speech (speech + tail) with the speech as its sound; `passthrough` for a
+//! `fast` scene, whose VIDEO already speaks.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use super::{Prepared, Step, StepCx, ensure_covers_speech, object};
+use crate::domain::StepName;
+use crate::media::probe;
+use crate::pipeline::error::StepError;
+use crate::pipeline::{SCENE_TAIL_SECONDS, StepOutput};
+use crate::providers::{InputUrls, JobCtx, LipSyncRequest};
+
+/// Provider id of the LIPSYNC step of a `fast` scene, whose VIDEO already speaks.
+const PASSTHROUGH: &str = "passthrough";
+
+/// The LIPSYNC step.
+pub(super) struct Lipsync;
+
+#[async_trait]
+impl Step for Lipsync {
+    async fn prepare(&self, cx: &StepCx<'_>) -> Result<Prepared, StepError> {
+        let s = cx.scene()?;
+        let video = object(cx.dep(StepName::Video)?, "video")?;
+        if cx.one_step_avatar(s).is_some() {
+            return Ok(Prepared {
+                provider: PASSTHROUGH.into(),
+                params: json!({}),
+                inputs: vec![video.into()],
+            });
+        }
+        let audio = cx.dep(StepName::Audio)?;
+        let req = LipSyncRequest {
+            video: video.into(),
+            audio: object(audio, "audio")?.into(),
+            speech_seconds: audio.duration_seconds.unwrap_or(0.0),
+            tail_seconds: SCENE_TAIL_SECONDS,
+            urls: InputUrls::default(),
+        };
+        let lipsync = &cx.providers().lipsync;
+        Ok(Prepared {
+            provider: lipsync.name().into(),
+            params: lipsync.key_params(&req),
+            inputs: vec![video.into(), object(audio, "audio")?.into()],
+        })
+    }
+
+    async fn execute(
+        &self,
+        cx: &StepCx<'_>,
+        work: &Path,
+        job: &JobCtx,
+    ) -> Result<StepOutput, StepError> {
+        let s = cx.scene()?;
+        let mut out = StepOutput::default();
+        if cx.one_step_avatar(s).is_some() {
+            // The avatar clip already speaks and is fitted to the speech: hand it on unchanged.
+            let spoken = cx.dep(StepName::Video)?;
+            out.objects
+                .insert("video".into(), object(spoken, "video")?.to_string());
+            out.duration_seconds = spoken.duration_seconds;
+            return Ok(out);
+        }
+        let audio = cx.dep(StepName::Audio)?;
+        let video_key = object(cx.dep(StepName::Video)?, "video")?;
+        let audio_key = object(audio, "audio")?;
+        let req = LipSyncRequest {
+            video: cx.path_of(video_key).await?,
+            audio: cx.path_of(audio_key).await?,
+            speech_seconds: audio.duration_seconds.unwrap_or(0.0),
+            tail_seconds: SCENE_TAIL_SECONDS,
+            urls: cx
+                .input_urls(job, None, Some(video_key), Some(audio_key))
+                .await?,
+        };
+        let clip = cx.providers().lipsync.apply(&req, work, job).await?;
+        let info = probe(&clip).await?;
+        ensure_covers_speech("lip-sync", info.duration, req.speech_seconds)?;
+        out.objects
+            .insert("video".into(), cx.store(&clip, "mp4").await?);
+        out.duration_seconds = Some(info.duration);
+        Ok(out)
+    }
+}
