@@ -113,6 +113,19 @@ fn words(a: &Alignment) -> Option<Vec<WordTiming>> {
     Some(out)
 }
 
+/// The MP3 bytes of an answer: its base64 audio decoded and checked to be audio.
+fn decoded_audio(parsed: &TtsResponse) -> Result<Vec<u8>, ProviderError> {
+    let audio = base64::engine::general_purpose::STANDARD
+        .decode(parsed.audio_base64.trim())
+        .map_err(|_| ProviderError::BadOutput("elevenlabs audio is not valid base64".into()))?;
+    if !super::http::magic_ok(super::http::MediaKind::Audio, &audio) {
+        return Err(ProviderError::BadOutput(
+            "elevenlabs returned something that is not audio".into(),
+        ));
+    }
+    Ok(audio)
+}
+
 fn classify(status: StatusCode, body: &Value) -> ErrorClass {
     let code = body
         .pointer("/detail/status")
@@ -144,6 +157,35 @@ impl ElevenLabsSpeech {
             .or(self.default_voice.as_deref())
             .unwrap_or(FALLBACK_VOICE)
     }
+
+    /// The trimmed text, its character count and the voice id, once the text is non-empty and within the
+    /// model's limit and the voice looks like an ElevenLabs id.
+    fn checked<'a>(
+        &'a self,
+        req: &'a SpeechRequest,
+    ) -> Result<(&'a str, usize, &'a str), ProviderError> {
+        let text = req.text.trim();
+        if text.is_empty() {
+            return Err(ProviderError::Invalid(
+                "there is no dialogue to speak".into(),
+            ));
+        }
+        let chars = text.chars().count();
+        if chars > char_limit(&req.voice_model) {
+            return Err(ProviderError::Invalid(format!(
+                "the dialogue has {chars} characters; {} accepts at most {} per request",
+                req.voice_model,
+                char_limit(&req.voice_model)
+            )));
+        }
+        let voice = self.voice(req);
+        if !crate::domain::is_voice_id(voice) {
+            return Err(ProviderError::Invalid(format!(
+                "{voice:?} is not an ElevenLabs voice id"
+            )));
+        }
+        Ok((text, chars, voice))
+    }
 }
 
 #[async_trait]
@@ -166,26 +208,7 @@ impl SpeechSynth for ElevenLabsSpeech {
         work_dir: &Path,
         job: &JobCtx,
     ) -> Result<SpeechOutput, ProviderError> {
-        let text = req.text.trim();
-        if text.is_empty() {
-            return Err(ProviderError::Invalid(
-                "there is no dialogue to speak".into(),
-            ));
-        }
-        let chars = text.chars().count();
-        if chars > char_limit(&req.voice_model) {
-            return Err(ProviderError::Invalid(format!(
-                "the dialogue has {chars} characters; {} accepts at most {} per request",
-                req.voice_model,
-                char_limit(&req.voice_model)
-            )));
-        }
-        let voice = self.voice(req);
-        if !crate::domain::is_voice_id(voice) {
-            return Err(ProviderError::Invalid(format!(
-                "{voice:?} is not an ElevenLabs voice id"
-            )));
-        }
+        let (text, chars, voice) = self.checked(req)?;
         // Whole-body timeout: 30 s + 2 s per 100 characters, capped at 10 minutes.
         let timeout = Duration::from_secs((30 + 2 * chars as u64 / 100).min(600));
         let http = client(timeout)?;
@@ -227,14 +250,7 @@ impl SpeechSynth for ElevenLabsSpeech {
         }
         let parsed: TtsResponse = serde_json::from_value(json_body(PROVIDER, resp).await?)
             .map_err(|e| ProviderError::BadOutput(format!("elevenlabs answer: {e}")))?;
-        let audio = base64::engine::general_purpose::STANDARD
-            .decode(parsed.audio_base64.trim())
-            .map_err(|_| ProviderError::BadOutput("elevenlabs audio is not valid base64".into()))?;
-        if !super::http::magic_ok(super::http::MediaKind::Audio, &audio) {
-            return Err(ProviderError::BadOutput(
-                "elevenlabs returned something that is not audio".into(),
-            ));
-        }
+        let audio = decoded_audio(&parsed)?;
         let path = work_dir.join("speech.mp3");
         tokio::fs::write(&path, &audio).await?;
         job.add_cost(self.prices.speech(chars));

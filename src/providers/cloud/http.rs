@@ -209,18 +209,7 @@ where
             }
             ErrorClass::WaitForSlot if slot_waits < 30 => {
                 slot_waits += 1;
-                let wait = backoff_delay(
-                    slot_waits.min(5),
-                    net.scaled(Duration::from_secs(2)),
-                    net.scaled(Duration::from_secs(60)),
-                    err.retry_after.map(|d| net.scaled(d)),
-                    jitter(),
-                );
-                job.note(format!(
-                    "{provider}: waiting for a free slot ({})",
-                    err.message
-                ));
-                tokio::time::sleep(wait).await;
+                wait_for_slot(net, provider, job, slot_waits, &err).await;
             }
             _ => {
                 failures += 1;
@@ -233,22 +222,49 @@ where
                         err.body,
                     ));
                 }
-                let wait = backoff_delay(
-                    failures - 1,
-                    net.scaled(Duration::from_secs(1)),
-                    net.scaled(Duration::from_secs(60)),
-                    err.retry_after.map(|d| net.scaled(d)),
-                    jitter(),
-                );
-                job.note(format!(
-                    "{provider}: {} — retry {failures} in {:.1} s",
-                    err.message,
-                    wait.as_secs_f64()
-                ));
-                tokio::time::sleep(wait).await;
+                back_off(net, provider, job, failures, &err).await;
             }
         }
     }
+}
+
+/// Sleeps before asking again for a busy provider's slot (the `slot_waits`-th wait), noting why.
+async fn wait_for_slot(
+    net: &Net,
+    provider: &'static str,
+    job: &JobCtx,
+    slot_waits: u32,
+    err: &CallError,
+) {
+    let wait = backoff_delay(
+        slot_waits.min(5),
+        net.scaled(Duration::from_secs(2)),
+        net.scaled(Duration::from_secs(60)),
+        err.retry_after.map(|d| net.scaled(d)),
+        jitter(),
+    );
+    job.note(format!(
+        "{provider}: waiting for a free slot ({})",
+        err.message
+    ));
+    tokio::time::sleep(wait).await;
+}
+
+/// Sleeps before retry number `failures` of a retryable failure, noting the retry.
+async fn back_off(net: &Net, provider: &'static str, job: &JobCtx, failures: u32, err: &CallError) {
+    let wait = backoff_delay(
+        failures - 1,
+        net.scaled(Duration::from_secs(1)),
+        net.scaled(Duration::from_secs(60)),
+        err.retry_after.map(|d| net.scaled(d)),
+        jitter(),
+    );
+    job.note(format!(
+        "{provider}: {} — retry {failures} in {:.1} s",
+        err.message,
+        wait.as_secs_f64()
+    ));
+    tokio::time::sleep(wait).await;
 }
 
 /// Sends once: a 2xx response, or the classified error (the body is read for the reason).
@@ -432,25 +448,7 @@ async fn download_once(
         .send(Method::GET, url, &[])
         .await
         .map_err(|e| (true, e.to_string()))?;
-    let status = resp.status();
-    if status == StatusCode::FORBIDDEN
-        || status == StatusCode::GONE
-        || status == StatusCode::NOT_FOUND
-    {
-        return Err((
-            false,
-            format!(
-                "the result URL answered HTTP {} (expired or removed)",
-                status.as_u16()
-            ),
-        ));
-    }
-    if !status.is_success() {
-        return Err((
-            status.is_server_error(),
-            format!("the result URL answered HTTP {}", status.as_u16()),
-        ));
-    }
+    result_status(resp.status())?;
     let expected = resp.content_length();
     if expected.is_some_and(|n| n > cap) {
         return Err((false, format!("the result is larger than {cap} bytes")));
@@ -491,17 +489,43 @@ async fn download_once(
     if !magic_ok(kind, &head) {
         return Err((
             false,
-            format!(
-                "the result is not {} (wrong content)",
-                match kind {
-                    MediaKind::Image => "an image",
-                    MediaKind::Video => "a video",
-                    MediaKind::Audio => "audio",
-                }
-            ),
+            format!("the result is not {} (wrong content)", kind_name(kind)),
         ));
     }
     Ok(written)
+}
+
+/// A result URL's HTTP status as a download error: gone for good (403/404/410 — expired or removed), or another
+/// failure, retried only for a server error.
+fn result_status(status: StatusCode) -> Result<(), (bool, String)> {
+    if status == StatusCode::FORBIDDEN
+        || status == StatusCode::GONE
+        || status == StatusCode::NOT_FOUND
+    {
+        return Err((
+            false,
+            format!(
+                "the result URL answered HTTP {} (expired or removed)",
+                status.as_u16()
+            ),
+        ));
+    }
+    if !status.is_success() {
+        return Err((
+            status.is_server_error(),
+            format!("the result URL answered HTTP {}", status.as_u16()),
+        ));
+    }
+    Ok(())
+}
+
+/// What a media kind is called in a wrong-content error.
+fn kind_name(kind: MediaKind) -> &'static str {
+    match kind {
+        MediaKind::Image => "an image",
+        MediaKind::Video => "a video",
+        MediaKind::Audio => "audio",
+    }
 }
 
 /// A `data:` URI of a local file, for APIs that accept inline media.

@@ -234,6 +234,29 @@ impl ImageToVideo for KlingVideo {
                     .await?
             }
         };
+        let url = self
+            .await_video(&task_id, attempt, seconds, &tag, job)
+            .await?;
+        let out = work_dir.join("kling.mp4");
+        http::download(&self.net, PROVIDER, &url, &out, MediaKind::Video, 500 << 20).await?;
+        self.record(job, &tag, JobState::Completed, attempt, Some(&task_id))
+            .await?;
+        job.add_cost(self.prices.video(seconds));
+        Ok(out)
+    }
+}
+
+impl KlingVideo {
+    /// Polls task `task_id` until it yields its video URL (a longer deadline for 10 s clips and `pro`); a deadline,
+    /// a failed task or one that succeeded without a video (after one re-read) marks the job failed.
+    async fn await_video(
+        &self,
+        task_id: &str,
+        attempt: u32,
+        seconds: u32,
+        tag: &str,
+        job: &JobCtx,
+    ) -> Result<String, ProviderError> {
         let deadline = if seconds > 5 || self.mode == "pro" {
             1800
         } else {
@@ -245,14 +268,14 @@ impl ImageToVideo for KlingVideo {
             Duration::from_secs(deadline),
         );
         let mut reread = false;
-        let url = loop {
+        loop {
             match cadence.wait().await {
                 Ok(true) => job.note(format!(
                     "kling: task {task_id} still running after 10 minutes"
                 )),
                 Ok(false) => {}
                 Err(limit) => {
-                    self.record(job, &tag, JobState::Failed, attempt, Some(&task_id))
+                    self.record(job, tag, JobState::Failed, attempt, Some(task_id))
                         .await?;
                     return Err(ProviderError::Unavailable {
                         provider: PROVIDER,
@@ -263,22 +286,22 @@ impl ImageToVideo for KlingVideo {
                     });
                 }
             }
-            let Ok(Some(body)) = self.query(&task_id, job).await else {
+            let Ok(Some(body)) = self.query(task_id, job).await else {
                 continue;
             };
             match task_state(&body) {
                 TaskState::Running => {}
-                TaskState::Succeeded(Some(url)) => break url,
+                TaskState::Succeeded(Some(url)) => return Ok(url),
                 TaskState::Succeeded(None) if !reread => reread = true,
                 TaskState::Succeeded(None) => {
-                    self.record(job, &tag, JobState::Failed, attempt, Some(&task_id))
+                    self.record(job, tag, JobState::Failed, attempt, Some(task_id))
                         .await?;
                     return Err(ProviderError::BadOutput(format!(
                         "kling task {task_id} succeeded without a video (completed_without_output)"
                     )));
                 }
                 TaskState::Failed(reason) => {
-                    self.record(job, &tag, JobState::Failed, attempt, Some(&task_id))
+                    self.record(job, tag, JobState::Failed, attempt, Some(task_id))
                         .await?;
                     return Err(ProviderError::Rejected {
                         provider: PROVIDER,
@@ -286,17 +309,9 @@ impl ImageToVideo for KlingVideo {
                     });
                 }
             }
-        };
-        let out = work_dir.join("kling.mp4");
-        http::download(&self.net, PROVIDER, &url, &out, MediaKind::Video, 500 << 20).await?;
-        self.record(job, &tag, JobState::Completed, attempt, Some(&task_id))
-            .await?;
-        job.add_cost(self.prices.video(seconds));
-        Ok(out)
+        }
     }
-}
 
-impl KlingVideo {
     /// The name its jobs are stored under in the job ledger.
     pub fn ledger_tag(&self) -> String {
         format!("kling:{}", self.model)

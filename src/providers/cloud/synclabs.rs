@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
+use reqwest::{RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 
 use super::http::{
@@ -103,6 +103,121 @@ fn gen_state(body: &Value) -> GenState {
     }
 }
 
+/// What a submit sends: a JSON body naming presigned URLs (Sync fetches the inputs itself) when both inputs
+/// have one, otherwise the local media uploaded as a multipart form.
+enum Payload {
+    ByUrl(Value),
+    Upload(Upload),
+}
+
+/// Local media read for an upload; the form is rebuilt for every attempt.
+struct Upload {
+    options: String,
+    video: Vec<u8>,
+    audio: Vec<u8>,
+    audio_name: (&'static str, &'static str),
+}
+
+/// The `options` object of every submit.
+fn submit_options() -> Value {
+    json!({"sync_mode": "loop", "output_format": "mp4"})
+}
+
+impl Payload {
+    /// The payload for `req`: by URL when both presigned URLs are set, else the files read from disk.
+    async fn of(req: &LipSyncRequest) -> Result<Self, ProviderError> {
+        let options = submit_options();
+        if let (Some(video), Some(audio)) = (&req.urls.video, &req.urls.audio) {
+            return Ok(Self::ByUrl(json!({
+                "model": MODEL,
+                "input": [{"type": "video", "url": video}, {"type": "audio", "url": audio}],
+                "options": options,
+            })));
+        }
+        let video = tokio::fs::read(&req.video).await?;
+        let audio = tokio::fs::read(&req.audio).await?;
+        let audio_name = if req.audio.extension().is_some_and(|e| e == "mp3") {
+            ("speech.mp3", "audio/mpeg")
+        } else {
+            ("speech.wav", "audio/wav")
+        };
+        Ok(Self::Upload(Upload {
+            options: options.to_string(),
+            video,
+            audio,
+            audio_name,
+        }))
+    }
+
+    /// The endpoint path; an upload first checks that its form can be built.
+    fn path(&self) -> Result<&'static str, ProviderError> {
+        match self {
+            Self::ByUrl(_) => Ok("/v2/generate"),
+            Self::Upload(upload) => {
+                upload.form()?;
+                Ok("/v2/generate/upload")
+            }
+        }
+    }
+
+    /// `request` with this payload as its body.
+    fn attach(&self, request: RequestBuilder) -> RequestBuilder {
+        match self {
+            Self::ByUrl(body) => request.json(body),
+            Self::Upload(upload) => match upload.form() {
+                Ok(f) => request.multipart(f),
+                Err(_) => request,
+            },
+        }
+    }
+}
+
+impl Upload {
+    /// The multipart form: model, options, the clip and the speech.
+    fn form(&self) -> Result<Form, ProviderError> {
+        Ok(Form::new()
+            .text("model", MODEL)
+            .text("options", self.options.clone())
+            .part(
+                "video",
+                Part::bytes(self.video.clone())
+                    .file_name("clip.mp4")
+                    .mime_str("video/mp4")
+                    .map_err(|e| ProviderError::Invalid(e.to_string()))?,
+            )
+            .part(
+                "audio",
+                Part::bytes(self.audio.clone())
+                    .file_name(self.audio_name.0)
+                    .mime_str(self.audio_name.1)
+                    .map_err(|e| ProviderError::Invalid(e.to_string()))?,
+            ))
+    }
+}
+
+/// The generation id of an accepted submit.
+fn generation_id(body: &Value) -> Result<String, ProviderError> {
+    body.get("id")
+        .or_else(|| body.get("generationId"))
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| ProviderError::BadOutput("sync accepted the job but sent no id".into()))
+}
+
+/// The generation an uncertain submit started, when its error (IDEMPOTENCY_OUTCOME_UNKNOWN) names one: adopted.
+fn adopted_generation(body: &Value, job: &JobCtx) -> Option<String> {
+    let id = body.get("generationId").and_then(Value::as_str)?;
+    if id.trim().is_empty() {
+        return None;
+    }
+    job.note(format!(
+        "synclabs: adopted generation {id} after an uncertain submit"
+    ));
+    Some(id.trim().to_string())
+}
+
 impl SyncLipSync {
     /// A client for the configured account.
     pub fn new(cfg: &CloudConfig, key: Secret) -> Self {
@@ -140,57 +255,10 @@ impl SyncLipSync {
         attempt: u32,
         job: &JobCtx,
     ) -> Result<String, ProviderError> {
-        let options = json!({"sync_mode": "loop", "output_format": "mp4"});
         let http = client(Duration::from_secs(120))?;
         let key = job.stable_id(attempt);
-        // With presigned URLs (media in a bucket) Sync fetches the inputs itself; otherwise they are uploaded.
-        let by_url = match (&req.urls.video, &req.urls.audio) {
-            (Some(video), Some(audio)) => Some(json!({
-                "model": MODEL,
-                "input": [{"type": "video", "url": video}, {"type": "audio", "url": audio}],
-                "options": options,
-            })),
-            _ => None,
-        };
-        let (video, audio) = match by_url {
-            Some(_) => (Vec::new(), Vec::new()),
-            None => (
-                tokio::fs::read(&req.video).await?,
-                tokio::fs::read(&req.audio).await?,
-            ),
-        };
-        let audio_name = if req.audio.extension().is_some_and(|e| e == "mp3") {
-            ("speech.mp3", "audio/mpeg")
-        } else {
-            ("speech.wav", "audio/wav")
-        };
-        let options = options.to_string();
-        let form = || -> Result<Form, ProviderError> {
-            Ok(Form::new()
-                .text("model", MODEL)
-                .text("options", options.clone())
-                .part(
-                    "video",
-                    Part::bytes(video.clone())
-                        .file_name("clip.mp4")
-                        .mime_str("video/mp4")
-                        .map_err(|e| ProviderError::Invalid(e.to_string()))?,
-                )
-                .part(
-                    "audio",
-                    Part::bytes(audio.clone())
-                        .file_name(audio_name.0)
-                        .mime_str(audio_name.1)
-                        .map_err(|e| ProviderError::Invalid(e.to_string()))?,
-                ))
-        };
-        let url = match by_url {
-            Some(_) => format!("{}/v2/generate", self.base),
-            None => {
-                form()?;
-                format!("{}/v2/generate/upload", self.base)
-            }
-        };
+        let payload = Payload::of(req).await?;
+        let url = format!("{}{}", self.base, payload.path()?);
         let resp = call_keeping_body(
             &self.net,
             PROVIDER,
@@ -198,44 +266,19 @@ impl SyncLipSync {
             Repeat::Safe,
             job,
             || {
-                let req = http
-                    .post(&url)
-                    .header("x-api-key", self.key.expose())
-                    .header("Idempotency-Key", &key);
-                match &by_url {
-                    Some(body) => req.json(body),
-                    None => match form() {
-                        Ok(f) => req.multipart(f),
-                        Err(_) => req,
-                    },
-                }
+                payload.attach(
+                    http.post(&url)
+                        .header("x-api-key", self.key.expose())
+                        .header("Idempotency-Key", &key),
+                )
             },
             classify,
         )
         .await;
-        let resp = match resp {
-            Ok(r) => r,
-            Err((e, body)) => {
-                // IDEMPOTENCY_OUTCOME_UNKNOWN may name the generation it started: adopt it.
-                if let Some(id) = body.get("generationId").and_then(Value::as_str)
-                    && !id.trim().is_empty()
-                {
-                    job.note(format!(
-                        "synclabs: adopted generation {id} after an uncertain submit"
-                    ));
-                    return Ok(id.trim().to_string());
-                }
-                return Err(e);
-            }
-        };
-        let body = json_body(PROVIDER, resp).await?;
-        body.get("id")
-            .or_else(|| body.get("generationId"))
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .ok_or_else(|| ProviderError::BadOutput("sync accepted the job but sent no id".into()))
+        match resp {
+            Ok(resp) => generation_id(&json_body(PROVIDER, resp).await?),
+            Err((e, body)) => adopted_generation(&body, job).ok_or(e),
+        }
     }
 
     /// The generation's state, long-polled: Sync holds the request until the generation ends or `wait` seconds
@@ -281,9 +324,37 @@ impl LipSync for SyncLipSync {
         work_dir: &Path,
         job: &JobCtx,
     ) -> Result<PathBuf, ProviderError> {
+        let (id, attempt) = self.resume_or_submit(req, job).await?;
+        let speech = req.speech_seconds.max(1.0);
+        let url = self.await_output(&id, attempt, speech, job).await?;
+        let synced = work_dir.join("sync.mp4");
+        http::download(
+            &self.net,
+            PROVIDER,
+            &url,
+            &synced,
+            MediaKind::Video,
+            500 << 20,
+        )
+        .await?;
+        self.record(job, JobState::Completed, attempt, Some(&id))
+            .await?;
+        job.add_cost(self.prices.lipsync(speech));
+        super::fit_to_speech(synced, req, work_dir, job).await
+    }
+}
+
+impl SyncLipSync {
+    /// The stored generation when one was submitted, else a (re)submit: an uncertain one with its own attempt's
+    /// idempotency key, a new one after reserving its price; with the attempt.
+    async fn resume_or_submit(
+        &self,
+        req: &LipSyncRequest,
+        job: &JobCtx,
+    ) -> Result<(String, u32), ProviderError> {
         let stored = job.load(PROVIDER).await.map_err(ProviderError::Invalid)?;
         let previous = stored.as_ref().map_or(0, |j| j.attempt);
-        let (id, attempt) = match stored {
+        Ok(match stored {
             Some(j)
                 if matches!(j.state, JobState::Submitted | JobState::Completed)
                     && j.remote_id.is_some() =>
@@ -305,14 +376,24 @@ impl LipSync for SyncLipSync {
                     previous + 1,
                 )
             }
-        };
-        let speech = req.speech_seconds.max(1.0);
+        })
+    }
+
+    /// Polls generation `id` until it yields its output URL; a deadline, a failed generation or one completed
+    /// without output (after one re-read) marks the job failed.
+    async fn await_output(
+        &self,
+        id: &str,
+        attempt: u32,
+        speech: f64,
+        job: &JobCtx,
+    ) -> Result<String, ProviderError> {
         let mut cadence = Cadence::lipsync(&self.net, speech);
         let mut reread = false;
         // After the first look, long polls (§4.7): Sync answers as soon as the generation ends. A server that
         // does not hold the request (no long-poll header, or an early answer) is polled on the cadence instead.
         let mut long_poll = false;
-        let url = loop {
+        loop {
             let turn = if long_poll {
                 cadence.tick()
             } else {
@@ -324,20 +405,19 @@ impl LipSync for SyncLipSync {
                 )),
                 Ok(false) => {}
                 Err(limit) => {
-                    self.record(job, JobState::Failed, attempt, Some(&id))
-                        .await?;
-                    return Err(ProviderError::Unavailable {
+                    let e = ProviderError::Unavailable {
                         provider: PROVIDER,
                         message: format!(
                             "generation {id} did not finish within {:.0} s",
                             limit.as_secs_f64()
                         ),
-                    });
+                    };
+                    return self.fail(job, attempt, id, e).await;
                 }
             }
             let asked = Instant::now();
             let wait = cadence.remaining().as_secs();
-            let body = match self.get(&id, wait, job).await {
+            let body = match self.get(id, wait, job).await {
                 Ok((body, held)) => {
                     long_poll = held && asked.elapsed() >= Duration::from_millis(900);
                     body
@@ -350,43 +430,40 @@ impl LipSync for SyncLipSync {
             };
             match gen_state(&body) {
                 GenState::Running => {}
-                GenState::Completed(Some(url)) => break url,
+                GenState::Completed(Some(url)) => return Ok(url),
                 GenState::Completed(None) if !reread => reread = true,
                 GenState::Completed(None) => {
-                    self.record(job, JobState::Failed, attempt, Some(&id))
-                        .await?;
-                    return Err(ProviderError::BadOutput(format!(
+                    let e = ProviderError::BadOutput(format!(
                         "sync generation {id} completed without an output URL (completed_without_output)"
-                    )));
+                    ));
+                    return self.fail(job, attempt, id, e).await;
                 }
                 GenState::Failed(reason) => {
-                    self.record(job, JobState::Failed, attempt, Some(&id))
-                        .await?;
-                    return Err(ProviderError::Rejected {
+                    let e = ProviderError::Rejected {
                         provider: PROVIDER,
                         message: format!("generation {id} {reason}"),
-                    });
+                    };
+                    return self.fail(job, attempt, id, e).await;
                 }
             }
-        };
-        let synced = work_dir.join("sync.mp4");
-        http::download(
-            &self.net,
-            PROVIDER,
-            &url,
-            &synced,
-            MediaKind::Video,
-            500 << 20,
-        )
-        .await?;
-        self.record(job, JobState::Completed, attempt, Some(&id))
-            .await?;
-        job.add_cost(self.prices.lipsync(speech));
-        super::fit_to_speech(synced, req, work_dir, job).await
+        }
     }
-}
 
-impl SyncLipSync {
+    /// Marks generation `id` failed in the ledger, then returns `e`.
+    async fn fail(
+        &self,
+        job: &JobCtx,
+        attempt: u32,
+        id: &str,
+        e: ProviderError,
+    ) -> Result<String, ProviderError> {
+        self.record(job, JobState::Failed, attempt, Some(id))
+            .await?;
+        Err(e)
+    }
+
+    /// Submits with the ledger around it: `Submitting` before the request, `Submitted` with the generation id,
+    /// `Failed` when Sync refused it.
     async fn submit_recorded(
         &self,
         req: &LipSyncRequest,
