@@ -11,7 +11,7 @@ command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 if [ "${1:-}" = "--test" ]; then
-  # The browser tests drive Debian's Chromium through its chromedriver (tests/ui_browser.rs).
+  # The browser tests drive Debian's Chromium through its chromedriver (tests/it/ui_browser.rs).
   [ -x /usr/bin/chromium ] || need+=(chromium)
   [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
   # The PostgreSQL pass of the suite creates a database per test folder with psql.
