@@ -41,7 +41,7 @@ impl Default for PriceTable {
 
 /// `DEVATAR_PRICES` could not be used.
 #[derive(Debug, thiserror::Error)]
-#[error("DEVATAR_PRICES is not a valid price table: {0}")]
+#[error("not a valid price table: {0}")]
 pub struct PriceError(String);
 
 impl PriceTable {
