@@ -13,9 +13,9 @@ if [ -n "${DEVATAR_TEST_DATABASE_URL:-}" ]; then
   # Drop the per-test databases a previous run left behind.
   psql "$DEVATAR_TEST_DATABASE_URL" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'dt\_%'" |
     while read -r db; do psql "$DEVATAR_TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS $db" >/dev/null; done
-  # Storage, the run queue and leases, provider slots, LISTEN/NOTIFY, run ownership and resume, the API (every
-  # query the pages and routes make) and one render: the modules below. The rest of the suite does not touch
-  # backend-specific code.
+  # Storage, the run queue and leases, provider slots, LISTEN/NOTIFY, run ownership and resume, cloud renders by
+  # workers (the job ledger), the API's routes and the pages' queries, and one render: the modules below. The rest
+  # of the suite exercises no query these do not.
   DEVATAR_TEST_BACKEND=postgres cargo test --locked --test it -- \
-    postgres_backend:: workers:: api:: cli_resume::
+    postgres_backend:: workers:: api:: cli_resume:: ui_browser::
 fi
