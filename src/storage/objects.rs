@@ -160,7 +160,8 @@ pub async fn hash_file(path: &Path) -> Result<(String, u64), ObjectError> {
 }
 
 fn valid_ext(ext: &str) -> bool {
-    !ext.is_empty() && ext.len() <= 8 && ext.chars().all(|c| c.is_ascii_alphanumeric())
+    // 16 leaves room for `safetensors` (11), the longest extension devatar stores.
+    !ext.is_empty() && ext.len() <= 16 && ext.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
 /// Checks a key has the shape we generate (`media/…`, no `..`, plain characters).

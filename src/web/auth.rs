@@ -108,6 +108,12 @@ fn same_secret(a: &str, b: &str) -> bool {
             == 0
 }
 
+/// The token of an `Authorization: Bearer <token>` header; the scheme name is case-insensitive (RFC 9110 §11.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
+}
+
 /// Checks credentials before anything else; unsafe methods with a session need the CSRF header.
 pub async fn require_auth(
     State(state): State<AppState>,
@@ -118,7 +124,7 @@ pub async fn require_auth(
     if let Some(token) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_token)
     {
         if state
             .storage
@@ -156,6 +162,15 @@ pub async fn require_auth(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_name_is_case_insensitive() {
+        for header in ["Bearer tok", "bearer tok", "BEARER tok"] {
+            assert_eq!(bearer_token(header), Some("tok"), "{header}");
+        }
+        assert_eq!(bearer_token("Basic tok"), None);
+        assert_eq!(bearer_token("Bearertok"), None);
+    }
 
     #[test]
     fn password_hashes_verify_and_differ() {

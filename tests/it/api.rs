@@ -1385,3 +1385,75 @@ async fn concurrent_identity_creations_with_one_name_give_one_201_and_409s() {
     let body: Value = clash.json().await.unwrap();
     assert_eq!(body["error"]["field"], "triggerWord", "{body}");
 }
+
+/// What a hostile client hit (issue 17): a LoRA upload answered 500 (its extension was longer than object keys
+/// allowed), `/media` let browsers sniff, a lowercase `bearer` scheme was refused, and concurrent reorders on
+/// SQLite answered 500 "database is locked".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lora_uploads_media_headers_bearer_case_and_concurrent_reorders() {
+    use reqwest::multipart::{Form, Part};
+    let server = Server::start();
+    let token = server.token();
+    let http = client();
+    let base = server.base.clone();
+    let lora = common::cloud::flux_lora("TOK_DEVEN", 16);
+    let form = Form::new()
+        .text("kind", "lora")
+        .part("file", Part::bytes(lora).file_name("deven.safetensors"));
+    let r = http
+        .post(format!("{base}/api/assets"))
+        .header("authorization", format!("bearer {token}"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "lowercase bearer + LoRA upload");
+    let asset: Value = r.json().await.unwrap();
+    let key = asset["objectKey"].as_str().unwrap();
+    assert!(key.ends_with(".safetensors"), "{key}");
+    let media = http
+        .get(format!("{base}/{key}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(media.status().as_u16(), 200);
+    assert_eq!(media.headers()["x-content-type-options"], "nosniff");
+
+    let project: Value = http
+        .post(format!("{base}/api/projects"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "Reorders"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pid = project["id"].as_str().unwrap().to_string();
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let scene: Value = http
+            .post(format!("{base}/api/scenes"))
+            .bearer_auth(&token)
+            .json(&json!({"projectId": pid, "name": format!("s{i}"), "dialogue": "Hi."}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ids.push(scene["id"].as_str().unwrap().to_string());
+    }
+    let reorders = (0..40).map(|i| {
+        let mut order = ids.clone();
+        order.rotate_left(i % ids.len());
+        let req = http
+            .post(format!("{base}/api/projects/{pid}/scenes/reorder"))
+            .bearer_auth(&token)
+            .json(&json!({"sceneIds": order}));
+        async move { req.send().await.unwrap().status().as_u16() }
+    });
+    let statuses = futures::future::join_all(reorders).await;
+    assert!(statuses.iter().all(|s| *s == 204), "{statuses:?}");
+}

@@ -58,7 +58,9 @@ fn sniff(kind: &str, head: &[u8], size: u64) -> Option<(&'static str, &'static s
         }
         "lora" => {
             let len = u64::from_le_bytes(head.get(..8)?.try_into().ok()?);
-            (len > 1 && len + 8 <= size && head.get(8) == Some(&b'{'))
+            // Checked: a header length near 2^64 must not wrap around into "fits".
+            let fits = len.checked_add(8).is_some_and(|end| end <= size);
+            (len > 1 && fits && head.get(8) == Some(&b'{'))
                 .then_some(("safetensors", "application/octet-stream"))
         }
         _ => None,
@@ -394,7 +396,15 @@ pub async fn media(
         .oneshot(req)
         .await
     {
-        Ok(r) => Ok(r.into_response()),
+        Ok(r) => {
+            // Media are served as their sniffed type only: a PNG with HTML appended is never rendered as a page.
+            let mut r = r.into_response();
+            r.headers_mut().insert(
+                axum::http::header::X_CONTENT_TYPE_OPTIONS,
+                axum::http::HeaderValue::from_static("nosniff"),
+            );
+            Ok(r)
+        }
         Err(e) => Err(ApiError::internal(e)),
     }
 }
@@ -402,6 +412,20 @@ pub async fn media(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A header length of 2^64 - 8 once passed `len + 8 <= size` by wrapping around (and panicked in debug).
+    #[test]
+    fn a_lora_header_length_near_the_u64_limit_is_not_a_safetensors_file() {
+        let mut head = (u64::MAX - 7).to_le_bytes().to_vec();
+        head.extend_from_slice(b"{\"a\":1}");
+        assert_eq!(sniff("lora", &head, 1000), None);
+        let mut ok = 8u64.to_le_bytes().to_vec();
+        ok.extend_from_slice(b"{\"a\":1}");
+        assert_eq!(
+            sniff("lora", &ok, 16),
+            Some(("safetensors", "application/octet-stream"))
+        );
+    }
 
     #[test]
     fn sniffing_trusts_content_not_names() {
