@@ -403,6 +403,13 @@ impl Db {
     /// Sets scene order; `ids` must be exactly the project's scenes.
     pub async fn reorder_scenes(&self, project_id: &str, ids: &[String]) -> Result<bool, DbError> {
         let mut tx = self.begin_write().await?;
+        // Touching the project row first serialises reorders of one project (a row lock on PostgreSQL, where
+        // two reorders updating the same scenes in different orders deadlocked; the write lock on SQLite).
+        sqlx::query("UPDATE projects SET updated_at = $2 WHERE id = $1")
+            .bind(project_id)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
         let rows = sqlx::query("SELECT id FROM scenes WHERE project_id = $1")
             .bind(project_id)
             .fetch_all(&mut *tx)
