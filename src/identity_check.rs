@@ -141,7 +141,7 @@ impl VoiceDirectory {
 
     /// Looks a voice up: `Ok(Some(name))` when it exists, `Ok(None)` when the provider does not know it.
     async fn lookup(&self, voice_id: &str) -> Result<Option<String>, String> {
-        let client = reqwest::Client::builder()
+        let client = crate::net::client_builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(20))
             .build()

@@ -78,7 +78,7 @@ fn base_stats() -> BTreeMap<String, u64> {
 
 impl Shared {
     pub(crate) fn new(cfg: FakeConfig, addr: SocketAddr, media: MediaStore) -> Self {
-        let http = reqwest::Client::builder()
+        let http = crate::net::client_builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
             .build()

@@ -188,7 +188,7 @@ impl FetchGuard {
         for _ in 0..=self.max_redirects {
             let addr = self.checked_addr(&url).await?;
             let host = url.host_str().unwrap_or_default().to_string();
-            let client = reqwest::Client::builder()
+            let client = crate::net::client_builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .timeout(self.timeout)
                 .connect_timeout(Duration::from_secs(10))

@@ -2,6 +2,8 @@
 
 mod backoff;
 mod guard;
+mod tls;
 
 pub use backoff::backoff_delay;
 pub use guard::{FetchError, FetchGuard, is_forbidden_ip};
+pub use tls::{client_builder, install_tls_provider};

@@ -363,6 +363,7 @@ impl S3Config {
             .with_read_timeout(Duration::from_secs(30))
             .with_timeout_disabled()
             .with_allow_http(self.allow_http);
+        crate::net::install_tls_provider();
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(&self.bucket)
             .with_region(&self.region)

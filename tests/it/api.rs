@@ -117,7 +117,7 @@ async fn serve_lora() -> String {
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().build().unwrap()
+    devatar::net::client_builder().build().unwrap()
 }
 
 #[tokio::test]

@@ -35,7 +35,7 @@ async fn start(latency: LatencyProfile, scale: f64) -> FakeServer {
 }
 
 fn http() -> reqwest::Client {
-    reqwest::Client::builder()
+    devatar::net::client_builder()
         .timeout(Duration::from_secs(60))
         .build()
         .expect("client")

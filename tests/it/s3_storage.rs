@@ -255,7 +255,7 @@ async fn presigned_get_urls_work_until_they_expire_and_only_as_signed() {
     std::fs::write(&clip, &body).unwrap();
     let a = storage.put_file(&clip, "mp4").await.unwrap();
     let b = storage.put_bytes(pattern(5000, 6), "mp4").await.unwrap();
-    let http = reqwest::Client::new();
+    let http = devatar::net::client_builder().build().unwrap();
 
     // The default lifetime is the configured 6 hours.
     assert_eq!(storage.presign_ttl(), Duration::from_secs(6 * 3600));
@@ -520,7 +520,7 @@ async fn the_media_route_serves_bucket_objects_with_ranges() {
         panic!("server exited before listening");
     };
 
-    let http = reqwest::Client::new();
+    let http = devatar::net::client_builder().build().unwrap();
     let get = |key: String, range: Option<&'static str>| {
         let mut req = http.get(format!("{base}/{key}")).bearer_auth(&token);
         if let Some(r) = range {

@@ -128,7 +128,7 @@ fn form_body(pairs: &[(&str, &str)]) -> String {
 }
 
 fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
+    devatar::net::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
@@ -652,7 +652,7 @@ impl Driver {
             .spawn()
             .expect("chromedriver starts");
         let url = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
+        let http = devatar::net::client_builder().build().unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(r) = http.get(format!("{url}/status")).send().await
@@ -827,6 +827,7 @@ async fn the_guide_in_a_real_browser() {
     }
     caps.add_arg(&format!("--user-data-dir={}", profile.path().display()))
         .unwrap();
+    devatar::net::install_tls_provider();
     let driver = WebDriver::new(&chromedriver.url, caps).await.unwrap();
     // Quit the browser whatever happens (a panic must not leave the session to a blocking Drop).
     let result = std::panic::AssertUnwindSafe(tokio::time::timeout(

@@ -215,11 +215,11 @@ fn assert_paid_once(fake: &FakeServer, scenes: usize) {
     );
 }
 
-/// The scale-out acceptance run: 30 scenes, three workers sharing the database (PostgreSQL in the suite's
+/// The scale-out acceptance run: 12 scenes (twice the run slots of three workers), three workers sharing the database (PostgreSQL in the suite's
 /// PostgreSQL pass) and an S3 bucket; one worker is SIGKILLed while it holds paid jobs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_worker_loses_its_runs_to_the_others_and_nothing_is_paid_twice() {
-    const MANY: usize = 30;
+    const MANY: usize = 12;
     let fake = fakes().await;
     let lora = cloud::serve_lora("TOK_W").await;
     let s3 = S3::start().await;
@@ -230,7 +230,7 @@ async fn a_killed_worker_loses_its_runs_to_the_others_and_nothing_is_paid_twice(
     };
     let dir = tempfile::tempdir().unwrap();
     let (_api, base, token) = api_with(dir.path(), &setup);
-    let http = reqwest::Client::new();
+    let http = devatar::net::client_builder().build().unwrap();
     let mut victim = worker_with(dir.path(), &fake.base_url(), &setup);
     let _a = worker_with(dir.path(), &fake.base_url(), &setup);
     let _b = worker_with(dir.path(), &fake.base_url(), &setup);
@@ -272,7 +272,7 @@ async fn provider_limits_hold_across_two_worker_processes() {
     };
     let dir = tempfile::tempdir().unwrap();
     let (_api, base, token) = api(dir.path());
-    let http = reqwest::Client::new();
+    let http = devatar::net::client_builder().build().unwrap();
     let _a = worker_with(dir.path(), &fake.base_url(), &setup);
     let _b = worker_with(dir.path(), &fake.base_url(), &setup);
     let runs = queue_scenes(&http, &base, &token, &lora, SCENES).await;
@@ -307,7 +307,7 @@ async fn sigterm_stops_claiming_and_loses_nothing() {
     let lora = cloud::serve_lora("TOK_W").await;
     let dir = tempfile::tempdir().unwrap();
     let (_api, base, token) = api(dir.path());
-    let http = reqwest::Client::new();
+    let http = devatar::net::client_builder().build().unwrap();
     let stopping = worker(dir.path(), &fake.base_url());
     let runs = queue_scenes(&http, &base, &token, &lora, SCENES).await;
     for _ in 0..300 {
@@ -351,7 +351,7 @@ async fn run_events_stream_live_from_another_process() {
     let lora = cloud::serve_lora("TOK_W").await;
     let dir = tempfile::tempdir().unwrap();
     let (_api, base, token) = api(dir.path());
-    let http = reqwest::Client::new();
+    let http = devatar::net::client_builder().build().unwrap();
     // Queued with no worker yet: nothing is stored, so whatever the stream says arrives live.
     let runs = queue_scenes(&http, &base, &token, &lora, 1).await;
     let response = http
@@ -400,7 +400,7 @@ async fn an_idle_worker_is_woken_by_a_notification_on_postgres() {
     }
     let dir = tempfile::tempdir().unwrap();
     let (_api, base, token) = api(dir.path());
-    let http = reqwest::Client::new();
+    let http = devatar::net::client_builder().build().unwrap();
     let mut cmd = command(dir.path(), &["worker", "--data", ".", "--slots", "1"]);
     let mut child = cmd
         .env("DEVATAR_POLL_MS", "600000")

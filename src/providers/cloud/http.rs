@@ -129,7 +129,7 @@ impl Net {
 
 /// A client with the connect timeout every provider call needs.
 pub fn client(total: Duration) -> Result<reqwest::Client, ProviderError> {
-    reqwest::Client::builder()
+    crate::net::client_builder()
         .connect_timeout(Duration::from_secs(10))
         .timeout(total)
         .redirect(reqwest::redirect::Policy::limited(3))
