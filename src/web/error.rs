@@ -150,3 +150,23 @@ impl From<QueryRejection> for ApiError {
 #[derive(Debug, axum::extract::FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct ApiQuery<T>(pub T);
+
+impl From<crate::worker::StartError> for ApiError {
+    /// 404 for a missing project or scene, 409 while a run is active, 422 (naming `identityId`) when the scenes
+    /// cannot be planned.
+    fn from(e: crate::worker::StartError) -> Self {
+        use crate::worker::StartError;
+        match e {
+            StartError::NotFound(what) => ApiError::not_found(what),
+            StartError::Busy(run) => {
+                ApiError::conflict("id", format!("a run is already in progress ({run})"))
+            }
+            StartError::Invalid(msg) => {
+                let mut f = crate::domain::FieldErrors::default();
+                f.push("identityId", msg);
+                f.into()
+            }
+            StartError::Db(e) => ApiError::internal(e),
+        }
+    }
+}

@@ -8,8 +8,8 @@ use utoipa::ToSchema;
 
 use crate::domain::{AspectRatio, FieldErrors, Project};
 use crate::storage::db::ProjectRecord;
-use crate::web::AppState;
 use crate::web::error::{ApiError, ApiJson};
+use crate::web::{AppState, service};
 
 /// A project as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -207,17 +207,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let db = &state.storage.db;
-    if db.get_project(&id).await?.is_none() {
-        return Err(ApiError::not_found("project"));
-    }
-    if let Some(run) = db.active_run_for(&id, "").await? {
-        return Err(ApiError::conflict(
-            "id",
-            format!("the project is rendering (run {run})"),
-        ));
-    }
-    db.delete_project(&id).await?;
+    service::projects::delete(&state, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -228,7 +218,7 @@ pub async fn render(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<super::scenes::RunStarted>), ApiError> {
-    let run_id = super::scenes::start_run(&state, &id, None).await?;
+    let run_id = state.runs.start(&id, None).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(super::scenes::RunStarted { run_id }),

@@ -8,9 +8,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::{Animation, FieldErrors, GenerationMode, Scene};
 use crate::storage::db::SceneRecord;
-use crate::web::AppState;
 use crate::web::error::{ApiError, ApiJson, ApiQuery};
-use crate::worker::StartError;
+use crate::web::{AppState, service};
 
 /// A scene as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -344,30 +343,6 @@ pub async fn delete(
     }
 }
 
-/// Starts a background run of a project (or one scene), mapping worker errors to API errors.
-pub async fn start_run(
-    state: &AppState,
-    project_id: &str,
-    scene_id: Option<&str>,
-) -> Result<String, ApiError> {
-    state
-        .runs
-        .start(project_id, scene_id)
-        .await
-        .map_err(|e| match e {
-            StartError::NotFound(what) => ApiError::not_found(what),
-            StartError::Busy(run) => {
-                ApiError::conflict("id", format!("a run is already in progress ({run})"))
-            }
-            StartError::Invalid(msg) => {
-                let mut f = FieldErrors::default();
-                f.push("identityId", msg);
-                f.into()
-            }
-            StartError::Db(e) => ApiError::internal(e),
-        })
-}
-
 /// A run was queued.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -413,7 +388,7 @@ pub async fn generate(
         .get_scene(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("scene"))?;
-    let run_id = start_run(&state, &scene.project_id, Some(&id)).await?;
+    let run_id = state.runs.start(&scene.project_id, Some(&id)).await?;
     Ok((StatusCode::ACCEPTED, Json(RunStarted { run_id })))
 }
 
@@ -424,24 +399,7 @@ pub async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<RunCanceled>, ApiError> {
-    let db = &state.storage.db;
-    let scene = db
-        .get_scene(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("scene"))?;
-    let Some(run) = db.active_run_for(&scene.project_id, &id).await? else {
-        return Err(ApiError::conflict(
-            "id",
-            "no generation is running for this scene",
-        ));
-    };
-    let canceled = state.runs.cancel(&run).await?;
-    if !canceled {
-        return Err(ApiError::conflict(
-            "id",
-            "the run is owned by another process",
-        ));
-    }
+    let run = service::runs::cancel_scene(&state, &id).await?;
     Ok(Json(RunCanceled {
         run_id: run,
         status: "canceled".into(),

@@ -14,7 +14,7 @@ use super::{Layout, Page, UiError, ok};
 use crate::project_file::ProjectFile;
 use crate::storage::db::ui::UiCounts;
 use crate::web::AppState;
-use crate::web::api::{scenes::start_run, system};
+use crate::web::service;
 
 /// The bundled demo project.
 const DEMO_TOML: &str = include_str!("../../../examples/demo.toml");
@@ -32,7 +32,7 @@ struct DashboardPage {
 
 /// Provider name → configured, from the settings status the API serves.
 pub(crate) fn provider_status(cfg: &crate::config::Config) -> (Vec<(String, bool)>, Value) {
-    let status = serde_json::to_value(system::status_of(cfg)).unwrap_or_default();
+    let status = serde_json::to_value(service::system::settings_status(cfg)).unwrap_or_default();
     let providers = status["providers"]
         .as_object()
         .map(|m| {
@@ -112,6 +112,6 @@ pub(crate) async fn render_demo(
         })
         .collect();
     db.sync_scenes(&project_id, &scenes).await?;
-    start_run(&state, &project_id, None).await?;
+    state.runs.start(&project_id, None).await?;
     Ok(page.redirect(&format!("projects/{project_id}?ok=demo")))
 }

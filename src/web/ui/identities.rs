@@ -6,7 +6,7 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::forms::{Control, FieldErrs, FormData, FormField, PostForm, number, with_errors};
 use super::view;
@@ -14,8 +14,7 @@ use super::{Layout, Page, UiError, ok, render};
 use crate::domain::{BaseModel, Identity, LoraScale};
 use crate::storage::db::{Conflict, IdentityRecord};
 use crate::web::AppState;
-use crate::web::api::identities as api;
-use crate::web::error::ApiQuery;
+use crate::web::service::identities as service;
 
 /// One check of an identity test, for display.
 #[derive(Debug, Clone)]
@@ -392,7 +391,7 @@ pub(crate) async fn list_page(
     let records = db.list_identities().await?;
     let counts = db.scene_counts_by_identity().await?;
     let headshots = db.list_assets("headshot", "").await?;
-    let axum::Json(status) = api::status(State(state.clone())).await?;
+    let status = service::twin_status(&state).await?;
     let cards = records
         .iter()
         .map(|r| {
@@ -587,7 +586,7 @@ pub(crate) async fn validate(
     })
 }
 
-/// Runs the identity test (the API's): every check and the LoRA report. htmx gets the result fragment;
+/// Runs the identity test (shared with the API): every check and the LoRA report. htmx gets the result fragment;
 /// a plain form post returns to the cards, which show the stored result.
 pub(crate) async fn test(
     State(state): State<AppState>,
@@ -595,9 +594,7 @@ pub(crate) async fn test(
     Path(id): Path<String>,
     _form: PostForm,
 ) -> Result<Response, UiError> {
-    let query = serde_json::from_value(json!({}))
-        .map_err(|e| UiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let axum::Json(report) = api::test(State(state), Path(id.clone()), ApiQuery(query)).await?;
+    let report = service::test(&state, &id, false).await?;
     if !page.htmx {
         return Ok(page.redirect(&format!("identities?ok=identity-tested#identity-{id}")));
     }

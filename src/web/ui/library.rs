@@ -14,7 +14,7 @@ use super::forms::{PostForm, same_token};
 use super::view;
 use super::{Layout, Page, UiError, enc, render};
 use crate::web::AppState;
-use crate::web::api::assets as api;
+use crate::web::service::assets as service;
 
 /// The kinds, with the tab labels.
 const KINDS: [(&str, &str); 4] = [
@@ -167,7 +167,7 @@ pub(crate) async fn page(
     library(&state, &page, &q, StatusCode::OK, None).await
 }
 
-/// Uploads through the API's upload handler; back to the library (showing the new file's kind and folder).
+/// Uploads through the shared asset intake; back to the library (showing the new file's kind and folder).
 pub(crate) async fn upload(
     State(state): State<AppState>,
     page: Page,
@@ -177,8 +177,8 @@ pub(crate) async fn upload(
     if !same_token(q.csrf.as_deref().unwrap_or(""), &page.csrf) {
         return Err(UiError::forbidden());
     }
-    match api::upload(State(state.clone()), multipart).await {
-        Ok((_, axum::Json(asset))) => {
+    match service::upload(&state, multipart).await {
+        Ok(asset) => {
             let back = href("", &asset.kind, &asset.folder);
             let sep = if back.contains('?') { '&' } else { '?' };
             Ok(page.redirect(&format!("{back}{sep}ok=uploaded")))
@@ -205,7 +205,7 @@ pub(crate) async fn delete(
     PostForm(form): PostForm,
 ) -> Result<Response, UiError> {
     let id = form.get("id").to_string();
-    api::delete(State(state), axum::extract::Path(id)).await?;
+    service::delete(&state, &id).await?;
     let back = href("", form.get("kind"), form.get("folder"));
     let sep = if back.contains('?') { '&' } else { '?' };
     Ok(page.redirect(&format!("{back}{sep}ok=asset-deleted")))

@@ -14,9 +14,8 @@ use serde::Deserialize;
 use super::forms::{PostForm, same_token};
 use super::{Layout, UiError, render, root_for, see_other, static_files};
 use crate::web::AppState;
-use crate::web::api::system;
 use crate::web::auth::{SESSION_COOKIE, cookie, random_secret, secret_hash};
-use crate::web::error::ApiJson;
+use crate::web::service;
 
 /// Name of the login form's double-submit cookie.
 const LOGIN_COOKIE: &str = "devatar_login";
@@ -102,7 +101,7 @@ pub(crate) async fn page(
     login_page(StatusCode::OK, &token, &next, None)
 }
 
-/// Checks the password through the API's login and sets the session cookie; back to the form on failure.
+/// Checks the password (the shared session login) and sets the session cookie; back to the form on failure.
 pub(crate) async fn submit(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -135,21 +134,14 @@ pub(crate) async fn submit(
             Some("Enter the admin password.".into()),
         );
     }
-    let input = serde_json::from_value(serde_json::json!({ "password": password }))
-        .map_err(|e| UiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
-    match system::login(
-        State(state),
-        ConnectInfo(peer),
-        headers.clone(),
-        ApiJson(input),
-    )
-    .await
-    {
-        Ok(api) => {
+    let secure = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        == Some("https");
+    match service::session::login(&state, peer.ip(), secure, password.to_string()).await {
+        Ok(session) => {
             let mut r = see_other(&format!("./{next}"));
-            if let Some(c) = api.headers().get(header::SET_COOKIE) {
-                r.headers_mut().append(header::SET_COOKIE, c.clone());
-            }
+            r.headers_mut().append(header::SET_COOKIE, session.cookie);
             r.headers_mut().append(
                 header::SET_COOKIE,
                 HeaderValue::from_static(
@@ -172,17 +164,15 @@ pub(crate) async fn submit(
     }
 }
 
-/// Ends the session (the API's logout) and returns to the login page.
+/// Ends the session and returns to the login page.
 pub(crate) async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
     _form: PostForm,
 ) -> Result<Response, UiError> {
-    let api = system::logout(State(state), headers).await?;
+    let clear = service::session::logout(&state, &headers).await?;
     let mut r = see_other("./login");
-    if let Some(c) = api.headers().get(header::SET_COOKIE) {
-        r.headers_mut().insert(header::SET_COOKIE, c.clone());
-    }
+    r.headers_mut().insert(header::SET_COOKIE, clear);
     Ok(r)
 }
 

@@ -348,6 +348,12 @@ impl From<DbError> for UiError {
     }
 }
 
+impl From<crate::worker::StartError> for UiError {
+    fn from(e: crate::worker::StartError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
 impl From<ApiError> for UiError {
     fn from(e: ApiError) -> Self {
         Self::new(e.status, view::sentence(&e.message))

@@ -15,7 +15,6 @@ use crate::domain::{AspectRatio, Project, StepName};
 use crate::storage::db::ui::{RunSummary, SceneStep};
 use crate::storage::db::{IdentityRecord, ProjectRecord, SceneRecord};
 use crate::web::AppState;
-use crate::web::api::scenes::start_run;
 
 #[derive(Template)]
 #[template(path = "projects.html")]
@@ -506,7 +505,7 @@ pub(crate) async fn delete(
     Path(id): Path<String>,
     _form: PostForm,
 ) -> Result<Response, UiError> {
-    crate::web::api::projects::delete(State(state), Path(id)).await?;
+    crate::web::service::projects::delete(&state, &id).await?;
     Ok(page.redirect("projects?ok=project-deleted"))
 }
 
@@ -517,7 +516,7 @@ pub(crate) async fn generate_all(
     Path(id): Path<String>,
     _form: PostForm,
 ) -> Result<Response, UiError> {
-    start_run(&state, &id, None).await?;
+    state.runs.start(&id, None).await?;
     Ok(page.redirect(&format!("projects/{id}?ok=generating")))
 }
 

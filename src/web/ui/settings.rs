@@ -125,7 +125,7 @@ fn default_rows(identities: &[IdentityRecord], cloud: bool) -> Vec<(&'static str
 /// The health check: database, data folder, each media tool and the worker, as (check, passed, detail).
 async fn health_checks(state: &AppState, tools: &[(String, bool)]) -> Vec<(String, bool, String)> {
     let mut health = Vec::new();
-    let database = crate::web::api::system::healthz(State(state.clone())).await;
+    let database = crate::web::service::system::check_database(state).await;
     health.push(match database {
         Ok(_) => ("Database".to_string(), true, "reachable".to_string()),
         Err(e) => ("Database".to_string(), false, e.message),

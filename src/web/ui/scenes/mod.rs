@@ -18,7 +18,6 @@ use super::view;
 use super::{Layout, Page, UiError, ok};
 use crate::storage::db::{ProjectRecord, SceneRecord};
 use crate::web::AppState;
-use crate::web::api::scenes::start_run;
 
 async fn project(state: &AppState, id: &str) -> Result<ProjectRecord, UiError> {
     state
@@ -64,7 +63,7 @@ pub(crate) async fn generate(
     PostForm(form): PostForm,
 ) -> Result<Response, UiError> {
     let s = scene(&state, &id).await?;
-    start_run(&state, &s.project_id, Some(&id)).await?;
+    state.runs.start(&s.project_id, Some(&id)).await?;
     if form.get("back") == "project" {
         Ok(page.redirect(&format!("projects/{}?ok=generating", s.project_id)))
     } else {
@@ -79,7 +78,7 @@ pub(crate) async fn cancel(
     Path(id): Path<String>,
     _form: PostForm,
 ) -> Result<Response, UiError> {
-    let _ = crate::web::api::scenes::cancel(State(state), Path(id.clone())).await?;
+    crate::web::service::runs::cancel_scene(&state, &id).await?;
     Ok(page.redirect(&format!("scenes/{id}?ok=canceled")))
 }
 
