@@ -39,12 +39,12 @@ impl AspectRatio {
         }
     }
 
-    /// Generated still size (width, height) and Fal's `image_size` preset name for it.
-    pub fn still_size(self) -> (u32, u32, &'static str) {
+    /// Generated still size (width, height): what the image model returns for this shape.
+    pub fn still_size(self) -> (u32, u32) {
         match self {
-            Self::Landscape => (1024, 576, "landscape_16_9"),
-            Self::Portrait => (576, 1024, "portrait_16_9"),
-            Self::Square => (1024, 1024, "square_hd"),
+            Self::Landscape => (1024, 576),
+            Self::Portrait => (576, 1024),
+            Self::Square => (1024, 1024),
         }
     }
 

@@ -6,8 +6,10 @@
 pub mod cloud;
 pub mod job;
 pub mod local;
+mod prices;
 
 pub use job::{JobCtx, JobLedger, JobState, NoLedger, ProviderJob};
+pub use prices::{PriceError, PriceTable};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -176,6 +178,17 @@ impl std::fmt::Debug for InputUrls {
     }
 }
 
+/// How tight a shot frames the person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Close-up / portrait.
+    CloseUp,
+    /// Medium shot (the default).
+    Medium,
+    /// Wide / full-body / establishing.
+    Wide,
+}
+
 /// Still + prompt → clip.
 #[derive(Debug, Clone)]
 pub struct VideoRequest {
@@ -183,8 +196,8 @@ pub struct VideoRequest {
     pub image: PathBuf,
     /// Video prompt (movement, camera).
     pub prompt: String,
-    /// Camera text of the scene.
-    pub camera: Option<String>,
+    /// How tight the scene's camera frames the person (from its camera text).
+    pub framing: Framing,
     /// Movement text of the scene.
     pub movement: Option<String>,
     /// Clip length: the speech's duration bucket, seconds.

@@ -124,7 +124,7 @@ async fn animation_renders_the_bucket_length_and_mux_never_cuts_speech() {
     let req = VideoRequest {
         image: still,
         prompt: "slow push-in".into(),
-        camera: Some("close-up".into()),
+        framing: devatar::providers::Framing::CloseUp,
         movement: None,
         duration_seconds: 5,
         width: 640,

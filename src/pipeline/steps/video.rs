@@ -7,12 +7,12 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::{Prepared, Step, StepCx, ensure_covers_speech, object};
-use crate::domain::{Animation, LogLevel, LogStep, StepName, video_prompt};
+use crate::domain::{Animation, LogLevel, LogStep, ShotType, StepName, shot_type, video_prompt};
 use crate::media::probe;
 use crate::pipeline::error::StepError;
 use crate::pipeline::keys::duration_bucket;
 use crate::pipeline::{PlannedScene, SCENE_TAIL_SECONDS, StepOutput};
-use crate::providers::{AvatarRequest, InputUrls, JobCtx, TalkingAvatar, VideoRequest};
+use crate::providers::{AvatarRequest, Framing, InputUrls, JobCtx, TalkingAvatar, VideoRequest};
 
 /// The VIDEO step.
 pub(super) struct Video;
@@ -33,6 +33,15 @@ fn avatar_request(
     }
 }
 
+/// The scene's camera text as the providers' framing.
+fn framing(camera: Option<&str>) -> Framing {
+    match shot_type(camera) {
+        ShotType::CloseUp => Framing::CloseUp,
+        ShotType::Medium => Framing::Medium,
+        ShotType::Wide => Framing::Wide,
+    }
+}
+
 fn video_request(
     cx: &StepCx<'_>,
     s: &PlannedScene,
@@ -43,7 +52,7 @@ fn video_request(
     VideoRequest {
         image: image.to_path_buf(),
         prompt: video_prompt(&s.scene),
-        camera: s.scene.camera.clone(),
+        framing: framing(s.scene.camera.as_deref()),
         movement: s.scene.movement.clone(),
         duration_seconds: duration_bucket(speech_seconds),
         width,

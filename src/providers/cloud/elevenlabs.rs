@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 use super::http::{ErrorClass, Net, Repeat, call_with_retries, client, json_body};
 use super::{CloudConfig, Secret};
-use crate::costs::PriceTable;
 use crate::media::captions::WordTiming;
+use crate::providers::PriceTable;
 use crate::providers::{JobCtx, ProviderError, SpeechOutput, SpeechRequest, SpeechSynth};
 
 /// Provider id in logs, steps and `--json`.
@@ -179,7 +179,7 @@ impl ElevenLabsSpeech {
             )));
         }
         let voice = self.voice(req);
-        if !crate::domain::is_voice_id(voice) {
+        if !is_path_safe_id(voice) {
             return Err(ProviderError::Invalid(format!(
                 "{voice:?} is not an ElevenLabs voice id"
             )));
@@ -261,6 +261,11 @@ impl SpeechSynth for ElevenLabsSpeech {
             .or_else(|| parsed.normalized_alignment.as_ref().and_then(words));
         Ok(SpeechOutput { audio: path, words })
     }
+}
+
+/// A voice id is placed in the URL path: letters and digits only, 1 to 64 of them.
+fn is_path_safe_id(v: &str) -> bool {
+    (1..=64).contains(&v.len()) && v.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::fal::kling_duration;
 use super::http::{self, ErrorClass, MediaKind, Net, Repeat, call_with_retries, client, json_body};
 use super::{Cadence, CloudConfig, Secret};
-use crate::costs::PriceTable;
+use crate::providers::PriceTable;
 use crate::providers::{ImageToVideo, JobCtx, JobState, ProviderError, ProviderJob, VideoRequest};
 
 /// Provider id in logs, steps and `--json`.

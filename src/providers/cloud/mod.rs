@@ -13,7 +13,7 @@ pub mod synclabs;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::costs::PriceTable;
+use crate::providers::PriceTable;
 use crate::providers::{ImageToVideo, LipSync, Providers, local};
 use failover::Failover;
 

@@ -16,7 +16,7 @@ use super::http::{
     json_body,
 };
 use super::{Cadence, CloudConfig, Secret};
-use crate::costs::PriceTable;
+use crate::providers::PriceTable;
 use crate::providers::{JobCtx, JobState, LipSync, LipSyncRequest, ProviderError, ProviderJob};
 
 /// Provider id in logs, steps and `--json`.

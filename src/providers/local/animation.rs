@@ -7,9 +7,8 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::FPS;
-use crate::domain::{ShotType, shot_type};
 use crate::media::run_tool;
-use crate::providers::{ImageToVideo, JobCtx, ProviderError, VideoRequest};
+use crate::providers::{Framing, ImageToVideo, JobCtx, ProviderError, VideoRequest};
 
 /// The camera move the local animation performs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,8 +27,8 @@ pub enum CameraMove {
     Hold,
 }
 
-/// Chooses the camera move from the scene's camera and movement text.
-pub fn camera_move(camera: Option<&str>, movement: Option<&str>) -> CameraMove {
+/// Chooses the camera move from the scene's framing and movement text.
+pub fn camera_move(framing: Framing, movement: Option<&str>) -> CameraMove {
     let mv = movement.unwrap_or("").to_ascii_lowercase();
     if mv.contains("static") || mv.contains("locked") || mv.contains("tripod") {
         return CameraMove::Hold;
@@ -50,10 +49,10 @@ pub fn camera_move(camera: Option<&str>, movement: Option<&str>) -> CameraMove {
     if mv.contains("push") || mv.contains("zoom in") || mv.contains("dolly in") {
         return CameraMove::PushIn;
     }
-    match shot_type(camera) {
-        ShotType::CloseUp => CameraMove::PushIn,
-        ShotType::Medium => CameraMove::Drift,
-        ShotType::Wide => CameraMove::PanRight,
+    match framing {
+        Framing::CloseUp => CameraMove::PushIn,
+        Framing::Medium => CameraMove::Drift,
+        Framing::Wide => CameraMove::PanRight,
     }
 }
 
@@ -101,7 +100,7 @@ impl ImageToVideo for FfmpegAnimation {
 
     fn key_params(&self, req: &VideoRequest) -> Value {
         json!({
-            "move": camera_move(req.camera.as_deref(), req.movement.as_deref()).as_str(),
+            "move": camera_move(req.framing, req.movement.as_deref()).as_str(),
             "seconds": req.duration_seconds,
             "width": req.width,
             "height": req.height,
@@ -124,7 +123,7 @@ impl ImageToVideo for FfmpegAnimation {
         let out = work_dir.join("clip.mp4");
         let frames = req.duration_seconds * FPS;
         let (w, h) = (req.width, req.height);
-        let (z, x, y) = camera_move(req.camera.as_deref(), req.movement.as_deref()).zoompan(frames);
+        let (z, x, y) = camera_move(req.framing, req.movement.as_deref()).zoompan(frames);
         // Upscale first so sub-pixel moves stay smooth, then let zoompan crop and scale back.
         let filter = format!(
             "scale={}:{},zoompan=z='{z}':x='{x}':y='{y}':d={frames}:s={w}x{h}:fps={FPS},setsar=1,format=yuv420p",
@@ -167,20 +166,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn camera_text_picks_the_move() {
-        assert_eq!(camera_move(Some("close-up"), None), CameraMove::PushIn);
-        assert_eq!(camera_move(Some("medium shot"), None), CameraMove::Drift);
-        assert_eq!(camera_move(Some("wide shot"), None), CameraMove::PanRight);
+    fn framing_and_movement_pick_the_move() {
+        assert_eq!(camera_move(Framing::CloseUp, None), CameraMove::PushIn);
+        assert_eq!(camera_move(Framing::Medium, None), CameraMove::Drift);
+        assert_eq!(camera_move(Framing::Wide, None), CameraMove::PanRight);
         assert_eq!(
-            camera_move(Some("wide shot"), Some("slow pan left")),
+            camera_move(Framing::Wide, Some("slow pan left")),
             CameraMove::PanLeft
         );
         assert_eq!(
-            camera_move(Some("close-up"), Some("static, locked off")),
+            camera_move(Framing::CloseUp, Some("static, locked off")),
             CameraMove::Hold
         );
         assert_eq!(
-            camera_move(None, Some("zoom out slowly")),
+            camera_move(Framing::Medium, Some("zoom out slowly")),
             CameraMove::PullOut
         );
     }

@@ -12,7 +12,7 @@ use super::super::{Cadence, fit_to_speech};
 use super::{
     FLUX_LORA, FalQueue, KLING_I2V, PROVIDER, SYNC_V2, audio_mime, input_field, result_url,
 };
-use crate::costs::PriceTable;
+use crate::providers::PriceTable;
 use crate::providers::local::PortraitStill;
 use crate::providers::{
     AvatarRequest, ImageGen, ImageRequest, ImageToVideo, InputUrls, JobCtx, LipSync,
@@ -33,15 +33,13 @@ impl FalFlux {
     }
 }
 
-/// Fal's preset for a frame shape: the project aspect's still size (width, height, preset name).
+/// Fal's `image_size` preset for a frame shape and the still size it gives (width, height, preset name).
 fn still_size(width: u32, height: u32) -> (u32, u32, &'static str) {
-    use crate::domain::AspectRatio;
     match width.cmp(&height) {
-        std::cmp::Ordering::Greater => AspectRatio::Landscape,
-        std::cmp::Ordering::Less => AspectRatio::Portrait,
-        std::cmp::Ordering::Equal => AspectRatio::Square,
+        std::cmp::Ordering::Greater => (1024, 576, "landscape_16_9"),
+        std::cmp::Ordering::Less => (576, 1024, "portrait_16_9"),
+        std::cmp::Ordering::Equal => (1024, 1024, "square_hd"),
     }
-    .still_size()
 }
 
 /// Fal's preset name for a frame shape.
