@@ -161,6 +161,8 @@ pub enum StepStatus {
     Failed,
     /// Not run because a dependency failed.
     Skipped,
+    /// Stopped (or never started) because its run was canceled.
+    Canceled,
 }
 
 impl StepStatus {
@@ -172,7 +174,22 @@ impl StepStatus {
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
             Self::Skipped => "skipped",
+            Self::Canceled => "canceled",
         }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::Running,
+            Self::Succeeded,
+            Self::Failed,
+            Self::Skipped,
+            Self::Canceled,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
     }
 }
 
@@ -232,5 +249,23 @@ impl RunStatus {
 impl std::fmt::Display for RunStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_status_names_round_trip_and_unknown_names_are_refused() {
+        use StepStatus::*;
+        for s in [Pending, Running, Succeeded, Failed, Skipped, Canceled] {
+            assert_eq!(StepStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(StepStatus::parse("abandoned"), None);
+        for r in ["queued", "running", "succeeded", "failed", "canceled"] {
+            assert_eq!(RunStatus::parse(r).map(RunStatus::as_str), Some(r));
+        }
+        assert_eq!(RunStatus::parse(""), None);
     }
 }

@@ -4,7 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Db, DbError, flag};
-use crate::domain::RunStatus;
+use crate::domain::{RunStatus, StepName, StepStatus};
 use crate::storage::{new_id, now_ms};
 
 /// A stored step.
@@ -12,12 +12,12 @@ use crate::storage::{new_id, now_ms};
 pub struct StepRow {
     /// Id.
     pub id: String,
-    /// Scene id, `""` for ASSEMBLE.
-    pub scene_id: String,
+    /// Scene id; `None` for the project's ASSEMBLE.
+    pub scene_id: Option<String>,
     /// `AUDIO`, `IMAGE`, …
-    pub step: String,
-    /// Status name.
-    pub status: String,
+    pub step: StepName,
+    /// Where the step is in its lifecycle.
+    pub status: StepStatus,
     /// Executions started.
     pub attempts: i64,
     /// Provider id.
@@ -61,12 +61,19 @@ pub struct LogInput {
     pub payload: Option<String>,
 }
 
+/// A stored scene reference: `""` (the column is NOT NULL) stands for "the whole project".
+pub(super) fn scene_ref(stored: String) -> Option<String> {
+    (!stored.is_empty()).then_some(stored)
+}
+
 fn step_row(r: &AnyRow) -> Result<StepRow, DbError> {
     Ok(StepRow {
         id: r.try_get("id")?,
-        scene_id: r.try_get("scene_id")?,
-        step: r.try_get("step")?,
-        status: r.try_get("status")?,
+        scene_id: scene_ref(r.try_get("scene_id")?),
+        step: StepName::parse(&r.try_get::<String, _>("step")?)
+            .ok_or_else(|| DbError::Corrupt("steps.step".into()))?,
+        status: StepStatus::parse(&r.try_get::<String, _>("status")?)
+            .ok_or_else(|| DbError::Corrupt("steps.status".into()))?,
         attempts: r.try_get("attempts")?,
         provider: r.try_get("provider")?,
         content_key: r.try_get("content_key")?,
@@ -421,12 +428,11 @@ const RUN_COLUMNS: &str =
     "id, project_id, scene_id, status, error, created_at, finished_at, owner, heartbeat_at";
 
 fn run_row(r: &AnyRow) -> Result<RunRow, DbError> {
-    let scene_id: String = r.try_get("scene_id")?;
     let status: String = r.try_get("status")?;
     Ok(RunRow {
         id: r.try_get("id")?,
         project_id: r.try_get("project_id")?,
-        scene_id: (!scene_id.is_empty()).then_some(scene_id),
+        scene_id: scene_ref(r.try_get("scene_id")?),
         status: RunStatus::parse(&status).ok_or_else(|| DbError::Corrupt("runs.status".into()))?,
         error: r.try_get("error")?,
         created_at: r.try_get("created_at")?,

@@ -7,6 +7,7 @@ use sqlx::Row;
 
 use super::projects::log_row;
 use super::{Db, DbError, LogFilter, LogRow, flag};
+use crate::domain::RunStatus;
 
 /// How many of each thing exist (the dashboard's counters).
 #[derive(Debug, Clone, Copy, Default)]
@@ -32,12 +33,12 @@ pub struct RunSummary {
     pub project_id: String,
     /// Project name (empty when the project is gone).
     pub project_name: String,
-    /// Scene id, empty for a whole-project run.
-    pub scene_id: String,
+    /// Scene id; `None` for a whole-project run.
+    pub scene_id: Option<String>,
     /// Scene name, when the run covers one scene that still exists.
     pub scene_name: Option<String>,
-    /// `queued`, `running`, `succeeded`, `failed`, `canceled`, `abandoned`.
-    pub status: String,
+    /// Where the run is.
+    pub status: RunStatus,
     /// Failure reason.
     pub error: Option<String>,
     /// Start, epoch ms.
@@ -49,7 +50,7 @@ pub struct RunSummary {
 impl RunSummary {
     /// Queued or running: its progress is still to come.
     pub fn is_active(&self) -> bool {
-        self.status == "queued" || self.status == "running"
+        !self.status.is_final()
     }
 }
 
@@ -131,9 +132,10 @@ impl Db {
                     id: r.try_get("id")?,
                     project_id: r.try_get("project_id")?,
                     project_name: r.try_get("project_name")?,
-                    scene_id: r.try_get("scene_id")?,
+                    scene_id: super::runs::scene_ref(r.try_get("scene_id")?),
                     scene_name: r.try_get("scene_name")?,
-                    status: r.try_get("status")?,
+                    status: RunStatus::parse(&r.try_get::<String, _>("status")?)
+                        .ok_or_else(|| DbError::Corrupt("runs.status".into()))?,
                     error: r.try_get("error")?,
                     created_at: r.try_get("created_at")?,
                     finished_at: r.try_get("finished_at")?,

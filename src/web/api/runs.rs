@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::domain::{LogStep, RunStatus};
+use crate::domain::{LogStep, RunStatus, StepName, StepStatus};
 use crate::storage::db::{Db, LogFilter};
 use crate::web::AppState;
 use crate::web::error::{ApiError, ApiQuery};
@@ -93,11 +93,11 @@ pub async fn run_view(
         .run_steps(run_id)
         .await?
         .into_iter()
-        .filter(|s| scene.is_none_or(|sc| s.scene_id == sc))
+        .filter(|s| scene.is_none_or(|sc| s.scene_id.as_deref() == Some(sc)))
         .map(|s| StepView {
-            scene_id: (!s.scene_id.is_empty()).then_some(s.scene_id),
-            step: s.step,
-            status: s.status,
+            scene_id: s.scene_id,
+            step: s.step.as_str().to_string(),
+            status: s.status.as_str().to_string(),
             provider: s.provider,
             cached: s.cached,
             attempts: s.attempts,
@@ -234,7 +234,7 @@ struct RunFollower {
     /// Local progress of this process, used only as a prompt to look again.
     wake: tokio::sync::broadcast::Receiver<RunEvent>,
     /// The last event sent per (scene id, step).
-    seen: HashMap<(String, String), &'static str>,
+    seen: HashMap<(Option<String>, StepName), &'static str>,
     pending: VecDeque<SseEvent>,
     looked: bool,
     done: bool,
@@ -286,13 +286,13 @@ impl RunFollower {
             return Ok(());
         };
         for s in self.db.run_steps(&self.id).await? {
-            let event = match s.status.as_str() {
-                "running" => "started",
-                "succeeded" => "finished",
-                "failed" => "failed",
+            let event = match s.status {
+                StepStatus::Running => "started",
+                StepStatus::Succeeded => "finished",
+                StepStatus::Failed => "failed",
                 _ => continue,
             };
-            let key = (s.scene_id.clone(), s.step.clone());
+            let key = (s.scene_id.clone(), s.step);
             if self.seen.get(&key) == Some(&event) {
                 continue;
             }
@@ -302,8 +302,8 @@ impl RunFollower {
                 _ => None,
             };
             let data = json!({
-                "sceneId": if s.scene_id.is_empty() { None } else { Some(s.scene_id) },
-                "step": s.step, "event": event, "provider": s.provider,
+                "sceneId": s.scene_id,
+                "step": s.step.as_str(), "event": event, "provider": s.provider,
                 "cached": (event == "finished").then_some(s.cached), "ms": ms, "reason": s.error,
             });
             self.pending

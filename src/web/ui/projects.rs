@@ -344,7 +344,7 @@ fn price_estimate(
 
 /// The project's status word: generating while a whole-project run is active.
 fn project_status(p: &ProjectRecord, runs: &[RunSummary]) -> &'static str {
-    if runs.iter().any(|r| r.is_active() && r.scene_id.is_empty()) {
+    if runs.iter().any(|r| r.is_active() && r.scene_id.is_none()) {
         "generating"
     } else {
         view::status_word(&p.status)
@@ -390,7 +390,7 @@ fn scene_cards(
                 n,
                 steps.get(&s.id).map(Vec::as_slice).unwrap_or(&[]),
                 runs.iter()
-                    .any(|r| r.is_active() && (r.scene_id.is_empty() || r.scene_id == s.id)),
+                    .any(|r| r.is_active() && r.scene_id.as_ref().is_none_or(|id| *id == s.id)),
                 identity_name(identities, s.identity_id.as_deref())
                     .unwrap_or_else(|| "project default".into()),
                 est.and_then(|e| e.scenes.get(i))

@@ -176,23 +176,23 @@ pub(crate) struct RunView {
 
 impl From<&crate::storage::db::ui::RunSummary> for RunView {
     fn from(r: &crate::storage::db::ui::RunSummary) -> Self {
-        let what = match (&r.scene_name, r.scene_id.is_empty()) {
-            (_, true) => format!("{}: all scenes", r.project_name),
-            (Some(s), false) => format!("{}: scene {s}", r.project_name),
-            (None, false) => format!("{}: a deleted scene", r.project_name),
+        let what = match (&r.scene_name, &r.scene_id) {
+            (_, None) => format!("{}: all scenes", r.project_name),
+            (Some(s), Some(_)) => format!("{}: scene {s}", r.project_name),
+            (None, Some(_)) => format!("{}: a deleted scene", r.project_name),
         };
         Self {
             id: r.id.clone(),
             project_id: r.project_id.clone(),
-            scene_id: r.scene_id.clone(),
+            scene_id: r.scene_id.clone().unwrap_or_default(),
             what,
-            status: status_word(&r.status),
+            status: status_word(r.status.as_str()),
             started: time(r.created_at),
             started_iso: iso(r.created_at),
             took: r
                 .finished_at
                 .map(|f| ms(f - r.created_at))
-                .unwrap_or_else(|| r.status.clone()),
+                .unwrap_or_else(|| r.status.as_str().to_string()),
             error: r.error.clone().unwrap_or_default(),
         }
     }

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 
 use super::{project, scene};
-use crate::domain::{LogStep, StepName};
+use crate::domain::{LogStep, StepName, StepStatus};
 use crate::pipeline::StepOutput;
 use crate::storage::db::{Db, LogFilter, LogRow, SceneRecord, StepRow};
 use crate::web::AppState;
@@ -214,7 +214,7 @@ fn timeline_row(
 ) -> TimelineRow {
     let row = steps
         .iter()
-        .find(|x| x.scene_id == scene_id && x.step == step);
+        .find(|x| x.scene_id.as_deref() == Some(scene_id) && x.step.as_str() == step);
     let notes = logs
         .iter()
         .filter(|l| l.run_id.as_deref() == Some(run_id))
@@ -227,8 +227,9 @@ fn timeline_row(
     TimelineRow {
         step,
         status: row
-            .map(|r| r.status.clone())
-            .unwrap_or_else(|| "pending".into()),
+            .map_or(StepStatus::Pending, |r| r.status)
+            .as_str()
+            .to_string(),
         provider: row.and_then(|r| r.provider.clone()).unwrap_or_default(),
         cached: row.is_some_and(|r| r.cached),
         took: match row.and_then(|r| r.started_at.zip(r.finished_at)) {
