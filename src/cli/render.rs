@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::json;
 
@@ -12,14 +11,12 @@ use crate::app::Storage;
 use crate::config::Config;
 use crate::domain::{RunStatus, StepName};
 use crate::media::{REQUIRED_TOOLS, require_tools};
-use crate::pipeline::{
-    Pipeline, PlannedScene, Progress, RenderOptions, RenderPlan, RunReport, StepReport,
-};
-use crate::project_file::{ProjectFile, image_kind};
+use crate::pipeline::{Progress, RenderOptions, RenderPlan, RunReport, StepReport};
+use crate::project_file::ProjectFile;
 use crate::providers::Providers;
 use crate::providers::cloud::ProviderChoice;
-use crate::storage::db::{AssetInput, Db};
-use crate::storage::now_ms;
+use crate::storage::db::Db;
+use crate::worker::{ClaimError, IdentityPolicy, RunService};
 
 /// The bundled demo project, used when `examples/demo.toml` is not in the current folder.
 const DEMO_TOML: &str = include_str!("../../examples/demo.toml");
@@ -49,7 +46,7 @@ fn choose_providers(cfg: &Config, choice: &str) -> Result<Providers, CliError> {
 
 /// Renders `examples/demo.toml` (the copy on disk if present, else the bundled one).
 pub async fn demo(
-    cfg: &Config,
+    cfg: &Arc<Config>,
     data: PathBuf,
     out: Option<PathBuf>,
     json: bool,
@@ -76,7 +73,7 @@ pub async fn demo(
 }
 
 /// Renders a project file.
-pub async fn render(cfg: &Config, args: RenderArgs) -> Result<(), CliError> {
+pub async fn render(cfg: &Arc<Config>, args: RenderArgs) -> Result<(), CliError> {
     let providers = choose_providers(cfg, &args.providers)?;
     let file = ProjectFile::load(&args.file).map_err(CliError::input)?;
     run(
@@ -91,36 +88,9 @@ pub async fn render(cfg: &Config, args: RenderArgs) -> Result<(), CliError> {
     .await
 }
 
-fn owner_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    format!("{}:{}", host.trim(), std::process::id())
-}
-
-/// True when the run's owner may still be working on it.
-fn owner_alive(owner: Option<&str>, heartbeat_at: Option<i64>) -> bool {
-    let Some((host, pid)) = owner.and_then(|o| o.rsplit_once(':')) else {
-        return false;
-    };
-    let me = owner_id();
-    let my_host = me.rsplit_once(':').map(|(h, _)| h).unwrap_or("");
-    if host == my_host {
-        // A zombie (state Z/X in /proc/PID/stat) is dead too.
-        return pid
-            .parse::<u32>()
-            .ok()
-            .and_then(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
-            .and_then(|stat| {
-                stat.rsplit_once(')')
-                    .map(|(_, rest)| rest.trim_start().chars().next())
-            })
-            .is_some_and(|state| !matches!(state, Some('Z' | 'X')));
-    }
-    heartbeat_at.map(|h| now_ms() - h < 30_000).unwrap_or(false)
-}
-
 /// Renders a validated project file into `out` (default: `<data>/<project>.mp4`) plus its captions.
 async fn run(
-    cfg: &Config,
+    cfg: &Arc<Config>,
     file: ProjectFile,
     data: PathBuf,
     out: Option<PathBuf>,
@@ -131,17 +101,34 @@ async fn run(
     require_tools(&REQUIRED_TOOLS).map_err(CliError::missing_tool)?;
     let out = output_path(&file, &data, out)?;
     let storage = Storage::open(cfg, &data).await.map_err(CliError::failed)?;
-    let plan = store_project(&storage, &file)
+    let scene_names: Vec<String> = file.scenes.iter().map(|s| s.scene.name.clone()).collect();
+    let progress: Arc<dyn Progress> = Arc::from(reporter(&scene_names));
+    let service =
+        RunService::with_providers(storage.clone(), cfg.clone(), providers, Some(progress));
+    let plan = service
+        .import(&file, IdentityPolicy::Overwrite)
         .await
         .map_err(CliError::failed)?;
-
-    let owner = owner_id();
+    let (claim, resumed) = service
+        .claim_project(&plan.project_id)
+        .await
+        .map_err(|e| match e {
+            ClaimError::Held(owner) => CliError::failed(format!(
+                "project {:?} is being rendered by another process ({owner})",
+                plan.project.name
+            )),
+            e => CliError::failed(e),
+        })?;
+    if resumed {
+        eprintln!("Resuming interrupted run {}", claim.id);
+    }
+    let run_id = claim.id.clone();
     let db = &storage.db;
-    let run_id = claim_run(db, &plan, &owner).await?;
-    let heartbeat = spawn_heartbeat(db, &run_id, &owner);
-    let report = execute_pipeline(cfg, &storage, &plan, &run_id, options, providers).await;
-    heartbeat.abort();
-    let _ = tokio::fs::remove_dir_all(storage.work_dir().join(&run_id)).await;
+    let report = service
+        .clone()
+        .execute_leased(&claim, plan.clone(), options, true)
+        .await
+        .ok_or_else(|| CliError::failed("the run was canceled or taken over by another process"))?;
 
     if !report.failures.is_empty() {
         return Err(fail_run(db, &plan, &report, &run_id).await);
@@ -174,75 +161,6 @@ fn output_path(file: &ProjectFile, data: &Path, out: Option<PathBuf>) -> Result<
         )));
     }
     Ok(out)
-}
-
-/// The run to work on: the project's interrupted run (adopted when its owner is gone), else a new one.
-/// Refused while another live process renders the project.
-async fn claim_run(db: &Db, plan: &RenderPlan, owner: &str) -> Result<String, CliError> {
-    match db
-        .unfinished_run(&plan.project_id, "")
-        .await
-        .map_err(CliError::failed)?
-    {
-        Some(run) if owner_alive(run.owner.as_deref(), run.heartbeat_at) => {
-            Err(CliError::failed(format!(
-                "project {:?} is being rendered by another process ({})",
-                plan.project.name,
-                run.owner.unwrap_or_default()
-            )))
-        }
-        Some(run) => {
-            if db
-                .adopt_run(&run.id, run.owner.as_deref(), owner)
-                .await
-                .map_err(CliError::failed)?
-            {
-                eprintln!("Resuming interrupted run {}", run.id);
-                Ok(run.id)
-            } else {
-                Err(CliError::failed(
-                    "another process took over the interrupted run; try again",
-                ))
-            }
-        }
-        None => db
-            .create_run(&plan.project_id, "", owner)
-            .await
-            .map_err(CliError::failed),
-    }
-}
-
-/// Marks the run as alive every 5 seconds until the returned task is aborted.
-fn spawn_heartbeat(db: &Db, run_id: &str, owner: &str) -> tokio::task::JoinHandle<()> {
-    let (db, run_id, owner) = (db.clone(), run_id.to_string(), owner.to_string());
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            let _ = db.heartbeat(&run_id, &owner).await;
-        }
-    })
-}
-
-/// Runs the pipeline for the plan with a per-scene progress display.
-async fn execute_pipeline(
-    cfg: &Config,
-    storage: &Storage,
-    plan: &RenderPlan,
-    run_id: &str,
-    options: RenderOptions,
-    providers: Providers,
-) -> RunReport {
-    let scene_names: Vec<String> = plan.scenes.iter().map(|s| s.scene.name.clone()).collect();
-    let progress: Arc<dyn Progress> = Arc::from(reporter(&scene_names));
-    let pipeline = Arc::new(Pipeline::new(
-        storage.db.clone(),
-        storage.objects.clone(),
-        providers,
-        storage.work_dir(),
-        progress,
-        cfg.pipeline_settings(),
-    ));
-    pipeline.execute(run_id, plan.clone(), options, true).await
 }
 
 /// Records a failed run (every failure, `scene step: why`, joined by `; `), prints the step table and returns
@@ -293,106 +211,6 @@ async fn write_outputs(
             .map_err(|e| CliError::failed(format!("writing {}: {e}", dest.display())))?;
     }
     Ok((vtt_out, assembled.duration_seconds.unwrap_or(0.0)))
-}
-
-/// Imports headshots and upserts identities, the project and its scenes; returns the plan.
-async fn store_project(storage: &Storage, file: &ProjectFile) -> anyhow::Result<RenderPlan> {
-    use anyhow::Context;
-    let db = &storage.db;
-    let mut identity_ids = std::collections::HashMap::new();
-    let mut identity_headshots = std::collections::HashMap::new();
-    for fi in &file.identities {
-        let headshot = match &fi.headshot {
-            Some(path) => Some(import_headshot(storage, path).await?),
-            None => None,
-        };
-        let id = db
-            .upsert_identity(&fi.identity, headshot.as_ref().map(|(id, _)| id.as_str()))
-            .await
-            .with_context(|| format!("storing identity {}", fi.identity.name))?;
-        identity_ids.insert(fi.identity.name.clone(), id);
-        identity_headshots.insert(fi.identity.name.clone(), headshot.map(|(_, key)| key));
-    }
-    let default_id = identity_ids.get(&file.default_identity).map(String::as_str);
-    let project_id = db
-        .upsert_project(&file.project, default_id)
-        .await
-        .context("storing the project")?;
-    let mut inputs = Vec::new();
-    let mut scene_headshots = Vec::new();
-    for fs in &file.scenes {
-        let headshot = match &fs.headshot {
-            Some(path) => Some(import_headshot(storage, path).await?),
-            None => None,
-        };
-        let identity_id = identity_ids
-            .get(&fs.scene.identity)
-            .cloned()
-            .context("scene identity not stored")?;
-        inputs.push(crate::storage::db::SceneInput {
-            scene: fs.scene.clone(),
-            identity_id,
-            headshot_asset_id: headshot.as_ref().map(|(id, _)| id.clone()),
-        });
-        scene_headshots.push(headshot.map(|(_, key)| key));
-    }
-    let scene_ids = db
-        .sync_scenes(&project_id, &inputs)
-        .await
-        .context("storing the scenes")?;
-    let scenes = file
-        .scenes
-        .iter()
-        .zip(scene_ids)
-        .zip(scene_headshots)
-        .map(|((fs, id), scene_headshot)| {
-            let identity = file
-                .identities
-                .iter()
-                .find(|i| i.identity.name == fs.scene.identity)
-                .map(|i| i.identity.clone())
-                .context("scene identity missing")?;
-            Ok(PlannedScene {
-                id,
-                scene: fs.scene.clone(),
-                identity_headshot: identity_headshots.get(&identity.name).cloned().flatten(),
-                identity,
-                scene_headshot,
-            })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(RenderPlan {
-        project_id,
-        project: file.project.clone(),
-        scenes,
-    })
-}
-
-/// Stores a headshot image (content-addressed) and registers it as an asset; returns (asset id, object key).
-async fn import_headshot(storage: &Storage, path: &Path) -> anyhow::Result<(String, String)> {
-    use anyhow::Context;
-    let head = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let (ext, mime) =
-        image_kind(&head).with_context(|| format!("{} is not a PNG or JPEG", path.display()))?;
-    let stored = storage
-        .objects
-        .put_file(path, ext)
-        .await
-        .context("storing a headshot")?;
-    let id = storage
-        .db
-        .upsert_asset(&AssetInput {
-            kind: "headshot".into(),
-            object_key: stored.key.clone(),
-            sha256: stored.sha256,
-            size_bytes: stored.size as i64,
-            mime: mime.into(),
-            width: None,
-            height: None,
-            original_name: path.file_name().map(|n| n.to_string_lossy().into_owned()),
-        })
-        .await?;
-    Ok((id, stored.key))
 }
 
 fn step_json(s: &StepReport) -> serde_json::Value {

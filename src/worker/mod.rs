@@ -10,8 +10,17 @@ use tokio::task::AbortHandle;
 use crate::app::Storage;
 use crate::config::Config;
 use crate::domain::RunStatus;
-use crate::pipeline::{Event, Pipeline, PlannedScene, Progress, RenderOptions, RenderPlan};
+use crate::pipeline::{
+    Event, Pipeline, PlannedScene, Progress, RenderOptions, RenderPlan, RunReport,
+};
+use crate::providers::Providers;
 use crate::storage::db::{ClaimedRun, DbError, RUNS_CHANNEL, SLOTS_CHANNEL, SceneRecord};
+
+mod import;
+mod lease;
+
+pub use import::{IdentityPolicy, ImportError, import_project};
+pub use lease::{ClaimError, claim_project_run, hold_lease, is_held, owner_id};
 
 /// A run could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -66,19 +75,32 @@ pub struct RunService {
 }
 
 impl RunService {
-    /// A service using the configured providers (cloud where keys are set, offline otherwise).
+    /// A service using the configured providers (cloud where keys are set, offline otherwise); progress goes
+    /// to [`subscribe`](Self::subscribe)rs.
     pub fn new(storage: Storage, config: Arc<Config>) -> Arc<Self> {
+        let providers = config.configured_providers();
+        Self::with_providers(storage, config, providers, None)
+    }
+
+    /// A service with chosen `providers` (the CLI's `--providers`) and, when given, its own progress display
+    /// instead of the live-event broadcast.
+    pub fn with_providers(
+        storage: Storage,
+        config: Arc<Config>,
+        providers: Providers,
+        progress: Option<Arc<dyn Progress>>,
+    ) -> Arc<Self> {
         let (events, _) = tokio::sync::broadcast::channel(1024);
+        let progress = progress.unwrap_or_else(|| Arc::new(Broadcast(events.clone())));
         let pipeline = Arc::new(Pipeline::new(
             storage.db.clone(),
             storage.objects.clone(),
-            config.configured_providers(),
+            providers,
             storage.work_dir(),
-            Arc::new(Broadcast(events.clone())),
+            progress,
             config.pipeline_settings(),
         ));
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-        let owner = format!("{}:{}", host.trim(), std::process::id());
+        let owner = owner_id();
         Arc::new(Self {
             storage,
             config,
@@ -289,45 +311,10 @@ impl RunService {
                 return;
             }
         };
-        let assemble = scene.is_none();
-        let this = self.clone();
-        let run_id = id.clone();
-        let work = tokio::spawn(async move {
-            this.pipeline
-                .execute(&run_id, plan, RenderOptions::default(), assemble)
-                .await
-        });
-        if let Ok(mut tasks) = self.tasks.lock() {
-            tasks.insert(id.clone(), work.abort_handle());
-        }
-        let abort = work.abort_handle();
-        let renew = {
-            let db = db.clone();
-            let lease = self.config.lease;
-            let (id, token) = (id.clone(), claim.token.clone());
-            async move {
-                loop {
-                    tokio::time::sleep(lease / 3).await;
-                    match db.renew_lease(&id, &token, lease.as_millis() as i64).await {
-                        Ok(true) => {}
-                        Ok(false) => return,
-                        Err(e) => tracing::warn!(run = %id, "lease renewal failed: {e}"),
-                    }
-                }
-            }
-        };
-        let report = tokio::select! {
-            r = work => r.ok(),
-            () = renew => {
-                tracing::warn!(run = %id, "lease lost or run cancelled: stopping");
-                abort.abort();
-                None
-            }
-        };
-        if let Ok(mut tasks) = self.tasks.lock() {
-            tasks.remove(&id);
-        }
-        let _ = tokio::fs::remove_dir_all(self.storage.work_dir().join(&id)).await;
+        let report = self
+            .clone()
+            .execute_leased(&claim, plan, RenderOptions::default(), scene.is_none())
+            .await;
         let Some(report) = report else { return };
         let (status, error) = if report.failures.is_empty() {
             (RunStatus::Succeeded, None)
@@ -339,8 +326,62 @@ impl RunService {
         self.finished(&id, status).await;
     }
 
+    /// Executes `plan` as the claimed run while holding its lease; `None` when the lease was lost (taken over,
+    /// or the run canceled) and the work stopped. The run's scratch folder is removed either way.
+    pub async fn execute_leased(
+        self: Arc<Self>,
+        claim: &ClaimedRun,
+        plan: RenderPlan,
+        options: RenderOptions,
+        assemble: bool,
+    ) -> Option<RunReport> {
+        let id = claim.id.clone();
+        let this = self.clone();
+        let run_id = id.clone();
+        let work = tokio::spawn(async move {
+            this.pipeline
+                .execute(&run_id, plan, options, assemble)
+                .await
+        });
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.insert(id.clone(), work.abort_handle());
+        }
+        let abort = work.abort_handle();
+        let lease = hold_lease(self.storage.db.clone(), claim.clone(), self.config.lease);
+        let report = tokio::select! {
+            r = work => r.ok(),
+            () = lease => {
+                tracing::warn!(run = %id, "lease lost or run cancelled: stopping");
+                abort.abort();
+                None
+            }
+        };
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.remove(&id);
+        }
+        let _ = tokio::fs::remove_dir_all(self.storage.work_dir().join(&id)).await;
+        report
+    }
+
+    /// Stores a project file (see [`import_project`]) and returns the plan of the whole project.
+    pub async fn import(
+        &self,
+        file: &crate::project_file::ProjectFile,
+        policy: IdentityPolicy,
+    ) -> Result<RenderPlan, ImportError> {
+        let project_id = import_project(&self.storage, file, policy).await?;
+        self.load_plan(&project_id, None)
+            .await
+            .map_err(ImportError::Plan)
+    }
+
+    /// Takes the project's run for a render in this process (see [`claim_project_run`]).
+    pub async fn claim_project(&self, project_id: &str) -> Result<(ClaimedRun, bool), ClaimError> {
+        claim_project_run(&self.storage.db, project_id, &self.owner, self.config.lease).await
+    }
+
     /// Announces a finished run (webhook outbox + live subscribers).
-    async fn finished(&self, run_id: &str, status: RunStatus) {
+    pub async fn finished(&self, run_id: &str, status: RunStatus) {
         crate::webhooks::enqueue_run_finished(&self.storage.db, run_id).await;
         let _ = self.events.send(RunEvent::Finished {
             run_id: run_id.into(),

@@ -3,7 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, DbError, flag};
+use super::{ClaimedRun, Db, DbError, flag};
 use crate::domain::{RunStatus, StepName, StepStatus};
 use crate::storage::{new_id, now_ms};
 
@@ -112,57 +112,73 @@ impl Db {
         row.as_ref().map(run_row).transpose()
     }
 
-    /// Starts a new run of a project (`scene_id` `""`) or one scene, owned by `owner`.
-    pub async fn create_run(
+    /// Starts a run of a project (`scene_id` `""`) or one scene that `owner` executes at once under a lease
+    /// of `lease_ms` (the same lease a worker holds on a claimed run).
+    pub async fn create_leased_run(
         &self,
         project_id: &str,
         scene_id: &str,
         owner: &str,
-    ) -> Result<String, DbError> {
-        let id = new_id();
-        let now = now_ms();
+        lease_ms: i64,
+    ) -> Result<ClaimedRun, DbError> {
+        let (id, token, now) = (new_id(), new_id(), now_ms());
         sqlx::query(
-            "INSERT INTO runs (id, project_id, scene_id, status, owner, heartbeat_at, created_at)
-             VALUES ($1, $2, $3, 'running', $4, $5, $5)",
+            "INSERT INTO runs (id, project_id, scene_id, status, owner, lease_token, lease_expires_at, heartbeat_at,
+                               created_at)
+             VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $7)",
         )
         .bind(&id)
         .bind(project_id)
         .bind(scene_id)
         .bind(owner)
+        .bind(&token)
+        .bind(now + lease_ms)
         .bind(now)
         .execute(&self.pool)
         .await?;
-        Ok(id)
+        Ok(ClaimedRun {
+            id,
+            project_id: project_id.into(),
+            scene_id: scene_id.into(),
+            token,
+        })
     }
 
-    /// Takes over a run whose owner is gone, only if it still has the owner we saw; true when taken.
+    /// Takes over a running run whose holder is gone (lease expired, or its process is dead), only if it still
+    /// has the owner we saw: a new lease for `owner`. Steps left executing go back to pending.
     pub async fn adopt_run(
         &self,
-        run_id: &str,
-        seen_owner: Option<&str>,
+        run: &RunRow,
         owner: &str,
-    ) -> Result<bool, DbError> {
-        let now = now_ms();
+        lease_ms: i64,
+    ) -> Result<Option<ClaimedRun>, DbError> {
+        let (token, now) = (new_id(), now_ms());
         let done = sqlx::query(
-            "UPDATE runs SET owner = $1, heartbeat_at = $2 WHERE id = $3 AND status = 'running'
-               AND COALESCE(owner, '') = COALESCE(CAST($4 AS TEXT), '')",
+            "UPDATE runs SET owner = $1, lease_token = $2, lease_expires_at = $3, heartbeat_at = $4
+             WHERE id = $5 AND status = 'running' AND COALESCE(owner, '') = COALESCE(CAST($6 AS TEXT), '')",
         )
         .bind(owner)
+        .bind(&token)
+        .bind(now + lease_ms)
         .bind(now)
-        .bind(run_id)
-        .bind(seen_owner)
+        .bind(&run.id)
+        .bind(run.owner.as_deref())
         .execute(&self.pool)
         .await?;
-        if done.rows_affected() == 1 {
-            // Steps that were executing when the owner died start again (their outputs were never recorded).
-            sqlx::query(
-                "UPDATE steps SET status = 'pending' WHERE run_id = $1 AND status = 'running'",
-            )
-            .bind(run_id)
+        if done.rows_affected() != 1 {
+            return Ok(None);
+        }
+        // Steps that were executing when the holder died start again (their outputs were never recorded).
+        sqlx::query("UPDATE steps SET status = 'pending' WHERE run_id = $1 AND status = 'running'")
+            .bind(&run.id)
             .execute(&self.pool)
             .await?;
-        }
-        Ok(done.rows_affected() == 1)
+        Ok(Some(ClaimedRun {
+            id: run.id.clone(),
+            project_id: run.project_id.clone(),
+            scene_id: run.scene_id.clone().unwrap_or_default(),
+            token,
+        }))
     }
 
     /// Marks a run and its unfinished steps canceled, and its generating scenes too.
@@ -185,17 +201,6 @@ impl Db {
         sqlx::query("UPDATE runs SET status = 'canceled', finished_at = $2 WHERE id = $1 AND status IN ('queued', 'running')")
             .bind(run_id)
             .bind(now)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// Refreshes the run's heartbeat.
-    pub async fn heartbeat(&self, run_id: &str, owner: &str) -> Result<(), DbError> {
-        sqlx::query("UPDATE runs SET heartbeat_at = $1 WHERE id = $2 AND owner = $3")
-            .bind(now_ms())
-            .bind(run_id)
-            .bind(owner)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -418,14 +423,15 @@ pub struct RunRow {
     pub created_at: i64,
     /// End time, epoch ms.
     pub finished_at: Option<i64>,
-    /// `host:pid` of the CLI process executing it.
+    /// `host:pid` of the process executing it.
     pub owner: Option<String>,
-    /// The owner's last heartbeat, epoch ms.
+    /// The holder's last lease renewal, epoch ms.
     pub heartbeat_at: Option<i64>,
+    /// When the holder's lease ends (epoch ms); `None` for runs that were never leased.
+    pub lease_expires_at: Option<i64>,
 }
 
-const RUN_COLUMNS: &str =
-    "id, project_id, scene_id, status, error, created_at, finished_at, owner, heartbeat_at";
+const RUN_COLUMNS: &str = "id, project_id, scene_id, status, error, created_at, finished_at, owner, heartbeat_at, lease_expires_at";
 
 fn run_row(r: &AnyRow) -> Result<RunRow, DbError> {
     let status: String = r.try_get("status")?;
@@ -439,5 +445,6 @@ fn run_row(r: &AnyRow) -> Result<RunRow, DbError> {
         finished_at: r.try_get("finished_at")?,
         owner: r.try_get("owner")?,
         heartbeat_at: r.try_get("heartbeat_at")?,
+        lease_expires_at: r.try_get("lease_expires_at")?,
     })
 }

@@ -84,34 +84,13 @@ pub(crate) async fn render_demo(
 ) -> Result<Response, UiError> {
     let file = ProjectFile::parse(DEMO_TOML, Path::new("examples/demo.toml"), Path::new("."))
         .map_err(|e| UiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let db = &state.storage.db;
-    let existing = db.list_identities().await?;
-    let mut ids = std::collections::HashMap::new();
-    for fi in &file.identities {
-        let i = &fi.identity;
-        let id = match existing
-            .iter()
-            .find(|r| r.identity.name == i.name || r.identity.trigger_word == i.trigger_word)
-        {
-            Some(r) => r.id.clone(),
-            None => db.upsert_identity(i, None).await?,
-        };
-        ids.insert(i.name.clone(), id);
-    }
-    let default = ids.get(&file.default_identity).map(String::as_str);
-    let project_id = db.upsert_project(&file.project, default).await?;
-    let scenes: Vec<crate::storage::db::SceneInput> = file
-        .scenes
-        .iter()
-        .filter_map(|s| {
-            Some(crate::storage::db::SceneInput {
-                scene: s.scene.clone(),
-                identity_id: ids.get(&s.scene.identity)?.clone(),
-                headshot_asset_id: None,
-            })
-        })
-        .collect();
-    db.sync_scenes(&project_id, &scenes).await?;
+    let project_id = crate::worker::import_project(
+        &state.storage,
+        &file,
+        crate::worker::IdentityPolicy::KeepExisting,
+    )
+    .await
+    .map_err(|e| UiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     state.runs.start(&project_id, None).await?;
     Ok(page.redirect(&format!("projects/{project_id}?ok=demo")))
 }
