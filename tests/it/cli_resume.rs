@@ -37,6 +37,33 @@ fn succeeded_steps(data: &std::path::Path) -> Vec<(String, String)> {
     })
 }
 
+/// Runs marked running whose holder has an unexpired lease.
+fn leased_running_runs(data: &std::path::Path) -> usize {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use sqlx::Row;
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&database_url_for(data))
+            .await
+            .unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let n: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM runs WHERE status = 'running' AND lease_token IS NOT NULL
+               AND lease_expires_at > $1",
+        )
+        .bind(now)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .get("n");
+        pool.close().await;
+        n as usize
+    })
+}
+
 /// Number of step outputs stored in the render cache.
 fn cached_outputs(data: &std::path::Path) -> usize {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -139,7 +166,8 @@ fn sigkill_mid_render_then_rerun_finishes_without_repeating_finished_steps() {
     .unwrap();
     // Plain progress lines (stderr is not a terminal): wait until some steps finished, then kill -9.
     let mut finished = Vec::new();
-    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
         let line = line.unwrap();
         if let Some((scene, rest)) = line.strip_prefix('[').and_then(|l| l.split_once("] "))
             && let Some((step, _)) = rest.split_once(" done in ")
@@ -150,6 +178,31 @@ fn sigkill_mid_render_then_rerun_finishes_without_repeating_finished_steps() {
             break;
         }
     }
+    // Keep reading its progress (a closed pipe would end the render early).
+    std::thread::spawn(move || for _ in lines {});
+    // While it runs, the render holds a lease on its run, and a second render of the project is refused.
+    assert!(
+        leased_running_runs(&data) >= 1,
+        "the running render holds no lease"
+    );
+    let second = command(
+        &repo(),
+        &[
+            "demo",
+            "--data",
+            d,
+            "--out",
+            tmp.path().join("second.mp4").to_str().unwrap(),
+        ],
+    )
+    .output()
+    .unwrap();
+    let second_err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{second_err}");
+    assert!(
+        second_err.contains("being rendered by another process"),
+        "{second_err}"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(finished.len() >= 4, "killed after {finished:?}");
