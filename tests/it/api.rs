@@ -55,7 +55,7 @@ fn client() -> reqwest::Client {
     devatar::net::client_builder().build().unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_operation_needs_credentials_and_accepts_a_token() {
     let server = TestApp::start().await;
     let token = server.token().await;
@@ -415,7 +415,7 @@ async fn guide_identity_is_created_and_bad_ones_name_the_field() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_login_sets_a_session_whose_writes_need_the_csrf_token() {
     let server = TestApp::start().await;
     let http = client();
@@ -577,7 +577,7 @@ impl ServeProcess {
 /// The binary's wiring: `devatar serve` prints its listening line, stores the admin password from the
 /// environment (login works), runs its worker (a scene renders), and honours tokens made and revoked by
 /// `devatar token` on the same data folder at once.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_serve_process_listens_logs_in_renders_and_honours_cli_tokens() {
     let server = ServeProcess::start();
     let http = client();
@@ -663,7 +663,7 @@ fn non_loopback_bind_without_a_password_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("admin password"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generate_a_scene_through_the_in_process_worker_then_render_the_project() {
     let server = TestApp::start().await;
     let token = server.token().await;
@@ -844,7 +844,7 @@ async fn generate_a_scene_through_the_in_process_worker_then_render_the_project(
     assert!(project["durationSeconds"].as_f64().unwrap() > 1.0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_events_stream_each_step_then_the_final_status() {
     let server = TestApp::start().await;
     let token = server.token().await;
@@ -931,7 +931,7 @@ async fn run_events_stream_each_step_then_the_final_status() {
     assert!(replay.contains("\"status\":\"succeeded\""));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_are_sniffed_limited_probed_and_served_with_ranges() {
     use reqwest::multipart::{Form, Part};
     let server = TestApp::start().await;
@@ -1052,7 +1052,7 @@ async fn uploads_are_sniffed_limited_probed_and_served_with_ranges() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_docs_and_openapi_are_public_and_vendored() {
     let server = TestApp::start().await;
     let http = client();
@@ -1248,7 +1248,7 @@ async fn run_completion_is_posted_to_the_project_webhook_signed_and_retried() {
     assert_eq!(status, 404);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn estimate_prices_a_project_before_it_runs() {
     let server = TestApp::start().await;
     let token = server.token().await;
