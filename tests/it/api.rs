@@ -1,81 +1,16 @@
-//! The JSON API through a real `devatar serve` process: auth on every documented route, identities.
+//! The JSON API, served in-process by [`TestApp`] (the real router with an injected configuration): auth on
+//! every documented route, identities, sessions, runs through the worker, events, uploads, webhooks. One test
+//! starts the real `devatar serve` process so the binary's wiring (listening line, CLI tokens) stays covered.
 
 use crate::common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
+use std::time::Duration;
 
+use common::app::{PASSWORD, TestApp, wait_until};
 use common::*;
 use serde_json::{Value, json};
-
-const PASSWORD: &str = "correct-horse-battery";
-
-/// A running server on a random port with its data folder; killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-    data: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start() -> Self {
-        Self::start_with(&[])
-    }
-
-    /// Starts a server with extra environment variables.
-    fn start_with(env: &[(&str, &str)]) -> Self {
-        let data = tempfile::tempdir().unwrap();
-        let mut child = command(
-            data.path(),
-            &["serve", "--bind", "127.0.0.1:0", "--data", "."],
-        )
-        .envs(env.iter().copied())
-        .env("DEVATAR_ADMIN_PASSWORD", PASSWORD)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-        let mut reader = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        let base = loop {
-            line.clear();
-            assert!(
-                reader.read_line(&mut line).unwrap() > 0,
-                "server exited before listening"
-            );
-            if let Some(addr) = line.trim().strip_prefix("devatar listening on ") {
-                break addr.to_string();
-            }
-        };
-        std::thread::spawn(move || {
-            for line in reader.lines().map_while(Result::ok) {
-                eprintln!("[server] {line}");
-            }
-        });
-        Server { child, base, data }
-    }
-
-    fn token(&self) -> String {
-        let out = run(
-            self.data.path(),
-            &["token", "create", "--name", "tests", "--data", "."],
-        );
-        assert!(out.status.success());
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .last()
-            .unwrap()
-            .to_string()
-    }
-}
 
 /// Serves `/deven.safetensors` (a kohya Flux LoRA, rank 16, trained on TOK_DEVEN) and
 /// `/sdxl.safetensors` on a random loopback port; returns its base URL.
@@ -120,10 +55,10 @@ fn client() -> reqwest::Client {
     devatar::net::client_builder().build().unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_operation_needs_credentials_and_accepts_a_token() {
-    let server = Server::start();
-    let token = server.token();
+    let server = TestApp::start().await;
+    let token = server.token().await;
     let http = client();
     let doc: Value = http
         .get(format!("{}/api/openapi.json", server.base))
@@ -183,14 +118,7 @@ async fn every_documented_operation_needs_credentials_and_accepts_a_token() {
         .unwrap()
         .status();
     assert_eq!(status, 401);
-    assert!(
-        run(
-            server.data.path(),
-            &["token", "revoke", "tests", "--data", "."]
-        )
-        .status
-        .success()
-    );
+    assert!(server.revoke("tests").await);
     let status = http
         .get(format!("{}/api/identities", server.base))
         .bearer_auth(&token)
@@ -204,9 +132,12 @@ async fn every_documented_operation_needs_credentials_and_accepts_a_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guide_identity_is_created_and_bad_ones_name_the_field() {
     // The identity test fetches the LoRA header from a server on this machine.
-    let server = Server::start_with(&[("DEVATAR_ALLOW_PRIVATE_URLS", "1")]);
+    let server = TestApp::builder()
+        .env("DEVATAR_ALLOW_PRIVATE_URLS", "1")
+        .start()
+        .await;
     let lora_host = serve_lora().await;
-    let token = server.token();
+    let token = server.token().await;
     let http = client();
     let post = |body: Value| {
         let req = http
@@ -484,9 +415,9 @@ async fn guide_identity_is_created_and_bad_ones_name_the_field() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_login_sets_a_session_whose_writes_need_the_csrf_token() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let http = client();
     let wrong = http
         .post(format!("{}/api/login", server.base))
@@ -580,6 +511,150 @@ async fn browser_login_sets_a_session_whose_writes_need_the_csrf_token() {
     assert_eq!(after.status(), 401);
 }
 
+/// A real `devatar serve` process on a random port with its data folder; killed on drop. Only the test of
+/// the binary's own wiring uses it; every other API test runs on [`TestApp`].
+struct ServeProcess {
+    child: std::process::Child,
+    base: String,
+    data: tempfile::TempDir,
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ServeProcess {
+    fn start() -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let mut child = command(
+            data.path(),
+            &["serve", "--bind", "127.0.0.1:0", "--data", "."],
+        )
+        .env("DEVATAR_ADMIN_PASSWORD", PASSWORD)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+        let mut reader = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let base = loop {
+            line.clear();
+            assert!(
+                reader.read_line(&mut line).unwrap() > 0,
+                "server exited before listening"
+            );
+            if let Some(addr) = line.trim().strip_prefix("devatar listening on ") {
+                break addr.to_string();
+            }
+        };
+        std::thread::spawn(move || {
+            for line in reader.lines().map_while(Result::ok) {
+                eprintln!("[server] {line}");
+            }
+        });
+        ServeProcess { child, base, data }
+    }
+
+    /// `devatar token create` on the server's data folder.
+    fn cli_token(&self) -> String {
+        let out = run(
+            self.data.path(),
+            &["token", "create", "--name", "tests", "--data", "."],
+        );
+        assert!(out.status.success());
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap()
+            .to_string()
+    }
+}
+
+/// The binary's wiring: `devatar serve` prints its listening line, stores the admin password from the
+/// environment (login works), runs its worker (a scene renders), and honours tokens made and revoked by
+/// `devatar token` on the same data folder at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_serve_process_listens_logs_in_renders_and_honours_cli_tokens() {
+    let server = ServeProcess::start();
+    let http = client();
+    let login = http
+        .post(format!("{}/api/login", server.base))
+        .json(&json!({"password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let token = server.cli_token();
+    let identities = format!("{}/api/identities", server.base);
+    assert_eq!(http.get(&identities).send().await.unwrap().status(), 401);
+    let post = |path: &str, body: Value| {
+        let req = http
+            .post(format!("{}{path}", server.base))
+            .bearer_auth(&token)
+            .json(&body);
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    post(
+        "/api/identities",
+        json!({"name": "tess", "displayName": "Tess", "triggerWord": "TOK_TESS"}),
+    )
+    .await;
+    let project = post(
+        "/api/projects",
+        json!({"name": "Process", "aspectRatio": "1:1"}),
+    )
+    .await;
+    let scene = post(
+        "/api/scenes",
+        json!({"projectId": project["id"], "name": "s", "dialogue": "From the real process."}),
+    )
+    .await;
+    let started = post(
+        &format!("/api/scenes/{}/generate", scene["id"].as_str().unwrap()),
+        json!({}),
+    )
+    .await;
+    let run_path = format!(
+        "{}/api/runs/{}",
+        server.base,
+        started["runId"].as_str().unwrap()
+    );
+    let finished = wait_until("the run to finish", Duration::from_secs(120), || async {
+        let run: Value = http
+            .get(&run_path)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (run["status"] != "running" && run["status"] != "queued").then_some(run)
+    })
+    .await;
+    assert_eq!(finished["status"], "succeeded", "{finished}");
+    assert!(
+        run(
+            server.data.path(),
+            &["token", "revoke", "tests", "--data", "."]
+        )
+        .status
+        .success()
+    );
+    let status = http
+        .get(&identities)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 401, "revoked tokens stop working at once");
+}
+
 #[test]
 fn non_loopback_bind_without_a_password_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
@@ -588,29 +663,10 @@ fn non_loopback_bind_without_a_password_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("admin password"));
 }
 
-async fn wait_for_run(http: &reqwest::Client, base: &str, token: &str, run_id: &str) -> Value {
-    for _ in 0..600 {
-        let run: Value = http
-            .get(format!("{base}/api/runs/{run_id}"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if run["status"] != "running" && run["status"] != "queued" {
-            return run;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("run {run_id} did not finish");
-}
-
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generate_a_scene_through_the_in_process_worker_then_render_the_project() {
-    let server = Server::start();
-    let token = server.token();
+    let server = TestApp::start().await;
+    let token = server.token().await;
     let http = client();
     let base = server.base.clone();
     let post = |path: &str, body: Value| {
@@ -687,7 +743,9 @@ async fn generate_a_scene_through_the_in_process_worker_then_render_the_project(
     assert_eq!(status, 202, "{started}");
     let (again, _) = post(&format!("/api/scenes/{sid}/generate"), json!({})).await;
     assert_eq!(again, 409);
-    let run = wait_for_run(&http, &base, &token, started["runId"].as_str().unwrap()).await;
+    let run = server
+        .wait_for_run(&token, started["runId"].as_str().unwrap())
+        .await;
     assert_eq!(run["status"], "succeeded", "{run}");
     let steps: Vec<&str> = run["steps"]
         .as_array()
@@ -762,7 +820,9 @@ async fn generate_a_scene_through_the_in_process_worker_then_render_the_project(
     assert_eq!(listed["items"][0]["name"], "two");
     let (status, render) = post(&format!("/api/projects/{pid}/render"), json!({})).await;
     assert_eq!(status, 202);
-    let run = wait_for_run(&http, &base, &token, render["runId"].as_str().unwrap()).await;
+    let run = server
+        .wait_for_run(&token, render["runId"].as_str().unwrap())
+        .await;
     assert_eq!(run["status"], "succeeded", "{run}");
     let steps = run["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 11);
@@ -784,10 +844,10 @@ async fn generate_a_scene_through_the_in_process_worker_then_render_the_project(
     assert!(project["durationSeconds"].as_f64().unwrap() > 1.0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_events_stream_each_step_then_the_final_status() {
-    let server = Server::start();
-    let token = server.token();
+    let server = TestApp::start().await;
+    let token = server.token().await;
     let http = client();
     let base = server.base.clone();
     let post = |path: &str, body: Value| {
@@ -871,11 +931,11 @@ async fn run_events_stream_each_step_then_the_final_status() {
     assert!(replay.contains("\"status\":\"succeeded\""));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_are_sniffed_limited_probed_and_served_with_ranges() {
     use reqwest::multipart::{Form, Part};
-    let server = Server::start();
-    let token = server.token();
+    let server = TestApp::start().await;
+    let token = server.token().await;
     let http = client();
     let base = server.base.clone();
     let upload = |kind: &str, name: &str, bytes: Vec<u8>| {
@@ -992,9 +1052,9 @@ async fn uploads_are_sniffed_limited_probed_and_served_with_ranges() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_docs_and_openapi_are_public_and_vendored() {
-    let server = Server::start();
+    let server = TestApp::start().await;
     let http = client();
     let docs = http
         .get(format!("{}/api/docs/", server.base))
@@ -1064,8 +1124,11 @@ async fn run_completion_is_posted_to_the_project_webhook_signed_and_retried() {
     let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let server = Server::start_with(&[("DEVATAR_ALLOW_PRIVATE_URLS", "1")]);
-    let token = server.token();
+    let server = TestApp::builder()
+        .env("DEVATAR_ALLOW_PRIVATE_URLS", "1")
+        .start()
+        .await;
+    let token = server.token().await;
     let http = client();
     let base = server.base.clone();
     let send = |method: reqwest::Method, path: &str, body: Value| {
@@ -1136,25 +1199,22 @@ async fn run_completion_is_posted_to_the_project_webhook_signed_and_retried() {
     )
     .await;
     let run_id = started["runId"].as_str().unwrap().to_string();
-    let run = wait_for_run(&http, &base, &token, &run_id).await;
+    let run = server.wait_for_run(&token, &run_id).await;
     assert_eq!(run["status"], "succeeded");
 
     // First attempt refused (503), the retry accepted; both signed over the same body.
-    let mut delivered = None;
-    for _ in 0..200 {
-        let (_, state) = send(
-            Method::GET,
-            &format!("/api/projects/{pid}/webhook"),
-            Value::Null,
-        )
-        .await;
-        if state["deliveries"][0]["deliveredAt"].is_number() {
-            delivered = Some(state);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let state = delivered.expect("the webhook is delivered after a retry");
+    let webhook = format!("/api/projects/{pid}/webhook");
+    let state = wait_until(
+        "the webhook to be delivered after a retry",
+        Duration::from_secs(20),
+        || async {
+            let (_, state) = send(Method::GET, &webhook, Value::Null).await;
+            state["deliveries"][0]["deliveredAt"]
+                .is_number()
+                .then_some(state)
+        },
+    )
+    .await;
     assert_eq!(state["deliveries"][0]["attempts"], 2, "{state}");
     let seen = receiver.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 2);
@@ -1188,10 +1248,10 @@ async fn run_completion_is_posted_to_the_project_webhook_signed_and_retried() {
     assert_eq!(status, 404);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn estimate_prices_a_project_before_it_runs() {
-    let server = Server::start();
-    let token = server.token();
+    let server = TestApp::start().await;
+    let token = server.token().await;
     let http = client();
     let base = server.base.clone();
     let post = |path: &str, body: Value| {
@@ -1283,8 +1343,8 @@ async fn estimate_prices_a_project_before_it_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_scene_creation_gives_distinct_positions() {
-    let server = Server::start();
-    let token = server.token();
+    let server = TestApp::start().await;
+    let token = server.token().await;
     let http = client();
     let base = server.base.clone();
     let project: Value = http
@@ -1331,8 +1391,8 @@ async fn concurrent_scene_creation_gives_distinct_positions() {
 /// taken by another name is a 409 on `triggerWord`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_identity_creations_with_one_name_give_one_201_and_409s() {
-    let server = Server::start();
-    let token = server.token();
+    let server = TestApp::start().await;
+    let token = server.token().await;
     let http = client();
     let base = server.base.clone();
     let creates = (0..50).map(|i| {
@@ -1392,8 +1452,8 @@ async fn concurrent_identity_creations_with_one_name_give_one_201_and_409s() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lora_uploads_media_headers_bearer_case_and_concurrent_reorders() {
     use reqwest::multipart::{Form, Part};
-    let server = Server::start();
-    let token = server.token();
+    let server = TestApp::start().await;
+    let token = server.token().await;
     let http = client();
     let base = server.base.clone();
     let lora = common::cloud::flux_lora("TOK_DEVEN", 16);

@@ -1,5 +1,5 @@
-//! The web UI against a real `devatar serve`: strangers are redirected to the login page and pages load
-//! nothing from another host (plain HTTP), and the whole guide walked through in Debian's Chromium driven by
+//! The web UI against the real router served in-process ([`TestApp`]): strangers are redirected to the login
+//! page and pages load nothing from another host (plain HTTP), and the whole guide walked through in Debian's Chromium driven by
 //! chromedriver (thirtyfour): log in, identities (validation errors, Test), assets (upload), projects and
 //! scenes (every field, reorder), generation watched live to completion, the video playing, logs filtered
 //! by IDENTITY_ANCHOR, delete, log out. Every main action is checked through the JSON API afterwards.
@@ -7,12 +7,11 @@
 
 use crate::common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use common::app::TestApp;
 use futures::FutureExt;
 use serde_json::{Value, json};
 use thirtyfour::components::SelectElement;
@@ -20,62 +19,14 @@ use thirtyfour::prelude::*;
 
 const PASSWORD: &str = "ui-correct-horse";
 
-/// A running `devatar serve` on a random port with its data folder; killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-    data: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start() -> Self {
-        let data = tempfile::tempdir().unwrap();
-        let mut child = command(
-            data.path(),
-            &["serve", "--bind", "127.0.0.1:0", "--data", "."],
-        )
-        .env("DEVATAR_ADMIN_PASSWORD", PASSWORD)
+/// The server under test: the real router in-process ([`TestApp`]) with its worker, the UI's admin password and
+/// private URLs allowed (the LoRA is served from this machine).
+async fn start_server() -> TestApp {
+    TestApp::builder()
+        .password(Some(PASSWORD))
         .env("DEVATAR_ALLOW_PRIVATE_URLS", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-        let mut reader = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        let base = loop {
-            line.clear();
-            assert!(
-                reader.read_line(&mut line).unwrap() > 0,
-                "server exited before listening"
-            );
-            if let Some(addr) = line.trim().strip_prefix("devatar listening on ") {
-                break addr.to_string();
-            }
-        };
-        std::thread::spawn(move || for _ in reader.lines() {});
-        Server { child, base, data }
-    }
-
-    fn token(&self) -> String {
-        let out = run(
-            self.data.path(),
-            &["token", "create", "--name", "ui-tests", "--data", "."],
-        );
-        assert!(out.status.success(), "token create failed");
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .last()
-            .unwrap()
-            .to_string()
-    }
+        .start()
+        .await
 }
 
 /// The JSON API with a bearer token.
@@ -86,11 +37,11 @@ struct Api {
 }
 
 impl Api {
-    fn new(server: &Server) -> Self {
+    async fn new(server: &TestApp) -> Self {
         Self {
             http: no_redirects(),
             base: server.base.clone(),
-            token: server.token(),
+            token: server.token_named("ui-tests").await,
         }
     }
 
@@ -238,11 +189,11 @@ async fn form_login(http: &reqwest::Client, base: &str) -> String {
         .to_string()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strangers_are_sent_to_login_and_pages_load_nothing_from_other_hosts() {
-    let server = Server::start();
+    let server = start_server().await;
     let base = server.base.clone();
-    let api = Api::new(&server);
+    let api = Api::new(&server).await;
     let http = no_redirects();
 
     let identity = api
@@ -800,12 +751,12 @@ async fn wait_path(driver: &WebDriver, path: &str) {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_guide_in_a_real_browser() {
     let started = Instant::now();
-    let server = Server::start();
+    let server = start_server().await;
     let base = server.base.clone();
-    let api = Api::new(&server);
+    let api = Api::new(&server).await;
     let lora_url = serve_lora().await;
     let chromedriver = Driver::start().await;
     let profile = tempfile::tempdir().unwrap();

@@ -1,6 +1,7 @@
 //! Helpers shared by the CLI integration tests: run the real binary, read its JSON, probe media.
 #![allow(dead_code)]
 
+pub mod app;
 pub mod cloud;
 pub mod s3;
 pub mod safetensors;
