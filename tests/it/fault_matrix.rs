@@ -496,7 +496,7 @@ async fn client_chain(
     let clip = VideoRequest {
         image,
         prompt: video_prompt(&scene),
-        camera: scene.camera.clone(),
+        framing: devatar::providers::Framing::CloseUp,
         movement: None,
         duration_seconds: duration_bucket(speech_seconds),
         urls: Default::default(),
