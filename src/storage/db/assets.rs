@@ -1,10 +1,11 @@
-//! Listing and deleting assets.
+//! Assets: stored media files (content-addressed objects) with their kind, details and folder.
 
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Db, DbError, nullable_f64};
+use crate::storage::{new_id, now_ms};
 
 /// A stored asset as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -51,6 +52,27 @@ fn record(r: &AnyRow) -> Result<AssetRecord, DbError> {
         folder: r.try_get("folder")?,
         created_at: r.try_get("created_at")?,
     })
+}
+
+/// A stored media file to register as an asset.
+#[derive(Debug, Clone)]
+pub struct AssetInput {
+    /// `headshot`, `background`, `audio`, `lora`, …
+    pub kind: String,
+    /// Object key.
+    pub object_key: String,
+    /// Content hash.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size_bytes: i64,
+    /// Sniffed MIME type.
+    pub mime: String,
+    /// Pixel width, for images and video.
+    pub width: Option<i64>,
+    /// Pixel height.
+    pub height: Option<i64>,
+    /// The uploaded file's name (display only).
+    pub original_name: Option<String>,
 }
 
 impl Db {
@@ -104,5 +126,61 @@ impl Db {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Registers an asset, returning the existing id when the same content of the same kind is known.
+    pub async fn upsert_asset(&self, a: &AssetInput) -> Result<String, DbError> {
+        if let Some(row) = sqlx::query("SELECT id FROM assets WHERE kind = $1 AND sha256 = $2")
+            .bind(&a.kind)
+            .bind(&a.sha256)
+            .fetch_optional(&self.pool)
+            .await?
+        {
+            return Ok(row.try_get("id")?);
+        }
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO assets (id, kind, object_key, sha256, size_bytes, mime, width, height, original_name, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, CAST($7 AS BIGINT), CAST($8 AS BIGINT), $9, $10)
+             ON CONFLICT (kind, sha256) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(&a.kind)
+        .bind(&a.object_key)
+        .bind(&a.sha256)
+        .bind(a.size_bytes)
+        .bind(&a.mime)
+        .bind(a.width)
+        .bind(a.height)
+        .bind(&a.original_name)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query("SELECT id FROM assets WHERE kind = $1 AND sha256 = $2")
+            .bind(&a.kind)
+            .bind(&a.sha256)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    /// Object key of an asset.
+    pub async fn asset_object_key(&self, asset_id: &str) -> Result<Option<String>, DbError> {
+        let row = sqlx::query("SELECT object_key FROM assets WHERE id = $1")
+            .bind(asset_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("object_key")).transpose()?)
+    }
+
+    /// Every folder name in use by assets (of one kind when given), sorted.
+    pub async fn ui_asset_folders(&self, kind: &str) -> Result<Vec<String>, DbError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT folder FROM assets WHERE folder <> '' AND ($1 = '' OR kind = $1) ORDER BY folder",
+        )
+        .bind(kind)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("folder")?)).collect()
     }
 }

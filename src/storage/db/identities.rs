@@ -1,4 +1,4 @@
-//! Reading and changing identities (the API's view of them).
+//! Identities: the people a project speaks as (unique name and trigger word), their headshot and test results.
 
 use serde::Serialize;
 use sqlx::Row;
@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 
 use super::{Db, DbError, flag};
 use crate::domain::{BaseModel, Identity, LoraScale};
-use crate::storage::now_ms;
+use crate::storage::{new_id, now_ms};
 
 /// A stored identity with its bookkeeping fields.
 #[derive(Debug, Clone)]
@@ -215,5 +215,78 @@ impl Db {
         rows.iter()
             .map(|r| Ok((r.try_get("identity_id")?, r.try_get("n")?)))
             .collect()
+    }
+    /// Creates or updates the identity with this name; returns its id.
+    pub async fn upsert_identity(
+        &self,
+        i: &Identity,
+        headshot_asset_id: Option<&str>,
+    ) -> Result<String, DbError> {
+        let existing = sqlx::query("SELECT id FROM identities WHERE name = $1")
+            .bind(&i.name)
+            .fetch_optional(&self.pool)
+            .await?;
+        let id = match existing {
+            Some(row) => row.try_get::<String, _>("id")?,
+            None => new_id(),
+        };
+        self.write_identity(&id, i, headshot_asset_id, true).await?;
+        Ok(id)
+    }
+
+    /// Creates a new identity; a taken name or trigger word is [`DbError::Unique`] (decided by the database's
+    /// unique constraints, so of two concurrent creations exactly one succeeds).
+    pub async fn insert_identity(
+        &self,
+        i: &Identity,
+        headshot_asset_id: Option<&str>,
+    ) -> Result<String, DbError> {
+        let id = new_id();
+        self.write_identity(&id, i, headshot_asset_id, false)
+            .await?;
+        Ok(id)
+    }
+
+    /// Inserts the identity row `id`; with `upsert`, an existing row with that id is updated instead.
+    async fn write_identity(
+        &self,
+        id: &str,
+        i: &Identity,
+        headshot_asset_id: Option<&str>,
+        upsert: bool,
+    ) -> Result<(), DbError> {
+        const INSERT: &str = "INSERT INTO identities (id, name, display_name, trigger_word, description, lora_url,
+                lora_scale, base_model, voice_id, voice_model, voice_stability, voice_similarity, voice_style,
+                voice_speaker_boost, headshot_asset_id, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)";
+        const UPDATE: &str = " ON CONFLICT (id) DO UPDATE SET display_name = $3, trigger_word = $4, description = $5,
+                lora_url = $6, lora_scale = $7, base_model = $8, voice_id = $9, voice_model = $10,
+                voice_stability = $11, voice_similarity = $12, voice_style = $13, voice_speaker_boost = $14,
+                headshot_asset_id = $15, updated_at = $16";
+        let sql = if upsert {
+            format!("{INSERT}{UPDATE}")
+        } else {
+            INSERT.to_string()
+        };
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .bind(&i.name)
+            .bind(&i.display_name)
+            .bind(&i.trigger_word)
+            .bind(&i.description)
+            .bind(&i.lora_url)
+            .bind(i.lora_scale.to_text())
+            .bind(i.base_model.as_str())
+            .bind(&i.voice_id)
+            .bind(&i.voice_model)
+            .bind(i.voice_stability)
+            .bind(i.voice_similarity)
+            .bind(i.voice_style)
+            .bind(i64::from(i.voice_speaker_boost))
+            .bind(headshot_asset_id)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }

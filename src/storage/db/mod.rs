@@ -1,18 +1,21 @@
-//! The database: one `sqlx::AnyPool` over SQLite (default) or PostgreSQL, migrations, and every query.
+//! The database: one `sqlx::AnyPool` over SQLite (default) or PostgreSQL, migrations, and every query — one
+//! module per table (assets, auth, identities, jobs, logs, projects, runs + queue, scenes, slots, steps + cache,
+//! webhooks) plus LISTEN/NOTIFY (notify.rs).
 //!
 //! Queries are portable SQL with `$n` placeholders, checked at run time, so one code path serves both engines.
 
 mod assets;
 mod auth;
-mod catalog;
 mod identities;
 mod jobs;
+mod logs;
 mod notify;
 mod projects;
 mod queue;
 mod runs;
+mod scenes;
 mod slots;
-pub mod ui;
+mod steps;
 mod webhooks;
 
 use std::path::Path;
@@ -21,15 +24,17 @@ use std::str::FromStr;
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 
-pub use assets::AssetRecord;
+pub use assets::{AssetInput, AssetRecord};
 pub use auth::TokenInfo;
-pub use catalog::{AssetInput, SceneInput};
 pub use identities::{Conflict, IdentityRecord};
+pub use logs::{LogFilter, LogInput, LogRow};
 pub use notify::RUNS_CHANNEL;
-pub use projects::{LogFilter, LogRow, ProjectRecord, SceneRecord};
+pub use projects::{ProjectRecord, UiCounts};
 pub use queue::ClaimedRun;
-pub use runs::{LogInput, RunRow, StepRow};
+pub use runs::{RunRow, RunSummary};
+pub use scenes::{SceneInput, SceneRecord, SceneSummary};
 pub use slots::SLOTS_CHANNEL;
+pub use steps::{SceneStep, StepRow};
 pub use webhooks::{DeliveryStatus, PendingDelivery, Webhook};
 
 /// An optional float as a bind value that keeps one parameter type whether it is null or not.

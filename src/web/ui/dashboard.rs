@@ -12,7 +12,7 @@ use super::forms::PostForm;
 use super::view::{ProjectItem, RunView};
 use super::{Layout, Page, UiError, ok};
 use crate::project_file::ProjectFile;
-use crate::storage::db::ui::UiCounts;
+use crate::storage::db::UiCounts;
 use crate::web::AppState;
 use crate::web::service;
 

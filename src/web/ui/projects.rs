@@ -12,8 +12,8 @@ use super::view::{self, ProjectItem, RunView};
 use super::{Layout, Page, UiError, render};
 use crate::costs::{Estimate, PriceTable, Route, estimate};
 use crate::domain::{AspectRatio, Project, StepName};
-use crate::storage::db::ui::{RunSummary, SceneStep};
 use crate::storage::db::{IdentityRecord, ProjectRecord, SceneRecord};
+use crate::storage::db::{RunSummary, SceneStep};
 use crate::web::AppState;
 
 #[derive(Template)]

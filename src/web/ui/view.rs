@@ -174,8 +174,8 @@ pub(crate) struct RunView {
     pub error: String,
 }
 
-impl From<&crate::storage::db::ui::RunSummary> for RunView {
-    fn from(r: &crate::storage::db::ui::RunSummary) -> Self {
+impl From<&crate::storage::db::RunSummary> for RunView {
+    fn from(r: &crate::storage::db::RunSummary) -> Self {
         let what = match (&r.scene_name, &r.scene_id) {
             (_, None) => format!("{}: all scenes", r.project_name),
             (Some(s), Some(_)) => format!("{}: scene {s}", r.project_name),

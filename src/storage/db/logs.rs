@@ -1,0 +1,176 @@
+//! Log rows: what every step and run wrote, filtered queries, payloads and the live tail.
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+
+use super::{Db, DbError};
+use crate::storage::{new_id, now_ms};
+
+/// One stored log row.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogRow {
+    /// Id (time-ordered; also the paging cursor).
+    pub id: String,
+    /// Run.
+    pub run_id: Option<String>,
+    /// Project.
+    pub project_id: Option<String>,
+    /// Scene.
+    pub scene_id: Option<String>,
+    /// Guide step name.
+    pub step: String,
+    /// Level.
+    pub level: String,
+    /// Provider.
+    pub provider: Option<String>,
+    /// Message.
+    pub message: String,
+    /// Duration, ms.
+    pub duration_ms: Option<i64>,
+    /// Time, epoch ms.
+    pub created_at: i64,
+}
+
+/// Filters of the log query.
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    /// Project id.
+    pub project: Option<String>,
+    /// Scene id.
+    pub scene: Option<String>,
+    /// Guide step name.
+    pub step: Option<String>,
+    /// Level.
+    pub level: Option<String>,
+    /// Only rows older than this id (newest first paging).
+    pub before: Option<String>,
+    /// Page size.
+    pub limit: i64,
+}
+
+/// One log row to write.
+#[derive(Debug, Clone, Default)]
+pub struct LogInput {
+    /// Run.
+    pub run_id: Option<String>,
+    /// Project.
+    pub project_id: Option<String>,
+    /// Scene.
+    pub scene_id: Option<String>,
+    /// Guide step name, e.g. `IDENTITY_ANCHOR`.
+    pub step: String,
+    /// `DEBUG`…`ERROR`.
+    pub level: String,
+    /// Provider label.
+    pub provider: Option<String>,
+    /// Message (never a secret).
+    pub message: String,
+    /// Duration of the logged operation.
+    pub duration_ms: Option<i64>,
+    /// Redacted payload JSON.
+    pub payload: Option<String>,
+}
+
+/// One `logs` row (the columns of `SELECT id, run_id, project_id, scene_id, step, level, provider, message,
+/// duration_ms, created_at`).
+pub(super) fn log_row(r: &sqlx::any::AnyRow) -> Result<LogRow, DbError> {
+    Ok(LogRow {
+        id: r.try_get("id")?,
+        run_id: r.try_get("run_id")?,
+        project_id: r.try_get("project_id")?,
+        scene_id: r.try_get("scene_id")?,
+        step: r.try_get("step")?,
+        level: r.try_get("level")?,
+        provider: r.try_get("provider")?,
+        message: r.try_get("message")?,
+        duration_ms: r.try_get("duration_ms")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+impl Db {
+    /// Appends a log row.
+    pub async fn insert_log(&self, l: &LogInput) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO logs (id, run_id, project_id, scene_id, step, level, provider, message, duration_ms, payload, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CAST($9 AS BIGINT), $10, $11)",
+        )
+        .bind(new_id())
+        .bind(&l.run_id)
+        .bind(&l.project_id)
+        .bind(&l.scene_id)
+        .bind(&l.step)
+        .bind(&l.level)
+        .bind(&l.provider)
+        .bind(&l.message)
+        .bind(l.duration_ms)
+        .bind(&l.payload)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Log rows matching the filter, newest first.
+    pub async fn query_logs(&self, f: &LogFilter) -> Result<Vec<LogRow>, DbError> {
+        let rows = sqlx::query(
+            "SELECT id, run_id, project_id, scene_id, step, level, provider, message, duration_ms, created_at FROM logs
+             WHERE ($1 = '' OR project_id = $1) AND ($2 = '' OR scene_id = $2) AND ($3 = '' OR step = $3)
+               AND ($4 = '' OR level = $4) AND ($5 = '' OR id < $5)
+             ORDER BY id DESC LIMIT $6",
+        )
+        .bind(f.project.as_deref().unwrap_or(""))
+        .bind(f.scene.as_deref().unwrap_or(""))
+        .bind(f.step.as_deref().unwrap_or(""))
+        .bind(f.level.as_deref().unwrap_or(""))
+        .bind(f.before.as_deref().unwrap_or(""))
+        .bind(f.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(log_row).collect()
+    }
+
+    /// The stored (redacted) payloads of these log rows, by id; rows without one are left out.
+    pub async fn ui_log_payloads(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, String>, DbError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT id, payload FROM logs WHERE payload IS NOT NULL AND id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            q = q.bind(id);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("payload")?)))
+            .collect()
+    }
+
+    /// Log rows newer than `after` (a log id) matching the filter, oldest first (the live tail).
+    pub async fn ui_logs_after(&self, f: &LogFilter, after: &str) -> Result<Vec<LogRow>, DbError> {
+        let rows = sqlx::query(
+            "SELECT id, run_id, project_id, scene_id, step, level, provider, message, duration_ms, created_at FROM logs
+             WHERE ($1 = '' OR project_id = $1) AND ($2 = '' OR scene_id = $2) AND ($3 = '' OR step = $3)
+               AND ($4 = '' OR level = $4) AND id > $5
+             ORDER BY id LIMIT $6",
+        )
+        .bind(f.project.as_deref().unwrap_or(""))
+        .bind(f.scene.as_deref().unwrap_or(""))
+        .bind(f.step.as_deref().unwrap_or(""))
+        .bind(f.level.as_deref().unwrap_or(""))
+        .bind(after)
+        .bind(f.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(log_row).collect()
+    }
+}
