@@ -300,7 +300,7 @@ impl RunService {
     async fn execute_claimed(self: Arc<Self>, claim: ClaimedRun) {
         let db = self.storage.db.clone();
         let id = claim.id.clone();
-        let scene = (!claim.scene_id.is_empty()).then_some(claim.scene_id.as_str());
+        let scene = claim.scene_id.as_deref();
         let plan = match self.load_plan(&claim.project_id, scene).await {
             Ok(plan) => plan,
             Err(e) => {

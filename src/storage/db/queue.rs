@@ -13,8 +13,8 @@ pub struct ClaimedRun {
     pub id: String,
     /// Project id.
     pub project_id: String,
-    /// Scene id, `""` for a whole-project run.
-    pub scene_id: String,
+    /// The scene a scene run renders; `None` for a whole-project run.
+    pub scene_id: Option<String>,
     /// The lease token that proves ownership.
     pub token: String,
 }
@@ -68,7 +68,7 @@ impl Db {
         let claimed = ClaimedRun {
             id: row.try_get("id")?,
             project_id: row.try_get("project_id")?,
-            scene_id: row.try_get("scene_id")?,
+            scene_id: super::runs::scene_ref(row.try_get("scene_id")?),
             token,
         };
         sqlx::query("UPDATE steps SET status = 'pending' WHERE run_id = $1 AND status = 'running'")

@@ -132,7 +132,7 @@ impl Db {
         Ok(ClaimedRun {
             id,
             project_id: project_id.into(),
-            scene_id: scene_id.into(),
+            scene_id: scene_ref(scene_id.to_string()),
             token,
         })
     }
@@ -169,7 +169,7 @@ impl Db {
         Ok(Some(ClaimedRun {
             id: run.id.clone(),
             project_id: run.project_id.clone(),
-            scene_id: run.scene_id.clone().unwrap_or_default(),
+            scene_id: run.scene_id.clone(),
             token,
         }))
     }
