@@ -1,25 +1,21 @@
 //! `devatar doctor`: what is installed and configured (never a key's value).
 
+use serde_json::json;
+
 use super::CliError;
 use crate::config::Config;
+use crate::face::{INSTALL_COMMAND, models};
 use crate::media::{REQUIRED_TOOLS, find_tool};
 
-/// Prints the report; exit 3 when a required tool is missing.
-pub fn doctor(cfg: &Config) -> Result<(), CliError> {
-    let mut missing = Vec::new();
-    println!("System tools:");
-    for (tool, package) in REQUIRED_TOOLS {
-        match find_tool(tool) {
-            Some(path) => println!("  ok       {tool:<10} {}", path.display()),
-            None => {
-                println!("  MISSING  {tool:<10} (Debian package: {package})");
-                missing.push(package);
-            }
-        }
-    }
-    println!("Provider keys (set or not; values are never shown):");
+/// Prints the report (one JSON document with `json`); exit 3 when a required tool is missing. Missing face models
+/// are reported but do not fail it: only the face features need them.
+pub fn doctor(cfg: &Config, json: bool) -> Result<(), CliError> {
+    let tools: Vec<(&str, &str, Option<std::path::PathBuf>)> = REQUIRED_TOOLS
+        .iter()
+        .map(|(tool, package)| (*tool, *package, find_tool(tool)))
+        .collect();
     let c = &cfg.cloud;
-    for (var, set) in [
+    let keys = [
         ("FAL_KEY", c.fal_key.is_some()),
         ("ELEVENLABS_API_KEY", c.elevenlabs_key.is_some()),
         ("KLING_ACCESS_KEY", c.kling_access.is_some()),
@@ -27,22 +23,68 @@ pub fn doctor(cfg: &Config) -> Result<(), CliError> {
         ("SYNCLABS_API_KEY", c.sync_key.is_some()),
         ("DEVEN_LORA_URL", cfg.default_lora_url.is_some()),
         ("ELEVENLABS_VOICE_ID", c.default_voice.is_some()),
-    ] {
-        println!("  {:<8} {var}", if set { "set" } else { "not set" });
-    }
-    println!(
-        "Database: {}",
-        if cfg.database_url.is_some() {
-            "DATABASE_URL (external)"
-        } else {
-            "SQLite in the data folder"
+    ];
+    let database = if cfg.database_url.is_some() {
+        "DATABASE_URL (external)"
+    } else {
+        "SQLite in the data folder"
+    };
+    let face_dir = &cfg.face.models;
+    let face_missing = models::missing_in(face_dir);
+    let mut missing: Vec<&str> = tools
+        .iter()
+        .filter(|(_, _, path)| path.is_none())
+        .map(|(_, package, _)| *package)
+        .collect();
+    missing.dedup();
+    if json {
+        let doc = json!({
+            "tools": tools.iter().map(|(tool, package, path)| json!({
+                "name": tool,
+                "found": path.is_some(),
+                "path": path.as_ref().map(|p| p.display().to_string()),
+                "package": package,
+            })).collect::<Vec<_>>(),
+            "keys": keys.iter().map(|(var, set)| (var.to_string(), json!(set))).collect::<serde_json::Map<_, _>>(),
+            "database": database,
+            "faceModels": {
+                "folder": face_dir.display().to_string(),
+                "found": face_missing.is_empty(),
+                "missing": face_missing,
+                "install": INSTALL_COMMAND,
+                "threshold": cfg.face.threshold,
+            },
+        });
+        println!("{doc}");
+    } else {
+        println!("System tools:");
+        for (tool, package, path) in &tools {
+            match path {
+                Some(path) => println!("  ok       {tool:<10} {}", path.display()),
+                None => println!("  MISSING  {tool:<10} (Debian package: {package})"),
+            }
         }
-    );
+        println!("Provider keys (set or not; values are never shown):");
+        for (var, set) in keys {
+            println!("  {:<8} {var}", if set { "set" } else { "not set" });
+        }
+        println!("Database: {database}");
+        if face_missing.is_empty() {
+            println!("Face models: ok in {}", face_dir.display());
+        } else {
+            println!(
+                "Face models: MISSING in {} ({}); face features need them. Install with: {INSTALL_COMMAND}",
+                face_dir.display(),
+                face_missing.join(", ")
+            );
+        }
+    }
     if missing.is_empty() {
-        println!("Everything needed for offline rendering is installed.");
+        if !json {
+            println!("Everything needed for offline rendering is installed.");
+        }
         Ok(())
     } else {
-        missing.dedup();
         Err(CliError::missing_tool(format!(
             "missing system tools. Install them with: sudo apt-get install -y {}",
             missing.join(" ")
