@@ -95,10 +95,7 @@ impl FaceEngine {
             .zip(encodings.iter())
             .map(|((rect, shape), encoding)| {
                 let bbox = clip(rect, image.width(), image.height());
-                let landmarks: Vec<(i64, i64)> = shape
-                    .iter()
-                    .map(|p| (i64::from(p.x()), i64::from(p.y())))
-                    .collect();
+                let landmarks: Vec<(i64, i64)> = shape.iter().map(|p| (p.x(), p.y())).collect();
                 let points: Vec<(f64, f64)> = landmarks
                     .iter()
                     .map(|&(x, y)| (x as f64, y as f64))
@@ -125,13 +122,13 @@ fn load_error(path: &Path) -> impl FnOnce(String) -> FaceError + '_ {
     }
 }
 
-/// dlib's rectangle (inclusive corners, possibly outside the image) as a box inside a `width`×`height` image.
+/// dlib's rectangle (inclusive corners in `c_long` = i64 on 64-bit Linux, possibly outside the image) as a box inside a `width`×`height` image.
 fn clip(r: &Rectangle, width: u32, height: u32) -> FaceBox {
     let (w, h) = (i64::from(width), i64::from(height));
-    let x0 = i64::from(r.left).clamp(0, w);
-    let y0 = i64::from(r.top).clamp(0, h);
-    let x1 = (i64::from(r.right) + 1).clamp(x0, w);
-    let y1 = (i64::from(r.bottom) + 1).clamp(y0, h);
+    let x0 = r.left.clamp(0, w);
+    let y0 = r.top.clamp(0, h);
+    let x1 = (r.right + 1).clamp(x0, w);
+    let y1 = (r.bottom + 1).clamp(y0, h);
     let to_u32 = |v: i64| u32::try_from(v).unwrap_or(0);
     FaceBox {
         x: to_u32(x0),
