@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod costs;
 pub mod domain;
+pub mod face;
 pub mod fakes;
 pub mod identity_check;
 pub mod lora;

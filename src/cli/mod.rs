@@ -4,6 +4,7 @@
 
 mod doctor;
 mod estimate;
+mod face;
 mod lora;
 mod progress;
 mod render;
@@ -122,7 +123,11 @@ enum Command {
         json: bool,
     },
     /// Show what is installed and configured, and what is missing.
-    Doctor,
+    Doctor {
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the JSON API server.
     Serve {
         /// Address to listen on; non-loopback needs an admin password.
@@ -159,6 +164,11 @@ enum Command {
     Lora {
         #[command(subcommand)]
         command: LoraCommand,
+    },
+    /// Find and compare faces in photos (the face engine; models from `bash scripts/install-deps.sh`).
+    Face {
+        #[command(subcommand)]
+        command: face::FaceCommand,
     },
     /// Check identities.
     Identity {
@@ -329,8 +339,9 @@ async fn dispatch(command: Command, cfg: Arc<Config>) -> Result<(), CliError> {
             };
             render::render(&cfg, args).await
         }
-        Command::Doctor => doctor::doctor(&cfg),
+        Command::Doctor { json } => doctor::doctor(&cfg, json),
         Command::Lora { command } => lora_command(&cfg, command).await,
+        Command::Face { command } => face::run(&cfg, command).await,
         Command::Identity {
             command:
                 IdentityCommand::Test {

@@ -12,6 +12,7 @@ use std::time::Duration;
 pub use source::{Layers, executable_search_path};
 
 use crate::costs::PriceTable;
+use crate::face::FaceSettings;
 use crate::pipeline::limits::Caps;
 use crate::providers::Providers;
 use crate::providers::cloud::{CloudConfig, ProviderChoice, Route, Secret};
@@ -49,6 +50,9 @@ pub struct Config {
     pub poll: Option<Duration>,
     /// `DEVATAR_TEST_ABORT_AFTER_STEPS`: crash tests only — SIGKILL the process after this many executed steps.
     pub test_abort_after_steps: Option<usize>,
+    /// `DEVATAR_FACE_MODELS` (the face models folder; default `/usr/local/share/devatar/face-models`, independent
+    /// of `--data`) and `DEVATAR_FACE_THRESHOLD` (same-person distance, above 0 and below 2; default 0.6).
+    pub face: FaceSettings,
     /// Deferred warnings about values that were replaced by defaults; logged once logging is set up.
     pub warnings: Vec<String>,
 }
@@ -126,6 +130,7 @@ impl Config {
             poll: number(l, "DEVATAR_POLL_MS", 10..=600_000)?.map(Duration::from_millis),
             test_abort_after_steps: number(l, "DEVATAR_TEST_ABORT_AFTER_STEPS", 0..=1_000_000)?
                 .map(|n: u64| n as usize),
+            face: face(l)?,
             warnings,
         })
     }
@@ -230,6 +235,34 @@ fn espeak_voice(l: &Layers) -> Result<String, ConfigError> {
     }
 }
 
+fn face(l: &Layers) -> Result<FaceSettings, ConfigError> {
+    let mut face = FaceSettings::default();
+    if let Some(dir) = l.raw("DEVATAR_FACE_MODELS") {
+        let dir = PathBuf::from(dir);
+        if dir.is_file() {
+            return Err(ConfigError::Invalid {
+                var: "DEVATAR_FACE_MODELS",
+                reason: format!(
+                    "{} is a file; expected the folder of the model files",
+                    dir.display()
+                ),
+            });
+        }
+        face.models = dir;
+    }
+    if let Some(v) = l.raw("DEVATAR_FACE_THRESHOLD") {
+        face.threshold = v
+            .parse::<f64>()
+            .ok()
+            .filter(|t| t.is_finite() && *t > 0.0 && *t < 2.0)
+            .ok_or_else(|| ConfigError::Invalid {
+                var: "DEVATAR_FACE_THRESHOLD",
+                reason: "expected a distance above 0 and below 2 (default 0.6)".into(),
+            })?;
+    }
+    Ok(face)
+}
+
 fn route(l: &Layers, var: &'static str) -> Result<Route, ConfigError> {
     match l.raw(var).as_deref() {
         None | Some("auto") => Ok(Route::Auto),
@@ -318,6 +351,23 @@ mod tests {
     }
 
     #[test]
+    fn face_settings_default_to_the_machine_wide_folder_and_0_6() {
+        let c = Config::from_pairs(&[]).unwrap();
+        assert_eq!(
+            c.face.models,
+            PathBuf::from("/usr/local/share/devatar/face-models")
+        );
+        assert_eq!(c.face.threshold, 0.6);
+        let c = Config::from_pairs(&[
+            ("DEVATAR_FACE_MODELS", "/opt/models"),
+            ("DEVATAR_FACE_THRESHOLD", "0.5"),
+        ])
+        .unwrap();
+        assert_eq!(c.face.models, PathBuf::from("/opt/models"));
+        assert_eq!(c.face.threshold, 0.5);
+    }
+
+    #[test]
     fn bad_values_are_errors_that_name_the_variable() {
         for (var, bad) in [
             ("DEVATAR_LEASE_SECS", "0"),
@@ -329,6 +379,10 @@ mod tests {
             ("DEVATAR_VIDEO_ROUTE", "sideways"),
             ("DEVATAR_ALLOW_PRIVATE_URLS", "yes please"),
             ("KLING_MODE", "turbo"),
+            ("DEVATAR_FACE_THRESHOLD", "2"),
+            ("DEVATAR_FACE_THRESHOLD", "0"),
+            ("DEVATAR_FACE_THRESHOLD", "close"),
+            ("DEVATAR_FACE_MODELS", "Cargo.toml"),
         ] {
             let err = Config::from_pairs(&[(var, bad)]).unwrap_err().to_string();
             assert!(err.starts_with(var), "{var}={bad}: {err}");

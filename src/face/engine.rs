@@ -1,0 +1,163 @@
+//! dlib behind a small safe interface: HOG face detection, 5-point landmarks and the ResNet embedding.
+//!
+//! Loading the models takes a fraction of a second and some 100 MB, so each models folder is loaded once per
+//! process and shared ([`FaceEngine::load`]). dlib's detector and network are not safe to use from two threads at
+//! once, so calls are serialised by a mutex. Everything here blocks: async code calls it through
+//! `tokio::task::spawn_blocking` (see [`super::analyse`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use dlib_face_recognition::{
+    FaceDetector, FaceDetectorTrait, FaceEncoderNetwork, FaceEncoderTrait, FaceLandmarks,
+    ImageMatrix, LandmarkPredictor, LandmarkPredictorTrait, Rectangle,
+};
+use image::RgbImage;
+
+use super::compare::Embedding;
+use super::error::FaceError;
+use super::models::ModelPaths;
+use super::{Face, FaceBox, pose, sharpness};
+
+struct Dlib {
+    detector: FaceDetector,
+    predictor: LandmarkPredictor,
+    encoder: FaceEncoderNetwork,
+}
+
+/// A loaded face engine (one per models folder per process).
+pub struct FaceEngine {
+    dir: PathBuf,
+    dlib: Mutex<Dlib>,
+}
+
+impl std::fmt::Debug for FaceEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaceEngine")
+            .field("dir", &self.dir)
+            .finish()
+    }
+}
+
+/// Engines loaded so far, by models folder.
+static LOADED: Mutex<Vec<(PathBuf, Arc<FaceEngine>)>> = Mutex::new(Vec::new());
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl FaceEngine {
+    /// The engine for the models in `dir`, loaded on first use and shared afterwards. Blocking.
+    pub fn load(dir: &Path) -> Result<Arc<Self>, FaceError> {
+        let mut loaded = lock(&LOADED);
+        if let Some((_, engine)) = loaded.iter().find(|(d, _)| d == dir) {
+            return Ok(Arc::clone(engine));
+        }
+        let paths = ModelPaths::find(dir)?;
+        let predictor =
+            LandmarkPredictor::open(&paths.landmarks).map_err(load_error(&paths.landmarks))?;
+        let encoder =
+            FaceEncoderNetwork::open(&paths.embedding).map_err(load_error(&paths.embedding))?;
+        let engine = Arc::new(Self {
+            dir: dir.to_path_buf(),
+            dlib: Mutex::new(Dlib {
+                detector: FaceDetector::new(),
+                predictor,
+                encoder,
+            }),
+        });
+        loaded.push((dir.to_path_buf(), Arc::clone(&engine)));
+        Ok(engine)
+    }
+
+    /// The models folder this engine was loaded from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Every face in `image`: box, landmarks, sharpness, pose and embedding, largest face first. Blocking.
+    pub fn analyse(&self, image: &RgbImage) -> Vec<Face> {
+        let matrix = ImageMatrix::from_image(image);
+        let dlib = lock(&self.dlib);
+        let rects: Vec<Rectangle> = dlib.detector.face_locations(&matrix).to_vec();
+        if rects.is_empty() {
+            return Vec::new();
+        }
+        let shapes: Vec<FaceLandmarks> = rects
+            .iter()
+            .map(|r| dlib.predictor.face_landmarks(&matrix, r))
+            .collect();
+        let encodings = dlib.encoder.get_face_encodings(&matrix, &shapes, 0);
+        drop(dlib);
+        let mut faces: Vec<Face> = rects
+            .iter()
+            .zip(&shapes)
+            .zip(encodings.iter())
+            .map(|((rect, shape), encoding)| {
+                let bbox = clip(rect, image.width(), image.height());
+                let landmarks: Vec<(i64, i64)> = shape.iter().map(|p| (p.x(), p.y())).collect();
+                let points: Vec<(f64, f64)> = landmarks
+                    .iter()
+                    .map(|&(x, y)| (x as f64, y as f64))
+                    .collect();
+                Face {
+                    sharpness: sharpness::face_sharpness(image, &bbox),
+                    pose: pose::pose_from_landmarks(&points),
+                    bbox,
+                    landmarks,
+                    embedding: Embedding(encoding.as_ref().iter().map(|v| *v as f32).collect()),
+                }
+            })
+            .collect();
+        faces.sort_by_key(|f| std::cmp::Reverse(u64::from(f.bbox.w) * u64::from(f.bbox.h)));
+        faces
+    }
+}
+
+/// The error for a model file dlib cannot deserialise.
+fn load_error(path: &Path) -> impl FnOnce(String) -> FaceError + '_ {
+    move |reason| FaceError::ModelLoad {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+/// dlib's rectangle (inclusive corners in `c_long` = i64 on 64-bit Linux, possibly outside the image) as a box inside a `width`×`height` image.
+fn clip(r: &Rectangle, width: u32, height: u32) -> FaceBox {
+    let (w, h) = (i64::from(width), i64::from(height));
+    let x0 = r.left.clamp(0, w);
+    let y0 = r.top.clamp(0, h);
+    let x1 = (r.right + 1).clamp(x0, w);
+    let y1 = (r.bottom + 1).clamp(y0, h);
+    let to_u32 = |v: i64| u32::try_from(v).unwrap_or(0);
+    FaceBox {
+        x: to_u32(x0),
+        y: to_u32(y0),
+        w: to_u32(x1 - x0),
+        h: to_u32(y1 - y0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boxes_are_clipped_to_the_image() {
+        let r = Rectangle {
+            left: -10,
+            top: 5,
+            right: 49,
+            bottom: 200,
+        };
+        assert_eq!(
+            clip(&r, 100, 100),
+            FaceBox {
+                x: 0,
+                y: 5,
+                w: 50,
+                h: 95
+            }
+        );
+    }
+}
