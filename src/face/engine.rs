@@ -78,8 +78,15 @@ impl FaceEngine {
     /// Every face in `image`: box, landmarks, sharpness, pose and embedding, largest face first. Blocking.
     pub fn analyse(&self, image: &RgbImage) -> Vec<Face> {
         let matrix = ImageMatrix::from_image(image);
+        let (small, scale) = detection_copy(image);
+        let small_matrix = small.as_ref().map(ImageMatrix::from_image);
         let dlib = lock(&self.dlib);
-        let rects: Vec<Rectangle> = dlib.detector.face_locations(&matrix).to_vec();
+        let rects: Vec<Rectangle> = dlib
+            .detector
+            .face_locations(small_matrix.as_ref().unwrap_or(&matrix))
+            .iter()
+            .map(|r| upscale(r, scale))
+            .collect();
         if rects.is_empty() {
             return Vec::new();
         }
@@ -114,6 +121,37 @@ impl FaceEngine {
     }
 }
 
+/// Longest side faces are detected at: HOG detection costs grows with the pixel count, and a talking-head face
+/// stays far above the detector's 80-pixel minimum at this size. Landmarks and embeddings use the full image.
+const DETECT_SIDE: u32 = 640;
+
+/// A copy of `image` scaled down to [`DETECT_SIDE`] for detection (`None` when it is small enough) and the factor
+/// that maps its coordinates back.
+fn detection_copy(image: &RgbImage) -> (Option<RgbImage>, f64) {
+    let longest = image.width().max(image.height());
+    if longest <= DETECT_SIDE {
+        return (None, 1.0);
+    }
+    let scale = f64::from(longest) / f64::from(DETECT_SIDE);
+    let (w, h) = (
+        ((f64::from(image.width()) / scale).round() as u32).max(1),
+        ((f64::from(image.height()) / scale).round() as u32).max(1),
+    );
+    let small = image::imageops::resize(image, w, h, image::imageops::FilterType::Triangle);
+    (Some(small), scale)
+}
+
+/// A rectangle found on the detection copy, in the full image's coordinates.
+fn upscale(r: &Rectangle, scale: f64) -> Rectangle {
+    let up = |v: std::os::raw::c_long| (v as f64 * scale).round() as std::os::raw::c_long;
+    Rectangle {
+        left: up(r.left),
+        top: up(r.top),
+        right: up(r.right),
+        bottom: up(r.bottom),
+    }
+}
+
 /// The error for a model file dlib cannot deserialise.
 fn load_error(path: &Path) -> impl FnOnce(String) -> FaceError + '_ {
     move |reason| FaceError::ModelLoad {
@@ -141,6 +179,25 @@ fn clip(r: &Rectangle, width: u32, height: u32) -> FaceBox {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_images_are_detected_on_a_640_pixel_copy_and_boxes_map_back() {
+        let (copy, scale) = detection_copy(&RgbImage::new(1280, 720));
+        let copy = copy.expect("scaled");
+        assert_eq!((copy.width(), copy.height()), (640, 360));
+        assert!((scale - 2.0).abs() < 1e-9);
+        let r = upscale(
+            &Rectangle {
+                left: 10,
+                top: 20,
+                right: 110,
+                bottom: 120,
+            },
+            scale,
+        );
+        assert_eq!((r.left, r.top, r.right, r.bottom), (20, 40, 220, 240));
+        assert!(detection_copy(&RgbImage::new(512, 512)).0.is_none());
+    }
 
     #[test]
     fn boxes_are_clipped_to_the_image() {
