@@ -124,7 +124,7 @@ impl TestPipeline {
     }
 
     async fn build(avatar: bool) -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir().context("creating the test data folder")?;
+        let dir = data_folder()?;
         let db = Db::connect(&Db::sqlite_url(dir.path()))
             .await
             .context("opening the test database")?;
@@ -260,6 +260,17 @@ impl TestPipeline {
             .context("counting cached outputs")?;
         Ok(row.try_get::<i64, _>("n")? as usize)
     }
+}
+
+/// A temporary data folder: in memory (`/dev/shm`) when the system has one, since SQLite syncs every commit.
+fn data_folder() -> anyhow::Result<tempfile::TempDir> {
+    let shm = std::path::Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        tempfile::tempdir_in(shm)
+    } else {
+        tempfile::tempdir()
+    };
+    dir.context("creating the test data folder")
 }
 
 fn pipeline(

@@ -148,15 +148,16 @@ async fn abort_then_resume(n: usize, options: RenderOptions) {
 
 #[tokio::test]
 async fn resume_after_an_abort_at_every_step_boundary_runs_only_the_unfinished_steps() {
-    let total = all_nodes(2).len();
-    for n in 1..total {
-        abort_then_resume(n, RenderOptions::default()).await;
-        let one_at_a_time = RenderOptions {
-            max_parallel_steps: Some(1),
-            ..RenderOptions::default()
-        };
-        abort_then_resume(n, one_at_a_time).await;
-    }
+    let one_at_a_time = RenderOptions {
+        max_parallel_steps: Some(1),
+        ..RenderOptions::default()
+    };
+    // Every boundary of a two-scene render, with every ready step running and one step at a time; each case
+    // has its own data folder, so they run concurrently.
+    let cases = (1..all_nodes(2).len())
+        .flat_map(|n| [(n, RenderOptions::default()), (n, one_at_a_time)])
+        .map(|(n, options)| abort_then_resume(n, options));
+    futures::future::join_all(cases).await;
 }
 
 #[tokio::test]
