@@ -1,12 +1,15 @@
-//! Media tools: ffmpeg/ffprobe/espeak-ng subprocesses (timeouts, kill-on-drop, typed errors) and captions.
+//! Media tools: ffmpeg/ffprobe/espeak-ng subprocesses (timeouts, kill-on-drop, typed errors) and captions; the
+//! edits the pipeline uses sit behind [`MediaEditor`] ([`Ffmpeg`] by default).
 
 pub mod captions;
 pub mod edit;
+mod editor;
 mod probe;
 mod process;
 pub mod splice;
 mod tools;
 
+pub use editor::{Ffmpeg, MediaEditor};
 pub use probe::{MediaInfo, probe};
 pub use process::{MediaError, run_tool};
 pub use tools::{MissingTools, REQUIRED_TOOLS, find_tool, require_tools};

@@ -18,6 +18,7 @@ mod node;
 mod report;
 mod runner;
 mod steps;
+pub mod testkit;
 
 use std::collections::BTreeMap;
 

@@ -15,6 +15,7 @@ use super::limits::ProviderLimits;
 use super::report::{NodeKey, Progress, RunReport, StepReport};
 use super::{PipelineSettings, RenderOptions, RenderPlan};
 use crate::domain::StepName;
+use crate::media::{Ffmpeg, MediaEditor};
 use crate::providers::Providers;
 use crate::providers::job::Budget;
 use crate::storage::db::Db;
@@ -25,6 +26,8 @@ pub struct Pipeline {
     pub(super) db: Db,
     pub(super) objects: ObjectStorage,
     pub(super) providers: Providers,
+    /// The media edits steps use (probe, normalise, thumbnail, join): ffmpeg unless a test swaps it.
+    pub(super) media: Arc<dyn MediaEditor>,
     pub(super) work_root: PathBuf,
     pub(super) progress: Arc<dyn Progress>,
     /// Bounds concurrent ffmpeg-heavy steps on this machine.
@@ -57,7 +60,7 @@ pub(super) struct RunCtx {
 }
 
 impl Pipeline {
-    /// Builds a pipeline writing temporary files under `work_root`.
+    /// Builds a pipeline writing temporary files under `work_root`, editing media with ffmpeg ([`Ffmpeg`]).
     pub fn new(
         db: Db,
         objects: ObjectStorage,
@@ -73,6 +76,7 @@ impl Pipeline {
             db: db.clone(),
             objects,
             providers,
+            media: Arc::new(Ffmpeg),
             work_root,
             progress,
             heavy: Semaphore::new(cores.clamp(1, 4)),
@@ -87,6 +91,12 @@ impl Pipeline {
             lora_checks: tokio::sync::Mutex::default(),
             key_locks: Mutex::default(),
         }
+    }
+
+    /// This pipeline with another media editor (tests: `testkit::FakeMedia`, which needs no ffmpeg).
+    pub fn with_media_editor(mut self, media: Arc<dyn MediaEditor>) -> Self {
+        self.media = media;
+        self
     }
 
     /// Executes every scene's DAG and the project ASSEMBLE for `run_id`.

@@ -83,11 +83,16 @@ fn cached_outputs(data: &std::path::Path) -> usize {
     })
 }
 
+/// Step boundaries the real-process crash test kills at: the first, the middle and the last before ASSEMBLE.
+/// Every boundary is covered in process (fakes, no ffmpeg) by `pipeline::testkit` tests
+/// (`resume_after_an_abort_at_every_step_boundary_runs_only_the_unfinished_steps`).
+const BOUNDARIES: [usize; 3] = [1, SMALL_STEPS / 2, SMALL_STEPS - 1];
+
 #[test]
-fn abort_at_every_step_boundary_then_resume_runs_only_the_unfinished_steps() {
+fn abort_at_representative_step_boundaries_then_resume_runs_only_the_unfinished_steps() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("small.toml"), SMALL_PROJECT).unwrap();
-    for n in 1..SMALL_STEPS {
+    for n in BOUNDARIES {
         let data = tmp.path().join(format!("data-{n}"));
         let d = data.to_str().unwrap();
         let crashed = command(tmp.path(), &["render", "small.toml", "--data", d, "--json"])

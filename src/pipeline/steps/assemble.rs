@@ -9,7 +9,6 @@ use serde_json::json;
 use super::{EDITOR, Prepared, Step, StepCx, object, words_hash};
 use crate::domain::StepName;
 use crate::media::captions::{WordTiming, cues, shifted, to_srt, to_vtt};
-use crate::media::edit::join_with_crossfades;
 use crate::pipeline::error::StepError;
 use crate::pipeline::{CROSSFADE_SECONDS, StepOutput};
 use crate::providers::JobCtx;
@@ -65,9 +64,10 @@ impl Step for Assemble {
         }
         let inputs: Vec<(&Path, f64)> = clips.iter().map(|(p, d)| (p.as_path(), *d)).collect();
         let project_path = work.join("project.mp4");
-        let joined =
-            join_with_crossfades(&inputs, &project_path, &cx.delivery(), &work.join("splice"))
-                .await?;
+        let joined = cx
+            .media()
+            .join_with_crossfades(&inputs, &project_path, &cx.delivery(), &work.join("splice"))
+            .await?;
         let all_words: Vec<WordTiming> = words_per_scene
             .iter()
             .zip(&joined.offsets)

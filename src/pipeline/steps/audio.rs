@@ -7,7 +7,6 @@ use async_trait::async_trait;
 use super::{Prepared, Step, StepCx};
 use crate::domain::{LogLevel, LogStep};
 use crate::media::captions::estimate_word_timings;
-use crate::media::probe;
 use crate::pipeline::error::StepError;
 use crate::pipeline::{PlannedScene, StepOutput};
 use crate::providers::{JobCtx, SpeechRequest};
@@ -49,7 +48,7 @@ impl Step for Audio {
         let s = cx.scene()?;
         let provider = &cx.providers().speech;
         let speech = provider.synthesize(&speech_request(s), work, job).await?;
-        let info = probe(&speech.audio).await?;
+        let info = cx.media().probe(&speech.audio).await?;
         let ext = speech
             .audio
             .extension()

@@ -9,7 +9,6 @@ use serde_json::json;
 use super::{EDITOR, Prepared, Step, StepCx, object, words_hash};
 use crate::domain::StepName;
 use crate::media::captions::{cues, to_srt, to_vtt};
-use crate::media::edit::{normalize, thumbnail};
 use crate::pipeline::StepOutput;
 use crate::pipeline::error::StepError;
 use crate::providers::JobCtx;
@@ -50,9 +49,14 @@ impl Step for Finalize {
             .map_err(|e| StepError::Internal(e.to_string()))?;
         let final_path = work.join("scene.mp4");
         let burn = cx.run.options.burn_captions.then_some(srt_path.as_path());
-        let info = normalize(&input, &final_path, &cx.delivery(), burn).await?;
+        let info = cx
+            .media()
+            .normalize(&input, &final_path, &cx.delivery(), burn)
+            .await?;
         let thumb = work.join("thumb.jpg");
-        thumbnail(&final_path, &thumb, (info.duration / 2.0).min(1.0)).await?;
+        cx.media()
+            .thumbnail(&final_path, &thumb, (info.duration / 2.0).min(1.0))
+            .await?;
         let mut out = StepOutput::default();
         out.objects
             .insert("video".into(), cx.store(&final_path, "mp4").await?);

@@ -8,7 +8,6 @@ use serde_json::json;
 
 use super::{Prepared, Step, StepCx, ensure_covers_speech, object};
 use crate::domain::StepName;
-use crate::media::probe;
 use crate::pipeline::error::StepError;
 use crate::pipeline::{SCENE_TAIL_SECONDS, StepOutput};
 use crate::providers::{InputUrls, JobCtx, LipSyncRequest};
@@ -76,7 +75,7 @@ impl Step for Lipsync {
                 .await?,
         };
         let clip = cx.providers().lipsync.apply(&req, work, job).await?;
-        let info = probe(&clip).await?;
+        let info = cx.media().probe(&clip).await?;
         ensure_covers_speech("lip-sync", info.duration, req.speech_seconds)?;
         out.objects
             .insert("video".into(), cx.store(&clip, "mp4").await?);

@@ -23,6 +23,7 @@ use super::report::NodeKey;
 use super::runner::{Pipeline, RunCtx};
 use super::{CROSSFADE_SECONDS, PlannedScene, StepOutput};
 use crate::domain::{Animation, LogLevel, LogStep, StepName};
+use crate::media::MediaEditor;
 use crate::media::captions::WordTiming;
 use crate::media::edit::Delivery;
 use crate::providers::local::FPS;
@@ -84,6 +85,11 @@ pub(super) struct StepCx<'a> {
 impl<'a> StepCx<'a> {
     fn providers(&self) -> &'a Providers {
         &self.pipeline.providers
+    }
+
+    /// The pipeline's media editor (ffmpeg, or a test's fake).
+    fn media(&self) -> &'a dyn MediaEditor {
+        self.pipeline.media.as_ref()
     }
 
     /// The node's scene; scene steps have one.

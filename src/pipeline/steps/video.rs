@@ -8,7 +8,6 @@ use serde_json::json;
 
 use super::{Prepared, Step, StepCx, ensure_covers_speech, object};
 use crate::domain::{Animation, LogLevel, LogStep, ShotType, StepName, shot_type, video_prompt};
-use crate::media::probe;
 use crate::pipeline::error::StepError;
 use crate::pipeline::keys::duration_bucket;
 use crate::pipeline::{PlannedScene, SCENE_TAIL_SECONDS, StepOutput};
@@ -145,7 +144,7 @@ async fn speak(
         .input_urls(job, Some(image_key), None, Some(audio_key))
         .await?;
     let clip = avatar.speak(&req, work, job).await?;
-    let info = probe(&clip).await?;
+    let info = cx.media().probe(&clip).await?;
     ensure_covers_speech("talking-avatar", info.duration, req.speech_seconds)?;
     let mut out = StepOutput::default();
     out.objects

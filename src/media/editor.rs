@@ -1,0 +1,90 @@
+//! The media edits the pipeline's steps ask for, behind one interface: [`MediaEditor`]. [`Ffmpeg`] (ffprobe and
+//! ffmpeg subprocesses, the functions of `probe.rs` and `edit.rs`) is what every render uses; tests hand the
+//! pipeline an instant fake instead (`pipeline::testkit::FakeMedia`), so pipeline behaviour is testable in
+//! process without any tool.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+
+use super::edit::{self, Delivery};
+use super::probe::{self, MediaInfo};
+use super::process::MediaError;
+use super::splice::Joined;
+
+/// The media operations pipeline steps use (probing, FINALIZE's normalising and thumbnail, ASSEMBLE's join).
+/// Captions are plain text (`media::captions`) and need no editor; burning them in is part of
+/// [`normalize`](MediaEditor::normalize).
+#[async_trait]
+pub trait MediaEditor: Send + Sync {
+    /// Duration, streams and frame size of a media file; fails when it is not media.
+    async fn probe(&self, path: &Path) -> Result<MediaInfo, MediaError>;
+
+    /// Normalises `input` to the delivery format `d` into `output`, burning `burn_srt` subtitles in when
+    /// given; returns the probe of the output.
+    async fn normalize(
+        &self,
+        input: &Path,
+        output: &Path,
+        d: &Delivery,
+        burn_srt: Option<&Path>,
+    ) -> Result<MediaInfo, MediaError>;
+
+    /// Writes a JPEG thumbnail of `input` taken at `at_seconds`.
+    async fn thumbnail(
+        &self,
+        input: &Path,
+        output: &Path,
+        at_seconds: f64,
+    ) -> Result<(), MediaError>;
+
+    /// Joins delivery-format clips (path, duration in seconds) with crossfades of `d.crossfade` into `output`,
+    /// using `work` for intermediate files; returns the output's probe and each clip's start offset.
+    async fn join_with_crossfades(
+        &self,
+        inputs: &[(&Path, f64)],
+        output: &Path,
+        d: &Delivery,
+        work: &Path,
+    ) -> Result<Joined, MediaError>;
+}
+
+/// The real editor: ffprobe and ffmpeg subprocesses (the default of every pipeline).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ffmpeg;
+
+#[async_trait]
+impl MediaEditor for Ffmpeg {
+    async fn probe(&self, path: &Path) -> Result<MediaInfo, MediaError> {
+        probe::probe(path).await
+    }
+
+    async fn normalize(
+        &self,
+        input: &Path,
+        output: &Path,
+        d: &Delivery,
+        burn_srt: Option<&Path>,
+    ) -> Result<MediaInfo, MediaError> {
+        edit::normalize(input, output, d, burn_srt).await
+    }
+
+    async fn thumbnail(
+        &self,
+        input: &Path,
+        output: &Path,
+        at_seconds: f64,
+    ) -> Result<(), MediaError> {
+        edit::thumbnail(input, output, at_seconds).await
+    }
+
+    async fn join_with_crossfades(
+        &self,
+        inputs: &[(&Path, f64)],
+        output: &Path,
+        d: &Delivery,
+        work: &Path,
+    ) -> Result<Joined, MediaError> {
+        edit::join_with_crossfades(inputs, output, d, work).await
+    }
+}

@@ -1,0 +1,434 @@
+//! Instant fake providers and a fake media editor: they write tiny text files that say what they stand for and
+//! how long they last, report those lengths, count their calls and fail on request. No tool runs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::media::edit::{Delivery, crossfade_offsets};
+use crate::media::splice::Joined;
+use crate::media::{MediaEditor, MediaError, MediaInfo};
+use crate::providers::{
+    AvatarRequest, ImageGen, ImageRequest, ImageToVideo, JobCtx, LipSync, LipSyncRequest,
+    ProviderError, Providers, SpeechOutput, SpeechRequest, SpeechSynth, TalkingAvatar,
+    VideoRequest,
+};
+
+/// First line of every fake media file.
+const MAGIC: &str = "devatar-fake-media";
+/// Seconds of fake speech per word, plus [`SPEECH_PAD`].
+pub const SECONDS_PER_WORD: f64 = 0.4;
+/// Seconds of fake speech besides the words.
+pub const SPEECH_PAD: f64 = 0.2;
+
+/// An operation of a fake (provider call or media edit), as counted by [`Calls`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Op {
+    /// `SpeechSynth::synthesize`.
+    Speech,
+    /// `ImageGen::generate`.
+    Image,
+    /// `ImageToVideo::animate`.
+    Video,
+    /// `LipSync::apply`.
+    LipSync,
+    /// `TalkingAvatar::speak`.
+    Avatar,
+    /// `MediaEditor::probe`.
+    Probe,
+    /// `MediaEditor::normalize`.
+    Normalize,
+    /// `MediaEditor::thumbnail`.
+    Thumbnail,
+    /// `MediaEditor::join_with_crossfades`.
+    Join,
+}
+
+impl Op {
+    /// The provider calls (the others are media edits).
+    pub const PROVIDERS: [Op; 5] = [Op::Speech, Op::Image, Op::Video, Op::LipSync, Op::Avatar];
+    /// The media edits that make outputs (probing only reads).
+    pub const EDITS: [Op; 3] = [Op::Normalize, Op::Thumbnail, Op::Join];
+}
+
+/// Calls made to the fakes, and the failures they were told to produce.
+#[derive(Debug, Default)]
+pub struct Calls {
+    counts: Mutex<BTreeMap<Op, usize>>,
+    /// (operation, text that makes it fail when its subject contains it).
+    failures: Mutex<Vec<(Op, String)>>,
+}
+
+impl Calls {
+    /// How often `op` was called.
+    pub fn count(&self, op: Op) -> usize {
+        self.counts
+            .lock()
+            .map_or(0, |c| c.get(&op).copied().unwrap_or(0))
+    }
+
+    /// Provider calls of every kind.
+    pub fn provider_calls(&self) -> usize {
+        Op::PROVIDERS.iter().map(|op| self.count(*op)).sum()
+    }
+
+    /// Media edits that make outputs (normalise, thumbnail, join).
+    pub fn media_edits(&self) -> usize {
+        Op::EDITS.iter().map(|op| self.count(*op)).sum()
+    }
+
+    /// Forgets the counts (failures stay).
+    pub fn reset(&self) {
+        if let Ok(mut c) = self.counts.lock() {
+            c.clear();
+        }
+    }
+
+    /// Makes `op` fail (as a rejected provider job, or a failed media tool) whenever its subject contains
+    /// `needle`. Subjects: speech → the text; image → the prompt; video and avatar → the video prompt;
+    /// lip-sync, normalise, thumbnail → the input clip's file text (which carries its video prompt); join →
+    /// every input's file text.
+    pub fn fail(&self, op: Op, needle: &str) {
+        if let Ok(mut f) = self.failures.lock() {
+            f.push((op, needle.to_string()));
+        }
+    }
+
+    /// Forgets every failure rule.
+    pub fn heal(&self) {
+        if let Ok(mut f) = self.failures.lock() {
+            f.clear();
+        }
+    }
+
+    /// Counts a call of `op`; `Err(reason)` when a failure rule matches `subject`.
+    fn call(&self, op: Op, subject: &str) -> Result<(), String> {
+        if let Ok(mut c) = self.counts.lock() {
+            *c.entry(op).or_default() += 1;
+        }
+        let failures = self.failures.lock().map_err(|e| e.to_string())?;
+        match failures
+            .iter()
+            .find(|(o, needle)| *o == op && subject.contains(needle.as_str()))
+        {
+            Some((_, needle)) => Err(format!("fake {op:?} told to fail on {needle:?}")),
+            None => Ok(()),
+        }
+    }
+
+    /// [`call`](Self::call) as a provider sees it.
+    fn provider_call(&self, op: Op, subject: &str) -> Result<(), ProviderError> {
+        self.call(op, subject)
+            .map_err(|message| ProviderError::Rejected {
+                provider: "fake",
+                message,
+            })
+    }
+
+    /// [`call`](Self::call) as a media tool sees it.
+    fn media_call(&self, op: Op, subject: &str) -> Result<(), MediaError> {
+        self.call(op, subject)
+            .map_err(|reason| MediaError::BadOutput {
+                program: "fake-media".into(),
+                reason,
+            })
+    }
+}
+
+/// Writes a fake media file lasting `seconds` whose text is `what` (what it stands for; it makes the content,
+/// and so the object key, differ whenever an input differs).
+pub fn write_fake(path: &Path, seconds: f64, what: &str) -> std::io::Result<()> {
+    std::fs::write(path, format!("{MAGIC}\nseconds={seconds:.3}\n{what}\n"))
+}
+
+/// The text of a fake media file.
+fn read_fake(path: &Path) -> Result<String, MediaError> {
+    let bad = |reason: String| MediaError::BadOutput {
+        program: "fake-media".into(),
+        reason: format!("{}: {reason}", path.display()),
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    if !text.starts_with(MAGIC) {
+        return Err(bad("not a fake media file".into()));
+    }
+    Ok(text)
+}
+
+/// The length a fake media file says it has.
+pub fn fake_seconds(path: &Path) -> Result<f64, MediaError> {
+    let text = read_fake(path)?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("seconds=")?.parse().ok())
+        .ok_or_else(|| MediaError::BadOutput {
+            program: "fake-media".into(),
+            reason: format!("{} has no length", path.display()),
+        })
+}
+
+/// Short content hash of a file (fake outputs name their inputs by it).
+fn hash_of(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    hex::encode(&Sha256::digest(&bytes)[..8])
+}
+
+/// The fake length of `text` spoken.
+pub fn speech_seconds(text: &str) -> f64 {
+    text.split_whitespace().count() as f64 * SECONDS_PER_WORD + SPEECH_PAD
+}
+
+/// Fake speech: [`speech_seconds`] long, no word timings (the step estimates them).
+pub struct FakeSpeech(pub Arc<Calls>);
+
+#[async_trait]
+impl SpeechSynth for FakeSpeech {
+    fn name(&self) -> &str {
+        "fake-speech"
+    }
+    fn key_params(&self, req: &SpeechRequest) -> Value {
+        json!({ "text": req.text, "voice": req.voice_id })
+    }
+    async fn synthesize(
+        &self,
+        req: &SpeechRequest,
+        work_dir: &Path,
+        _job: &JobCtx,
+    ) -> Result<SpeechOutput, ProviderError> {
+        self.0.provider_call(Op::Speech, &req.text)?;
+        let audio = work_dir.join("speech.wav");
+        write_fake(
+            &audio,
+            speech_seconds(&req.text),
+            &format!("speech: {}", req.text),
+        )?;
+        Ok(SpeechOutput { audio, words: None })
+    }
+}
+
+/// A fake still of the prompt.
+pub struct FakeImage(pub Arc<Calls>);
+
+#[async_trait]
+impl ImageGen for FakeImage {
+    fn name(&self) -> &str {
+        "fake-image"
+    }
+    fn key_params(&self, req: &ImageRequest) -> Value {
+        json!({ "prompt": req.prompt, "size": [req.width, req.height] })
+    }
+    fn generates(&self) -> bool {
+        true
+    }
+    async fn generate(
+        &self,
+        req: &ImageRequest,
+        work_dir: &Path,
+        _job: &JobCtx,
+    ) -> Result<PathBuf, ProviderError> {
+        self.0.provider_call(Op::Image, &req.prompt)?;
+        let still = work_dir.join("still.png");
+        let what = format!("still {}x{}: {}", req.width, req.height, req.prompt);
+        write_fake(&still, 0.0, &what)?;
+        Ok(still)
+    }
+}
+
+/// A fake clip of the requested bucket length.
+pub struct FakeVideo(pub Arc<Calls>);
+
+#[async_trait]
+impl ImageToVideo for FakeVideo {
+    fn name(&self) -> &str {
+        "fake-video"
+    }
+    fn key_params(&self, req: &VideoRequest) -> Value {
+        json!({ "prompt": req.prompt, "seconds": req.duration_seconds })
+    }
+    async fn animate(
+        &self,
+        req: &VideoRequest,
+        work_dir: &Path,
+        _job: &JobCtx,
+    ) -> Result<PathBuf, ProviderError> {
+        self.0.provider_call(Op::Video, &req.prompt)?;
+        let clip = work_dir.join("clip.mp4");
+        let what = format!("clip of {}: {}", hash_of(&req.image), req.prompt);
+        write_fake(&clip, f64::from(req.duration_seconds), &what)?;
+        Ok(clip)
+    }
+}
+
+/// A fake lip-synced clip: speech + tail long.
+pub struct FakeLipSync(pub Arc<Calls>);
+
+#[async_trait]
+impl LipSync for FakeLipSync {
+    fn name(&self) -> &str {
+        "fake-lipsync"
+    }
+    fn key_params(&self, req: &LipSyncRequest) -> Value {
+        json!({ "speech": req.speech_seconds, "tail": req.tail_seconds })
+    }
+    async fn apply(
+        &self,
+        req: &LipSyncRequest,
+        work_dir: &Path,
+        _job: &JobCtx,
+    ) -> Result<PathBuf, ProviderError> {
+        let video = read_fake(&req.video)?;
+        self.0.provider_call(Op::LipSync, &video)?;
+        let clip = work_dir.join("synced.mp4");
+        let what = format!("synced {}\n{video}", hash_of(&req.audio));
+        write_fake(&clip, req.speech_seconds + req.tail_seconds, &what)?;
+        Ok(clip)
+    }
+}
+
+/// A fake talking avatar (the `fast` animation): speech + tail long.
+pub struct FakeAvatar(pub Arc<Calls>);
+
+#[async_trait]
+impl TalkingAvatar for FakeAvatar {
+    fn name(&self) -> &str {
+        "fake-avatar"
+    }
+    fn key_params(&self, req: &AvatarRequest) -> Value {
+        json!({ "prompt": req.prompt, "speech": req.speech_seconds, "tail": req.tail_seconds })
+    }
+    async fn speak(
+        &self,
+        req: &AvatarRequest,
+        work_dir: &Path,
+        _job: &JobCtx,
+    ) -> Result<PathBuf, ProviderError> {
+        self.0.provider_call(Op::Avatar, &req.prompt)?;
+        let clip = work_dir.join("avatar.mp4");
+        let what = format!(
+            "avatar of {} speaking {}: {}",
+            hash_of(&req.image),
+            hash_of(&req.audio),
+            req.prompt
+        );
+        write_fake(&clip, req.speech_seconds + req.tail_seconds, &what)?;
+        Ok(clip)
+    }
+}
+
+/// The fake providers sharing `calls` (with a talking avatar when `avatar`).
+pub fn fake_providers(calls: &Arc<Calls>, avatar: bool) -> Providers {
+    Providers {
+        speech: Arc::new(FakeSpeech(calls.clone())),
+        image: Arc::new(FakeImage(calls.clone())),
+        video: Arc::new(FakeVideo(calls.clone())),
+        lipsync: Arc::new(FakeLipSync(calls.clone())),
+        avatar: avatar.then(|| Arc::new(FakeAvatar(calls.clone())) as Arc<dyn TalkingAvatar>),
+    }
+}
+
+/// A fake media editor: probes fake files, "normalises" by copying the length, joins by crossfade arithmetic.
+pub struct FakeMedia(pub Arc<Calls>);
+
+/// What ffprobe would say of a delivery-format clip of `seconds`.
+fn delivered(seconds: f64, d: &Delivery) -> MediaInfo {
+    MediaInfo {
+        duration: seconds,
+        video_codec: Some("h264".into()),
+        audio_codec: Some("aac".into()),
+        width: d.width,
+        height: d.height,
+        pix_fmt: Some("yuv420p".into()),
+        fps: f64::from(d.fps),
+        sample_rate: d.sample_rate,
+        channels: 2,
+    }
+}
+
+/// Writes a fake media file, as a media tool would fail to.
+fn write_media(path: &Path, seconds: f64, what: &str) -> Result<(), MediaError> {
+    write_fake(path, seconds, what).map_err(|e| MediaError::BadOutput {
+        program: "fake-media".into(),
+        reason: format!("{}: {e}", path.display()),
+    })
+}
+
+#[async_trait]
+impl MediaEditor for FakeMedia {
+    async fn probe(&self, path: &Path) -> Result<MediaInfo, MediaError> {
+        self.0.media_call(Op::Probe, "")?;
+        let seconds = fake_seconds(path)?;
+        Ok(MediaInfo {
+            duration: seconds,
+            ..delivered(
+                seconds,
+                &Delivery {
+                    width: 1280,
+                    height: 720,
+                    fps: 25,
+                    sample_rate: 48_000,
+                    crossfade: 0.0,
+                },
+            )
+        })
+    }
+
+    async fn normalize(
+        &self,
+        input: &Path,
+        output: &Path,
+        d: &Delivery,
+        burn_srt: Option<&Path>,
+    ) -> Result<MediaInfo, MediaError> {
+        let text = read_fake(input)?;
+        self.0.media_call(Op::Normalize, &text)?;
+        let seconds = fake_seconds(input)?;
+        let what = format!(
+            "normalised {}x{} captions burned: {}\n{text}",
+            d.width,
+            d.height,
+            burn_srt.is_some()
+        );
+        write_media(output, seconds, &what)?;
+        Ok(delivered(seconds, d))
+    }
+
+    async fn thumbnail(
+        &self,
+        input: &Path,
+        output: &Path,
+        at_seconds: f64,
+    ) -> Result<(), MediaError> {
+        self.0.media_call(Op::Thumbnail, &read_fake(input)?)?;
+        let what = format!("thumbnail at {at_seconds:.2} s of {}", hash_of(input));
+        write_media(output, 0.0, &what)
+    }
+
+    async fn join_with_crossfades(
+        &self,
+        inputs: &[(&Path, f64)],
+        output: &Path,
+        d: &Delivery,
+        _work: &Path,
+    ) -> Result<Joined, MediaError> {
+        let mut texts = Vec::with_capacity(inputs.len());
+        for (path, _) in inputs {
+            texts.push(read_fake(path)?);
+        }
+        self.0.media_call(Op::Join, &texts.join("\n"))?;
+        let durations: Vec<f64> = inputs.iter().map(|(_, s)| *s).collect();
+        let offsets = crossfade_offsets(&durations, d.crossfade);
+        let seconds = offsets
+            .last()
+            .zip(durations.last())
+            .map_or(0.0, |(o, s)| o + s);
+        let names: Vec<String> = inputs.iter().map(|(p, _)| hash_of(p)).collect();
+        write_media(output, seconds, &format!("joined {}", names.join(" + ")))?;
+        Ok(Joined {
+            info: delivered(seconds, d),
+            offsets,
+            spliced: true,
+        })
+    }
+}
