@@ -151,7 +151,7 @@ async fn receive_and_store(
             "file",
         ));
     };
-    let details = probe_details(kind, tmp).await?;
+    let details = probe_details(kind, ext, tmp).await?;
     let stored = state
         .storage
         .objects
@@ -284,18 +284,33 @@ async fn drain(field: &mut Field<'_>) {
     }
 }
 
-/// Probes images and audio with ffprobe; audio that cannot be decoded is a 415, an unprobed image is kept as is.
-async fn probe_details(kind: &str, tmp: &FsPath) -> Result<MediaDetails, ApiError> {
+/// Checks images by decoding them (415 when undecodable, 422 over the pixel limit) and probes audio with
+/// ffprobe (415 when it cannot be decoded); LoRA files were already checked by sniffing.
+async fn probe_details(kind: &str, ext: &str, tmp: &FsPath) -> Result<MediaDetails, ApiError> {
     let mut details = MediaDetails::default();
-    if kind != "lora" {
-        let info = crate::media::probe(tmp).await;
-        match info {
-            Ok(i) if kind == "audio" => details.duration = Some(i.duration),
-            Ok(i) => {
-                (details.width, details.height) =
-                    (Some(i64::from(i.width)), Some(i64::from(i.height)))
-            }
-            Err(_) if kind == "audio" => {
+    match kind {
+        "headshot" | "background" => {
+            let (w, h) = super::images::check(tmp, ext).await.map_err(|p| {
+                let status = match p {
+                    super::images::ImageProblem::TooManyPixels { .. } => {
+                        StatusCode::UNPROCESSABLE_ENTITY
+                    }
+                    super::images::ImageProblem::Undecodable(_) => {
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE
+                    }
+                };
+                let code = if status == StatusCode::UNPROCESSABLE_ENTITY {
+                    "invalid"
+                } else {
+                    "unsupported_media_type"
+                };
+                error(status, code, p.to_string(), "file")
+            })?;
+            (details.width, details.height) = (Some(i64::from(w)), Some(i64::from(h)));
+        }
+        "audio" => match crate::media::probe(tmp).await {
+            Ok(i) => details.duration = Some(i.duration),
+            Err(_) => {
                 return Err(error(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "unsupported_media_type",
@@ -303,8 +318,8 @@ async fn probe_details(kind: &str, tmp: &FsPath) -> Result<MediaDetails, ApiErro
                     "file",
                 ));
             }
-            Err(_) => {}
-        }
+        },
+        _ => {}
     }
     Ok(details)
 }

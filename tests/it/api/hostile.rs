@@ -1,0 +1,156 @@
+//! What a hostile client sent (issue 17), item by item, against the in-process router.
+
+use crate::common::app::TestApp;
+use reqwest::multipart::{Form, Part};
+use serde_json::Value;
+
+fn client() -> reqwest::Client {
+    devatar::net::client_builder().build().unwrap()
+}
+
+/// Uploads `bytes` as `kind`; returns the status and the JSON body (null when there is none).
+async fn upload(app: &TestApp, token: &str, kind: &str, bytes: Vec<u8>) -> (u16, Value) {
+    let form = Form::new()
+        .text("kind", kind.to_string())
+        .part("file", Part::bytes(bytes).file_name("upload.bin"));
+    let r = client()
+        .post(app.url("/api/assets"))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// CRC-32 (IEEE), as PNG chunks carry it.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for b in bytes {
+        crc ^= u32::from(*b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A PNG chunk: length, type, data, CRC.
+fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut body = kind.to_vec();
+    body.extend_from_slice(data);
+    let mut out = (data.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&crc32(&body).to_be_bytes());
+    out
+}
+
+/// A grayscale PNG of `width`×`height` whose IDAT holds `idat` as given.
+fn png_with_idat(width: u32, height: u32, idat: &[u8]) -> Vec<u8> {
+    let mut ihdr = width.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    out.extend(chunk(b"IHDR", &ihdr));
+    out.extend(chunk(b"IDAT", idat));
+    out.extend(chunk(b"IEND", b""));
+    out
+}
+
+/// A real grayscale PNG of `width`×`height` (all black), encoded by the `png` crate.
+fn encoded_png(width: u32, height: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, width, height);
+    enc.set_color(png::ColorType::Grayscale);
+    let mut writer = enc.write_header().unwrap();
+    writer
+        .write_image_data(&vec![0u8; (width * height) as usize])
+        .unwrap();
+    writer.finish().unwrap();
+    out
+}
+
+/// The data of the first IDAT chunk of `png`.
+fn idat_of(png: &[u8]) -> Vec<u8> {
+    let at = png.windows(4).position(|w| w == b"IDAT").unwrap();
+    let len = u32::from_be_bytes(png[at - 4..at].try_into().unwrap()) as usize;
+    png[at + 4..at + 4 + len].to_vec()
+}
+
+/// Item 3: undecodable images were accepted as headshots (201 with null width/height) and failed later in the
+/// IMAGE step. Now each is refused with the reason; a small real PNG is stored with its size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_or_oversized_images_are_refused_at_upload_with_the_reason() {
+    let app = TestApp::start().await;
+    let token = app.token().await;
+
+    let (status, body) = upload(&app, &token, "headshot", png_with_idat(60000, 60000, b"x")).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["field"], "file");
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("60000×60000") && msg.contains("megapixels"),
+        "{msg}"
+    );
+
+    // A zlib bomb: 49 megapixels of zeros in about 50 kB.
+    let bomb = encoded_png(7000, 7000);
+    assert!(bomb.len() < 1 << 20, "{}", bomb.len());
+    let (status, body) = upload(&app, &token, "background", bomb).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("7000×7000"),
+        "{body}"
+    );
+
+    // A PNG whose image data is not zlib at all, and one whose data stops halfway.
+    let (status, body) = upload(
+        &app,
+        &token,
+        "headshot",
+        png_with_idat(100, 100, &[0x78, 0x9c, 0xff, 0xff, 0xff]),
+    )
+    .await;
+    assert_eq!(status, 415, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not be decoded"),
+        "{body}"
+    );
+    let data = idat_of(&encoded_png(100, 100));
+    let truncated = png_with_idat(100, 100, &data[..data.len() / 2]);
+    let (status, body) = upload(&app, &token, "headshot", truncated).await;
+    assert_eq!(status, 415, "{body}");
+
+    let mut html = vec![0xFF, 0xD8, 0xFF];
+    html.extend_from_slice(b"<html><body><script>alert(1)</script></body></html>\n");
+    let (status, body) = upload(&app, &token, "headshot", html).await;
+    assert_eq!(status, 415, "{body}");
+    assert_eq!(body["error"]["code"], "unsupported_media_type", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not be decoded"),
+        "{body}"
+    );
+
+    // Small is fine: a 3×2 PNG is stored with its dimensions.
+    let (status, asset) = upload(&app, &token, "headshot", encoded_png(3, 2)).await;
+    assert_eq!(status, 201, "{asset}");
+    assert_eq!(
+        (asset["width"].as_i64(), asset["height"].as_i64()),
+        (Some(3), Some(2)),
+        "{asset}"
+    );
+}
