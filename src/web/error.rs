@@ -103,8 +103,32 @@ impl From<FieldErrors> for ApiError {
 }
 
 impl From<DbError> for ApiError {
+    /// A reference to a missing record is the client's 422 (routes name the field with
+    /// [`ApiError::missing_reference`]); anything else is a 500.
     fn from(e: DbError) -> Self {
-        Self::internal(e)
+        if e.is_foreign_key() {
+            Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "a referenced record does not exist",
+            )
+        } else {
+            Self::internal(e)
+        }
+    }
+}
+
+impl ApiError {
+    /// Maps a write's error: a reference to a missing record becomes a 422 naming `field` ("no such `what`"),
+    /// anything else converts as usual.
+    pub fn missing_reference(field: &str, what: &str) -> impl FnOnce(DbError) -> ApiError {
+        move |e| {
+            if e.is_foreign_key() {
+                Self::invalid(field, format!("no such {what}"))
+            } else {
+                e.into()
+            }
+        }
     }
 }
 

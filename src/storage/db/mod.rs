@@ -54,6 +54,12 @@ pub enum DbError {
         /// `identities.name`).
         constraint: String,
     },
+    /// A write named a row of another table that does not exist (e.g. a headshot asset deleted meanwhile).
+    #[error("foreign key constraint violated: {detail}")]
+    ForeignKey {
+        /// The constraint's name (PostgreSQL) or the driver's message (SQLite names no column).
+        detail: String,
+    },
     /// Migrations failed.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -76,6 +82,12 @@ impl From<sqlx::Error> for DbError {
         match &e {
             sqlx::Error::Database(d) if d.is_unique_violation() => Self::Unique {
                 constraint: d
+                    .constraint()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| d.message().to_string()),
+            },
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => Self::ForeignKey {
+                detail: d
                     .constraint()
                     .map(str::to_string)
                     .unwrap_or_else(|| d.message().to_string()),
@@ -104,6 +116,11 @@ impl DbError {
     /// True when this is a unique-constraint collision on `column` (e.g. `trigger_word`).
     pub fn is_unique_on(&self, column: &str) -> bool {
         matches!(self, Self::Unique { constraint } if constraint.contains(column))
+    }
+
+    /// True when a write referenced a row that does not exist.
+    pub fn is_foreign_key(&self) -> bool {
+        matches!(self, Self::ForeignKey { .. })
     }
 }
 

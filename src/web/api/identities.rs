@@ -169,8 +169,21 @@ fn conflict(c: Conflict) -> ApiError {
 }
 
 /// A unique-constraint collision as the 409 naming the field; any other error unchanged.
+/// 422 naming `headshotAssetId` when `headshot` names no asset.
+async fn check_headshot(state: &AppState, headshot: Option<&str>) -> Result<(), ApiError> {
+    match headshot {
+        Some(h) if state.storage.db.asset_object_key(h).await?.is_none() => {
+            Err(ApiError::invalid("headshotAssetId", "no such asset"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A taken name or trigger word as 409, a headshot deleted meanwhile as 422, each naming its field.
 fn unique_conflict(e: DbError) -> ApiError {
-    if e.is_unique_on("trigger_word") {
+    if e.is_foreign_key() {
+        ApiError::invalid("headshotAssetId", "no such asset")
+    } else if e.is_unique_on("trigger_word") {
         conflict(Conflict::TriggerWord)
     } else if e.is_unique_on("name") {
         conflict(Conflict::Name)
@@ -232,15 +245,7 @@ pub async fn create(
     let headshot = input.headshot_asset_id.clone();
     let identity = input.apply(Identity::new("", "", ""))?;
     let db = &state.storage.db;
-    if let Some(h) = &headshot
-        && db.asset_object_key(h).await?.is_none()
-    {
-        return Err(FieldErrors(vec![crate::domain::FieldError {
-            field: "headshotAssetId".into(),
-            message: "no such asset".into(),
-        }])
-        .into());
-    }
+    check_headshot(&state, headshot.as_deref()).await?;
     let id = db
         .insert_identity(&identity, headshot.as_deref())
         .await
@@ -286,7 +291,9 @@ pub async fn update(
         .clone()
         .or(current.headshot_asset_id.clone());
     let active = input.is_active.unwrap_or(current.is_active);
+    let checked = check_headshot(&state, input.headshot_asset_id.as_deref()).await;
     let identity = input.apply(current.identity)?;
+    checked?;
     db.update_identity(&id, &identity, headshot.as_deref(), active)
         .await
         .map_err(unique_conflict)?;

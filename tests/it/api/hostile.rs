@@ -2,7 +2,7 @@
 
 use crate::common::app::TestApp;
 use reqwest::multipart::{Form, Part};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn client() -> reqwest::Client {
     devatar::net::client_builder().build().unwrap()
@@ -153,4 +153,119 @@ async fn undecodable_or_oversized_images_are_refused_at_upload_with_the_reason()
         (Some(3), Some(2)),
         "{asset}"
     );
+}
+
+/// Sends `body` as JSON with `method` to `path`; returns the status and the JSON answer.
+async fn send(app: &TestApp, token: &str, method: &str, path: &str, body: Value) -> (u16, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let r = client()
+        .request(method, app.url(path))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Item 4: `PUT /api/identities/{id}` with an unknown `headshotAssetId` answered 500 (foreign key). Every route
+/// that takes another record's id answers 422 naming the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_references_are_422_naming_the_field_on_every_route() {
+    let app = TestApp::start().await;
+    let token = app.token().await;
+    let identity = json!({"name": "refs", "displayName": "Refs", "triggerWord": "TOK_REFS"});
+    let (status, created) = send(&app, &token, "POST", "/api/identities", identity).await;
+    assert_eq!(status, 201, "{created}");
+    let iid = created["id"].as_str().unwrap();
+    let missing = json!({"headshotAssetId": "0190aaaa-0000-7000-8000-000000000000"});
+    let (status, err) = send(
+        &app,
+        &token,
+        "PUT",
+        &format!("/api/identities/{iid}"),
+        missing.clone(),
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"]["field"].as_str()),
+        (422, Some("headshotAssetId")),
+        "{err}"
+    );
+    let mut bad_create = missing.clone();
+    bad_create.as_object_mut().unwrap().extend(
+        json!({"name": "refs2", "displayName": "Refs", "triggerWord": "TOK_REFS2"})
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
+    let (status, err) = send(&app, &token, "POST", "/api/identities", bad_create).await;
+    assert_eq!(
+        (status, err["error"]["field"].as_str()),
+        (422, Some("headshotAssetId")),
+        "{err}"
+    );
+
+    let (status, err) = send(
+        &app,
+        &token,
+        "POST",
+        "/api/projects",
+        json!({"name": "P", "defaultIdentityId": "nope"}),
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"]["field"].as_str()),
+        (422, Some("defaultIdentityId")),
+        "{err}"
+    );
+    let (_, project) = send(&app, &token, "POST", "/api/projects", json!({"name": "P"})).await;
+    let pid = project["id"].as_str().unwrap();
+    let (status, err) = send(
+        &app,
+        &token,
+        "PUT",
+        &format!("/api/projects/{pid}"),
+        json!({"defaultIdentityId": "nope"}),
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"]["field"].as_str()),
+        (422, Some("defaultIdentityId")),
+        "{err}"
+    );
+
+    let scene = json!({"projectId": pid, "name": "s", "dialogue": "Hi.", "identityId": "nope"});
+    let (status, err) = send(&app, &token, "POST", "/api/scenes", scene).await;
+    assert_eq!(
+        (status, err["error"]["field"].as_str()),
+        (422, Some("identityId")),
+        "{err}"
+    );
+    let (status, scene) = send(
+        &app,
+        &token,
+        "POST",
+        "/api/scenes",
+        json!({"projectId": pid, "name": "s", "dialogue": "Hi."}),
+    )
+    .await;
+    assert_eq!(status, 201, "{scene}");
+    let sid = scene["id"].as_str().unwrap();
+    for (field, value) in [("identityId", "nope"), ("headshotAssetId", "nope")] {
+        let (status, err) = send(
+            &app,
+            &token,
+            "PUT",
+            &format!("/api/scenes/{sid}"),
+            json!({field: value}),
+        )
+        .await;
+        assert_eq!(
+            (status, err["error"]["field"].as_str()),
+            (422, Some(field)),
+            "{err}"
+        );
+    }
 }
