@@ -138,12 +138,14 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             JsonRejection::JsonSyntaxError(_) => StatusCode::BAD_REQUEST,
             JsonRejection::JsonDataError(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            // A body over the limit is axum's 413; other buffering failures keep axum's status too.
+            JsonRejection::BytesRejection(_) => r.status(),
             _ => StatusCode::BAD_REQUEST,
         };
-        let code = if status == StatusCode::UNPROCESSABLE_ENTITY {
-            "invalid"
-        } else {
-            "bad_request"
+        let code = match status {
+            StatusCode::UNPROCESSABLE_ENTITY => "invalid",
+            StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+            _ => "bad_request",
         };
         Self::new(status, code, r.body_text())
     }
@@ -193,4 +195,52 @@ impl From<crate::worker::StartError> for ApiError {
             StartError::Db(e) => ApiError::internal(e),
         }
     }
+}
+
+/// The code of an error answer that axum (not a handler) produced.
+fn code_for(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    }
+}
+
+/// Middleware for `/api/…`: an error answer that is not JSON yet (axum's own 405, a plain-text extractor
+/// rejection such as a multipart body without a boundary) is rewritten into the JSON error shape, keeping its
+/// status and headers (e.g. `Allow`). A 5xx keeps no text of its own.
+pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+    let api = req.uri().path().starts_with("/api/");
+    let res = next.run(req).await;
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !api || is_json || !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() || status.is_server_error() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        text
+    };
+    let body = json!({ "error": { "code": code_for(status), "message": message } });
+    parts.headers.remove(CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Response::from_parts(parts, axum::body::Body::from(body.to_string()))
 }

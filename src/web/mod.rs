@@ -110,6 +110,7 @@ pub fn router(state: AppState) -> Router {
         .merge(utoipa_swagger_ui::SwaggerUi::new("/api/docs").url("/api/openapi.json", doc))
         .merge(ui::router(state.clone()))
         // JSON bodies keep axum's default 2 MB limit; uploads lift it and enforce per-kind limits.
+        .layer(axum::middleware::from_fn(error::json_errors))
         .with_state(state)
 }
 

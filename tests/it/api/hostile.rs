@@ -269,3 +269,53 @@ async fn unknown_references_are_422_naming_the_field_on_every_route() {
         );
     }
 }
+
+/// Item 7: an over-limit JSON body answered 400 "Failed to buffer…", multipart without a boundary a plain-text
+/// 400, and 405 had no body. Each is now the JSON error shape with the right status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_errors_use_the_json_error_shape() {
+    let app = TestApp::start().await;
+    let token = app.token().await;
+    let http = client();
+    let big = format!("{{\"name\": \"{}\"}}", "x".repeat(3 << 20));
+    let r = http
+        .post(app.url("/api/projects"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_large", "{body}");
+
+    let r = http
+        .post(app.url("/api/assets"))
+        .bearer_auth(&token)
+        .header("content-type", "multipart/form-data")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "bad_request", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("boundary"),
+        "{body}"
+    );
+
+    let r = http
+        .delete(app.url("/api/identities"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    assert!(r.headers().get("allow").is_some(), "{:?}", r.headers());
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+}
