@@ -319,3 +319,41 @@ async fn protocol_errors_use_the_json_error_shape() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
 }
+
+/// Item 10: a private webhook URL was accepted at registration and refused only at delivery; now it is a 422
+/// naming `url` (the guard's address rule, here without DEVATAR_ALLOW_PRIVATE_URLS).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_webhook_urls_are_refused_at_registration() {
+    let app = TestApp::start().await;
+    let token = app.token().await;
+    let (_, project) = send(
+        &app,
+        &token,
+        "POST",
+        "/api/projects",
+        json!({"name": "Hooks"}),
+    )
+    .await;
+    let pid = project["id"].as_str().unwrap();
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://169.254.169.254/latest",
+        "http://[64:ff9b::a00:1]/hook",
+        "http://[2002:c0a8:101::1]/hook",
+        "http://localhost:9/hook",
+    ] {
+        let (status, err) = send(
+            &app,
+            &token,
+            "PUT",
+            &format!("/api/projects/{pid}/webhook"),
+            json!({"url": url}),
+        )
+        .await;
+        assert_eq!(
+            (status, err["error"]["field"].as_str()),
+            (422, Some("url")),
+            "{url}: {err}"
+        );
+    }
+}
