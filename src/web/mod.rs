@@ -3,6 +3,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod login_limit;
 pub mod service;
 pub mod ui;
 

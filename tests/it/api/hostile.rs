@@ -357,3 +357,45 @@ async fn private_webhook_urls_are_refused_at_registration() {
         );
     }
 }
+
+/// Logs in with `password`, the request seeming to come from `forwarded` (an `X-Forwarded-For` value).
+async fn login(app: &TestApp, password: &str, forwarded: &str) -> u16 {
+    client()
+        .post(app.url("/api/login"))
+        .header("x-forwarded-for", forwarded)
+        .json(&json!({ "password": password }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Item 11: after 10 failures the right password also got 429 for 60 s, so anyone could lock the admin out.
+/// Now failures only slow the address down; the right password still logs in. With a trusted proxy header,
+/// the client's own address is paced, not the proxy's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_passwords_slow_down_but_never_lock_out_the_right_one() {
+    use crate::common::app::PASSWORD;
+    let app = TestApp::start().await;
+    for _ in 0..10 {
+        assert_eq!(login(&app, "wrong", "203.0.113.7").await, 401);
+    }
+    assert_eq!(login(&app, PASSWORD, "203.0.113.7").await, 200);
+
+    let proxied = TestApp::builder()
+        .env("DEVATAR_TRUSTED_PROXY_HEADER", "X-Forwarded-For")
+        .start()
+        .await;
+    for _ in 0..11 {
+        assert_eq!(login(&proxied, "wrong", "203.0.113.7").await, 401);
+    }
+    // Another client behind the same proxy is not slowed by the first one's failures.
+    let started = std::time::Instant::now();
+    assert_eq!(login(&proxied, PASSWORD, "198.51.100.9").await, 200);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}
