@@ -177,8 +177,8 @@ pub(crate) async fn upload(
         return Err(UiError::forbidden());
     }
     match service::upload(&state, multipart).await {
-        Ok(asset) => {
-            let back = href("", &asset.kind, &asset.folder);
+        Ok(uploaded) => {
+            let back = href("", &uploaded.asset.kind, &uploaded.asset.folder);
             let sep = if back.contains('?') { '&' } else { '?' };
             Ok(page.redirect(&format!("{back}{sep}ok=uploaded")))
         }

@@ -399,3 +399,59 @@ async fn wrong_passwords_slow_down_but_never_lock_out_the_right_one() {
         started.elapsed()
     );
 }
+
+/// Item 1: a LoRA upload reports its inspection (family, compatibility…) with the asset; compatibility is
+/// reported, not enforced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lora_upload_reports_its_inspection() {
+    let app = TestApp::start().await;
+    let token = app.token().await;
+    let lora = crate::common::cloud::flux_lora("TOK_DEVEN", 16);
+    let (status, asset) = upload(&app, &token, "lora", lora).await;
+    assert_eq!(status, 201, "{asset}");
+    assert!(
+        asset["objectKey"]
+            .as_str()
+            .unwrap()
+            .ends_with(".safetensors"),
+        "{asset}"
+    );
+    let report = &asset["lora"];
+    assert_eq!(
+        (
+            report["family"].as_str(),
+            report["compatible"].as_bool(),
+            report["rank"].as_u64()
+        ),
+        (Some("flux"), Some(true), Some(16)),
+        "{asset}"
+    );
+    // Not a Flux LoRA: stored all the same, and the report says why it cannot be used.
+    let sdxl = crate::common::safetensors::safetensors(
+        &[
+            (
+                "lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_k.lora_down.weight",
+                "F16",
+                vec![8, 640],
+            ),
+            (
+                "lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_k.lora_up.weight",
+                "F16",
+                vec![640, 8],
+            ),
+            (
+                "lora_te2_text_model_encoder_layers_0_mlp_fc1.lora_down.weight",
+                "F16",
+                vec![8, 1280],
+            ),
+        ],
+        None,
+    );
+    let (status, asset) = upload(&app, &token, "lora", sdxl).await;
+    assert_eq!(status, 201, "{asset}");
+    assert_eq!(asset["lora"]["compatible"], false, "{asset}");
+    assert!(
+        !asset["lora"]["errors"].as_array().unwrap().is_empty(),
+        "{asset}"
+    );
+}
