@@ -156,10 +156,46 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// JSON body extractor whose rejections use [`ApiError`].
-#[derive(Debug, axum::extract::FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// JSON body extractor whose rejections use [`ApiError`]. The body must be a JSON object: serde would
+/// otherwise accept an array in place of a struct (`[[]]` as a reorder request).
+#[derive(Debug)]
 pub struct ApiJson<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let Json(value) = Json::<serde_json::Value>::from_request(req, state).await?;
+        if !value.is_object() {
+            return Err(Self::not_an_object());
+        }
+        serde_path_to_error::deserialize(value)
+            .map(ApiJson)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let message = if path == "." {
+                    format!("invalid body: {}", e.inner())
+                } else {
+                    format!("{path}: {}", e.inner())
+                };
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
+            })
+    }
+}
+
+impl<T> ApiJson<T> {
+    fn not_an_object() -> ApiError {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            "the body must be a JSON object",
+        )
+    }
+}
 
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {

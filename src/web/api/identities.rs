@@ -13,6 +13,26 @@ use crate::storage::db::{Conflict, DbError, IdentityRecord};
 use crate::web::error::{ApiError, ApiJson, ApiQuery};
 use crate::web::{AppState, service};
 
+/// The schema of `loraScale`: a number from 0 to 1, or the string `"auto"`.
+fn lora_scale_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+    let one_of = OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Number)
+                .minimum(Some(0.0))
+                .maximum(Some(1.0)),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["auto"])),
+        )
+        .description(Some("A number from 0 to 1, or \"auto\"."))
+        .build();
+    Schema::OneOf(one_of)
+}
+
 /// An identity as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -24,7 +44,7 @@ pub struct IdentityView {
     description: Option<String>,
     lora_url: Option<String>,
     /// A number in 0–1, or `"auto"`.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = lora_scale_schema)]
     lora_scale: Value,
     base_model: String,
     voice_id: Option<String>,
@@ -91,8 +111,8 @@ pub struct IdentityInput {
     trigger_word: Option<String>,
     description: Option<String>,
     lora_url: Option<String>,
-    /// A number in 0–1, or `"auto"`.
-    #[schema(value_type = Object)]
+    /// A number in 0–1, or `"auto"` (optional).
+    #[schema(schema_with = lora_scale_schema, required = false)]
     lora_scale: Option<Value>,
     base_model: Option<String>,
     voice_id: Option<String>,

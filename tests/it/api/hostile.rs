@@ -455,3 +455,77 @@ async fn a_lora_upload_reports_its_inspection() {
         "{asset}"
     );
 }
+
+/// Item 8 (in part): `loraScale` was declared an object and required on create; operations with a body did not
+/// document 400/413/415; a JSON array was accepted in place of an object (`[[]]` to reorder → 204).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_declares_lora_scale_and_body_errors_and_arrays_are_not_objects() {
+    let app = TestApp::start().await;
+    let token = app.token().await;
+    let doc: Value = client()
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let input = &doc["components"]["schemas"]["IdentityInput"];
+    let required = input["required"].as_array().cloned().unwrap_or_default();
+    assert!(!required.contains(&json!("loraScale")), "{input}");
+    let scale = input["properties"]["loraScale"].to_string();
+    assert!(
+        scale.contains("\"auto\"") && scale.contains("number"),
+        "{scale}"
+    );
+    let view = doc["components"]["schemas"]["IdentityView"]["properties"]["loraScale"].to_string();
+    assert!(view.contains("\"auto\""), "{view}");
+    for (path, method) in [
+        ("/api/identities", "post"),
+        ("/api/assets", "post"),
+        ("/api/projects/{id}/scenes/reorder", "post"),
+    ] {
+        let responses = &doc["paths"][path][method]["responses"];
+        for code in ["400", "413", "415", "422"] {
+            assert!(
+                responses.get(code).is_some(),
+                "{method} {path} lacks {code}: {responses}"
+            );
+        }
+    }
+
+    let (_, project) = send(
+        &app,
+        &token,
+        "POST",
+        "/api/projects",
+        json!({"name": "Arrays"}),
+    )
+    .await;
+    let pid = project["id"].as_str().unwrap();
+    let (status, err) = send(
+        &app,
+        &token,
+        "POST",
+        &format!("/api/projects/{pid}/scenes/reorder"),
+        json!([[]]),
+    )
+    .await;
+    assert_eq!(status, 422, "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("JSON object"),
+        "{err}"
+    );
+    let (status, _) = send(
+        &app,
+        &token,
+        "POST",
+        "/api/identities",
+        json!(["a", "b", "c"]),
+    )
+    .await;
+    assert_eq!(status, 422);
+}
