@@ -189,3 +189,21 @@ impl Db {
 fn flag(v: i64) -> bool {
     v != 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A write naming a row that does not exist is `DbError::ForeignKey` (which the API answers with a 422).
+    #[tokio::test]
+    async fn a_missing_referenced_row_is_a_foreign_key_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&Db::sqlite_url(dir.path())).await.unwrap();
+        let identity = crate::domain::Identity::new("fk", "FK", "TOK_FK");
+        let err = db
+            .insert_identity(&identity, Some("no-such-asset"))
+            .await
+            .unwrap_err();
+        assert!(err.is_foreign_key(), "{err}");
+    }
+}
