@@ -31,6 +31,9 @@ pub struct Config {
     /// `DEVATAR_ALLOW_PRIVATE_URLS=1`: user-supplied URLs may reach private/loopback addresses (development
     /// and tests only).
     pub allow_private_urls: bool,
+    /// `DEVATAR_TRUSTED_PROXY_HEADER`: the request header a trusted reverse proxy sets to the client's address
+    /// (e.g. `x-forwarded-for`, lower-cased); login pacing uses its right-most address. Unset: the peer address.
+    pub trusted_proxy_header: Option<String>,
     /// `DEVATAR_ESPEAK_VOICE`: the offline voice (default `en-us`).
     pub espeak_voice: String,
     /// `DEVATAR_ESPEAK_RATE`: the offline voice's words per minute, 80–450 (default 165).
@@ -112,6 +115,7 @@ impl Config {
             log_filter: l.raw("DEVATAR_LOG").unwrap_or_else(|| "warn".into()),
             admin_password: l.raw("DEVATAR_ADMIN_PASSWORD").map(Secret::new),
             allow_private_urls: flag(l, "DEVATAR_ALLOW_PRIVATE_URLS")?.unwrap_or(false),
+            trusted_proxy_header: trusted_proxy_header(l)?,
             espeak_voice: espeak_voice(l)?,
             espeak_rate: number(l, "DEVATAR_ESPEAK_RATE", 80..=450)?.unwrap_or(165),
             default_lora_url: l.raw("DEVEN_LORA_URL"),
@@ -181,6 +185,22 @@ impl Config {
     pub fn fetch_guard(&self) -> crate::net::FetchGuard {
         crate::net::FetchGuard::new(self.allow_private_urls)
     }
+}
+
+/// `DEVATAR_TRUSTED_PROXY_HEADER`: a valid HTTP header name, lower-cased; `None` when unset or empty.
+fn trusted_proxy_header(l: &Layers) -> Result<Option<String>, ConfigError> {
+    const VAR: &str = "DEVATAR_TRUSTED_PROXY_HEADER";
+    let Some(v) = l.raw(VAR).map(|v| v.trim().to_ascii_lowercase()) else {
+        return Ok(None);
+    };
+    if v.is_empty() {
+        return Ok(None);
+    }
+    axum::http::HeaderName::from_bytes(v.as_bytes()).map_err(|_| ConfigError::Invalid {
+        var: VAR,
+        reason: "expected an HTTP header name such as x-forwarded-for".into(),
+    })?;
+    Ok(Some(v))
 }
 
 /// A whole number in `range`, or `None` when unset.

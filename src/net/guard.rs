@@ -1,7 +1,7 @@
 //! The fetch guard: http(s) only, resolve and refuse internal addresses, connect to the address that was
 //! checked, re-check every redirect (at most 3), with timeouts and size caps.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode, Url, header};
@@ -65,14 +65,32 @@ pub fn is_forbidden_ip(ip: IpAddr) -> bool {
                     seg[7] as u8,
                 ));
             }
+            if let Some(v4) = embedded_v4(&seg) {
+                return forbidden_v4(v4);
+            }
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (seg[0] & 0xfe00) == 0xfc00 // unique local fc00::/7 (incl. fd00:ec2::254)
                 || (seg[0] & 0xffc0) == 0xfe80 // link-local
                 || (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation
-                || v6 == Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0xa9fe, 0xa9fe) // NAT64 of 169.254.169.254
+                || (seg[0] == 0x64 && seg[1] == 0xff9b && seg[2] == 1) // local-use NAT64 64:ff9b:1::/48
         }
+    }
+}
+
+/// The IPv4 address an IPv6 translation or tunnel address carries: NAT64 `64:ff9b::/96` (the last 32 bits),
+/// 6to4 `2002::/16` (bits 16–48) and Teredo `2001::/32` (the client, bit-inverted in the last 32 bits).
+fn embedded_v4(seg: &[u16; 8]) -> Option<Ipv4Addr> {
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6].iter().all(|s| *s == 0) {
+        Some(v4(seg[6], seg[7]))
+    } else if seg[0] == 0x2002 {
+        Some(v4(seg[1], seg[2]))
+    } else if seg[0] == 0x2001 && seg[1] == 0 {
+        Some(v4(!seg[6], !seg[7]))
+    } else {
+        None
     }
 }
 
@@ -131,6 +149,14 @@ impl FetchGuard {
         if url.host_str().is_none() {
             return Err(FetchError::InvalidUrl("the URL has no host".into()));
         }
+        Ok(url)
+    }
+
+    /// Parses `url` and resolves its host: an error when it is not an http(s) URL, does not resolve or resolves
+    /// to an address the rule refuses (what a webhook registration checks before storing the URL).
+    pub async fn check(&self, url: &str) -> Result<Url, FetchError> {
+        let url = Self::parse(url)?;
+        self.checked_addr(&url).await?;
         Ok(url)
     }
 
@@ -267,6 +293,33 @@ mod tests {
             "100.128.0.1",
             "172.32.0.1",
         ] {
+            assert!(!is_forbidden_ip(ip.parse().unwrap()), "{ip} is public");
+        }
+    }
+
+    /// Issue 17 item 10: only the NAT64 form of 169.254.169.254 was refused; every NAT64, 6to4 and Teredo
+    /// address that carries a private or special IPv4 address is refused now, public ones still pass.
+    #[test]
+    fn translation_and_tunnel_addresses_carrying_internal_ipv4_are_forbidden() {
+        for ip in [
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::127.0.0.1",
+            "64:ff9b::10.0.0.1",
+            "64:ff9b::192.168.1.1",
+            "64:ff9b::100.64.0.1",
+            "64:ff9b:1::8.8.8.8",
+            "2002:7f00:1::",
+            "2002:a00:1::1",
+            "2002:a9fe:a9fe::1",
+            "2002:c0a8:101::",
+            "2001:0:4136:e378:8000:63bf:80ff:fffe", // Teredo client 127.0.0.1
+        ] {
+            assert!(
+                is_forbidden_ip(ip.parse().unwrap()),
+                "{ip} must be forbidden"
+            );
+        }
+        for ip in ["64:ff9b::8.8.8.8", "2002:808:808::1"] {
             assert!(!is_forbidden_ip(ip.parse().unwrap()), "{ip} is public");
         }
     }

@@ -1,9 +1,6 @@
 //! Authentication: admin password (argon2) → session cookie with CSRF token; bearer API tokens.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -55,28 +52,7 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Login attempts per client address (only logins are rate-limited).
-#[derive(Debug, Default)]
-pub struct LoginLimiter {
-    attempts: Mutex<HashMap<IpAddr, (Instant, u32)>>,
-}
-
-/// Login attempts allowed per address per minute.
-const LOGIN_ATTEMPTS_PER_MINUTE: u32 = 10;
-
-impl LoginLimiter {
-    /// Counts an attempt; false when the address is over its budget.
-    pub fn allow(&self, ip: IpAddr) -> bool {
-        let Ok(mut map) = self.attempts.lock() else {
-            return false;
-        };
-        let now = Instant::now();
-        map.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
-        let entry = map.entry(ip).or_insert((now, 0));
-        entry.1 += 1;
-        entry.1 <= LOGIN_ATTEMPTS_PER_MINUTE
-    }
-}
+pub use super::login_limit::LoginLimiter;
 
 /// Reads one cookie from the request headers.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -181,14 +157,5 @@ mod tests {
         assert!(verify_password("correct horse", &a));
         assert!(!verify_password("wrong", &a));
         assert!(!verify_password("x", "not a hash"));
-    }
-
-    #[test]
-    fn limiter_blocks_after_the_budget() {
-        let l = LoginLimiter::default();
-        let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        assert!((0..LOGIN_ATTEMPTS_PER_MINUTE).all(|_| l.allow(ip)));
-        assert!(!l.allow(ip));
-        assert!(l.allow("127.0.0.2".parse().unwrap()));
     }
 }

@@ -76,11 +76,6 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
-    /// 429.
-    pub fn too_many(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
-    }
-
     /// 500 with an opaque message; the cause goes to the log only.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
@@ -103,8 +98,32 @@ impl From<FieldErrors> for ApiError {
 }
 
 impl From<DbError> for ApiError {
+    /// A reference to a missing record is the client's 422 (routes name the field with
+    /// [`ApiError::missing_reference`]); anything else is a 500.
     fn from(e: DbError) -> Self {
-        Self::internal(e)
+        if e.is_foreign_key() {
+            Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "a referenced record does not exist",
+            )
+        } else {
+            Self::internal(e)
+        }
+    }
+}
+
+impl ApiError {
+    /// Maps a write's error: a reference to a missing record becomes a 422 naming `field` ("no such `what`"),
+    /// anything else converts as usual.
+    pub fn missing_reference(field: &str, what: &str) -> impl FnOnce(DbError) -> ApiError {
+        move |e| {
+            if e.is_foreign_key() {
+                Self::invalid(field, format!("no such {what}"))
+            } else {
+                e.into()
+            }
+        }
     }
 }
 
@@ -114,12 +133,14 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             JsonRejection::JsonSyntaxError(_) => StatusCode::BAD_REQUEST,
             JsonRejection::JsonDataError(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            // A body over the limit is axum's 413; other buffering failures keep axum's status too.
+            JsonRejection::BytesRejection(_) => r.status(),
             _ => StatusCode::BAD_REQUEST,
         };
-        let code = if status == StatusCode::UNPROCESSABLE_ENTITY {
-            "invalid"
-        } else {
-            "bad_request"
+        let code = match status {
+            StatusCode::UNPROCESSABLE_ENTITY => "invalid",
+            StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+            _ => "bad_request",
         };
         Self::new(status, code, r.body_text())
     }
@@ -135,10 +156,46 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// JSON body extractor whose rejections use [`ApiError`].
-#[derive(Debug, axum::extract::FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// JSON body extractor whose rejections use [`ApiError`]. The body must be a JSON object: serde would
+/// otherwise accept an array in place of a struct (`[[]]` as a reorder request).
+#[derive(Debug)]
 pub struct ApiJson<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let Json(value) = Json::<serde_json::Value>::from_request(req, state).await?;
+        if !value.is_object() {
+            return Err(Self::not_an_object());
+        }
+        serde_path_to_error::deserialize(value)
+            .map(ApiJson)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let message = if path == "." {
+                    format!("invalid body: {}", e.inner())
+                } else {
+                    format!("{path}: {}", e.inner())
+                };
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
+            })
+    }
+}
+
+impl<T> ApiJson<T> {
+    fn not_an_object() -> ApiError {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            "the body must be a JSON object",
+        )
+    }
+}
 
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
@@ -169,4 +226,52 @@ impl From<crate::worker::StartError> for ApiError {
             StartError::Db(e) => ApiError::internal(e),
         }
     }
+}
+
+/// The code of an error answer that axum (not a handler) produced.
+fn code_for(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    }
+}
+
+/// Middleware for `/api/…`: an error answer that is not JSON yet (axum's own 405, a plain-text extractor
+/// rejection such as a multipart body without a boundary) is rewritten into the JSON error shape, keeping its
+/// status and headers (e.g. `Allow`). A 5xx keeps no text of its own.
+pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+    let api = req.uri().path().starts_with("/api/");
+    let res = next.run(req).await;
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !api || is_json || !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() || status.is_server_error() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        text
+    };
+    let body = json!({ "error": { "code": code_for(status), "message": message } });
+    parts.headers.remove(CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Response::from_parts(parts, axum::body::Body::from(body.to_string()))
 }

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod login_limit;
 pub mod service;
 pub mod ui;
 
@@ -94,6 +95,43 @@ fn public() -> OpenApiRouter<AppState> {
         .routes(routes!(api::system::login))
 }
 
+/// Adds the answers an operation with a request body can give before its handler runs, where it does not
+/// list them already: 400 (malformed body), 413 (over the size limit), 415 (wrong content type) and 422
+/// (valid JSON that is not the expected object).
+fn document_protocol_errors(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{RefOr, Response};
+    for item in doc.paths.paths.values_mut() {
+        let ops = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in ops.into_iter().flatten() {
+            let Some(RefOr::T(body)) = &op.request_body else {
+                continue;
+            };
+            let what = if body.content.contains_key("application/json") {
+                "JSON body (at most 2 MB)"
+            } else {
+                "multipart form"
+            };
+            for (code, text) in [
+                ("400", format!("malformed {what}")),
+                ("413", format!("{what} over the size limit")),
+                ("415", format!("content type other than the {what}")),
+                ("422", "a field is invalid (the error names it)".to_string()),
+            ] {
+                op.responses
+                    .responses
+                    .entry(code.to_string())
+                    .or_insert_with(|| RefOr::T(Response::new(text)));
+            }
+        }
+    }
+}
+
 /// Builds the whole application router.
 pub fn router(state: AppState) -> Router {
     let (protected, protected_doc) = protected().split_for_parts();
@@ -101,6 +139,7 @@ pub fn router(state: AppState) -> Router {
     let mut doc = ApiDoc::openapi();
     doc.merge(protected_doc);
     doc.merge(public_doc);
+    document_protocol_errors(&mut doc);
     let protected = protected
         .route("/media/{*key}", get(api::assets::media))
         .layer(from_fn_with_state(state.clone(), auth::require_auth));
@@ -110,6 +149,7 @@ pub fn router(state: AppState) -> Router {
         .merge(utoipa_swagger_ui::SwaggerUi::new("/api/docs").url("/api/openapi.json", doc))
         .merge(ui::router(state.clone()))
         // JSON bodies keep axum's default 2 MB limit; uploads lift it and enforce per-kind limits.
+        .layer(axum::middleware::from_fn(error::json_errors))
         .with_state(state)
 }
 

@@ -1517,3 +1517,5 @@ async fn lora_uploads_media_headers_bearer_case_and_concurrent_reorders() {
     let statuses = futures::future::join_all(reorders).await;
     assert!(statuses.iter().all(|s| *s == 204), "{statuses:?}");
 }
+
+mod hostile;

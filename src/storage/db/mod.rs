@@ -59,6 +59,12 @@ pub enum DbError {
         /// `identities.name`).
         constraint: String,
     },
+    /// A write named a row of another table that does not exist (e.g. a headshot asset deleted meanwhile).
+    #[error("foreign key constraint violated: {detail}")]
+    ForeignKey {
+        /// The constraint's name (PostgreSQL) or the driver's message (SQLite names no column).
+        detail: String,
+    },
     /// Migrations failed.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -81,6 +87,12 @@ impl From<sqlx::Error> for DbError {
         match &e {
             sqlx::Error::Database(d) if d.is_unique_violation() => Self::Unique {
                 constraint: d
+                    .constraint()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| d.message().to_string()),
+            },
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => Self::ForeignKey {
+                detail: d
                     .constraint()
                     .map(str::to_string)
                     .unwrap_or_else(|| d.message().to_string()),
@@ -109,6 +121,11 @@ impl DbError {
     /// True when this is a unique-constraint collision on `column` (e.g. `trigger_word`).
     pub fn is_unique_on(&self, column: &str) -> bool {
         matches!(self, Self::Unique { constraint } if constraint.contains(column))
+    }
+
+    /// True when a write referenced a row that does not exist.
+    pub fn is_foreign_key(&self) -> bool {
+        matches!(self, Self::ForeignKey { .. })
     }
 }
 
@@ -176,4 +193,22 @@ impl Db {
 /// Converts a 0/1 integer column to bool.
 fn flag(v: i64) -> bool {
     v != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A write naming a row that does not exist is `DbError::ForeignKey` (which the API answers with a 422).
+    #[tokio::test]
+    async fn a_missing_referenced_row_is_a_foreign_key_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&Db::sqlite_url(dir.path())).await.unwrap();
+        let identity = crate::domain::Identity::new("fk", "FK", "TOK_FK");
+        let err = db
+            .insert_identity(&identity, Some("no-such-asset"))
+            .await
+            .unwrap_err();
+        assert!(err.is_foreign_key(), "{err}");
+    }
 }

@@ -14,11 +14,11 @@ use crate::web::{AppState, service};
 
 /// Upload an asset: multipart fields `kind` (headshot, background, audio, lora), optional `folder`, then `file`.
 #[utoipa::path(post, path = "/api/assets", tag = "assets", request_body(content_type = "multipart/form-data", content = String),
-    responses((status = 201, body = AssetRecord), (status = 400), (status = 413), (status = 415), (status = 422)))]
+    responses((status = 201, body = service::assets::UploadedAsset), (status = 400), (status = 413), (status = 415), (status = 422)))]
 pub async fn upload(
     State(state): State<AppState>,
     multipart: Multipart,
-) -> Result<(StatusCode, Json<AssetRecord>), ApiError> {
+) -> Result<(StatusCode, Json<service::assets::UploadedAsset>), ApiError> {
     let asset = service::assets::upload(&state, multipart).await?;
     Ok((StatusCode::CREATED, Json(asset)))
 }

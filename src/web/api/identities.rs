@@ -13,6 +13,26 @@ use crate::storage::db::{Conflict, DbError, IdentityRecord};
 use crate::web::error::{ApiError, ApiJson, ApiQuery};
 use crate::web::{AppState, service};
 
+/// The schema of `loraScale`: a number from 0 to 1, or the string `"auto"`.
+fn lora_scale_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+    let one_of = OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Number)
+                .minimum(Some(0.0))
+                .maximum(Some(1.0)),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["auto"])),
+        )
+        .description(Some("A number from 0 to 1, or \"auto\"."))
+        .build();
+    Schema::OneOf(one_of)
+}
+
 /// An identity as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -24,7 +44,7 @@ pub struct IdentityView {
     description: Option<String>,
     lora_url: Option<String>,
     /// A number in 0–1, or `"auto"`.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = lora_scale_schema)]
     lora_scale: Value,
     base_model: String,
     voice_id: Option<String>,
@@ -91,8 +111,8 @@ pub struct IdentityInput {
     trigger_word: Option<String>,
     description: Option<String>,
     lora_url: Option<String>,
-    /// A number in 0–1, or `"auto"`.
-    #[schema(value_type = Object)]
+    /// A number in 0–1, or `"auto"` (optional).
+    #[schema(schema_with = lora_scale_schema, required = false)]
     lora_scale: Option<Value>,
     base_model: Option<String>,
     voice_id: Option<String>,
@@ -169,8 +189,21 @@ fn conflict(c: Conflict) -> ApiError {
 }
 
 /// A unique-constraint collision as the 409 naming the field; any other error unchanged.
+/// 422 naming `headshotAssetId` when `headshot` names no asset.
+async fn check_headshot(state: &AppState, headshot: Option<&str>) -> Result<(), ApiError> {
+    match headshot {
+        Some(h) if state.storage.db.asset_object_key(h).await?.is_none() => {
+            Err(ApiError::invalid("headshotAssetId", "no such asset"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A taken name or trigger word as 409, a headshot deleted meanwhile as 422, each naming its field.
 fn unique_conflict(e: DbError) -> ApiError {
-    if e.is_unique_on("trigger_word") {
+    if e.is_foreign_key() {
+        ApiError::invalid("headshotAssetId", "no such asset")
+    } else if e.is_unique_on("trigger_word") {
         conflict(Conflict::TriggerWord)
     } else if e.is_unique_on("name") {
         conflict(Conflict::Name)
@@ -232,15 +265,7 @@ pub async fn create(
     let headshot = input.headshot_asset_id.clone();
     let identity = input.apply(Identity::new("", "", ""))?;
     let db = &state.storage.db;
-    if let Some(h) = &headshot
-        && db.asset_object_key(h).await?.is_none()
-    {
-        return Err(FieldErrors(vec![crate::domain::FieldError {
-            field: "headshotAssetId".into(),
-            message: "no such asset".into(),
-        }])
-        .into());
-    }
+    check_headshot(&state, headshot.as_deref()).await?;
     let id = db
         .insert_identity(&identity, headshot.as_deref())
         .await
@@ -286,7 +311,9 @@ pub async fn update(
         .clone()
         .or(current.headshot_asset_id.clone());
     let active = input.is_active.unwrap_or(current.is_active);
+    let checked = check_headshot(&state, input.headshot_asset_id.as_deref()).await;
     let identity = input.apply(current.identity)?;
+    checked?;
     db.update_identity(&id, &identity, headshot.as_deref(), active)
         .await
         .map_err(unique_conflict)?;

@@ -150,7 +150,8 @@ pub async fn create(
     }
     let id = db
         .upsert_project(&project, default_identity.as_deref())
-        .await?;
+        .await
+        .map_err(ApiError::missing_reference("defaultIdentityId", "identity"))?;
     let record = db
         .get_project(&id)
         .await?
@@ -196,7 +197,8 @@ pub async fn update(
         ));
     }
     db.update_project(&id, &project, default_identity.as_deref())
-        .await?;
+        .await
+        .map_err(ApiError::missing_reference("defaultIdentityId", "identity"))?;
     get(State(state), Path(id)).await
 }
 

@@ -264,7 +264,8 @@ pub async fn create(
             u.identity_id.as_deref(),
             u.headshot_asset_id.as_deref(),
         )
-        .await?;
+        .await;
+    let id = saved_or_missing(&state, &u, id).await?;
     let record = db
         .get_scene(&id)
         .await?
@@ -318,15 +319,44 @@ pub async fn update(
             "a scene with this name exists in the project",
         ));
     }
-    db.save_scene(
-        Some(&id),
-        &project_id,
-        &u.scene,
-        u.identity_id.as_deref(),
-        u.headshot_asset_id.as_deref(),
-    )
-    .await?;
+    let saved = db
+        .save_scene(
+            Some(&id),
+            &project_id,
+            &u.scene,
+            u.identity_id.as_deref(),
+            u.headshot_asset_id.as_deref(),
+        )
+        .await;
+    saved_or_missing(&state, &u, saved).await?;
     get(State(state), Path(id)).await
+}
+
+/// A scene write's result; a reference deleted between the check and the write (the foreign key refuses it)
+/// is a 422 naming the field whose record is gone (a project deleted meanwhile is a 404).
+async fn saved_or_missing<T>(
+    state: &AppState,
+    u: &SceneUpdate,
+    saved: Result<T, crate::storage::db::DbError>,
+) -> Result<T, ApiError> {
+    let e = match saved {
+        Ok(v) => return Ok(v),
+        Err(e) if e.is_foreign_key() => e,
+        Err(e) => return Err(e.into()),
+    };
+    let db = &state.storage.db;
+    if let Some(id) = &u.identity_id
+        && db.get_identity(id).await?.is_none()
+    {
+        return Err(ApiError::invalid("identityId", "no such identity"));
+    }
+    if let Some(id) = &u.headshot_asset_id
+        && db.asset_object_key(id).await?.is_none()
+    {
+        return Err(ApiError::invalid("headshotAssetId", "no such asset"));
+    }
+    tracing::debug!(error = %e, "scene write referenced a missing project");
+    Err(ApiError::not_found("project"))
 }
 
 /// Delete a scene.

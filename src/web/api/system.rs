@@ -48,7 +48,7 @@ pub struct LoginInput {
 
 /// Exchange the admin password for a session cookie; returns the CSRF token for JSON writes.
 #[utoipa::path(post, path = "/api/login", tag = "system", request_body = LoginInput,
-    responses((status = 200, body = LoginAnswer), (status = 401), (status = 429)))]
+    responses((status = 200, body = LoginAnswer), (status = 401)))]
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -59,7 +59,8 @@ pub async fn login(
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
         == Some("https");
-    let session = service::session::login(&state, peer.ip(), secure, input.password).await?;
+    let session =
+        service::session::login(&state, peer.ip(), &headers, secure, input.password).await?;
     let mut response = Json(LoginAnswer {
         csrf_token: session.csrf,
     })

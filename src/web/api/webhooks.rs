@@ -6,7 +6,6 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::net::FetchGuard;
 use crate::storage::db::{DeliveryStatus, Webhook};
 use crate::web::AppState;
 use crate::web::error::{ApiError, ApiJson};
@@ -49,7 +48,13 @@ pub async fn put(
             "must be an http(s) URL of at most 2048 characters",
         ));
     }
-    let parsed = FetchGuard::parse(url).map_err(|e| ApiError::invalid("url", e.to_string()))?;
+    // Checked now (scheme, resolution, address rule) as well as at every delivery.
+    let parsed = state
+        .config
+        .fetch_guard()
+        .check(url)
+        .await
+        .map_err(|e| ApiError::invalid("url", e.to_string()))?;
     let hook = Webhook {
         url: parsed.to_string(),
         secret: new_secret().map_err(ApiError::internal)?,

@@ -8,6 +8,7 @@ use axum::extract::multipart::{Field, MultipartError};
 use axum::http::StatusCode;
 use tokio::io::AsyncWriteExt;
 
+use crate::lora::LoraReport;
 use crate::storage::db::{AssetInput, AssetRecord, Db};
 use crate::web::AppState;
 use crate::web::error::ApiError;
@@ -77,8 +78,22 @@ fn error(
     }
 }
 
+/// A stored upload and, for a LoRA, what inspecting its header found (reported, not enforced: an incompatible
+/// LoRA is stored and its report says why it cannot be used).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct UploadedAsset {
+    /// The stored asset.
+    #[serde(flatten)]
+    pub asset: AssetRecord,
+    /// LoRA uploads only: family, compatibility, rank, trigger-word evidence, errors and warnings (the report
+    /// of `devatar lora inspect`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub lora: Option<LoraReport>,
+}
+
 /// Receives an upload (multipart fields `kind`, optional `folder`, then `file`) and stores it as an asset.
-pub async fn upload(state: &AppState, mut multipart: Multipart) -> Result<AssetRecord, ApiError> {
+pub async fn upload(state: &AppState, mut multipart: Multipart) -> Result<UploadedAsset, ApiError> {
     let tmp_dir = state.storage.work_dir().join("uploads");
     tokio::fs::create_dir_all(&tmp_dir)
         .await
@@ -112,12 +127,13 @@ struct UploadedFile {
     name: Option<String>,
 }
 
-/// What probing found: pixel size for images, duration in seconds for audio.
+/// What probing found: pixel size for images, duration in seconds for audio, the inspection of a LoRA.
 #[derive(Default)]
 struct MediaDetails {
     width: Option<i64>,
     height: Option<i64>,
     duration: Option<f64>,
+    lora: Option<LoraReport>,
 }
 
 /// Reads the form into `tmp`, checks the file's content, then stores it and returns the asset record.
@@ -125,7 +141,7 @@ async fn receive_and_store(
     state: &AppState,
     multipart: &mut Multipart,
     tmp: &FsPath,
-) -> Result<AssetRecord, ApiError> {
+) -> Result<UploadedAsset, ApiError> {
     let form = read_form(multipart, tmp).await?;
     let Some((kind, _)) = form.kind else {
         return Err(error(
@@ -151,7 +167,7 @@ async fn receive_and_store(
             "file",
         ));
     };
-    let details = probe_details(kind, tmp).await?;
+    let details = probe_details(kind, ext, tmp).await?;
     let stored = state
         .storage
         .objects
@@ -168,7 +184,11 @@ async fn receive_and_store(
         height: details.height,
         original_name: file.name,
     };
-    record_asset(&state.storage.db, &input, details.duration, &form.folder).await
+    let asset = record_asset(&state.storage.db, &input, details.duration, &form.folder).await?;
+    Ok(UploadedAsset {
+        asset,
+        lora: details.lora,
+    })
 }
 
 /// A multipart read error as a 400 carrying the parser's message.
@@ -284,18 +304,33 @@ async fn drain(field: &mut Field<'_>) {
     }
 }
 
-/// Probes images and audio with ffprobe; audio that cannot be decoded is a 415, an unprobed image is kept as is.
-async fn probe_details(kind: &str, tmp: &FsPath) -> Result<MediaDetails, ApiError> {
+/// Checks images by decoding them (415 when undecodable, 422 over the pixel limit), probes audio with ffprobe
+/// (415 when it cannot be decoded) and inspects a LoRA's header (its well-formedness was checked by sniffing).
+async fn probe_details(kind: &str, ext: &str, tmp: &FsPath) -> Result<MediaDetails, ApiError> {
     let mut details = MediaDetails::default();
-    if kind != "lora" {
-        let info = crate::media::probe(tmp).await;
-        match info {
-            Ok(i) if kind == "audio" => details.duration = Some(i.duration),
-            Ok(i) => {
-                (details.width, details.height) =
-                    (Some(i64::from(i.width)), Some(i64::from(i.height)))
-            }
-            Err(_) if kind == "audio" => {
+    match kind {
+        "headshot" | "background" => {
+            let (w, h) = super::images::check(tmp, ext).await.map_err(|p| {
+                let status = match p {
+                    super::images::ImageProblem::TooManyPixels { .. } => {
+                        StatusCode::UNPROCESSABLE_ENTITY
+                    }
+                    super::images::ImageProblem::Undecodable(_) => {
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE
+                    }
+                };
+                let code = if status == StatusCode::UNPROCESSABLE_ENTITY {
+                    "invalid"
+                } else {
+                    "unsupported_media_type"
+                };
+                error(status, code, p.to_string(), "file")
+            })?;
+            (details.width, details.height) = (Some(i64::from(w)), Some(i64::from(h)));
+        }
+        "audio" => match crate::media::probe(tmp).await {
+            Ok(i) => details.duration = Some(i.duration),
+            Err(_) => {
                 return Err(error(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "unsupported_media_type",
@@ -303,8 +338,20 @@ async fn probe_details(kind: &str, tmp: &FsPath) -> Result<MediaDetails, ApiErro
                     "file",
                 ));
             }
-            Err(_) => {}
+        },
+        "lora" => {
+            let path = tmp.to_path_buf();
+            let inspected = tokio::task::spawn_blocking(move || {
+                crate::lora::inspect_file(&path, &crate::lora::InspectOptions::default())
+            })
+            .await;
+            details.lora = match inspected {
+                Ok(Ok(report)) => Some(report),
+                Ok(Err(e)) => return Err(ApiError::internal(e)),
+                Err(e) => return Err(ApiError::internal(e)),
+            };
         }
+        _ => {}
     }
     Ok(details)
 }

@@ -1,4 +1,4 @@
-//! Admin sessions shared by the API and the pages: password login (rate-limited per address) and logout.
+//! Admin sessions shared by the API and the pages: password login (paced per client address) and logout.
 
 use std::net::IpAddr;
 
@@ -9,6 +9,7 @@ use crate::web::auth::{
     SESSION_COOKIE, SESSION_TTL, cookie, random_secret, secret_hash, verify_password,
 };
 use crate::web::error::ApiError;
+use crate::web::login_limit::client_addr;
 
 /// A new session: its CSRF token and the `Set-Cookie` value that carries it.
 #[derive(Debug)]
@@ -19,23 +20,31 @@ pub struct NewSession {
     pub cookie: HeaderValue,
 }
 
-/// Checks the admin password (429 after too many attempts from `peer`, 401 when wrong or unset) and opens a
-/// session. `secure` marks the cookie `Secure` (the request came through HTTPS).
+/// Checks the admin password (401 when wrong or unset) and opens a session. Attempts from one client address
+/// (the peer, or the configured trusted proxy header's) are paced: after repeated failures each waits its turn,
+/// but none is refused, so a flood of wrong guesses cannot lock out the right password. `secure` marks the
+/// cookie `Secure` (the request came through HTTPS).
 pub async fn login(
     state: &AppState,
     peer: IpAddr,
+    headers: &HeaderMap,
     secure: bool,
     password: String,
 ) -> Result<NewSession, ApiError> {
-    if !state.login_limiter.allow(peer) {
-        return Err(ApiError::too_many("too many login attempts; wait a minute"));
+    let client = client_addr(state.config.trusted_proxy_header.as_deref(), peer, headers);
+    let limiter = &state.login_limiter;
+    let wait = limiter.wait_for_turn(client);
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
     }
     let Some(hash) = state.storage.db.admin_password_hash().await? else {
+        limiter.record(client, false);
         return Err(ApiError::unauthorized());
     };
     let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
         .await
         .unwrap_or(false);
+    limiter.record(client, ok);
     if !ok {
         return Err(ApiError::unauthorized());
     }

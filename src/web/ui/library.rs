@@ -1,8 +1,8 @@
 //! `/assets`: the asset library. Upload (drag and drop or the file picker) goes through the API's own upload
 //! handler, so content sniffing, size limits and probing are the same; type tabs, folders, previews, delete.
 //!
-//! The upload form is `multipart/form-data`, whose fields the API handler reads itself, so its CSRF token
-//! travels in the query string (`POST assets?csrf=…`).
+//! The upload form is `multipart/form-data`: its first field is the CSRF token (never the URL, which proxies
+//! log); this handler checks it, then hands the remaining fields to the shared intake.
 
 use askama::Template;
 use axum::extract::{Multipart, Query, State};
@@ -66,7 +66,6 @@ struct AssetsPage {
 pub(crate) struct LibraryQuery {
     kind: Option<String>,
     folder: Option<String>,
-    csrf: Option<String>,
 }
 
 fn href(root: &str, kind: &str, folder: &str) -> String {
@@ -172,14 +171,14 @@ pub(crate) async fn upload(
     State(state): State<AppState>,
     page: Page,
     Query(q): Query<LibraryQuery>,
-    multipart: Multipart,
+    mut multipart: Multipart,
 ) -> Result<Response, UiError> {
-    if !same_token(q.csrf.as_deref().unwrap_or(""), &page.csrf) {
+    if !csrf_field_matches(&mut multipart, &page.csrf).await {
         return Err(UiError::forbidden());
     }
     match service::upload(&state, multipart).await {
-        Ok(asset) => {
-            let back = href("", &asset.kind, &asset.folder);
+        Ok(uploaded) => {
+            let back = href("", &uploaded.asset.kind, &uploaded.asset.folder);
             let sep = if back.contains('?') { '&' } else { '?' };
             Ok(page.redirect(&format!("{back}{sep}ok=uploaded")))
         }
@@ -191,11 +190,28 @@ pub(crate) async fn upload(
             let filters = LibraryQuery {
                 kind: q.kind,
                 folder: q.folder,
-                csrf: None,
             };
             library(&state, &page, &filters, e.status, Some(message)).await
         }
     }
+}
+
+/// True when the form's first field is `csrf` and carries the session's token (read up to 256 bytes).
+async fn csrf_field_matches(multipart: &mut Multipart, expected: &str) -> bool {
+    let Ok(Some(mut field)) = multipart.next_field().await else {
+        return false;
+    };
+    if field.name() != Some("csrf") {
+        return false;
+    }
+    let mut sent = Vec::new();
+    while let Ok(Some(chunk)) = field.chunk().await {
+        sent.extend_from_slice(&chunk);
+        if sent.len() > 256 {
+            return false;
+        }
+    }
+    std::str::from_utf8(&sent).is_ok_and(|t| same_token(t.trim(), expected))
 }
 
 /// Deletes an asset (form field `id`).

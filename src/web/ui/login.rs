@@ -138,7 +138,7 @@ pub(crate) async fn submit(
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
         == Some("https");
-    match service::session::login(&state, peer.ip(), secure, password.to_string()).await {
+    match service::session::login(&state, peer.ip(), &headers, secure, password.to_string()).await {
         Ok(session) => {
             let mut r = see_other(&format!("./{next}"));
             r.headers_mut().append(header::SET_COOKIE, session.cookie);
