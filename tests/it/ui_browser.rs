@@ -1482,6 +1482,13 @@ async fn walkthrough(driver: &WebDriver, base: &str, api: &Api, lora_url: &str) 
     shot(driver, "settings").await;
     nav(driver, "Dashboard", "/").await;
     assert_eq!(text(driver, "#count-projects").await, "1");
+    // One of a thing is singular ("1 projects" before).
+    let words = |t: String| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_eq!(words(text(driver, "#counter-projects").await), "1 project");
+    assert_eq!(
+        words(text(driver, "#counter-identities").await),
+        "1 identity"
+    );
     shot(driver, "dashboard").await;
 
     // Delete the headshot.

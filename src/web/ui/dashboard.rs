@@ -30,6 +30,13 @@ struct DashboardPage {
     tools_ok: bool,
 }
 
+impl DashboardPage {
+    /// The noun for a count: singular for exactly one.
+    fn noun<'a>(&self, n: &i64, one: &'a str, many: &'a str) -> &'a str {
+        if *n == 1 { one } else { many }
+    }
+}
+
 /// Provider name → configured, from the settings status the API serves.
 pub(crate) fn provider_status(cfg: &crate::config::Config) -> (Vec<(String, bool)>, Value) {
     let status = serde_json::to_value(service::system::settings_status(cfg)).unwrap_or_default();

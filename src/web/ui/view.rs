@@ -66,8 +66,9 @@ pub(crate) fn iso(ms: i64) -> String {
     format!("{}T{}Z", &t[..10], &t[11..19])
 }
 
-/// US dollars with cents (`$0.58`), or four decimals under a cent.
+/// US dollars with cents (`$0.58`), or four decimals under a cent; never a negative zero (`$-0.00`).
 pub(crate) fn usd(v: f64) -> String {
+    let v = if v.abs() < 0.00005 { 0.0 } else { v };
     if v > 0.0 && v < 0.01 {
         format!("${v:.4}")
     } else {
@@ -248,6 +249,8 @@ mod tests {
     fn numbers_read_well() {
         assert_eq!(usd(0.575), "$0.57");
         assert_eq!(usd(0.0), "$0.00");
+        assert_eq!(usd(-0.0), "$0.00");
+        assert_eq!(usd(-0.000001), "$0.00");
         assert_eq!(usd(0.0035), "$0.0035");
         assert_eq!(price(0.035), "$0.035");
         assert_eq!(price(3.0), "$3.00");
