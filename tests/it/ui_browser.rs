@@ -220,6 +220,27 @@ async fn strangers_are_sent_to_login_and_pages_load_nothing_from_other_hosts() {
         identity["id"].as_str().unwrap(),
     );
 
+    // An unknown address gets the app's own page (not the browser's bare 404); under /api/ the JSON shape.
+    let r = http
+        .get(format!("{base}/no-such-page"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("id=\"error-message\"") && body.contains("no page at this address"),
+        "{body}"
+    );
+    let r = http
+        .get(format!("{base}/api/no-such-route"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "not_found", "{v}");
+
     // Strangers: every page (and every form action) is a 303 to the login page; the API stays 401 JSON.
     let mut stranger_paths = pages(pid, sid, iid);
     stranger_paths.push("/logs/tail".into());

@@ -83,7 +83,22 @@ pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .merge(protected)
         .merge(public)
+        .fallback(not_found)
         .layer(from_fn(security_headers))
+}
+
+/// Unknown addresses: the app's own "not found" page (never the browser's bare 404); under `/api/` the JSON
+/// error shape.
+async fn not_found(uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        return ApiError::not_found("route").into_response();
+    }
+    error_page(
+        &root_for(uri.path()),
+        None,
+        StatusCode::NOT_FOUND,
+        "There is no page at this address. Start again from the dashboard.",
+    )
 }
 
 /// A signed-in browser session (set by [`require_session`]).
