@@ -883,11 +883,14 @@ async fn walkthrough(driver: &WebDriver, base: &str, api: &Api, lora_url: &str) 
     shot(driver, "login").await;
     fill(driver, "password", "not-the-password").await;
     click(driver, "form button[type=submit]").await;
+    let refused = text(driver, "#login-error").await;
     assert!(
-        text(driver, "#login-error")
-            .await
-            .contains("Wrong password"),
-        "wrong password is explained"
+        refused.contains("Wrong password"),
+        "wrong password is explained: {refused}"
+    );
+    assert!(
+        !refused.contains("admin password is set"),
+        "a set password is not called unset: {refused}"
     );
     fill(driver, "password", PASSWORD).await;
     click(driver, "form button[type=submit]").await;
@@ -1533,6 +1536,11 @@ async fn walkthrough(driver: &WebDriver, base: &str, api: &Api, lora_url: &str) 
         .await
         .unwrap();
     wait_path(driver, "/login").await;
+    assert_eq!(
+        text(driver, "#login-notice").await,
+        "You are logged out.",
+        "logging out says so"
+    );
     driver.goto(format!("{base}/identities")).await.unwrap();
     wait_path(driver, "/login").await;
     let http = no_redirects();

@@ -27,12 +27,15 @@ struct LoginPage {
     token: String,
     next: String,
     error: Option<String>,
+    notice: Option<&'static str>,
 }
 
 /// Query of the login page.
 #[derive(Debug, Deserialize)]
 pub(crate) struct LoginQuery {
     next: Option<String>,
+    /// Set after logging out: the page says so.
+    out: Option<String>,
 }
 
 /// Only same-site relative paths are followed after login (no scheme, no host, no `..`).
@@ -52,6 +55,7 @@ fn login_page(
     token: &str,
     next: &str,
     error: Option<String>,
+    notice: Option<&'static str>,
 ) -> Result<Response, UiError> {
     let page = LoginPage {
         l: Layout {
@@ -66,6 +70,7 @@ fn login_page(
         token: token.into(),
         next: next.into(),
         error,
+        notice,
     };
     let mut r = render(status, &page)?;
     let c = format!("{LOGIN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=3600");
@@ -98,7 +103,8 @@ pub(crate) async fn page(
             "The server could not make a random token.",
         )
     })?;
-    login_page(StatusCode::OK, &token, &next, None)
+    let notice = q.out.is_some().then_some("You are logged out.");
+    login_page(StatusCode::OK, &token, &next, None, notice)
 }
 
 /// Checks the password (the shared session login) and sets the session cookie; back to the form on failure.
@@ -123,6 +129,7 @@ pub(crate) async fn submit(
             &token,
             &next,
             Some("The login form expired. Enter the password again.".into()),
+            None,
         );
     }
     let password = field("password");
@@ -132,6 +139,7 @@ pub(crate) async fn submit(
             &token,
             &next,
             Some("Enter the admin password.".into()),
+            None,
         );
     }
     let secure = headers
@@ -152,15 +160,23 @@ pub(crate) async fn submit(
         }
         Err(e) => {
             let message = match e.status {
-                StatusCode::UNAUTHORIZED => {
-                    "Wrong password (or no admin password is set: set DEVATAR_ADMIN_PASSWORD or run \
-                     `devatar admin set-password`)."
-                        .to_string()
-                }
+                StatusCode::UNAUTHORIZED => wrong_password_message(&state).await,
                 _ => super::view::sentence(&e.message),
             };
-            login_page(e.status, &token, &next, Some(message))
+            login_page(e.status, &token, &next, Some(message), None)
         }
+    }
+}
+
+/// Why a login was refused: a wrong password, or — only when none is set — how to set the admin password.
+async fn wrong_password_message(state: &AppState) -> String {
+    match state.storage.db.admin_password_hash().await {
+        Ok(None) => {
+            "No admin password is set yet: set DEVATAR_ADMIN_PASSWORD or run `devatar admin \
+                     set-password`, then log in."
+                .to_string()
+        }
+        _ => "Wrong password.".to_string(),
     }
 }
 
@@ -171,7 +187,7 @@ pub(crate) async fn logout(
     _form: PostForm,
 ) -> Result<Response, UiError> {
     let clear = service::session::logout(&state, &headers).await?;
-    let mut r = see_other("./login");
+    let mut r = see_other("./login?out=1");
     r.headers_mut().insert(header::SET_COOKIE, clear);
     Ok(r)
 }
