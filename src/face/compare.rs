@@ -3,13 +3,14 @@
 //! Two embeddings of dlib's ResNet are compared by Euclidean distance; below the threshold (0.6 by default, the
 //! model's published operating point; `DEVATAR_FACE_THRESHOLD`) they are taken to show the same person.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The same-person threshold used when none is configured.
 pub const DEFAULT_THRESHOLD: f64 = 0.6;
 
 /// A 128-d face embedding.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Embedding(pub Vec<f32>);
 
 impl Embedding {

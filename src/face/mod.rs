@@ -12,6 +12,7 @@ pub mod error;
 pub mod models;
 pub mod photo;
 pub mod pose;
+pub mod print;
 pub mod sharpness;
 
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ pub use error::{FaceError, INSTALL_COMMAND};
 pub use models::DEFAULT_MODELS_DIR;
 pub use photo::Photo;
 pub use pose::HeadPose;
+pub use print::FacePrint;
 
 /// The face engine's settings (`DEVATAR_FACE_MODELS`, `DEVATAR_FACE_THRESHOLD`).
 #[derive(Debug, Clone, PartialEq)]

@@ -45,6 +45,9 @@ pub struct PlannedScene {
     pub scene_headshot: Option<String>,
     /// Object key of the identity's headshot.
     pub identity_headshot: Option<String>,
+    /// The identity's face print (from its reference photos), when it has one: what IMAGE and FINALIZE score
+    /// against.
+    pub face_print: Option<std::sync::Arc<crate::face::FacePrint>>,
 }
 
 /// Everything one project render needs.
@@ -151,6 +154,7 @@ mod tests {
             identity,
             scene_headshot: None,
             identity_headshot: None,
+            face_print: None,
         }
     }
 

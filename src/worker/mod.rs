@@ -157,6 +157,7 @@ impl RunService {
             identity: identity.identity,
             scene_headshot,
             identity_headshot,
+            face_print: None,
         })
     }
 

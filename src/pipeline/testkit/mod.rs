@@ -202,6 +202,7 @@ impl TestPipeline {
                 identity: identity.clone(),
                 scene_headshot: None,
                 identity_headshot: None,
+                face_print: None,
             })
             .collect();
         Ok(RenderPlan {
