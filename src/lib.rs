@@ -7,6 +7,8 @@ pub mod costs;
 pub mod domain;
 pub mod face;
 pub mod fakes;
+#[cfg(test)]
+mod fuzz;
 pub mod identity_check;
 pub mod lora;
 pub mod media;

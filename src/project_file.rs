@@ -628,3 +628,96 @@ camera = "close-up"
         );
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use crate::fuzz::{target, text_from};
+
+    const PIECES: &[&str] = &[
+        "[project]\n",
+        "[[identities]]\n",
+        "[[scenes]]\n",
+        "name = ",
+        "display_name = ",
+        "trigger_word = ",
+        "dialogue = ",
+        "identity = ",
+        "default_identity = ",
+        "aspect_ratio = ",
+        "budget_usd = ",
+        "lora_scale = ",
+        "lora_url = ",
+        "base_model = ",
+        "voice_stability = ",
+        "target_duration = ",
+        "headshot = ",
+        "mode = ",
+        "animation = ",
+        "camera = ",
+        "\"demo\"",
+        "\"deven\"",
+        "\"TOK_DEVEN\"",
+        "\"Hello there.\"",
+        "\"16:9\"",
+        "\"9:16\"",
+        "\"auto\"",
+        "\"flux-dev\"",
+        "\"digital-twin\"",
+        "\"fast\"",
+        "\"close-up\"",
+        "\"x.png\"",
+        "\"../../etc/passwd\"",
+        "\"https://e.com/a.safetensors\"",
+        "0.95",
+        "-1",
+        "1e309",
+        "nan",
+        "inf",
+        "12",
+        "true",
+        "[1, 2]",
+        "{}",
+        "\"\"",
+        "\"é\u{200b}\"",
+        "\n",
+        " ",
+        "#",
+        "\"\"\"",
+        "'",
+        "=",
+        ".",
+    ];
+
+    /// Any text is either a project file whose values passed validation, or a syntax or field error that names the
+    /// file (with a line and column inside the text for syntax errors); never a panic.
+    #[test]
+    fn fuzz_project_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("project.toml");
+        target("project_file", |u| {
+            let text = text_from(u, PIECES)?;
+            match ProjectFile::parse(&text, &file, dir.path()) {
+                Ok(p) => {
+                    assert!(!p.project.name.trim().is_empty());
+                    assert!(p.scenes.iter().all(|s| !s.scene.dialogue.trim().is_empty()));
+                    if let Some(b) = p.project.budget_usd {
+                        assert!(b.is_finite() && b >= 0.0, "{b}");
+                    }
+                }
+                Err(e) => {
+                    let shown = e.to_string();
+                    assert!(shown.contains("project.toml"), "{shown}");
+                    if let ProjectFileError::Syntax { line, column, .. } = e {
+                        assert!(
+                            line >= 1 && line <= text.lines().count().max(1) + 1,
+                            "{line}"
+                        );
+                        assert!(column >= 1);
+                    }
+                }
+            }
+            Ok(())
+        });
+    }
+}

@@ -958,3 +958,74 @@ mod tests {
         assert!(set.take_call(Provider::Kling, Endpoint::Submit).is_empty());
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use crate::fuzz::{target, text_from};
+
+    const PIECES: &[&str] = &[
+        "kling",
+        "fal",
+        "sync",
+        "synclabs",
+        "elevenlabs",
+        "el",
+        "*",
+        "media",
+        ".",
+        "=",
+        "submit",
+        "status",
+        "result",
+        "tts",
+        "voices",
+        "cancel",
+        "429",
+        "500",
+        "404",
+        "1303",
+        "1102",
+        "5001",
+        "x",
+        "2",
+        "0",
+        "slot",
+        ":",
+        ",",
+        "retry-after=",
+        "retry-after-date=",
+        "slow=",
+        "trickle=",
+        "18446744073709551616",
+        "truncate",
+        "html",
+        "stall",
+        "REJECTED",
+        "no_output",
+        "quota",
+        "alias",
+        "output_url",
+        " ",
+        "é",
+    ];
+
+    /// Any `--fault` text parses into a rule that prints back as given and parses again to the same rule, or is
+    /// refused with a reason; never a panic.
+    #[test]
+    fn fuzz_fault_spec() {
+        target("fault_spec", |u| {
+            let text = text_from(u, PIECES)?;
+            match text.parse::<FaultSpec>() {
+                Ok(spec) => {
+                    assert_eq!(spec.to_string(), text.trim());
+                    let again: FaultSpec = spec.to_string().parse().expect("a printed rule parses");
+                    assert_eq!(again, spec);
+                    assert_ne!(spec.count, Some(0));
+                }
+                Err(e) => assert!(!e.to_string().is_empty()),
+            }
+            Ok(())
+        });
+    }
+}

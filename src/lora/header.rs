@@ -189,12 +189,111 @@ fn check_layout(
         pos = *e;
     }
     if let Some(size) = file_size {
-        let expected = 8 + header_len + pos;
-        if expected != size {
+        // Checked: offsets near u64::MAX (a hostile header) must be refused, not overflow.
+        let expected = header_len.checked_add(8).and_then(|n| n.checked_add(pos));
+        if expected != Some(size) {
+            let said = expected.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string());
             return Err(format!(
-                "offsets inconsistent with the file size: header says {expected} bytes, file has {size}"
+                "offsets inconsistent with the file size: header says {said} bytes, file has {size}"
             ));
         }
     }
     Ok(pos)
+}
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use crate::fuzz::{json_value, target};
+    use arbtest::arbitrary::{Result, Unstructured};
+    use serde_json::json;
+
+    const DTYPES: &[&str] = &["F32", "BF16", "F16", "U8", "I64", "F64", "F8_E4M3", "Q4"];
+
+    /// A number that is often at an edge (0, 1, small, near `u64::MAX`).
+    fn edgy(u: &mut Unstructured<'_>) -> Result<u64> {
+        Ok(match u.int_in_range(0..=4)? {
+            0 => 0,
+            1 => u.int_in_range(1..=64)?,
+            2 => u64::MAX - u.int_in_range(0..=16)?,
+            3 => 1 << u.int_in_range(0..=63)?,
+            _ => u.arbitrary()?,
+        })
+    }
+
+    /// A header whose entries are mostly well-formed, so the layout checks are reached.
+    fn header_json(u: &mut Unstructured<'_>) -> Result<Value> {
+        let mut map = serde_json::Map::new();
+        let mut pos = 0u64;
+        for i in 0..u.int_in_range(0..=4)? {
+            let entry = if u.ratio(1, 6)? {
+                json_value(u, &["dtype", "shape", "data_offsets"], DTYPES, 2)?
+            } else {
+                let dtype = *u.choose(DTYPES)?;
+                let shape: Vec<u64> = (0..u.int_in_range(0..=3)?)
+                    .map(|_| edgy(u))
+                    .collect::<Result<_>>()?;
+                // Mostly offsets that tile the buffer so far, sized by the shape, so the layout checks are reached.
+                let bytes = shape
+                    .iter()
+                    .try_fold(dtype_size(dtype).unwrap_or(1), |a, d| a.checked_mul(*d));
+                let offsets = match (u.ratio(3, 4)?, bytes) {
+                    (true, Some(n)) => [pos, pos.wrapping_add(n)],
+                    _ => [edgy(u)?, edgy(u)?],
+                };
+                pos = offsets[1];
+                json!({"dtype": dtype, "shape": shape, "data_offsets": offsets})
+            };
+            map.insert(format!("t{i}"), entry);
+        }
+        if u.ratio(1, 3)? {
+            map.insert(
+                "__metadata__".into(),
+                json_value(
+                    u,
+                    &["ss_base_model_version", "ss_tag_frequency"],
+                    &["flux"],
+                    1,
+                )?,
+            );
+        }
+        Ok(Value::Object(map))
+    }
+
+    /// Any prefix and header bytes are refused with a reason or parsed into a layout that fits the file.
+    #[test]
+    fn fuzz_safetensors_header() {
+        target("safetensors_header", |u| {
+            let json = if u.ratio(3, 4)? {
+                serde_json::to_vec(&header_json(u)?).unwrap_or_default()
+            } else {
+                u.arbitrary::<Vec<u8>>()?
+            };
+            let declared = if u.ratio(3, 4)? {
+                json.len() as u64
+            } else {
+                edgy(u)?
+            };
+            let mut prefix = declared.to_le_bytes().to_vec();
+            if u.ratio(1, 10)? {
+                prefix.truncate(u.int_in_range(0..=7)?);
+            }
+            let Ok(len) = header_len(&prefix) else {
+                return Ok(());
+            };
+            let file_size = match u.int_in_range(0..=2)? {
+                0 => None,
+                1 => Some(edgy(u)?),
+                _ => Some((8 + json.len() as u64).wrapping_add(edgy(u)?)),
+            };
+            if let Ok(h) = parse(&json, len, file_size) {
+                let end = h.tensors.iter().map(|t| t.offsets.1).max().unwrap_or(0);
+                assert_eq!(h.data_bytes, end);
+                if let Some(size) = file_size {
+                    assert_eq!(Some(size), (8 + len).checked_add(h.data_bytes));
+                }
+            }
+            Ok(())
+        });
+    }
 }

@@ -33,7 +33,7 @@ const MAX_CUE_SECONDS: f64 = 3.5;
 /// proportion to each word's length, with extra weight for the pause after punctuation.
 pub fn estimate_word_timings(text: &str, speech_seconds: f64) -> Vec<WordTiming> {
     let words: Vec<&str> = text.split_whitespace().collect();
-    if words.is_empty() || speech_seconds <= 0.0 {
+    if words.is_empty() || !speech_seconds.is_finite() || speech_seconds <= 0.0 {
         return Vec::new();
     }
     let weight = |w: &str| {
@@ -133,27 +133,36 @@ fn timestamp(seconds: f64, decimal: char) -> String {
     )
 }
 
-/// Renders cues as SubRip (SRT).
+/// A cue's text as one caption line: whitespace runs (line breaks included, which would end the cue early) become
+/// one space, and `-->` (which a reader would take for a timing line) becomes an arrow.
+fn one_line(text: &str) -> String {
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace("-->", "\u{2192}")
+}
+
+/// Renders cues as SubRip (SRT); cues without visible text are left out.
 pub fn to_srt(cues: &[Cue]) -> String {
     let mut s = String::new();
-    for (i, c) in cues.iter().enumerate() {
+    let shown = cues.iter().map(|c| (c, one_line(&c.text)));
+    for (i, (c, text)) in shown.filter(|(_, t)| !t.is_empty()).enumerate() {
         s.push_str(&format!(
             "{}\n{} --> {}\n{}\n\n",
             i + 1,
             timestamp(c.start, ','),
             timestamp(c.end, ','),
-            c.text
+            text
         ));
     }
     s
 }
 
-/// Renders cues as WebVTT.
+/// Renders cues as WebVTT; cues without visible text are left out.
 pub fn to_vtt(cues: &[Cue]) -> String {
     let mut s = String::from("WEBVTT\n\n");
-    for c in cues {
-        let text = c
-            .text
+    for c in cues.iter().filter(|c| !one_line(&c.text).is_empty()) {
+        let text = one_line(&c.text)
             .replace('&', "&amp;")
             .replace('<', "&lt;")
             .replace('>', "&gt;");
@@ -197,5 +206,89 @@ mod tests {
     fn timestamps_roll_over_minutes() {
         assert_eq!(timestamp(61.5, ','), "00:01:01,500");
         assert_eq!(timestamp(3725.004, '.'), "01:02:05.004");
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use crate::fuzz::{target, text_from};
+    use arbtest::arbitrary::{Result, Unstructured};
+
+    const PIECES: &[&str] = &[
+        "Hello",
+        " ",
+        "twin.",
+        "-->",
+        "\n",
+        "\r\n",
+        "\n\n",
+        "&",
+        "<b>",
+        ",",
+        "?",
+        "é",
+        "\u{200b}",
+        "\t",
+        "00:00:01,000",
+    ];
+
+    fn seconds(u: &mut Unstructured<'_>) -> Result<f64> {
+        Ok(match u.int_in_range(0..=5)? {
+            0 => f64::NAN,
+            1 => f64::INFINITY,
+            2 => -f64::from(u.int_in_range(0..=10u32)?),
+            3 => 0.0,
+            _ => f64::from(u.int_in_range(1..=600_000u32)?) / 1000.0,
+        })
+    }
+
+    /// Checks a SubRip or WebVTT body: one block per cue of (index line,) timing line, one text line.
+    fn assert_well_formed(doc: &str, cues: usize, index_line: bool) {
+        let blocks: Vec<&str> = doc.split("\n\n").filter(|b| !b.is_empty()).collect();
+        assert_eq!(blocks.len(), cues, "{doc:?}");
+        for (i, b) in blocks.iter().enumerate() {
+            let lines: Vec<&str> = b.split('\n').collect();
+            assert_eq!(lines.len(), if index_line { 3 } else { 2 }, "{b:?}");
+            if index_line {
+                assert_eq!(lines[0], (i + 1).to_string(), "{b:?}");
+            }
+            let (timing, text) = (lines[lines.len() - 2], lines[lines.len() - 1]);
+            assert_eq!(timing.matches("-->").count(), 1, "{b:?}");
+            assert!(!text.contains("-->") && !text.contains('\r'), "{b:?}");
+        }
+    }
+
+    /// Any dialogue and speech length give ordered timings inside the speech, and SRT and WebVTT with one text
+    /// line per cue, whatever characters the words hold.
+    #[test]
+    fn fuzz_captions() {
+        target("captions", |u| {
+            let text = text_from(u, PIECES)?;
+            let secs = seconds(u)?;
+            let mut words = estimate_word_timings(&text, secs);
+            for w in &words {
+                assert!(w.start.is_finite() && w.end.is_finite(), "{w:?}");
+                assert!(
+                    0.0 <= w.start && w.start <= w.end && w.end <= secs + 0.001,
+                    "{w:?} {secs}"
+                );
+            }
+            assert!(words.windows(2).all(|p| p[0].end <= p[1].start));
+            if u.arbitrary()? {
+                words.push(WordTiming {
+                    word: text_from(u, PIECES)?,
+                    start: seconds(u)?,
+                    end: seconds(u)?,
+                });
+            }
+            let c = cues(&words);
+            let shown = c.iter().filter(|c| !c.text.trim().is_empty()).count();
+            let vtt = to_vtt(&c);
+            assert!(vtt.starts_with("WEBVTT\n\n"));
+            assert_well_formed(&to_srt(&c), shown, true);
+            assert_well_formed(&vtt["WEBVTT\n\n".len()..], shown, false);
+            Ok(())
+        });
     }
 }

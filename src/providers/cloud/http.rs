@@ -538,6 +538,27 @@ pub async fn data_uri(path: &Path, mime: &str) -> Result<String, ProviderError> 
     ))
 }
 
+/// A job id a provider answered with, checked before it is stored or placed in a URL path: 1 to 128 letters,
+/// digits, `-`, `_`, `.` or `:`, and not `.` or `..` — anything else (a `/`, `?`, `%` or a space) could send a later
+/// request, with our key, to another path.
+pub fn remote_id(provider: &'static str, what: &str, raw: &str) -> Result<String, ProviderError> {
+    let id = raw.trim();
+    let safe = (1..=128).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+        && id != "."
+        && id != "..";
+    if !safe {
+        return Err(ProviderError::BadOutput(format!(
+            "{provider} answered with an unusable {what} ({} characters; expected letters, digits, '-', '_', '.' \
+             or ':')",
+            id.chars().count()
+        )));
+    }
+    Ok(id.to_string())
+}
+
 /// Trims a URL and rejects control characters and inner whitespace before it is sent anywhere.
 pub fn clean_url(field: &str, url: &str) -> Result<String, ProviderError> {
     let t = url.trim();
@@ -620,5 +641,73 @@ mod tests {
         );
         assert!(clean_url("u", "https://x/a b").is_err());
         assert!(clean_url("u", "  ").is_err());
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use crate::fuzz::{json_value, target, text_from};
+
+    const KEYS: &[&str] = &["detail", "message", "msg", "error", "status", "loc", "code"];
+    const STRINGS: &[&str] = &[
+        "<html>",
+        "",
+        "quota exceeded",
+        "https://b.example/o.png?X-Amz-Signature=abc",
+    ];
+    const PIECES: &[&str] = &[
+        " ",
+        "\"",
+        "'",
+        ",",
+        ")",
+        "]",
+        ">",
+        "?",
+        "&",
+        "=",
+        "é",
+        "\n",
+        "x-amz-",
+        "https://h/p",
+    ];
+
+    /// An error reason is at most 300 characters and never carries the signature of a presigned URL it echoes,
+    /// whatever surrounds the URL.
+    #[test]
+    fn fuzz_error_reason_and_redaction() {
+        target("error_reason_and_redaction", |u| {
+            let secret = format!("{:016x}", u.arbitrary::<u64>()? | 1 << 63);
+            let url = format!(
+                "https://bucket.example/media/ab/c.png?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=K%2F20261206\
+                 %2Fauto%2Fs3%2Faws4_request&X-Amz-Date=20261206T000000Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=\
+                 host&X-Amz-Signature={secret}"
+            );
+            let raw = format!("{}{url}{}", text_from(u, PIECES)?, text_from(u, PIECES)?);
+            assert!(!redact_signed_urls(&raw).contains(&secret), "{raw}");
+            let mut body = json_value(u, KEYS, STRINGS, 3)?;
+            if let Value::Object(map) = &mut body {
+                let key = *u.choose(&["detail", "message", "error"])?;
+                map.insert(key.into(), Value::String(raw.clone()));
+            }
+            let why = reason(&body, &raw);
+            assert!(why.chars().count() <= 300);
+            assert!(!why.contains(&secret), "{why}");
+            let id = text_from(
+                u,
+                &[
+                    "a", "Z", "9", "-", "_", ".", ":", "/", "?", "%2F", " ", "..", "é",
+                ],
+            )?;
+            if let Ok(ok) = remote_id("p", "id", &id) {
+                assert!(!ok.is_empty() && ok.len() <= 128 && ok != "." && ok != "..");
+                assert!(
+                    ok.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+                );
+            }
+            Ok(())
+        });
     }
 }

@@ -178,18 +178,24 @@ impl KlingVideo {
                 message: http::reason(&answer, ""),
             });
         }
-        answer
-            .pointer("/data/task_id")
-            .and_then(|v| {
-                v.as_str()
-                    .map(str::to_string)
-                    .or_else(|| v.as_i64().map(|n| n.to_string()))
-            })
-            .filter(|s| !s.trim().is_empty())
-            .ok_or_else(|| {
-                ProviderError::BadOutput("kling accepted the task but sent no task_id".into())
-            })
+        task_id(&answer)
     }
+}
+
+/// The task id of an accepted submit (a string or a number), checked before it is stored or used in a path.
+fn task_id(answer: &Value) -> Result<String, ProviderError> {
+    let id = answer
+        .pointer("/data/task_id")
+        .and_then(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .or_else(|| v.as_i64().map(|n| n.to_string()))
+        })
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| {
+            ProviderError::BadOutput("kling accepted the task but sent no task_id".into())
+        })?;
+    http::remote_id(PROVIDER, "task_id", &id)
 }
 
 #[async_trait]
@@ -451,5 +457,55 @@ mod tests {
             classify(StatusCode::UNAUTHORIZED, &json!({"code": 1004})),
             ErrorClass::Retryable
         );
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use crate::fuzz::{json_value, target};
+
+    const KEYS: &[&str] = &[
+        "code",
+        "data",
+        "task_id",
+        "task_status",
+        "task_status_msg",
+        "task_result",
+        "videos",
+        "url",
+        "message",
+    ];
+    const STRINGS: &[&str] = &[
+        "succeed",
+        "SUCCEED",
+        "failed",
+        "processing",
+        "submitted",
+        "https://cdn.example/v.mp4",
+        "",
+        " ",
+        "../x",
+        "123",
+        "a/b",
+        "?x=1",
+    ];
+
+    /// Any answer decodes to a task state and a task id that is safe in a URL path, or a clear error; never a
+    /// panic. A succeeded task's video URL is trimmed and non-empty.
+    #[test]
+    fn fuzz_kling_answers() {
+        target("kling_answers", |u| {
+            let body = json_value(u, KEYS, STRINGS, 4)?;
+            if let Ok(id) = task_id(&body) {
+                assert!(http::remote_id(PROVIDER, "task_id", &id).is_ok_and(|again| again == id));
+            }
+            if let TaskState::Succeeded(Some(url)) = task_state(&body) {
+                assert!(!url.is_empty() && url.trim() == url);
+            }
+            let status = StatusCode::from_u16(u.int_in_range(100..=599)?).unwrap_or(StatusCode::OK);
+            let _ = classify(status, &body);
+            Ok(())
+        });
     }
 }

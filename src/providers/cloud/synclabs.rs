@@ -197,25 +197,24 @@ impl Upload {
 
 /// The generation id of an accepted submit.
 fn generation_id(body: &Value) -> Result<String, ProviderError> {
-    body.get("id")
+    let id = body
+        .get("id")
         .or_else(|| body.get("generationId"))
         .and_then(Value::as_str)
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .ok_or_else(|| ProviderError::BadOutput("sync accepted the job but sent no id".into()))
+        .ok_or_else(|| ProviderError::BadOutput("sync accepted the job but sent no id".into()))?;
+    http::remote_id(PROVIDER, "generation id", id)
 }
 
 /// The generation an uncertain submit started, when its error (IDEMPOTENCY_OUTCOME_UNKNOWN) names one: adopted.
 fn adopted_generation(body: &Value, job: &JobCtx) -> Option<String> {
-    let id = body.get("generationId").and_then(Value::as_str)?;
-    if id.trim().is_empty() {
-        return None;
-    }
+    let raw = body.get("generationId").and_then(Value::as_str)?;
+    let id = http::remote_id(PROVIDER, "generation id", raw).ok()?;
     job.note(format!(
         "synclabs: adopted generation {id} after an uncertain submit"
     ));
-    Some(id.trim().to_string())
+    Some(id)
 }
 
 impl SyncLipSync {
@@ -529,5 +528,59 @@ mod tests {
             classify(StatusCode::PAYMENT_REQUIRED, &json!({})),
             ErrorClass::Terminal
         );
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use crate::fuzz::{json_value, target};
+
+    const KEYS: &[&str] = &[
+        "id",
+        "generationId",
+        "status",
+        "error",
+        "error_code",
+        "errorCode",
+        "outputUrl",
+        "outputMediaUrl",
+        "output_url",
+        "outputURL",
+    ];
+    const STRINGS: &[&str] = &[
+        "COMPLETED",
+        "completed",
+        "FAILED",
+        "REJECTED",
+        "PENDING",
+        "https://cdn.example/o.mp4",
+        "",
+        " ",
+        "../../v2/x",
+        "gen_1",
+        "a?b",
+        "rate_limit_exceeded",
+    ];
+
+    /// Any answer decodes to a generation state and a path-safe generation id, or a clear error; never a panic.
+    #[test]
+    fn fuzz_sync_answers() {
+        target("sync_answers", |u| {
+            let body = json_value(u, KEYS, STRINGS, 3)?;
+            if let Ok(id) = generation_id(&body) {
+                assert!(
+                    http::remote_id(PROVIDER, "generation id", &id).is_ok_and(|again| again == id)
+                );
+            }
+            match gen_state(&body) {
+                GenState::Completed(Some(url)) => assert!(!url.is_empty() && url.trim() == url),
+                GenState::Failed(why) => assert!(!why.is_empty()),
+                _ => {}
+            }
+            let status = StatusCode::from_u16(u.int_in_range(100..=599)?).unwrap_or(StatusCode::OK);
+            let _ = classify(status, &body);
+            Ok(())
+        });
     }
 }

@@ -64,6 +64,45 @@ impl Queued {
     }
 }
 
+/// The queued request of an accepted submit. The request id must be path-safe; the status, response and cancel
+/// URLs Fal answers with are used only when they are on the queue's own origin (scheme, host and port of `base`,
+/// no user info) — our key goes with every request to them — else the documented paths under `base` are.
+fn queued(base: &str, model: &str, body: &Value) -> Result<Queued, ProviderError> {
+    let raw_id = body
+        .get("request_id")
+        .or_else(|| body.get("requestId"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| {
+            ProviderError::BadOutput("fal accepted the job but sent no request_id".into())
+        })?;
+    let request_id = http::remote_id(PROVIDER, "request_id", raw_id)?;
+    let app = format!("{base}/{}/requests/{request_id}", app_of(model));
+    let origin = reqwest::Url::parse(base).ok();
+    let same_origin = |u: &reqwest::Url| {
+        origin.as_ref().is_some_and(|o| {
+            u.scheme() == o.scheme()
+                && u.host_str() == o.host_str()
+                && u.port_or_known_default() == o.port_or_known_default()
+                && u.username().is_empty()
+                && u.password().is_none()
+        })
+    };
+    let url_or = |k: &str, fallback: String| {
+        body.get(k)
+            .and_then(Value::as_str)
+            .and_then(|s| http::clean_url(k, s).ok())
+            .filter(|s| reqwest::Url::parse(s).is_ok_and(|u| same_origin(&u)))
+            .unwrap_or(fallback)
+    };
+    Ok(Queued {
+        status_url: url_or("status_url", format!("{app}/status")),
+        response_url: url_or("response_url", app.clone()),
+        cancel_url: url_or("cancel_url", format!("{app}/cancel")),
+        request_id,
+    })
+}
+
 /// Cancels the Fal request if the step is abandoned (run cancelled, deadline) before it completes.
 struct CancelOnDrop {
     queue: FalQueue,
@@ -142,31 +181,7 @@ impl FalQueue {
             classify,
         )
         .await?;
-        let body = json_body(PROVIDER, resp).await?;
-        let request_id = body
-            .get("request_id")
-            .or_else(|| body.get("requestId"))
-            .and_then(Value::as_str)
-            .filter(|s| !s.trim().is_empty())
-            .ok_or_else(|| {
-                ProviderError::BadOutput("fal accepted the job but sent no request_id".into())
-            })?
-            .trim()
-            .to_string();
-        let app = format!("{}/{}/requests/{request_id}", self.base, app_of(model));
-        let url_or = |k: &str, fallback: String| {
-            body.get(k)
-                .and_then(Value::as_str)
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .unwrap_or(fallback)
-        };
-        Ok(Queued {
-            status_url: url_or("status_url", format!("{app}/status")),
-            response_url: url_or("response_url", app.clone()),
-            cancel_url: url_or("cancel_url", format!("{app}/cancel")),
-            request_id,
-        })
+        queued(&self.base, model, &json_body(PROVIDER, resp).await?)
     }
 
     /// Runs `model` on `input` to completion and returns its output JSON, resuming a stored job if there is one.
@@ -476,5 +491,90 @@ mod tests {
             "fal-ai/kling-video"
         );
         assert_eq!(app_of("fal-ai/sync-lipsync/v2"), "fal-ai/sync-lipsync");
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use crate::fuzz::{json_value, target};
+
+    const BASE: &str = "https://queue.fal.run";
+    const KEYS: &[&str] = &[
+        "request_id",
+        "requestId",
+        "status_url",
+        "response_url",
+        "cancel_url",
+        "images",
+        "video",
+        "url",
+        "detail",
+    ];
+    const STRINGS: &[&str] = &[
+        "req-1",
+        "../../other",
+        "a/b",
+        "",
+        "https://queue.fal.run/fal-ai/flux-lora/requests/req-1/status",
+        "https://evil.example/steal",
+        "https://queue.fal.run.evil.example/x",
+        "https://user@queue.fal.run/x",
+        "http://queue.fal.run/x",
+        "https://queue.fal.run:444/x",
+        " https://queue.fal.run/x ",
+        "https://cdn.fal.media/o.png",
+    ];
+
+    /// What the fuzz target found possible before: a queue URL on another host (our key would follow it) and a
+    /// request id that climbs out of its path.
+    #[test]
+    fn foreign_queue_urls_are_replaced_and_unsafe_ids_refused() {
+        let body = json!({"request_id": "req-1", "status_url": "https://evil.example/s",
+            "response_url": "https://queue.fal.run/fal-ai/flux-lora/requests/req-1", "cancel_url": "https://queue.fal.run@evil.example/c"});
+        let q = queued(BASE, FLUX_LORA, &body).expect("queued");
+        assert_eq!(
+            q.status_url,
+            "https://queue.fal.run/fal-ai/flux-lora/requests/req-1/status"
+        );
+        assert_eq!(
+            q.response_url,
+            "https://queue.fal.run/fal-ai/flux-lora/requests/req-1"
+        );
+        assert_eq!(
+            q.cancel_url,
+            "https://queue.fal.run/fal-ai/flux-lora/requests/req-1/cancel"
+        );
+        for id in ["../../admin", "a/b", "a?b", " ", "x y"] {
+            let err = queued(BASE, FLUX_LORA, &json!({"request_id": id})).map(|q| q.request_id);
+            assert!(
+                matches!(err, Err(ProviderError::BadOutput(_))),
+                "{id}: {err:?}"
+            );
+        }
+    }
+
+    /// Any submit answer gives a path-safe request id and queue URLs on the queue's own origin (our key goes to
+    /// them), or a clear error; result URLs are trimmed and non-empty. Never a panic.
+    #[test]
+    fn fuzz_fal_answers() {
+        target("fal_answers", |u| {
+            let body = json_value(u, KEYS, STRINGS, 3)?;
+            let model = *u.choose(&[FLUX_LORA, KLING_I2V, SYNC_V2, "x", ""])?;
+            if let Ok(q) = queued(BASE, model, &body) {
+                assert!(http::remote_id(PROVIDER, "request_id", &q.request_id).is_ok());
+                for url in [&q.status_url, &q.response_url, &q.cancel_url] {
+                    assert!(url.starts_with("https://queue.fal.run/"), "{url}");
+                    assert!(
+                        !url.contains('@') && !url.contains(char::is_whitespace),
+                        "{url}"
+                    );
+                }
+            }
+            if let Ok(url) = result_url(&body, &["/images/0/url", "/video/url"]) {
+                assert!(!url.is_empty() && url.trim() == url);
+            }
+            Ok(())
+        });
     }
 }
