@@ -144,6 +144,15 @@ impl JobCtx {
         }
     }
 
+    /// The context of another paid job of the same step (an identity-gate retry): named `key` + `suffix`, so it
+    /// has its own ledger rows, idempotency keys and default seed, while cost, notes and budget stay the step's.
+    pub fn derived(&self, suffix: &str) -> Self {
+        Self {
+            key: format!("{}{suffix}", self.key),
+            ..self.clone()
+        }
+    }
+
     /// A context that stores nothing (tests, offline use).
     pub fn detached(key: impl Into<String>) -> Self {
         Self::new(key, Arc::new(NoLedger))
@@ -210,5 +219,16 @@ mod tests {
         let err = b.reserve(0.3).unwrap_err();
         assert!(err.contains("$1.00") && err.contains("$0.80"), "{err}");
         assert!(b.reserve(0.2).is_ok());
+    }
+
+    #[test]
+    fn a_derived_context_has_its_own_key_and_shares_the_cost() {
+        let job = JobCtx::detached("k");
+        let retry = job.derived("-identity-1");
+        assert_eq!(retry.key, "k-identity-1");
+        assert_ne!(retry.stable_id(1), job.stable_id(1));
+        retry.add_cost(0.5);
+        job.add_cost(0.25);
+        assert_eq!(job.cost(), 0.75);
     }
 }
