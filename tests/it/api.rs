@@ -764,6 +764,11 @@ async fn generate_a_scene_through_the_in_process_worker_then_render_the_project(
             .iter()
             .all(|s| s["status"] == "succeeded" && s["provider"].is_string())
     );
+    for s in run["steps"].as_array().unwrap() {
+        let scored = s.get("identityDistance");
+        assert!(scored.is_some_and(|d| d.is_null() || d.is_f64()), "{s}");
+        assert!(s.get("identityMedian").is_some(), "{s}");
+    }
     let scene: Value = http
         .get(format!("{base}/api/scenes/{sid}"))
         .bearer_auth(&token)

@@ -133,10 +133,13 @@ async fn parse_project(
         }
     };
     let budget = number(form, "budgetUsd", &mut errors);
-    let identity_gate = IdentityGate::parse(form.get("identityGate")).unwrap_or_else(|| {
-        errors.add("identityGate", "must be off, warn, retry or strict");
-        IdentityGate::default()
-    });
+    let identity_gate = match form.get("identityGate").trim() {
+        "" => IdentityGate::default(),
+        g => IdentityGate::parse(g).unwrap_or_else(|| {
+            errors.add("identityGate", "must be off, warn, retry or strict");
+            IdentityGate::default()
+        }),
+    };
     let identity_retries = match form.get("identityRetries").trim() {
         "" => DEFAULT_IDENTITY_RETRIES,
         n => n.parse().unwrap_or_else(|_| {
