@@ -120,10 +120,7 @@ impl Gate<'_> {
                 );
                 cx.log(LogStep::IdentityAnchor, LogLevel::Warn, "devatar", msg)
                     .await;
-                Ok(FaceScore {
-                    faces: 0,
-                    distance: None,
-                })
+                Ok(FaceScore::faceless())
             }
         }
     }

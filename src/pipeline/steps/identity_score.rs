@@ -1,6 +1,7 @@
 //! FINALIZE's identity score: frames sampled from the final clip are scored against the identity's face print;
-//! the step records the worst and the median distance and WARNs when a frame does not look like the identity
-//! (drift brought in by video generation or lip-sync). Scoring never fails the step.
+//! each frame counts its face closest to the print (another detection is a bystander or a false positive), the
+//! step records the worst and the median distance and WARNs when a frame shows no face or does not look like the
+//! identity (drift brought in by video generation or lip-sync). Scoring never fails the step.
 
 use std::path::Path;
 
@@ -105,12 +106,15 @@ impl ClipScore<'_> {
         let frames: Vec<String> = times
             .iter()
             .zip(scores)
-            .map(|(t, s)| format!("{t:.2} s {}", s.describe()))
+            .map(|(t, s)| format!("{t:.2} s {}", s.describe_frame()))
             .collect();
-        let failing = scores.iter().filter(|s| !s.passes(self.threshold)).count();
+        let failing = scores
+            .iter()
+            .filter(|s| !s.frame_passes(self.threshold))
+            .count();
         let verdict = match result {
             Some((worst, median)) => format!("worst {worst:.3}, median {median:.3}"),
-            None => "no frame shows exactly one face".into(),
+            None => "no frame shows a face".into(),
         };
         let level = if failing > 0 {
             LogLevel::Warn
