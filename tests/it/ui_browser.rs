@@ -452,6 +452,19 @@ async fn strangers_are_sent_to_login_and_pages_load_nothing_from_other_hosts() {
         (p["identityGate"].as_str(), p["identityRetries"].as_u64()),
         (Some("warn"), Some(1))
     );
+    let project_page = http
+        .get(format!("{base}/projects/{new_pid}"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        project_page.contains("identity gate: warn"),
+        "the page says the gate"
+    );
     let r = post(
         "/projects".into(),
         vec![

@@ -100,6 +100,15 @@ fn project_fields(p: Option<&ProjectRecord>, identities: &[IdentityRecord]) -> V
     ]
 }
 
+/// The project's identity gate as its page says it: `off`, `warn`, `retry, 2 retries`.
+fn gate_summary(p: &Project) -> String {
+    match p.identity_gate.retries(p.identity_retries) {
+        0 => p.identity_gate.as_str().to_string(),
+        1 => format!("{}, 1 retry", p.identity_gate.as_str()),
+        n => format!("{}, {n} retries", p.identity_gate.as_str()),
+    }
+}
+
 /// How the project form names a gate.
 fn gate_label(g: IdentityGate) -> &'static str {
     match g {
@@ -289,6 +298,8 @@ struct ProjectPage {
     status: &'static str,
     aspect: &'static str,
     budget: String,
+    /// The identity gate and its retries, as the page says them (`retry, 2 retries`).
+    identity_gate: String,
     default_identity: String,
     cards: Vec<SceneCard>,
     running: String,
@@ -350,6 +361,7 @@ async fn project_page_with(
             status: project_status(&p, &runs),
             aspect: p.project.aspect_ratio.as_str(),
             budget: p.project.budget_usd.map(view::usd).unwrap_or_default(),
+            identity_gate: gate_summary(&p.project),
             default_identity: default_identity(&p, &identities),
             cards,
             running: running.join(" "),
