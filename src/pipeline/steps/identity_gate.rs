@@ -84,7 +84,17 @@ impl Gate<'_> {
         let mut best: Option<(u32, String, FaceScore)> = None;
         for n in 0..=self.retries {
             let attempt = attempt_request(req, job, n);
-            let object = run_attempt(cx, &attempt, n, work, job).await?;
+            let object = match run_attempt(cx, &attempt, n, work, job).await {
+                Ok(object) => object,
+                // A retry that cannot be paid for or fails: strict fails the scene; the others keep the best.
+                Err(e) if n > 0 && self.mode != IdentityGate::Strict => {
+                    let msg = format!("Identity gate: retry {n} failed ({e}); no more retries");
+                    cx.log(LogStep::IdentityAnchor, LogLevel::Warn, "devatar", msg)
+                        .await;
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
             if let Some(why) = &unscored {
                 let msg = format!("Identity gate skipped: the still cannot be scored ({why})");
                 cx.log(LogStep::IdentityAnchor, LogLevel::Warn, "devatar", msg)

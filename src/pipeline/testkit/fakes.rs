@@ -229,7 +229,10 @@ impl SpeechSynth for FakeSpeech {
     }
 }
 
-/// A fake still of the prompt.
+/// What a fake still costs (reserved against the project budget, then recorded).
+pub const IMAGE_USD: f64 = 0.025;
+
+/// A fake still of the prompt, priced at [`IMAGE_USD`].
 pub struct FakeImage(pub Arc<Calls>);
 
 #[async_trait]
@@ -251,10 +254,12 @@ impl ImageGen for FakeImage {
         &self,
         req: &ImageRequest,
         work_dir: &Path,
-        _job: &JobCtx,
+        job: &JobCtx,
     ) -> Result<PathBuf, ProviderError> {
+        job.reserve("fake", IMAGE_USD)?;
         self.0.provider_call(Op::Image, &req.prompt)?;
         self.0.image_request(req).await;
+        job.add_cost(IMAGE_USD);
         let still = work_dir.join("still.png");
         let what = format!(
             "still {}x{}: {}\n{}",

@@ -66,6 +66,16 @@ async fn a_drifting_still_is_retried_and_the_best_still_goes_to_video() {
     assert_ne!(requests[1].0, requests[2].0, "each retry has its own seed");
     let image = &report.outputs[&(Some(0), StepName::Image)];
     assert!(close(image.identity_distance, 0.7), "{image:?}");
+    let cost = report
+        .steps
+        .iter()
+        .find(|s| s.step == StepName::Image)
+        .unwrap()
+        .cost_usd;
+    assert!(
+        (cost - 3.0 * fakes::IMAGE_USD).abs() < 1e-9,
+        "each attempt is paid: {cost}"
+    );
     let clip = object_text(&t, &report, (Some(0), StepName::Video), "video").await;
     assert!(
         clip.contains("shows=cousin\n"),
@@ -77,6 +87,27 @@ async fn a_drifting_still_is_retried_and_the_best_still_goes_to_video() {
     }
     let warn = anchor_logs(&t, &plan, "WARN").await.join("\n");
     assert!(warn.contains("going on with attempt 2"), "{warn}");
+}
+
+#[tokio::test]
+async fn retries_stay_within_the_project_budget_and_keep_the_best_still() {
+    let (t, mut plan, run) = twin(IdentityGate::Retry).await;
+    plan.project.budget_usd = Some(2.4 * fakes::IMAGE_USD);
+    t.calls.show_next(&["stranger", "cousin", "ana"]);
+    let report = t.execute(&run, &plan).await;
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(
+        t.calls.count(Op::Image),
+        2,
+        "the third image would pass the budget"
+    );
+    let image = &report.outputs[&(Some(0), StepName::Image)];
+    assert!(close(image.identity_distance, 0.7), "{image:?}");
+    let warn = anchor_logs(&t, &plan, "WARN").await.join("\n");
+    assert!(
+        warn.contains("retry 2 failed") && warn.contains("budget"),
+        "{warn}"
+    );
 }
 
 #[tokio::test]
