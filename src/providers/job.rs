@@ -144,11 +144,12 @@ impl JobCtx {
         }
     }
 
-    /// The context of another paid job of the same step (an identity-gate retry): named `key` + `suffix`, so it
-    /// has its own ledger rows, idempotency keys and default seed, while cost, notes and budget stay the step's.
-    pub fn derived(&self, suffix: &str) -> Self {
+    /// The context of another paid job of the same step (an identity-gate retry): named `tag-key`, so it has its
+    /// own ledger rows, idempotency keys (the tag leads, so [`stable_id`](Self::stable_id) differs too) and
+    /// default seed, while cost, notes and budget stay the step's.
+    pub fn derived(&self, tag: &str) -> Self {
         Self {
-            key: format!("{}{suffix}", self.key),
+            key: format!("{tag}-{}", self.key),
             ..self.clone()
         }
     }
@@ -222,11 +223,13 @@ mod tests {
     }
 
     #[test]
-    fn a_derived_context_has_its_own_key_and_shares_the_cost() {
-        let job = JobCtx::detached("k");
-        let retry = job.derived("-identity-1");
-        assert_eq!(retry.key, "k-identity-1");
+    fn a_derived_context_has_its_own_key_and_ids_and_shares_the_cost() {
+        let key = "3f".repeat(32);
+        let job = JobCtx::detached(key.clone());
+        let retry = job.derived("identity-1");
+        assert_eq!(retry.key, format!("identity-1-{key}"));
         assert_ne!(retry.stable_id(1), job.stable_id(1));
+        assert_ne!(retry.stable_id(1), job.derived("identity-2").stable_id(1));
         retry.add_cost(0.5);
         job.add_cost(0.25);
         assert_eq!(job.cost(), 0.75);

@@ -205,12 +205,12 @@ fn output(object: String, distance: Option<f64>) -> StepOutput {
     out
 }
 
-/// The context of attempt `n`: the step's own for the first, a derived key (content key + attempt) after.
+/// The context of attempt `n`: the step's own for the first, a derived key (`identity-n-` + content key) after.
 fn attempt_job(job: &JobCtx, n: u32) -> JobCtx {
     if n == 0 {
         job.clone()
     } else {
-        job.derived(&format!("-identity-{n}"))
+        job.derived(&format!("identity-{n}"))
     }
 }
 
@@ -315,6 +315,6 @@ mod tests {
             1.0
         );
         assert_eq!(attempt_job(&job, 0).key, "content-key");
-        assert_eq!(attempt_job(&job, 2).key, "content-key-identity-2");
+        assert_eq!(attempt_job(&job, 2).key, "identity-2-content-key");
     }
 }
