@@ -81,7 +81,7 @@ impl Gate<'_> {
             Err(e) if e.is_installation() => Some(e.to_string()),
             _ => None,
         };
-        let mut best: Option<(u32, String, FaceScore)> = None;
+        let (mut best, mut tried): (Option<(u32, String, FaceScore)>, u32) = (None, 0);
         for n in 0..=self.retries {
             let attempt = attempt_request(req, job, n);
             let object = match run_attempt(cx, &attempt, n, work, job).await {
@@ -102,6 +102,7 @@ impl Gate<'_> {
                 return Ok(output(object, None));
             }
             let score = self.score(cx, &object).await?;
+            tried += 1;
             self.log_attempt(cx, &attempt, n, &score).await;
             if best
                 .as_ref()
@@ -115,7 +116,7 @@ impl Gate<'_> {
         }
         let (n, object, score) =
             best.ok_or_else(|| StepError::Internal("the identity gate made no attempt".into()))?;
-        self.decide(cx, n, &score).await?;
+        self.decide(cx, n, tried, &score).await?;
         Ok(output(object, score.distance))
     }
 
@@ -160,7 +161,13 @@ impl Gate<'_> {
     }
 
     /// The decision on the best still: keep it (a WARN when it fails), or fail the scene (`strict`).
-    async fn decide(&self, cx: &StepCx<'_>, n: u32, score: &FaceScore) -> Result<(), StepError> {
+    async fn decide(
+        &self,
+        cx: &StepCx<'_>,
+        n: u32,
+        tried: u32,
+        score: &FaceScore,
+    ) -> Result<(), StepError> {
         let shown = format!("{} (threshold {:.2})", score.describe(), self.threshold);
         if score.passes(self.threshold) {
             let msg = format!("Identity gate: keeping attempt {} · {shown}", n + 1);
@@ -168,7 +175,6 @@ impl Gate<'_> {
                 .await;
             return Ok(());
         }
-        let tried = self.retries + 1;
         if self.mode == IdentityGate::Strict {
             let msg = format!(
                 "Identity gate (strict): no still looked like {} after {tried} attempt(s); the best scored {shown}. \
