@@ -273,8 +273,8 @@ async fn json_report(
 
 fn print_step_table(plan: &RenderPlan, report: &RunReport) {
     eprintln!(
-        "{:<18} {:<9} {:<16} {:<7} {:>8}",
-        "scene", "step", "provider", "cached", "ms"
+        "{:<18} {:<9} {:<16} {:<7} {:>8} {:>8}",
+        "scene", "step", "provider", "cached", "ms", "identity"
     );
     for s in &report.steps {
         let scene = s
@@ -282,12 +282,15 @@ fn print_step_table(plan: &RenderPlan, report: &RunReport) {
             .map(|i| plan.scenes[i].scene.name.as_str())
             .unwrap_or("(project)");
         eprintln!(
-            "{:<18} {:<9} {:<16} {:<7} {:>8}",
+            "{:<18} {:<9} {:<16} {:<7} {:>8} {:>8}",
             scene.chars().take(18).collect::<String>(),
             s.step.as_str(),
             s.provider,
             if s.cached { "yes" } else { "no" },
-            s.ms
+            s.ms,
+            s.identity_distance
+                .map(|d| format!("{d:.2}"))
+                .unwrap_or_default()
         );
     }
 }
