@@ -82,6 +82,7 @@ pub async fn test_render(
         lora,
         width: 768,
         height: 1024,
+        seed: None,
     };
     let outcome = async {
         tokio::fs::create_dir_all(work_dir)

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::domain::{
-    Animation, AspectRatio, BaseModel, FieldErrors, GenerationMode, Identity, LoraScale, Project,
-    Scene,
+    Animation, AspectRatio, BaseModel, DEFAULT_IDENTITY_RETRIES, FieldErrors, GenerationMode,
+    Identity, IdentityGate, LoraScale, MAX_IDENTITY_RETRIES, Project, Scene,
 };
 
 /// A project file could not be used.
@@ -72,6 +72,8 @@ struct ProjectSection {
     aspect_ratio: Option<String>,
     default_identity: Option<String>,
     budget_usd: Option<f64>,
+    identity_gate: Option<String>,
+    identity_retries: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -226,20 +228,43 @@ fn project_section(p: &ProjectSection, errors: &mut FieldErrors) -> Project {
             AspectRatio::default()
         }),
     };
-    let project = Project {
-        name: p.name.clone(),
-        description: p.description.clone(),
+    let identity_gate = match p.identity_gate.as_deref() {
+        None => IdentityGate::default(),
+        Some(g) => IdentityGate::parse(g).unwrap_or_else(|| {
+            errors.push(
+                "project.identity_gate",
+                format!("must be off, warn, retry or strict (got {g:?})"),
+            );
+            IdentityGate::default()
+        }),
+    };
+    let fallback = Project {
         aspect_ratio,
+        identity_gate,
+        ..Project::named(p.name.clone())
+    };
+    let identity_retries = match p.identity_retries {
+        None => DEFAULT_IDENTITY_RETRIES,
+        Some(n) => match u32::try_from(n) {
+            Ok(n) if n <= MAX_IDENTITY_RETRIES => n,
+            _ => {
+                errors.push(
+                    "project.identity_retries",
+                    format!("must be between 0 and {MAX_IDENTITY_RETRIES} (got {n})"),
+                );
+                DEFAULT_IDENTITY_RETRIES
+            }
+        },
+    };
+    let project = Project {
+        description: p.description.clone(),
         budget_usd: p.budget_usd,
+        identity_retries,
+        ..fallback.clone()
     };
     project.validated().unwrap_or_else(|e| {
         errors.extend_prefixed("project", e);
-        Project {
-            name: p.name.clone(),
-            description: None,
-            aspect_ratio,
-            budget_usd: None,
-        }
+        fallback
     })
 }
 
@@ -615,6 +640,25 @@ camera = "close-up"
         ] {
             assert!(err.contains(field), "{field} missing in {err}");
         }
+    }
+
+    #[test]
+    fn the_identity_gate_and_its_retries_are_read_and_checked() {
+        let f = parse(GOOD).unwrap();
+        assert_eq!(f.project.identity_gate, IdentityGate::Retry);
+        assert_eq!(f.project.identity_retries, DEFAULT_IDENTITY_RETRIES);
+        let set = "name = \"Demo\"\nidentity_gate = \"strict\"\nidentity_retries = 4";
+        let f = parse(&GOOD.replace("name = \"Demo\"", set)).unwrap();
+        assert_eq!(f.project.identity_gate, IdentityGate::Strict);
+        assert_eq!(f.project.identity_retries, 4);
+        let bad = "name = \"Demo\"\nidentity_gate = \"always\"\nidentity_retries = 9";
+        let err = parse(&GOOD.replace("name = \"Demo\"", bad))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("project.identity_gate") && err.contains("project.identity_retries"),
+            "{err}"
+        );
     }
 
     #[test]

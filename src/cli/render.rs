@@ -213,9 +213,18 @@ async fn write_outputs(
     Ok((vtt_out, assembled.duration_seconds.unwrap_or(0.0)))
 }
 
+/// One step of `--json`: scene steps carry `identityDistance` (null where nothing was scored), FINALIZE also
+/// `identityMedian`.
 fn step_json(s: &StepReport) -> serde_json::Value {
-    json!({ "step": s.step.as_str(), "provider": s.provider, "cached": s.cached, "ms": s.ms, "costUsd": s.cost_usd,
-            "startedAt": s.started_at_ms, "finishedAt": s.finished_at_ms })
+    let mut step = json!({ "step": s.step.as_str(), "provider": s.provider, "cached": s.cached, "ms": s.ms,
+            "costUsd": s.cost_usd, "startedAt": s.started_at_ms, "finishedAt": s.finished_at_ms });
+    if s.scene.is_some() {
+        step["identityDistance"] = json!(s.identity_distance);
+    }
+    if s.step == StepName::Finalize {
+        step["identityMedian"] = json!(s.identity_median);
+    }
+    step
 }
 
 async fn json_report(
@@ -264,8 +273,8 @@ async fn json_report(
 
 fn print_step_table(plan: &RenderPlan, report: &RunReport) {
     eprintln!(
-        "{:<18} {:<9} {:<16} {:<7} {:>8}",
-        "scene", "step", "provider", "cached", "ms"
+        "{:<18} {:<9} {:<16} {:<7} {:>8} {:>8}",
+        "scene", "step", "provider", "cached", "ms", "identity"
     );
     for s in &report.steps {
         let scene = s
@@ -273,12 +282,54 @@ fn print_step_table(plan: &RenderPlan, report: &RunReport) {
             .map(|i| plan.scenes[i].scene.name.as_str())
             .unwrap_or("(project)");
         eprintln!(
-            "{:<18} {:<9} {:<16} {:<7} {:>8}",
+            "{:<18} {:<9} {:<16} {:<7} {:>8} {:>8}",
             scene.chars().take(18).collect::<String>(),
             s.step.as_str(),
             s.provider,
             if s.cached { "yes" } else { "no" },
-            s.ms
+            s.ms,
+            s.identity_distance
+                .map(|d| format!("{d:.2}"))
+                .unwrap_or_default()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(step: StepName, scene: Option<usize>, distance: Option<f64>) -> StepReport {
+        StepReport {
+            scene,
+            step,
+            provider: "p".into(),
+            cached: false,
+            ms: 1,
+            cost_usd: 0.0,
+            started_at_ms: 0,
+            finished_at_ms: 1,
+            identity_distance: distance,
+            identity_median: distance.map(|d| d / 2.0),
+        }
+    }
+
+    #[test]
+    fn json_steps_carry_identity_scores_and_null_where_nothing_was_scored() {
+        let image = step_json(&report(StepName::Image, Some(0), Some(0.38)));
+        assert_eq!(image["identityDistance"], 0.38);
+        assert!(image.get("identityMedian").is_none());
+        let video = step_json(&report(StepName::Video, Some(0), None));
+        assert!(video["identityDistance"].is_null() && video.get("identityDistance").is_some());
+        let fin = step_json(&report(StepName::Finalize, Some(0), Some(0.5)));
+        assert_eq!(
+            (
+                fin["identityDistance"].as_f64(),
+                fin["identityMedian"].as_f64()
+            ),
+            (Some(0.5), Some(0.25))
+        );
+        let assemble = step_json(&report(StepName::Assemble, None, None));
+        assert!(assemble.get("identityDistance").is_none());
     }
 }

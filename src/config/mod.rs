@@ -171,6 +171,7 @@ impl Config {
             allow_private_urls: self.allow_private_urls,
             default_lora_url: self.default_lora_url.clone(),
             abort_after_steps: self.test_abort_after_steps,
+            face: self.face.clone(),
         }
     }
 

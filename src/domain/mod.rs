@@ -3,12 +3,14 @@
 //! This module knows nothing about databases, HTTP or files; every constructor validates its input
 //! and reports the offending field by name.
 
+mod gate;
 mod identity;
 mod project;
 mod prompt;
 mod step;
 mod validate;
 
+pub use gate::{DEFAULT_IDENTITY_RETRIES, IdentityGate, MAX_IDENTITY_RETRIES};
 pub use identity::{BaseModel, Identity, LoraScale, is_voice_id};
 pub use project::{Animation, AspectRatio, GenerationMode, Project, Scene};
 pub use prompt::{ShotType, image_prompt, lora_scale_for, shot_type, video_prompt};

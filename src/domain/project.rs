@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::gate::{DEFAULT_IDENTITY_RETRIES, IdentityGate, MAX_IDENTITY_RETRIES};
 use super::validate::{FieldErrors, in_range, optional_text, required_text};
 
 /// Output frame shape of a project.
@@ -134,6 +135,24 @@ pub struct Project {
     pub aspect_ratio: AspectRatio,
     /// Spending cap in USD for paid providers.
     pub budget_usd: Option<f64>,
+    /// What IMAGE does when a generated still does not look like the identity.
+    pub identity_gate: IdentityGate,
+    /// Extra paid stills IMAGE may generate per scene to find one that does (0–5).
+    pub identity_retries: u32,
+}
+
+impl Project {
+    /// A project named `name` with every other field at its default.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            description: None,
+            aspect_ratio: AspectRatio::default(),
+            budget_usd: None,
+            identity_gate: IdentityGate::default(),
+            identity_retries: DEFAULT_IDENTITY_RETRIES,
+        }
+    }
 }
 
 impl Project {
@@ -144,6 +163,15 @@ impl Project {
         self.description = optional_text(&mut e, "description", self.description.as_deref(), 2000);
         if let Some(b) = self.budget_usd {
             in_range(&mut e, "budgetUsd", b, 0.0, 1_000_000.0);
+        }
+        if self.identity_retries > MAX_IDENTITY_RETRIES {
+            e.push(
+                "identityRetries",
+                format!(
+                    "must be between 0 and {MAX_IDENTITY_RETRIES} (got {})",
+                    self.identity_retries
+                ),
+            );
         }
         e.into_result(self)
     }
@@ -257,12 +285,15 @@ mod tests {
 
     #[test]
     fn file_stem_is_safe() {
-        let p = Project {
-            name: "Devatar Demo: 3 scenes!".into(),
-            description: None,
-            aspect_ratio: AspectRatio::Landscape,
-            budget_usd: None,
-        };
+        let p = Project::named("Devatar Demo: 3 scenes!");
         assert_eq!(p.file_stem(), "devatar-demo-3-scenes");
+        let too_many = Project {
+            identity_retries: 6,
+            ..p
+        };
+        assert_eq!(
+            too_many.validated().unwrap_err().0[0].field,
+            "identityRetries"
+        );
     }
 }

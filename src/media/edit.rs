@@ -145,6 +145,29 @@ pub async fn thumbnail(input: &Path, output: &Path, at_seconds: f64) -> Result<(
     .map(|_| ())
 }
 
+/// Writes the full-size frame of `input` at `at_seconds` as a PNG (FINALIZE's identity score samples them).
+pub async fn frame(input: &Path, output: &Path, at_seconds: f64) -> Result<(), MediaError> {
+    run_tool(
+        "ffmpeg",
+        &args(&[
+            "-y",
+            "-v",
+            "error",
+            "-ss",
+            &format!("{at_seconds:.2}"),
+            "-i",
+            &input.display().to_string(),
+            "-frames:v",
+            "1",
+            &output.display().to_string(),
+        ]),
+        None,
+        Duration::from_secs(60),
+    )
+    .await
+    .map(|_| ())
+}
+
 /// Start offsets (seconds) of each clip in a crossfaded sequence.
 pub fn crossfade_offsets(durations: &[f64], crossfade: f64) -> Vec<f64> {
     let mut offsets = Vec::with_capacity(durations.len());

@@ -3,7 +3,7 @@
 //! pipeline an instant fake instead (`pipeline::testkit::FakeMedia`), so pipeline behaviour is testable in
 //! process without any tool.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
@@ -12,7 +12,8 @@ use super::probe::{self, MediaInfo};
 use super::process::MediaError;
 use super::splice::Joined;
 
-/// The media operations pipeline steps use (probing, FINALIZE's normalising and thumbnail, ASSEMBLE's join).
+/// The media operations pipeline steps use (probing, FINALIZE's normalising, thumbnail and sampled frames,
+/// ASSEMBLE's join).
 /// Captions are plain text (`media::captions`) and need no editor; burning them in is part of
 /// [`normalize`](MediaEditor::normalize).
 #[async_trait]
@@ -37,6 +38,14 @@ pub trait MediaEditor: Send + Sync {
         output: &Path,
         at_seconds: f64,
     ) -> Result<(), MediaError>;
+
+    /// Writes one full-size PNG frame of `input` per time in `at_seconds` into `dir`; returns their paths in order.
+    async fn frames(
+        &self,
+        input: &Path,
+        dir: &Path,
+        at_seconds: &[f64],
+    ) -> Result<Vec<PathBuf>, MediaError>;
 
     /// Joins delivery-format clips (path, duration in seconds) with crossfades of `d.crossfade` into `output`,
     /// using `work` for intermediate files; returns the output's probe and each clip's start offset.
@@ -76,6 +85,21 @@ impl MediaEditor for Ffmpeg {
         at_seconds: f64,
     ) -> Result<(), MediaError> {
         edit::thumbnail(input, output, at_seconds).await
+    }
+
+    async fn frames(
+        &self,
+        input: &Path,
+        dir: &Path,
+        at_seconds: &[f64],
+    ) -> Result<Vec<PathBuf>, MediaError> {
+        let mut frames = Vec::with_capacity(at_seconds.len());
+        for (i, at) in at_seconds.iter().enumerate() {
+            let frame = dir.join(format!("frame-{i}.png"));
+            edit::frame(input, &frame, *at).await?;
+            frames.push(frame);
+        }
+        Ok(frames)
     }
 
     async fn join_with_crossfades(

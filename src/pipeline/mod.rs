@@ -9,6 +9,7 @@
 mod capacity;
 pub mod dag;
 mod error;
+pub mod faces;
 pub mod keys;
 pub mod ledger;
 pub mod limits;
@@ -25,6 +26,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use error::{ErrorClass, StepError};
+pub use faces::{EngineScorer, FaceScore, FaceScorer};
 pub use mode::{ModeDecision, select_mode};
 pub use report::{Event, EventKind, NodeKey, Progress, RunReport, StepReport};
 pub use runner::Pipeline;
@@ -74,6 +76,8 @@ pub struct PipelineSettings {
     pub default_lora_url: Option<String>,
     /// Crash tests only: SIGKILL the process after this many executed steps.
     pub abort_after_steps: Option<usize>,
+    /// The face engine's models and same-person threshold (IMAGE's identity gate, FINALIZE's score).
+    pub face: crate::face::FaceSettings,
 }
 
 impl PipelineSettings {
@@ -116,6 +120,13 @@ pub struct StepOutput {
     /// Effective generation mode (IMAGE).
     #[serde(default)]
     pub mode: Option<String>,
+    /// Distance of the face to the identity's face print: IMAGE's chosen still, or FINALIZE's worst sampled
+    /// frame; `None` when nothing was scored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_distance: Option<f64>,
+    /// FINALIZE: the median distance of the sampled frames.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_median: Option<f64>,
 }
 
 impl StepOutput {
@@ -133,7 +144,7 @@ pub const CROSSFADE_SECONDS: f64 = 0.3;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Animation, AspectRatio, GenerationMode};
+    use crate::domain::{Animation, GenerationMode};
 
     fn planned(identity: Identity) -> PlannedScene {
         PlannedScene {
@@ -166,12 +177,7 @@ mod tests {
         own.lora_url = Some("https://example.com/ana.safetensors".into());
         let plan = RenderPlan {
             project_id: "p".into(),
-            project: Project {
-                name: "P".into(),
-                description: None,
-                aspect_ratio: AspectRatio::default(),
-                budget_usd: None,
-            },
+            project: Project::named("P"),
             scenes: vec![planned(bare.clone()), planned(own)],
         };
         let settings = PipelineSettings {

@@ -223,6 +223,8 @@ impl Pipeline {
                 cost_usd: run.cost_usd,
                 started_at_ms,
                 finished_at_ms: now_ms(),
+                identity_distance: run.output.identity_distance,
+                identity_median: run.output.identity_median,
             });
         }
         let cached = run.cached;

@@ -28,6 +28,11 @@ pub struct StepReport {
     pub started_at_ms: i64,
     /// End, epoch ms.
     pub finished_at_ms: i64,
+    /// Distance of the face to the identity's face print (IMAGE's kept still, FINALIZE's worst frame); `None`
+    /// where nothing was scored.
+    pub identity_distance: Option<f64>,
+    /// FINALIZE: the median distance of its sampled frames.
+    pub identity_median: Option<f64>,
 }
 
 /// The result of executing a plan.

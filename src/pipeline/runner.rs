@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 use super::capacity::{run_gate, take_turn};
 use super::dag::{NodeOutcome, run_dag};
 use super::error::StepError;
+use super::faces::{EngineScorer, FaceScorer};
 use super::limits::ProviderLimits;
 use super::report::{NodeKey, Progress, RunReport, StepReport};
 use super::{PipelineSettings, RenderOptions, RenderPlan};
@@ -28,6 +29,8 @@ pub struct Pipeline {
     pub(super) providers: Providers,
     /// The media edits steps use (probe, normalise, thumbnail, join): ffmpeg unless a test swaps it.
     pub(super) media: Arc<dyn MediaEditor>,
+    /// Scores faces against an identity's print (the face engine unless a test swaps it).
+    pub(super) faces: Arc<dyn FaceScorer>,
     pub(super) work_root: PathBuf,
     pub(super) progress: Arc<dyn Progress>,
     /// Bounds concurrent ffmpeg-heavy steps on this machine.
@@ -77,6 +80,9 @@ impl Pipeline {
             objects,
             providers,
             media: Arc::new(Ffmpeg),
+            faces: Arc::new(EngineScorer {
+                settings: settings.face.clone(),
+            }),
             work_root,
             progress,
             heavy: Semaphore::new(cores.clamp(1, 4)),
@@ -96,6 +102,12 @@ impl Pipeline {
     /// This pipeline with another media editor (tests: `testkit::FakeMedia`, which needs no ffmpeg).
     pub fn with_media_editor(mut self, media: Arc<dyn MediaEditor>) -> Self {
         self.media = media;
+        self
+    }
+
+    /// This pipeline with another face scorer (tests: `testkit::FakeFaces`, which needs no models).
+    pub fn with_face_scorer(mut self, faces: Arc<dyn FaceScorer>) -> Self {
+        self.faces = faces;
         self
     }
 

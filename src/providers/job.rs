@@ -144,6 +144,16 @@ impl JobCtx {
         }
     }
 
+    /// The context of another paid job of the same step (an identity-gate retry): named `tag-key`, so it has its
+    /// own ledger rows, idempotency keys (the tag leads, so [`stable_id`](Self::stable_id) differs too) and
+    /// default seed, while cost, notes and budget stay the step's.
+    pub fn derived(&self, tag: &str) -> Self {
+        Self {
+            key: format!("{tag}-{}", self.key),
+            ..self.clone()
+        }
+    }
+
     /// A context that stores nothing (tests, offline use).
     pub fn detached(key: impl Into<String>) -> Self {
         Self::new(key, Arc::new(NoLedger))
@@ -210,5 +220,18 @@ mod tests {
         let err = b.reserve(0.3).unwrap_err();
         assert!(err.contains("$1.00") && err.contains("$0.80"), "{err}");
         assert!(b.reserve(0.2).is_ok());
+    }
+
+    #[test]
+    fn a_derived_context_has_its_own_key_and_ids_and_shares_the_cost() {
+        let key = "3f".repeat(32);
+        let job = JobCtx::detached(key.clone());
+        let retry = job.derived("identity-1");
+        assert_eq!(retry.key, format!("identity-1-{key}"));
+        assert_ne!(retry.stable_id(1), job.stable_id(1));
+        assert_ne!(retry.stable_id(1), job.derived("identity-2").stable_id(1));
+        retry.add_cost(0.5);
+        job.add_cost(0.25);
+        assert_eq!(job.cost(), 0.75);
     }
 }

@@ -117,6 +117,9 @@ pub struct ImageRequest {
     pub width: u32,
     /// Output height.
     pub height: u32,
+    /// The generator's seed, when the caller picks one (the identity gate's retries); generators that have no
+    /// seed ignore it, and it is never part of a cache key (it is derived from the step's content key).
+    pub seed: Option<u64>,
 }
 
 /// A LoRA applied to image generation.

@@ -764,6 +764,11 @@ async fn generate_a_scene_through_the_in_process_worker_then_render_the_project(
             .iter()
             .all(|s| s["status"] == "succeeded" && s["provider"].is_string())
     );
+    for s in run["steps"].as_array().unwrap() {
+        let scored = s.get("identityDistance");
+        assert!(scored.is_some_and(|d| d.is_null() || d.is_f64()), "{s}");
+        assert!(s.get("identityMedian").is_some(), "{s}");
+    }
     let scene: Value = http
         .get(format!("{base}/api/scenes/{sid}"))
         .bearer_auth(&token)
@@ -1269,11 +1274,24 @@ async fn estimate_prices_a_project_before_it_runs() {
         json!({"name": "ann", "displayName": "Ann", "triggerWord": "TOK_ANN"}),
     )
     .await;
-    let (_, project) = post(
+    let (status, bad) = post(
         "/api/projects",
-        json!({"name": "Priced", "aspectRatio": "1:1"}),
+        json!({"name": "Priced", "identityGate": "sometimes", "identityRetries": 9}),
     )
     .await;
+    assert_eq!(status, 422, "{bad}");
+    for field in ["identityGate", "identityRetries"] {
+        assert!(bad.to_string().contains(field), "{field} in {bad}");
+    }
+    let (_, project) = post(
+        "/api/projects",
+        json!({"name": "Priced", "aspectRatio": "1:1", "identityGate": "strict", "identityRetries": 4}),
+    )
+    .await;
+    assert_eq!(
+        (&project["identityGate"], &project["identityRetries"]),
+        (&json!("strict"), &json!(4))
+    );
     let pid = project["id"].as_str().unwrap();
     let short = "Hello there.";
     let long = "word ".repeat(30);

@@ -34,6 +34,13 @@ fn demo_renders_offline_then_caches_and_reruns_only_what_a_dialogue_edit_touches
             "scene video must not cut the speech: {s}"
         );
         assert_eq!(s["mode"], "standard");
+        for step in s["steps"].as_array().unwrap() {
+            let distance = &step["identityDistance"];
+            assert!(distance.is_null() || distance.is_f64(), "{step}");
+            if step["step"] == "FINALIZE" {
+                assert!(step.get("identityMedian").is_some(), "{step}");
+            }
+        }
         speech_total += speech;
     }
     let crossfades = (scenes.len() - 1) as f64;

@@ -263,3 +263,60 @@ fn missing_models_exit_3_with_the_install_command() {
         "the default folder has the models"
     );
 }
+
+/// The pipeline's face-scoring seam on the real engine and real ffmpeg frames: a clip of the astronaut scores close
+/// to her print (from another photo of her) in every sampled frame, Grace Hopper's photo far from it, the gradient
+/// shows no face.
+#[tokio::test]
+async fn the_pipelines_engine_scorer_measures_stills_and_sampled_frames_against_a_print() {
+    use devatar::face::{FacePrint, FaceSettings};
+    use devatar::media::{Ffmpeg, MediaEditor};
+    use devatar::pipeline::{EngineScorer, FaceScorer};
+
+    let dir = tempfile::tempdir().unwrap();
+    let scorer = EngineScorer {
+        settings: FaceSettings::default(),
+    };
+    scorer.ready().await.expect("face models installed");
+    let reference = scorer
+        .embeddings(&same_person_variant(dir.path()))
+        .await
+        .unwrap();
+    let print = FacePrint::from_embeddings(reference).unwrap();
+    let threshold = FaceSettings::default().threshold;
+    let hopper = scorer.score(&grace_hopper(), &print).await.unwrap();
+    assert_eq!(hopper.faces, 1);
+    assert!(!hopper.passes(threshold), "{hopper:?}");
+    let blank = scorer.score(&gradient(dir.path()), &print).await.unwrap();
+    assert_eq!((blank.faces, blank.distance), (0, None));
+
+    let clip = dir.path().join("clip.mp4");
+    let made = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-loop",
+            "1",
+            "-i",
+            s(&astronaut()),
+            "-t",
+            "1",
+            "-r",
+            "10",
+        ])
+        .args(["-pix_fmt", "yuv420p", "-c:v", "libx264", s(&clip)])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let frames = Ffmpeg
+        .frames(&clip, dir.path(), &[0.2, 0.5, 0.8])
+        .await
+        .unwrap();
+    let scores = scorer.score_frames(&frames, &print).await.unwrap();
+    assert_eq!(scores.len(), 3);
+    // x264 makes HOG see a second, false face on the suit in these frames: frames score their closest face.
+    assert!(
+        scores.iter().all(|s| s.frame_passes(threshold)),
+        "{scores:?}"
+    );
+}

@@ -477,6 +477,7 @@ async fn client_chain(
         }),
         width,
         height,
+        seed: None,
     };
     let (audio_dir, image_dir) = (dir("audio"), dir("image"));
     let (audio_job, image_job) = (job("audio"), job("image"));

@@ -38,6 +38,7 @@ fn image(headshot: Option<&Path>, w: u32, h: u32) -> ImageRequest {
         lora: None,
         width: w,
         height: h,
+        seed: None,
     }
 }
 

@@ -431,6 +431,8 @@ async fn strangers_are_sent_to_login_and_pages_load_nothing_from_other_hosts() {
             ("name", "No Script".into()),
             ("aspectRatio", "9:16".into()),
             ("budgetUsd", "2.5".into()),
+            ("identityGate", "warn".into()),
+            ("identityRetries", "1".into()),
         ],
     )
     .await;
@@ -446,18 +448,40 @@ async fn strangers_are_sent_to_login_and_pages_load_nothing_from_other_hosts() {
         ),
         (Some("No Script"), Some("9:16"), Some(2.5))
     );
+    assert_eq!(
+        (p["identityGate"].as_str(), p["identityRetries"].as_u64()),
+        (Some("warn"), Some(1))
+    );
+    let project_page = http
+        .get(format!("{base}/projects/{new_pid}"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        project_page.contains("identity gate: warn"),
+        "the page says the gate"
+    );
     let r = post(
         "/projects".into(),
         vec![
             ("name", "No Script".into()),
             ("aspectRatio", "4:3".into()),
             ("budgetUsd", "lots".into()),
+            ("identityRetries", "9".into()),
         ],
     )
     .await;
     assert_eq!(r.status(), 422, "bad fields come back on the form");
     let html = r.text().await.unwrap();
     assert!(html.contains("must be 16:9, 9:16 or 1:1") && html.contains("must be a number"));
+    assert!(
+        html.contains("must be between 0 and 5"),
+        "identityRetries is checked"
+    );
     let r = post(
         format!("/projects/{new_pid}/scenes"),
         vec![

@@ -1,11 +1,13 @@
 //! FINALIZE: the scene clip normalised to the delivery format (optionally with burned captions), its
-//! thumbnail and its SRT/VTT captions.
+//! thumbnail and its SRT/VTT captions; the clip's identity score (`identity_score.rs`) when the identity has a
+//! face print.
 
 use std::path::Path;
 
 use async_trait::async_trait;
 use serde_json::json;
 
+use super::identity_score::clip_score_for;
 use super::{EDITOR, Prepared, Step, StepCx, object, words_hash};
 use crate::domain::StepName;
 use crate::media::captions::{cues, to_srt, to_vtt};
@@ -23,9 +25,13 @@ impl Step for Finalize {
         let d = cx.delivery();
         let video = object(cx.dep(StepName::Lipsync)?, "video")?;
         let words = &cx.dep(StepName::Audio)?.words;
+        let mut params = json!({ "burnCaptions": cx.run.options.burn_captions, "delivery": [d.width, d.height, d.fps, d.sample_rate] });
+        if let Some(score) = clip_score_for(cx)? {
+            params["identity"] = score.key_params();
+        }
         Ok(Prepared {
             provider: EDITOR.into(),
-            params: json!({ "burnCaptions": cx.run.options.burn_captions, "delivery": [d.width, d.height, d.fps, d.sample_rate] }),
+            params,
             inputs: vec![video.into(), words_hash(words)],
         })
     }
@@ -68,6 +74,10 @@ impl Step for Finalize {
             .insert("vtt".into(), cx.store_text(to_vtt(&c), "vtt").await?);
         out.duration_seconds = Some(info.duration);
         out.words = words;
+        if let Some(score) = clip_score_for(cx)? {
+            let scored = score.score(cx, &final_path, info.duration, work).await;
+            (out.identity_distance, out.identity_median) = scored.unzip();
+        }
         Ok(out)
     }
 }

@@ -1,13 +1,15 @@
 //! IMAGE: the scene's still, in the mode chosen for it (digital twin, headshot, generated or placeholder);
-//! the choice and its reasons are logged under `IDENTITY_ANCHOR`.
+//! the choice and its reasons are logged under `IDENTITY_ANCHOR`. A generated still of an identity with a face
+//! print passes the identity gate (`identity_gate.rs`).
 
 use std::path::Path;
 
 use async_trait::async_trait;
 use serde_json::json;
 
+use super::identity_gate::gate_for;
 use super::{Prepared, Step, StepCx};
-use crate::domain::{GenerationMode, LogLevel, LogStep, image_prompt, lora_scale_for};
+use crate::domain::{GenerationMode, Identity, LogLevel, LogStep, image_prompt, lora_scale_for};
 use crate::lora::{InspectOptions, inspect_url};
 use crate::net::FetchGuard;
 use crate::pipeline::error::StepError;
@@ -36,6 +38,9 @@ impl Step for Image {
         let image = &cx.providers().image;
         let mut params = image.key_params(&req);
         params["mode"] = json!(decision.mode);
+        if let Some(gate) = gate_for(cx, s, &decision) {
+            params["identityGate"] = gate.key_params();
+        }
         Ok(Prepared {
             provider: image.name().into(),
             params,
@@ -52,10 +57,16 @@ impl Step for Image {
         let s = cx.scene()?;
         let decision = mode(cx, s).await;
         let req = image_request(cx, s, &decision).await?;
-        let still = cx.providers().image.generate(&req, work, job).await?;
-        let mut out = StepOutput::default();
-        out.objects
-            .insert("image".into(), cx.store(&still, "png").await?);
+        let mut out = match gate_for(cx, s, &decision) {
+            Some(gate) => gate.generate(cx, &req, work, job).await?,
+            None => {
+                let still = cx.providers().image.generate(&req, work, job).await?;
+                let mut out = StepOutput::default();
+                out.objects
+                    .insert("image".into(), cx.store(&still, "png").await?);
+                out
+            }
+        };
         out.mode = Some(decision.mode.into());
         Ok(out)
     }
@@ -70,11 +81,7 @@ async fn lora_check(cx: &StepCx<'_>, s: &PlannedScene) -> Result<(), String> {
     {
         return Ok(());
     }
-    let cache_key = format!(
-        "{url}\n{}\n{}",
-        s.identity.base_model.as_str(),
-        s.identity.trigger_word
-    );
+    let cache_key = lora_check_key(url, &s.identity);
     let mut checks = cx.pipeline.lora_checks.lock().await;
     if let Some(done) = checks.get(&cache_key) {
         return done.clone();
@@ -96,6 +103,15 @@ async fn lora_check(cx: &StepCx<'_>, s: &PlannedScene) -> Result<(), String> {
     };
     checks.insert(cache_key, result.clone());
     result
+}
+
+/// The key of a LoRA header check in the pipeline's memo (`Pipeline::lora_checks`).
+pub(in crate::pipeline) fn lora_check_key(url: &str, identity: &Identity) -> String {
+    format!(
+        "{url}\n{}\n{}",
+        identity.base_model.as_str(),
+        identity.trigger_word
+    )
 }
 
 /// The generation mode of the scene's still, with the reasons.
@@ -140,5 +156,6 @@ async fn image_request(
         lora,
         width,
         height,
+        seed: None,
     })
 }

@@ -5,10 +5,14 @@
 mod assemble;
 mod audio;
 mod finalize;
+mod identity_gate;
+mod identity_score;
 mod image;
 mod lipsync;
 mod signing;
 mod video;
+
+pub(super) use image::lora_check_key;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

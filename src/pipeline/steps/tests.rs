@@ -77,7 +77,7 @@ fn output(role: &str, key: &str, seconds: f64, words: Vec<WordTiming>) -> StepOu
         objects: [(role.to_string(), key.to_string())].into(),
         duration_seconds: Some(seconds),
         words,
-        mode: None,
+        ..StepOutput::default()
     }
 }
 

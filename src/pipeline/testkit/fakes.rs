@@ -1,7 +1,7 @@
 //! Instant fake providers and a fake media editor: they write tiny text files that say what they stand for and
 //! how long they last, report those lengths, count their calls and fail on request. No tool runs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -9,6 +9,8 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::faces::shows_in;
+use crate::face::Embedding;
 use crate::media::edit::{Delivery, crossfade_offsets};
 use crate::media::splice::Joined;
 use crate::media::{MediaEditor, MediaError, MediaInfo};
@@ -46,6 +48,10 @@ pub enum Op {
     Thumbnail,
     /// `MediaEditor::join_with_crossfades`.
     Join,
+    /// `MediaEditor::frames`.
+    Frames,
+    /// `FaceScorer::embeddings` (one image scored).
+    Score,
 }
 
 impl Op {
@@ -61,6 +67,18 @@ pub struct Calls {
     counts: Mutex<BTreeMap<Op, usize>>,
     /// (operation, text that makes it fail when its subject contains it).
     failures: Mutex<Vec<(Op, String)>>,
+    /// Who the next stills show, in call order (see `testkit::faces`).
+    pub(super) stills: Mutex<VecDeque<String>>,
+    /// Who sampled frames show, cycled (empty: whoever their clip shows).
+    pub(super) frames: Mutex<Vec<String>>,
+    /// Each fake person's face embedding.
+    pub(super) people: Mutex<HashMap<String, Embedding>>,
+    /// Each image request's (seed, LoRA scale), in call order.
+    pub(super) image_requests: Mutex<Vec<(Option<u64>, Option<f64>)>>,
+    /// Image calls from this one on (1-based) never finish (0: all finish), like a provider that hangs.
+    pub(super) stall_images_from: std::sync::atomic::AtomicUsize,
+    /// The fake face scorer acts as if the face models were not installed.
+    pub(super) no_face_models: std::sync::atomic::AtomicBool,
 }
 
 impl Calls {
@@ -81,10 +99,13 @@ impl Calls {
         Op::EDITS.iter().map(|op| self.count(*op)).sum()
     }
 
-    /// Forgets the counts (failures stay).
+    /// Forgets the counts and recorded image requests (failures and face scripts stay).
     pub fn reset(&self) {
         if let Ok(mut c) = self.counts.lock() {
             c.clear();
+        }
+        if let Ok(mut r) = self.image_requests.lock() {
+            r.clear();
         }
     }
 
@@ -106,7 +127,7 @@ impl Calls {
     }
 
     /// Counts a call of `op`; `Err(reason)` when a failure rule matches `subject`.
-    fn call(&self, op: Op, subject: &str) -> Result<(), String> {
+    pub(super) fn call(&self, op: Op, subject: &str) -> Result<(), String> {
         if let Ok(mut c) = self.counts.lock() {
             *c.entry(op).or_default() += 1;
         }
@@ -130,7 +151,7 @@ impl Calls {
     }
 
     /// [`call`](Self::call) as a media tool sees it.
-    fn media_call(&self, op: Op, subject: &str) -> Result<(), MediaError> {
+    pub(super) fn media_call(&self, op: Op, subject: &str) -> Result<(), MediaError> {
         self.call(op, subject)
             .map_err(|reason| MediaError::BadOutput {
                 program: "fake-media".into(),
@@ -146,7 +167,7 @@ pub fn write_fake(path: &Path, seconds: f64, what: &str) -> std::io::Result<()> 
 }
 
 /// The text of a fake media file.
-fn read_fake(path: &Path) -> Result<String, MediaError> {
+pub(super) fn read_fake(path: &Path) -> Result<String, MediaError> {
     let bad = |reason: String| MediaError::BadOutput {
         program: "fake-media".into(),
         reason: format!("{}: {reason}", path.display()),
@@ -170,7 +191,7 @@ pub fn fake_seconds(path: &Path) -> Result<f64, MediaError> {
 }
 
 /// Short content hash of a file (fake outputs name their inputs by it).
-fn hash_of(path: &Path) -> String {
+pub(super) fn hash_of(path: &Path) -> String {
     let bytes = std::fs::read(path).unwrap_or_default();
     hex::encode(&Sha256::digest(&bytes)[..8])
 }
@@ -208,7 +229,10 @@ impl SpeechSynth for FakeSpeech {
     }
 }
 
-/// A fake still of the prompt.
+/// What a fake still costs (reserved against the project budget, then recorded).
+pub const IMAGE_USD: f64 = 0.025;
+
+/// A fake still of the prompt, priced at [`IMAGE_USD`].
 pub struct FakeImage(pub Arc<Calls>);
 
 #[async_trait]
@@ -217,20 +241,33 @@ impl ImageGen for FakeImage {
         "fake-image"
     }
     fn key_params(&self, req: &ImageRequest) -> Value {
-        json!({ "prompt": req.prompt, "size": [req.width, req.height] })
+        let lora = req.lora.as_ref().map(|l| json!([l.url, l.scale]));
+        json!({ "prompt": req.prompt, "size": [req.width, req.height], "lora": lora })
     }
     fn generates(&self) -> bool {
+        true
+    }
+    fn supports_lora(&self) -> bool {
         true
     }
     async fn generate(
         &self,
         req: &ImageRequest,
         work_dir: &Path,
-        _job: &JobCtx,
+        job: &JobCtx,
     ) -> Result<PathBuf, ProviderError> {
+        job.reserve("fake", IMAGE_USD)?;
         self.0.provider_call(Op::Image, &req.prompt)?;
+        self.0.image_request(req).await;
+        job.add_cost(IMAGE_USD);
         let still = work_dir.join("still.png");
-        let what = format!("still {}x{}: {}", req.width, req.height, req.prompt);
+        let what = format!(
+            "still {}x{}: {}\n{}",
+            req.width,
+            req.height,
+            req.prompt,
+            self.0.next_still()
+        );
         write_fake(&still, 0.0, &what)?;
         Ok(still)
     }
@@ -255,7 +292,12 @@ impl ImageToVideo for FakeVideo {
     ) -> Result<PathBuf, ProviderError> {
         self.0.provider_call(Op::Video, &req.prompt)?;
         let clip = work_dir.join("clip.mp4");
-        let what = format!("clip of {}: {}", hash_of(&req.image), req.prompt);
+        let what = format!(
+            "clip of {}: {}\n{}",
+            hash_of(&req.image),
+            req.prompt,
+            shows_in(&req.image)
+        );
         write_fake(&clip, f64::from(req.duration_seconds), &what)?;
         Ok(clip)
     }
@@ -307,10 +349,11 @@ impl TalkingAvatar for FakeAvatar {
         self.0.provider_call(Op::Avatar, &req.prompt)?;
         let clip = work_dir.join("avatar.mp4");
         let what = format!(
-            "avatar of {} speaking {}: {}",
+            "avatar of {} speaking {}: {}\n{}",
             hash_of(&req.image),
             hash_of(&req.audio),
-            req.prompt
+            req.prompt,
+            shows_in(&req.image)
         );
         write_fake(&clip, req.speech_seconds + req.tail_seconds, &what)?;
         Ok(clip)
@@ -403,6 +446,25 @@ impl MediaEditor for FakeMedia {
         self.0.media_call(Op::Thumbnail, &read_fake(input)?)?;
         let what = format!("thumbnail at {at_seconds:.2} s of {}", hash_of(input));
         write_media(output, 0.0, &what)
+    }
+
+    async fn frames(
+        &self,
+        input: &Path,
+        dir: &Path,
+        at_seconds: &[f64],
+    ) -> Result<Vec<PathBuf>, MediaError> {
+        let text = read_fake(input)?;
+        self.0.media_call(Op::Frames, &text)?;
+        let mut frames = Vec::with_capacity(at_seconds.len());
+        for (i, at) in at_seconds.iter().enumerate() {
+            let frame = dir.join(format!("frame-{i}.png"));
+            let shows = self.0.frame_shows(i, &text);
+            let what = format!("frame at {at:.2} s of {}\n{shows}", hash_of(input));
+            write_media(&frame, 0.0, &what)?;
+            frames.push(frame);
+        }
+        Ok(frames)
     }
 
     async fn join_with_crossfades(

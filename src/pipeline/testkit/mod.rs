@@ -1,7 +1,8 @@
 //! **Test support, not used by renders.** Runs the real [`Pipeline`] (runner, durable nodes, steps, content
 //! keys, cache, DAG) in process, in milliseconds, against a real SQLite [`Db`] in a temporary folder, with
 //! instant fakes instead of providers and ffmpeg: [`fakes`] (tiny text files that say what they stand for and
-//! how long they last; calls counted in [`Calls`]; failures on request with [`Calls::fail`]).
+//! how long they last; calls counted in [`Calls`]; failures on request with [`Calls::fail`]) and [`faces`] (fake
+//! stills say who they show, so tests script identity drift).
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -16,6 +17,7 @@
 //!
 //! It is public (not `#[cfg(test)]`) so integration tests can use it as well as the crate's unit tests.
 
+pub mod faces;
 pub mod fakes;
 
 use std::collections::BTreeSet;
@@ -24,11 +26,12 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use tokio::sync::watch;
 
+pub use faces::{FakeFaces, fake_face, fake_print};
 pub use fakes::{Calls, FakeMedia, Op, fake_providers};
 
 use super::report::{Event, EventKind, NodeKey, Progress, RunReport};
 use super::{Pipeline, PipelineSettings, PlannedScene, RenderOptions, RenderPlan};
-use crate::domain::{Animation, AspectRatio, GenerationMode, Identity, Project, Scene};
+use crate::domain::{Animation, GenerationMode, Identity, Project, Scene};
 use crate::storage::db::{Db, SceneInput, StepRow};
 use crate::storage::objects::ObjectStorage;
 
@@ -169,12 +172,7 @@ impl TestPipeline {
             .upsert_identity(&identity, None)
             .await
             .context("storing the identity")?;
-        let project = Project {
-            name: "testkit".into(),
-            description: None,
-            aspect_ratio: AspectRatio::default(),
-            budget_usd: None,
-        };
+        let project = Project::named("testkit");
         let project_id = self
             .db
             .upsert_project(&project, Some(&identity_id))
@@ -210,6 +208,15 @@ impl TestPipeline {
             project,
             scenes,
         })
+    }
+
+    /// Takes `identity`'s LoRA as checked (no header is fetched), so its scenes render as digital twins with the
+    /// fake image provider (which applies LoRAs). Lost on [`restart`](Self::restart), like any memo.
+    pub async fn trust_lora(&self, identity: &Identity) {
+        if let Some(url) = &identity.lora_url {
+            let key = super::steps::lora_check_key(url, identity);
+            self.pipeline.lora_checks.lock().await.insert(key, Ok(()));
+        }
     }
 
     /// Creates a leased run of the whole project; returns its id.
@@ -290,7 +297,11 @@ fn pipeline(
         recorder.clone(),
         PipelineSettings::default(),
     );
-    Arc::new(pipeline.with_media_editor(Arc::new(FakeMedia(calls.clone()))))
+    Arc::new(
+        pipeline
+            .with_media_editor(Arc::new(FakeMedia(calls.clone())))
+            .with_face_scorer(Arc::new(FakeFaces(calls.clone()))),
+    )
 }
 
 /// The nodes a run executed (not served from the cache).
@@ -313,5 +324,7 @@ pub fn cached(report: &RunReport) -> BTreeSet<NodeKey> {
         .collect()
 }
 
+#[cfg(test)]
+mod gate_tests;
 #[cfg(test)]
 mod tests;

@@ -4,7 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Db, DbError, nullable_f64};
-use crate::domain::{AspectRatio, Project};
+use crate::domain::{AspectRatio, IdentityGate, Project};
 use crate::storage::{new_id, now_ms};
 
 /// A stored project.
@@ -31,10 +31,11 @@ pub struct ProjectRecord {
 }
 
 const PROJECT_COLUMNS: &str = "id, name, description, aspect_ratio, default_identity_id, budget_usd, status, \
-    final_object, captions_object, duration_seconds, created_at, updated_at";
+    final_object, captions_object, duration_seconds, created_at, updated_at, identity_gate, identity_retries";
 
 fn project_record(r: &AnyRow) -> Result<ProjectRecord, DbError> {
     let aspect: String = r.try_get("aspect_ratio")?;
+    let gate: String = r.try_get("identity_gate")?;
     Ok(ProjectRecord {
         id: r.try_get("id")?,
         project: Project {
@@ -43,6 +44,10 @@ fn project_record(r: &AnyRow) -> Result<ProjectRecord, DbError> {
             aspect_ratio: AspectRatio::parse(&aspect)
                 .ok_or_else(|| DbError::Corrupt("projects.aspect_ratio".into()))?,
             budget_usd: r.try_get("budget_usd")?,
+            identity_gate: IdentityGate::parse(&gate)
+                .ok_or_else(|| DbError::Corrupt("projects.identity_gate".into()))?,
+            identity_retries: u32::try_from(r.try_get::<i64, _>("identity_retries")?)
+                .map_err(|_| DbError::Corrupt("projects.identity_retries".into()))?,
         },
         default_identity_id: r.try_get("default_identity_id")?,
         status: r.try_get("status")?,
@@ -116,10 +121,11 @@ impl Db {
             None => new_id(),
         };
         sqlx::query(
-            "INSERT INTO projects (id, name, description, aspect_ratio, default_identity_id, budget_usd, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, CAST($6 AS DOUBLE PRECISION), $7, $7)
+            "INSERT INTO projects (id, name, description, aspect_ratio, default_identity_id, budget_usd, created_at, updated_at,
+                identity_gate, identity_retries)
+             VALUES ($1, $2, $3, $4, $5, CAST($6 AS DOUBLE PRECISION), $7, $7, $8, $9)
              ON CONFLICT (id) DO UPDATE SET description = $3, aspect_ratio = $4, default_identity_id = $5,
-                budget_usd = CAST($6 AS DOUBLE PRECISION), updated_at = $7",
+                budget_usd = CAST($6 AS DOUBLE PRECISION), updated_at = $7, identity_gate = $8, identity_retries = $9",
         )
         .bind(&id)
         .bind(&p.name)
@@ -128,6 +134,8 @@ impl Db {
         .bind(default_identity_id)
         .bind(nullable_f64(p.budget_usd))
         .bind(now)
+        .bind(p.identity_gate.as_str())
+        .bind(i64::from(p.identity_retries))
         .execute(&self.pool)
         .await?;
         Ok(id)
@@ -142,7 +150,8 @@ impl Db {
     ) -> Result<bool, DbError> {
         let done = sqlx::query(
             "UPDATE projects SET name = $2, description = $3, aspect_ratio = $4, default_identity_id = $5,
-                budget_usd = CAST($6 AS DOUBLE PRECISION), updated_at = $7 WHERE id = $1",
+                budget_usd = CAST($6 AS DOUBLE PRECISION), updated_at = $7, identity_gate = $8, identity_retries = $9
+             WHERE id = $1",
         )
         .bind(id)
         .bind(&p.name)
@@ -151,6 +160,8 @@ impl Db {
         .bind(default_identity_id)
         .bind(nullable_f64(p.budget_usd))
         .bind(now_ms())
+        .bind(p.identity_gate.as_str())
+        .bind(i64::from(p.identity_retries))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)

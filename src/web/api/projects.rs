@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::{AspectRatio, FieldErrors, Project};
+use crate::domain::{AspectRatio, FieldErrors, IdentityGate, Project};
 use crate::storage::db::ProjectRecord;
 use crate::web::error::{ApiError, ApiJson};
 use crate::web::{AppState, service};
@@ -21,6 +21,10 @@ pub struct ProjectView {
     aspect_ratio: String,
     default_identity_id: Option<String>,
     budget_usd: Option<f64>,
+    /// What IMAGE does when a generated still does not look like the identity: `off`, `warn`, `retry`, `strict`.
+    identity_gate: String,
+    /// Extra paid stills (0–5) the `retry` and `strict` gates may generate per scene.
+    identity_retries: u32,
     status: String,
     final_object: Option<String>,
     captions_object: Option<String>,
@@ -38,6 +42,8 @@ impl From<ProjectRecord> for ProjectView {
             aspect_ratio: r.project.aspect_ratio.as_str().into(),
             default_identity_id: r.default_identity_id,
             budget_usd: r.project.budget_usd,
+            identity_gate: r.project.identity_gate.as_str().into(),
+            identity_retries: r.project.identity_retries,
             status: r.status,
             final_object: r.final_object,
             captions_object: r.captions_object,
@@ -57,6 +63,10 @@ pub struct ProjectInput {
     aspect_ratio: Option<String>,
     default_identity_id: Option<String>,
     budget_usd: Option<f64>,
+    /// `off`, `warn`, `retry` (the default) or `strict`.
+    identity_gate: Option<String>,
+    /// 0–5 (default 2).
+    identity_retries: Option<u32>,
 }
 
 impl ProjectInput {
@@ -80,6 +90,15 @@ impl ProjectInput {
         }
         if self.budget_usd.is_some() {
             base.budget_usd = self.budget_usd;
+        }
+        if let Some(g) = self.identity_gate {
+            match IdentityGate::parse(&g) {
+                Some(g) => base.identity_gate = g,
+                None => e.push("identityGate", "must be off, warn, retry or strict"),
+            }
+        }
+        if let Some(n) = self.identity_retries {
+            base.identity_retries = n;
         }
         if self.default_identity_id.is_some() {
             default_identity = self.default_identity_id;
@@ -133,12 +152,7 @@ pub async fn create(
         e.push("name", "is required");
         return Err(e.into());
     }
-    let blank = Project {
-        name: String::new(),
-        description: None,
-        aspect_ratio: AspectRatio::default(),
-        budget_usd: None,
-    };
+    let blank = Project::named("");
     let (project, default_identity) = input.apply(blank, None)?;
     check_identity(&state, default_identity.as_deref()).await?;
     let db = &state.storage.db;

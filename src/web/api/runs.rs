@@ -66,6 +66,12 @@ pub struct StepView {
     pub finished_at: Option<i64>,
     /// Duration, ms.
     pub ms: Option<i64>,
+    /// Distance of the face to the identity's face print (IMAGE: the kept still; FINALIZE: the worst sampled
+    /// frame); `null` where nothing was scored. Below the face threshold (0.6 by default) it looks like the
+    /// identity.
+    pub identity_distance: Option<f64>,
+    /// FINALIZE: the median distance of the sampled frames; `null` elsewhere.
+    pub identity_median: Option<f64>,
 }
 
 /// A page of log rows.
@@ -94,18 +100,23 @@ pub async fn run_view(
         .await?
         .into_iter()
         .filter(|s| scene.is_none_or(|sc| s.scene_id.as_deref() == Some(sc)))
-        .map(|s| StepView {
-            scene_id: s.scene_id,
-            step: s.step.as_str().to_string(),
-            status: s.status.as_str().to_string(),
-            provider: s.provider,
-            cached: s.cached,
-            attempts: s.attempts,
-            cost_usd: s.cost_usd,
-            error: s.error,
-            started_at: s.started_at,
-            finished_at: s.finished_at,
-            ms: s.started_at.zip(s.finished_at).map(|(a, b)| b - a),
+        .map(|s| {
+            let scored = identity_scores(s.output.as_deref());
+            StepView {
+                scene_id: s.scene_id,
+                step: s.step.as_str().to_string(),
+                status: s.status.as_str().to_string(),
+                provider: s.provider,
+                cached: s.cached,
+                attempts: s.attempts,
+                cost_usd: s.cost_usd,
+                error: s.error,
+                started_at: s.started_at,
+                finished_at: s.finished_at,
+                ms: s.started_at.zip(s.finished_at).map(|(a, b)| b - a),
+                identity_distance: scored.0,
+                identity_median: scored.1,
+            }
         })
         .collect();
     Ok(RunView {
@@ -120,7 +131,14 @@ pub async fn run_view(
     })
 }
 
-/// A run: status and steps (provider, cached, timings, cost).
+/// The identity distance and median a stored step output records.
+fn identity_scores(output: Option<&str>) -> (Option<f64>, Option<f64>) {
+    output
+        .and_then(|o| serde_json::from_str::<crate::pipeline::StepOutput>(o).ok())
+        .map_or((None, None), |o| (o.identity_distance, o.identity_median))
+}
+
+/// A run: status and steps (provider, cached, timings cost, identity scores).
 #[utoipa::path(get, path = "/api/runs/{id}", tag = "runs", params(("id" = String, Path)),
     responses((status = 200, body = RunView), (status = 404)))]
 pub async fn get(
@@ -301,10 +319,12 @@ impl RunFollower {
                 (Some(a), Some(b)) if event != "started" => Some(b - a),
                 _ => None,
             };
+            let (distance, median) = identity_scores(s.output.as_deref());
             let data = json!({
                 "sceneId": s.scene_id,
                 "step": s.step.as_str(), "event": event, "provider": s.provider,
                 "cached": (event == "finished").then_some(s.cached), "ms": ms, "reason": s.error,
+                "identityDistance": distance, "identityMedian": median,
             });
             self.pending
                 .push_back(SseEvent::default().event("step").data(data.to_string()));
@@ -316,5 +336,23 @@ impl RunFollower {
             self.done = true;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_records_read_the_identity_scores_of_the_stored_output() {
+        let out = crate::pipeline::StepOutput {
+            identity_distance: Some(0.41),
+            identity_median: Some(0.3),
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&out).unwrap();
+        assert_eq!(identity_scores(Some(&json)), (Some(0.41), Some(0.3)));
+        assert_eq!(identity_scores(Some("{\"objects\":{}}")), (None, None));
+        assert_eq!(identity_scores(None), (None, None));
     }
 }

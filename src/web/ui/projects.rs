@@ -11,7 +11,7 @@ use super::forms::{Control, FieldErrs, FormData, FormField, PostForm, number, wi
 use super::view::{self, ProjectItem, RunView};
 use super::{Layout, Page, UiError, render};
 use crate::costs::{Estimate, PriceTable, Route, estimate};
-use crate::domain::{AspectRatio, Project, StepName};
+use crate::domain::{AspectRatio, DEFAULT_IDENTITY_RETRIES, IdentityGate, Project, StepName};
 use crate::storage::db::{IdentityRecord, ProjectRecord, SceneRecord};
 use crate::storage::db::{RunSummary, SceneStep};
 use crate::web::AppState;
@@ -70,6 +70,27 @@ fn project_fields(p: Option<&ProjectRecord>, identities: &[IdentityRecord]) -> V
             "Optional spending cap for paid providers; paid steps stop when it would be exceeded.",
         ),
         FormField::text(
+            "identityGate",
+            "Identity gate",
+            p.map_or(IdentityGate::default(), |p| p.project.identity_gate)
+                .as_str(),
+        )
+        .control(Control::Select(
+            IdentityGate::ALL
+                .iter()
+                .map(|g| (g.as_str().into(), gate_label(*g).into()))
+                .collect(),
+        ))
+        .hint("What IMAGE does when a generated still does not look like the identity (its face print)."),
+        FormField::text(
+            "identityRetries",
+            "Identity retries",
+            p.map_or(DEFAULT_IDENTITY_RETRIES, |p| p.project.identity_retries)
+                .to_string(),
+        )
+        .control(Control::Number("1"))
+        .hint("Extra paid stills (0–5) the retry and strict gates may generate per scene."),
+        FormField::text(
             "defaultIdentityId",
             "Default identity",
             p.and_then(|p| p.default_identity_id.clone())
@@ -77,6 +98,25 @@ fn project_fields(p: Option<&ProjectRecord>, identities: &[IdentityRecord]) -> V
         )
         .control(Control::Select(identity_options)),
     ]
+}
+
+/// The project's identity gate as its page says it: `off`, `warn`, `retry, 2 retries`.
+fn gate_summary(p: &Project) -> String {
+    match p.identity_gate.retries(p.identity_retries) {
+        0 => p.identity_gate.as_str().to_string(),
+        1 => format!("{}, 1 retry", p.identity_gate.as_str()),
+        n => format!("{}, {n} retries", p.identity_gate.as_str()),
+    }
+}
+
+/// How the project form names a gate.
+fn gate_label(g: IdentityGate) -> &'static str {
+    match g {
+        IdentityGate::Off => "off: do not score stills",
+        IdentityGate::Warn => "warn: score once and warn",
+        IdentityGate::Retry => "retry: new seeds, then the best still with a warning",
+        IdentityGate::Strict => "strict: new seeds, then fail the scene before video",
+    }
 }
 
 /// Copies submitted values into the fields.
@@ -102,11 +142,27 @@ async fn parse_project(
         }
     };
     let budget = number(form, "budgetUsd", &mut errors);
+    let identity_gate = match form.get("identityGate").trim() {
+        "" => IdentityGate::default(),
+        g => IdentityGate::parse(g).unwrap_or_else(|| {
+            errors.add("identityGate", "must be off, warn, retry or strict");
+            IdentityGate::default()
+        }),
+    };
+    let identity_retries = match form.get("identityRetries").trim() {
+        "" => DEFAULT_IDENTITY_RETRIES,
+        n => n.parse().unwrap_or_else(|_| {
+            errors.add("identityRetries", "must be a whole number from 0 to 5");
+            DEFAULT_IDENTITY_RETRIES
+        }),
+    };
     let project = Project {
-        name: form.get("name").to_string(),
         description: form.opt("description"),
         aspect_ratio: aspect,
         budget_usd: budget,
+        identity_gate,
+        identity_retries,
+        ..Project::named(form.get("name"))
     }
     .validated();
     let project = errors.take(project);
@@ -242,6 +298,8 @@ struct ProjectPage {
     status: &'static str,
     aspect: &'static str,
     budget: String,
+    /// The identity gate and its retries, as the page says them (`retry, 2 retries`).
+    identity_gate: String,
     default_identity: String,
     cards: Vec<SceneCard>,
     running: String,
@@ -303,6 +361,7 @@ async fn project_page_with(
             status: project_status(&p, &runs),
             aspect: p.project.aspect_ratio.as_str(),
             budget: p.project.budget_usd.map(view::usd).unwrap_or_default(),
+            identity_gate: gate_summary(&p.project),
             default_identity: default_identity(&p, &identities),
             cards,
             running: running.join(" "),

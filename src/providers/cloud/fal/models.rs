@@ -54,6 +54,25 @@ fn seed_of(key: &str) -> u64 {
     }) % 4_294_967_295
 }
 
+/// The Flux LoRA request body: the request's seed (else one from the job's key) and its LoRA at its scale.
+fn flux_input(req: &ImageRequest, job: &JobCtx) -> Result<Value, ProviderError> {
+    let mut input = json!({
+        "prompt": req.prompt,
+        "image_size": image_size(req.width, req.height),
+        "num_inference_steps": 28,
+        "guidance_scale": 3.5,
+        "num_images": 1,
+        "enable_safety_checker": false,
+        "output_format": "png",
+        "seed": req.seed.map_or_else(|| seed_of(&job.key), |s| s % 4_294_967_295),
+    });
+    if let Some(lora) = &req.lora {
+        input["loras"] =
+            json!([{ "path": clean_url("loras[0].path", &lora.url)?, "scale": lora.scale }]);
+    }
+    Ok(input)
+}
+
 #[async_trait]
 impl ImageGen for FalFlux {
     fn name(&self) -> &str {
@@ -87,20 +106,7 @@ impl ImageGen for FalFlux {
             // Standard mode with a headshot: frame it, nothing to pay for.
             return PortraitStill.generate(req, work_dir, job).await;
         }
-        let mut input = json!({
-            "prompt": req.prompt,
-            "image_size": image_size(req.width, req.height),
-            "num_inference_steps": 28,
-            "guidance_scale": 3.5,
-            "num_images": 1,
-            "enable_safety_checker": false,
-            "output_format": "png",
-            "seed": seed_of(&job.key),
-        });
-        if let Some(lora) = &req.lora {
-            input["loras"] =
-                json!([{ "path": clean_url("loras[0].path", &lora.url)?, "scale": lora.scale }]);
-        }
+        let input = flux_input(req, job)?;
         let cadence = Cadence::still(&self.queue.net);
         let (w, h, _) = still_size(req.width, req.height);
         let estimate = self.prices.image(w, h);
@@ -358,5 +364,35 @@ mod tests {
         );
         assert_eq!(seed_of("abc"), seed_of("abc"));
         assert_ne!(seed_of("abc"), seed_of("abd"));
+    }
+
+    /// The identity gate's retries reach Fal: the attempt's seed and LoRA scale are what is submitted.
+    #[test]
+    fn flux_sends_the_requests_seed_and_lora_scale() {
+        let mut req = ImageRequest {
+            prompt: "TOK a person".into(),
+            display_name: "T".into(),
+            mood: None,
+            headshot: None,
+            lora: Some(crate::providers::LoraRef {
+                url: "https://example.com/t.safetensors".into(),
+                scale: 0.975,
+                base_model: "flux-dev".into(),
+            }),
+            width: 1280,
+            height: 720,
+            seed: None,
+        };
+        let job = JobCtx::detached("key-1");
+        let input = flux_input(&req, &job).unwrap();
+        assert_eq!(input["seed"], seed_of("key-1"));
+        assert_eq!(input["loras"][0]["scale"], 0.975);
+        req.seed = Some(42);
+        req.lora.as_mut().unwrap().scale = 1.0;
+        let input = flux_input(&req, &job).unwrap();
+        assert_eq!(
+            (input["seed"].as_u64(), input["loras"][0]["scale"].as_f64()),
+            (Some(42), Some(1.0))
+        );
     }
 }

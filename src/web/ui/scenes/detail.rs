@@ -101,6 +101,10 @@ struct ScenePage {
     video: String,
     captions: String,
     thumbnail: String,
+    /// "looks like Deven Spear · 0.38" from the final clip's identity score, or empty.
+    identity_badge: String,
+    /// The score is above the face threshold (warning style).
+    identity_warn: bool,
     running: String,
     timeline: Vec<TimelineRow>,
     run_status: String,
@@ -145,7 +149,18 @@ pub(crate) async fn scene_page(
         Some(run_id) => latest_run(db, run_id, &id, &logs).await?,
         None => LatestRun::default(),
     };
-    let captions = captions_url(db, &id, &page.root).await?;
+    let final_output = final_output(db, &id).await?;
+    let captions = final_output
+        .as_ref()
+        .and_then(|o| o.object("vtt").map(|k| view::media(&page.root, k)))
+        .unwrap_or_default();
+    let who = identity_name(db, &s, p.default_identity_id.as_deref()).await?;
+    let threshold = state.config.face.threshold;
+    let (identity_badge, identity_warn) = final_output
+        .and_then(|o| o.identity_distance)
+        .map_or((String::new(), false), |d| {
+            identity_badge(&who, d, threshold)
+        });
     let facts = scene_facts(db, &s).await?;
     let sc = &s.scene;
     ok(&ScenePage {
@@ -164,6 +179,8 @@ pub(crate) async fn scene_page(
         video: media_url(&page.root, s.output_object.as_deref()),
         captions,
         thumbnail: media_url(&page.root, s.thumbnail_object.as_deref()),
+        identity_badge,
+        identity_warn,
         running: active.unwrap_or_default(),
         timeline: run.timeline,
         run_status: run.status,
@@ -243,15 +260,37 @@ fn timeline_row(
     }
 }
 
-/// The URL of the captions (WebVTT) of the scene's last finished video, or empty.
-async fn captions_url(db: &Db, scene_id: &str, root: &str) -> Result<String, UiError> {
-    Ok(match db.ui_scene_final_output(scene_id).await? {
-        Some(json) => serde_json::from_str::<StepOutput>(&json)
-            .ok()
-            .and_then(|o| o.object("vtt").map(|k| view::media(root, k)))
-            .unwrap_or_default(),
-        None => String::new(),
-    })
+/// The output of the scene's last finished FINALIZE.
+async fn final_output(db: &Db, scene_id: &str) -> Result<Option<StepOutput>, UiError> {
+    Ok(db
+        .ui_scene_final_output(scene_id)
+        .await?
+        .and_then(|json| serde_json::from_str::<StepOutput>(&json).ok()))
+}
+
+/// The display name of the scene's identity (its own, else the project's default).
+async fn identity_name(
+    db: &Db,
+    s: &SceneRecord,
+    project_default: Option<&str>,
+) -> Result<String, UiError> {
+    let Some(id) = s.identity_id.as_deref().or(project_default) else {
+        return Ok("the identity".into());
+    };
+    Ok(db
+        .get_identity(id)
+        .await?
+        .map_or_else(|| "the identity".into(), |i| i.identity.display_name))
+}
+
+/// The identity badge of a final clip whose worst sampled frame is `distance` from `who`'s face print, and
+/// whether it is above the threshold.
+fn identity_badge(who: &str, distance: f64, threshold: f64) -> (String, bool) {
+    if distance < threshold {
+        (format!("looks like {who} · {distance:.2}"), false)
+    } else {
+        (format!("may not look like {who} · {distance:.2}"), true)
+    }
 }
 
 /// The URL of a stored media object, or empty when there is none.
@@ -300,4 +339,18 @@ fn log_lines(s: &SceneRecord, logs: &[LogRow], payloads: &HashMap<String, String
             LogLine::new(r, scene, payloads.get(&r.id))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_identity_badge_warns_above_the_threshold() {
+        let (text, warn) = super::identity_badge("Deven Spear", 0.381, 0.6);
+        assert_eq!(
+            (text.as_str(), warn),
+            ("looks like Deven Spear · 0.38", false)
+        );
+        let (text, warn) = super::identity_badge("Deven Spear", 0.71, 0.6);
+        assert!(warn && text.contains("0.71"), "{text}");
+    }
 }
