@@ -101,6 +101,7 @@ struct ScenePage {
     video: String,
     captions: String,
     thumbnail: String,
+    preview: PreviewMedia,
     running: String,
     timeline: Vec<TimelineRow>,
     run_status: String,
@@ -146,6 +147,7 @@ pub(crate) async fn scene_page(
         None => LatestRun::default(),
     };
     let captions = captions_url(db, &id, &page.root).await?;
+    let preview = PreviewMedia::latest(db, &id, "FINALIZE", &page.root).await?;
     let facts = scene_facts(db, &s).await?;
     let sc = &s.scene;
     ok(&ScenePage {
@@ -164,6 +166,7 @@ pub(crate) async fn scene_page(
         video: media_url(&page.root, s.output_object.as_deref()),
         captions,
         thumbnail: media_url(&page.root, s.thumbnail_object.as_deref()),
+        preview,
         running: active.unwrap_or_default(),
         timeline: run.timeline,
         run_status: run.status,
@@ -252,6 +255,39 @@ async fn captions_url(db: &Db, scene_id: &str, root: &str) -> Result<String, UiE
             .unwrap_or_default(),
         None => String::new(),
     })
+}
+
+/// The newest preview's video and captions (empty when there is none).
+#[derive(Default)]
+pub(crate) struct PreviewMedia {
+    /// Video URL.
+    pub video: String,
+    /// WebVTT URL.
+    pub captions: String,
+}
+
+impl PreviewMedia {
+    /// The newest preview output of `step` for `scope` (a scene id with FINALIZE, a project id with ASSEMBLE).
+    pub(crate) async fn latest(
+        db: &Db,
+        scope: &str,
+        step: &str,
+        root: &str,
+    ) -> Result<Self, UiError> {
+        let Some(json) = db.latest_output(scope, step, true).await? else {
+            return Ok(Self::default());
+        };
+        let out = serde_json::from_str::<StepOutput>(&json).unwrap_or_default();
+        let url = |role: &str| {
+            out.object(role)
+                .map(|k| view::media(root, k))
+                .unwrap_or_default()
+        };
+        Ok(Self {
+            video: url("video"),
+            captions: url("vtt"),
+        })
+    }
 }
 
 /// The URL of a stored media object, or empty when there is none.
