@@ -110,6 +110,10 @@ enum Command {
         /// provider limits (DEVATAR_PROVIDER_LIMITS).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         max_parallel_steps: Option<u16>,
+        /// A free preview: the same scenes, order, framing and captions with the local providers only ($0), kept
+        /// apart from paid renders (default output <data>/<project>-preview.mp4).
+        #[arg(long)]
+        preview: bool,
     },
     /// Price a project file before rendering it.
     Estimate {
@@ -324,10 +328,12 @@ async fn dispatch(command: Command, cfg: Arc<Config>) -> Result<(), CliError> {
             burn_captions,
             providers,
             max_parallel_steps,
+            preview,
         } => {
             let options = RenderOptions {
                 burn_captions,
                 max_parallel_steps: max_parallel_steps.map(usize::from),
+                preview,
             };
             let args = render::RenderArgs {
                 file,

@@ -72,9 +72,18 @@ pub async fn demo(
     .await
 }
 
-/// Renders a project file.
+/// Renders a project file (a preview with the local providers when `--preview`).
 pub async fn render(cfg: &Arc<Config>, args: RenderArgs) -> Result<(), CliError> {
-    let providers = choose_providers(cfg, &args.providers)?;
+    let providers = if args.options.preview {
+        if args.providers == "cloud" {
+            return Err(CliError::input(
+                "--preview renders with the local providers only; drop --providers cloud",
+            ));
+        }
+        cfg.local_providers()
+    } else {
+        choose_providers(cfg, &args.providers)?
+    };
     let file = ProjectFile::load(&args.file).map_err(CliError::input)?;
     run(
         cfg,
@@ -99,7 +108,7 @@ async fn run(
     providers: Providers,
 ) -> Result<(), CliError> {
     require_tools(&REQUIRED_TOOLS).map_err(CliError::missing_tool)?;
-    let out = output_path(&file, &data, out)?;
+    let out = output_path(&file, &data, out, options.preview)?;
     let storage = Storage::open(cfg, &data).await.map_err(CliError::failed)?;
     let scene_names: Vec<String> = file.scenes.iter().map(|s| s.scene.name.clone()).collect();
     let progress: Arc<dyn Progress> = Arc::from(reporter(&scene_names));
@@ -110,7 +119,7 @@ async fn run(
         .await
         .map_err(CliError::failed)?;
     let (claim, resumed) = service
-        .claim_project(&plan.project_id)
+        .claim_project(&plan.project_id, options.preview)
         .await
         .map_err(|e| match e {
             ClaimError::Held(owner) => CliError::failed(format!(
@@ -139,21 +148,30 @@ async fn run(
         .map_err(CliError::failed)?;
     print_step_table(&plan, &report);
     eprintln!(
-        "Wrote {} ({duration:.1} s) with captions {}",
+        "Wrote {}{} ({duration:.1} s) with captions {}",
+        if options.preview { "the preview " } else { "" },
         out.display(),
         vtt_out.display()
     );
     if json {
-        let doc = json_report(&storage, &plan, &report, &out, &vtt_out, duration).await;
+        let mut doc = json_report(&storage, &plan, &report, &out, &vtt_out, duration).await;
+        doc["preview"] = json!(options.preview);
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     }
     storage.db.close().await;
     Ok(())
 }
 
-/// The output video path: `--out`, else `<data>/<project file stem>.mp4`; it must end in `.mp4`.
-fn output_path(file: &ProjectFile, data: &Path, out: Option<PathBuf>) -> Result<PathBuf, CliError> {
-    let out = out.unwrap_or_else(|| data.join(format!("{}.mp4", file.project.file_stem())));
+/// The output video path: `--out`, else `<data>/<project file stem>.mp4` (`…-preview.mp4` for a preview, so a
+/// preview never replaces a paid render); it must end in `.mp4`.
+fn output_path(
+    file: &ProjectFile,
+    data: &Path,
+    out: Option<PathBuf>,
+    preview: bool,
+) -> Result<PathBuf, CliError> {
+    let suffix = if preview { "-preview" } else { "" };
+    let out = out.unwrap_or_else(|| data.join(format!("{}{suffix}.mp4", file.project.file_stem())));
     if out.extension().and_then(|e| e.to_str()) != Some("mp4") {
         return Err(CliError::input(format!(
             "--out {}: the output file must end in .mp4",

@@ -102,6 +102,9 @@ pub struct RenderOptions {
     /// At most this many steps at once in this run (`Some(1)`: strictly one after another); `None` runs every
     /// ready step, within provider limits. Outputs are the same either way.
     pub max_parallel_steps: Option<usize>,
+    /// A preview run (the caller gives it local providers): its outputs stay on the run and never replace the
+    /// scenes' or the project's recorded outputs.
+    pub preview: bool,
 }
 
 /// What a finished step produced: object keys by role, plus the facts downstream steps need.

@@ -253,8 +253,11 @@ impl Pipeline {
             .on(&self.event(ctx, node, EventKind::Failed(reason)));
     }
 
-    /// Records scene and project outputs (for cached and executed steps alike).
+    /// Records scene and project outputs (for cached and executed steps alike; never for a preview).
     async fn after_success(&self, ctx: &RunCtx, node: NodeKey, out: &StepOutput) {
+        if ctx.options.preview {
+            return;
+        }
         let result = match node {
             (Some(i), StepName::Finalize) => {
                 self.db

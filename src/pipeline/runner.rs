@@ -136,7 +136,7 @@ impl Pipeline {
             budget,
         });
         let nodes = graph(ctx.plan.scenes.len(), assemble);
-        for s in &ctx.plan.scenes {
+        for s in ctx.plan.scenes.iter().filter(|_| !ctx.options.preview) {
             let _ = self
                 .db
                 .set_scene_output(&s.id, "generating", None, None, None)
@@ -203,7 +203,7 @@ impl Pipeline {
     /// Marks failed scenes and orders the report.
     async fn finish(&self, ctx: &RunCtx, mut report: RunReport) -> RunReport {
         report.failures.sort_by_key(|(n, _)| *n);
-        for (node, _) in &report.failures {
+        for (node, _) in report.failures.iter().filter(|_| !ctx.options.preview) {
             if let Some(i) = node.0 {
                 let _ = self
                     .db

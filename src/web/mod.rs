@@ -60,6 +60,7 @@ fn protected() -> OpenApiRouter<AppState> {
             api::projects::delete
         ))
         .routes(routes!(api::projects::render))
+        .routes(routes!(api::projects::preview))
         .routes(routes!(api::projects::reorder))
         .routes(routes!(api::estimate::estimate_route))
         .routes(routes!(
@@ -74,6 +75,7 @@ fn protected() -> OpenApiRouter<AppState> {
             api::scenes::delete
         ))
         .routes(routes!(api::scenes::generate))
+        .routes(routes!(api::scenes::preview))
         .routes(routes!(api::scenes::cancel))
         .routes(routes!(api::scenes::status))
         .routes(routes!(api::runs::get))

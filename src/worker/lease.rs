@@ -64,23 +64,25 @@ pub enum ClaimError {
     Db(#[from] DbError),
 }
 
-/// The run a foreground render of `project_id` executes, leased to `owner`: the project's interrupted run
-/// (taken over when nobody holds it), else a new one. Returns the claim and whether it resumes a run.
+/// The run a foreground render of `project_id` executes, leased to `owner`: the project's interrupted run of the
+/// same kind (preview or not; taken over when nobody holds it), else a new one. Returns the claim and whether it
+/// resumes a run.
 pub async fn claim_project_run(
     db: &Db,
     project_id: &str,
     owner: &str,
     lease: Duration,
+    preview: bool,
 ) -> Result<(ClaimedRun, bool), ClaimError> {
     let lease_ms = lease.as_millis() as i64;
-    match db.unfinished_run(project_id, "").await? {
+    match db.unfinished_run(project_id, "", preview).await? {
         Some(run) if is_held(&run) => Err(ClaimError::Held(run.owner.unwrap_or_default())),
         Some(run) => match db.adopt_run(&run, owner, lease_ms).await? {
             Some(claim) => Ok((claim, true)),
             None => Err(ClaimError::Lost),
         },
         None => Ok((
-            db.create_leased_run(project_id, "", owner, lease_ms)
+            db.create_leased_run(project_id, "", owner, lease_ms, preview)
                 .await?,
             false,
         )),
@@ -123,6 +125,7 @@ mod tests {
             owner: owner.map(String::from),
             heartbeat_at,
             lease_expires_at,
+            preview: false,
         }
     }
 

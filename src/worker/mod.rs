@@ -2,7 +2,7 @@
 //! refuses a second run of the same scene, and cancels on request.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::task::AbortHandle;
@@ -68,6 +68,9 @@ pub struct RunService {
     storage: Storage,
     config: Arc<Config>,
     pipeline: Arc<Pipeline>,
+    /// The pipeline of preview runs (local providers only), built on the first preview.
+    preview_pipeline: OnceLock<Arc<Pipeline>>,
+    progress: Arc<dyn Progress>,
     owner: String,
     tasks: Mutex<HashMap<String, AbortHandle>>,
     events: tokio::sync::broadcast::Sender<RunEvent>,
@@ -97,7 +100,7 @@ impl RunService {
             storage.objects.clone(),
             providers,
             storage.work_dir(),
-            progress,
+            progress.clone(),
             config.pipeline_settings(),
         ));
         let owner = owner_id();
@@ -105,6 +108,8 @@ impl RunService {
             storage,
             config,
             pipeline,
+            preview_pipeline: OnceLock::new(),
+            progress,
             owner,
             tasks: Mutex::default(),
             events,
@@ -198,12 +203,32 @@ impl RunService {
         })
     }
 
-    /// Queues a run and returns its id; `Busy` while one covering it is queued or going. A worker (this
-    /// process's, or a `devatar worker`) claims it.
+    /// The pipeline a run executes on: the configured providers, or the local ones for a preview.
+    fn pipeline_for(&self, preview: bool) -> Arc<Pipeline> {
+        if !preview {
+            return self.pipeline.clone();
+        }
+        self.preview_pipeline
+            .get_or_init(|| {
+                Arc::new(Pipeline::new(
+                    self.storage.db.clone(),
+                    self.storage.objects.clone(),
+                    self.config.local_providers(),
+                    self.storage.work_dir(),
+                    self.progress.clone(),
+                    self.config.pipeline_settings(),
+                ))
+            })
+            .clone()
+    }
+
+    /// Queues a run (a preview when `preview`: local providers, $0) and returns its id; `Busy` while one covering
+    /// it is queued or going. A worker (this process's, or a `devatar worker`) claims it.
     pub async fn start(
         self: &Arc<Self>,
         project_id: &str,
         scene_id: Option<&str>,
+        preview: bool,
     ) -> Result<String, StartError> {
         // Validate now so the caller hears about a missing identity at once, not from the worker.
         self.load_plan(project_id, scene_id).await?;
@@ -212,7 +237,7 @@ impl RunService {
         if let Some(active) = db.active_run_for(project_id, scope).await? {
             return Err(StartError::Busy(active));
         }
-        let run_id = db.enqueue_run(project_id, scope).await?;
+        let run_id = db.enqueue_run(project_id, scope, preview).await?;
         self.wake.notify_one();
         Ok(run_id)
     }
@@ -312,9 +337,13 @@ impl RunService {
                 return;
             }
         };
+        let options = RenderOptions {
+            preview: claim.preview,
+            ..RenderOptions::default()
+        };
         let report = self
             .clone()
-            .execute_leased(&claim, plan, RenderOptions::default(), scene.is_none())
+            .execute_leased(&claim, plan, options, scene.is_none())
             .await;
         let Some(report) = report else { return };
         let (status, error) = if report.failures.is_empty() {
@@ -337,13 +366,10 @@ impl RunService {
         assemble: bool,
     ) -> Option<RunReport> {
         let id = claim.id.clone();
-        let this = self.clone();
+        let pipeline = self.pipeline_for(options.preview);
         let run_id = id.clone();
-        let work = tokio::spawn(async move {
-            this.pipeline
-                .execute(&run_id, plan, options, assemble)
-                .await
-        });
+        let work =
+            tokio::spawn(async move { pipeline.execute(&run_id, plan, options, assemble).await });
         if let Ok(mut tasks) = self.tasks.lock() {
             tasks.insert(id.clone(), work.abort_handle());
         }
@@ -376,9 +402,20 @@ impl RunService {
             .map_err(ImportError::Plan)
     }
 
-    /// Takes the project's run for a render in this process (see [`claim_project_run`]).
-    pub async fn claim_project(&self, project_id: &str) -> Result<(ClaimedRun, bool), ClaimError> {
-        claim_project_run(&self.storage.db, project_id, &self.owner, self.config.lease).await
+    /// Takes the project's run (a preview or not) for a render in this process (see [`claim_project_run`]).
+    pub async fn claim_project(
+        &self,
+        project_id: &str,
+        preview: bool,
+    ) -> Result<(ClaimedRun, bool), ClaimError> {
+        claim_project_run(
+            &self.storage.db,
+            project_id,
+            &self.owner,
+            self.config.lease,
+            preview,
+        )
+        .await
     }
 
     /// Announces a finished run (webhook outbox + live subscribers).

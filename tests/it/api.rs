@@ -737,6 +737,34 @@ async fn generate_a_scene_through_the_in_process_worker_then_render_the_project(
         .unwrap();
     assert_eq!(gone.status(), 204);
 
+    // A preview of scene two runs on the local providers and leaves the scene's recorded output alone.
+    let two_id = two["id"].as_str().unwrap();
+    let (status, started) = post(&format!("/api/scenes/{two_id}/preview"), json!({})).await;
+    assert_eq!(status, 202, "{started}");
+    let run = server
+        .wait_for_run(&token, started["runId"].as_str().unwrap())
+        .await;
+    assert_eq!(
+        (run["status"].as_str(), run["preview"].as_bool()),
+        (Some("succeeded"), Some(true)),
+        "{run}"
+    );
+    assert_eq!(run["steps"].as_array().map(Vec::len), Some(5), "{run}");
+    let scene: Value = http
+        .get(format!("{base}/api/scenes/{two_id}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (scene["status"].as_str(), scene["outputObject"].as_str()),
+        (Some("draft"), None),
+        "{scene}"
+    );
+
     // Generate scene one; a second generate while it runs is refused.
     let sid = one["id"].as_str().unwrap();
     let (status, started) = post(&format!("/api/scenes/{sid}/generate"), json!({})).await;
@@ -747,6 +775,7 @@ async fn generate_a_scene_through_the_in_process_worker_then_render_the_project(
         .wait_for_run(&token, started["runId"].as_str().unwrap())
         .await;
     assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["preview"], false, "{run}");
     let steps: Vec<&str> = run["steps"]
         .as_array()
         .unwrap()

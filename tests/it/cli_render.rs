@@ -96,6 +96,44 @@ fn demo_renders_offline_then_caches_and_reruns_only_what_a_dialogue_edit_touches
         "paths and --out must not be part of any cache key"
     );
 
+    // A preview renders with the local providers (here the same as the render's, so all cached), says so, and
+    // writes beside the data folder's paid video instead of over it.
+    let paid = std::fs::read(&out).unwrap();
+    let preview = render_json(
+        tmp.path(),
+        &[
+            "render",
+            "copy/demo.toml",
+            "--data",
+            data_s,
+            "--preview",
+            "--json",
+        ],
+    );
+    assert_eq!(preview["preview"], true, "{preview}");
+    assert_eq!(preview["providerCalls"], 0);
+    assert_eq!(
+        preview["output"],
+        data.join("devatar-demo-preview.mp4").to_str().unwrap()
+    );
+    assert!(data.join("devatar-demo-preview.mp4").is_file());
+    assert_eq!(std::fs::read(&out).unwrap(), paid);
+    assert_eq!(copied["preview"], false);
+    let refused = run(
+        tmp.path(),
+        &[
+            "render",
+            "copy/demo.toml",
+            "--data",
+            data_s,
+            "--preview",
+            "--providers",
+            "cloud",
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--preview"));
+
     // Dialogue-only edit of one scene, same duration bucket.
     let edited = demo.replace("Hi, I'm Deven. Welcome", "Hello, I'm Deven. Welcome");
     assert_ne!(edited, demo);

@@ -223,7 +223,7 @@ impl TestPipeline {
     pub async fn start_run(&self, plan: &RenderPlan) -> anyhow::Result<String> {
         let run = self
             .db
-            .create_leased_run(&plan.project_id, "", "testkit", 60_000)
+            .create_leased_run(&plan.project_id, "", "testkit", 60_000, false)
             .await
             .context("creating a run")?;
         Ok(run.id)

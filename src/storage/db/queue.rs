@@ -17,19 +17,28 @@ pub struct ClaimedRun {
     pub scene_id: Option<String>,
     /// The lease token that proves ownership.
     pub token: String,
+    /// A preview run: local providers only.
+    pub preview: bool,
 }
 
 impl Db {
-    /// Queues a run of a project (`scene_id` `""`) or one scene; a worker will claim it.
-    pub async fn enqueue_run(&self, project_id: &str, scene_id: &str) -> Result<String, DbError> {
+    /// Queues a run of a project (`scene_id` `""`) or one scene, a preview or not; a worker will claim it.
+    pub async fn enqueue_run(
+        &self,
+        project_id: &str,
+        scene_id: &str,
+        preview: bool,
+    ) -> Result<String, DbError> {
         let id = new_id();
         sqlx::query(
-            "INSERT INTO runs (id, project_id, scene_id, status, created_at) VALUES ($1, $2, $3, 'queued', $4)",
+            "INSERT INTO runs (id, project_id, scene_id, status, created_at, preview)
+             VALUES ($1, $2, $3, 'queued', $4, $5)",
         )
         .bind(&id)
         .bind(project_id)
         .bind(scene_id)
         .bind(now_ms())
+        .bind(i64::from(preview))
         .execute(&self.pool)
         .await?;
         self.notify(super::RUNS_CHANNEL, &id).await;
@@ -55,7 +64,7 @@ impl Db {
              WHERE id = (SELECT id FROM runs WHERE status = 'queued'
                             OR (status = 'running' AND lease_expires_at IS NOT NULL AND lease_expires_at < $4)
                          ORDER BY created_at, id LIMIT 1{lock})
-             RETURNING id, project_id, scene_id"
+             RETURNING id, project_id, scene_id, preview"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(owner)
@@ -70,6 +79,7 @@ impl Db {
             project_id: row.try_get("project_id")?,
             scene_id: super::runs::scene_ref(row.try_get("scene_id")?),
             token,
+            preview: row.try_get::<i64, _>("preview")? != 0,
         };
         sqlx::query("UPDATE steps SET status = 'pending' WHERE run_id = $1 AND status = 'running'")
             .bind(&claimed.id)

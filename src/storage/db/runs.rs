@@ -31,9 +31,11 @@ pub struct RunRow {
     pub heartbeat_at: Option<i64>,
     /// When the holder's lease ends (epoch ms); `None` for runs that were never leased.
     pub lease_expires_at: Option<i64>,
+    /// A preview: local providers only, outputs kept on the run.
+    pub preview: bool,
 }
 
-const RUN_COLUMNS: &str = "id, project_id, scene_id, status, error, created_at, finished_at, owner, heartbeat_at, lease_expires_at";
+const RUN_COLUMNS: &str = "id, project_id, scene_id, status, error, created_at, finished_at, owner, heartbeat_at, lease_expires_at, preview";
 
 fn run_row(r: &AnyRow) -> Result<RunRow, DbError> {
     let status: String = r.try_get("status")?;
@@ -48,6 +50,7 @@ fn run_row(r: &AnyRow) -> Result<RunRow, DbError> {
         owner: r.try_get("owner")?,
         heartbeat_at: r.try_get("heartbeat_at")?,
         lease_expires_at: r.try_get("lease_expires_at")?,
+        preview: r.try_get::<i64, _>("preview")? != 0,
     })
 }
 
@@ -77,6 +80,8 @@ pub struct RunSummary {
     pub created_at: i64,
     /// End, epoch ms.
     pub finished_at: Option<i64>,
+    /// A preview run (local providers only).
+    pub preview: bool,
 }
 
 impl RunSummary {
@@ -87,19 +92,23 @@ impl RunSummary {
 }
 
 impl Db {
-    /// The newest unfinished run of a project (`scene_id` `""`) or of one scene, if any.
+    /// The newest unfinished run of a project (`scene_id` `""`) or of one scene, if any, of the same kind (a
+    /// preview never continues a paid run, nor the reverse).
     pub async fn unfinished_run(
         &self,
         project_id: &str,
         scene_id: &str,
+        preview: bool,
     ) -> Result<Option<RunRow>, DbError> {
         let sql = format!(
             "SELECT {RUN_COLUMNS} FROM runs
-             WHERE project_id = $1 AND scene_id = $2 AND status = 'running' ORDER BY created_at DESC, id DESC LIMIT 1"
+             WHERE project_id = $1 AND scene_id = $2 AND status = 'running' AND preview = $3
+             ORDER BY created_at DESC, id DESC LIMIT 1"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(project_id)
             .bind(scene_id)
+            .bind(i64::from(preview))
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(run_row).transpose()
@@ -113,12 +122,13 @@ impl Db {
         scene_id: &str,
         owner: &str,
         lease_ms: i64,
+        preview: bool,
     ) -> Result<ClaimedRun, DbError> {
         let (id, token, now) = (new_id(), new_id(), now_ms());
         sqlx::query(
             "INSERT INTO runs (id, project_id, scene_id, status, owner, lease_token, lease_expires_at, heartbeat_at,
-                               created_at)
-             VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $7)",
+                               created_at, preview)
+             VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $7, $8)",
         )
         .bind(&id)
         .bind(project_id)
@@ -127,6 +137,7 @@ impl Db {
         .bind(&token)
         .bind(now + lease_ms)
         .bind(now)
+        .bind(i64::from(preview))
         .execute(&self.pool)
         .await?;
         Ok(ClaimedRun {
@@ -134,6 +145,7 @@ impl Db {
             project_id: project_id.into(),
             scene_id: scene_ref(scene_id.to_string()),
             token,
+            preview,
         })
     }
 
@@ -171,6 +183,7 @@ impl Db {
             project_id: run.project_id.clone(),
             scene_id: run.scene_id.clone(),
             token,
+            preview: run.preview,
         }))
     }
 
@@ -270,7 +283,7 @@ impl Db {
     ) -> Result<Vec<RunSummary>, DbError> {
         let rows = sqlx::query(
             "SELECT r.id, r.project_id, COALESCE(p.name, '') AS project_name, r.scene_id, s.name AS scene_name,
-                    r.status, r.error, r.created_at, r.finished_at
+                    r.status, r.error, r.created_at, r.finished_at, r.preview
              FROM runs r LEFT JOIN projects p ON p.id = r.project_id LEFT JOIN scenes s ON s.id = r.scene_id
              WHERE ($1 = '' OR r.project_id = $1)
              ORDER BY r.id DESC LIMIT $2",
@@ -292,6 +305,7 @@ impl Db {
                     error: r.try_get("error")?,
                     created_at: r.try_get("created_at")?,
                     finished_at: r.try_get("finished_at")?,
+                    preview: r.try_get::<i64, _>("preview")? != 0,
                 })
             })
             .collect()

@@ -439,13 +439,29 @@ impl Db {
             .collect()
     }
 
-    /// The output manifest of the scene's newest successful FINALIZE step (video, thumbnail, captions).
+    /// The output manifest of the scene's newest successful FINALIZE step of a paid (not preview) run (video,
+    /// thumbnail, captions).
     pub async fn ui_scene_final_output(&self, scene_id: &str) -> Result<Option<String>, DbError> {
+        self.latest_output(scene_id, "FINALIZE", false).await
+    }
+
+    /// The output manifest of the newest succeeded `step` (`FINALIZE` of a scene id, or `ASSEMBLE` with
+    /// `scope` = the project id) of paid runs, or of previews when `preview`.
+    pub async fn latest_output(
+        &self,
+        scope: &str,
+        step: &str,
+        preview: bool,
+    ) -> Result<Option<String>, DbError> {
         let row = sqlx::query(
-            "SELECT output FROM steps WHERE scene_id = $1 AND step = 'FINALIZE' AND status = 'succeeded'
-               AND output IS NOT NULL ORDER BY finished_at DESC, id DESC LIMIT 1",
+            "SELECT s.output FROM steps s JOIN runs r ON r.id = s.run_id
+             WHERE (s.scene_id = $1 OR (s.scene_id = '' AND r.project_id = $1)) AND s.step = $2
+               AND s.status = 'succeeded' AND s.output IS NOT NULL AND r.preview = $3
+             ORDER BY s.finished_at DESC, s.id DESC LIMIT 1",
         )
-        .bind(scene_id)
+        .bind(scope)
+        .bind(step)
+        .bind(i64::from(preview))
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|r| r.try_get("output")).transpose()?)

@@ -234,7 +234,22 @@ pub async fn render(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<super::scenes::RunStarted>), ApiError> {
-    let run_id = state.runs.start(&id, None).await?;
+    let run_id = state.runs.start(&id, None, false).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(super::scenes::RunStarted { run_id }),
+    ))
+}
+
+/// Preview every scene and the project video with the local providers only ($0; background run). The scenes'
+/// and project's recorded outputs stay as they are; the preview's are on its run.
+#[utoipa::path(post, path = "/api/projects/{id}/preview", tag = "projects", params(("id" = String, Path)),
+    responses((status = 202, body = super::scenes::RunStarted), (status = 404), (status = 409), (status = 422)))]
+pub async fn preview(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<super::scenes::RunStarted>), ApiError> {
+    let run_id = state.runs.start(&id, None, true).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(super::scenes::RunStarted { run_id }),

@@ -36,6 +36,8 @@ pub struct RunView {
     pub created_at: i64,
     /// End time, epoch ms.
     pub finished_at: Option<i64>,
+    /// A preview: rendered with the local providers only ($0); its outputs never replace the paid ones.
+    pub preview: bool,
     /// Its steps, in execution order.
     pub steps: Vec<StepView>,
 }
@@ -127,6 +129,7 @@ pub async fn run_view(
         error: run.error,
         created_at: run.created_at,
         finished_at: run.finished_at,
+        preview: run.preview,
         steps,
     })
 }

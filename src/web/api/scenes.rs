@@ -418,7 +418,27 @@ pub async fn generate(
         .get_scene(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("scene"))?;
-    let run_id = state.runs.start(&scene.project_id, Some(&id)).await?;
+    let run_id = state
+        .runs
+        .start(&scene.project_id, Some(&id), false)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(RunStarted { run_id })))
+}
+
+/// Preview one scene with the local providers only ($0; background run); its recorded output stays as it is.
+#[utoipa::path(post, path = "/api/scenes/{id}/preview", tag = "scenes", params(("id" = String, Path)),
+    responses((status = 202, body = RunStarted), (status = 404), (status = 409)))]
+pub async fn preview(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<RunStarted>), ApiError> {
+    let scene = state
+        .storage
+        .db
+        .get_scene(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("scene"))?;
+    let run_id = state.runs.start(&scene.project_id, Some(&id), true).await?;
     Ok((StatusCode::ACCEPTED, Json(RunStarted { run_id })))
 }
 

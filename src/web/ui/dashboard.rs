@@ -98,6 +98,6 @@ pub(crate) async fn render_demo(
     )
     .await
     .map_err(|e| UiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    state.runs.start(&project_id, None).await?;
+    state.runs.start(&project_id, None, false).await?;
     Ok(page.redirect(&format!("projects/{project_id}?ok=demo")))
 }

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::forms::{Control, FieldErrs, FormData, FormField, PostForm, number, with_errors};
+use super::scenes::PreviewMedia;
 use super::view::{self, ProjectItem, RunView};
 use super::{Layout, Page, UiError, render};
 use crate::costs::{Estimate, PriceTable, Route, estimate};
@@ -307,6 +308,7 @@ struct ProjectPage {
     video: String,
     captions: String,
     duration: String,
+    preview: PreviewMedia,
     estimate_total: String,
     estimate_route: &'static str,
     form: Vec<FormField>,
@@ -377,6 +379,7 @@ async fn project_page_with(
                 .map(|k| view::media(&page.root, k))
                 .unwrap_or_default(),
             duration: p.duration_seconds.map(view::seconds).unwrap_or_default(),
+            preview: PreviewMedia::latest(db, &p.id, "ASSEMBLE", &page.root).await?,
             estimate_total: view::usd(est.total_usd),
             estimate_route: match route {
                 Route::Local => "local providers: nothing is paid",
@@ -568,15 +571,17 @@ pub(crate) async fn delete(
     Ok(page.redirect("projects?ok=project-deleted"))
 }
 
-/// Generates every scene and assembles the project video.
+/// Generates every scene and assembles the project video — a $0 local preview with `preview=1`.
 pub(crate) async fn generate_all(
     State(state): State<AppState>,
     page: Page,
     Path(id): Path<String>,
-    _form: PostForm,
+    PostForm(form): PostForm,
 ) -> Result<Response, UiError> {
-    state.runs.start(&id, None).await?;
-    Ok(page.redirect(&format!("projects/{id}?ok=generating")))
+    let preview = form.get("preview") == "1";
+    state.runs.start(&id, None, preview).await?;
+    let ok = if preview { "previewing" } else { "generating" };
+    Ok(page.redirect(&format!("projects/{id}?ok={ok}")))
 }
 
 /// Moves one scene up or down (`scene`, `dir` = `up`/`down`), or sets the whole order (`order`, repeated).

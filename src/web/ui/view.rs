@@ -11,6 +11,10 @@ pub(crate) fn flash_message(key: &str) -> Option<&'static str> {
         "scene-deleted" => "Scene deleted.",
         "reordered" => "Scene order saved.",
         "generating" => "Generation started; progress appears below as it happens.",
+        "previewing" => {
+            "Preview started: local voice and motion, nothing is paid, and the generated videos stay \
+                         as they are. It appears below when done."
+        }
         "canceled" => "Generation canceled.",
         "identity-created" => "Identity created.",
         "identity-saved" => "Identity saved.",
@@ -177,11 +181,14 @@ pub(crate) struct RunView {
 
 impl From<&crate::storage::db::RunSummary> for RunView {
     fn from(r: &crate::storage::db::RunSummary) -> Self {
-        let what = match (&r.scene_name, &r.scene_id) {
+        let mut what = match (&r.scene_name, &r.scene_id) {
             (_, None) => format!("{}: all scenes", r.project_name),
             (Some(s), Some(_)) => format!("{}: scene {s}", r.project_name),
             (None, Some(_)) => format!("{}: a deleted scene", r.project_name),
         };
+        if r.preview {
+            what.push_str(" (preview, $0)");
+        }
         Self {
             id: r.id.clone(),
             project_id: r.project_id.clone(),

@@ -105,6 +105,7 @@ struct ScenePage {
     identity_badge: String,
     /// The score is above the face threshold (warning style).
     identity_warn: bool,
+    preview: PreviewMedia,
     running: String,
     timeline: Vec<TimelineRow>,
     run_status: String,
@@ -161,6 +162,7 @@ pub(crate) async fn scene_page(
         .map_or((String::new(), false), |d| {
             identity_badge(&who, d, threshold)
         });
+    let preview = PreviewMedia::latest(db, &id, "FINALIZE", &page.root).await?;
     let facts = scene_facts(db, &s).await?;
     let sc = &s.scene;
     ok(&ScenePage {
@@ -181,6 +183,7 @@ pub(crate) async fn scene_page(
         thumbnail: media_url(&page.root, s.thumbnail_object.as_deref()),
         identity_badge,
         identity_warn,
+        preview,
         running: active.unwrap_or_default(),
         timeline: run.timeline,
         run_status: run.status,
@@ -290,6 +293,39 @@ fn identity_badge(who: &str, distance: f64, threshold: f64) -> (String, bool) {
         (format!("looks like {who} · {distance:.2}"), false)
     } else {
         (format!("may not look like {who} · {distance:.2}"), true)
+    }
+}
+
+/// The newest preview's video and captions (empty when there is none).
+#[derive(Default)]
+pub(crate) struct PreviewMedia {
+    /// Video URL.
+    pub video: String,
+    /// WebVTT URL.
+    pub captions: String,
+}
+
+impl PreviewMedia {
+    /// The newest preview output of `step` for `scope` (a scene id with FINALIZE, a project id with ASSEMBLE).
+    pub(crate) async fn latest(
+        db: &Db,
+        scope: &str,
+        step: &str,
+        root: &str,
+    ) -> Result<Self, UiError> {
+        let Some(json) = db.latest_output(scope, step, true).await? else {
+            return Ok(Self::default());
+        };
+        let out = serde_json::from_str::<StepOutput>(&json).unwrap_or_default();
+        let url = |role: &str| {
+            out.object(role)
+                .map(|k| view::media(root, k))
+                .unwrap_or_default()
+        };
+        Ok(Self {
+            video: url("video"),
+            captions: url("vtt"),
+        })
     }
 }
 

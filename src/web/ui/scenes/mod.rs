@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-pub(crate) use detail::{LogLine, scene_page};
+pub(crate) use detail::{LogLine, PreviewMedia, scene_page};
 pub(crate) use form::{create, edit_page, new_page, update};
 
 use super::forms::PostForm;
@@ -55,7 +55,8 @@ pub(crate) async fn delete(
     Ok(page.redirect(&format!("projects/{}?ok=scene-deleted", s.project_id)))
 }
 
-/// Generates (or regenerates) one scene; back to the project page when asked (`back=project`).
+/// Generates (or regenerates) one scene — a $0 local preview with `preview=1` — and goes back to the project page
+/// when asked (`back=project`).
 pub(crate) async fn generate(
     State(state): State<AppState>,
     page: Page,
@@ -63,11 +64,13 @@ pub(crate) async fn generate(
     PostForm(form): PostForm,
 ) -> Result<Response, UiError> {
     let s = scene(&state, &id).await?;
-    state.runs.start(&s.project_id, Some(&id)).await?;
+    let preview = form.get("preview") == "1";
+    state.runs.start(&s.project_id, Some(&id), preview).await?;
+    let ok = if preview { "previewing" } else { "generating" };
     if form.get("back") == "project" {
-        Ok(page.redirect(&format!("projects/{}?ok=generating", s.project_id)))
+        Ok(page.redirect(&format!("projects/{}?ok={ok}", s.project_id)))
     } else {
-        Ok(page.redirect(&format!("scenes/{id}?ok=generating")))
+        Ok(page.redirect(&format!("scenes/{id}?ok={ok}")))
     }
 }
 
