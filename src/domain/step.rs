@@ -246,6 +246,75 @@ impl RunStatus {
     }
 }
 
+/// What a scene's recorded video is: none yet, being made, made, or not made (failed or canceled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SceneStatus {
+    /// Never generated.
+    Draft,
+    /// A run is generating it.
+    Generating,
+    /// Its video is recorded.
+    Completed,
+    /// Its last generation failed.
+    Failed,
+    /// Its last generation was canceled.
+    Canceled,
+}
+
+impl SceneStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Generating => "generating",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Canceled => "canceled",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Draft,
+            Self::Generating,
+            Self::Completed,
+            Self::Failed,
+            Self::Canceled,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+}
+
+/// What a project's recorded video is: not assembled yet, or assembled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProjectStatus {
+    /// No project video yet.
+    Draft,
+    /// Its assembled video is recorded.
+    Completed,
+}
+
+impl ProjectStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Completed => "completed",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Draft, Self::Completed]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
 impl std::fmt::Display for RunStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -267,5 +336,13 @@ mod tests {
             assert_eq!(RunStatus::parse(r).map(RunStatus::as_str), Some(r));
         }
         assert_eq!(RunStatus::parse(""), None);
+        for r in ["draft", "generating", "completed", "failed", "canceled"] {
+            assert_eq!(SceneStatus::parse(r).map(SceneStatus::as_str), Some(r));
+        }
+        assert_eq!(SceneStatus::parse("done"), None);
+        for r in ["draft", "completed"] {
+            assert_eq!(ProjectStatus::parse(r).map(ProjectStatus::as_str), Some(r));
+        }
+        assert_eq!(ProjectStatus::parse("generating"), None);
     }
 }

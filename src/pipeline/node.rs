@@ -12,7 +12,7 @@ use super::ledger::DbLedger;
 use super::report::{Event, EventKind, NodeKey, StepReport};
 use super::runner::{Pipeline, RunCtx};
 use super::steps::{Prepared, Step, StepCx, step};
-use crate::domain::{LogLevel, StepName};
+use crate::domain::{LogLevel, ProjectStatus, SceneStatus, StepName, StepStatus};
 use crate::providers::JobCtx;
 use crate::storage::now_ms;
 
@@ -245,7 +245,7 @@ impl Pipeline {
         {
             let _ = self
                 .db
-                .step_ended_without_output(&row.id, "failed", &reason)
+                .step_ended_without_output(&row.id, StepStatus::Failed, &reason)
                 .await;
         }
         self.logger(ctx, node).failed(error, ms).await;
@@ -263,7 +263,7 @@ impl Pipeline {
                 self.db
                     .set_scene_output(
                         &ctx.plan.scenes[i].id,
-                        "completed",
+                        SceneStatus::Completed,
                         out.object("video"),
                         out.object("thumbnail"),
                         out.duration_seconds,
@@ -274,7 +274,7 @@ impl Pipeline {
                 self.db
                     .set_project_output(
                         &ctx.plan.project_id,
-                        "completed",
+                        ProjectStatus::Completed,
                         out.object("video"),
                         out.object("vtt"),
                         out.duration_seconds,

@@ -15,7 +15,7 @@ use super::faces::{EngineScorer, FaceScorer};
 use super::limits::ProviderLimits;
 use super::report::{NodeKey, Progress, RunReport, StepReport};
 use super::{PipelineSettings, RenderOptions, RenderPlan};
-use crate::domain::StepName;
+use crate::domain::{SceneStatus, StepName, StepStatus};
 use crate::media::{Ffmpeg, MediaEditor};
 use crate::providers::Providers;
 use crate::providers::job::Budget;
@@ -139,7 +139,7 @@ impl Pipeline {
         for s in ctx.plan.scenes.iter().filter(|_| !ctx.options.preview) {
             let _ = self
                 .db
-                .set_scene_output(&s.id, "generating", None, None, None)
+                .set_scene_output(&s.id, SceneStatus::Generating, None, None, None)
                 .await;
         }
         let (this, c, gate) = (self.clone(), ctx.clone(), run_gate(&ctx.options));
@@ -193,7 +193,11 @@ impl Pipeline {
                 {
                     let _ = self
                         .db
-                        .step_ended_without_output(&row.id, "skipped", "a dependency failed")
+                        .step_ended_without_output(
+                            &row.id,
+                            StepStatus::Skipped,
+                            "a dependency failed",
+                        )
                         .await;
                 }
             }
@@ -207,7 +211,13 @@ impl Pipeline {
             if let Some(i) = node.0 {
                 let _ = self
                     .db
-                    .set_scene_output(&ctx.plan.scenes[i].id, "failed", None, None, None)
+                    .set_scene_output(
+                        &ctx.plan.scenes[i].id,
+                        SceneStatus::Failed,
+                        None,
+                        None,
+                        None,
+                    )
                     .await;
             }
         }

@@ -4,7 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Db, DbError, nullable_f64};
-use crate::domain::{AspectRatio, IdentityGate, Project};
+use crate::domain::{AspectRatio, IdentityGate, Project, ProjectStatus};
 use crate::storage::{new_id, now_ms};
 
 /// A stored project.
@@ -16,8 +16,8 @@ pub struct ProjectRecord {
     pub project: Project,
     /// Default identity for its scenes.
     pub default_identity_id: Option<String>,
-    /// `draft`, `completed`, …
-    pub status: String,
+    /// Whether its assembled video is recorded.
+    pub status: ProjectStatus,
     /// Assembled video object.
     pub final_object: Option<String>,
     /// Project captions (VTT) object.
@@ -50,7 +50,8 @@ fn project_record(r: &AnyRow) -> Result<ProjectRecord, DbError> {
                 .map_err(|_| DbError::Corrupt("projects.identity_retries".into()))?,
         },
         default_identity_id: r.try_get("default_identity_id")?,
-        status: r.try_get("status")?,
+        status: ProjectStatus::parse(&r.try_get::<String, _>("status")?)
+            .ok_or_else(|| DbError::Corrupt("projects.status".into()))?,
         final_object: r.try_get("final_object")?,
         captions_object: r.try_get("captions_object")?,
         duration_seconds: r.try_get("duration_seconds")?,
@@ -196,7 +197,7 @@ impl Db {
     pub async fn set_project_output(
         &self,
         project_id: &str,
-        status: &str,
+        status: ProjectStatus,
         final_object: Option<&str>,
         captions_object: Option<&str>,
         duration: Option<f64>,
@@ -207,7 +208,7 @@ impl Db {
                 updated_at = $6 WHERE id = $1",
         )
         .bind(project_id)
-        .bind(status)
+        .bind(status.as_str())
         .bind(final_object)
         .bind(captions_object)
         .bind(nullable_f64(duration))

@@ -7,7 +7,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Db, DbError, nullable_f64};
-use crate::domain::{Animation, GenerationMode, Scene};
+use crate::domain::{Animation, GenerationMode, Scene, SceneStatus};
 use crate::storage::{new_id, now_ms};
 
 /// A stored scene.
@@ -25,14 +25,20 @@ pub struct SceneRecord {
     pub identity_id: Option<String>,
     /// Scene headshot asset.
     pub headshot_asset_id: Option<String>,
-    /// `draft`, `generating`, `completed`, `failed`, `canceled`.
-    pub status: String,
+    /// Whether its video is recorded, being made, or failed.
+    pub status: SceneStatus,
     /// Finished video object.
     pub output_object: Option<String>,
     /// Thumbnail object.
     pub thumbnail_object: Option<String>,
     /// Finished video length.
     pub duration_seconds: Option<f64>,
+}
+
+/// The stored status of a scene row; an unknown name is a corrupt row.
+fn scene_status(r: &AnyRow) -> Result<SceneStatus, DbError> {
+    SceneStatus::parse(&r.try_get::<String, _>("status")?)
+        .ok_or_else(|| DbError::Corrupt("scenes.status".into()))
 }
 
 /// A scene to store, with its references resolved to ids.
@@ -60,7 +66,7 @@ pub struct SceneSummary {
     /// What is said.
     pub dialogue: String,
     /// Scene status.
-    pub status: String,
+    pub status: SceneStatus,
     /// Thumbnail object key.
     pub thumbnail_object: Option<String>,
     /// Finished video object key.
@@ -97,7 +103,7 @@ fn scene_record(r: &AnyRow) -> Result<SceneRecord, DbError> {
         },
         identity_id: r.try_get("identity_id")?,
         headshot_asset_id: r.try_get("headshot_asset_id")?,
-        status: r.try_get("status")?,
+        status: scene_status(r)?,
         output_object: r.try_get("output_object")?,
         thumbnail_object: r.try_get("thumbnail_object")?,
         duration_seconds: r.try_get("duration_seconds")?,
@@ -375,7 +381,7 @@ impl Db {
     pub async fn set_scene_output(
         &self,
         scene_id: &str,
-        status: &str,
+        status: SceneStatus,
         output_object: Option<&str>,
         thumbnail_object: Option<&str>,
         duration: Option<f64>,
@@ -386,7 +392,7 @@ impl Db {
                 updated_at = $6 WHERE id = $1",
         )
         .bind(scene_id)
-        .bind(status)
+        .bind(status.as_str())
         .bind(output_object)
         .bind(thumbnail_object)
         .bind(nullable_f64(duration))
@@ -430,7 +436,7 @@ impl Db {
                     project_name: r.try_get("project_name")?,
                     name: r.try_get("name")?,
                     dialogue: r.try_get("dialogue")?,
-                    status: r.try_get("status")?,
+                    status: scene_status(r)?,
                     thumbnail_object: r.try_get("thumbnail_object")?,
                     output_object: r.try_get("output_object")?,
                     duration_seconds: r.try_get("duration_seconds")?,

@@ -47,9 +47,9 @@ pub struct SceneStep {
     /// The run.
     pub run_id: String,
     /// `AUDIO`, `IMAGE`, …
-    pub step: String,
+    pub step: StepName,
     /// Step status.
-    pub status: String,
+    pub status: StepStatus,
     /// Served from the cache.
     pub cached: bool,
 }
@@ -176,12 +176,12 @@ impl Db {
     pub async fn step_ended_without_output(
         &self,
         step_id: &str,
-        status: &str,
+        status: StepStatus,
         error: &str,
     ) -> Result<(), DbError> {
         sqlx::query("UPDATE steps SET status = $2, error = $3, finished_at = $4 WHERE id = $1")
             .bind(step_id)
-            .bind(status)
+            .bind(status.as_str())
             .bind(error)
             .bind(now_ms())
             .execute(&self.pool)
@@ -247,8 +247,10 @@ impl Db {
             let scene: String = r.try_get("scene_id")?;
             let step = SceneStep {
                 run_id: r.try_get("run_id")?,
-                step: r.try_get("step")?,
-                status: r.try_get("status")?,
+                step: StepName::parse(&r.try_get::<String, _>("step")?)
+                    .ok_or_else(|| DbError::Corrupt("steps.step".into()))?,
+                status: StepStatus::parse(&r.try_get::<String, _>("status")?)
+                    .ok_or_else(|| DbError::Corrupt("steps.status".into()))?,
                 cached: flag(r.try_get("cached")?),
             };
             let list = out.entry(scene).or_default();

@@ -44,7 +44,7 @@ impl From<ProjectRecord> for ProjectView {
             budget_usd: r.project.budget_usd,
             identity_gate: r.project.identity_gate.as_str().into(),
             identity_retries: r.project.identity_retries,
-            status: r.status,
+            status: r.status.as_str().into(),
             final_object: r.final_object,
             captions_object: r.captions_object,
             duration_seconds: r.duration_seconds,

@@ -55,7 +55,7 @@ impl From<SceneRecord> for SceneView {
             headshot_asset_id: r.headshot_asset_id,
             generation_mode: s.generation_mode.as_str().into(),
             animation: s.animation.as_str().into(),
-            status: r.status,
+            status: r.status.as_str().into(),
             output_object: r.output_object,
             thumbnail_object: r.thumbnail_object,
             duration_seconds: r.duration_seconds,
@@ -474,7 +474,7 @@ pub async fn status(
     };
     Ok(Json(SceneStatus {
         scene_id: id,
-        status: scene.status,
+        status: scene.status.as_str().into(),
         output_object: scene.output_object,
         run,
     }))

@@ -12,7 +12,9 @@ use super::scenes::PreviewMedia;
 use super::view::{self, ProjectItem, RunView};
 use super::{Layout, Page, UiError, render};
 use crate::costs::{Estimate, PriceTable, Route, estimate};
-use crate::domain::{AspectRatio, DEFAULT_IDENTITY_RETRIES, IdentityGate, Project, StepName};
+use crate::domain::{
+    AspectRatio, DEFAULT_IDENTITY_RETRIES, IdentityGate, Project, SceneStatus, StepName, StepStatus,
+};
 use crate::storage::db::{IdentityRecord, ProjectRecord, SceneRecord};
 use crate::storage::db::{RunSummary, SceneStep};
 use crate::web::AppState;
@@ -409,7 +411,7 @@ fn project_status(p: &ProjectRecord, runs: &[RunSummary]) -> &'static str {
     if runs.iter().any(|r| r.is_active() && r.scene_id.is_none()) {
         "generating"
     } else {
-        view::status_word(&p.status)
+        view::status_word(p.status.as_str())
     }
 }
 
@@ -477,21 +479,22 @@ fn card(
     let chips: Vec<StepChip> = SCENE_STEPS
         .iter()
         .map(|step| {
-            let found = steps.iter().find(|x| x.step == step.as_str());
+            let found = steps.iter().find(|x| x.step == *step);
             StepChip {
                 step: step.as_str(),
                 state: found
-                    .map(|x| x.status.clone())
-                    .unwrap_or_else(|| "pending".into()),
+                    .map_or(StepStatus::Pending, |x| x.status)
+                    .as_str()
+                    .into(),
                 cached: found.is_some_and(|x| x.cached),
             }
         })
         .collect();
     let done = chips.iter().filter(|c| c.state == "succeeded").count();
-    let status = if active && s.status != "generating" {
+    let status = if active && s.status != SceneStatus::Generating {
         "queued"
     } else {
-        view::status_word(&s.status)
+        view::status_word(s.status.as_str())
     };
     SceneCard {
         id: s.id.clone(),

@@ -231,7 +231,7 @@ impl ProjectItem {
         Self {
             id: p.id.clone(),
             name: p.project.name.clone(),
-            status: status_word(&p.status),
+            status: status_word(p.status.as_str()),
             created: time(p.created_at),
             aspect: p.project.aspect_ratio.as_str(),
             scenes,

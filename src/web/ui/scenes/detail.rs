@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 
 use super::{project, scene};
-use crate::domain::{LogStep, StepName, StepStatus};
+use crate::domain::{LogStep, SceneStatus, StepName, StepStatus};
 use crate::pipeline::StepOutput;
 use crate::storage::db::{Db, LogFilter, LogRow, SceneRecord, StepRow};
 use crate::web::AppState;
@@ -171,10 +171,10 @@ pub(crate) async fn scene_page(
         name: sc.name.clone(),
         project_id: p.id.clone(),
         project_name: p.project.name.clone(),
-        status: if active.is_some() && s.status != "generating" {
+        status: if active.is_some() && s.status != SceneStatus::Generating {
             "queued"
         } else {
-            view::status_word(&s.status)
+            view::status_word(s.status.as_str())
         },
         dialogue: sc.dialogue.clone(),
         facts,

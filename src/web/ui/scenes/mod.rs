@@ -142,7 +142,7 @@ pub(crate) async fn list_page(
             project_name: r.project_name.clone(),
             name: r.name.clone(),
             dialogue: view::excerpt(&r.dialogue, 120),
-            status: view::status_word(&r.status),
+            status: view::status_word(r.status.as_str()),
             thumbnail: r
                 .thumbnail_object
                 .as_deref()
