@@ -7,7 +7,8 @@
 //! seed gives the same picture), at the requested `image_size`, always keeping the face whole. The fault
 //! `identity-drift:N` makes the next N such images show somebody else (another mapped person, else an
 //! `--other-face` photo). Photos are read once, when they are registered; the face engine (when its models are
-//! installed) finds each photo's face, otherwise the middle of the photo is kept.
+//! installed) finds each photo's face, otherwise the middle of the photo is kept, and checks that each picture
+//! shows exactly one face (a gate scoring it must not fail on the sandbox's own framing).
 
 use std::collections::HashMap;
 use std::io::Cursor;
@@ -105,6 +106,8 @@ pub(crate) struct FaceBook {
     others: Vec<Arc<FacePhoto>>,
     /// SHA-256 of LoRA URLs fetched so far (for mappings by content hash).
     hashes: HashMap<String, String>,
+    /// The face engine, when its models loaded: it finds the photos' faces and checks each picture.
+    engine: Option<Arc<FaceEngine>>,
 }
 
 impl FaceBook {
@@ -132,6 +135,12 @@ impl FaceBook {
             self.people.push((lora, photos));
         }
         self.others.extend(other.others);
+        self.engine = self.engine.take().or(other.engine);
+    }
+
+    /// The engine that checks pictures, when loaded.
+    pub(crate) fn engine(&self) -> Option<Arc<FaceEngine>> {
+        self.engine.clone()
     }
 
     /// The person a LoRA URL stands for: by URL, else by the content hash learned for it.
@@ -240,6 +249,7 @@ pub(crate) fn load(
         });
     }
     book.others = others.iter().map(|p| read(p)).collect::<Result<_, _>>()?;
+    book.engine = engine;
     Ok(book)
 }
 
@@ -263,8 +273,11 @@ pub(crate) async fn still(
     if shared.media.get(&name).is_some() {
         return Some(Ok(name));
     }
-    let seed = ask.seed;
-    let made = tokio::task::spawn_blocking(move || encode(compose(&photo, seed, out), jpeg)).await;
+    let (seed, engine) = (ask.seed, lock(&shared.faces).engine());
+    let made = tokio::task::spawn_blocking(move || {
+        encode(checked_compose(&photo, seed, out, engine.as_deref()), jpeg)
+    })
+    .await;
     Some(match made {
         Ok(Ok(bytes)) => Ok(shared
             .media
@@ -366,7 +379,8 @@ pub(crate) fn compose(photo: &FacePhoto, seed: u64, out: (u32, u32)) -> RgbImage
     let aspect = f64::from(out.0.max(1)) / f64::from(out.1.max(1));
     let (x0, y0, x1, y1) = keep_region(photo);
     let need = ((y1 - y0).max((x1 - x0) / aspect)) * 1.05;
-    let h = (ph.min(pw / aspect).max(need) * (0.9 + 0.3 * u[0])).max(need);
+    // From a close-up (the face about half the height) to a wider shot than the photo holds, never cutting it.
+    let h = (ph.min(pw / aspect) * (0.6 + 0.55 * u[0])).max(need * 1.15);
     let w = h * aspect;
     let (cx, eye) = match photo.face {
         Some((b, eye)) => (f64::from(b.x) + f64::from(b.w) / 2.0, eye),
@@ -388,6 +402,31 @@ pub(crate) fn compose(photo: &FacePhoto, seed: u64, out: (u32, u32)) -> RgbImage
         out.1.max(1),
         imageops::FilterType::CatmullRom,
     )
+}
+
+/// [`compose`] checked by the engine (when loaded): exactly one face must show — a face-like pattern at some scale
+/// could add a second — else the next variation of the seed is tried (the last one stands after four). Blocking.
+pub(crate) fn checked_compose(
+    photo: &FacePhoto,
+    seed: u64,
+    out: (u32, u32),
+    engine: Option<&FaceEngine>,
+) -> RgbImage {
+    let mut picture = compose(photo, seed, out);
+    let Some(engine) = engine else {
+        return picture;
+    };
+    for attempt in 1..4u64 {
+        if engine.analyse(&picture).len() == 1 {
+            break;
+        }
+        picture = compose(
+            photo,
+            seed.wrapping_add(attempt.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            out,
+        );
+    }
+    picture
 }
 
 /// The mean colour of an image.
@@ -470,6 +509,7 @@ mod tests {
             people: vec![(LoraFace::new("https://a", vec![]), vec![Arc::clone(&a)])],
             others: vec![Arc::clone(&b)],
             hashes: HashMap::new(),
+            engine: None,
         };
         let ask = |lora: &str, drift| PersonAsk {
             lora: lora.into(),
