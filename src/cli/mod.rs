@@ -364,7 +364,7 @@ async fn dispatch(command: Command, cfg: Arc<Config>) -> Result<(), CliError> {
         } => estimate::run(&cfg, &file, &providers, json),
         Command::Worker { data, slots, grace } => server::worker(&cfg, &data, slots, grace).await,
         Command::Migrate { data } => server::migrate(&cfg, &data).await,
-        Command::Fakes(args) => crate::fakes::run(args, &cfg.cloud)
+        Command::Fakes(args) => crate::fakes::run(args, &cfg.cloud, &cfg.face)
             .await
             .map_err(|e| CliError::failed(format!("{e:#}"))),
         Command::Serve {

@@ -144,12 +144,14 @@ impl Config {
         self.cloud.any()
     }
 
-    /// The offline providers, speaking with the configured espeak-ng voice.
+    /// The offline providers, speaking with the configured espeak-ng voice and framing headshots around their
+    /// face with the configured face engine.
     pub fn local_providers(&self) -> Providers {
         Providers::local_speaking(EspeakSpeech {
             voice: self.espeak_voice.clone(),
             rate: self.espeak_rate,
         })
+        .with_face_framing(self.face.clone())
     }
 
     /// The providers for `choice` (cloud where keys are set, offline otherwise); an error explains why

@@ -54,6 +54,7 @@ impl FaceEngine {
             return Ok(Arc::clone(engine));
         }
         let paths = ModelPaths::find(dir)?;
+        single_threaded_blas();
         let predictor =
             LandmarkPredictor::open(&paths.landmarks).map_err(load_error(&paths.landmarks))?;
         let encoder =
@@ -119,6 +120,20 @@ impl FaceEngine {
         faces.sort_by_key(|f| std::cmp::Reverse(u64::from(f.bbox.w) * u64::from(f.bbox.h)));
         faces
     }
+}
+
+unsafe extern "C" {
+    /// OpenBLAS's thread-count setter (the engine links OpenBLAS through dlib-face-recognition's `openblas`).
+    fn openblas_set_num_threads(num_threads: std::os::raw::c_int);
+}
+
+/// Makes OpenBLAS run each call on the calling thread. Its thread pool is shut down by a `fork` handler, and
+/// devatar forks (tools started with `pre_exec`) while other threads compute embeddings: a BLAS call waiting
+/// for pool workers that a concurrent `fork` stopped waits forever. Calls are serialised by the engine's mutex
+/// anyway, so one thread loses little.
+fn single_threaded_blas() {
+    // SAFETY: a plain setter with no pointer arguments, callable at any time; it only stores the thread count.
+    unsafe { openblas_set_num_threads(1) };
 }
 
 /// Longest side faces are detected at: HOG detection costs grows with the pixel count, and a talking-head face

@@ -9,6 +9,7 @@
 pub mod compare;
 pub mod engine;
 pub mod error;
+pub mod framing;
 pub mod models;
 pub mod photo;
 pub mod pose;

@@ -14,6 +14,7 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+use super::faces::PersonAsk;
 use super::faults::{Endpoint, ErrorKind, FaultAction, InjectedError, JobFate, Provider};
 use super::jobs::{InputRef, OutputCell, OutputSpec, Produced, output};
 use super::media::decode_data_uri;
@@ -360,12 +361,22 @@ fn plan_flux(map: &Map<String, Value>, lora: bool, schnell: bool) -> Result<Plan
     let seed = seed.unwrap_or_else(|| (uuid::Uuid::new_v4().as_u128() & 0xFFFF_FFFF) as u64);
     let digest =
         Sha256::digest(format!("{seed}\n{}", prompt.as_deref().unwrap_or_default()).as_bytes());
+    let person = map
+        .get("loras")
+        .and_then(|l| l.pointer("/0/path"))
+        .and_then(Value::as_str)
+        .map(|lora| PersonAsk {
+            lora: lora.to_string(),
+            seed,
+            drift: false,
+        });
     Ok(Plan {
         spec: OutputSpec::Images {
             w,
             h,
             jpeg: format == "jpeg",
             mark: u32::from_be_bytes([0, digest[0], digest[1], digest[2]]),
+            person,
         },
         kind: JobKind::FalImage,
         seed: Some(seed),
@@ -635,10 +646,16 @@ async fn submit(ctx: &Ctx, req: Request, model_id: &str) -> Response {
         Ok(m) => m,
         Err(r) => return ctx.finish(r, &actions).await,
     };
-    let plan = match plan_for(model, &map) {
+    let mut plan = match plan_for(model, &map) {
         Ok(p) => p,
         Err(c) => return ctx.finish(validation(&c), &actions).await,
     };
+    if let OutputSpec::Images {
+        person: Some(ask), ..
+    } = &mut plan.spec
+    {
+        ask.drift = ctx.shared.take_drift();
+    }
     let parts: Vec<&str> = model_id.split('/').collect();
     let app = format!("{}/{}", parts[0], parts.get(1).copied().unwrap_or(""));
     let id = uuid::Uuid::new_v4().to_string();

@@ -45,6 +45,7 @@
 //! | `audio_too_long` | `sync.submit` | 402 "audio exceeds the plan's duration limit" | 19 |
 //! | `dup_existing` / `dup_reject` | `kling.submit` | a reused `external_task_id` returns the existing task / is rejected (overrides the config) | 21 |
 //! | `ignored` | `fal.cancel` | answers `CANCELLATION_REQUESTED` but the job runs on | 27 |
+//! | `identity-drift` | `fal.submit` | the next Flux images with a mapped LoRA (see the `faces` module) show another person; shorthand `identity-drift:N` = `fal.submit=identity-driftxN` | – |
 //! | `truncate` | `media` | sends half the bytes under the full `Content-Length`, then closes | 14 |
 //! | `html` / `json` | `media` | 200 with an HTML page / a JSON error instead of the media | 15 |
 //! | `expired` | `media` | 403 with the S3 XML "Request has expired" | 16 |
@@ -270,6 +271,8 @@ pub enum FaultAction {
     DuplicateRejected,
     /// Fal cancel: acknowledge but keep running.
     CancelIgnored,
+    /// Fal Flux: the image shows another person than its LoRA stands for (counted per image, taken at submit).
+    IdentityDrift,
     /// Media: half the bytes under the full `Content-Length`.
     Truncate,
     /// Media: a JSON error body with 200.
@@ -291,8 +294,9 @@ pub enum FaultAction {
 }
 
 impl FaultAction {
+    /// Whether it is taken when a job is created rather than per call (job fates, identity drift).
     fn is_fate(&self) -> bool {
-        matches!(self, FaultAction::Fate(_))
+        matches!(self, FaultAction::Fate(_) | FaultAction::IdentityDrift)
     }
 
     /// Whether it decides the whole answer (so only one such rule applies per call).
@@ -466,6 +470,22 @@ fn split_count(s: &str) -> Result<(&str, Option<u32>), String> {
 }
 
 fn parse(spec: &str) -> Result<FaultSpec, String> {
+    if let Some(n) = spec.strip_prefix("identity-drift:") {
+        let n: u32 = n
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("identity-drift needs a count of at least 1, got `{n}`"))?;
+        return Ok(FaultSpec {
+            target: FaultTarget::Api {
+                provider: Some(Provider::Fal),
+                endpoint: Some(Endpoint::Submit),
+            },
+            action: FaultAction::IdentityDrift,
+            count: Some(n),
+            raw: spec.to_string(),
+        });
+    }
     let (target, action) = spec
         .split_once('=')
         .ok_or("expected TARGET=ACTION, e.g. kling.submit=429x2")?;
@@ -602,6 +622,13 @@ const ENDPOINT_ACTIONS: &[(&str, Provider, Endpoint, &str, FaultAction)] = &[
         Endpoint::Cancel,
         "fal.cancel",
         FaultAction::CancelIgnored,
+    ),
+    (
+        "identity-drift",
+        Provider::Fal,
+        Endpoint::Submit,
+        "fal.submit",
+        FaultAction::IdentityDrift,
     ),
 ];
 
@@ -814,6 +841,16 @@ impl FaultSet {
         out
     }
 
+    /// Whether the Flux image being created now drifts to another person, spending one count of the first live
+    /// `identity-drift` rule.
+    pub(crate) fn take_drift(&mut self) -> bool {
+        let rule = self
+            .rules
+            .iter_mut()
+            .find(|r| r.live() && r.spec.action == FaultAction::IdentityDrift);
+        rule.map(Rule::spend).is_some()
+    }
+
     /// The fates of a job being created now, spending their counts. Of the outcome fates (`stall`,
     /// `no_output`, `error`, literal statuses) only the first live one applies to a job, so
     /// `REJECTEDx1` + `stallx1` reject one job and stall the next; presentation fates combine.
@@ -907,6 +944,21 @@ mod tests {
         );
         assert_eq!(p("media=truncate").action, FaultAction::Truncate);
         assert_eq!(p("sync.submit=drop").action, FaultAction::Drop);
+    }
+
+    #[test]
+    fn identity_drift_is_counted_per_image_in_both_spellings() {
+        for spec in ["identity-drift:2", "fal.submit=identity-driftx2"] {
+            let mut set = FaultSet::new(&[p(spec)]);
+            assert!(
+                set.take_call(Provider::Fal, Endpoint::Submit).is_empty(),
+                "{spec}"
+            );
+            assert!(set.take_drift() && set.take_drift(), "{spec}");
+            assert!(!set.take_drift(), "{spec}");
+        }
+        assert!("identity-drift:0".parse::<FaultSpec>().is_err());
+        assert!("kling.submit=identity-drift".parse::<FaultSpec>().is_err());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use super::media::{InputMedia, VideoAudio, video_dims_for};
+use super::faces::PersonAsk;
+use super::media::{InputMedia, VideoAudio, VideoSource, video_dims_for};
 use super::server::Shared;
 
 /// Seconds assumed for an input whose length we cannot learn.
@@ -18,6 +19,8 @@ pub(crate) enum OutputSpec {
         jpeg: bool,
         /// Distinguishes the picture (derived from the prompt and seed).
         mark: u32,
+        /// The LoRA and seed that decide who the picture shows, when the sandbox knows faces.
+        person: Option<PersonAsk>,
     },
     /// A silent clip following the image's aspect ratio (image-to-video).
     Video { secs: f64, image: InputRef },
@@ -79,14 +82,13 @@ pub(crate) struct InputFailure {
 /// A lazily made output shared by every result call of one job.
 pub(crate) type OutputCell = Arc<tokio::sync::OnceCell<Result<Produced, InputFailure>>>;
 
-/// Learns about an input. Remote URLs are fetched only for sound and video (their length shapes the output;
-/// an image only sets the aspect ratio).
-/// Counts how inputs arrive: `inputs.inline` (data URIs, uploads, base64), `inputs.url` (remote URLs, e.g.
+/// Learns about an input (remote URLs are fetched when `fetch_remote_inputs` is on: their length, frames or still
+/// shape the output). Counts how inputs arrive: `inputs.inline` (data URIs, uploads, base64), `inputs.url` (remote URLs, e.g.
 /// presigned), and of those fetched, `inputs.url_fetched` / `inputs.url_unreadable`.
-async fn resolve(shared: &Shared, input: &InputRef, timed: bool) -> InputMedia {
+async fn resolve(shared: &Shared, input: &InputRef) -> InputMedia {
     match input {
         InputRef::Url(u) => {
-            let fetch = timed && shared.cfg.fetch_remote_inputs;
+            let fetch = shared.cfg.fetch_remote_inputs;
             let media = shared.media.resolve(u, &shared.http, fetch).await;
             if u.starts_with("data:") {
                 shared.count("inputs.inline");
@@ -109,6 +111,14 @@ async fn resolve(shared: &Shared, input: &InputRef, timed: bool) -> InputMedia {
     }
 }
 
+/// The frames a clip made from this image shows: the image itself when we have its bytes.
+fn still_of(img: &InputMedia) -> VideoSource {
+    match img {
+        InputMedia::Known { bytes: Some(b), .. } => VideoSource::Still(b.clone()),
+        _ => VideoSource::Pattern,
+    }
+}
+
 fn fail(field: &'static str, what: &str, why: String) -> InputFailure {
     InputFailure {
         field,
@@ -123,29 +133,51 @@ pub(crate) async fn produce(
     fields: [&'static str; 2],
 ) -> Result<Produced, InputFailure> {
     let (name, duration, dims) = match spec {
-        OutputSpec::Images { w, h, jpeg, mark } => {
-            (shared.media.image(*w, *h, *jpeg, *mark), None, (*w, *h))
+        OutputSpec::Images {
+            w,
+            h,
+            jpeg,
+            mark,
+            person,
+        } => {
+            let face = match person {
+                Some(ask) => super::faces::still(shared, ask, (*w, *h), *jpeg).await,
+                None => None,
+            };
+            let name = match face {
+                Some(Ok(name)) => name,
+                Some(Err(e)) => {
+                    return Err(InputFailure {
+                        field: "loras",
+                        reason: e,
+                    });
+                }
+                None => shared.media.image(*w, *h, *jpeg, *mark),
+            };
+            (name, None, (*w, *h))
         }
         OutputSpec::Video { secs, image } => {
-            let img = resolve(shared, image, false).await;
+            let img = resolve(shared, image).await;
             if let InputMedia::Unreadable(why) = &img {
                 return Err(fail(fields[0], "image", why.clone()));
             }
             let (w, h) = video_dims_for(img.dims());
+            let mark = Some(image.fingerprint());
+            let source = still_of(&img);
             (
                 shared
                     .media
-                    .video(*secs, w, h, VideoAudio::Silent, Some(image.fingerprint())),
+                    .video(*secs, w, h, VideoAudio::Silent, mark, source),
                 Some(*secs),
                 (w, h),
             )
         }
         OutputSpec::LipSync { video, audio, mode } => {
-            let v = resolve(shared, video, true).await;
+            let v = resolve(shared, video).await;
             if let InputMedia::Unreadable(why) = &v {
                 return Err(fail(fields[0], "video", why.clone()));
             }
-            let a = resolve(shared, audio, true).await;
+            let a = resolve(shared, audio).await;
             if let InputMedia::Unreadable(why) = &a {
                 return Err(fail(fields[1], "audio", why.clone()));
             }
@@ -164,18 +196,22 @@ pub(crate) async fn produce(
                 InputMedia::Known { bytes: Some(b), .. } => VideoAudio::Track(b),
                 _ => VideoAudio::Tone,
             };
+            let source = match v {
+                InputMedia::Known { bytes: Some(b), .. } => VideoSource::Clip(b),
+                _ => VideoSource::Pattern,
+            };
             (
-                shared.media.video(secs, w, h, track, None),
+                shared.media.video(secs, w, h, track, None, source),
                 Some(secs),
                 (w, h),
             )
         }
         OutputSpec::Avatar { image, audio } => {
-            let img = resolve(shared, image, false).await;
+            let img = resolve(shared, image).await;
             if let InputMedia::Unreadable(why) = &img {
                 return Err(fail(fields[0], "image", why.clone()));
             }
-            let a = resolve(shared, audio, true).await;
+            let a = resolve(shared, audio).await;
             if let InputMedia::Unreadable(why) = &a {
                 return Err(fail(fields[1], "audio", why.clone()));
             }
@@ -185,8 +221,9 @@ pub(crate) async fn produce(
                 InputMedia::Known { bytes: Some(b), .. } => VideoAudio::Track(b),
                 _ => VideoAudio::Tone,
             };
+            let source = still_of(&img);
             (
-                shared.media.video(secs, w, h, track, None),
+                shared.media.video(secs, w, h, track, None, source),
                 Some(secs),
                 (w, h),
             )

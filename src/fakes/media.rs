@@ -90,8 +90,26 @@ pub(crate) enum VideoAudio {
     Track(Bytes),
 }
 
+/// What a generated video's frames show.
+#[derive(Clone)]
+pub(crate) enum VideoSource {
+    /// A test pattern (with the corner mark, when there is one).
+    Pattern,
+    /// A slow zoom on this still (image-to-video, talking avatar): the input's face stays in every frame.
+    Still(Bytes),
+    /// This clip's frames, looped or cut to the length (lip-sync).
+    Clip(Bytes),
+}
+
 #[derive(Clone)]
 enum Recipe {
+    /// Bytes made elsewhere (a sandbox face still).
+    Ready {
+        bytes: Bytes,
+        content_type: &'static str,
+        w: u32,
+        h: u32,
+    },
     Image {
         w: u32,
         h: u32,
@@ -112,6 +130,8 @@ enum Recipe {
         audio: VideoAudio,
         /// A corner mark colour (distinct inputs give distinct clips).
         mark: Option<u32>,
+        /// What the frames show.
+        source: VideoSource,
     },
 }
 
@@ -259,6 +279,7 @@ impl MediaStore {
                     h: 360,
                     audio: VideoAudio::Tone,
                     mark: None,
+                    source: VideoSource::Pattern,
                 },
             ),
         ];
@@ -274,6 +295,9 @@ impl MediaStore {
             return existing.clone();
         }
         let (content_type, duration, dims) = match &recipe {
+            Recipe::Ready {
+                content_type, w, h, ..
+            } => (*content_type, None, Some((*w, *h))),
             Recipe::Image { w, h, jpeg, .. } => (
                 if *jpeg { "image/jpeg" } else { "image/png" },
                 None,
@@ -311,8 +335,29 @@ impl MediaStore {
         name
     }
 
-    /// Registers a video; returns its name. Videos with a given audio track get a name of their own.
-    /// `mark` (a 24-bit colour from the input) makes clips of distinct inputs distinct, as a real model's are.
+    /// Registers ready-made image bytes under `name` (a sandbox face still); returns the name.
+    pub(crate) fn ready_image(
+        &self,
+        name: &str,
+        bytes: Bytes,
+        jpeg: bool,
+        w: u32,
+        h: u32,
+    ) -> String {
+        let content_type = if jpeg { "image/jpeg" } else { "image/png" };
+        let recipe = Recipe::Ready {
+            bytes,
+            content_type,
+            w,
+            h,
+        };
+        self.register(name, recipe);
+        name.to_string()
+    }
+
+    /// Registers a video; returns its name. Videos with a given audio track, or showing an input, get a name of
+    /// their own. `mark` (a 24-bit colour from the input) makes clips of distinct inputs distinct, as a real
+    /// model's are.
     pub(crate) fn video(
         &self,
         secs: f64,
@@ -320,10 +365,16 @@ impl MediaStore {
         h: u32,
         audio: VideoAudio,
         mark: Option<u32>,
+        source: VideoSource,
     ) -> String {
         let ms = (secs * 1000.0).round() as u64;
         let mark = mark.map(|m| m & 0xFF_FFFF);
+        let shows_input = !matches!(source, VideoSource::Pattern);
         let name = match (&audio, mark) {
+            _ if shows_input => format!(
+                "clip-{}-{ms}ms-{w}x{h}.mp4",
+                self.seq.fetch_add(1, Ordering::Relaxed)
+            ),
             (VideoAudio::Silent, Some(m)) => format!("video-{ms}ms-{w}x{h}-{m:06x}-silent.mp4"),
             (VideoAudio::Silent, None) => format!("video-{ms}ms-{w}x{h}-silent.mp4"),
             (VideoAudio::Tone, _) => format!("video-{ms}ms-{w}x{h}-tone.mp4"),
@@ -342,6 +393,7 @@ impl MediaStore {
                 h,
                 audio,
                 mark,
+                source,
             },
         );
         name
@@ -415,6 +467,7 @@ impl MediaStore {
     /// Renders a recipe with ffmpeg.
     async fn make(&self, recipe: Recipe) -> Result<Bytes, String> {
         match recipe {
+            Recipe::Ready { bytes, .. } => Ok(bytes),
             Recipe::Image { w, h, jpeg, mark } => self.make_image(w, h, jpeg, mark).await,
             Recipe::Speech {
                 secs,
@@ -427,7 +480,21 @@ impl MediaStore {
                 h,
                 audio,
                 mark,
-            } => self.make_video(secs, w, h, audio, mark).await,
+                source,
+            } => {
+                let shown = self.make_video(secs, (w, h), audio.clone(), mark, source.clone());
+                match shown.await {
+                    // An input ffmpeg cannot read still gets a clip: the test pattern.
+                    Err(e) if !matches!(source, VideoSource::Pattern) => {
+                        tracing::warn!(
+                            "fakes: the clip cannot show its input ({e}); a test pattern instead"
+                        );
+                        self.make_video(secs, (w, h), audio, mark, VideoSource::Pattern)
+                            .await
+                    }
+                    made => made,
+                }
+            }
         }
     }
 
@@ -507,23 +574,61 @@ impl MediaStore {
         }
     }
 
-    /// Renders a test-pattern clip of `secs` seconds with the given sound track and optional corner mark.
+    /// The video input arguments for `source`, the filter its frames need (put after every input) and the
+    /// temporary file holding a still or clip (the caller removes it).
+    async fn video_input(
+        &self,
+        secs: f64,
+        (w, h): (u32, u32),
+        mark: Option<u32>,
+        source: &VideoSource,
+    ) -> Result<(Vec<String>, Option<String>, Option<PathBuf>), String> {
+        let fill =
+            format!("scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h},setsar=1");
+        let (bytes, looped) = match source {
+            VideoSource::Pattern => {
+                let source = format!("testsrc2=s={w}x{h}:r=25:d={}", fmt_secs(secs));
+                let source = match mark {
+                    Some(m) => format!("{source},{}", corner_mark(w, h, m)),
+                    None => source,
+                };
+                return Ok((vec![s("-f"), s("lavfi"), s("-i"), source], None, None));
+            }
+            VideoSource::Still(b) => (b, false),
+            VideoSource::Clip(b) => (b, true),
+        };
+        let f = self.tmp("input");
+        tokio::fs::write(&f, bytes)
+            .await
+            .map_err(|e| format!("writing the video input: {e}"))?;
+        let frames = ((secs * 25.0).ceil() as u64).max(1);
+        let filter = if looped {
+            format!("{fill},fps=25")
+        } else {
+            // A slow push-in on the still, centred: its face stays whole in every frame.
+            format!(
+                "{fill},zoompan=z='min(zoom+0.0008,1.08)':x='iw/2-(iw/zoom/2)':y='ih/2-(ih/zoom/2)':d={frames}:s={w}x{h}:fps=25"
+            )
+        };
+        let mut args = Vec::new();
+        if looped {
+            args.extend(strings(&["-stream_loop", "-1"]));
+        }
+        args.extend([s("-i"), f.display().to_string()]);
+        Ok((args, Some(filter), Some(f)))
+    }
+
+    /// Renders a clip of `secs` seconds showing `source`, with the given sound track.
     async fn make_video(
         &self,
         secs: f64,
-        w: u32,
-        h: u32,
+        (w, h): (u32, u32),
         audio: VideoAudio,
         mark: Option<u32>,
+        source: VideoSource,
     ) -> Result<Bytes, String> {
         let out = self.tmp("mp4");
-        let source = format!("testsrc2=s={w}x{h}:r=25:d={}", fmt_secs(secs));
-        let source = match mark {
-            Some(m) => format!("{source},{}", corner_mark(w, h, m)),
-            None => source,
-        };
-        let mut args = strings(&["-f", "lavfi", "-i"]);
-        args.push(source);
+        let (mut args, filter, input_file) = self.video_input(secs, (w, h), mark, &source).await?;
         let mut track_file = None;
         match &audio {
             VideoAudio::Silent => {}
@@ -540,7 +645,10 @@ impl MediaStore {
                 track_file = Some(f);
             }
         }
-        args.extend(strings(&["-map", "0:v"]));
+        args.extend(strings(&["-map", "0:v:0"]));
+        if let Some(filter) = filter {
+            args.extend([s("-vf"), filter]);
+        }
         args.extend(self.video_codec_args());
         if !matches!(audio, VideoAudio::Silent) {
             args.extend(strings(&[
@@ -549,7 +657,7 @@ impl MediaStore {
         }
         args.extend([s("-t"), fmt_secs(secs), s("-movflags"), s("+faststart")]);
         let r = self.ffmpeg(args, &out).await;
-        if let Some(f) = track_file {
+        for f in [input_file, track_file].into_iter().flatten() {
             let _ = tokio::fs::remove_file(f).await;
         }
         r
@@ -615,7 +723,8 @@ impl MediaStore {
     }
 }
 
-async fn fetch_capped(http: &reqwest::Client, url: &str) -> Option<Bytes> {
+/// The body of `url`, when it answers 200 within [`INPUT_CAP`] bytes.
+pub(crate) async fn fetch_capped(http: &reqwest::Client, url: &str) -> Option<Bytes> {
     let mut resp = http.get(url).send().await.ok()?;
     if !resp.status().is_success() {
         return None;

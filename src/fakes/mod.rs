@@ -12,6 +12,9 @@
 //! rules; `{"faults": [...], "append": true}` adds), `GET /__media/{name}` (result files; `sample.png`,
 //! `sample.mp3` and `sample.mp4` always exist).
 //!
+//! `GET /__faces` / `POST /__faces`: the faces LoRAs stand for (see the `faces` module: `--lora-face`,
+//! `--other-face`, the `identity-drift:N` fault; fake Kling and Sync clips show their input still or clip).
+//!
 //! `/__stats` keys: `elevenlabs.tts` (speech requests answered with audio, with or without timestamps),
 //! `elevenlabs.characters` (characters billed), `elevenlabs.voices`, `elevenlabs.models`, `elevenlabs.user`,
 //! `fal.submit`, `fal.status`, `fal.result`, `fal.cancel`, `kling.submit`, `kling.status`, `kling.list`,
@@ -26,6 +29,7 @@
 //! URLs (presigned), `inputs.url_fetched` / `inputs.url_unreadable` the remote sound and video inputs fetched.
 
 mod elevenlabs;
+mod faces;
 mod fal;
 mod faults;
 mod jobs;
@@ -41,6 +45,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use faces::LoraFace;
 pub use faults::{
     Endpoint, ErrorKind, FaultAction, FaultSpec, FaultTarget, InjectedError, JobFate, Provider,
     RetryAfter,
@@ -218,9 +223,15 @@ pub struct FakeConfig {
     pub kling_duplicate_external_id: DuplicatePolicy,
     /// ElevenLabs voice ids accepted besides the built-in ones (`ELEVENLABS_VOICE_ID` when read from env).
     pub extra_voices: Vec<String>,
-    /// Fetch http(s) input URLs (best effort, 30 s, 256 MiB cap) to measure their duration; our own
-    /// `/__media` URLs, `data:` URIs and uploads are always measured.
+    /// Fetch http(s) input URLs (best effort, 30 s, 256 MiB cap) to measure their duration and show their
+    /// frames; our own `/__media` URLs, `data:` URIs and uploads are always read.
     pub fetch_remote_inputs: bool,
+    /// Which face photos a LoRA URL (or the SHA-256 of its content) stands for (`--lora-face`).
+    pub lora_faces: Vec<LoraFace>,
+    /// Faces of nobody in particular, shown by `identity-drift` when only one person is mapped (`--other-face`).
+    pub other_faces: Vec<std::path::PathBuf>,
+    /// The face engine's models folder (finds the face in each photo; without it the middle of the photo is kept).
+    pub face_models: std::path::PathBuf,
 }
 
 impl Default for FakeConfig {
@@ -234,6 +245,9 @@ impl Default for FakeConfig {
             kling_duplicate_external_id: DuplicatePolicy::Reject,
             extra_voices: Vec::new(),
             fetch_remote_inputs: true,
+            lora_faces: Vec::new(),
+            other_faces: Vec::new(),
+            face_models: crate::face::DEFAULT_MODELS_DIR.into(),
         }
     }
 }
@@ -258,6 +272,8 @@ impl FakeConfig {
             latency: args.latency,
             time_scale: args.time_scale,
             faults: args.faults.clone(),
+            lora_faces: args.lora_faces.clone(),
+            other_faces: args.other_faces.clone(),
             ..Self::configured(cloud)
         };
         cfg.validate()?;
@@ -280,6 +296,23 @@ impl FakeConfig {
     /// The same config with these faults.
     pub fn with_faults(mut self, faults: Vec<FaultSpec>) -> Self {
         self.faults = faults;
+        self
+    }
+
+    /// The same config with these face mappings and other faces.
+    pub fn with_faces(
+        mut self,
+        lora_faces: Vec<LoraFace>,
+        other_faces: Vec<std::path::PathBuf>,
+    ) -> Self {
+        self.lora_faces = lora_faces;
+        self.other_faces = other_faces;
+        self
+    }
+
+    /// The same config finding faces with the models in `dir`.
+    pub fn with_face_models(mut self, dir: std::path::PathBuf) -> Self {
+        self.face_models = dir;
         self
     }
 
@@ -429,9 +462,17 @@ pub struct FakesArgs {
     /// Multiplies every latency (0.1 = ten times faster).
     #[arg(long, default_value_t = 1.0)]
     pub time_scale: f64,
-    /// Inject a fault, e.g. `kling.submit=429x2`, `sync.status=REJECTED`, `media=truncate` (repeatable).
+    /// Inject a fault, e.g. `kling.submit=429x2`, `sync.status=REJECTED`, `media=truncate`, `identity-drift:1`
+    /// (repeatable).
     #[arg(long = "fault", value_name = "SPEC")]
     pub faults: Vec<FaultSpec>,
+    /// The face photos a LoRA stands for: Flux images with that LoRA (matched by URL, or by the SHA-256 of its
+    /// content) show one of them, cropped per seed (repeatable).
+    #[arg(long = "lora-face", value_name = "URL_OR_SHA256=PHOTO[,PHOTO…]")]
+    pub lora_faces: Vec<LoraFace>,
+    /// A face photo of somebody else, shown by `identity-drift` when only one person is mapped (repeatable).
+    #[arg(long = "other-face", value_name = "PHOTO")]
+    pub other_faces: Vec<std::path::PathBuf>,
 }
 
 const FAULT_HELP: &str = "\
@@ -446,6 +487,8 @@ redirect|no_length|oversize.
 Job fates (on .status/.result, fixed at submit): stall, no_output (COMPLETED_no_url, succeed_no_videos), error, \
 output_url, media_url_only, legacy_url_only, url_object, url_null, extra_fields, numeric_duration, regress, or a \
 literal final status such as REJECTED, FAILED, CANCELED, TIMED_OUT, COMPLETE, failed.
+Faces (with --lora-face): identity-drift:N (= fal.submit=identity-driftxN) shows another person in the next N \
+Flux images with a mapped LoRA.
 Examples: --fault kling.submit=429x2 --fault sync.status=REJECTED --fault '*.submit=429retry-after=2'";
 
 /// A running fake server. Dropping it stops the server.
@@ -496,6 +539,16 @@ impl FakeServer {
         Ok(())
     }
 
+    /// Replaces the known faces (as `POST /__faces`), or adds to them with `append`; the photos are read now.
+    pub async fn set_faces(
+        &self,
+        lora_faces: Vec<LoraFace>,
+        other_faces: Vec<std::path::PathBuf>,
+        append: bool,
+    ) -> Result<(), FakesError> {
+        self.shared.set_faces(lora_faces, other_faces, append).await
+    }
+
     /// Stops accepting, lets open requests finish for up to a second, then stops.
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -528,6 +581,14 @@ impl Drop for FakeServer {
 pub async fn spawn(config: FakeConfig) -> Result<FakeServer, FakesError> {
     config.validate()?;
     let media = media::MediaStore::new().await?;
+    let (loras, others, models) = (
+        config.lora_faces.clone(),
+        config.other_faces.clone(),
+        config.face_models.clone(),
+    );
+    let faces = tokio::task::spawn_blocking(move || faces::load(&loras, &others, &models))
+        .await
+        .map_err(|e| FakesError::Config(format!("reading face photos stopped: {e}")))??;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|source| FakesError::Bind {
@@ -538,7 +599,7 @@ pub async fn spawn(config: FakeConfig) -> Result<FakeServer, FakesError> {
         addr: config.bind,
         source,
     })?;
-    let shared = Arc::new(server::Shared::new(config, addr, media));
+    let shared = Arc::new(server::Shared::new(config, addr, media, faces));
     let app = server::router(shared.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -565,8 +626,9 @@ pub async fn spawn(config: FakeConfig) -> Result<FakeServer, FakesError> {
 pub async fn run(
     args: FakesArgs,
     cloud: &crate::providers::cloud::CloudConfig,
+    face: &crate::face::FaceSettings,
 ) -> anyhow::Result<()> {
-    let config = FakeConfig::from_args(&args, cloud)?;
+    let config = FakeConfig::from_args(&args, cloud)?.with_face_models(face.models.clone());
     let unset: Vec<&str> = [
         ("FAL_KEY", config.keys.fal.is_none()),
         ("ELEVENLABS_API_KEY", config.keys.elevenlabs.is_none()),
@@ -582,6 +644,7 @@ pub async fn run(
     let latency = config.latency;
     let scale = config.time_scale;
     let faults: Vec<String> = config.faults.iter().map(|f| f.to_string()).collect();
+    let mapped = config.lora_faces.len();
     let server = spawn(config).await?;
     eprintln!("devatar fakes listening on {}", server.base_url());
     eprintln!(
@@ -597,6 +660,9 @@ pub async fn run(
             "  not set, so any non-empty key is accepted: {}",
             unset.join(", ")
         );
+    }
+    if mapped > 0 {
+        eprintln!("  {mapped} LoRA(s) stand for faces (GET /__faces)");
     }
     eprintln!(
         "  point ELEVENLABS_BASE_URL, FAL_BASE_URL, KLING_BASE_URL and SYNCLABS_BASE_URL at it; stats at /__stats"

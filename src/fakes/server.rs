@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,7 +30,7 @@ use super::faults::{
 };
 use super::media::MediaStore;
 use super::util::{http_date, json as json_resp, unix_secs, with_header};
-use super::{FakeConfig, elevenlabs, fal, kling, synclabs};
+use super::{FakeConfig, FakesError, elevenlabs, faces, fal, kling, synclabs};
 
 /// Bodies above this are refused (Sync uploads allow 20 MB of video; data URIs inflate by a third).
 const BODY_LIMIT: usize = 160 * 1024 * 1024;
@@ -70,6 +71,8 @@ pub(crate) struct Shared {
     pub fal: Mutex<fal::FalState>,
     pub kling: Mutex<kling::KlingState>,
     pub sync: Mutex<synclabs::SyncState>,
+    /// The faces LoRAs stand for (`--lora-face`, `--other-face`, `POST /__faces`).
+    pub faces: Mutex<faces::FaceBook>,
 }
 
 fn base_stats() -> BTreeMap<String, u64> {
@@ -77,7 +80,12 @@ fn base_stats() -> BTreeMap<String, u64> {
 }
 
 impl Shared {
-    pub(crate) fn new(cfg: FakeConfig, addr: SocketAddr, media: MediaStore) -> Self {
+    pub(crate) fn new(
+        cfg: FakeConfig,
+        addr: SocketAddr,
+        media: MediaStore,
+        faces: faces::FaceBook,
+    ) -> Self {
         let http = crate::net::client_builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
@@ -93,6 +101,7 @@ impl Shared {
             fal: Mutex::new(fal::FalState::default()),
             kling: Mutex::new(kling::KlingState::default()),
             sync: Mutex::new(synclabs::SyncState::default()),
+            faces: Mutex::new(faces),
         }
     }
 
@@ -134,6 +143,33 @@ impl Shared {
 
     pub(crate) fn take_fates(&self, provider: Provider) -> Vec<JobFate> {
         lock(&self.faults).take_fates(provider)
+    }
+
+    /// Whether the Flux image with a LoRA being created now drifts to another person (an `identity-drift`
+    /// count is spent only while faces are known).
+    pub(crate) fn take_drift(&self) -> bool {
+        let knows_faces = !lock(&self.faces).is_empty();
+        knows_faces && lock(&self.faults).take_drift()
+    }
+
+    /// Reads the photos (off the async runtime) and replaces the known faces, or adds to them with `append`.
+    pub(crate) async fn set_faces(
+        &self,
+        loras: Vec<faces::LoraFace>,
+        others: Vec<PathBuf>,
+        append: bool,
+    ) -> Result<(), FakesError> {
+        let models = self.cfg.face_models.clone();
+        let book = tokio::task::spawn_blocking(move || faces::load(&loras, &others, &models))
+            .await
+            .map_err(|e| FakesError::Config(format!("reading face photos stopped: {e}")))??;
+        let mut known = lock(&self.faces);
+        if append {
+            known.merge(book);
+        } else {
+            *known = book;
+        }
+        Ok(())
     }
 }
 
@@ -442,6 +478,7 @@ async fn dispatch(
             return json_resp(200, json!({"ok": true}));
         }
         ["__faults"] => return faults_admin(&ctx, req).await,
+        ["__faces"] => return faces::admin(&ctx, req).await,
         ["__health"] => return json_resp(200, json!({"ok": true})),
         ["__latency"] => return json_resp(200, ctx.shared.cfg.latency_table()),
         ["__media", name] => {

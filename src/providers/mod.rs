@@ -318,10 +318,21 @@ impl Providers {
     pub fn local_speaking(speech: local::EspeakSpeech) -> Self {
         Self {
             speech: Arc::new(speech),
-            image: Arc::new(local::PortraitStill),
+            image: Arc::new(local::PortraitStill::default()),
             video: Arc::new(local::FfmpegAnimation),
             lipsync: Arc::new(local::LocalMux),
             avatar: None,
         }
+    }
+}
+
+impl Providers {
+    /// The same providers with the local portrait framing headshots around their face (`face`: the engine's
+    /// settings); other image providers are kept.
+    pub fn with_face_framing(mut self, face: crate::face::FaceSettings) -> Self {
+        if self.image.name() == "local-portrait" {
+            self.image = Arc::new(local::PortraitStill::following_faces(face));
+        }
+        self
     }
 }

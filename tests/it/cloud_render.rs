@@ -289,7 +289,8 @@ async fn fast_scenes_speak_in_one_avatar_job() {
 }
 
 /// With media in an S3 bucket, providers get presigned GET URLs and fetch the inputs themselves (Kling the still,
-/// Sync the clip and the speech): nothing is sent inline or uploaded, and no signed URL reaches the database.
+/// Sync the clip and the speech; the sandbox fetches all three, its clips show them): nothing is sent inline or
+/// uploaded, and no signed URL reaches the database.
 /// With the local folder the same render sends everything inline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_bucket_providers_fetch_presigned_inputs() {
@@ -303,7 +304,7 @@ async fn with_a_bucket_providers_fetch_presigned_inputs() {
     let stats = fake.stats();
     assert_eq!(stat(&stats, "inputs.inline"), 0, "{stats:?}");
     assert_eq!(stat(&stats, "inputs.url"), 9, "{stats:?}");
-    assert_eq!(stat(&stats, "inputs.url_fetched"), 6, "{stats:?}");
+    assert_eq!(stat(&stats, "inputs.url_fetched"), 9, "{stats:?}");
     assert_eq!(stat(&stats, "inputs.url_unreadable"), 0, "{stats:?}");
     assert_eq!(stat(&stats, "requests.sync.submit.upload"), 0, "{stats:?}");
     assert_eq!(stat(&stats, "sync.submit"), 3, "{stats:?}");

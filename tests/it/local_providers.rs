@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use devatar::face::FaceSettings;
 use devatar::media::probe;
 use devatar::providers::local::{
     EspeakSpeech, FfmpegAnimation, LocalMux, PortraitStill, render_placeholder,
@@ -80,7 +81,7 @@ async fn placeholder_portrait_has_the_frame_size_and_differs_by_mood() {
 
     // Through the provider trait, with a name that needs XML escaping.
     let dir = tempfile::tempdir().unwrap();
-    let still = PortraitStill
+    let still = PortraitStill::default()
         .generate(&image(None, 720, 720), dir.path(), &JobCtx::detached("t"))
         .await
         .unwrap();
@@ -106,7 +107,7 @@ async fn headshot_is_cropped_to_the_frame() {
         .status()
         .unwrap();
     assert!(ok.success());
-    let still = PortraitStill
+    let still = PortraitStill::default()
         .generate(
             &image(Some(&face), 720, 1280),
             dir.path(),
@@ -115,6 +116,124 @@ async fn headshot_is_cropped_to_the_frame() {
         .await
         .unwrap();
     assert_eq!(png_size(&std::fs::read(still).unwrap()), (720, 1280));
+}
+
+/// The faces the engine finds in a still.
+async fn faces_in(still: &Path) -> Vec<devatar::face::Face> {
+    let engine = devatar::face::load_engine(&FaceSettings::default())
+        .await
+        .expect("face models: run `bash scripts/install-deps.sh`");
+    let photo = devatar::face::open_photo(still.to_path_buf())
+        .await
+        .unwrap();
+    devatar::face::analyse(engine, photo).await.unwrap().faces
+}
+
+/// A 1400×600 canvas (wider than 16:9) with a real photo pasted so the face sits near its left edge, or a faceless
+/// gradient of the same size.
+fn wide_canvas(dir: &Path, with_face: bool) -> std::path::PathBuf {
+    let mut canvas = image::RgbImage::from_fn(1400, 600, |x, y| {
+        image::Rgb([(x * 255 / 1400) as u8, (y * 255 / 600) as u8, 120])
+    });
+    if with_face {
+        let photo = image::open("/usr/local/share/devatar/test-photos/grace_hopper.jpg")
+            .expect("test photos: run `bash scripts/install-deps.sh --test`")
+            .to_rgb8();
+        image::imageops::overlay(&mut canvas, &photo, -140, 0);
+    }
+    let path = dir.join(if with_face { "face.png" } else { "none.png" });
+    canvas.save(&path).unwrap();
+    path
+}
+
+/// Generates a still into a fresh folder under `dir`.
+async fn still_of(
+    p: &PortraitStill,
+    req: &ImageRequest,
+    dir: &Path,
+    job: &JobCtx,
+) -> std::path::PathBuf {
+    let work = tempfile::tempdir_in(dir).unwrap().keep();
+    p.generate(req, &work, job).await.unwrap()
+}
+
+#[tokio::test]
+async fn headshot_framing_follows_the_face_where_a_centre_crop_cuts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let req = image(Some(&wide_canvas(dir.path(), true)), 1280, 720);
+    let framing = PortraitStill::following_faces(FaceSettings::default());
+    let job = JobCtx::detached("t");
+    let framed = still_of(&framing, &req, dir.path(), &job).await;
+    assert_eq!(png_size(&std::fs::read(&framed).unwrap()), (1280, 720));
+    let faces = faces_in(&framed).await;
+    assert_eq!(faces.len(), 1, "{faces:?}");
+    let b = faces[0].bbox;
+    assert!(
+        b.x > 0 && b.x + b.w < 1280 && b.y + b.h < 720,
+        "the whole face: {b:?}"
+    );
+    assert!(
+        f64::from(b.y) > 0.3 * f64::from(b.h),
+        "room above the face: {b:?}"
+    );
+    let size = f64::from(b.h) / 720.0;
+    assert!((0.25..=0.6).contains(&size), "a talking-head size: {size}");
+    assert!(job.take_notes().iter().any(|n| n.starts_with("framed")));
+
+    let blind = PortraitStill::default();
+    let centred = still_of(&blind, &req, dir.path(), &JobCtx::detached("t")).await;
+    assert!(
+        faces_in(&centred).await.is_empty(),
+        "a centre crop cuts this face"
+    );
+
+    let key = framing.key_params(&req);
+    assert_eq!(key, framing.key_params(&req), "stable for unchanged inputs");
+    assert_eq!(key["framing"], devatar::providers::local::FACE_FRAMING);
+    assert_ne!(
+        key,
+        blind.key_params(&req),
+        "the framing rule is part of the key"
+    );
+}
+
+#[tokio::test]
+async fn without_a_face_the_headshot_is_centre_cropped_and_the_log_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let req = image(Some(&wide_canvas(dir.path(), false)), 1280, 720);
+    let job = JobCtx::detached("t");
+    let framing = PortraitStill::following_faces(FaceSettings::default());
+    let framed = still_of(&framing, &req, dir.path(), &job).await;
+    let blind = still_of(
+        &PortraitStill::default(),
+        &req,
+        dir.path(),
+        &JobCtx::detached("t"),
+    )
+    .await;
+    assert_eq!(
+        std::fs::read(framed).unwrap(),
+        std::fs::read(blind).unwrap()
+    );
+    let notes = job.take_notes();
+    assert!(
+        notes.iter().any(|n| n.contains("no face found")),
+        "{notes:?}"
+    );
+
+    let missing = FaceSettings {
+        models: dir.path().join("no-models"),
+        ..FaceSettings::default()
+    };
+    let job = JobCtx::detached("t");
+    let no_models = PortraitStill::following_faces(missing);
+    still_of(&no_models, &req, dir.path(), &job).await;
+    let notes = job.take_notes();
+    assert!(
+        notes.iter().any(|n| n.contains("install-deps.sh")),
+        "{notes:?}"
+    );
+    assert!(no_models.key_params(&req).get("framing").is_none());
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@ mod cli_resume;
 mod cloud_render;
 mod face;
 mod fakes;
+mod fakes_faces;
 mod fault_matrix;
 mod fetch_guard;
 mod local_providers;

@@ -7,7 +7,7 @@ mod speech;
 
 pub use animation::{CameraMove, FfmpegAnimation, camera_move};
 pub use mux::LocalMux;
-pub use portrait::{PortraitStill, mood_tint, render_placeholder};
+pub use portrait::{FACE_FRAMING, PortraitStill, mood_tint, render_placeholder};
 pub use speech::EspeakSpeech;
 
 /// Frames per second of every clip the local providers make.

@@ -104,7 +104,7 @@ impl ImageGen for FalFlux {
     ) -> Result<PathBuf, ProviderError> {
         if req.headshot.is_some() {
             // Standard mode with a headshot: frame it, nothing to pay for.
-            return PortraitStill.generate(req, work_dir, job).await;
+            return PortraitStill::default().generate(req, work_dir, job).await;
         }
         let input = flux_input(req, job)?;
         let cadence = Cadence::still(&self.queue.net);
@@ -139,7 +139,9 @@ impl ImageGen for FalFlux {
             headshot: Some(raw),
             ..req.clone()
         };
-        PortraitStill.generate(&framed, work_dir, job).await
+        PortraitStill::default()
+            .generate(&framed, work_dir, job)
+            .await
     }
 }
 
