@@ -6,6 +6,7 @@ pub mod config;
 pub mod costs;
 pub mod domain;
 pub mod face;
+pub mod failpoint;
 pub mod fakes;
 #[cfg(test)]
 mod fuzz;

@@ -291,6 +291,9 @@ pub fn main() -> ExitCode {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    if let Some(point) = &config.failpoint {
+        crate::failpoint::arm(point.clone());
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -53,6 +53,9 @@ pub struct Config {
     pub poll: Option<Duration>,
     /// `DEVATAR_TEST_ABORT_AFTER_STEPS`: crash tests only — SIGKILL the process after this many executed steps.
     pub test_abort_after_steps: Option<usize>,
+    /// `DEVATAR_FAILPOINT` (`NAME` or `NAME:N`): crash tests only — SIGKILL the process at that crash point (see
+    /// [`crate::failpoint`]).
+    pub failpoint: Option<crate::failpoint::Failpoint>,
     /// `DEVATAR_FACE_MODELS` (the face models folder; default `/usr/local/share/devatar/face-models`, independent
     /// of `--data`) and `DEVATAR_FACE_THRESHOLD` (same-person distance, above 0 and below 2; default 0.6).
     pub face: FaceSettings,
@@ -134,6 +137,7 @@ impl Config {
             poll: number(l, "DEVATAR_POLL_MS", 10..=600_000)?.map(Duration::from_millis),
             test_abort_after_steps: number(l, "DEVATAR_TEST_ABORT_AFTER_STEPS", 0..=1_000_000)?
                 .map(|n: u64| n as usize),
+            failpoint: failpoint(l)?,
             face: face(l)?,
             warnings,
         })
@@ -256,6 +260,17 @@ fn espeak_voice(l: &Layers) -> Result<String, ConfigError> {
             reason: "expected an espeak-ng voice name such as en-us".into(),
         }),
     }
+}
+
+fn failpoint(l: &Layers) -> Result<Option<crate::failpoint::Failpoint>, ConfigError> {
+    l.raw("DEVATAR_FAILPOINT")
+        .map(|v| {
+            crate::failpoint::Failpoint::parse(&v).map_err(|reason| ConfigError::Invalid {
+                var: "DEVATAR_FAILPOINT",
+                reason,
+            })
+        })
+        .transpose()
 }
 
 fn face(l: &Layers) -> Result<FaceSettings, ConfigError> {

@@ -334,6 +334,7 @@ impl ObjectStorage {
         let len = tokio::fs::metadata(path).await.map_err(io)?.len();
         if len <= PART_SIZE as u64 {
             let bytes = tokio::fs::read(path).await.map_err(io)?;
+            crate::failpoint::hit(crate::failpoint::MID_UPLOAD);
             return self.put_bytes(bytes, ext).await;
         }
         let (sha256, size) = hash_file(path).await?;
@@ -358,6 +359,7 @@ impl ObjectStorage {
                     hasher.update(&buf[..n]);
                     writer.wait_for_capacity(PARTS_IN_FLIGHT).await?;
                     writer.write(&buf[..n]);
+                    crate::failpoint::hit(crate::failpoint::MID_UPLOAD);
                 }
             }
             .await;

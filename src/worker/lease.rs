@@ -94,6 +94,7 @@ pub async fn claim_project_run(
 pub async fn hold_lease(db: Db, claim: ClaimedRun, lease: Duration) {
     loop {
         tokio::time::sleep(lease / 3).await;
+        crate::failpoint::hit(crate::failpoint::MID_LEASE_RENEWAL);
         match db
             .renew_lease(&claim.id, &claim.token, lease.as_millis() as i64)
             .await

@@ -12,6 +12,7 @@ mod cli_estimate;
 mod cli_render;
 mod cli_resume;
 mod cloud_render;
+mod crash_points;
 mod face;
 mod fakes;
 mod fakes_faces;

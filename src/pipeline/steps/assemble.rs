@@ -74,6 +74,7 @@ impl Step for Assemble {
             .flat_map(|(w, off)| shifted(w, *off))
             .collect();
         let c = cues(&all_words);
+        crate::failpoint::hit(crate::failpoint::MID_ASSEMBLE);
         let mut out = StepOutput::default();
         out.objects
             .insert("video".into(), cx.store(&project_path, "mp4").await?);

@@ -479,6 +479,7 @@ async fn download_once(
         file.write_all(&chunk)
             .await
             .map_err(|e| (false, format!("cannot write {}: {e}", dest.display())))?;
+        crate::failpoint::hit(crate::failpoint::MID_DOWNLOAD);
     }
     file.flush().await.map_err(|e| (false, e.to_string()))?;
     if let Some(n) = expected

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::fal::kling_duration;
 use super::http::{self, ErrorClass, MediaKind, Net, Repeat, call_with_retries, client, json_body};
 use super::{Cadence, CloudConfig, Secret};
+use crate::failpoint;
 use crate::providers::PriceTable;
 use crate::providers::{ImageToVideo, JobCtx, JobState, ProviderError, ProviderJob, VideoRequest};
 
@@ -275,6 +276,7 @@ impl KlingVideo {
         );
         let mut reread = false;
         loop {
+            failpoint::hit(failpoint::MID_POLL);
             match cadence.wait().await {
                 Ok(true) => job.note(format!(
                     "kling: task {task_id} still running after 10 minutes"
@@ -392,8 +394,10 @@ impl KlingVideo {
         job.reserve(PROVIDER, self.prices.video(seconds))?;
         self.record(job, tag, JobState::Submitting, attempt, None)
             .await?;
+        failpoint::hit(failpoint::AFTER_RECORD_BEFORE_SUBMIT);
         match self.submit(&body, job).await {
             Ok(id) => {
+                failpoint::hit(failpoint::AFTER_SUBMIT_BEFORE_RECORD);
                 self.record(job, tag, JobState::Submitted, attempt, Some(&id))
                     .await?;
                 Ok((id, attempt))

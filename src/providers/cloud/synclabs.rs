@@ -16,6 +16,7 @@ use super::http::{
     json_body,
 };
 use super::{Cadence, CloudConfig, Secret};
+use crate::failpoint;
 use crate::providers::PriceTable;
 use crate::providers::{JobCtx, JobState, LipSync, LipSyncRequest, ProviderError, ProviderJob};
 
@@ -393,6 +394,7 @@ impl SyncLipSync {
         // does not hold the request (no long-poll header, or an early answer) is polled on the cadence instead.
         let mut long_poll = false;
         loop {
+            failpoint::hit(failpoint::MID_POLL);
             let turn = if long_poll {
                 cadence.tick()
             } else {
@@ -471,8 +473,10 @@ impl SyncLipSync {
     ) -> Result<String, ProviderError> {
         self.record(job, JobState::Submitting, attempt, None)
             .await?;
+        failpoint::hit(failpoint::AFTER_RECORD_BEFORE_SUBMIT);
         match self.submit(req, attempt, job).await {
             Ok(id) => {
+                failpoint::hit(failpoint::AFTER_SUBMIT_BEFORE_RECORD);
                 self.record(job, JobState::Submitted, attempt, Some(&id))
                     .await?;
                 Ok(id)

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use super::http::{self, ErrorClass, Net, Repeat, call_with_retries, client, data_uri, json_body};
 use super::{Cadence, Secret};
+use crate::failpoint;
 use crate::providers::{JobCtx, JobState, ProviderError, ProviderJob};
 
 mod models;
@@ -277,6 +278,7 @@ impl FalQueue {
         job.save(tag, &record)
             .await
             .map_err(ProviderError::Invalid)?;
+        failpoint::hit(failpoint::AFTER_RECORD_BEFORE_SUBMIT);
         let q = match self.submit(model, input, job).await {
             Ok(q) => q,
             Err(e @ ProviderError::NeedsAttention(_)) => return Err(e),
@@ -288,6 +290,7 @@ impl FalQueue {
                 return Err(e);
             }
         };
+        failpoint::hit(failpoint::AFTER_SUBMIT_BEFORE_RECORD);
         record.state = JobState::Submitted;
         record.remote_id = Some(q.request_id.clone());
         record.data = q.to_json();
@@ -347,6 +350,7 @@ impl FalQueue {
             format!("{}?logs=1", q.status_url)
         };
         loop {
+            failpoint::hit(failpoint::MID_POLL);
             match cadence.wait().await {
                 Ok(true) => job.note(format!(
                     "fal: {model} request {} is still running after {:.0} s",
