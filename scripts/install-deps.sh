@@ -10,6 +10,9 @@ set -euo pipefail
 FACE_MODELS_DIR="${DEVATAR_FACE_MODELS:-/usr/local/share/devatar/face-models}"
 # Where the integration tests look for the test photos (tests/it/face.rs).
 TEST_PHOTOS_DIR=/usr/local/share/devatar/test-photos
+# The virtualenv holding schemathesis (`st`) for the OpenAPI conformance test (tests/it/api/schema.rs).
+TEST_VENV_DIR=/usr/local/share/devatar/venv-test
+SCHEMATHESIS_VERSION=4.32.5
 
 # Whether a Debian package is installed.
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
@@ -100,8 +103,27 @@ fetch_test_photos() {
   fi
 }
 
+# schemathesis, pinned, in its own virtualenv (nothing is installed into the system's Python).
+install_schemathesis() {
+  local st="$TEST_VENV_DIR/bin/st"
+  if [ -x "$st" ] && "$TEST_VENV_DIR/bin/python" -c \
+    "import importlib.metadata as m, sys; sys.exit(m.version('schemathesis') != '$SCHEMATHESIS_VERSION')" 2>/dev/null; then
+    return 0
+  fi
+  echo "Installing schemathesis $SCHEMATHESIS_VERSION (PyPI) into $TEST_VENV_DIR" >&2
+  local sudo=""
+  if [ "$(id -u)" != 0 ] && [ ! -w "$(dirname "$TEST_VENV_DIR")" ]; then sudo="sudo"; fi
+  $sudo mkdir -p "$(dirname "$TEST_VENV_DIR")"
+  $sudo python3 -m venv "$TEST_VENV_DIR" >&2
+  $sudo "$TEST_VENV_DIR/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "schemathesis==$SCHEMATHESIS_VERSION" >&2
+}
+
 fetch_face_models
-if [ "${1:-}" = "--test" ]; then fetch_test_photos; fi
+if [ "${1:-}" = "--test" ]; then
+  fetch_test_photos
+  install_schemathesis
+fi
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "Rust (cargo >= 1.95) is required: install it with rustup (https://rustup.rs), then re-run." >&2

@@ -149,7 +149,7 @@ fn injected(e: &InjectedError) -> Response {
 }
 
 /// The auth error to answer with, if the credentials are wrong.
-fn auth(ctx: &Ctx, req: &Request) -> Option<Response> {
+pub(crate) fn auth(ctx: &Ctx, req: &Request) -> Option<Response> {
     let header = header_str(req.headers(), "authorization")
         .unwrap_or("")
         .trim();

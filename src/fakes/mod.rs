@@ -27,6 +27,7 @@
 
 mod elevenlabs;
 mod fal;
+mod fal_storage;
 mod faults;
 mod jobs;
 mod kling;

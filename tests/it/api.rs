@@ -1566,3 +1566,4 @@ async fn lora_uploads_media_headers_bearer_case_and_concurrent_reorders() {
 }
 
 mod hostile;
+mod lora_asset;

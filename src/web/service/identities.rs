@@ -61,7 +61,7 @@ pub async fn twin_status(state: &AppState) -> Result<TwinStatus, ApiError> {
             Some(DefaultIdentity {
                 id: Some(d.id.clone()),
                 name: d.identity.name.clone(),
-                has_lora: d.identity.lora_url.is_some(),
+                has_lora: d.identity.lora_url.is_some() || d.lora_asset_id.is_some(),
             }),
             "database",
         ),
@@ -75,7 +75,10 @@ pub async fn twin_status(state: &AppState) -> Result<TwinStatus, ApiError> {
         ),
         None => (None, "none"),
     };
-    let any_lora = identities.iter().any(|r| r.identity.lora_url.is_some()) || env_lora;
+    let any_lora = identities
+        .iter()
+        .any(|r| r.identity.lora_url.is_some() || r.lora_asset_id.is_some())
+        || env_lora;
     let mut recommendations = Vec::new();
     if !fal {
         recommendations.push("Set FAL_KEY to enable digital twin image generation.");

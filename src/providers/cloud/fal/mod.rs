@@ -17,8 +17,10 @@ use super::{Cadence, Secret};
 use crate::providers::{JobCtx, JobState, ProviderError, ProviderJob};
 
 mod models;
+mod storage;
 
 pub use models::{FalAvatar, FalFlux, FalKling, FalSync, kling_duration};
+pub use storage::FalStorage;
 
 pub(super) const PROVIDER: &str = "fal";
 /// Flux + LoRA model id.
@@ -146,6 +148,11 @@ impl FalQueue {
 
     fn auth(&self) -> String {
         format!("Key {}", self.key.expose())
+    }
+
+    /// The key this queue sends (the storage client sends the same).
+    pub fn key(&self) -> &Secret {
+        &self.key
     }
 
     async fn cancel(&self, url: &str) {
