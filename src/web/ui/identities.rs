@@ -152,12 +152,13 @@ struct ValidateFragment {
 }
 
 /// The form's field names (also the API's), in order.
-const FIELDS: [&str; 15] = [
+const FIELDS: [&str; 16] = [
     "name",
     "displayName",
     "triggerWord",
     "description",
     "loraUrl",
+    "loraAssetId",
     "loraScale",
     "baseModel",
     "voiceId",
@@ -177,8 +178,22 @@ async fn identity_fields(
 ) -> Result<Vec<FormField>, UiError> {
     let blank = Identity::new("", "", "");
     let i = r.map(|r| &r.identity).unwrap_or(&blank);
-    let headshots = headshot_options(state).await?;
+    let headshots = asset_options(state, "headshot").await?;
     let mut fields = profile_fields(i);
+    let after_url = fields
+        .iter()
+        .position(|f| f.name == "loraUrl")
+        .map_or(fields.len(), |p| p + 1);
+    fields.insert(
+        after_url,
+        FormField::text(
+            "loraAssetId",
+            "Uploaded LoRA",
+            r.and_then(|r| r.lora_asset_id.clone()).unwrap_or_default(),
+        )
+        .control(Control::Select(asset_options(state, "lora").await?))
+        .hint("Instead of a LoRA URL: a .safetensors file uploaded on the Assets page (one or the other)."),
+    );
     fields.extend(voice_fields(i));
     fields.push(
         FormField::text(
@@ -199,14 +214,14 @@ async fn identity_fields(
     Ok(fields)
 }
 
-/// The headshot choices: none, then every uploaded headshot by its original name (or id).
-async fn headshot_options(state: &AppState) -> Result<Vec<(String, String)>, UiError> {
+/// The choices of an asset of `kind`: none, then every upload of that kind by its original name (or id).
+async fn asset_options(state: &AppState, kind: &str) -> Result<Vec<(String, String)>, UiError> {
     let mut headshots = vec![(String::new(), "None".to_string())];
     headshots.extend(
         state
             .storage
             .db
-            .list_assets("headshot", "")
+            .list_assets(kind, "")
             .await?
             .into_iter()
             .map(|a| {
@@ -315,12 +330,12 @@ fn refill(mut fields: Vec<FormField>, form: &FormData) -> Vec<FormField> {
     fields
 }
 
-/// The identity the form describes, validated, with its headshot; or every field's error.
+/// The identity the form describes, validated, with its headshot and uploaded LoRA; or every field's error.
 async fn parse_identity(
     state: &AppState,
     form: &FormData,
     except_id: Option<&str>,
-) -> Result<(Identity, Option<String>), (StatusCode, FieldErrs)> {
+) -> Result<(Identity, Option<String>, Option<String>), (StatusCode, FieldErrs)> {
     let mut errors = FieldErrs::default();
     let mut i = Identity::new(
         form.get("name"),
@@ -362,6 +377,19 @@ async fn parse_identity(
     {
         errors.add("headshotAssetId", "no such asset");
     }
+    let lora = form.opt("loraAssetId");
+    if let Some(l) = &lora {
+        match db.get_asset(l).await.map_err(internal)? {
+            Some(a) if a.kind == "lora" => {}
+            _ => errors.add("loraAssetId", "no such LoRA asset"),
+        }
+        if form.opt("loraUrl").is_some() {
+            errors.add(
+                "loraAssetId",
+                "choose either a LoRA URL or an uploaded LoRA, not both",
+            );
+        }
+    }
     let Some(identity) = identity.filter(|_| errors.is_empty()) else {
         return Err((StatusCode::UNPROCESSABLE_ENTITY, errors));
     };
@@ -370,7 +398,7 @@ async fn parse_identity(
         .await
         .map_err(internal)?
     {
-        None => Ok((identity, headshot)),
+        None => Ok((identity, headshot, lora)),
         Some(Conflict::Name) => {
             errors.add("name", "an identity with this name exists");
             Err((StatusCode::CONFLICT, errors))
@@ -468,7 +496,9 @@ pub(crate) async fn create(
     PostForm(form): PostForm,
 ) -> Result<Response, UiError> {
     let created = match parse_identity(&state, &form, None).await {
-        Ok((identity, headshot)) => insert(&state, &identity, headshot.as_deref()).await?,
+        Ok((identity, headshot, lora)) => {
+            insert(&state, &identity, headshot.as_deref(), lora.as_deref()).await?
+        }
         Err(e) => Err(e),
     };
     match created {
@@ -491,9 +521,15 @@ async fn insert(
     state: &AppState,
     identity: &Identity,
     headshot: Option<&str>,
+    lora: Option<&str>,
 ) -> Result<Result<String, (StatusCode, FieldErrs)>, UiError> {
     match state.storage.db.insert_identity(identity, headshot).await {
-        Ok(id) => Ok(Ok(id)),
+        Ok(id) => {
+            if lora.is_some() {
+                state.storage.db.set_identity_lora_asset(&id, lora).await?;
+            }
+            Ok(Ok(id))
+        }
         Err(e) if e.is_unique_on("trigger_word") || e.is_unique_on("name") => {
             let mut errors = FieldErrs::default();
             if e.is_unique_on("trigger_word") {
@@ -540,17 +576,16 @@ pub(crate) async fn update(
 ) -> Result<Response, UiError> {
     let r = record(&state, &id).await?;
     match parse_identity(&state, &form, Some(&id)).await {
-        Ok((identity, headshot)) => {
-            state
-                .storage
-                .db
-                .update_identity(
-                    &id,
-                    &identity,
-                    headshot.as_deref(),
-                    form.checked("isActive"),
-                )
-                .await?;
+        Ok((identity, headshot, lora)) => {
+            let db = &state.storage.db;
+            db.update_identity(
+                &id,
+                &identity,
+                headshot.as_deref(),
+                form.checked("isActive"),
+            )
+            .await?;
+            db.set_identity_lora_asset(&id, lora.as_deref()).await?;
             Ok(page.redirect(&format!("identities?ok=identity-saved#identity-{id}")))
         }
         Err((status, errors)) => render(
