@@ -173,6 +173,9 @@ where
         if !value.is_object() {
             return Err(Self::not_an_object());
         }
+        if let Some(e) = edge_whitespace(&value, None) {
+            return Err(e);
+        }
         serde_path_to_error::deserialize(value)
             .map(ApiJson)
             .map_err(|e| {
@@ -184,6 +187,25 @@ where
                 };
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
             })
+    }
+}
+
+/// 422 naming the top-level field of the first string in `v` that starts or ends with whitespace or a control
+/// character: the API takes text as it will be stored, never trimming it (so the OpenAPI patterns are exact).
+/// A `password` is taken as typed.
+fn edge_whitespace(v: &serde_json::Value, field: Option<&str>) -> Option<ApiError> {
+    use serde_json::Value;
+    match v {
+        Value::String(s) if field != Some("password") => {
+            let message = crate::web::openapi::edge_error(s)?;
+            let field = field.unwrap_or("body");
+            Some(ApiError::invalid(field, format!("{field}: {message}")))
+        }
+        Value::Array(items) => items.iter().find_map(|i| edge_whitespace(i, field)),
+        Value::Object(map) => map
+            .iter()
+            .find_map(|(k, i)| edge_whitespace(i, Some(field.unwrap_or(k)))),
+        _ => None,
     }
 }
 

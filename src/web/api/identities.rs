@@ -59,11 +59,22 @@ pub struct IdentityView {
     is_default: bool,
     is_active: bool,
     scene_count: i64,
-    /// The last identity test, if any: `{ok, at, result}`.
-    #[schema(value_type = Object)]
-    last_test: Option<Value>,
+    /// The last identity test, if any.
+    last_test: Option<LastTest>,
     created_at: i64,
     updated_at: i64,
+}
+
+/// An identity's last test.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LastTest {
+    /// Every check passed.
+    ok: bool,
+    /// When it ran, epoch ms.
+    at: i64,
+    /// The report as it was stored (`null` if it could not be read back).
+    #[schema(value_type = Option<IdentityTestReport>)]
+    result: Value,
 }
 
 fn scale_json(s: LoraScale) -> Value {
@@ -96,8 +107,10 @@ impl IdentityView {
             is_default: r.is_default,
             is_active: r.is_active,
             scene_count,
-            last_test: r.last_test.map(|(ok, at, result)| {
-                json!({ "ok": ok, "at": at, "result": serde_json::from_str::<Value>(&result).unwrap_or(Value::Null) })
+            last_test: r.last_test.map(|(ok, at, result)| LastTest {
+                ok,
+                at,
+                result: serde_json::from_str::<Value>(&result).unwrap_or(Value::Null),
             }),
             created_at: r.created_at,
             updated_at: r.updated_at,
