@@ -14,8 +14,8 @@ use crate::domain::{LogStep, MAX_DIALOGUE_CHARS};
 const EDGE: &str = r"\x00-\x20\x7f-\x9f\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
 /// A character of free text: not a control character, except tab, line feed and carriage return.
 const TEXT_CHAR: &str = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]";
-/// Any character.
-const ANY_CHAR: &str = r"[\s\S]";
+/// Any character but NUL (refused everywhere: PostgreSQL text cannot hold it).
+const ANY_CHAR: &str = r"[^\x00]";
 
 /// What one string, number or array property accepts.
 #[derive(Debug, Clone)]
@@ -43,6 +43,8 @@ pub enum Rule {
     },
     /// An `http(s)://` URL without whitespace or control characters, at most `max` characters, or `""`.
     Url(u64),
+    /// Any string without NUL (a password, taken as typed).
+    NoNul,
     /// A number in `[min, max]`.
     Range(f64, f64),
     /// An integer in `[min, max]`.
@@ -85,17 +87,50 @@ impl Rule {
             Self::Url(max) => {
                 json!({"pattern": format!("^(?:[Hh][Tt][Tt][Pp][Ss]?://[^{EDGE}]*)?$"), "maxLength": max})
             }
+            Self::NoNul => json!({"pattern": r"^[^\x00]*$"}),
             Self::Range(min, max) => json!({"minimum": min, "maximum": max}),
             Self::IntRange(min, max) => json!({"minimum": min, "maximum": max}),
         }
     }
 }
 
+fn text(max: u64, optional: bool) -> Rule {
+    Rule::Text { max, optional }
+}
+
+fn words(w: &[&str]) -> Rule {
+    Rule::Enum(w.iter().map(|s| s.to_string()).collect())
+}
+
+fn id(optional: bool) -> Rule {
+    Rule::Id { optional }
+}
+
 /// Every schema property's rule: (schema, property, rule).
 pub fn property_rules() -> Vec<(&'static str, &'static str, Rule)> {
-    let text = |max, optional| Rule::Text { max, optional };
-    let words = |w: &[&str]| Rule::Enum(w.iter().map(|s| s.to_string()).collect());
-    let id = |optional| Rule::Id { optional };
+    let mut rules = identity_rules();
+    rules.extend(scene_and_project_rules());
+    rules.extend([
+        ("EstimateInput", "projectId", id(false)),
+        ("EstimateInput", "sceneIds", id(false)),
+        (
+            "EstimateInput",
+            "providers",
+            words(&["local", "cloud", "auto"]),
+        ),
+        ("ReorderInput", "sceneIds", id(false)),
+        ("WebhookInput", "url", Rule::Url(2048)),
+        (
+            "UploadForm",
+            "kind",
+            words(&["headshot", "background", "audio", "lora"]),
+        ),
+    ]);
+    rules
+}
+
+/// `IdentityInput` (`domain::Identity::validated` and the API's own checks).
+fn identity_rules() -> Vec<(&'static str, &'static str, Rule)> {
     let unit = || Rule::Range(0.0, 1.0);
     vec![
         (
@@ -131,6 +166,12 @@ pub fn property_rules() -> Vec<(&'static str, &'static str, Rule)> {
         ("IdentityInput", "voiceStyle", unit()),
         ("IdentityInput", "headshotAssetId", id(false)),
         ("IdentityInput", "loraAssetId", id(true)),
+    ]
+}
+
+/// `ProjectInput` and `SceneInput` (`domain::Project::validated`, `domain::Scene::validated`).
+fn scene_and_project_rules() -> Vec<(&'static str, &'static str, Rule)> {
+    vec![
         ("ProjectInput", "name", text(120, false)),
         ("ProjectInput", "description", text(2000, true)),
         (
@@ -167,20 +208,6 @@ pub fn property_rules() -> Vec<(&'static str, &'static str, Rule)> {
             words(&["auto", "standard", "digital-twin"]),
         ),
         ("SceneInput", "animation", words(&["standard", "fast"])),
-        ("EstimateInput", "projectId", id(false)),
-        ("EstimateInput", "sceneIds", id(false)),
-        (
-            "EstimateInput",
-            "providers",
-            words(&["local", "cloud", "auto"]),
-        ),
-        ("ReorderInput", "sceneIds", id(false)),
-        ("WebhookInput", "url", Rule::Url(2048)),
-        (
-            "UploadForm",
-            "kind",
-            words(&["headshot", "background", "audio", "lora"]),
-        ),
     ]
 }
 
@@ -324,7 +351,8 @@ pub fn apply(doc: &mut Value) {
     }
 }
 
-/// Integer query parameters read into an `i64`: the schema says so (a larger number is a 400).
+/// Integer query parameters read into an `i64`: the schema says so (a larger number is a 400). String path and
+/// query parameters never hold NUL (a 400: `web::error::json_errors`).
 fn bound_integer_queries(doc: &mut Value) {
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
@@ -350,6 +378,13 @@ fn bound_integer_queries(doc: &mut Value) {
             if is_int && s.get("minimum").is_none() {
                 s["minimum"] = json!(i64::MIN);
                 s["maximum"] = json!(i64::MAX);
+            }
+            let is_text = s["type"] == "string"
+                || s["type"]
+                    .as_array()
+                    .is_some_and(|a| a.contains(&json!("string")));
+            if is_text && s.get("enum").is_none() && s.get("pattern").is_none() {
+                s["pattern"] = json!(r"^[^\x00]*$");
             }
         }
     }
