@@ -62,3 +62,61 @@ async fn schemathesis_finds_no_server_error_and_no_schema_mismatch() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// What the exact schema rests on: text is not trimmed but refused with surrounding whitespace (422 naming the
+/// field), NUL is refused in bodies (422) and paths (400), and a create's required fields are in its schema.
+#[tokio::test]
+async fn text_is_taken_as_stored_and_the_document_says_what_is_required() {
+    let app = TestApp::start().await;
+    let token = app.token().await;
+    let http = devatar::net::client_builder().build().unwrap();
+    for (body, field) in [
+        (
+            serde_json::json!({"name": "ann", "displayName": " Ann", "triggerWord": "TOK_ANN"}),
+            "displayName",
+        ),
+        (
+            serde_json::json!({"name": "ann", "displayName": "Ann", "triggerWord": "TOK_ANN", "headshotAssetId": "a\u{0}b"}),
+            "headshotAssetId",
+        ),
+    ] {
+        let r = http
+            .post(app.url("/api/identities"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422);
+        let err: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(err["error"]["field"], field, "{err}");
+    }
+    let r = http
+        .get(app.url("/api/projects/a%00b"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let doc = app.get_json(&token, "/api/openapi.json").await;
+    let create = &doc["components"]["schemas"]["IdentityCreate"];
+    assert_eq!(
+        create["required"],
+        serde_json::json!(["name", "displayName", "triggerWord"]),
+        "{create}"
+    );
+    let name = &create["properties"]["name"];
+    assert_eq!(
+        (name["type"].as_str(), name["maxLength"].as_u64()),
+        (Some("string"), Some(64)),
+        "{name}"
+    );
+    let op = &doc["paths"]["/api/identities"]["post"]["requestBody"]["content"]["application/json"];
+    assert_eq!(op["schema"]["$ref"], "#/components/schemas/IdentityCreate");
+    let gate = &doc["components"]["schemas"]["ProjectInput"]["properties"]["identityGate"];
+    assert_eq!(
+        gate["enum"],
+        serde_json::json!(["off", "warn", "retry", "strict", null])
+    );
+    assert!(doc["paths"]["/api/logs"]["get"]["responses"]["400"].is_object());
+}
