@@ -639,6 +639,9 @@ async fn submit(ctx: &Ctx, req: Request, model_id: &str) -> Response {
         Ok(p) => p,
         Err(c) => return ctx.finish(validation(&c), &actions).await,
     };
+    if let Some(refused) = super::fal_storage::check_lora_paths(ctx, &map) {
+        return ctx.finish(refused, &actions).await;
+    }
     let parts: Vec<&str> = model_id.split('/').collect();
     let app = format!("{}/{}", parts[0], parts.get(1).copied().unwrap_or(""));
     let id = uuid::Uuid::new_v4().to_string();

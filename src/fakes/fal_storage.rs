@@ -1,8 +1,9 @@
 //! Fake Fal storage upload (PROVIDERS.md §2.9): `POST /storage/upload/initiate?storage_type=fal-cdn-v3` (with the
 //! Fal key, JSON `{file_name, content_type}`) answers `{upload_url, file_url}`; a `PUT` of the bytes to
 //! `upload_url` (no key: it is presigned) with the same `Content-Type` stores them, and `GET file_url` serves
-//! them. Counters: `fal.storage.initiate`, `fal.storage.upload`, `fal.storage.get`. Uploaded files outlive
-//! `/__reset`, as Fal's CDN files do.
+//! them. Counters: `fal.storage.initiate`, `fal.storage.upload`, `fal.storage.get`; a Flux submit's LoRA on
+//! this storage counts `fal.lora.storage` (and must have been uploaded), any other LoRA URL `fal.lora.url`.
+//! Uploaded files outlive `/__reset`, as Fal's CDN files do.
 
 use std::collections::HashMap;
 
@@ -131,4 +132,38 @@ fn get(ctx: &Ctx, token: &str) -> Response {
             .into_response(),
         _ => detail(404, "Not Found"),
     }
+}
+
+/// Checks the LoRA paths of a Flux body against the storage, as Fal downloads them: one of our own file URLs
+/// must have been uploaded (else 422 `file_download_error`) and counts as `fal.lora.storage`; any other URL
+/// counts as `fal.lora.url`.
+pub(crate) fn check_lora_paths(
+    ctx: &Ctx,
+    body: &serde_json::Map<String, Value>,
+) -> Option<Response> {
+    let loras = body.get("loras").and_then(Value::as_array)?;
+    let own = format!("{}/__fal-files/", ctx.base);
+    for (i, l) in loras.iter().enumerate() {
+        let Some(path) = l.get("path").and_then(Value::as_str) else {
+            continue;
+        };
+        let Some(rest) = path.strip_prefix(&own) else {
+            ctx.shared.count("fal.lora.url");
+            continue;
+        };
+        let token = rest.split('/').next().unwrap_or("");
+        let uploaded = lock(&ctx.shared.fal_files)
+            .0
+            .get(token)
+            .is_some_and(|u| u.bytes.is_some());
+        if !uploaded {
+            return Some(json_resp(
+                422,
+                json!({"detail": [{"loc": ["body", "loras", i, "path"], "msg": "Failed to download file",
+                                   "type": "file_download_error"}]}),
+            ));
+        }
+        ctx.shared.count("fal.lora.storage");
+    }
+    None
 }
