@@ -3,7 +3,9 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::identity_check::{IdentityTestReport, VoiceDirectory, test_identity, test_render};
+use crate::identity_check::{
+    IdentityTestReport, VoiceDirectory, check_lora_file, test_identity, test_render,
+};
 use crate::web::AppState;
 use crate::web::error::ApiError;
 
@@ -121,6 +123,18 @@ pub async fn test(
         VoiceDirectory::configured(&state.config.cloud).as_ref(),
     )
     .await;
+    if record.identity.lora_url.is_none()
+        && let Some(asset) = &record.lora_asset_id
+        && let Some(key) = state.storage.db.asset_object_key(asset).await?
+    {
+        let path = state
+            .storage
+            .objects
+            .local_path(&key)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        check_lora_file(&mut report, &record.identity, &path).await;
+    }
     if render {
         let providers = state.config.configured_providers();
         let work = state

@@ -154,6 +154,16 @@ async fn a_lora_asset_is_checked_like_every_reference() {
     )
     .await;
     assert_eq!((status, &set["loraAssetId"]), (200, &lora["id"]), "{set}");
+    // The identity test judges the uploaded file.
+    let (status, tested) = send(&app, &token, "POST", &format!("{path}/test"), json!({})).await;
+    assert_eq!(status, 200, "{tested}");
+    let file = tested["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "loraFile");
+    assert_eq!(file.map(|c| &c["ok"]), Some(&json!(true)), "{tested}");
+    assert_eq!(tested["lora"]["compatible"], true, "{tested}");
     let (status, cleared) = send(&app, &token, "PUT", &path, json!({"loraAssetId": ""})).await;
     assert_eq!(
         (status, &cleared["loraAssetId"]),
