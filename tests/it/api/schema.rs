@@ -1,6 +1,9 @@
 //! Issue 17 item 8: the OpenAPI document is exact — a bounded schemathesis run (installed by
 //! `scripts/install-deps.sh --test`) against the in-process server finds no 5xx and no mismatch between what
-//! the document says and what the server does, with every check on and a fixed seed.
+//! the document says and what the server does, with every check on and a fixed seed. One worker: schemathesis's
+//! generator describes strategies through `ast`, which CPython 3.11 does not make thread-safe (two workers once
+//! failed with "AST constructor recursion depth mismatch"), and one is as fast here (about 23 s on SQLite, 33 s
+//! on PostgreSQL on the 2-core machine).
 //!
 //! Left out of the run: `POST /api/assets` (its positive data are random bytes, which the upload rightly refuses
 //! as 415: uploads are tested in `api.rs` and `hostile.rs`); the routes that start renders
@@ -40,7 +43,7 @@ async fn schemathesis_finds_no_server_error_and_no_schema_mismatch() {
             .arg(config)
             .args(["run", &url, "-H", &auth])
             .args(["--checks", "all", "--seed", "17", "--max-examples", "8"])
-            .args(["--workers", "2", "--phases", "examples,coverage,fuzzing"])
+            .args(["--workers", "1", "--phases", "examples,coverage,fuzzing"])
             .args(["--no-shrink", "--generation-database", "none", "--no-color"])
             .args(["--request-timeout", "10"])
             .args(
