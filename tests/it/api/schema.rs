@@ -37,8 +37,12 @@ async fn schemathesis_finds_no_server_error_and_no_schema_mismatch() {
     let started = Instant::now();
     let url = app.url("/api/openapi.json");
     let auth = format!("Authorization: Bearer {token}");
+    // schemathesis and hypothesis keep caches in the working folder: a temporary one, not the checkout.
+    let work = tempfile::tempdir().unwrap();
+    let cwd = work.path().to_path_buf();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(ST)
+            .current_dir(cwd)
             .arg("--config-file")
             .arg(config)
             .args(["run", &url, "-H", &auth])
