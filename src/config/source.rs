@@ -23,6 +23,7 @@ pub const KNOWN: &[&str] = &[
     "DEVEN_LORA_URL",
     "FAL_KEY",
     "FAL_BASE_URL",
+    "FAL_STORAGE_BASE_URL",
     "FAL_AVATAR_MODEL",
     "KLING_ACCESS_KEY",
     "KLING_SECRET_KEY",

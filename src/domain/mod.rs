@@ -12,7 +12,7 @@ mod validate;
 
 pub use gate::{DEFAULT_IDENTITY_RETRIES, IdentityGate, MAX_IDENTITY_RETRIES};
 pub use identity::{BaseModel, Identity, LoraScale, is_voice_id};
-pub use project::{Animation, AspectRatio, GenerationMode, Project, Scene};
+pub use project::{Animation, AspectRatio, GenerationMode, MAX_DIALOGUE_CHARS, Project, Scene};
 pub use prompt::{ShotType, image_prompt, lora_scale_for, shot_type, video_prompt};
 pub use step::{
     LogLevel, LogStep, ProjectStatus, RunStatus, SceneStatus, StepName, StepStatus, duration_bucket,

@@ -150,7 +150,7 @@ fn injected(e: &InjectedError) -> Response {
 }
 
 /// The auth error to answer with, if the credentials are wrong.
-fn auth(ctx: &Ctx, req: &Request) -> Option<Response> {
+pub(crate) fn auth(ctx: &Ctx, req: &Request) -> Option<Response> {
     let header = header_str(req.headers(), "authorization")
         .unwrap_or("")
         .trim();
@@ -650,6 +650,9 @@ async fn submit(ctx: &Ctx, req: Request, model_id: &str) -> Response {
         Ok(p) => p,
         Err(c) => return ctx.finish(validation(&c), &actions).await,
     };
+    if let Some(refused) = super::fal_storage::check_lora_paths(ctx, &map) {
+        return ctx.finish(refused, &actions).await;
+    }
     if let OutputSpec::Images {
         person: Some(ask), ..
     } = &mut plan.spec

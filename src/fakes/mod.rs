@@ -1,7 +1,7 @@
 //! The provider sandbox: fake ElevenLabs, Fal, Kling and Sync Labs servers (`devatar fakes`).
 //!
 //! One local HTTP server speaks all four contracts of `PROVIDERS.md` from its root, so every provider base URL
-//! (`ELEVENLABS_BASE_URL`, `FAL_BASE_URL`, `KLING_BASE_URL`, `SYNCLABS_BASE_URL`) can be the same
+//! (`ELEVENLABS_BASE_URL`, `FAL_BASE_URL`, `FAL_STORAGE_BASE_URL`, `KLING_BASE_URL`, `SYNCLABS_BASE_URL`) can be the same
 //! `http://ADDR`. It checks each API's auth header against the keys in the environment variables the clients
 //! read, validates request bodies strictly (a contract break gets the API's own 422/400), returns real media
 //! made with ffmpeg, simulates job latency from elapsed time, and injects faults (see [`FaultSpec`] and the
@@ -31,6 +31,7 @@
 mod elevenlabs;
 mod faces;
 mod fal;
+mod fal_storage;
 mod faults;
 mod jobs;
 mod kling;
@@ -665,7 +666,7 @@ pub async fn run(
         eprintln!("  {mapped} LoRA(s) stand for faces (GET /__faces)");
     }
     eprintln!(
-        "  point ELEVENLABS_BASE_URL, FAL_BASE_URL, KLING_BASE_URL and SYNCLABS_BASE_URL at it; stats at /__stats"
+        "  point ELEVENLABS_BASE_URL, FAL_BASE_URL, FAL_STORAGE_BASE_URL, KLING_BASE_URL and SYNCLABS_BASE_URL at it; stats at /__stats"
     );
     tokio::signal::ctrl_c().await?;
     server.shutdown().await;

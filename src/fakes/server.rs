@@ -30,7 +30,7 @@ use super::faults::{
 };
 use super::media::MediaStore;
 use super::util::{http_date, json as json_resp, unix_secs, with_header};
-use super::{FakeConfig, FakesError, elevenlabs, faces, fal, kling, synclabs};
+use super::{FakeConfig, FakesError, elevenlabs, faces, fal, fal_storage, kling, synclabs};
 
 /// Bodies above this are refused (Sync uploads allow 20 MB of video; data URIs inflate by a third).
 const BODY_LIMIT: usize = 160 * 1024 * 1024;
@@ -46,6 +46,8 @@ pub(crate) const BASE_KEYS: &[&str] = &[
     "fal.status",
     "fal.result",
     "fal.cancel",
+    "fal.storage.initiate",
+    "fal.storage.upload",
     "kling.submit",
     "kling.status",
     "kling.list",
@@ -69,6 +71,8 @@ pub(crate) struct Shared {
     pub media: MediaStore,
     pub http: reqwest::Client,
     pub fal: Mutex<fal::FalState>,
+    /// Files uploaded through the fake Fal storage (kept across `/__reset`).
+    pub fal_files: Mutex<fal_storage::FalFiles>,
     pub kling: Mutex<kling::KlingState>,
     pub sync: Mutex<synclabs::SyncState>,
     /// The faces LoRAs stand for (`--lora-face`, `--other-face`, `POST /__faces`).
@@ -99,6 +103,7 @@ impl Shared {
             media,
             http,
             fal: Mutex::new(fal::FalState::default()),
+            fal_files: Mutex::new(fal_storage::FalFiles::default()),
             kling: Mutex::new(kling::KlingState::default()),
             sync: Mutex::new(synclabs::SyncState::default()),
             faces: Mutex::new(faces),
@@ -498,6 +503,8 @@ async fn dispatch(
         kling::handle(&ctx, req).await
     } else if path.starts_with("/v2/generate") || path.starts_with("/v2/generations/") {
         synclabs::handle(&ctx, req).await
+    } else if fal_storage::owns(&path) {
+        fal_storage::handle(&ctx, req).await
     } else {
         fal::handle(&ctx, req).await
     }

@@ -47,6 +47,8 @@ pub struct PlannedScene {
     pub scene_headshot: Option<String>,
     /// Object key of the identity's headshot.
     pub identity_headshot: Option<String>,
+    /// Object key of the identity's uploaded LoRA file (used instead of `identity.lora_url`).
+    pub identity_lora: Option<String>,
     /// The identity's face print (from its reference photos), when it has one: what IMAGE and FINALIZE score
     /// against.
     pub face_print: Option<std::sync::Arc<crate::face::FacePrint>>,
@@ -85,7 +87,7 @@ impl PipelineSettings {
     pub fn apply_defaults(&self, mut plan: RenderPlan) -> RenderPlan {
         if let Some(url) = &self.default_lora_url {
             for s in &mut plan.scenes {
-                if s.identity.lora_url.is_none() {
+                if s.identity.lora_url.is_none() && s.identity_lora.is_none() {
                     s.identity.lora_url = Some(url.clone());
                 }
             }
@@ -168,6 +170,7 @@ mod tests {
             identity,
             scene_headshot: None,
             identity_headshot: None,
+            identity_lora: None,
             face_print: None,
         }
     }

@@ -154,6 +154,16 @@ impl JobCtx {
         }
     }
 
+    /// The context of work that belongs to an object rather than to this step (uploading a stored file to a
+    /// provider): named by the object's key, so every step and run that needs the object finds the one ledger
+    /// entry; cost, notes and budget stay the step's.
+    pub fn for_object(&self, object_key: &str) -> Self {
+        Self {
+            key: format!("object-{object_key}"),
+            ..self.clone()
+        }
+    }
+
     /// A context that stores nothing (tests, offline use).
     pub fn detached(key: impl Into<String>) -> Self {
         Self::new(key, Arc::new(NoLedger))

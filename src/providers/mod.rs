@@ -155,6 +155,15 @@ pub trait ImageGen: Send + Sync {
         work_dir: &Path,
         job: &JobCtx,
     ) -> Result<PathBuf, ProviderError>;
+    /// A URL this provider can fetch the local LoRA file at `path` from (Fal: its storage upload, recorded under
+    /// `job` so one file goes up once); `None` when it takes LoRAs by URL only.
+    async fn lora_file_url(
+        &self,
+        _path: &Path,
+        _job: &JobCtx,
+    ) -> Result<Option<String>, ProviderError> {
+        Ok(None)
+    }
 }
 
 /// Presigned `GET` URLs of a request's input files, when media live in S3/R2: providers that fetch inputs by URL

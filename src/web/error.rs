@@ -173,6 +173,9 @@ where
         if !value.is_object() {
             return Err(Self::not_an_object());
         }
+        if let Some(e) = refused_string(&value, None) {
+            return Err(e);
+        }
         serde_path_to_error::deserialize(value)
             .map(ApiJson)
             .map_err(|e| {
@@ -184,6 +187,42 @@ where
                 };
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
             })
+    }
+}
+
+/// Whether a path or query carries an encoded NUL.
+fn nul_in_uri(uri: &axum::http::Uri) -> bool {
+    let has = |s: &str| {
+        s.as_bytes()
+            .windows(3)
+            .any(|w| w.eq_ignore_ascii_case(b"%00"))
+    };
+    has(uri.path()) || uri.query().is_some_and(has)
+}
+
+/// 422 naming the top-level field of the first string in `v` that contains NUL (nothing stored can) or starts
+/// or ends with whitespace or a control character: the API takes text as it will be stored, never trimming it
+/// (so the OpenAPI patterns are exact). A `password` is taken as typed (but without NUL).
+fn refused_string(v: &serde_json::Value, field: Option<&str>) -> Option<ApiError> {
+    use serde_json::Value;
+    match v {
+        Value::String(s) if s.contains('\0') => {
+            let field = field.unwrap_or("body");
+            Some(ApiError::invalid(
+                field,
+                format!("{field}: must not contain NUL"),
+            ))
+        }
+        Value::String(s) if field != Some("password") => {
+            let message = crate::web::openapi::edge_error(s)?;
+            let field = field.unwrap_or("body");
+            Some(ApiError::invalid(field, format!("{field}: {message}")))
+        }
+        Value::Array(items) => items.iter().find_map(|i| refused_string(i, field)),
+        Value::Object(map) => map
+            .iter()
+            .find_map(|(k, i)| refused_string(i, Some(field.unwrap_or(k)))),
+        _ => None,
     }
 }
 
@@ -248,6 +287,15 @@ fn code_for(status: StatusCode) -> &'static str {
 pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
     let api = req.uri().path().starts_with("/api/");
+    if nul_in_uri(req.uri()) {
+        // No stored text holds NUL (PostgreSQL cannot), so no lookup by it could succeed.
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "a NUL character (%00) is not allowed in a path or query",
+        )
+        .into_response();
+    }
     let res = next.run(req).await;
     let status = res.status();
     let is_json = res

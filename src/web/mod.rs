@@ -4,6 +4,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod login_limit;
+pub mod openapi;
 pub mod service;
 pub mod ui;
 
@@ -111,6 +112,15 @@ fn document_protocol_errors(doc: &mut utoipa::openapi::OpenApi) {
             &mut item.patch,
         ];
         for op in ops.into_iter().flatten() {
+            let has_query = op.parameters.iter().flatten().any(|p| {
+                matches!(p, RefOr::T(p) if matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query))
+            });
+            if has_query {
+                op.responses
+                    .responses
+                    .entry("400".to_string())
+                    .or_insert_with(|| RefOr::T(Response::new("malformed query string")));
+            }
             let Some(RefOr::T(body)) = &op.request_body else {
                 continue;
             };
@@ -134,6 +144,21 @@ fn document_protocol_errors(doc: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// The document with [`openapi::apply`]'s rules (the generated one if it could not be round-tripped).
+fn exact(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let Ok(mut value) = serde_json::to_value(&doc) else {
+        return doc;
+    };
+    openapi::apply(&mut value);
+    match serde_json::from_value(value) {
+        Ok(exact) => exact,
+        Err(e) => {
+            tracing::error!("the OpenAPI rules could not be applied: {e}");
+            doc
+        }
+    }
+}
+
 /// Builds the whole application router.
 pub fn router(state: AppState) -> Router {
     let (protected, protected_doc) = protected().split_for_parts();
@@ -142,6 +167,7 @@ pub fn router(state: AppState) -> Router {
     doc.merge(protected_doc);
     doc.merge(public_doc);
     document_protocol_errors(&mut doc);
+    let doc = exact(doc);
     let protected = protected
         .route("/media/{*key}", get(api::assets::media))
         .layer(from_fn_with_state(state.clone(), auth::require_auth));

@@ -154,6 +154,10 @@ impl RunService {
             Some(a) => db.asset_object_key(a).await?,
             None => None,
         };
+        let identity_lora = match &identity.lora_asset_id {
+            Some(a) => db.asset_object_key(a).await?,
+            None => None,
+        };
         let mut scene = record.scene;
         scene.identity = identity.identity.name.clone();
         Ok(PlannedScene {
@@ -162,6 +166,7 @@ impl RunService {
             identity: identity.identity,
             scene_headshot,
             identity_headshot,
+            identity_lora,
             face_print: None,
         })
     }

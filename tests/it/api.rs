@@ -1323,7 +1323,7 @@ async fn estimate_prices_a_project_before_it_runs() {
     );
     let pid = project["id"].as_str().unwrap();
     let short = "Hello there.";
-    let long = "word ".repeat(30);
+    let long = "word ".repeat(30).trim_end().to_string();
     let (_, one) = post(
         "/api/scenes",
         json!({"projectId": pid, "name": "one", "dialogue": short}),
@@ -1566,3 +1566,5 @@ async fn lora_uploads_media_headers_bearer_case_and_concurrent_reorders() {
 }
 
 mod hostile;
+mod lora_asset;
+mod schema;

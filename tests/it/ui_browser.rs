@@ -1583,3 +1583,82 @@ async fn walkthrough(driver: &WebDriver, base: &str, api: &Api, lora_url: &str) 
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+/// Issue 17 item 1: the identity form offers the uploaded LoRAs next to the LoRA URL; one or the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_identity_form_offers_uploaded_loras_next_to_the_url() {
+    use reqwest::multipart::{Form, Part};
+    let server = start_server().await;
+    let base = server.base.clone();
+    let api = Api::new(&server).await;
+    let http = no_redirects();
+    let session = form_login(&http, &base).await;
+    let lora_bytes = crate::common::cloud::flux_lora("TOK_LENA", 8);
+    let upload = Form::new().text("kind", "lora").part(
+        "file",
+        Part::bytes(lora_bytes).file_name("lena.safetensors"),
+    );
+    let lora: Value = http
+        .post(format!("{base}/api/assets"))
+        .bearer_auth(&api.token)
+        .multipart(upload)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let lora_id = lora["id"].as_str().unwrap().to_string();
+    let page = http
+        .get(format!("{base}/identities/new"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("name=\"loraAssetId\""), "the select is there");
+    assert!(
+        page.contains(&format!("value=\"{lora_id}\"")),
+        "the upload is a choice"
+    );
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let post = |url: &'static str| {
+        let fields = [
+            ("csrf", csrf.as_str()),
+            ("name", "lena"),
+            ("displayName", "Lena"),
+            ("triggerWord", "TOK_LENA"),
+            ("loraUrl", url),
+            ("loraAssetId", lora_id.as_str()),
+            ("loraScale", "0.95"),
+            ("baseModel", "flux-dev"),
+            ("voiceModel", "eleven_multilingual_v2"),
+            ("voiceStability", "0.5"),
+            ("voiceSimilarity", "0.8"),
+            ("voiceStyle", "0.2"),
+        ];
+        http.post(format!("{base}/identities"))
+            .header("cookie", &session)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(&fields))
+            .send()
+    };
+    let both = post("https://example.com/lena.safetensors").await.unwrap();
+    assert_eq!(both.status(), 422);
+    assert!(both.text().await.unwrap().contains("not both"));
+    let created = post("").await.unwrap();
+    assert_eq!(created.status(), 303);
+    let identities = api.get("/api/identities").await;
+    assert_eq!(
+        identities[0]["loraAssetId"],
+        lora_id.as_str(),
+        "{identities}"
+    );
+}

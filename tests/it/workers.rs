@@ -156,7 +156,7 @@ async fn queue_scenes(
             "/api/scenes".into(),
             // Distinct stills and speech lengths, so no scene reuses another's cached outputs.
             json!({"projectId": project["id"], "name": format!("s{i}"),
-                   "dialogue": format!("Scene {}", "word ".repeat(i + 2)), "environment": format!("room {i}")}),
+                   "dialogue": format!("Scene {}", "word ".repeat(i + 2).trim_end()), "environment": format!("room {i}")}),
         )
         .await;
         let started = post(

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::identity_gate::gate_for;
 use super::{Prepared, Step, StepCx};
 use crate::domain::{GenerationMode, Identity, LogLevel, LogStep, image_prompt, lora_scale_for};
-use crate::lora::{InspectOptions, inspect_url};
+use crate::lora::{InspectOptions, inspect_file, inspect_url};
 use crate::net::FetchGuard;
 use crate::pipeline::error::StepError;
 use crate::pipeline::mode::{ModeDecision, ModeInputs, select_mode};
@@ -34,7 +34,8 @@ impl Step for Image {
             cx.log(LogStep::IdentityAnchor, level, "devatar", reason.clone())
                 .await;
         }
-        let req = image_request(cx, s, &decision).await?;
+        let lora_id = lora_source(s).map(LoraSource::id);
+        let req = image_request(cx, s, &decision, lora_id).await?;
         let image = &cx.providers().image;
         let mut params = image.key_params(&req);
         params["mode"] = json!(decision.mode);
@@ -56,7 +57,13 @@ impl Step for Image {
     ) -> Result<StepOutput, StepError> {
         let s = cx.scene()?;
         let decision = mode(cx, s).await;
-        let req = image_request(cx, s, &decision).await?;
+        let lora = match lora_source(s) {
+            Some(source) if decision.mode == "digital-twin" => {
+                Some(lora_url(cx, source, job).await?)
+            }
+            _ => None,
+        };
+        let req = image_request(cx, s, &decision, lora).await?;
         let mut out = match gate_for(cx, s, &decision) {
             Some(gate) => gate.generate(cx, &req, work, job).await?,
             None => {
@@ -72,16 +79,43 @@ impl Step for Image {
     }
 }
 
-/// The LoRA header check for digital twin mode, once per URL per pipeline (only when it matters).
+/// Where the identity's LoRA comes from: its URL (or `DEVEN_LORA_URL`), or an uploaded file (an object key).
+#[derive(Clone, Copy)]
+enum LoraSource<'a> {
+    Url(&'a str),
+    Object(&'a str),
+}
+
+impl LoraSource<'_> {
+    /// What names the LoRA in content keys and memos: the URL, or `object:<key>` (the file's content hash) —
+    /// never the temporary URL a provider is given for a file.
+    fn id(self) -> String {
+        match self {
+            Self::Url(url) => url.to_string(),
+            Self::Object(key) => format!("object:{key}"),
+        }
+    }
+}
+
+fn lora_source(s: &PlannedScene) -> Option<LoraSource<'_>> {
+    match (&s.identity.lora_url, &s.identity_lora) {
+        (Some(url), _) => Some(LoraSource::Url(url)),
+        (None, Some(key)) => Some(LoraSource::Object(key)),
+        (None, None) => None,
+    }
+}
+
+/// The LoRA header check for digital twin mode, once per LoRA per pipeline (only when it matters): over HTTP
+/// for a URL, from the stored file for an upload.
 async fn lora_check(cx: &StepCx<'_>, s: &PlannedScene) -> Result<(), String> {
-    let Some(url) = &s.identity.lora_url else {
+    let Some(source) = lora_source(s) else {
         return Ok(());
     };
     if !cx.providers().image.supports_lora() || s.scene.generation_mode == GenerationMode::Standard
     {
         return Ok(());
     }
-    let cache_key = lora_check_key(url, &s.identity);
+    let cache_key = lora_check_key(&source.id(), &s.identity);
     let mut checks = cx.pipeline.lora_checks.lock().await;
     if let Some(done) = checks.get(&cache_key) {
         return done.clone();
@@ -90,19 +124,56 @@ async fn lora_check(cx: &StepCx<'_>, s: &PlannedScene) -> Result<(), String> {
         trigger_word: Some(s.identity.trigger_word.clone()),
         base_model: Some(s.identity.base_model.as_str().into()),
     };
-    let result = match inspect_url(
-        &FetchGuard::new(cx.pipeline.settings.allow_private_urls),
-        url,
-        &opts,
-    )
-    .await
-    {
+    let report = match source {
+        LoraSource::Url(url) => {
+            let guard = FetchGuard::new(cx.pipeline.settings.allow_private_urls);
+            inspect_url(&guard, url, &opts)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        LoraSource::Object(key) => match cx.path_of(key).await {
+            Ok(path) => tokio::task::spawn_blocking(move || inspect_file(&path, &opts))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string())),
+            Err(e) => Err(e.to_string()),
+        },
+    };
+    let result = match report {
         Ok(report) if report.ok() => Ok(()),
         Ok(report) => Err(report.errors.join("; ")),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e),
     };
     checks.insert(cache_key, result.clone());
     result
+}
+
+/// The URL the image provider fetches the LoRA from: the identity's URL; for an uploaded file its presigned GET
+/// (signed at the step's recorded time) when media live in a bucket, else the provider's own upload, recorded
+/// per object so a file goes up once.
+async fn lora_url(
+    cx: &StepCx<'_>,
+    source: LoraSource<'_>,
+    job: &JobCtx,
+) -> Result<String, StepError> {
+    let key = match source {
+        LoraSource::Url(url) => return Ok(url.to_string()),
+        LoraSource::Object(key) => key,
+    };
+    if let Some(url) = cx.presigned(job, key).await? {
+        return Ok(url);
+    }
+    let path = cx.path_of(key).await?;
+    cx.providers()
+        .image
+        .lora_file_url(&path, &job.for_object(key))
+        .await?
+        .ok_or_else(|| {
+            StepError::Internal(
+                "the image provider cannot fetch an uploaded LoRA file from the local media folder"
+                    .into(),
+            )
+        })
 }
 
 /// The key of a LoRA header check in the pipeline's memo (`Pipeline::lora_checks`).
@@ -121,7 +192,7 @@ async fn mode(cx: &StepCx<'_>, s: &PlannedScene) -> ModeDecision {
     select_mode(&ModeInputs {
         requested: s.scene.generation_mode,
         identity: &s.identity.name,
-        has_lora: s.identity.lora_url.is_some(),
+        has_lora: lora_source(s).is_some(),
         lora_provider: image.supports_lora(),
         lora_check,
         scene_headshot: s.scene_headshot.as_deref(),
@@ -130,19 +201,22 @@ async fn mode(cx: &StepCx<'_>, s: &PlannedScene) -> ModeDecision {
     })
 }
 
+/// The still's request; `lora_url` is what the provider is given for the identity's LoRA (in `prepare`, the
+/// LoRA's [`LoraSource::id`], so the content key never holds a temporary URL).
 async fn image_request(
     cx: &StepCx<'_>,
     s: &PlannedScene,
     decision: &ModeDecision,
+    lora_url: Option<String>,
 ) -> Result<ImageRequest, StepError> {
     let (width, height) = cx.frame_size();
     let headshot = match &decision.headshot {
         Some(key) => Some(cx.path_of(key).await?),
         None => None,
     };
-    let lora = match (decision.mode, &s.identity.lora_url) {
+    let lora = match (decision.mode, lora_url) {
         ("digital-twin", Some(url)) => Some(LoraRef {
-            url: url.clone(),
+            url,
             scale: lora_scale_for(s.identity.lora_scale, s.scene.camera.as_deref()),
             base_model: s.identity.base_model.as_str().into(),
         }),

@@ -53,6 +53,16 @@ async fn signing_time(
 }
 
 impl StepCx<'_> {
+    /// The presigned URL of one object at the step's recorded signing time, when media live in a bucket (`None`
+    /// for the local folder). Errors never carry a URL.
+    pub(super) async fn presigned(
+        &self,
+        job: &JobCtx,
+        key: &str,
+    ) -> Result<Option<String>, StepError> {
+        Ok(self.input_urls(job, Some(key), None, None).await?.image)
+    }
+
     /// Presigned URLs of input objects when media live in a bucket (empty for the local folder), valid for the
     /// storage's provider TTL so a queued job can still fetch them. They are signed at the step's recorded
     /// signing time ([`signing_time`]), so a step resumed after a crash sends byte-identical URLs. Errors never

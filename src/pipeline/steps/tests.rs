@@ -59,6 +59,7 @@ fn plan(animation: Animation) -> RenderPlan {
             identity,
             scene_headshot: None,
             identity_headshot: None,
+            identity_lora: None,
             face_print: None,
         }],
     }

@@ -200,6 +200,7 @@ impl TestPipeline {
                 identity: identity.clone(),
                 scene_headshot: None,
                 identity_headshot: None,
+                identity_lora: None,
                 face_print: None,
             })
             .collect();

@@ -63,6 +63,8 @@ pub struct CloudConfig {
     pub fal_key: Option<Secret>,
     /// `FAL_BASE_URL`: the queue host (default `https://queue.fal.run`).
     pub fal_base: String,
+    /// `FAL_STORAGE_BASE_URL`: the storage upload host (default `https://rest.fal.ai`).
+    pub fal_storage_base: String,
     /// `FAL_AVATAR_MODEL`: the one-step talking avatar of `fast` scenes (default Kling AI Avatar v2 standard).
     pub fal_avatar_model: String,
     /// `KLING_ACCESS_KEY`.
@@ -184,7 +186,9 @@ pub fn providers(
         .clone()
         .map(|k| fal::FalQueue::new(&cfg.fal_base, k, cfg.fal_resubmit, http::Net::of(cfg)));
     if let Some(q) = &fal {
-        p.image = Arc::new(fal::FalFlux::new(q.clone(), cfg.prices.clone()));
+        let storage =
+            fal::FalStorage::new(&cfg.fal_storage_base, q.key().clone(), http::Net::of(cfg));
+        p.image = Arc::new(fal::FalFlux::new(q.clone(), cfg.prices.clone()).with_storage(storage));
         p.avatar = Some(Arc::new(fal::FalAvatar::new(
             q.clone(),
             cfg.fal_avatar_model.clone(),

@@ -17,6 +17,8 @@ pub struct IdentityRecord {
     pub identity: Identity,
     /// Headshot asset.
     pub headshot_asset_id: Option<String>,
+    /// The uploaded LoRA (an asset of kind `lora`) used instead of `identity.lora_url`.
+    pub lora_asset_id: Option<String>,
     /// The default identity for new scenes.
     pub is_default: bool,
     /// Usable.
@@ -39,8 +41,8 @@ pub enum Conflict {
 }
 
 const COLUMNS: &str = "id, name, display_name, trigger_word, description, lora_url, lora_scale, base_model, voice_id, \
-    voice_model, voice_stability, voice_similarity, voice_style, voice_speaker_boost, headshot_asset_id, is_default, \
-    is_active, last_test_ok, last_test_at, last_test_result, created_at, updated_at";
+    voice_model, voice_stability, voice_similarity, voice_style, voice_speaker_boost, headshot_asset_id, lora_asset_id, \
+    is_default, is_active, last_test_ok, last_test_at, last_test_result, created_at, updated_at";
 
 fn record(r: &AnyRow) -> Result<IdentityRecord, DbError> {
     let scale: String = r.try_get("lora_scale")?;
@@ -69,6 +71,7 @@ fn record(r: &AnyRow) -> Result<IdentityRecord, DbError> {
         id: r.try_get("id")?,
         identity,
         headshot_asset_id: r.try_get("headshot_asset_id")?,
+        lora_asset_id: r.try_get("lora_asset_id")?,
         is_default: flag(r.try_get("is_default")?),
         is_active: flag(r.try_get("is_active")?),
         last_test: match (test_ok, test_at, test_result) {
@@ -158,6 +161,20 @@ impl Db {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Sets (or clears) the identity's uploaded LoRA asset; a missing asset is [`DbError::ForeignKey`].
+    pub async fn set_identity_lora_asset(
+        &self,
+        id: &str,
+        lora_asset_id: Option<&str>,
+    ) -> Result<(), DbError> {
+        sqlx::query("UPDATE identities SET lora_asset_id = $2 WHERE id = $1")
+            .bind(id)
+            .bind(lora_asset_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Deletes an identity; false when it does not exist.

@@ -12,8 +12,21 @@ use crate::storage::db::AssetRecord;
 use crate::web::error::{ApiError, ApiQuery};
 use crate::web::{AppState, service};
 
+/// The upload form, in this order.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// What the file is (decides its size limit and accepted formats).
+    kind: String,
+    /// A folder name on the Assets page.
+    folder: Option<String>,
+    /// The file: PNG/JPEG/WebP (headshot, background), audio ffprobe decodes, or a `.safetensors` LoRA.
+    #[schema(format = Binary, value_type = String)]
+    file: Vec<u8>,
+}
+
 /// Upload an asset: multipart fields `kind` (headshot, background, audio, lora), optional `folder`, then `file`.
-#[utoipa::path(post, path = "/api/assets", tag = "assets", request_body(content_type = "multipart/form-data", content = String),
+#[utoipa::path(post, path = "/api/assets", tag = "assets", request_body(content_type = "multipart/form-data", content = UploadForm),
     responses((status = 201, body = service::assets::UploadedAsset), (status = 400), (status = 413), (status = 415), (status = 422)))]
 pub async fn upload(
     State(state): State<AppState>,

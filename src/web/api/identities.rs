@@ -54,14 +54,27 @@ pub struct IdentityView {
     voice_style: f64,
     voice_speaker_boost: bool,
     headshot_asset_id: Option<String>,
+    /// The uploaded LoRA (an asset of kind `lora`) used instead of `loraUrl`.
+    lora_asset_id: Option<String>,
     is_default: bool,
     is_active: bool,
     scene_count: i64,
-    /// The last identity test, if any: `{ok, at, result}`.
-    #[schema(value_type = Object)]
-    last_test: Option<Value>,
+    /// The last identity test, if any.
+    last_test: Option<LastTest>,
     created_at: i64,
     updated_at: i64,
+}
+
+/// An identity's last test.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LastTest {
+    /// Every check passed.
+    ok: bool,
+    /// When it ran, epoch ms.
+    at: i64,
+    /// The report as it was stored (`null` if it could not be read back).
+    #[schema(value_type = Option<IdentityTestReport>)]
+    result: Value,
 }
 
 fn scale_json(s: LoraScale) -> Value {
@@ -90,11 +103,14 @@ impl IdentityView {
             voice_style: i.voice_style,
             voice_speaker_boost: i.voice_speaker_boost,
             headshot_asset_id: r.headshot_asset_id,
+            lora_asset_id: r.lora_asset_id,
             is_default: r.is_default,
             is_active: r.is_active,
             scene_count,
-            last_test: r.last_test.map(|(ok, at, result)| {
-                json!({ "ok": ok, "at": at, "result": serde_json::from_str::<Value>(&result).unwrap_or(Value::Null) })
+            last_test: r.last_test.map(|(ok, at, result)| LastTest {
+                ok,
+                at,
+                result: serde_json::from_str::<Value>(&result).unwrap_or(Value::Null),
             }),
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -122,6 +138,8 @@ pub struct IdentityInput {
     voice_style: Option<f64>,
     voice_speaker_boost: Option<bool>,
     headshot_asset_id: Option<String>,
+    /// An uploaded LoRA (asset of kind `lora`) instead of `loraUrl`; `""` clears it. At most one of the two.
+    lora_asset_id: Option<String>,
     is_active: Option<bool>,
 }
 
@@ -199,6 +217,51 @@ async fn check_headshot(state: &AppState, headshot: Option<&str>) -> Result<(), 
     }
 }
 
+/// The identity's LoRA asset after an input: unchanged when not given, cleared by `""`. 422 naming
+/// `loraAssetId` when it names no asset, an asset of another kind, or comes with a `loraUrl`.
+async fn lora_asset(
+    state: &AppState,
+    given: Option<String>,
+    current: Option<String>,
+    identity: &Identity,
+) -> Result<Option<String>, ApiError> {
+    let chosen = match given {
+        None => current,
+        Some(id) if id.is_empty() => None,
+        Some(id) => {
+            match state.storage.db.get_asset(&id).await? {
+                Some(a) if a.kind == "lora" => {}
+                Some(_) => return Err(ApiError::invalid("loraAssetId", "is not a LoRA asset")),
+                None => return Err(ApiError::invalid("loraAssetId", "no such asset")),
+            }
+            Some(id)
+        }
+    };
+    if chosen.is_some() && identity.lora_url.is_some() {
+        return Err(ApiError::invalid(
+            "loraAssetId",
+            "give either loraUrl or loraAssetId, not both",
+        ));
+    }
+    Ok(chosen)
+}
+
+/// Stores the identity's LoRA asset; an asset deleted meanwhile is a 422 naming `loraAssetId`.
+async fn store_lora_asset(state: &AppState, id: &str, asset: Option<&str>) -> Result<(), ApiError> {
+    state
+        .storage
+        .db
+        .set_identity_lora_asset(id, asset)
+        .await
+        .map_err(|e| {
+            if e.is_foreign_key() {
+                ApiError::invalid("loraAssetId", "no such asset")
+            } else {
+                e.into()
+            }
+        })
+}
+
 /// A taken name or trigger word as 409, a headshot deleted meanwhile as 422, each naming its field.
 fn unique_conflict(e: DbError) -> ApiError {
     if e.is_foreign_key() {
@@ -263,13 +326,18 @@ pub async fn create(
         return Err(missing.into());
     }
     let headshot = input.headshot_asset_id.clone();
+    let lora_given = input.lora_asset_id.clone();
     let identity = input.apply(Identity::new("", "", ""))?;
     let db = &state.storage.db;
     check_headshot(&state, headshot.as_deref()).await?;
+    let lora = lora_asset(&state, lora_given, None, &identity).await?;
     let id = db
         .insert_identity(&identity, headshot.as_deref())
         .await
         .map_err(unique_conflict)?;
+    if lora.is_some() {
+        store_lora_asset(&state, &id, lora.as_deref()).await?;
+    }
     let record = db
         .get_identity(&id)
         .await?
@@ -312,11 +380,14 @@ pub async fn update(
         .or(current.headshot_asset_id.clone());
     let active = input.is_active.unwrap_or(current.is_active);
     let checked = check_headshot(&state, input.headshot_asset_id.as_deref()).await;
+    let lora_given = input.lora_asset_id.clone();
     let identity = input.apply(current.identity)?;
     checked?;
+    let lora = lora_asset(&state, lora_given, current.lora_asset_id, &identity).await?;
     db.update_identity(&id, &identity, headshot.as_deref(), active)
         .await
         .map_err(unique_conflict)?;
+    store_lora_asset(&state, &id, lora.as_deref()).await?;
     let record = db
         .get_identity(&id)
         .await?

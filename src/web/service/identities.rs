@@ -3,7 +3,9 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::identity_check::{IdentityTestReport, VoiceDirectory, test_identity, test_render};
+use crate::identity_check::{
+    IdentityTestReport, VoiceDirectory, check_lora_file, test_identity, test_render,
+};
 use crate::web::AppState;
 use crate::web::error::ApiError;
 
@@ -61,7 +63,7 @@ pub async fn twin_status(state: &AppState) -> Result<TwinStatus, ApiError> {
             Some(DefaultIdentity {
                 id: Some(d.id.clone()),
                 name: d.identity.name.clone(),
-                has_lora: d.identity.lora_url.is_some(),
+                has_lora: d.identity.lora_url.is_some() || d.lora_asset_id.is_some(),
             }),
             "database",
         ),
@@ -75,7 +77,10 @@ pub async fn twin_status(state: &AppState) -> Result<TwinStatus, ApiError> {
         ),
         None => (None, "none"),
     };
-    let any_lora = identities.iter().any(|r| r.identity.lora_url.is_some()) || env_lora;
+    let any_lora = identities
+        .iter()
+        .any(|r| r.identity.lora_url.is_some() || r.lora_asset_id.is_some())
+        || env_lora;
     let mut recommendations = Vec::new();
     if !fal {
         recommendations.push("Set FAL_KEY to enable digital twin image generation.");
@@ -118,6 +123,18 @@ pub async fn test(
         VoiceDirectory::configured(&state.config.cloud).as_ref(),
     )
     .await;
+    if record.identity.lora_url.is_none()
+        && let Some(asset) = &record.lora_asset_id
+        && let Some(key) = state.storage.db.asset_object_key(asset).await?
+    {
+        let path = state
+            .storage
+            .objects
+            .local_path(&key)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        check_lora_file(&mut report, &record.identity, &path).await;
+    }
     if render {
         let providers = state.config.configured_providers();
         let work = state

@@ -8,13 +8,15 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::Value;
 
-use super::forms::{Control, FieldErrs, FormData, FormField, PostForm, number, with_errors};
+use super::forms::{FieldErrs, FormData, FormField, PostForm, number, with_errors};
 use super::view;
 use super::{Layout, Page, UiError, ok, render};
 use crate::domain::{BaseModel, Identity, LoraScale};
 use crate::storage::db::{Conflict, IdentityRecord};
 use crate::web::AppState;
 use crate::web::service::identities as service;
+
+use super::identity_fields::{FIELDS, identity_fields, refill};
 
 /// One check of an identity test, for display.
 #[derive(Debug, Clone)]
@@ -151,176 +153,12 @@ struct ValidateFragment {
     errors: Vec<(&'static str, String)>,
 }
 
-/// The form's field names (also the API's), in order.
-const FIELDS: [&str; 15] = [
-    "name",
-    "displayName",
-    "triggerWord",
-    "description",
-    "loraUrl",
-    "loraScale",
-    "baseModel",
-    "voiceId",
-    "voiceModel",
-    "voiceStability",
-    "voiceSimilarity",
-    "voiceStyle",
-    "voiceSpeakerBoost",
-    "headshotAssetId",
-    "isActive",
-];
-
-/// The identity form's fields, filled from a stored identity (or the defaults of a new one).
-async fn identity_fields(
-    state: &AppState,
-    r: Option<&IdentityRecord>,
-) -> Result<Vec<FormField>, UiError> {
-    let blank = Identity::new("", "", "");
-    let i = r.map(|r| &r.identity).unwrap_or(&blank);
-    let headshots = headshot_options(state).await?;
-    let mut fields = profile_fields(i);
-    fields.extend(voice_fields(i));
-    fields.push(
-        FormField::text(
-            "headshotAssetId",
-            "Headshot",
-            r.and_then(|r| r.headshot_asset_id.clone())
-                .unwrap_or_default(),
-        )
-        .control(Control::Select(headshots))
-        .hint("Used in standard mode; upload headshots on the Assets page."),
-    );
-    if let Some(r) = r {
-        fields.push(
-            FormField::text("isActive", "Active", if r.is_active { "on" } else { "" })
-                .control(Control::Checkbox),
-        );
-    }
-    Ok(fields)
-}
-
-/// The headshot choices: none, then every uploaded headshot by its original name (or id).
-async fn headshot_options(state: &AppState) -> Result<Vec<(String, String)>, UiError> {
-    let mut headshots = vec![(String::new(), "None".to_string())];
-    headshots.extend(
-        state
-            .storage
-            .db
-            .list_assets("headshot", "")
-            .await?
-            .into_iter()
-            .map(|a| {
-                let label = a.original_name.clone().unwrap_or_else(|| a.id.clone());
-                (a.id, label)
-            }),
-    );
-    Ok(headshots)
-}
-
-/// Who the identity is and its LoRA: name, display name, trigger word, description, LoRA URL, scale, base model.
-fn profile_fields(i: &Identity) -> Vec<FormField> {
-    vec![
-        FormField::text("name", "Name", i.name.clone())
-            .required()
-            .hint("Unique identifier: lowercase letters, digits and '-', e.g. deven-primary."),
-        FormField::text("displayName", "Display name", i.display_name.clone())
-            .required()
-            .hint("Friendly name shown in the UI, e.g. Deven Spear."),
-        FormField::text("triggerWord", "Trigger word", i.trigger_word.clone())
-            .required()
-            .hint("Unique word that activates the LoRA in prompts, e.g. TOK_DEVEN."),
-        FormField::text(
-            "description",
-            "Description",
-            i.description.clone().unwrap_or_default(),
-        )
-        .control(Control::TextArea),
-        FormField::text(
-            "loraUrl",
-            "LoRA URL",
-            i.lora_url.clone().unwrap_or_default(),
-        )
-        .control(Control::Url)
-        .hint("Full URL of the Flux LoRA .safetensors file; needed for digital twin mode."),
-        FormField::text("loraScale", "LoRA scale", i.lora_scale.to_text()).hint(
-            "Strength of the identity, 0.0–1.0 (0.95 recommended), or auto to pick by shot type.",
-        ),
-        FormField::text("baseModel", "Base model", i.base_model.as_str()).control(Control::Select(
-            vec![
-                ("flux-dev".into(), "flux-dev (quality)".into()),
-                ("flux-schnell".into(), "flux-schnell (speed)".into()),
-            ],
-        )),
-    ]
-}
-
-/// The voice: ElevenLabs voice id, model (the identity's own kept as a choice), stability, similarity, style, boost.
-fn voice_fields(i: &Identity) -> Vec<FormField> {
-    let mut models = vec![
-        (
-            "eleven_multilingual_v2".to_string(),
-            "eleven_multilingual_v2 (quality)".to_string(),
-        ),
-        (
-            "eleven_turbo_v2_5".to_string(),
-            "eleven_turbo_v2_5 (faster)".to_string(),
-        ),
-    ];
-    if !models.iter().any(|(m, _)| *m == i.voice_model) {
-        models.push((i.voice_model.clone(), i.voice_model.clone()));
-    }
-    vec![
-        FormField::text(
-            "voiceId",
-            "Voice ID",
-            i.voice_id.clone().unwrap_or_default(),
-        )
-        .hint("Your ElevenLabs voice clone id (optional)."),
-        FormField::text("voiceModel", "Voice model", i.voice_model.clone())
-            .control(Control::Select(models)),
-        FormField::text(
-            "voiceStability",
-            "Voice stability",
-            i.voice_stability.to_string(),
-        )
-        .control(Control::Number("0.05"))
-        .hint("0–1; 0.5 is balanced."),
-        FormField::text(
-            "voiceSimilarity",
-            "Voice similarity",
-            i.voice_similarity.to_string(),
-        )
-        .control(Control::Number("0.05"))
-        .hint("0–1; 0.8 stays close to the original."),
-        FormField::text("voiceStyle", "Voice style", i.voice_style.to_string())
-            .control(Control::Number("0.05"))
-            .hint("0–1; 0.2 is subtle."),
-        FormField::text(
-            "voiceSpeakerBoost",
-            "Speaker boost",
-            if i.voice_speaker_boost { "on" } else { "" },
-        )
-        .control(Control::Checkbox),
-    ]
-}
-
-fn refill(mut fields: Vec<FormField>, form: &FormData) -> Vec<FormField> {
-    for f in &mut fields {
-        f.value = if f.is_checkbox() {
-            if form.checked(f.name) { "on" } else { "" }.to_string()
-        } else {
-            form.get(f.name).to_string()
-        };
-    }
-    fields
-}
-
-/// The identity the form describes, validated, with its headshot; or every field's error.
+/// The identity the form describes, validated, with its headshot and uploaded LoRA; or every field's error.
 async fn parse_identity(
     state: &AppState,
     form: &FormData,
     except_id: Option<&str>,
-) -> Result<(Identity, Option<String>), (StatusCode, FieldErrs)> {
+) -> Result<(Identity, Option<String>, Option<String>), (StatusCode, FieldErrs)> {
     let mut errors = FieldErrs::default();
     let mut i = Identity::new(
         form.get("name"),
@@ -362,6 +200,19 @@ async fn parse_identity(
     {
         errors.add("headshotAssetId", "no such asset");
     }
+    let lora = form.opt("loraAssetId");
+    if let Some(l) = &lora {
+        match db.get_asset(l).await.map_err(internal)? {
+            Some(a) if a.kind == "lora" => {}
+            _ => errors.add("loraAssetId", "no such LoRA asset"),
+        }
+        if form.opt("loraUrl").is_some() {
+            errors.add(
+                "loraAssetId",
+                "choose either a LoRA URL or an uploaded LoRA, not both",
+            );
+        }
+    }
     let Some(identity) = identity.filter(|_| errors.is_empty()) else {
         return Err((StatusCode::UNPROCESSABLE_ENTITY, errors));
     };
@@ -370,7 +221,7 @@ async fn parse_identity(
         .await
         .map_err(internal)?
     {
-        None => Ok((identity, headshot)),
+        None => Ok((identity, headshot, lora)),
         Some(Conflict::Name) => {
             errors.add("name", "an identity with this name exists");
             Err((StatusCode::CONFLICT, errors))
@@ -468,7 +319,9 @@ pub(crate) async fn create(
     PostForm(form): PostForm,
 ) -> Result<Response, UiError> {
     let created = match parse_identity(&state, &form, None).await {
-        Ok((identity, headshot)) => insert(&state, &identity, headshot.as_deref()).await?,
+        Ok((identity, headshot, lora)) => {
+            insert(&state, &identity, headshot.as_deref(), lora.as_deref()).await?
+        }
         Err(e) => Err(e),
     };
     match created {
@@ -491,9 +344,15 @@ async fn insert(
     state: &AppState,
     identity: &Identity,
     headshot: Option<&str>,
+    lora: Option<&str>,
 ) -> Result<Result<String, (StatusCode, FieldErrs)>, UiError> {
     match state.storage.db.insert_identity(identity, headshot).await {
-        Ok(id) => Ok(Ok(id)),
+        Ok(id) => {
+            if lora.is_some() {
+                state.storage.db.set_identity_lora_asset(&id, lora).await?;
+            }
+            Ok(Ok(id))
+        }
         Err(e) if e.is_unique_on("trigger_word") || e.is_unique_on("name") => {
             let mut errors = FieldErrs::default();
             if e.is_unique_on("trigger_word") {
@@ -540,17 +399,16 @@ pub(crate) async fn update(
 ) -> Result<Response, UiError> {
     let r = record(&state, &id).await?;
     match parse_identity(&state, &form, Some(&id)).await {
-        Ok((identity, headshot)) => {
-            state
-                .storage
-                .db
-                .update_identity(
-                    &id,
-                    &identity,
-                    headshot.as_deref(),
-                    form.checked("isActive"),
-                )
-                .await?;
+        Ok((identity, headshot, lora)) => {
+            let db = &state.storage.db;
+            db.update_identity(
+                &id,
+                &identity,
+                headshot.as_deref(),
+                form.checked("isActive"),
+            )
+            .await?;
+            db.set_identity_lora_asset(&id, lora.as_deref()).await?;
             Ok(page.redirect(&format!("identities?ok=identity-saved#identity-{id}")))
         }
         Err((status, errors)) => render(

@@ -10,6 +10,7 @@
 mod dashboard;
 mod forms;
 mod identities;
+mod identity_fields;
 mod library;
 mod login;
 mod logs;

@@ -9,7 +9,7 @@ fn client() -> reqwest::Client {
 }
 
 /// Uploads `bytes` as `kind`; returns the status and the JSON body (null when there is none).
-async fn upload(app: &TestApp, token: &str, kind: &str, bytes: Vec<u8>) -> (u16, Value) {
+pub(super) async fn upload(app: &TestApp, token: &str, kind: &str, bytes: Vec<u8>) -> (u16, Value) {
     let form = Form::new()
         .text("kind", kind.to_string())
         .part("file", Part::bytes(bytes).file_name("upload.bin"));
@@ -63,7 +63,7 @@ fn png_with_idat(width: u32, height: u32, idat: &[u8]) -> Vec<u8> {
 }
 
 /// A real grayscale PNG of `width`×`height` (all black), encoded by the `png` crate.
-fn encoded_png(width: u32, height: u32) -> Vec<u8> {
+pub(super) fn encoded_png(width: u32, height: u32) -> Vec<u8> {
     let mut out = Vec::new();
     let mut enc = png::Encoder::new(&mut out, width, height);
     enc.set_color(png::ColorType::Grayscale);

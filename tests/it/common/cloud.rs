@@ -48,6 +48,7 @@ pub fn cloud_env<'a>(cmd: &'a mut Command, base: &str) -> &'a mut Command {
         .env("KLING_SECRET_KEY", KLING_SECRET)
         .env("SYNCLABS_API_KEY", SYNC_KEY)
         .env("FAL_BASE_URL", base)
+        .env("FAL_STORAGE_BASE_URL", base)
         .env("ELEVENLABS_BASE_URL", base)
         .env("KLING_BASE_URL", base)
         .env("SYNCLABS_BASE_URL", base)

@@ -48,6 +48,18 @@ impl S3 {
             .env("DEVATAR_S3_PATH_STYLE", "1")
     }
 
+    /// The same settings as configuration pairs (for `TestApp::builder().envs`).
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("DEVATAR_S3_BUCKET", BUCKET.into()),
+            ("DEVATAR_S3_ENDPOINT", format!("http://{}", self.addr)),
+            ("DEVATAR_S3_ACCESS_KEY_ID", ACCESS_KEY.into()),
+            ("DEVATAR_S3_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+            ("DEVATAR_S3_ALLOW_HTTP", "1".into()),
+            ("DEVATAR_S3_PATH_STYLE", "1".into()),
+        ]
+    }
+
     /// Every object file in the bucket.
     pub fn objects(&self) -> Vec<PathBuf> {
         super::files_under(&self.dir.path().join(BUCKET))

@@ -18,8 +18,10 @@ use crate::failpoint;
 use crate::providers::{JobCtx, JobState, ProviderError, ProviderJob};
 
 mod models;
+mod storage;
 
 pub use models::{FalAvatar, FalFlux, FalKling, FalSync, kling_duration};
+pub use storage::FalStorage;
 
 pub(super) const PROVIDER: &str = "fal";
 /// Flux + LoRA model id.
@@ -147,6 +149,11 @@ impl FalQueue {
 
     fn auth(&self) -> String {
         format!("Key {}", self.key.expose())
+    }
+
+    /// The key this queue sends (the storage client sends the same).
+    pub fn key(&self) -> &Secret {
+        &self.key
     }
 
     async fn cancel(&self, url: &str) {

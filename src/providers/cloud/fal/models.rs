@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use super::super::http::{self, MediaKind, clean_url};
 use super::super::{Cadence, fit_to_speech};
 use super::{
-    FLUX_LORA, FalQueue, KLING_I2V, PROVIDER, SYNC_V2, audio_mime, input_field, result_url,
+    FLUX_LORA, FalQueue, FalStorage, KLING_I2V, PROVIDER, SYNC_V2, audio_mime, input_field,
+    result_url,
 };
 use crate::providers::PriceTable;
 use crate::providers::local::PortraitStill;
@@ -24,12 +25,23 @@ use crate::providers::{
 pub struct FalFlux {
     queue: FalQueue,
     prices: PriceTable,
+    storage: Option<FalStorage>,
 }
 
 impl FalFlux {
     /// The image generator over `queue`.
     pub fn new(queue: FalQueue, prices: PriceTable) -> Self {
-        Self { queue, prices }
+        Self {
+            queue,
+            prices,
+            storage: None,
+        }
+    }
+
+    /// Local LoRA files reach Fal through `storage`'s upload.
+    pub fn with_storage(mut self, storage: FalStorage) -> Self {
+        self.storage = Some(storage);
+        self
     }
 }
 
@@ -94,6 +106,20 @@ impl ImageGen for FalFlux {
 
     fn generates(&self) -> bool {
         true
+    }
+
+    async fn lora_file_url(
+        &self,
+        path: &Path,
+        job: &JobCtx,
+    ) -> Result<Option<String>, ProviderError> {
+        match &self.storage {
+            Some(s) => s
+                .file_url(path, "lora.safetensors", "application/octet-stream", job)
+                .await
+                .map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn generate(
