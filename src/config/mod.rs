@@ -342,6 +342,7 @@ fn cloud(l: &Layers, warnings: &mut Vec<String>) -> Result<CloudConfig, ConfigEr
     let avatar = l.raw("FAL_AVATAR_MODEL");
     let fal_avatar_model = crate::providers::cloud::avatar_model(avatar.as_deref(), warnings);
     Ok(CloudConfig {
+        face: Some(face(l)?),
         elevenlabs_key: l.raw("ELEVENLABS_API_KEY").map(Secret::new),
         elevenlabs_base: base(l, "ELEVENLABS_BASE_URL", "https://api.elevenlabs.io"),
         default_voice: l.raw("ELEVENLABS_VOICE_ID"),

@@ -197,6 +197,31 @@ async fn headshot_framing_follows_the_face_where_a_centre_crop_cuts_it() {
     );
 }
 
+/// With a Fal key, standard mode still frames the headshot locally (nothing is paid) and around the face too.
+#[tokio::test]
+async fn with_a_fal_key_a_standard_mode_headshot_is_framed_around_the_face_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let req = image(Some(&wide_canvas(dir.path(), true)), 1280, 720);
+    let cfg = devatar::config::Config::from_pairs(&[("FAL_KEY", "k")]).unwrap();
+    let flux = cfg.configured_providers().image;
+    assert_eq!(flux.name(), "fal-ai/flux-lora");
+    assert_eq!(
+        flux.key_params(&req)["framing"],
+        devatar::providers::local::FACE_FRAMING
+    );
+    let work = tempfile::tempdir_in(dir.path()).unwrap();
+    let still = flux
+        .generate(&req, work.path(), &JobCtx::detached("t"))
+        .await
+        .unwrap();
+    let faces = faces_in(&still).await;
+    assert_eq!(
+        faces.len(),
+        1,
+        "the whole face, where a centre crop shows none: {faces:?}"
+    );
+}
+
 #[tokio::test]
 async fn without_a_face_the_headshot_is_centre_cropped_and_the_log_says_why() {
     let dir = tempfile::tempdir().unwrap();

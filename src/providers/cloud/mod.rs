@@ -96,6 +96,8 @@ pub struct CloudConfig {
     pub time_scale: f64,
     /// Prices for cost records.
     pub prices: PriceTable,
+    /// The face engine's settings: a headshot framed in standard mode is framed around its face.
+    pub face: Option<crate::face::FaceSettings>,
 }
 
 /// `FAL_AVATAR_MODEL`, which becomes part of request URLs: a Fal model id (`owner/app[/path…]` of lowercase
@@ -188,7 +190,13 @@ pub fn providers(
     if let Some(q) = &fal {
         let storage =
             fal::FalStorage::new(&cfg.fal_storage_base, q.key().clone(), http::Net::of(cfg));
-        p.image = Arc::new(fal::FalFlux::new(q.clone(), cfg.prices.clone()).with_storage(storage));
+        let flux = fal::FalFlux::new(q.clone(), cfg.prices.clone()).with_storage(storage);
+        p.image = Arc::new(match &cfg.face {
+            Some(face) => {
+                flux.framing_headshots_with(local::PortraitStill::following_faces(face.clone()))
+            }
+            None => flux,
+        });
         p.avatar = Some(Arc::new(fal::FalAvatar::new(
             q.clone(),
             cfg.fal_avatar_model.clone(),

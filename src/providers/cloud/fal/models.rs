@@ -26,6 +26,8 @@ pub struct FalFlux {
     queue: FalQueue,
     prices: PriceTable,
     storage: Option<FalStorage>,
+    /// Frames a headshot in standard mode (nothing to pay for): the local portrait, around the face when it can.
+    headshots: PortraitStill,
 }
 
 impl FalFlux {
@@ -35,7 +37,14 @@ impl FalFlux {
             queue,
             prices,
             storage: None,
+            headshots: PortraitStill::default(),
         }
+    }
+
+    /// Headshots (standard mode) are framed by `portrait` — e.g. around their face — instead of a centre crop.
+    pub fn framing_headshots_with(mut self, portrait: PortraitStill) -> Self {
+        self.headshots = portrait;
+        self
     }
 
     /// Local LoRA files reach Fal through `storage`'s upload.
@@ -92,6 +101,10 @@ impl ImageGen for FalFlux {
     }
 
     fn key_params(&self, req: &ImageRequest) -> Value {
+        if req.headshot.is_some() {
+            // Standard mode: the still is the framed headshot, whatever Flux would do.
+            return self.headshots.key_params(req);
+        }
         json!({
             "prompt": req.prompt, "size": image_size(req.width, req.height), "width": req.width,
             "height": req.height, "headshot": req.headshot.is_some(),
@@ -130,7 +143,7 @@ impl ImageGen for FalFlux {
     ) -> Result<PathBuf, ProviderError> {
         if req.headshot.is_some() {
             // Standard mode with a headshot: frame it, nothing to pay for.
-            return PortraitStill::default().generate(req, work_dir, job).await;
+            return self.headshots.generate(req, work_dir, job).await;
         }
         let input = flux_input(req, job)?;
         let cadence = Cadence::still(&self.queue.net);
