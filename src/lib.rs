@@ -8,6 +8,7 @@ pub mod domain;
 pub mod face;
 pub mod fakes;
 pub mod identity_check;
+pub mod identity_photos;
 pub mod lora;
 pub mod media;
 pub mod net;

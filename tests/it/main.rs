@@ -16,6 +16,7 @@ mod face;
 mod fakes;
 mod fault_matrix;
 mod fetch_guard;
+mod identity_photos;
 mod local_providers;
 mod lora_inspect;
 mod media_join;

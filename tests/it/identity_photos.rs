@@ -1,0 +1,174 @@
+//! An identity's reference photos through the library, in process: the collection service on real photos of two
+//! people (the face engine's test photos), the project file's `reference_photos` merged on import, the face
+//! print a plan carries, and a machine without the face models. One test drives `devatar identity photos`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use devatar::app::Storage;
+use devatar::config::Config;
+use devatar::domain::Identity;
+use devatar::identity_photos::{Agreement, Photos, check_file, face_print};
+use serde_json::Value;
+
+use crate::common;
+use crate::face::{astronaut, grace_hopper, same_person_variant};
+
+/// Storage in `data` (its own PostgreSQL database under `DEVATAR_TEST_BACKEND=postgres`) with `settings`.
+async fn open(data: &Path, settings: &[(&str, &str)]) -> (Arc<Config>, Storage) {
+    let url = common::postgres_url_for(data);
+    let mut pairs = settings.to_vec();
+    if let Some(url) = &url {
+        pairs.push(("DATABASE_URL", url));
+    }
+    let config = Arc::new(Config::from_pairs(&pairs).expect("a valid test configuration"));
+    let storage = Storage::open(&config, data).await.expect("storage opens");
+    (config, storage)
+}
+
+async fn new_identity(storage: &Storage, name: &str) -> String {
+    let trigger = format!("TOK_{}", name.to_uppercase());
+    storage
+        .db
+        .insert_identity(&Identity::new(name, name, &trigger), None)
+        .await
+        .unwrap()
+}
+
+async fn add(photos: &Photos<'_>, identity: &str, path: &Path) -> devatar::identity_photos::Added {
+    photos
+        .add_file(identity, &check_file(path, None).unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_photos_of_one_person_agree_and_another_persons_photo_is_named_the_outlier() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, storage) = open(&dir.path().join("data"), &[]).await;
+    let id = new_identity(&storage, "eileen").await;
+    let photos = Photos::new(&storage, &config.face);
+
+    let first = add(&photos, &id, &astronaut()).await;
+    assert!(first.new);
+    let analysis = first.photo.analysis.as_ref().expect("analysed");
+    assert_eq!(analysis.face_count, 1);
+    assert!(analysis.embedding.is_some());
+    assert!(
+        !format!("{:?}", first.photo).contains("0."),
+        "no embedding in Debug output"
+    );
+    add(&photos, &id, &same_person_variant(dir.path())).await;
+    let agreeing = photos.list(&id).await.unwrap();
+    assert!(
+        matches!(agreeing.agreement, Agreement::Agree { count: 2, worst } if worst < 0.45),
+        "{:?}",
+        agreeing.agreement
+    );
+    assert!(
+        agreeing
+            .agreement
+            .summary()
+            .starts_with("2 photos agree (worst 0.")
+    );
+    assert!(
+        agreeing
+            .photos
+            .iter()
+            .all(|p| !p.outlier && p.problems.is_empty()),
+        "{:?}",
+        agreeing
+            .photos
+            .iter()
+            .map(|p| p.describe())
+            .collect::<Vec<_>>()
+    );
+
+    // The same content again is the same photo.
+    let again = add(&photos, &id, &astronaut()).await;
+    assert!(!again.new);
+    assert_eq!(again.photo.id, first.photo.id);
+
+    add(&photos, &id, &grace_hopper()).await;
+    let mixed = photos.list(&id).await.unwrap();
+    let lines: Vec<String> = mixed.photos.iter().map(|p| p.describe()).collect();
+    let Agreement::Outliers(outliers) = &mixed.agreement else {
+        panic!("{:?}: {lines:?}", mixed.agreement)
+    };
+    assert_eq!(outliers.len(), 1, "{lines:?}");
+    assert_eq!(outliers[0].0, "grace_hopper.jpg");
+    assert!(
+        mixed
+            .agreement
+            .summary()
+            .starts_with("photo grace_hopper.jpg ("),
+        "{}",
+        mixed.agreement.summary()
+    );
+    let flags: Vec<bool> = mixed.photos.iter().map(|p| p.outlier).collect();
+    assert_eq!(flags, [false, false, true], "{lines:?}");
+    let print = face_print(&storage.db, &id)
+        .await
+        .unwrap()
+        .expect("a print");
+    assert_eq!(print.references.len(), 3);
+
+    let removed = photos.remove(&id, "grace_hopper.jpg").await.unwrap();
+    assert_eq!(
+        removed.map(|p| p.file_name).as_deref(),
+        Some("grace_hopper.jpg")
+    );
+    assert!(photos.list(&id).await.unwrap().agreement.ok());
+    assert_eq!(
+        face_print(&storage.db, &id)
+            .await
+            .unwrap()
+            .unwrap()
+            .references
+            .len(),
+        2,
+        "the print follows the collection"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_face_models_photos_are_stored_and_listed_and_analysed_once_they_are_installed()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let no_models = dir.path().join("no-models");
+    std::fs::create_dir(&no_models).unwrap();
+    let (config, storage) = open(
+        &dir.path().join("data"),
+        &[("DEVATAR_FACE_MODELS", no_models.to_str().unwrap())],
+    )
+    .await;
+    let id = new_identity(&storage, "eileen").await;
+    let photos = Photos::new(&storage, &config.face);
+    let added = add(&photos, &id, &astronaut()).await;
+    assert!(added.new && added.photo.analysis.is_none());
+    assert_eq!((added.photo.width, added.photo.height), (512, 512));
+    let listed = photos.list(&id).await.unwrap();
+    let note = listed.note.clone().expect("a note");
+    assert!(
+        note.contains("face models not installed") && note.contains("bash scripts/install-deps.sh"),
+        "{note}"
+    );
+    let view = serde_json::to_value(listed.view()).unwrap();
+    assert_eq!(view["photos"][0]["note"], Value::String(note));
+    assert_eq!(view["photos"][0]["faceCount"], Value::Null);
+    assert!(face_print(&storage.db, &id).await.unwrap().is_none());
+
+    // Installed later (the machine-wide models): the next listing analyses the pending photo.
+    let installed = devatar::face::FaceSettings::default();
+    let listed = Photos::new(&storage, &installed).list(&id).await.unwrap();
+    assert!(listed.note.is_none());
+    assert_eq!(
+        listed.photos[0]
+            .record
+            .analysis
+            .as_ref()
+            .map(|a| a.face_count),
+        Some(1)
+    );
+    assert!(face_print(&storage.db, &id).await.unwrap().is_some());
+}
