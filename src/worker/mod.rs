@@ -149,6 +149,9 @@ impl RunService {
             Some(a) => db.asset_object_key(a).await?,
             None => None,
         };
+        let face_print = crate::identity_photos::face_print(db, &identity.id)
+            .await?
+            .map(Arc::new);
         let mut scene = record.scene;
         scene.identity = identity.identity.name.clone();
         Ok(PlannedScene {
@@ -157,7 +160,7 @@ impl RunService {
             identity: identity.identity,
             scene_headshot,
             identity_headshot,
-            face_print: None,
+            face_print,
         })
     }
 
