@@ -373,7 +373,7 @@ impl RunService {
         file: &crate::project_file::ProjectFile,
         policy: IdentityPolicy,
     ) -> Result<RenderPlan, ImportError> {
-        let project_id = import_project(&self.storage, file, policy).await?;
+        let project_id = import_project(&self.storage, &self.config.face, file, policy).await?;
         self.load_plan(&project_id, None)
             .await
             .map_err(ImportError::Plan)

@@ -172,3 +172,57 @@ async fn without_the_face_models_photos_are_stored_and_listed_and_analysed_once_
     );
     assert!(face_print(&storage.db, &id).await.unwrap().is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_files_reference_photos_join_the_collection_once_and_the_plan_carries_the_print()
+{
+    use devatar::project_file::ProjectFile;
+    use devatar::worker::{IdentityPolicy, RunService};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(astronaut(), dir.path().join("eileen.png")).unwrap();
+    same_person_variant(dir.path());
+    let toml = dir.path().join("project.toml");
+    std::fs::write(
+        &toml,
+        r#"
+[project]
+name = "Photos"
+
+[[identities]]
+name = "eileen"
+display_name = "Eileen Collins"
+trigger_word = "TOK_EILEEN"
+headshot = "eileen.png"
+reference_photos = ["astronaut-variant.jpg", "eileen.png"]
+
+[[scenes]]
+name = "intro"
+dialogue = "Hello."
+"#,
+    )
+    .unwrap();
+    let file = ProjectFile::load(&toml).unwrap();
+    let (config, storage) = open(&dir.path().join("data"), &[]).await;
+    let runs = RunService::new(storage.clone(), config.clone());
+    let plan = runs.import(&file, IdentityPolicy::Overwrite).await.unwrap();
+    let print = plan.scenes[0]
+        .face_print
+        .as_ref()
+        .expect("the plan carries the identity's print");
+    assert_eq!(print.references.len(), 2, "the headshot and the variant");
+    let identity = storage.db.list_identities().await.unwrap().remove(0).id;
+    let stored = storage.db.list_identity_photos(&identity).await.unwrap();
+    let names: Vec<&str> = stored.iter().map(|p| p.file_name.as_str()).collect();
+    assert_eq!(names, ["eileen.png", "astronaut-variant.jpg"]);
+
+    // Importing the same file again adds nothing.
+    let again = runs.import(&file, IdentityPolicy::Overwrite).await.unwrap();
+    assert_eq!(again.scenes[0].face_print, plan.scenes[0].face_print);
+    let ids = |photos: &[devatar::storage::db::PhotoRecord]| -> Vec<String> {
+        photos.iter().map(|p| p.id.clone()).collect()
+    };
+    assert_eq!(
+        ids(&storage.db.list_identity_photos(&identity).await.unwrap()),
+        ids(&stored)
+    );
+}
