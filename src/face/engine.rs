@@ -42,6 +42,21 @@ impl std::fmt::Debug for FaceEngine {
 /// Engines loaded so far, by models folder.
 static LOADED: Mutex<Vec<(PathBuf, Arc<FaceEngine>)>> = Mutex::new(Vec::new());
 
+unsafe extern "C" {
+    /// OpenBLAS's own setting of its thread count (libopenblas, linked for dlib).
+    fn openblas_set_num_threads(num_threads: std::os::raw::c_int);
+}
+
+/// Keeps OpenBLAS on the calling thread. With its worker threads, a `fork` (every ffmpeg this process starts sets
+/// a parent-death signal before `exec`, so the standard library forks) runs OpenBLAS's fork handler, which joins
+/// those threads, and OpenBLAS 0.3.21 (Debian 12) can deadlock there when a face was analysed concurrently: the
+/// whole process hung. The embedding's matrix products are small, so one thread costs nothing measurable.
+fn single_threaded_blas() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: a plain setter of OpenBLAS, called once, before this process's first face analysis.
+    ONCE.call_once(|| unsafe { openblas_set_num_threads(1) });
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -54,6 +69,7 @@ impl FaceEngine {
             return Ok(Arc::clone(engine));
         }
         let paths = ModelPaths::find(dir)?;
+        single_threaded_blas();
         let predictor =
             LandmarkPredictor::open(&paths.landmarks).map_err(load_error(&paths.landmarks))?;
         let encoder =
