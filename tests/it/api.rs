@@ -1519,3 +1519,5 @@ async fn lora_uploads_media_headers_bearer_case_and_concurrent_reorders() {
 }
 
 mod hostile;
+
+mod photos;

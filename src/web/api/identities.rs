@@ -270,6 +270,7 @@ pub async fn create(
         .insert_identity(&identity, headshot.as_deref())
         .await
         .map_err(unique_conflict)?;
+    service::identity_photos::headshot_joins(&state, &id, headshot.as_deref()).await;
     let record = db
         .get_identity(&id)
         .await?
@@ -311,12 +312,14 @@ pub async fn update(
         .clone()
         .or(current.headshot_asset_id.clone());
     let active = input.is_active.unwrap_or(current.is_active);
-    let checked = check_headshot(&state, input.headshot_asset_id.as_deref()).await;
+    let new_headshot = input.headshot_asset_id.clone();
+    let checked = check_headshot(&state, new_headshot.as_deref()).await;
     let identity = input.apply(current.identity)?;
     checked?;
     db.update_identity(&id, &identity, headshot.as_deref(), active)
         .await
         .map_err(unique_conflict)?;
+    service::identity_photos::headshot_joins(&state, &id, new_headshot.as_deref()).await;
     let record = db
         .get_identity(&id)
         .await?
