@@ -112,19 +112,7 @@ pub async fn identity_test(
 ) -> Result<(), CliError> {
     let storage = Storage::open(cfg, data).await.map_err(CliError::failed)?;
     let db = &storage.db;
-    let record = db
-        .list_identities()
-        .await
-        .map_err(CliError::failed)?
-        .into_iter()
-        .find(|r| r.identity.name == name.trim())
-        .ok_or_else(|| {
-            CliError::input(format!(
-                "no identity named {:?} in {}",
-                name.trim(),
-                data.display()
-            ))
-        })?;
+    let record = super::photos::identity_named(&storage, name, data).await?;
     let mut report = test_identity(
         &record.identity,
         &cfg.fetch_guard(),

@@ -19,7 +19,10 @@ use crate::face::{self, FaceEngine, FaceError, FacePrint, FaceSettings, INSTALL_
 use crate::storage::db::{Db, DbError, FaceAnalysis, FaceFacts, NewPhoto, PhotoRecord};
 use crate::storage::objects::ObjectError;
 
-pub use review::{Agreement, Collection, CollectionView, PhotoView, Reviewed, SHARPNESS_FLOOR};
+pub use review::{
+    AddedPhoto, Agreement, Collection, CollectionView, PhotoView, PhotosAdded, Reviewed,
+    SHARPNESS_FLOOR,
+};
 
 /// The largest reference photo file accepted (the limit of headshot uploads).
 pub const MAX_BYTES: u64 = 20 << 20;

@@ -347,6 +347,49 @@ pub struct CollectionView {
     pub note: Option<String>,
 }
 
+/// One photo of an `add`: its id, the base name of its file, and whether it was new.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AddedPhoto {
+    /// The photo's id in the collection.
+    pub id: String,
+    /// The base name of the file.
+    pub file_name: String,
+    /// False when the identity already had this content (nothing was added).
+    pub new: bool,
+}
+
+impl From<&super::Added> for AddedPhoto {
+    fn from(a: &super::Added) -> Self {
+        Self {
+            id: a.photo.id.clone(),
+            file_name: a.photo.file_name.clone(),
+            new: a.new,
+        }
+    }
+}
+
+/// The answer to an `add` (the API's upload, `identity photos add --json`): each file, then the collection.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PhotosAdded {
+    /// The files given, in order.
+    pub added: Vec<AddedPhoto>,
+    /// The collection after the add.
+    #[serde(flatten)]
+    pub collection: CollectionView,
+}
+
+impl PhotosAdded {
+    /// The answer for `added` photos, now part of `collection`.
+    pub fn new(added: Vec<AddedPhoto>, collection: &Collection) -> Self {
+        Self {
+            added,
+            collection: collection.view(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

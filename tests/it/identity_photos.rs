@@ -12,7 +12,7 @@ use devatar::identity_photos::{Agreement, Photos, check_file, face_print};
 use serde_json::Value;
 
 use crate::common;
-use crate::face::{astronaut, grace_hopper, same_person_variant};
+use crate::face::{astronaut, grace_hopper, gradient, same_person_variant};
 
 /// Storage in `data` (its own PostgreSQL database under `DEVATAR_TEST_BACKEND=postgres`) with `settings`.
 async fn open(data: &Path, settings: &[(&str, &str)]) -> (Arc<Config>, Storage) {
@@ -224,5 +224,64 @@ dialogue = "Hello."
     assert_eq!(
         ids(&storage.db.list_identity_photos(&identity).await.unwrap()),
         ids(&stored)
+    );
+}
+
+/// The one subprocess test: `devatar identity photos NAME add|list|remove` and its exit codes.
+#[test]
+fn the_command_line_adds_lists_and_removes_photos_with_its_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let (_, storage) = open(&data, &[]).await;
+        new_identity(&storage, "eileen").await;
+        storage.db.close().await;
+    });
+    let photos = |args: &[&str]| {
+        let mut all = vec!["identity", "photos", "eileen"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--data", "data"]);
+        common::run(dir.path(), &all)
+    };
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+
+    let missing = photos(&["add", "missing.jpg"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(text(&missing.stderr).contains("missing.jpg"));
+
+    let faceless = gradient(dir.path());
+    let out = photos(&[
+        "add",
+        astronaut().to_str().unwrap(),
+        faceless.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("added: astronaut.png: one face (17 % of the shorter side)")
+            && stdout.contains("added: gradient.png: no face")
+            && stdout.contains("reference agreement: "),
+        "{stdout}"
+    );
+    assert!(text(&out.stderr).contains("exactly one face: gradient.png"));
+
+    let listed = photos(&["list", "--json"]);
+    assert!(listed.status.success());
+    let doc: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let names: Vec<&str> = doc["photos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["fileName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["astronaut.png", "gradient.png"]);
+
+    let removed = photos(&["remove", "gradient.png"]);
+    assert!(removed.status.success(), "{}", text(&removed.stderr));
+    assert_eq!(photos(&["remove", "gradient.png"]).status.code(), Some(2));
+    let listed = text(&photos(&["list"]).stdout);
+    assert!(
+        listed.contains("astronaut.png: one face") && !listed.contains("gradient.png"),
+        "{listed}"
     );
 }

@@ -6,10 +6,10 @@ use axum::Json;
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 
-use crate::identity_photos::CollectionView;
+use crate::identity_photos::{CollectionView, PhotosAdded};
 use crate::web::AppState;
 use crate::web::error::ApiError;
-use crate::web::service::identity_photos::{self as service, PhotosAdded};
+use crate::web::service::identity_photos as service;
 
 /// The identity's reference photos (its headshot among them), in the order they were added.
 #[utoipa::path(get, path = "/api/identities/{id}/photos", tag = "identities", params(("id" = String, Path)),

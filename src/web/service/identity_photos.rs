@@ -5,38 +5,13 @@
 
 use axum::extract::Multipart;
 use axum::http::StatusCode;
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use super::assets::{bad_multipart, checked_image, error, stream_file, upload_path};
 use crate::identity_photos::{
-    Collection, CollectionView, MAX_BYTES, PhotoError, Photos, RemoveError, check_file,
+    AddedPhoto, Collection, MAX_BYTES, PhotoError, Photos, PhotosAdded, RemoveError, check_file,
 };
 use crate::web::AppState;
 use crate::web::error::ApiError;
-
-/// One photo of an upload.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AddedPhoto {
-    /// The photo's id in the collection.
-    pub id: String,
-    /// The base name of the uploaded file.
-    pub file_name: String,
-    /// False when the identity already had this content (nothing was added).
-    pub new: bool,
-}
-
-/// The answer to an upload: what each file became, then the whole collection.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PhotosAdded {
-    /// The uploaded files, in order.
-    pub added: Vec<AddedPhoto>,
-    /// The collection after the upload.
-    #[serde(flatten)]
-    pub collection: CollectionView,
-}
 
 /// The most files one upload may carry.
 const MAX_FILES: usize = 50;
@@ -118,10 +93,7 @@ pub async fn upload(
         return Err(ApiError::invalid("file", "send at least one file"));
     }
     let collection = photos(state).list(id).await.map_err(internal)?;
-    Ok(PhotosAdded {
-        added,
-        collection: collection.view(),
-    })
+    Ok(PhotosAdded::new(added, &collection))
 }
 
 /// Checks one streamed file (PNG or JPEG by content, decodable, within the pixel limit) and adds it.
@@ -146,11 +118,7 @@ async fn receive(
         .add_file(id, &checked)
         .await
         .map_err(|e| photo_error(e, tmp))?;
-    Ok(AddedPhoto {
-        id: added.photo.id,
-        file_name: added.photo.file_name,
-        new: added.new,
-    })
+    Ok(AddedPhoto::from(&added))
 }
 
 /// Removes photo `photo_id` from identity `id`'s collection; 404 when either is unknown.
