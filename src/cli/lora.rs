@@ -5,7 +5,7 @@ use std::path::Path;
 use super::CliError;
 use crate::app::Storage;
 use crate::config::Config;
-use crate::identity_check::{VoiceDirectory, test_identity, test_render};
+use crate::identity_check::{VoiceDirectory, reference_photo_checks, test_identity, test_render};
 use crate::lora::{InspectOptions, LoraReport, inspect_file, inspect_url};
 
 /// Inspects `target` (URL or path); exit 1 when the report has blocking errors, 2 when it cannot be read.
@@ -119,6 +119,8 @@ pub async fn identity_test(
         VoiceDirectory::configured(&cfg.cloud).as_ref(),
     )
     .await;
+    let photos = crate::identity_photos::Photos::new(&storage, &cfg.face);
+    report.extend(reference_photo_checks(&photos, &record.identity.name, &record.id).await);
     if render {
         let work = storage.work_dir().join("identity-test");
         let image = cfg.configured_providers().image;

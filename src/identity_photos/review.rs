@@ -34,24 +34,49 @@ pub struct Reviewed {
     pub distance: Option<f64>,
     /// The distance is above the same-person threshold.
     pub outlier: bool,
-    /// What is wrong with it as a reference photo (empty: nothing), in words.
+    /// What is wrong with it as a reference photo by itself (empty: nothing), in words: not exactly one face, a
+    /// face too small or too blurred. Its likeness to the others is `outlier` (both: [`Reviewed::reasons`]).
     pub problems: Vec<String>,
 }
 
 impl Reviewed {
     /// Its face's box as a share of the photo's shorter side, when it shows a face.
     pub fn face_share(&self) -> Option<f64> {
-        let face = self.record.analysis.as_ref()?.largest.as_ref()?;
-        let shorter = self.record.width.min(self.record.height).max(1) as f64;
-        Some(f64::from(face.bbox.w.min(face.bbox.h)) / shorter)
+        face_share(&self.record)
+    }
+
+    /// Its problems, then, for an outlier, that it looks like someone else.
+    pub fn reasons(&self) -> Vec<String> {
+        let mut reasons = self.problems.clone();
+        if let (true, Some(d)) = (self.outlier, self.distance) {
+            reasons.push(format!(
+                "looks like someone else: {d:.2} from the other photos"
+            ));
+        }
+        reasons
     }
 
     /// One line: what was found and what is wrong, e.g. `a.jpg: one face (34 % of the shorter side), sharpness
     /// 210, yaw +3°, pitch -5°`.
     pub fn describe(&self) -> String {
         let r = &self.record;
-        let Some(a) = &r.analysis else {
+        if r.analysis.is_none() {
             return format!("{}: stored, not analysed", r.file_name);
+        }
+        let reasons = self.reasons();
+        let verdict = if reasons.is_empty() {
+            "ok".to_string()
+        } else {
+            reasons.join("; ")
+        };
+        format!("{}: {} — {verdict}", r.file_name, self.facts())
+    }
+
+    /// What the face engine found, e.g. `one face (34 % of the shorter side), sharpness 210, yaw +3°, pitch -5°,
+    /// distance 0.31` (empty while not analysed).
+    pub fn facts(&self) -> String {
+        let Some(a) = &self.record.analysis else {
+            return String::new();
         };
         let mut facts = vec![faces_text(a.face_count)];
         if let (1, Some(face), Some(share)) = (a.face_count, &a.largest, self.face_share()) {
@@ -64,13 +89,15 @@ impl Reviewed {
         if let Some(d) = self.distance {
             facts.push(format!("distance {d:.2}"));
         }
-        let verdict = if self.problems.is_empty() {
-            "ok".to_string()
-        } else {
-            self.problems.join("; ")
-        };
-        format!("{}: {} — {verdict}", r.file_name, facts.join(", "))
+        facts.join(", ")
     }
+}
+
+/// The largest face's box (its shorter side) as a share of the photo's shorter side.
+fn face_share(record: &PhotoRecord) -> Option<f64> {
+    let face = record.analysis.as_ref()?.largest.as_ref()?;
+    let shorter = record.width.min(record.height).max(1) as f64;
+    Some(f64::from(face.bbox.w.min(face.bbox.h)) / shorter)
 }
 
 fn faces_text(n: u32) -> String {
@@ -165,16 +192,11 @@ impl Collection {
         let photos = photos
             .into_iter()
             .zip(distances)
-            .map(|(record, distance)| {
-                let outlier = distance.is_some_and(|d| d > threshold);
-                let mut reviewed = Reviewed {
-                    record,
-                    distance,
-                    outlier,
-                    problems: Vec::new(),
-                };
-                reviewed.problems = problems(&reviewed, threshold);
-                reviewed
+            .map(|(record, distance)| Reviewed {
+                problems: problems(&record),
+                outlier: distance.is_some_and(|d| d > threshold),
+                record,
+                distance,
             })
             .collect();
         Self {
@@ -226,10 +248,10 @@ fn outliers_or_agree(
     Agreement::Outliers(far)
 }
 
-/// What keeps a photo from being a good reference: not exactly one face, a face under [`MIN_FACE_SHARE`] of the
-/// shorter side or under [`SHARPNESS_FLOOR`], a face unlike the others.
-fn problems(p: &Reviewed, threshold: f64) -> Vec<String> {
-    let Some(a) = &p.record.analysis else {
+/// What keeps a photo from being a good reference by itself: not exactly one face, a face under
+/// [`MIN_FACE_SHARE`] of the shorter side or under [`SHARPNESS_FLOOR`].
+fn problems(record: &PhotoRecord) -> Vec<String> {
+    let Some(a) = &record.analysis else {
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -240,7 +262,7 @@ fn problems(p: &Reviewed, threshold: f64) -> Vec<String> {
             "{n} faces: a reference photo must show exactly one face"
         )),
     }
-    if let (1, Some(face), Some(share)) = (a.face_count, &a.largest, p.face_share()) {
+    if let (1, Some(face), Some(share)) = (a.face_count, &a.largest, face_share(record)) {
         if share < MIN_FACE_SHARE {
             out.push(format!(
                 "face too small: {:.0} % of the shorter side (at least {:.0} %)",
@@ -254,11 +276,6 @@ fn problems(p: &Reviewed, threshold: f64) -> Vec<String> {
                 face.sharpness
             ));
         }
-    }
-    if let Some(d) = p.distance.filter(|d| *d > threshold) {
-        out.push(format!(
-            "looks like someone else: {d:.2} from the other photos (threshold {threshold})"
-        ));
     }
     out
 }
@@ -320,7 +337,7 @@ impl PhotoView {
             pitch: face.and_then(|f| f.pitch).map(round),
             distance: p.distance.map(round),
             outlier: p.outlier,
-            problems: p.problems.clone(),
+            problems: p.reasons(),
             note: match &r.analysis {
                 None => Some(note.unwrap_or("not analysed yet").to_string()),
                 Some(_) => None,
@@ -447,7 +464,8 @@ mod tests {
         assert_eq!(list[0].0, "other.jpg");
         assert!(mixed.agreement.summary().starts_with("photo other.jpg (1."));
         assert!(mixed.photos[3].outlier && !mixed.photos[0].outlier);
-        assert!(mixed.photos[3].problems[0].starts_with("looks like someone else"));
+        assert!(mixed.photos[3].problems.is_empty());
+        assert!(mixed.photos[3].reasons()[0].starts_with("looks like someone else: 1."));
         assert!(!mixed.agreement.ok());
         let pair = Collection::review(vec![a, photo("x.jpg", Some([0.9, 0.0]), 1)], 0.6, None);
         assert!(

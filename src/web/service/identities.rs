@@ -3,7 +3,10 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::identity_check::{IdentityTestReport, VoiceDirectory, test_identity, test_render};
+use crate::identity_check::{
+    IdentityTestReport, VoiceDirectory, reference_photo_checks, test_identity, test_render,
+};
+use crate::identity_photos::Photos;
 use crate::web::AppState;
 use crate::web::error::ApiError;
 
@@ -118,6 +121,8 @@ pub async fn test(
         VoiceDirectory::configured(&state.config.cloud).as_ref(),
     )
     .await;
+    let photos = Photos::new(&state.storage, &state.config.face);
+    report.extend(reference_photo_checks(&photos, &record.identity.name, id).await);
     if render {
         let providers = state.config.configured_providers();
         let work = state

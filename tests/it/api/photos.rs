@@ -123,6 +123,39 @@ async fn reference_photos_are_uploaded_listed_removed_and_deleted_with_their_ide
     assert!(other["distance"].as_f64().unwrap() > 0.6, "{other}");
     assert_eq!(photo(&doc, "variant.jpg")["outlier"], false);
 
+    // The identity test checks each photo and their agreement, naming the outlier.
+    let tested: Value = app
+        .http
+        .post(app.url(&format!("/api/identities/{id}/test")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let checks = tested["checks"].as_array().unwrap();
+    let named =
+        |name: &str| -> Vec<&Value> { checks.iter().filter(|c| c["name"] == name).collect() };
+    assert_eq!(
+        named("referencePhotos")[0]["detail"],
+        "3 reference photos",
+        "{tested}"
+    );
+    let each = named("referencePhoto");
+    assert_eq!(each.len(), 3, "{tested}");
+    assert!(each.iter().all(|c| c["ok"] == true), "{tested}");
+    let agreement = named("referenceAgreement")[0];
+    assert_eq!(agreement["ok"], false);
+    assert!(
+        agreement["detail"]
+            .as_str()
+            .unwrap()
+            .contains("grace_hopper.jpg"),
+        "{agreement}"
+    );
+    assert_eq!(tested["ok"], false);
+
     // The same content again adds nothing; bad files are refused like image uploads.
     let (status, doc) = upload(&app, &token, &id, vec![("again.png", read(astronaut()))]).await;
     assert_eq!(
