@@ -230,3 +230,158 @@ async fn reference_photos_are_uploaded_listed_removed_and_deleted_with_their_ide
     pool.close().await;
     assert_eq!(left, 0);
 }
+
+/// The identity page's photo section, server-side: upload (CSRF token as the first field), the thumbnails with
+/// each photo's verdict, the agreement line, a refused file shown on the page, removal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_identity_page_lists_uploads_and_removes_reference_photos() {
+    use crate::common::app::PASSWORD;
+    let app = TestApp::start().await;
+    let http = devatar::net::client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = http
+        .post(app.url("/api/login"))
+        .json(&json!({"password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let session = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let csrf = login.json::<Value>().await.unwrap()["csrfToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = app.token().await;
+    let id = app
+        .http
+        .post(app.url("/api/identities"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "eileen", "displayName": "Eileen Collins", "triggerWord": "TOK_EILEEN"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let post = |csrf: Option<&str>, files: Vec<(&str, Vec<u8>)>| {
+        let mut form = Form::new();
+        if let Some(c) = csrf {
+            form = form.text("csrf", c.to_string());
+        }
+        for (name, bytes) in files {
+            form = form.part("file", Part::bytes(bytes).file_name(name.to_string()));
+        }
+        http.post(app.url(&format!("/identities/{id}/photos")))
+            .header("cookie", &session)
+            .multipart(form)
+            .send()
+    };
+    let page = || async {
+        http.get(app.url(&format!("/identities/{id}/edit")))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let empty = page().await;
+    assert!(empty.contains("No reference photos yet."), "{empty}");
+    let form = empty.split("id=\"photo-upload-form\"").nth(1).unwrap();
+    assert!(
+        form.trim_start_matches(|c| c != '<')
+            .starts_with("<input type=\"hidden\" name=\"csrf\""),
+        "the CSRF token is the upload form's first field: {form}"
+    );
+
+    let astronaut_png = std::fs::read(astronaut()).unwrap();
+    assert_eq!(
+        post(None, vec![("a.png", astronaut_png.clone())])
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let variant = std::fs::read(same_person_variant(dir.path())).unwrap();
+    let added = post(
+        Some(&csrf),
+        vec![("astronaut.png", astronaut_png), ("variant.jpg", variant)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(added.status(), 303);
+    let location = added.headers()["location"].to_str().unwrap();
+    assert!(
+        location.ends_with(&format!("identities/{id}/edit?ok=photos-added#photos")),
+        "{location}"
+    );
+    let html = page().await;
+    assert!(
+        html.contains("Reference agreement: 2 photos agree (worst 0."),
+        "{html}"
+    );
+    assert!(html.contains("alt=\"Reference photo astronaut.png\""));
+    assert!(
+        html.contains("src=\"../../media/"),
+        "thumbnails are relative media URLs"
+    );
+    assert!(
+        html.contains("one face (17 % of the shorter side)"),
+        "{html}"
+    );
+
+    let grace = std::fs::read(grace_hopper()).unwrap();
+    post(Some(&csrf), vec![("grace_hopper.jpg", grace)])
+        .await
+        .unwrap();
+    let html = page().await;
+    assert!(
+        html.contains("Reference agreement: photo grace_hopper.jpg (0.")
+            && html.contains("looks like someone else"),
+        "{html}"
+    );
+
+    let refused = post(Some(&csrf), vec![("notes.png", b"plain text".to_vec())])
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 415);
+    let html = refused.text().await.unwrap();
+    assert!(
+        html.contains("id=\"photo-error\"") && html.contains("PNG or JPEG"),
+        "{html}"
+    );
+
+    let photos = app
+        .get_json(&token, &format!("/api/identities/{id}/photos"))
+        .await;
+    let other = photo(&photos, "grace_hopper.jpg")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let removed = http
+        .post(app.url(&format!("/identities/{id}/photos/{other}/delete")))
+        .header("cookie", &session)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 303);
+    let html = page().await;
+    assert!(
+        !html.contains("grace_hopper.jpg") && html.contains("2 photos agree"),
+        "{html}"
+    );
+}
