@@ -50,7 +50,7 @@ fn photo_error(e: PhotoError, tmp: &std::path::Path) -> ApiError {
 /// The reviewed collection of identity `id` (404 when unknown).
 pub async fn list(state: &AppState, id: &str) -> Result<Collection, ApiError> {
     require_identity(state, id).await?;
-    Ok(photos(state).list(id).await.map_err(internal)?)
+    photos(state).list(id).await.map_err(internal)
 }
 
 /// A collection that cannot be read (database or media storage).
