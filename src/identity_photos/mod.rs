@@ -212,6 +212,7 @@ impl<'a> Photos<'a> {
             sha256: stored.sha256,
             mime: file.mime.into(),
             file_name: file.file_name.clone(),
+            // Set from the decoded photo.
             width: 0,
             height: 0,
         };
@@ -247,6 +248,7 @@ impl<'a> Photos<'a> {
                     .original_name
                     .unwrap_or_else(|| format!("headshot.{ext}")),
             ),
+            // Set from the decoded photo.
             width: 0,
             height: 0,
         };

@@ -106,7 +106,8 @@ pub async fn import_project(
 }
 
 /// Adds the identity's headshot asset (when the file set one) and its reference photos to its collection: a
-/// photo already there is left as it is, and nothing is removed.
+/// photo already there is left as it is, and nothing is removed. A headshot that cannot join (it is still the
+/// headshot) is logged; a reference photo that cannot is an error.
 async fn merge_photos(
     photos: &Photos<'_>,
     identity_id: &str,
@@ -117,11 +118,10 @@ async fn merge_photos(
         let path = path.to_path_buf();
         move |source| ImportError::Photo { path, source }
     };
-    if let (Some(asset), Some(path)) = (headshot, &fi.headshot) {
-        photos
-            .add_headshot(identity_id, asset)
-            .await
-            .map_err(failed(path))?;
+    if let Some(asset) = headshot
+        && let Err(e) = photos.add_headshot(identity_id, asset).await
+    {
+        tracing::warn!(identity = %identity_id, error = %e, "the headshot did not join the reference photos");
     }
     for path in &fi.reference_photos {
         let file = check_file(path, None).map_err(failed(path))?;
