@@ -3,7 +3,8 @@
 //! collection's other faces (the element-wise median of their embeddings), farther than the same-person threshold
 //! being an outlier. Leaving the photo itself out keeps it from pulling the centre toward itself, which in a small
 //! collection hides an outlier: with two photos of one person and one of another (0.67 apart), the other person
-//! is 0.61 from the centre of all three but farther from the centre of the other two.
+//! is 0.61 from the centre of all three but farther from the centre of the other two. When no face stands out
+//! but the faces fall into groups of people (two photos of each of two people), the agreement names the groups.
 //!
 //! The views (`PhotoView`, `CollectionView`) are what the API and `--json` show: never an embedding.
 
@@ -122,8 +123,16 @@ pub enum Agreement {
     },
     /// Faces farther than the threshold from the others' centre: file names and distances, farthest first.
     Outliers(Vec<(String, f64)>),
-    /// Two photos whose faces are farther apart than the threshold (neither can be called the odd one).
-    PairDiffers(f64),
+    /// No face stands out from the rest, yet they are more than one person: groups of faces, each linked by
+    /// distances under the threshold (directly or through others) and farther than it from every other group,
+    /// largest first (file names), and the closest distance between two groups. Two photos of two people, or
+    /// two of each, end here.
+    People {
+        /// The file names of each group.
+        groups: Vec<Vec<String>>,
+        /// The smallest distance between faces of different groups.
+        closest: f64,
+    },
 }
 
 impl Agreement {
@@ -149,7 +158,14 @@ impl Agreement {
                     format!("photos {} look like someone else", named.join(", "))
                 }
             }
-            Self::PairDiffers(d) => format!("the 2 photos look like different people ({d:.2})"),
+            Self::People { groups, closest } => {
+                let listed: Vec<String> = groups.iter().map(|g| g.join(", ")).collect();
+                format!(
+                    "the photos show {} different people ({closest:.2} apart at the closest): {}",
+                    groups.len(),
+                    listed.join(" / ")
+                )
+            }
         }
     }
 }
@@ -184,11 +200,7 @@ impl Collection {
                 .collect();
             distances[*i] = median(&others).map(|centre| centre.distance(e));
         }
-        let agreement = match embeddings.as_slice() {
-            [] | [_] => Agreement::TooFew(embeddings.len()),
-            [(_, a), (_, b)] if a.distance(b) > threshold => Agreement::PairDiffers(a.distance(b)),
-            _ => outliers_or_agree(&photos, &distances, threshold),
-        };
+        let agreement = agreement(&photos, &embeddings, &distances, threshold);
         let photos = photos
             .into_iter()
             .zip(distances)
@@ -223,29 +235,91 @@ impl Collection {
     }
 }
 
-/// [`Agreement::Outliers`] when any distance is above `threshold`, else [`Agreement::Agree`].
-fn outliers_or_agree(
+/// The references' agreement: too few faces to compare; the faces farther than `threshold` from the others'
+/// centre, when some (not all) are; else the groups of people when there are several; else agreement.
+fn agreement(
     photos: &[PhotoRecord],
+    faces: &[(usize, &Embedding)],
     distances: &[Option<f64>],
     threshold: f64,
 ) -> Agreement {
-    let mut far: Vec<(String, f64)> = photos
+    if faces.len() < 2 {
+        return Agreement::TooFew(faces.len());
+    }
+    let mut far: Vec<(String, f64)> = faces
         .iter()
-        .zip(distances)
-        .filter_map(|(p, d)| {
-            d.filter(|d| *d > threshold)
-                .map(|d| (p.file_name.clone(), d))
+        .filter_map(|(i, _)| {
+            distances[*i]
+                .filter(|d| *d > threshold)
+                .map(|d| (photos[*i].file_name.clone(), d))
         })
         .collect();
-    if far.is_empty() {
-        let measured: Vec<f64> = distances.iter().flatten().copied().collect();
-        return Agreement::Agree {
-            count: measured.len(),
-            worst: measured.iter().copied().fold(0.0, f64::max),
-        };
+    if !far.is_empty() && far.len() < faces.len() {
+        far.sort_by(|a, b| b.1.total_cmp(&a.1));
+        return Agreement::Outliers(far);
     }
-    far.sort_by(|a, b| b.1.total_cmp(&a.1));
-    Agreement::Outliers(far)
+    let groups = linked_groups(faces, threshold);
+    if groups.len() > 1 {
+        let closest = groups
+            .iter()
+            .enumerate()
+            .flat_map(|(g, members)| {
+                groups[g + 1..]
+                    .iter()
+                    .flatten()
+                    .flat_map(move |b| members.iter().map(move |a| (*a, *b)))
+            })
+            .map(|(a, b)| faces[a].1.distance(faces[b].1))
+            .fold(f64::INFINITY, f64::min);
+        let groups = groups
+            .iter()
+            .map(|g| {
+                g.iter()
+                    .map(|k| photos[faces[*k].0].file_name.clone())
+                    .collect()
+            })
+            .collect();
+        return Agreement::People { groups, closest };
+    }
+    Agreement::Agree {
+        count: faces.len(),
+        worst: distances.iter().flatten().copied().fold(0.0, f64::max),
+    }
+}
+
+/// The faces (positions in `faces`) grouped by links of distances under `threshold`, directly or through other
+/// faces; largest group first, each in collection order.
+fn linked_groups(faces: &[(usize, &Embedding)], threshold: f64) -> Vec<Vec<usize>> {
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let mut parent: Vec<usize> = (0..faces.len()).collect();
+    for a in 0..faces.len() {
+        for b in a + 1..faces.len() {
+            if faces[a].1.distance(faces[b].1) < threshold {
+                let (ra, rb) = (root(&mut parent, a), root(&mut parent, b));
+                parent[ra.max(rb)] = ra.min(rb);
+            }
+        }
+    }
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut roots: Vec<usize> = Vec::new();
+    for k in 0..faces.len() {
+        let r = root(&mut parent, k);
+        match roots.iter().position(|x| *x == r) {
+            Some(g) => groups[g].push(k),
+            None => {
+                roots.push(r);
+                groups.push(vec![k]);
+            }
+        }
+    }
+    groups.sort_by_key(|g| std::cmp::Reverse(g.len()));
+    groups
 }
 
 /// What keeps a photo from being a good reference by itself: not exactly one face, a face under
@@ -467,12 +541,21 @@ mod tests {
         assert!(mixed.photos[3].problems.is_empty());
         assert!(mixed.photos[3].reasons()[0].starts_with("looks like someone else: 1."));
         assert!(!mixed.agreement.ok());
-        let pair = Collection::review(vec![a, photo("x.jpg", Some([0.9, 0.0]), 1)], 0.6, None);
-        assert!(
-            matches!(pair.agreement, Agreement::PairDiffers(d) if (d - 0.9).abs() < 1e-6),
-            "{:?}",
-            pair.agreement
+        let x = photo("x.jpg", Some([0.9, 0.0]), 1);
+        let pair = Collection::review(vec![a.clone(), x.clone()], 0.6, None);
+        assert_eq!(
+            pair.agreement.summary(),
+            "the photos show 2 different people (0.90 apart at the closest): a.jpg / x.jpg"
         );
+        // Two of each: nobody stands out from the others' centre, yet they are two people.
+        let y = photo("y.jpg", Some([0.95, 0.05]), 1);
+        let split = Collection::review(vec![a, x, b, y], 0.6, None);
+        let Agreement::People { groups, closest } = &split.agreement else {
+            panic!("{:?}", split.agreement)
+        };
+        assert_eq!(groups, &[vec!["a.jpg", "b.jpg"], vec!["x.jpg", "y.jpg"]]);
+        assert!((closest - 0.8).abs() < 1e-6, "{closest}");
+        assert!(!split.agreement.ok());
     }
 
     #[test]

@@ -113,6 +113,33 @@ async fn two_photos_of_one_person_agree_and_another_persons_photo_is_named_the_o
         .expect("a print");
     assert_eq!(print.references.len(), 3);
 
+    // Two photos of each person: nobody stands out, yet the line names the two people.
+    let grace = image::open(grace_hopper()).unwrap().to_rgb8();
+    let mirrored = dir.path().join("grace-mirrored.jpg");
+    image::imageops::flip_horizontal(&grace)
+        .save(&mirrored)
+        .unwrap();
+    add(&photos, &id, &mirrored).await;
+    let split = photos.list(&id).await.unwrap();
+    let Agreement::People { groups, closest } = &split.agreement else {
+        panic!("{:?}", split.agreement)
+    };
+    assert_eq!(
+        groups,
+        &[
+            vec!["astronaut.png", "astronaut-variant.jpg"],
+            vec!["grace_hopper.jpg", "grace-mirrored.jpg"]
+        ]
+    );
+    assert!(*closest > 0.6, "{closest}");
+    assert!(
+        photos
+            .remove(&id, "grace-mirrored.jpg")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
     let removed = photos.remove(&id, "grace_hopper.jpg").await.unwrap();
     assert_eq!(
         removed.map(|p| p.file_name).as_deref(),
