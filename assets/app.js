@@ -76,7 +76,9 @@
     if (!input) return;
     var out = zone.querySelector(".drop-name");
     function show() {
-      if (out && input.files && input.files.length) out.textContent = "Selected: " + input.files[0].name;
+      if (!out || !input.files || !input.files.length) return;
+      var more = input.files.length - 1;
+      out.textContent = "Selected: " + input.files[0].name + (more > 0 ? " and " + more + " more" : "");
     }
     input.addEventListener("change", show);
     ["dragenter", "dragover"].forEach(function (t) {

@@ -1,6 +1,7 @@
 //! The identity test shared by `devatar identity test` and `POST /api/identities/{id}/test`:
-//! trigger word, base model, voice (format, and lookup when an ElevenLabs key is set) and the
-//! LoRA judged from its safetensors header.
+//! trigger word, base model, voice (format, and lookup when an ElevenLabs key is set), the
+//! LoRA judged from its safetensors header, and the reference photos (each shows exactly one face,
+//! large and sharp enough; together they show one person).
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use utoipa::ToSchema;
 use crate::domain::{
     Animation, GenerationMode, Identity, Scene, image_prompt, is_voice_id, lora_scale_for,
 };
+use crate::identity_photos::{Collection, Photos, Reviewed};
 use crate::lora::{InspectOptions, LoraReport, inspect_url};
 use crate::net::FetchGuard;
 use crate::providers::{ImageGen, ImageRequest, JobCtx, LoraRef};
@@ -19,7 +21,8 @@ use crate::storage::objects::ObjectStorage;
 /// One named check and its outcome.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Check {
-    /// Stable check name (`triggerWord`, `baseModel`, `voiceId`, `voiceLookup`, `loraUrl`, `loraReachable`, `loraFile`).
+    /// Stable check name (`triggerWord`, `baseModel`, `voiceId`, `voiceLookup`, `loraUrl`, `loraReachable`, `loraFile`,
+    /// `testRender`, `referencePhotos`, `referencePhoto` (one per analysed photo), `referenceAgreement`).
     pub name: String,
     /// Whether it passed.
     pub ok: bool,
@@ -41,6 +44,81 @@ pub struct IdentityTestReport {
     /// Object key of the test still, when a test render was asked for and succeeded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub render_key: Option<String>,
+}
+
+impl IdentityTestReport {
+    /// Adds `checks` (the report is ok only while every check is).
+    pub fn extend(&mut self, checks: Vec<Check>) {
+        self.ok &= checks.iter().all(|c| c.ok);
+        self.checks.extend(checks);
+    }
+}
+
+/// The reference-photo checks of identity `identity_id` (named `name`): `referencePhotos` (how many; a note when
+/// the face models are missing — not a failure), one `referencePhoto` per analysed photo (exactly one face, large
+/// and sharp enough) and `referenceAgreement` (the outliers named). A collection that cannot be read is a failed
+/// check.
+pub async fn reference_photo_checks(
+    photos: &Photos<'_>,
+    name: &str,
+    identity_id: &str,
+) -> Vec<Check> {
+    match photos.list(identity_id).await {
+        Ok(collection) => photo_checks(&collection, name),
+        Err(e) => vec![check(
+            "referencePhotos",
+            false,
+            format!("cannot read the reference photos: {e}"),
+        )],
+    }
+}
+
+fn photo_checks(collection: &Collection, name: &str) -> Vec<Check> {
+    let n = collection.photos.len();
+    if n == 0 {
+        return vec![check(
+            "referencePhotos",
+            true,
+            format!(
+                "no reference photos: add some with `devatar identity photos {name} add PHOTO…` so generated \
+                 stills can be measured against the face"
+            ),
+        )];
+    }
+    let photos = if n == 1 { "photo" } else { "photos" };
+    let analysed: Vec<&Reviewed> = collection
+        .photos
+        .iter()
+        .filter(|p| p.record.analysis.is_some())
+        .collect();
+    let summary = match &collection.note {
+        Some(note) if analysed.len() < n => format!(
+            "{n} reference {photos}, {} not analysed: {note}",
+            n - analysed.len()
+        ),
+        _ => format!("{n} reference {photos}"),
+    };
+    let mut checks = vec![check("referencePhotos", true, summary)];
+    for p in &analysed {
+        let file = &p.record.file_name;
+        checks.push(if p.problems.is_empty() {
+            check("referencePhoto", true, format!("{file}: {}", p.facts()))
+        } else {
+            check(
+                "referencePhoto",
+                false,
+                format!("{file}: {}", p.problems.join("; ")),
+            )
+        });
+    }
+    if !analysed.is_empty() {
+        checks.push(check(
+            "referenceAgreement",
+            collection.agreement.ok(),
+            collection.agreement.summary(),
+        ));
+    }
+    checks
 }
 
 /// Renders one still of `identity` through `image` (a neutral medium shot) and stores it.
@@ -111,8 +189,7 @@ pub async fn test_render(
         }
         Err(e) => check("testRender", false, format!("{} failed: {e}", image.name())),
     };
-    report.ok &= check.ok;
-    report.checks.push(check);
+    report.extend(vec![check]);
 }
 
 /// Where to look voices up: ElevenLabs' base URL and key (from `ELEVENLABS_BASE_URL`, `ELEVENLABS_API_KEY`).
@@ -334,4 +411,56 @@ pub async fn check_lora_file(report: &mut IdentityTestReport, identity: &Identit
         Err(e) => report.checks.push(check("loraFile", false, e)),
     }
     report.ok = report.checks.iter().all(|c| c.ok);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::db::{FaceAnalysis, PhotoRecord};
+
+    fn record(name: &str, analysis: Option<FaceAnalysis>) -> PhotoRecord {
+        PhotoRecord {
+            id: name.into(),
+            identity_id: "i".into(),
+            object_key: format!("media/aa/{name}"),
+            sha256: name.into(),
+            mime: "image/png".into(),
+            file_name: name.into(),
+            width: 100,
+            height: 100,
+            position: 0,
+            created_at: 0,
+            analysis,
+        }
+    }
+
+    #[test]
+    fn photo_checks_fail_a_faceless_photo_and_only_note_missing_models() {
+        assert!(photo_checks(&Collection::review(Vec::new(), 0.6, None), "eileen")[0].ok);
+        let faceless = FaceAnalysis {
+            face_count: 0,
+            largest: None,
+            embedding: None,
+        };
+        let collection = Collection::review(
+            vec![record("wall.png", Some(faceless)), record("new.png", None)],
+            0.6,
+            Some("face models not installed".into()),
+        );
+        let checks = photo_checks(&collection, "eileen");
+        let names: Vec<(&str, bool)> = checks.iter().map(|c| (c.name.as_str(), c.ok)).collect();
+        assert_eq!(
+            names,
+            [
+                ("referencePhotos", true),
+                ("referencePhoto", false),
+                ("referenceAgreement", true)
+            ]
+        );
+        assert_eq!(
+            checks[0].detail,
+            "2 reference photos, 1 not analysed: face models not installed"
+        );
+        assert!(checks[1].detail.starts_with("wall.png: no face found"));
+    }
 }

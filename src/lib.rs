@@ -11,6 +11,7 @@ pub mod fakes;
 #[cfg(test)]
 mod fuzz;
 pub mod identity_check;
+pub mod identity_photos;
 pub mod lora;
 pub mod media;
 pub mod net;

@@ -100,6 +100,7 @@ struct IdentitySection {
     voice_style: Option<f64>,
     voice_speaker_boost: Option<bool>,
     headshot: Option<String>,
+    reference_photos: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -126,6 +127,8 @@ pub struct FileIdentity {
     pub identity: Identity,
     /// Absolute path of its headshot image.
     pub headshot: Option<PathBuf>,
+    /// Absolute paths of its further reference photos (merged into its photo collection: added, never removed).
+    pub reference_photos: Vec<PathBuf>,
 }
 
 /// A scene from the file, with its identity and headshot resolved.
@@ -289,6 +292,15 @@ fn identity_sections(
             .headshot
             .as_deref()
             .and_then(|h| check_image(errors, &format!("{field}.headshot"), base, h));
+        let reference_photos = s
+            .reference_photos
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(k, p)| {
+                check_image(errors, &format!("{field}.reference_photos[{k}]"), base, p)
+            })
+            .collect();
         match id.validated() {
             Ok(id) => {
                 if !names.insert(id.name.clone()) {
@@ -306,6 +318,7 @@ fn identity_sections(
                 identities.push(FileIdentity {
                     identity: id,
                     headshot,
+                    reference_photos,
                 });
             }
             Err(e) => errors.extend_prefixed(&field, snake_fields(e)),
@@ -657,6 +670,38 @@ camera = "close-up"
             .to_string();
         assert!(
             err.contains("project.identity_gate") && err.contains("project.identity_retries"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn reference_photos_resolve_against_the_file_and_bad_ones_name_their_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.jpg"), [0xFF, 0xD8, 0xFF, 0xE0]).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), b"not an image").unwrap();
+        let with = |list: &str| {
+            GOOD.replace(
+                "trigger_word = \"TOK_DEVEN\"",
+                &format!("trigger_word = \"TOK_DEVEN\"\nreference_photos = {list}"),
+            )
+        };
+        let f = ProjectFile::parse(&with("[\"a.jpg\"]"), Path::new("p.toml"), dir.path()).unwrap();
+        assert_eq!(
+            f.identities[0].reference_photos,
+            vec![dir.path().join("a.jpg")]
+        );
+        let err = ProjectFile::parse(
+            &with("[\"a.jpg\", \"nope.jpg\", \"notes.txt\"]"),
+            Path::new("p.toml"),
+            dir.path(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("identities[0].reference_photos[1]: cannot read")
+                && err.contains("identities[0].reference_photos[2]:")
+                && err.contains("notes.txt is not a PNG or JPEG image")
+                && !err.contains("reference_photos[0]"),
             "{err}"
         );
     }

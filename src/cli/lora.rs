@@ -5,7 +5,7 @@ use std::path::Path;
 use super::CliError;
 use crate::app::Storage;
 use crate::config::Config;
-use crate::identity_check::{VoiceDirectory, test_identity, test_render};
+use crate::identity_check::{VoiceDirectory, reference_photo_checks, test_identity, test_render};
 use crate::lora::{InspectOptions, LoraReport, inspect_file, inspect_url};
 
 /// Inspects `target` (URL or path); exit 1 when the report has blocking errors, 2 when it cannot be read.
@@ -112,25 +112,15 @@ pub async fn identity_test(
 ) -> Result<(), CliError> {
     let storage = Storage::open(cfg, data).await.map_err(CliError::failed)?;
     let db = &storage.db;
-    let record = db
-        .list_identities()
-        .await
-        .map_err(CliError::failed)?
-        .into_iter()
-        .find(|r| r.identity.name == name.trim())
-        .ok_or_else(|| {
-            CliError::input(format!(
-                "no identity named {:?} in {}",
-                name.trim(),
-                data.display()
-            ))
-        })?;
+    let record = super::photos::identity_named(&storage, name, data).await?;
     let mut report = test_identity(
         &record.identity,
         &cfg.fetch_guard(),
         VoiceDirectory::configured(&cfg.cloud).as_ref(),
     )
     .await;
+    let photos = crate::identity_photos::Photos::new(&storage, &cfg.face);
+    report.extend(reference_photo_checks(&photos, &record.identity.name, &record.id).await);
     if render {
         let work = storage.work_dir().join("identity-test");
         let image = cfg.configured_providers().image;

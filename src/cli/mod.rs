@@ -6,6 +6,7 @@ mod doctor;
 mod estimate;
 mod face;
 mod lora;
+mod photos;
 mod progress;
 mod render;
 mod server;
@@ -225,6 +226,8 @@ enum IdentityCommand {
         #[arg(long)]
         render: bool,
     },
+    /// An identity's reference photos (its headshot among them): add, list, remove.
+    Photos(photos::PhotosArgs),
 }
 
 #[derive(Subcommand)]
@@ -360,6 +363,9 @@ async fn dispatch(command: Command, cfg: Arc<Config>) -> Result<(), CliError> {
                     render,
                 },
         } => lora::identity_test(&cfg, &data, &name, json, render).await,
+        Command::Identity {
+            command: IdentityCommand::Photos(args),
+        } => photos::run(&cfg, args).await,
         Command::Estimate {
             file,
             providers,

@@ -42,6 +42,21 @@ impl std::fmt::Debug for FaceEngine {
 /// Engines loaded so far, by models folder.
 static LOADED: Mutex<Vec<(PathBuf, Arc<FaceEngine>)>> = Mutex::new(Vec::new());
 
+unsafe extern "C" {
+    /// OpenBLAS's own setting of its thread count (libopenblas, linked for dlib).
+    fn openblas_set_num_threads(num_threads: std::os::raw::c_int);
+}
+
+/// Keeps OpenBLAS on the calling thread. With its worker threads, a `fork` (every ffmpeg this process starts sets
+/// a parent-death signal before `exec`, so the standard library forks) runs OpenBLAS's fork handler, which joins
+/// those threads, and OpenBLAS 0.3.21 (Debian 12) can deadlock there when a face was analysed concurrently: the
+/// whole process hung. The embedding's matrix products are small, so one thread costs nothing measurable.
+fn single_threaded_blas() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: a plain setter of OpenBLAS, called once, before this process's first face analysis.
+    ONCE.call_once(|| unsafe { openblas_set_num_threads(1) });
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -120,20 +135,6 @@ impl FaceEngine {
         faces.sort_by_key(|f| std::cmp::Reverse(u64::from(f.bbox.w) * u64::from(f.bbox.h)));
         faces
     }
-}
-
-unsafe extern "C" {
-    /// OpenBLAS's thread-count setter (the engine links OpenBLAS through dlib-face-recognition's `openblas`).
-    fn openblas_set_num_threads(num_threads: std::os::raw::c_int);
-}
-
-/// Makes OpenBLAS run each call on the calling thread. Its thread pool is shut down by a `fork` handler, and
-/// devatar forks (tools started with `pre_exec`) while other threads compute embeddings: a BLAS call waiting
-/// for pool workers that a concurrent `fork` stopped waits forever. Calls are serialised by the engine's mutex
-/// anyway, so one thread loses little.
-fn single_threaded_blas() {
-    // SAFETY: a plain setter with no pointer arguments, callable at any time; it only stores the thread count.
-    unsafe { openblas_set_num_threads(1) };
 }
 
 /// Longest side faces are detected at: HOG detection costs grows with the pixel count, and a talking-head face

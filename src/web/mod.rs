@@ -54,6 +54,11 @@ fn protected() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(api::identities::set_default))
         .routes(routes!(api::identities::test))
+        .routes(
+            routes!(api::identity_photos::list, api::identity_photos::upload)
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .routes(routes!(api::identity_photos::remove))
         .routes(routes!(api::projects::list, api::projects::create))
         .routes(routes!(
             api::projects::get,

@@ -1,12 +1,15 @@
-//! A project file into the database: headshots stored as assets, identities, the project and its scenes. The
-//! CLI render, `demo` and the dashboard's demo button all store projects this way; plans are then built from
-//! the stored rows by [`RunService::load_plan`](super::RunService::load_plan).
+//! A project file into the database: headshots stored as assets, identities (with their reference photos merged
+//! into their photo collections), the project and its scenes. The CLI render, `demo` and the dashboard's demo
+//! button all store projects this way; plans are then built from the stored rows by
+//! [`RunService::load_plan`](super::RunService::load_plan).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::app::Storage;
-use crate::project_file::{ProjectFile, image_kind};
+use crate::face::FaceSettings;
+use crate::identity_photos::{PhotoError, Photos, check_file};
+use crate::project_file::{FileIdentity, ProjectFile, image_kind};
 use crate::storage::db::{AssetInput, DbError, SceneInput};
 
 /// What to do with an identity the database already has under the file's name or trigger word.
@@ -29,6 +32,14 @@ pub enum ImportError {
         /// What is wrong.
         reason: String,
     },
+    /// A reference photo named by the file could not be added.
+    #[error("reference photo {path}: {source}")]
+    Photo {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        source: PhotoError,
+    },
     /// A scene names an identity the file does not define.
     #[error("scene {0:?} names an identity the file does not define")]
     UnknownIdentity(String),
@@ -40,9 +51,11 @@ pub enum ImportError {
     Plan(super::StartError),
 }
 
-/// Stores `file` (identities per `policy`, the project, its scenes in file order); returns the project id.
+/// Stores `file` (identities per `policy` with their photos merged, the project, its scenes in file order);
+/// returns the project id. New photos are analysed with the face models of `face`.
 pub async fn import_project(
     storage: &Storage,
+    face: &FaceSettings,
     file: &ProjectFile,
     policy: IdentityPolicy,
 ) -> Result<String, ImportError> {
@@ -57,16 +70,17 @@ pub async fn import_project(
         let kept = existing
             .iter()
             .find(|r| r.identity.name == i.name || r.identity.trigger_word == i.trigger_word);
-        let id = match kept {
-            Some(r) => r.id.clone(),
+        let (id, headshot) = match kept {
+            Some(r) => (r.id.clone(), None),
             None => {
                 let headshot = match &fi.headshot {
                     Some(path) => Some(import_headshot(storage, path).await?),
                     None => None,
                 };
-                db.upsert_identity(i, headshot.as_deref()).await?
+                (db.upsert_identity(i, headshot.as_deref()).await?, headshot)
             }
         };
+        merge_photos(&Photos::new(storage, face), &id, headshot.as_deref(), fi).await?;
         identity_ids.insert(i.name.clone(), id);
     }
     let default_id = identity_ids.get(&file.default_identity).map(String::as_str);
@@ -89,6 +103,34 @@ pub async fn import_project(
     }
     db.sync_scenes(&project_id, &scenes).await?;
     Ok(project_id)
+}
+
+/// Adds the identity's headshot asset (when the file set one) and its reference photos to its collection: a
+/// photo already there is left as it is, and nothing is removed. A headshot that cannot join (it is still the
+/// headshot) is logged; a reference photo that cannot is an error.
+async fn merge_photos(
+    photos: &Photos<'_>,
+    identity_id: &str,
+    headshot: Option<&str>,
+    fi: &FileIdentity,
+) -> Result<(), ImportError> {
+    let failed = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ImportError::Photo { path, source }
+    };
+    if let Some(asset) = headshot
+        && let Err(e) = photos.add_headshot(identity_id, asset).await
+    {
+        tracing::warn!(identity = %identity_id, error = %e, "the headshot did not join the reference photos");
+    }
+    for path in &fi.reference_photos {
+        let file = check_file(path, None).map_err(failed(path))?;
+        photos
+            .add_file(identity_id, &file)
+            .await
+            .map_err(failed(path))?;
+    }
+    Ok(())
 }
 
 /// Stores a headshot image (content-addressed) and registers it as an asset; returns the asset id.

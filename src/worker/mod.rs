@@ -158,6 +158,9 @@ impl RunService {
             Some(a) => db.asset_object_key(a).await?,
             None => None,
         };
+        let face_print = crate::identity_photos::face_print(db, &identity.id)
+            .await?
+            .map(Arc::new);
         let mut scene = record.scene;
         scene.identity = identity.identity.name.clone();
         Ok(PlannedScene {
@@ -167,7 +170,7 @@ impl RunService {
             scene_headshot,
             identity_headshot,
             identity_lora,
-            face_print: None,
+            face_print,
         })
     }
 
@@ -401,7 +404,7 @@ impl RunService {
         file: &crate::project_file::ProjectFile,
         policy: IdentityPolicy,
     ) -> Result<RenderPlan, ImportError> {
-        let project_id = import_project(&self.storage, file, policy).await?;
+        let project_id = import_project(&self.storage, &self.config.face, file, policy).await?;
         self.load_plan(&project_id, None)
             .await
             .map_err(ImportError::Plan)

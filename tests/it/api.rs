@@ -253,7 +253,16 @@ async fn guide_identity_is_created_and_bad_ones_name_the_field() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["triggerWord", "baseModel", "voiceId", "loraUrl"]);
+    assert_eq!(
+        names,
+        [
+            "triggerWord",
+            "baseModel",
+            "voiceId",
+            "loraUrl",
+            "referencePhotos"
+        ]
+    );
     assert!(tested["lora"].is_null());
     // Asked for, a test render adds one still through the image provider, served from storage.
     let rendered: Value = http
@@ -265,8 +274,8 @@ async fn guide_identity_is_created_and_bad_ones_name_the_field() {
         .json()
         .await
         .unwrap();
-    assert_eq!(rendered["checks"][4]["name"], "testRender", "{rendered}");
-    assert_eq!(rendered["checks"][4]["ok"], true, "{rendered}");
+    assert_eq!(rendered["checks"][5]["name"], "testRender", "{rendered}");
+    assert_eq!(rendered["checks"][5]["ok"], true, "{rendered}");
     let key = rendered["renderKey"].as_str().unwrap();
     let still = http
         .get(format!("{}/{key}", server.base))
@@ -319,7 +328,8 @@ async fn guide_identity_is_created_and_bad_ones_name_the_field() {
             "baseModel",
             "voiceId",
             "loraReachable",
-            "loraFile"
+            "loraFile",
+            "referencePhotos"
         ]
     );
     assert_eq!(tested["lora"]["family"], "flux");
@@ -1567,4 +1577,5 @@ async fn lora_uploads_media_headers_bearer_case_and_concurrent_reorders() {
 
 mod hostile;
 mod lora_asset;
+mod photos;
 mod schema;

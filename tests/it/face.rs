@@ -23,11 +23,11 @@ fn photo(name: &str) -> PathBuf {
     path
 }
 
-fn astronaut() -> PathBuf {
+pub(crate) fn astronaut() -> PathBuf {
     photo("astronaut.png")
 }
 
-fn grace_hopper() -> PathBuf {
+pub(crate) fn grace_hopper() -> PathBuf {
     photo("grace_hopper.jpg")
 }
 
@@ -52,7 +52,7 @@ fn s(p: &Path) -> &str {
 }
 
 /// The astronaut mirrored, brightened and cropped: the same person in a different photo.
-fn same_person_variant(dir: &Path) -> PathBuf {
+pub(crate) fn same_person_variant(dir: &Path) -> PathBuf {
     let original = image::open(astronaut()).unwrap().to_rgb8();
     let mut img = imageops::flip_horizontal(&original);
     imageops::colorops::brighten_in_place(&mut img, 35);
@@ -63,7 +63,7 @@ fn same_person_variant(dir: &Path) -> PathBuf {
 }
 
 /// A smooth gradient: no face.
-fn gradient(dir: &Path) -> PathBuf {
+pub(crate) fn gradient(dir: &Path) -> PathBuf {
     let img = RgbImage::from_fn(320, 240, |x, y| {
         Rgb([(x * 255 / 320) as u8, (y * 255 / 240) as u8, 128])
     });

@@ -1,12 +1,13 @@
 //! The database: one `sqlx::AnyPool` over SQLite (default) or PostgreSQL, migrations, and every query — one
-//! module per table (assets, auth, identities, jobs, logs, projects, runs + queue, scenes, slots, steps + cache,
-//! webhooks) plus LISTEN/NOTIFY (notify.rs).
+//! module per table (assets, auth, identities, identity_photos, jobs, logs, projects, runs + queue, scenes,
+//! slots, steps + cache, webhooks) plus LISTEN/NOTIFY (notify.rs).
 //!
 //! Queries are portable SQL with `$n` placeholders, checked at run time, so one code path serves both engines.
 
 mod assets;
 mod auth;
 mod identities;
+mod identity_photos;
 mod jobs;
 mod logs;
 mod notify;
@@ -27,6 +28,7 @@ use sqlx::any::AnyPoolOptions;
 pub use assets::{AssetInput, AssetRecord};
 pub use auth::TokenInfo;
 pub use identities::{Conflict, IdentityRecord};
+pub use identity_photos::{FaceAnalysis, FaceFacts, NewPhoto, PhotoRecord};
 pub use logs::{LogFilter, LogInput, LogRow};
 pub use notify::RUNS_CHANNEL;
 pub use projects::{ProjectRecord, UiCounts};

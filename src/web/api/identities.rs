@@ -338,6 +338,7 @@ pub async fn create(
     if lora.is_some() {
         store_lora_asset(&state, &id, lora.as_deref()).await?;
     }
+    service::identity_photos::headshot_joins(&state, &id, headshot.as_deref()).await;
     let record = db
         .get_identity(&id)
         .await?
@@ -379,7 +380,8 @@ pub async fn update(
         .clone()
         .or(current.headshot_asset_id.clone());
     let active = input.is_active.unwrap_or(current.is_active);
-    let checked = check_headshot(&state, input.headshot_asset_id.as_deref()).await;
+    let new_headshot = input.headshot_asset_id.clone();
+    let checked = check_headshot(&state, new_headshot.as_deref()).await;
     let lora_given = input.lora_asset_id.clone();
     let identity = input.apply(current.identity)?;
     checked?;
@@ -388,6 +390,7 @@ pub async fn update(
         .await
         .map_err(unique_conflict)?;
     store_lora_asset(&state, &id, lora.as_deref()).await?;
+    service::identity_photos::headshot_joins(&state, &id, new_headshot.as_deref()).await;
     let record = db
         .get_identity(&id)
         .await?

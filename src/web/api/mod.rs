@@ -3,6 +3,7 @@
 pub mod assets;
 pub mod estimate;
 pub mod identities;
+pub mod identity_photos;
 pub mod projects;
 pub mod runs;
 pub mod scenes;

@@ -64,7 +64,7 @@ fn sniff(kind: &str, head: &[u8], size: u64) -> Option<(&'static str, &'static s
     }
 }
 
-fn error(
+pub(super) fn error(
     status: StatusCode,
     code: &'static str,
     message: impl Into<String>,
@@ -94,14 +94,19 @@ pub struct UploadedAsset {
 
 /// Receives an upload (multipart fields `kind`, optional `folder`, then `file`) and stores it as an asset.
 pub async fn upload(state: &AppState, mut multipart: Multipart) -> Result<UploadedAsset, ApiError> {
+    let tmp = upload_path(state).await?;
+    let result = receive_and_store(state, &mut multipart, &tmp).await;
+    let _ = tokio::fs::remove_file(&tmp).await;
+    result
+}
+
+/// A fresh path for an upload in the work folder's `uploads` (created when needed).
+pub(super) async fn upload_path(state: &AppState) -> Result<std::path::PathBuf, ApiError> {
     let tmp_dir = state.storage.work_dir().join("uploads");
     tokio::fs::create_dir_all(&tmp_dir)
         .await
         .map_err(ApiError::internal)?;
-    let tmp = tmp_dir.join(crate::storage::new_id());
-    let result = receive_and_store(state, &mut multipart, &tmp).await;
-    let _ = tokio::fs::remove_file(&tmp).await;
-    result
+    Ok(tmp_dir.join(crate::storage::new_id()))
 }
 
 /// Deletes an asset; 404 when there is none with this id.
@@ -121,10 +126,10 @@ struct UploadForm {
 }
 
 /// A file streamed to the temporary path: its size, its first 64 bytes and its original name (at most 200 chars).
-struct UploadedFile {
-    size: u64,
-    head: Vec<u8>,
-    name: Option<String>,
+pub(super) struct UploadedFile {
+    pub size: u64,
+    pub head: Vec<u8>,
+    pub name: Option<String>,
 }
 
 /// What probing found: pixel size for images, duration in seconds for audio, the inspection of a LoRA.
@@ -192,7 +197,7 @@ async fn receive_and_store(
 }
 
 /// A multipart read error as a 400 carrying the parser's message.
-fn bad_multipart(e: MultipartError) -> ApiError {
+pub(super) fn bad_multipart(e: MultipartError) -> ApiError {
     ApiError::bad_request(e.body_text())
 }
 
@@ -261,7 +266,7 @@ fn parse_folder(v: &str) -> Result<String, ApiError> {
 }
 
 /// Streams the `file` field to `tmp`, keeping its first 64 bytes for sniffing; 413 once it passes `limit`.
-async fn stream_file(
+pub(super) async fn stream_file(
     field: &mut Field<'_>,
     tmp: &FsPath,
     limit: u64,
@@ -310,22 +315,7 @@ async fn probe_details(kind: &str, ext: &str, tmp: &FsPath) -> Result<MediaDetai
     let mut details = MediaDetails::default();
     match kind {
         "headshot" | "background" => {
-            let (w, h) = super::images::check(tmp, ext).await.map_err(|p| {
-                let status = match p {
-                    super::images::ImageProblem::TooManyPixels { .. } => {
-                        StatusCode::UNPROCESSABLE_ENTITY
-                    }
-                    super::images::ImageProblem::Undecodable(_) => {
-                        StatusCode::UNSUPPORTED_MEDIA_TYPE
-                    }
-                };
-                let code = if status == StatusCode::UNPROCESSABLE_ENTITY {
-                    "invalid"
-                } else {
-                    "unsupported_media_type"
-                };
-                error(status, code, p.to_string(), "file")
-            })?;
+            let (w, h) = checked_image(tmp, ext).await?;
             (details.width, details.height) = (Some(i64::from(w)), Some(i64::from(h)));
         }
         "audio" => match crate::media::probe(tmp).await {
@@ -354,6 +344,25 @@ async fn probe_details(kind: &str, ext: &str, tmp: &FsPath) -> Result<MediaDetai
         _ => {}
     }
     Ok(details)
+}
+
+/// The image check of uploads ([`super::images::check`]): its size, or 415 when it cannot be decoded and 422
+/// above the pixel limit.
+pub(super) async fn checked_image(tmp: &FsPath, ext: &str) -> Result<(u32, u32), ApiError> {
+    super::images::check(tmp, ext).await.map_err(|p| match p {
+        super::images::ImageProblem::TooManyPixels { .. } => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            p.to_string(),
+            "file",
+        ),
+        super::images::ImageProblem::Undecodable(_) => error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            p.to_string(),
+            "file",
+        ),
+    })
 }
 
 /// Records the stored object as an asset (deduplicated by kind and content), sets its details, reads it back.

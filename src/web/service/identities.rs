@@ -4,8 +4,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::identity_check::{
-    IdentityTestReport, VoiceDirectory, check_lora_file, test_identity, test_render,
+    IdentityTestReport, VoiceDirectory, check_lora_file, reference_photo_checks, test_identity,
+    test_render,
 };
+use crate::identity_photos::Photos;
 use crate::web::AppState;
 use crate::web::error::ApiError;
 
@@ -135,6 +137,8 @@ pub async fn test(
             .map_err(|e| ApiError::internal(e.to_string()))?;
         check_lora_file(&mut report, &record.identity, &path).await;
     }
+    let photos = Photos::new(&state.storage, &state.config.face);
+    report.extend(reference_photo_checks(&photos, &record.identity.name, id).await);
     if render {
         let providers = state.config.configured_providers();
         let work = state

@@ -5,6 +5,7 @@
 
 pub mod assets;
 pub mod identities;
+pub mod identity_photos;
 pub mod images;
 pub mod projects;
 pub mod runs;

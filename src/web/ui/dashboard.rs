@@ -93,6 +93,7 @@ pub(crate) async fn render_demo(
         .map_err(|e| UiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let project_id = crate::worker::import_project(
         &state.storage,
+        &state.config.face,
         &file,
         crate::worker::IdentityPolicy::KeepExisting,
     )

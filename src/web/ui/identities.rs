@@ -9,12 +9,14 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::forms::{FieldErrs, FormData, FormField, PostForm, number, with_errors};
+use super::identity_photos::{self, PhotosSection};
 use super::view;
 use super::{Layout, Page, UiError, ok, render};
 use crate::domain::{BaseModel, Identity, LoraScale};
 use crate::storage::db::{Conflict, IdentityRecord};
 use crate::web::AppState;
 use crate::web::service::identities as service;
+use crate::web::service::identity_photos as photos_service;
 
 use super::identity_fields::{FIELDS, identity_fields, refill};
 
@@ -145,6 +147,8 @@ struct IdentityFormPage {
     id: String,
     fields: Vec<FormField>,
     error: Option<String>,
+    /// The reference photos (an existing identity only).
+    photos: Option<PhotosSection>,
 }
 
 #[derive(Template)]
@@ -309,6 +313,7 @@ pub(crate) async fn new_page(
         id: String::new(),
         fields: identity_fields(&state, None).await?,
         error: None,
+        photos: None,
     })
 }
 
@@ -333,6 +338,7 @@ pub(crate) async fn create(
                 id: String::new(),
                 fields: with_errors(refill(identity_fields(&state, None).await?, &form), &errors),
                 error: Some("The identity was not created: fix the fields marked below.".into()),
+                photos: None,
             },
         ),
     }
@@ -351,6 +357,7 @@ async fn insert(
             if lora.is_some() {
                 state.storage.db.set_identity_lora_asset(&id, lora).await?;
             }
+            photos_service::headshot_joins(state, &id, headshot).await;
             Ok(Ok(id))
         }
         Err(e) if e.is_unique_on("trigger_word") || e.is_unique_on("name") => {
@@ -381,13 +388,29 @@ pub(crate) async fn edit_page(
     page: Page,
     Path(id): Path<String>,
 ) -> Result<Response, UiError> {
-    let r = record(&state, &id).await?;
-    ok(&IdentityFormPage {
-        l: page.layout(format!("Edit {}", r.identity.display_name), "identities"),
-        id: r.id.clone(),
-        fields: identity_fields(&state, Some(&r)).await?,
-        error: None,
-    })
+    edit_form(&state, &page, &id, StatusCode::OK, None).await
+}
+
+/// The Edit Identity form with its reference photos, answered with `status` (and why a photo upload was
+/// refused, when one was).
+pub(crate) async fn edit_form(
+    state: &AppState,
+    page: &Page,
+    id: &str,
+    status: StatusCode,
+    photo_error: Option<String>,
+) -> Result<Response, UiError> {
+    let r = record(state, id).await?;
+    render(
+        status,
+        &IdentityFormPage {
+            l: page.layout(format!("Edit {}", r.identity.display_name), "identities"),
+            id: r.id.clone(),
+            fields: identity_fields(state, Some(&r)).await?,
+            error: None,
+            photos: Some(identity_photos::section(state, page, id, photo_error).await?),
+        },
+    )
 }
 
 /// Saves an identity.
@@ -409,6 +432,7 @@ pub(crate) async fn update(
             )
             .await?;
             db.set_identity_lora_asset(&id, lora.as_deref()).await?;
+            photos_service::headshot_joins(&state, &id, headshot.as_deref()).await;
             Ok(page.redirect(&format!("identities?ok=identity-saved#identity-{id}")))
         }
         Err((status, errors)) => render(
@@ -421,6 +445,7 @@ pub(crate) async fn update(
                     &errors,
                 ),
                 error: Some("The identity was not saved: fix the fields marked below.".into()),
+                photos: Some(identity_photos::section(&state, &page, &id, None).await?),
             },
         ),
     }

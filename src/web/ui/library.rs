@@ -197,7 +197,7 @@ pub(crate) async fn upload(
 }
 
 /// True when the form's first field is `csrf` and carries the session's token (read up to 256 bytes).
-async fn csrf_field_matches(multipart: &mut Multipart, expected: &str) -> bool {
+pub(super) async fn csrf_field_matches(multipart: &mut Multipart, expected: &str) -> bool {
     let Ok(Some(mut field)) = multipart.next_field().await else {
         return false;
     };

@@ -11,6 +11,7 @@ mod dashboard;
 mod forms;
 mod identities;
 mod identity_fields;
+mod identity_photos;
 mod library;
 mod login;
 mod logs;
@@ -67,6 +68,14 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/identities/{id}/test", post(identities::test))
         .route("/identities/{id}/default", post(identities::set_default))
         .route("/identities/{id}/delete", post(identities::delete))
+        .route(
+            "/identities/{id}/photos",
+            post(identity_photos::upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/identities/{id}/photos/{photo}/delete",
+            post(identity_photos::remove),
+        )
         .route(
             "/assets",
             get(library::page)

@@ -21,6 +21,8 @@ pub(crate) fn flash_message(key: &str) -> Option<&'static str> {
         "identity-deleted" => "Identity deleted.",
         "identity-tested" => "Identity tested; the result is on its card.",
         "default-set" => "Default identity set.",
+        "photos-added" => "Photos added; what each one shows is below.",
+        "photo-removed" => "Photo removed.",
         "uploaded" => "File uploaded.",
         "asset-deleted" => "Asset deleted.",
         "demo" => "The demo project is rendering; progress appears below as it happens.",

@@ -1,0 +1,48 @@
+//! `/api/identities/{id}/photos`: an identity's reference photos — list (with each photo's analysis, its
+//! distance to the others and the references' agreement), upload, remove. The work is in
+//! `web::service::identity_photos`; embeddings never appear here.
+
+use axum::Json;
+use axum::extract::{Multipart, Path, State};
+use axum::http::StatusCode;
+
+use crate::identity_photos::{CollectionView, PhotosAdded};
+use crate::web::AppState;
+use crate::web::error::ApiError;
+use crate::web::service::identity_photos as service;
+
+/// The identity's reference photos (its headshot among them), in the order they were added.
+#[utoipa::path(get, path = "/api/identities/{id}/photos", tag = "identities", params(("id" = String, Path)),
+    responses((status = 200, body = CollectionView), (status = 404)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<CollectionView>, ApiError> {
+    Ok(Json(service::list(&state, &id).await?.view()))
+}
+
+/// Add reference photos: multipart `file` fields (PNG or JPEG, up to 20 MB and 40 megapixels each). Each is
+/// stored once per identity (the same content again is the same photo) and analysed by the face engine.
+#[utoipa::path(post, path = "/api/identities/{id}/photos", tag = "identities", params(("id" = String, Path)),
+    request_body(content_type = "multipart/form-data", content = String),
+    responses((status = 201, body = PhotosAdded), (status = 400), (status = 404), (status = 413), (status = 415),
+        (status = 422)))]
+pub async fn upload(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    multipart: Multipart,
+) -> Result<(StatusCode, Json<PhotosAdded>), ApiError> {
+    let added = service::upload(&state, &id, multipart).await?;
+    Ok((StatusCode::CREATED, Json(added)))
+}
+
+/// Remove a reference photo.
+#[utoipa::path(delete, path = "/api/identities/{id}/photos/{photoId}", tag = "identities",
+    params(("id" = String, Path), ("photoId" = String, Path)), responses((status = 204), (status = 404)))]
+pub async fn remove(
+    State(state): State<AppState>,
+    Path((id, photo_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    service::remove(&state, &id, &photo_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
