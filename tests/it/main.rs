@@ -18,6 +18,7 @@ mod fakes;
 mod fakes_faces;
 mod fault_matrix;
 mod fetch_guard;
+mod identity_gate;
 mod identity_photos;
 mod local_providers;
 mod lora_inspect;
