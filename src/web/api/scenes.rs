@@ -412,15 +412,24 @@ pub async fn generate(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<RunStarted>), ApiError> {
+    start_scene_run(&state, &id, false).await
+}
+
+/// Queues a run of scene `id` (a local preview when `preview`): 202 with its id.
+async fn start_scene_run(
+    state: &AppState,
+    id: &str,
+    preview: bool,
+) -> Result<(StatusCode, Json<RunStarted>), ApiError> {
     let scene = state
         .storage
         .db
-        .get_scene(&id)
+        .get_scene(id)
         .await?
         .ok_or_else(|| ApiError::not_found("scene"))?;
     let run_id = state
         .runs
-        .start(&scene.project_id, Some(&id), false)
+        .start(&scene.project_id, Some(id), preview)
         .await?;
     Ok((StatusCode::ACCEPTED, Json(RunStarted { run_id })))
 }
@@ -432,14 +441,7 @@ pub async fn preview(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<RunStarted>), ApiError> {
-    let scene = state
-        .storage
-        .db
-        .get_scene(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("scene"))?;
-    let run_id = state.runs.start(&scene.project_id, Some(&id), true).await?;
-    Ok((StatusCode::ACCEPTED, Json(RunStarted { run_id })))
+    start_scene_run(&state, &id, true).await
 }
 
 /// Cancel the scene's running generation.
