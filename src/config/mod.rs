@@ -146,10 +146,13 @@ impl Config {
 
     /// The offline providers, speaking with the configured espeak-ng voice.
     pub fn local_providers(&self) -> Providers {
-        Providers::local_speaking(EspeakSpeech {
-            voice: self.espeak_voice.clone(),
-            rate: self.espeak_rate,
-        })
+        Providers::local_speaking(
+            EspeakSpeech {
+                voice: self.espeak_voice.clone(),
+                rate: self.espeak_rate,
+            },
+            self.face.clone(),
+        )
     }
 
     /// The providers for `choice` (cloud where keys are set, offline otherwise); an error explains why

@@ -520,6 +520,8 @@ async fn client_chain(
         speech_seconds,
         tail_seconds: devatar::pipeline::SCENE_TAIL_SECONDS,
         urls: Default::default(),
+        camera: None,
+        words: Vec::new(),
     };
     if let Err(e) = providers
         .lipsync

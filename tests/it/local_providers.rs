@@ -164,6 +164,8 @@ async fn animation_renders_the_bucket_length_and_mux_never_cuts_speech() {
                 speech_seconds: speech_len,
                 tail_seconds: 0.3,
                 urls: Default::default(),
+                camera: None,
+                words: Vec::new(),
             },
             mux_dir.path(),
             &JobCtx::detached("t"),

@@ -21,5 +21,6 @@ mod lora_inspect;
 mod media_join;
 mod postgres_backend;
 mod s3_storage;
+mod talk;
 mod ui_browser;
 mod workers;

@@ -4,11 +4,13 @@ mod animation;
 mod mux;
 mod portrait;
 mod speech;
+pub mod talk;
 
-pub use animation::{CameraMove, FfmpegAnimation, camera_move};
+pub use animation::{CameraMove, FfmpegAnimation, camera_move, camera_path};
 pub use mux::LocalMux;
 pub use portrait::{PortraitStill, mood_tint, render_placeholder};
 pub use speech::EspeakSpeech;
+pub use talk::LocalTalk;
 
 /// Frames per second of every clip the local providers make.
 pub const FPS: u32 = 25;
