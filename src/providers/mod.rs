@@ -74,6 +74,8 @@ pub struct SpeechRequest {
     pub style: f64,
     /// Speaker boost.
     pub speaker_boost: bool,
+    /// The offline voice the identity names (a Piper voice such as `en_US-joe-medium`), if any.
+    pub local_voice: Option<String>,
 }
 
 /// Speech written to a work file.
@@ -356,13 +358,16 @@ pub struct Providers {
 impl Providers {
     /// The offline providers: espeak-ng, local portrait, ffmpeg animation, local talk (default face models).
     pub fn local() -> Self {
-        Self::local_speaking(local::EspeakSpeech::default(), FaceSettings::default())
+        Self::local_speaking(
+            Arc::new(local::EspeakSpeech::default()),
+            FaceSettings::default(),
+        )
     }
 
     /// The offline providers with the given voice; `face` finds the faces the local lip-sync animates.
-    pub fn local_speaking(speech: local::EspeakSpeech, face: FaceSettings) -> Self {
+    pub fn local_speaking(speech: Arc<dyn SpeechSynth>, face: FaceSettings) -> Self {
         Self {
-            speech: Arc::new(speech),
+            speech,
             image: Arc::new(local::PortraitStill),
             video: Arc::new(local::FfmpegAnimation),
             lipsync: Arc::new(local::LocalTalk::new(face)),

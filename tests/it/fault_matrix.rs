@@ -464,6 +464,7 @@ async fn client_chain(
         similarity: identity.voice_similarity,
         style: identity.voice_style,
         speaker_boost: identity.voice_speaker_boost,
+        local_voice: None,
     };
     let still = ImageRequest {
         prompt: image_prompt(&identity, &scene),

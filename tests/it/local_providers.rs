@@ -20,6 +20,7 @@ fn speech(text: &str) -> SpeechRequest {
         similarity: 0.8,
         style: 0.2,
         speaker_boost: true,
+        local_voice: None,
     }
 }
 

@@ -17,6 +17,7 @@ mod fakes;
 mod fault_matrix;
 mod fetch_guard;
 mod local_providers;
+mod local_voice;
 mod lora_inspect;
 mod media_join;
 mod postgres_backend;

@@ -2,12 +2,14 @@
 
 mod animation;
 mod mux;
+mod piper;
 mod portrait;
 mod speech;
 pub mod talk;
 
 pub use animation::{CameraMove, FfmpegAnimation, camera_move, camera_path};
 pub use mux::LocalMux;
+pub use piper::{DEFAULT_PIPER_DIR, DEFAULT_PIPER_VOICE, PiperSpeech};
 pub use portrait::{PortraitStill, mood_tint, render_placeholder};
 pub use speech::EspeakSpeech;
 pub use talk::LocalTalk;
