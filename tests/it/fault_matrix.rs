@@ -464,7 +464,7 @@ async fn client_chain(
         similarity: identity.voice_similarity,
         style: identity.voice_style,
         speaker_boost: identity.voice_speaker_boost,
-        local_voice: None,
+        local_voice: identity.local_voice.clone(),
     };
     let still = ImageRequest {
         prompt: image_prompt(&identity, &scene),

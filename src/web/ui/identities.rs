@@ -301,6 +301,12 @@ fn voice_fields(i: &Identity) -> Vec<FormField> {
             if i.voice_speaker_boost { "on" } else { "" },
         )
         .control(Control::Checkbox),
+        FormField::text(
+            "localVoice",
+            "Offline voice",
+            i.local_voice.clone().unwrap_or_default(),
+        )
+        .hint("The Piper voice for offline renders, e.g. en_US-joe-medium (optional; the default voice when empty)."),
     ]
 }
 
@@ -340,6 +346,7 @@ async fn parse_identity(
         None => errors.add("baseModel", "must be flux-dev or flux-schnell"),
     }
     i.voice_id = form.opt("voiceId");
+    i.local_voice = form.opt("localVoice");
     if let Some(m) = form.opt("voiceModel") {
         i.voice_model = m;
     }
