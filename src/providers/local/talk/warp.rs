@@ -56,7 +56,7 @@ impl Warp {
         let along = |p: Pt, a: f32, d: f32| (p.0 + a * ax.0 + d * dn.0, p.1 + a * ax.1 + d * dn.1);
         Self {
             head_centre: along(mid, 0.0, 0.4 * iod),
-            head_radii: (1.5 * iod, 2.0 * iod),
+            head_radii: (1.4 * iod, 1.9 * iod),
             head_shift: along((0.0, 0.0), drive.head.0 * iod, drive.head.1 * iod),
             lid: [[0.0; 3]; 2],
             g,
@@ -235,24 +235,33 @@ impl Warp {
         let (u_in, v_in) = rest.split_at(cw * ch);
         for y in y0..y1 {
             for x in x0..x1 {
-                let m = self.map((x as f32, y as f32));
+                let p = (x as f32, y as f32);
+                let m = self.map(p);
+                if m.at == p && m.paint.is_none() {
+                    continue;
+                }
                 let mut val = sample(y_in, w, h, m.at);
                 if let Some((c, a)) = m.paint {
                     val += (c[0] - val) * a;
                 }
-                luma[y * w + x] = val.round().clamp(0.0, 255.0) as u8;
+                // A saturating cast: below 0 is 0, above 255 is 255.
+                luma[y * w + x] = (val + 0.5) as u8;
             }
         }
         for j in y0 / 2..y1.div_ceil(2).min(ch) {
             for i in x0 / 2..x1.div_ceil(2).min(cw) {
-                let m = self.map((2.0 * i as f32 + 0.5, 2.0 * j as f32 + 0.5));
+                let p = (2.0 * i as f32 + 0.5, 2.0 * j as f32 + 0.5);
+                let m = self.map(p);
+                if m.at == p && m.paint.is_none() {
+                    continue;
+                }
                 let at = ((m.at.0 - 0.5) / 2.0, (m.at.1 - 0.5) / 2.0);
                 for (plane_in, plane_out, k) in [(u_in, &mut *u_out, 1), (v_in, &mut *v_out, 2)] {
                     let mut val = sample(plane_in, cw, ch, at);
                     if let Some((c, a)) = m.paint {
                         val += (c[k] - val) * a;
                     }
-                    plane_out[j * cw + i] = val.round().clamp(0.0, 255.0) as u8;
+                    plane_out[j * cw + i] = (val + 0.5) as u8;
                 }
             }
         }
