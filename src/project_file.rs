@@ -99,6 +99,7 @@ struct IdentitySection {
     voice_similarity: Option<f64>,
     voice_style: Option<f64>,
     voice_speaker_boost: Option<bool>,
+    local_voice: Option<String>,
     headshot: Option<String>,
     reference_photos: Option<Vec<String>>,
 }
@@ -361,6 +362,7 @@ fn identity_from(s: &IdentitySection, field: &str, errors: &mut FieldErrors) -> 
     id.voice_similarity = s.voice_similarity.unwrap_or(id.voice_similarity);
     id.voice_style = s.voice_style.unwrap_or(id.voice_style);
     id.voice_speaker_boost = s.voice_speaker_boost.unwrap_or(id.voice_speaker_boost);
+    id.local_voice = s.local_voice.clone();
     id
 }
 
@@ -608,6 +610,31 @@ camera = "close-up"
         assert_eq!(f.scenes[0].scene.generation_mode, GenerationMode::Auto);
         assert_eq!(f.scenes[0].scene.animation, Animation::Standard);
         assert_eq!(f.identities[0].identity.lora_scale, LoraScale::Fixed(0.95));
+    }
+
+    #[test]
+    fn an_identity_may_name_its_offline_voice() {
+        let named = GOOD.replace(
+            "trigger_word = \"TOK_DEVEN\"",
+            "trigger_word = \"TOK_DEVEN\"\nlocal_voice = \"en_US-joe-medium\"",
+        );
+        let f = parse(&named).unwrap();
+        assert_eq!(
+            f.identities[0].identity.local_voice.as_deref(),
+            Some("en_US-joe-medium")
+        );
+        assert_eq!(
+            parse(GOOD).unwrap().identities[0].identity.local_voice,
+            None
+        );
+        let err = parse(&named.replace("en_US-joe-medium", "joe; rm -rf"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("local_voice") || err.contains("localVoice"),
+            "{err}"
+        );
     }
 
     #[test]

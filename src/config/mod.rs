@@ -16,7 +16,7 @@ use crate::face::FaceSettings;
 use crate::pipeline::limits::Caps;
 use crate::providers::Providers;
 use crate::providers::cloud::{CloudConfig, ProviderChoice, Route, Secret};
-use crate::providers::local::EspeakSpeech;
+use crate::providers::local::{DEFAULT_PIPER_DIR, EspeakSpeech, PiperSpeech};
 use crate::storage::objects::MediaConfig;
 
 /// The whole configuration of one devatar process.
@@ -59,6 +59,9 @@ pub struct Config {
     /// `DEVATAR_FACE_MODELS` (the face models folder; default `/usr/local/share/devatar/face-models`, independent
     /// of `--data`) and `DEVATAR_FACE_THRESHOLD` (same-person distance, above 0 and below 2; default 0.6).
     pub face: FaceSettings,
+    /// `DEVATAR_PIPER_DIR`: where Piper, the neural offline voice, is installed (default
+    /// `/usr/local/share/devatar/piper`, independent of `--data`); espeak-ng speaks when it is not there.
+    pub piper_dir: PathBuf,
     /// Deferred warnings about values that were replaced by defaults; logged once logging is set up.
     pub warnings: Vec<String>,
 }
@@ -139,6 +142,9 @@ impl Config {
                 .map(|n: u64| n as usize),
             failpoint: failpoint(l)?,
             face: face(l)?,
+            piper_dir: l
+                .raw("DEVATAR_PIPER_DIR")
+                .map_or_else(|| PathBuf::from(DEFAULT_PIPER_DIR), PathBuf::from),
             warnings,
         })
     }
@@ -148,14 +154,28 @@ impl Config {
         self.cloud.any()
     }
 
-    /// The offline providers, speaking with the configured espeak-ng voice and framing headshots around their
-    /// face with the configured face engine.
+    /// The offline providers, speaking with Piper when it is installed (the identity's voice is chosen per scene),
+    /// else with the configured espeak-ng voice, and framing headshots around their face.
     pub fn local_providers(&self) -> Providers {
-        Providers::local_speaking(EspeakSpeech {
-            voice: self.espeak_voice.clone(),
-            rate: self.espeak_rate,
-        })
-        .with_face_framing(self.face.clone())
+        Providers::local_speaking(self.local_speech(), self.face.clone())
+            .with_face_framing(self.face.clone())
+    }
+
+    /// The offline voice: Piper when it is installed in `piper_dir`, else espeak-ng (logged).
+    pub fn local_speech(&self) -> std::sync::Arc<dyn crate::providers::SpeechSynth> {
+        match PiperSpeech::find(&self.piper_dir, None) {
+            Some(piper) => std::sync::Arc::new(piper),
+            None => {
+                tracing::info!(
+                    "Piper is not installed in {} (scripts/install-deps.sh installs it): speaking with espeak-ng",
+                    self.piper_dir.display()
+                );
+                std::sync::Arc::new(EspeakSpeech {
+                    voice: self.espeak_voice.clone(),
+                    rate: self.espeak_rate,
+                })
+            }
+        }
     }
 
     /// The providers for `choice` (cloud where keys are set, offline otherwise); an error explains why

@@ -98,6 +98,8 @@ pub struct Identity {
     pub voice_style: f64,
     /// ElevenLabs speaker boost.
     pub voice_speaker_boost: bool,
+    /// The offline voice (a Piper voice such as `en_US-joe-medium`, or part of its name); the default when unset.
+    pub local_voice: Option<String>,
 }
 
 /// Default ElevenLabs model.
@@ -120,6 +122,7 @@ impl Identity {
             voice_similarity: 0.8,
             voice_style: 0.2,
             voice_speaker_boost: true,
+            local_voice: None,
         }
     }
 
@@ -174,6 +177,17 @@ impl Identity {
             e.push(
                 "voiceModel",
                 "must be an ElevenLabs model id such as eleven_multilingual_v2",
+            );
+        }
+        self.local_voice = optional_text(&mut e, "localVoice", self.local_voice.as_deref(), 64);
+        if let Some(v) = &self.local_voice
+            && !v
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            e.push(
+                "localVoice",
+                "must be a voice name of letters, digits, '-', '_' and '.' (e.g. en_US-joe-medium)",
             );
         }
         in_range(&mut e, "voiceStability", self.voice_stability, 0.0, 1.0);

@@ -137,6 +137,25 @@ impl FaceEngine {
     }
 }
 
+impl FaceEngine {
+    /// The 5 landmarks of the largest face in `image`, without the embedding (no network: detection and the
+    /// shape predictor only); `None` when there is no face. Blocking.
+    pub fn largest_face_landmarks(&self, image: &RgbImage) -> Option<Vec<(i64, i64)>> {
+        let matrix = ImageMatrix::from_image(image);
+        let (small, scale) = detection_copy(image);
+        let small_matrix = small.as_ref().map(ImageMatrix::from_image);
+        let dlib = lock(&self.dlib);
+        let largest = dlib
+            .detector
+            .face_locations(small_matrix.as_ref().unwrap_or(&matrix))
+            .iter()
+            .map(|r| upscale(r, scale))
+            .max_by_key(|r| (r.right - r.left) * (r.bottom - r.top))?;
+        let shape = dlib.predictor.face_landmarks(&matrix, &largest);
+        Some(shape.iter().map(|p| (p.x(), p.y())).collect())
+    }
+}
+
 /// Longest side faces are detected at: HOG detection costs grows with the pixel count, and a talking-head face
 /// stays far above the detector's 80-pixel minimum at this size. Landmarks and embeddings use the full image.
 const DETECT_SIDE: u32 = 640;

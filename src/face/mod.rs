@@ -119,3 +119,12 @@ pub async fn analyse(engine: Arc<FaceEngine>, photo: Photo) -> Result<PhotoFaces
     })
     .await
 }
+
+/// The 5 landmarks of the largest face in `photo`, without its embedding (off the async runtime); `None` when
+/// there is no face.
+pub async fn largest_face_landmarks(
+    engine: Arc<FaceEngine>,
+    photo: Photo,
+) -> Result<Option<Vec<(i64, i64)>>, FaceError> {
+    blocking(move || Ok(engine.largest_face_landmarks(&photo.rgb))).await
+}

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::Value;
 
+use crate::face::FaceSettings;
 use crate::media::MediaError;
 use crate::media::captions::WordTiming;
 
@@ -73,6 +74,8 @@ pub struct SpeechRequest {
     pub style: f64,
     /// Speaker boost.
     pub speaker_boost: bool,
+    /// The offline voice the identity names (a Piper voice such as `en_US-joe-medium`), if any.
+    pub local_voice: Option<String>,
 }
 
 /// Speech written to a work file.
@@ -222,6 +225,45 @@ pub struct VideoRequest {
     pub height: u32,
 }
 
+/// Where the still lies in one frame of a clip: a still pixel `p` is seen at `p × scale + offset`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FrameTransform {
+    /// Horizontal scale.
+    pub scale_x: f32,
+    /// Vertical scale.
+    pub scale_y: f32,
+    /// Horizontal offset, frame pixels.
+    pub offset_x: f32,
+    /// Vertical offset, frame pixels.
+    pub offset_y: f32,
+}
+
+impl FrameTransform {
+    /// The frame position of still pixel `(x, y)`.
+    pub fn apply(&self, (x, y): (f32, f32)) -> (f32, f32) {
+        (
+            x * self.scale_x + self.offset_x,
+            y * self.scale_y + self.offset_y,
+        )
+    }
+
+    /// The still position of frame pixel `(x, y)`.
+    pub fn invert(&self, (x, y): (f32, f32)) -> (f32, f32) {
+        (
+            (x - self.offset_x) / self.scale_x,
+            (y - self.offset_y) / self.scale_y,
+        )
+    }
+}
+
+/// The camera path of a clip made from a still by a known move (one transform per frame, at the local fps),
+/// so a later step can find in every frame what it found in the still.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CameraPath {
+    /// Frame `i`'s transform.
+    pub frames: Vec<FrameTransform>,
+}
+
 /// Animates a still.
 #[async_trait]
 pub trait ImageToVideo: Send + Sync {
@@ -229,6 +271,10 @@ pub trait ImageToVideo: Send + Sync {
     fn name(&self) -> &str;
     /// The parameters that change the output.
     fn key_params(&self, req: &VideoRequest) -> Value;
+    /// The clip's camera path, when this provider moves a camera over the still (and nothing else moves).
+    fn camera_path(&self, _req: &VideoRequest) -> Option<CameraPath> {
+        None
+    }
     /// Writes an MP4 clip into `work_dir`.
     async fn animate(
         &self,
@@ -251,6 +297,10 @@ pub struct LipSyncRequest {
     pub tail_seconds: f64,
     /// Presigned URLs of the clip and the speech, when they live in a bucket.
     pub urls: InputUrls,
+    /// The clip's camera path, when the image-to-video provider knows it (local animation).
+    pub camera: Option<CameraPath>,
+    /// The speech's word timings (from the engine, or estimated), empty when unknown.
+    pub words: Vec<WordTiming>,
 }
 
 /// Makes the clip speak.
@@ -318,18 +368,21 @@ pub struct Providers {
 }
 
 impl Providers {
-    /// The offline providers: espeak-ng, local portrait, ffmpeg animation, local mux.
+    /// The offline providers: espeak-ng, local portrait, ffmpeg animation, local talk (default face models).
     pub fn local() -> Self {
-        Self::local_speaking(local::EspeakSpeech::default())
+        Self::local_speaking(
+            Arc::new(local::EspeakSpeech::default()),
+            FaceSettings::default(),
+        )
     }
 
-    /// The offline providers with the given espeak-ng voice.
-    pub fn local_speaking(speech: local::EspeakSpeech) -> Self {
+    /// The offline providers with the given voice; `face` finds the faces the local lip-sync animates.
+    pub fn local_speaking(speech: Arc<dyn SpeechSynth>, face: FaceSettings) -> Self {
         Self {
-            speech: Arc::new(speech),
+            speech,
             image: Arc::new(local::PortraitStill::default()),
             video: Arc::new(local::FfmpegAnimation),
-            lipsync: Arc::new(local::LocalMux),
+            lipsync: Arc::new(local::LocalTalk::new(face)),
             avatar: None,
         }
     }

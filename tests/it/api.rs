@@ -150,11 +150,13 @@ async fn guide_identity_is_created_and_bad_ones_name_the_field() {
         }
     };
     let guide = json!({"name": "deven-primary", "displayName": "Deven Spear", "triggerWord": "TOK_DEVEN",
-                       "loraScale": 0.95, "baseModel": "flux-dev", "description": "Primary digital twin"});
+                       "loraScale": 0.95, "baseModel": "flux-dev", "description": "Primary digital twin",
+                       "localVoice": "en_US-joe-medium"});
     let (status, created) = post(guide.clone()).await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["triggerWord"], "TOK_DEVEN");
     assert_eq!(created["loraScale"], 0.95);
+    assert_eq!(created["localVoice"], "en_US-joe-medium");
 
     let cases = [
         (
@@ -186,6 +188,11 @@ async fn guide_identity_is_created_and_bad_ones_name_the_field() {
             json!({"displayName": "D", "triggerWord": "TOK_O"}),
             422,
             "name",
+        ),
+        (
+            json!({"name": "other", "displayName": "D", "triggerWord": "TOK_O", "localVoice": "a/b"}),
+            422,
+            "localVoice",
         ),
     ];
     for (body, want_status, field) in cases {

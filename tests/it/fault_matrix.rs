@@ -464,6 +464,7 @@ async fn client_chain(
         similarity: identity.voice_similarity,
         style: identity.voice_style,
         speaker_boost: identity.voice_speaker_boost,
+        local_voice: identity.local_voice.clone(),
     };
     let still = ImageRequest {
         prompt: image_prompt(&identity, &scene),
@@ -521,6 +522,8 @@ async fn client_chain(
         speech_seconds,
         tail_seconds: devatar::pipeline::SCENE_TAIL_SECONDS,
         urls: Default::default(),
+        camera: None,
+        words: Vec::new(),
     };
     if let Err(e) = providers
         .lipsync

@@ -21,6 +21,7 @@ fn speech(text: &str) -> SpeechRequest {
         similarity: 0.8,
         style: 0.2,
         speaker_boost: true,
+        local_voice: None,
     }
 }
 
@@ -309,6 +310,8 @@ async fn animation_renders_the_bucket_length_and_mux_never_cuts_speech() {
                 speech_seconds: speech_len,
                 tail_seconds: 0.3,
                 urls: Default::default(),
+                camera: None,
+                words: Vec::new(),
             },
             mux_dir.path(),
             &JobCtx::detached("t"),

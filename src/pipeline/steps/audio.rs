@@ -24,6 +24,7 @@ fn speech_request(s: &PlannedScene) -> SpeechRequest {
         similarity: i.voice_similarity,
         style: i.voice_style,
         speaker_boost: i.voice_speaker_boost,
+        local_voice: i.local_voice.clone(),
     }
 }
 

@@ -8,15 +8,22 @@ use serde_json::json;
 
 use super::{Prepared, Step, StepCx, ensure_covers_speech, object};
 use crate::domain::StepName;
+use crate::pipeline::PlannedScene;
 use crate::pipeline::error::StepError;
 use crate::pipeline::{SCENE_TAIL_SECONDS, StepOutput};
-use crate::providers::{InputUrls, JobCtx, LipSyncRequest};
+use crate::providers::{CameraPath, InputUrls, JobCtx, LipSyncRequest};
 
 /// Provider id of the LIPSYNC step of a `fast` scene, whose VIDEO already speaks.
 const PASSTHROUGH: &str = "passthrough";
 
 /// The LIPSYNC step.
 pub(super) struct Lipsync;
+
+/// The camera path of the scene's VIDEO clip, when its provider knows it (the local animation).
+fn camera(cx: &StepCx<'_>, s: &PlannedScene, speech_seconds: f64) -> Option<CameraPath> {
+    let req = super::video::video_request(cx, s, Path::new(""), speech_seconds);
+    cx.providers().video.camera_path(&req)
+}
 
 #[async_trait]
 impl Step for Lipsync {
@@ -31,12 +38,15 @@ impl Step for Lipsync {
             });
         }
         let audio = cx.dep(StepName::Audio)?;
+        let speech_seconds = audio.duration_seconds.unwrap_or(0.0);
         let req = LipSyncRequest {
             video: video.into(),
             audio: object(audio, "audio")?.into(),
-            speech_seconds: audio.duration_seconds.unwrap_or(0.0),
+            speech_seconds,
             tail_seconds: SCENE_TAIL_SECONDS,
             urls: InputUrls::default(),
+            camera: camera(cx, s, speech_seconds),
+            words: audio.words.clone(),
         };
         let lipsync = &cx.providers().lipsync;
         Ok(Prepared {
@@ -65,14 +75,17 @@ impl Step for Lipsync {
         let audio = cx.dep(StepName::Audio)?;
         let video_key = object(cx.dep(StepName::Video)?, "video")?;
         let audio_key = object(audio, "audio")?;
+        let speech_seconds = audio.duration_seconds.unwrap_or(0.0);
         let req = LipSyncRequest {
             video: cx.path_of(video_key).await?,
             audio: cx.path_of(audio_key).await?,
-            speech_seconds: audio.duration_seconds.unwrap_or(0.0),
+            speech_seconds,
             tail_seconds: SCENE_TAIL_SECONDS,
             urls: cx
                 .input_urls(job, None, Some(video_key), Some(audio_key))
                 .await?,
+            camera: camera(cx, s, speech_seconds),
+            words: audio.words.clone(),
         };
         let clip = cx.providers().lipsync.apply(&req, work, job).await?;
         let info = cx.media().probe(&clip).await?;

@@ -33,7 +33,7 @@ fn avatar_request(
 }
 
 /// The scene's camera text as the providers' framing.
-fn framing(camera: Option<&str>) -> Framing {
+pub(super) fn framing(camera: Option<&str>) -> Framing {
     match shot_type(camera) {
         ShotType::CloseUp => Framing::CloseUp,
         ShotType::Medium => Framing::Medium,
@@ -41,7 +41,7 @@ fn framing(camera: Option<&str>) -> Framing {
     }
 }
 
-fn video_request(
+pub(super) fn video_request(
     cx: &StepCx<'_>,
     s: &PlannedScene,
     image: &Path,

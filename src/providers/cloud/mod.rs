@@ -170,6 +170,7 @@ pub fn providers(
     local: Providers,
 ) -> Result<Providers, String> {
     let mut p = local;
+    let local_lipsync = p.lipsync.clone();
     if choice == ProviderChoice::Local {
         return Ok(p);
     }
@@ -238,7 +239,7 @@ pub fn providers(
         )),
         (Route::Auto | Route::Direct, Some(s), _) => Arc::new(s),
         (Route::Auto | Route::Fal, _, Some(q)) => fal_lipsync(q),
-        _ => Arc::new(local::LocalMux),
+        _ => local_lipsync,
     };
     Ok(p)
 }

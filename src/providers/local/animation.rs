@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 
 use super::FPS;
 use crate::media::run_tool;
-use crate::providers::{Framing, ImageToVideo, JobCtx, ProviderError, VideoRequest};
+use crate::providers::{
+    CameraPath, FrameTransform, Framing, ImageToVideo, JobCtx, ProviderError, VideoRequest,
+};
 
 /// The camera move the local animation performs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +90,60 @@ impl CameraMove {
     }
 }
 
+impl CameraMove {
+    /// What zoompan computes at output frame `on` of `n` over an `iw`×`ih` input: the zoom and the crop's
+    /// top-left corner (the same formulas as [`CameraMove::zoompan`]'s expressions).
+    fn zoompan_at(self, on: f64, n: f64, iw: f64, ih: f64) -> (f64, f64, f64) {
+        let zoom: f64 = match self {
+            Self::PushIn => 1.0 + 0.14 * on / n,
+            Self::PullOut => 1.14 - 0.14 * on / n,
+            Self::Drift => 1.08,
+            Self::PanRight | Self::PanLeft => 1.16,
+            Self::Hold => 1.02 + 0.01 * (on / 30.0).sin(),
+        }
+        .clamp(1.0, 10.0);
+        let (cx, cy) = ((iw - iw / zoom) / 2.0, (ih - ih / zoom) / 2.0);
+        let (x, y) = match self {
+            Self::Drift => (
+                cx * (1.0 + 0.6 * (on / 40.0).sin()),
+                cy * (1.0 + 0.4 * (on / 55.0).cos()),
+            ),
+            Self::PanRight => ((iw - iw / zoom) * on / n, cy),
+            Self::PanLeft => ((iw - iw / zoom) * (1.0 - on / n), cy),
+            _ => (cx, cy),
+        };
+        (zoom, x, y)
+    }
+}
+
+/// The transform of every frame of the clip [`FfmpegAnimation`] makes of a `width`×`height` still over
+/// `frames` frames: the still is upscaled by 5/4, zoompan crops `iw/zoom` wide (whole pixels, even corner)
+/// and scales the crop back to the frame.
+pub fn camera_path(mv: CameraMove, frames: u32, width: u32, height: u32) -> CameraPath {
+    let (iw, ih) = (
+        f64::from((width * 5 / 4) & !1),
+        f64::from((height * 5 / 4) & !1),
+    );
+    let (w, h) = (f64::from(width), f64::from(height));
+    let n = f64::from(frames);
+    let path = (0..frames)
+        .map(|on| {
+            let (zoom, x, y) = mv.zoompan_at(f64::from(on), n, iw, ih);
+            let (cw, ch) = ((iw / zoom).trunc(), (ih / zoom).trunc());
+            let even =
+                |v: f64, max: f64| (v.clamp(0.0, (max).max(0.0)).trunc() / 2.0).trunc() * 2.0;
+            let (x, y) = (even(x, iw - cw), even(y, ih - ch));
+            FrameTransform {
+                scale_x: (iw / cw) as f32,
+                scale_y: (ih / ch) as f32,
+                offset_x: (-x * w / cw) as f32,
+                offset_y: (-y * h / ch) as f32,
+            }
+        })
+        .collect();
+    CameraPath { frames: path }
+}
+
 /// Animates the still with ffmpeg's zoompan; silent H.264 at 25 fps.
 #[derive(Debug, Clone, Copy)]
 pub struct FfmpegAnimation;
@@ -106,6 +162,16 @@ impl ImageToVideo for FfmpegAnimation {
             "height": req.height,
             "fps": FPS,
         })
+    }
+
+    fn camera_path(&self, req: &VideoRequest) -> Option<CameraPath> {
+        let mv = camera_move(req.framing, req.movement.as_deref());
+        Some(camera_path(
+            mv,
+            req.duration_seconds * FPS,
+            req.width,
+            req.height,
+        ))
     }
 
     async fn animate(

@@ -41,7 +41,8 @@ pub enum Conflict {
 }
 
 const COLUMNS: &str = "id, name, display_name, trigger_word, description, lora_url, lora_scale, base_model, voice_id, \
-    voice_model, voice_stability, voice_similarity, voice_style, voice_speaker_boost, headshot_asset_id, lora_asset_id, \
+    voice_model, voice_stability, voice_similarity, voice_style, voice_speaker_boost, local_voice, headshot_asset_id, \
+    lora_asset_id, \
     is_default, is_active, last_test_ok, last_test_at, last_test_result, created_at, updated_at";
 
 fn record(r: &AnyRow) -> Result<IdentityRecord, DbError> {
@@ -63,6 +64,7 @@ fn record(r: &AnyRow) -> Result<IdentityRecord, DbError> {
         voice_similarity: r.try_get("voice_similarity")?,
         voice_style: r.try_get("voice_style")?,
         voice_speaker_boost: flag(r.try_get("voice_speaker_boost")?),
+        local_voice: r.try_get("local_voice")?,
     };
     let test_ok: Option<i64> = r.try_get("last_test_ok")?;
     let test_at: Option<i64> = r.try_get("last_test_at")?;
@@ -139,7 +141,7 @@ impl Db {
             "UPDATE identities SET name = $2, display_name = $3, trigger_word = $4, description = $5, lora_url = $6,
                 lora_scale = $7, base_model = $8, voice_id = $9, voice_model = $10, voice_stability = $11,
                 voice_similarity = $12, voice_style = $13, voice_speaker_boost = $14, headshot_asset_id = $15,
-                is_active = $16, updated_at = $17 WHERE id = $1",
+                is_active = $16, updated_at = $17, local_voice = $18 WHERE id = $1",
         )
         .bind(id)
         .bind(&i.name)
@@ -158,6 +160,7 @@ impl Db {
         .bind(headshot_asset_id)
         .bind(i64::from(is_active))
         .bind(now_ms())
+        .bind(&i.local_voice)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -274,12 +277,12 @@ impl Db {
     ) -> Result<(), DbError> {
         const INSERT: &str = "INSERT INTO identities (id, name, display_name, trigger_word, description, lora_url,
                 lora_scale, base_model, voice_id, voice_model, voice_stability, voice_similarity, voice_style,
-                voice_speaker_boost, headshot_asset_id, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)";
+                voice_speaker_boost, headshot_asset_id, created_at, updated_at, local_voice)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, $17)";
         const UPDATE: &str = " ON CONFLICT (id) DO UPDATE SET display_name = $3, trigger_word = $4, description = $5,
                 lora_url = $6, lora_scale = $7, base_model = $8, voice_id = $9, voice_model = $10,
                 voice_stability = $11, voice_similarity = $12, voice_style = $13, voice_speaker_boost = $14,
-                headshot_asset_id = $15, updated_at = $16";
+                headshot_asset_id = $15, updated_at = $16, local_voice = $17";
         let sql = if upsert {
             format!("{INSERT}{UPDATE}")
         } else {
@@ -302,6 +305,7 @@ impl Db {
             .bind(i64::from(i.voice_speaker_boost))
             .bind(headshot_asset_id)
             .bind(now_ms())
+            .bind(&i.local_voice)
             .execute(&self.pool)
             .await?;
         Ok(())

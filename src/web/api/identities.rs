@@ -53,6 +53,8 @@ pub struct IdentityView {
     voice_similarity: f64,
     voice_style: f64,
     voice_speaker_boost: bool,
+    /// The offline voice (a Piper voice name), when the identity names one.
+    local_voice: Option<String>,
     headshot_asset_id: Option<String>,
     /// The uploaded LoRA (an asset of kind `lora`) used instead of `loraUrl`.
     lora_asset_id: Option<String>,
@@ -102,6 +104,7 @@ impl IdentityView {
             voice_similarity: i.voice_similarity,
             voice_style: i.voice_style,
             voice_speaker_boost: i.voice_speaker_boost,
+            local_voice: i.local_voice,
             headshot_asset_id: r.headshot_asset_id,
             lora_asset_id: r.lora_asset_id,
             is_default: r.is_default,
@@ -137,6 +140,8 @@ pub struct IdentityInput {
     voice_similarity: Option<f64>,
     voice_style: Option<f64>,
     voice_speaker_boost: Option<bool>,
+    /// The offline voice, e.g. `en_US-joe-medium` (an empty text clears it).
+    local_voice: Option<String>,
     headshot_asset_id: Option<String>,
     /// An uploaded LoRA (asset of kind `lora`) instead of `loraUrl`; `""` clears it. At most one of the two.
     lora_asset_id: Option<String>,
@@ -186,6 +191,9 @@ impl IdentityInput {
         base.voice_similarity = self.voice_similarity.unwrap_or(base.voice_similarity);
         base.voice_style = self.voice_style.unwrap_or(base.voice_style);
         base.voice_speaker_boost = self.voice_speaker_boost.unwrap_or(base.voice_speaker_boost);
+        if self.local_voice.is_some() {
+            base.local_voice = self.local_voice;
+        }
         match base.validated() {
             Ok(v) if e.is_empty() => Ok(v),
             Ok(_) => Err(e.into()),

@@ -182,6 +182,7 @@ async fn parse_identity(
         None => errors.add("baseModel", "must be flux-dev or flux-schnell"),
     }
     i.voice_id = form.opt("voiceId");
+    i.local_voice = form.opt("localVoice");
     if let Some(m) = form.opt("voiceModel") {
         i.voice_model = m;
     }

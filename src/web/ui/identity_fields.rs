@@ -8,7 +8,7 @@ use crate::storage::db::IdentityRecord;
 use crate::web::AppState;
 
 /// The form's field names (also the API's), in order.
-pub(super) const FIELDS: [&str; 16] = [
+pub(super) const FIELDS: [&str; 17] = [
     "name",
     "displayName",
     "triggerWord",
@@ -23,6 +23,7 @@ pub(super) const FIELDS: [&str; 16] = [
     "voiceSimilarity",
     "voiceStyle",
     "voiceSpeakerBoost",
+    "localVoice",
     "headshotAssetId",
     "isActive",
 ];
@@ -172,6 +173,12 @@ fn voice_fields(i: &Identity) -> Vec<FormField> {
             if i.voice_speaker_boost { "on" } else { "" },
         )
         .control(Control::Checkbox),
+        FormField::text(
+            "localVoice",
+            "Offline voice",
+            i.local_voice.clone().unwrap_or_default(),
+        )
+        .hint("The Piper voice for offline renders, e.g. en_US-joe-medium (optional; the default voice when empty)."),
     ]
 }
 

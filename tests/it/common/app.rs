@@ -63,7 +63,8 @@ impl TestAppBuilder {
     pub async fn start(self) -> TestApp {
         let data = tempfile::tempdir().unwrap();
         let db_url = postgres_url_for(data.path());
-        let mut pairs: Vec<(String, String)> = Vec::new();
+        let mut pairs: Vec<(String, String)> =
+            vec![("DEVATAR_PIPER_DIR".into(), super::NO_PIPER.into())];
         if let Some(p) = &self.password {
             pairs.push(("DEVATAR_ADMIN_PASSWORD".into(), p.clone()));
         }

@@ -26,10 +26,15 @@ pub fn run(cwd: &Path, args: &[&str]) -> Output {
     command(cwd, args).output().expect("devatar runs")
 }
 
+/// A Piper folder that does not exist: the suite's renders speak with espeak-ng (quick, and the same length
+/// every time); `local_voice` tests Piper and a render with it.
+pub const NO_PIPER: &str = "/nonexistent/piper";
+
 /// The command, without running it.
 pub fn command(cwd: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(bin());
     cmd.args(args).current_dir(cwd);
+    cmd.env("DEVATAR_PIPER_DIR", NO_PIPER);
     for var in [
         "FAL_KEY",
         "ELEVENLABS_API_KEY",

@@ -327,6 +327,8 @@ impl TalkingAvatar for FalAvatar {
             speech_seconds: req.speech_seconds,
             tail_seconds: req.tail_seconds,
             urls: InputUrls::default(),
+            camera: None,
+            words: Vec::new(),
         };
         fit_to_speech(spoken, &fit, work_dir, job).await
     }
