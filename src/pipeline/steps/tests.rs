@@ -83,7 +83,11 @@ fn output(role: &str, key: &str, seconds: f64, words: Vec<WordTiming>) -> StepOu
 }
 
 /// The content key of every node of a one-scene plan, with fixed dependency outputs.
-async fn keys(avatar: Option<Arc<dyn TalkingAvatar>>, animation: Animation) -> Vec<String> {
+async fn keys(
+    avatar: Option<Arc<dyn TalkingAvatar>>,
+    animation: Animation,
+    talk: bool,
+) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::connect(&Db::sqlite_url(dir.path())).await.unwrap();
     let objects = ObjectStorage::local(&dir.path().join("media")).unwrap();
@@ -93,6 +97,10 @@ async fn keys(avatar: Option<Arc<dyn TalkingAvatar>>, animation: Animation) -> V
         rate: 165,
     });
     providers.avatar = avatar;
+    if !talk {
+        // The keys pinned below are local-mux's (the default local lip-sync before local-talk).
+        providers.lipsync = Arc::new(crate::providers::local::LocalMux);
+    }
     let pipeline = Pipeline::new(
         db,
         objects,
@@ -157,10 +165,14 @@ async fn keys(avatar: Option<Arc<dyn TalkingAvatar>>, animation: Animation) -> V
 
 #[tokio::test]
 async fn content_keys_of_every_step_are_pinned() {
-    let standard = keys(None, Animation::Standard).await;
-    let fast = keys(Some(Arc::new(FakeAvatar)), Animation::Fast).await;
+    let standard = keys(None, Animation::Standard, false).await;
+    let fast = keys(Some(Arc::new(FakeAvatar)), Animation::Fast, false).await;
     // A `fast` scene without a talking-avatar provider is animated, and keyed, the standard way.
-    assert_eq!(keys(None, Animation::Fast).await, standard);
+    assert_eq!(keys(None, Animation::Fast, false).await, standard);
+    // local-talk's LIPSYNC (and so FINALIZE's and ASSEMBLE's inputs, once rendered) is keyed apart from local-mux's.
+    let talk = keys(None, Animation::Standard, true).await;
+    assert_eq!(talk[..3], standard[..3]);
+    assert_ne!(talk[3], standard[3]);
     // The values a release build computed before the steps were split into modules (commit 1b0816a), so data
     // folders rendered by earlier versions keep their cache. (Test builds of 1b0816a computed other values:
     // a dev-dependency switches on serde_json's preserve_order, which reordered the key document; the key is
