@@ -120,52 +120,48 @@ fn escape_filter_path(p: &Path) -> String {
 
 /// Writes a JPEG thumbnail from around a second into the clip.
 pub async fn thumbnail(input: &Path, output: &Path, at_seconds: f64) -> Result<(), MediaError> {
-    run_tool(
-        "ffmpeg",
-        &args(&[
-            "-y",
-            "-v",
-            "error",
-            "-ss",
-            &format!("{at_seconds:.2}"),
-            "-i",
-            &input.display().to_string(),
-            "-frames:v",
-            "1",
-            "-vf",
-            "scale=320:-2",
-            "-q:v",
-            "4",
-            &output.display().to_string(),
-        ]),
-        None,
-        Duration::from_secs(60),
+    grab_frame(
+        input,
+        output,
+        at_seconds,
+        &["-vf", "scale=320:-2", "-q:v", "4"],
     )
     .await
-    .map(|_| ())
 }
 
 /// Writes the full-size frame of `input` at `at_seconds` as a PNG (FINALIZE's identity score samples them).
 pub async fn frame(input: &Path, output: &Path, at_seconds: f64) -> Result<(), MediaError> {
-    run_tool(
-        "ffmpeg",
-        &args(&[
-            "-y",
-            "-v",
-            "error",
-            "-ss",
-            &format!("{at_seconds:.2}"),
-            "-i",
-            &input.display().to_string(),
-            "-frames:v",
-            "1",
-            &output.display().to_string(),
-        ]),
-        None,
-        Duration::from_secs(60),
-    )
-    .await
-    .map(|_| ())
+    grab_frame(input, output, at_seconds, &[]).await
+}
+
+/// Writes one frame of `input` at `at_seconds` to `output`, with `encode` options (scaling, quality) before it.
+async fn grab_frame(
+    input: &Path,
+    output: &Path,
+    at_seconds: f64,
+    encode: &[&str],
+) -> Result<(), MediaError> {
+    let (at, input, output) = (
+        format!("{at_seconds:.2}"),
+        input.display().to_string(),
+        output.display().to_string(),
+    );
+    let mut all = vec![
+        "-y",
+        "-v",
+        "error",
+        "-ss",
+        &at,
+        "-i",
+        &input,
+        "-frames:v",
+        "1",
+    ];
+    all.extend_from_slice(encode);
+    all.push(&output);
+    run_tool("ffmpeg", &args(&all), None, Duration::from_secs(60))
+        .await
+        .map(|_| ())
 }
 
 /// Start offsets (seconds) of each clip in a crossfaded sequence.
