@@ -17,6 +17,9 @@ use crate::failpoint;
 use crate::providers::PriceTable;
 use crate::providers::{ImageToVideo, JobCtx, JobState, ProviderError, ProviderJob, VideoRequest};
 
+/// Submits sent for one task when each breaks off before Kling's answer (see `submit_once`).
+const SUBMIT_TRIES: u32 = 3;
+
 /// Provider id in logs, steps and `--json`.
 pub const PROVIDER: &str = "kling";
 
@@ -395,45 +398,140 @@ impl KlingVideo {
         self.record(job, tag, JobState::Submitting, attempt, None)
             .await?;
         failpoint::hit(failpoint::AFTER_RECORD_BEFORE_SUBMIT);
-        match self.submit(&body, job).await {
-            Ok(id) => {
-                failpoint::hit(failpoint::AFTER_SUBMIT_BEFORE_RECORD);
-                self.record(job, tag, JobState::Submitted, attempt, Some(&id))
-                    .await?;
-                Ok((id, attempt))
-            }
-            // The same work submitted elsewhere (another run or worker) already holds our external id, or
-            // the submit broke off after it may have reached Kling: the external id tells which task is ours.
-            Err(ProviderError::Rejected { message, .. }) if message.contains("already exists") => {
-                match self.adopt(job, tag, attempt).await? {
-                    Some(id) => Ok((id, attempt)),
-                    None => Err(ProviderError::Rejected {
-                        provider: PROVIDER,
-                        message,
-                    }),
+        self.submit_once(&body, attempt, tag, job).await
+    }
+
+    /// Submits `body` and records the task: a submit that broke off is looked up by its external id, and sent
+    /// again only when Kling has no task with that id — safe, because Kling refuses a second task with the same
+    /// external id ("already exists", then adopted), so at most one task is ever started.
+    async fn submit_once(
+        &self,
+        body: &Value,
+        attempt: u32,
+        tag: &str,
+        job: &JobCtx,
+    ) -> Result<(String, u32), ProviderError> {
+        for _ in 0..SUBMIT_TRIES {
+            match self.submit(body, job).await {
+                Ok(id) => {
+                    failpoint::hit(failpoint::AFTER_SUBMIT_BEFORE_RECORD);
+                    self.record(job, tag, JobState::Submitted, attempt, Some(&id))
+                        .await?;
+                    return Ok((id, attempt));
+                }
+                // The same work submitted elsewhere (another run or worker) already holds our external id.
+                Err(ProviderError::Rejected { message, .. })
+                    if message.contains("already exists") =>
+                {
+                    return match self.adopt(job, tag, attempt).await? {
+                        Some(id) => Ok((id, attempt)),
+                        None => Err(ProviderError::Rejected {
+                            provider: PROVIDER,
+                            message,
+                        }),
+                    };
+                }
+                Err(ProviderError::NeedsAttention(why)) => {
+                    if let Some(id) = self.adopt(job, tag, attempt).await? {
+                        return Ok((id, attempt));
+                    }
+                    job.note(format!(
+                        "kling: {why}; Kling has no task with our external id, so it is submitted again"
+                    ));
+                }
+                Err(e) => {
+                    self.record(job, tag, JobState::Failed, attempt, None)
+                        .await?;
+                    return Err(e);
                 }
             }
-            Err(ProviderError::NeedsAttention(_)) => match self.adopt(job, tag, attempt).await? {
-                Some(id) => Ok((id, attempt)),
-                None => Err(ProviderError::Unavailable {
-                    provider: PROVIDER,
-                    message:
-                        "the submit broke off and Kling has no task with our id; run again to retry"
-                            .into(),
-                }),
-            },
-            Err(e) => {
-                self.record(job, tag, JobState::Failed, attempt, None)
-                    .await?;
-                Err(e)
-            }
         }
+        Err(ProviderError::Unavailable {
+            provider: PROVIDER,
+            message: format!(
+                "the submit broke off {SUBMIT_TRIES} times and Kling has no task with our id; run again to retry"
+            ),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A one-request-per-connection HTTP server: the first submit is read and its connection closed without an
+    /// answer (it never reached Kling's queue); lookups by external id find nothing; the next submit is accepted.
+    async fn flaky_kling() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let submits = std::sync::Arc::new(AtomicUsize::new(0));
+        let seen = submits.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 1 << 20];
+                let mut got = Vec::new();
+                while let Ok(n) = sock.read(&mut buf).await {
+                    got.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&got).to_string();
+                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                        continue;
+                    };
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if n == 0 || body.len() >= len {
+                        break;
+                    }
+                }
+                let head = String::from_utf8_lossy(&got).to_string();
+                let answer = if head.starts_with("POST") {
+                    if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                        continue; // dropped: the connection closes unanswered
+                    }
+                    r#"{"code":0,"data":{"task_id":"task-2"}}"#
+                } else {
+                    r#"{"code":1203,"message":"task not found"}"#
+                };
+                let status = if head.starts_with("POST") {
+                    "200 OK"
+                } else {
+                    "404 Not Found"
+                };
+                let reply = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+                let _ = sock.write_all(reply.as_bytes()).await;
+            }
+        });
+        (base, submits)
+    }
+
+    /// A submit that broke off before Kling had the task is sent again (Kling refuses a second task with the same
+    /// external id, so this can never start two): one task, no error.
+    #[tokio::test]
+    async fn a_submit_that_broke_off_before_kling_had_it_is_sent_again() {
+        let (base, submits) = flaky_kling().await;
+        let cfg = crate::config::Config::from_pairs(&[("KLING_BASE_URL", base.as_str())]).unwrap();
+        let kling = KlingVideo::new(&cfg.cloud, Secret::new("a"), Secret::new("s"));
+        let job = JobCtx::detached("kling-test");
+        let body = json!({"external_task_id": "ext-1"});
+        let (id, _) = kling.submit_once(&body, 1, "kling", &job).await.unwrap();
+        assert_eq!(id, "task-2");
+        assert_eq!(submits.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert!(
+            job.take_notes()
+                .iter()
+                .any(|n| n.contains("submitted again"))
+        );
+    }
 
     #[test]
     fn statuses_are_case_insensitive_and_unknown_is_terminal() {
