@@ -48,6 +48,7 @@ run render bash bench/render.sh
 run face bash bench/face.sh
 run api bash bench/api.sh 500 10
 run makespan env SEQUENTIAL=0 bash bench/makespan.sh 12 0.25
+run scenes bash bench/scenes.sh 1000
 run workers bash bench/workers.sh
 run crashpoints bash bench/crashpoints.sh
 run fuzz bash bench/fuzz.sh 30
