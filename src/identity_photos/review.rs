@@ -11,6 +11,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::vet::{Verdict, VetReport, VetSummary, VettedPhoto};
 use crate::face::print::median;
 use crate::face::{Embedding, FaceBox};
 use crate::storage::db::PhotoRecord;
@@ -219,18 +220,28 @@ impl Collection {
         }
     }
 
-    /// The photos shown as the API and `--json` show them (media URLs under `/media/`).
+    /// Its vetting: which photos may train and why the others may not.
+    pub fn vet(&self) -> VetReport {
+        VetReport::of(self)
+    }
+
+    /// The photos shown as the API and `--json` show them (media URLs under `/media/`), with their vetting.
     pub fn view(&self) -> CollectionView {
+        let vet = self.vet();
         CollectionView {
             photos: self
                 .photos
                 .iter()
-                .map(|p| PhotoView::new(p, self.note.as_deref()))
+                .zip(&vet.photos)
+                .map(|(p, v)| PhotoView::new(p, v, self.note.as_deref()))
                 .collect(),
             agreement: self.agreement.summary(),
             agree: self.agreement.ok(),
             threshold: self.threshold,
             note: self.note.clone(),
+            verdict: vet.verdict,
+            usable_photos: vet.usable_photos,
+            summary: vet.summary,
         }
     }
 }
@@ -391,10 +402,16 @@ pub struct PhotoView {
     pub note: Option<String>,
     /// When it was added, epoch ms.
     pub created_at: i64,
+    /// Its vetting verdict (see `GET /api/identities/{id}/vet`).
+    pub verdict: Verdict,
+    /// Whether training uses it (not blocked).
+    pub usable: bool,
+    /// Why it is blocked or warned.
+    pub reasons: Vec<String>,
 }
 
 impl PhotoView {
-    fn new(p: &Reviewed, note: Option<&str>) -> Self {
+    fn new(p: &Reviewed, vet: &VettedPhoto, note: Option<&str>) -> Self {
         let r = &p.record;
         let face = r.analysis.as_ref().and_then(|a| a.largest.as_ref());
         let round = |v: f64| (v * 1000.0).round() / 1000.0;
@@ -417,6 +434,9 @@ impl PhotoView {
                 Some(_) => None,
             },
             created_at: r.created_at,
+            verdict: vet.verdict,
+            usable: vet.usable,
+            reasons: vet.reasons.clone(),
         }
     }
 }
@@ -436,6 +456,12 @@ pub struct CollectionView {
     pub threshold: f64,
     /// Why photos are not analysed (face models missing), when some are not.
     pub note: Option<String>,
+    /// The set's vetting verdict: `blocked` when training may not go ahead.
+    pub verdict: Verdict,
+    /// Photos training would use.
+    pub usable_photos: usize,
+    /// The set's vetting summary.
+    pub summary: VetSummary,
 }
 
 /// One photo of an `add`: its id, the base name of its file, and whether it was new.
