@@ -536,6 +536,7 @@ mod tests {
                     sharpness: 200.0,
                     yaw: Some(1.0),
                     pitch: Some(-2.0),
+                    brightness: Some(100.0),
                 }),
                 embedding: embedding.map(|e| Embedding(e.to_vec())),
             }),

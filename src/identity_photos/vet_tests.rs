@@ -55,6 +55,10 @@ fn good_set(n: usize) -> Vec<PhotoRecord> {
         .collect()
 }
 
+fn face(p: &mut PhotoRecord) -> &mut FaceFacts {
+    p.analysis.as_mut().unwrap().largest.as_mut().unwrap()
+}
+
 fn vet(photos: Vec<PhotoRecord>) -> VetReport {
     VetReport::of(&Collection::review(photos, 0.6, None))
 }
@@ -107,15 +111,11 @@ fn a_format_other_than_png_or_jpeg_is_blocked() {
 #[test]
 fn faces_other_than_one_large_sharp_face_are_blocked() {
     let mut set = good_set(16);
-    let a = |p: &mut PhotoRecord| p.analysis.as_mut().unwrap().clone();
-    let mut none = a(&mut set[0]);
+    let mut none = set[0].analysis.clone().unwrap();
     (none.face_count, none.largest, none.embedding) = (0, None, None);
     set[0].analysis = Some(none);
     set[1].analysis.as_mut().unwrap().face_count = 2;
     set[1].analysis.as_mut().unwrap().embedding = None;
-    let face = |p: &mut PhotoRecord| -> &mut FaceFacts {
-        p.analysis.as_mut().unwrap().largest.as_mut().unwrap()
-    };
     face(&mut set[2]).bbox.w = 100;
     face(&mut set[3]).sharpness = 10.0;
     let r = vet(set);
@@ -129,9 +129,6 @@ fn faces_other_than_one_large_sharp_face_are_blocked() {
 #[test]
 fn a_face_far_below_the_sets_median_sharpness_is_blocked_even_above_the_floor() {
     let mut set = good_set(16);
-    let face = |p: &mut PhotoRecord| -> &mut FaceFacts {
-        p.analysis.as_mut().unwrap().largest.as_mut().unwrap()
-    };
     face(&mut set[4]).sharpness = 40.0; // above the floor, 20 % of the median 200
     face(&mut set[5]).sharpness = 60.0; // 30 %: soft, yet kept
     let r = vet(set.clone());
