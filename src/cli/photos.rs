@@ -121,12 +121,12 @@ fn print_vetted(p: &VettedPhoto) {
 fn print_set(report: &VetReport) {
     let s = &report.summary;
     println!(
-        "set: {} — {} usable of {} photos; head-pose variety {:?}, lighting variety {:?}",
+        "set: {} — {} usable of {} photos; head-pose variety {}, lighting variety {}",
         report.verdict.as_str(),
         report.usable_photos,
         s.count,
-        s.head_pose.variety,
-        s.lighting.variety
+        s.head_pose.variety.as_str(),
+        s.lighting.variety.as_str()
     );
     for reason in &s.reasons {
         println!("  - {reason}");

@@ -19,8 +19,9 @@ use crate::storage::db::PhotoRecord;
 /// Below this sharpness (variance of the Laplacian of the face region at 128×128) a face is too blurred to
 /// serve as a reference. Calibrated on the test photos: crisp, they measure 138 (the astronaut, an 88-pixel face)
 /// and 1121 (Grace Hopper, 216 pixels); blurred by a Gaussian of σ = 2 px the astronaut measures 8, and Grace
-/// Hopper 57 at σ = 3 px and 18 at σ = 5 px. The measure grows with the face's size, so this floor only catches
-/// clearly blurred faces; a rule relative to the rest of the set belongs to photo vetting.
+/// Hopper 57 at σ = 3 px and 18 at σ = 5 px; at σ = 1 px the astronaut measures 29 and Grace Hopper 237 at
+/// σ = 1.5 px. The measure depends on the photo and the face's size, so this floor only catches clearly blurred
+/// faces; photo vetting adds a rule relative to the rest of the set (`vet::RELATIVE_SHARPNESS`).
 pub const SHARPNESS_FLOOR: f64 = 25.0;
 
 /// The smallest face accepted, as a share of the photo's shorter side.

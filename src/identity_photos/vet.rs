@@ -97,6 +97,18 @@ pub enum Variety {
     Good,
 }
 
+impl Variety {
+    /// `unknown`, `low`, `some` or `good`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Low => "low",
+            Self::Some => "some",
+            Self::Good => "good",
+        }
+    }
+}
+
 /// The head poses of the usable photos.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

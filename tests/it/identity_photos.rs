@@ -58,18 +58,13 @@ fn ffmpeg_variant(src: &Path, filter: &str, dir: &Path, name: &str) -> std::path
     out
 }
 
-/// Three more photos of the astronaut, each at least 512×512: mirrored and brightened, a darker close crop
-/// scaled to 640, an upscaled copy at 1024 (a near-duplicate of the original).
+/// Three more photos of the astronaut, each at least 512×512: mirrored and brightened, darkened and scaled to
+/// 700, an upscaled copy at 1024 (a near-duplicate of the original).
 pub(crate) fn usable_variants(dir: &Path) -> Vec<std::path::PathBuf> {
     let a = astronaut();
     vec![
         ffmpeg_variant(&a, "hflip,eq=brightness=0.15", dir, "mirrored.jpg"),
-        ffmpeg_variant(
-            &a,
-            "crop=400:400:60:20,scale=640:640,eq=brightness=-0.15",
-            dir,
-            "close.jpg",
-        ),
+        ffmpeg_variant(&a, "eq=brightness=-0.15,scale=700:700", dir, "darker.jpg"),
         ffmpeg_variant(&a, "scale=1024:1024", dir, "large.png"),
     ]
 }
@@ -127,7 +122,7 @@ async fn vetting_blocks_another_person_a_blurred_a_tiny_and_a_faceless_photo_and
     blocked("blurred.png", "face too blurred: sharpness ");
     blocked("tiny.png", "too small: 300×300 pixels (at least 512×512)");
     blocked("wall.png", "no face found");
-    for usable in ["astronaut.png", "mirrored.jpg", "close.jpg", "large.png"] {
+    for usable in ["astronaut.png", "mirrored.jpg", "darker.jpg", "large.png"] {
         assert_eq!(line(usable).0, Verdict::Warn, "{usable}: {all:#?}");
     }
     assert!(
@@ -142,7 +137,7 @@ async fn vetting_blocks_another_person_a_blurred_a_tiny_and_a_faceless_photo_and
     let usable: Vec<&str> = report.usable().map(|p| p.file_name.as_str()).collect();
     assert_eq!(
         usable,
-        ["astronaut.png", "mirrored.jpg", "close.jpg", "large.png"]
+        ["astronaut.png", "mirrored.jpg", "darker.jpg", "large.png"]
     );
     assert!(
         report
@@ -430,7 +425,10 @@ fn the_command_line_adds_lists_and_removes_photos_with_its_exit_codes() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("  verdict: blocked (left out of training)\n  - no face found"),
+        stdout
+            .contains("added: gradient.png: no face\n  verdict: blocked (left out of training)\n")
+            && stdout
+                .contains("  - too small: 320×240 pixels (at least 512×512)\n  - no face found"),
         "{stdout}"
     );
     let stderr = text(&out.stderr);
@@ -454,10 +452,10 @@ fn the_command_line_adds_lists_and_removes_photos_with_its_exit_codes() {
         (Some("blocked"), Some(1))
     );
     let keys = |v: &Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
-    assert_eq!(keys(&doc), ["photos", "summary", "usablePhotos", "verdict"]);
+    assert_eq!(keys(&doc), ["verdict", "usablePhotos", "photos", "summary"]);
     assert_eq!(
         keys(&doc["photos"][0]),
-        ["fileName", "reasons", "usable", "verdict"]
+        ["fileName", "verdict", "usable", "reasons"]
     );
     assert_eq!(doc["photos"][1]["fileName"], "gradient.png");
     assert_eq!(doc["photos"][1]["usable"], false);
