@@ -10,6 +10,7 @@
 //! change of the collection. Embeddings are never logged and never leave through the views.
 
 mod review;
+mod vet;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,6 +24,9 @@ use crate::storage::objects::ObjectError;
 pub use review::{
     AddedPhoto, Agreement, Collection, CollectionView, PhotoView, PhotosAdded, Reviewed,
     SHARPNESS_FLOOR,
+};
+pub use vet::{
+    LightingSummary, MIN_USABLE, PoseSummary, Variety, Verdict, VetReport, VetSummary, VettedPhoto,
 };
 
 /// The largest reference photo file accepted (the limit of headshot uploads).
@@ -292,20 +296,29 @@ impl<'a> Photos<'a> {
     pub async fn list(&self, identity_id: &IdentityId) -> Result<Collection, PhotoError> {
         let mut photos = self.storage.db.list_identity_photos(identity_id).await?;
         let mut note = None;
-        if photos.iter().any(|p| p.analysis.is_none()) {
+        if photos.iter().any(needs_analysis) {
             match self.engine().await {
                 Engine::Ready(engine) => self.analyse_pending(&engine, &mut photos).await,
-                Engine::Missing(why) => note = Some(why),
+                Engine::Missing(why) if photos.iter().any(|p| p.analysis.is_none()) => {
+                    note = Some(why)
+                }
+                Engine::Missing(_) => {}
             }
         }
         Ok(Collection::review(photos, self.face.threshold, note))
     }
 
-    /// Analyses the photos that are still pending and stores what was found; a photo that cannot be read is
-    /// left pending (and logged).
+    /// The vetting of identity `identity_id`'s collection (see [`VetReport`]): which photos training may use and
+    /// why the others may not. Photos still pending are analysed first, as by [`Photos::list`].
+    pub async fn vet(&self, identity_id: &IdentityId) -> Result<VetReport, PhotoError> {
+        Ok(self.list(identity_id).await?.vet())
+    }
+
+    /// Analyses the photos that are still pending (or were analysed before the face's brightness was measured)
+    /// and stores what was found; a photo that cannot be read is left as it was (and logged).
     async fn analyse_pending(&self, engine: &Arc<FaceEngine>, photos: &mut [PhotoRecord]) {
         let ready = Engine::Ready(Arc::clone(engine));
-        for p in photos.iter_mut().filter(|p| p.analysis.is_none()) {
+        for p in photos.iter_mut().filter(|p| needs_analysis(p)) {
             let analysed = async {
                 let path = self.storage.objects.local_path(&p.object_key).await?;
                 let (_, _, analysis) = decode_and_analyse(&ready, &path).await?;
@@ -316,7 +329,8 @@ impl<'a> Photos<'a> {
             }
             .await;
             match analysed {
-                Ok(analysis) => p.analysis = analysis,
+                Ok(Some(analysis)) => p.analysis = Some(analysis),
+                Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(photo = %p.id, error = %e, "cannot analyse a reference photo")
                 }
@@ -348,6 +362,14 @@ impl<'a> Photos<'a> {
             .delete_identity_photo(identity_id, &target.id)
             .await?
             .then_some(target))
+    }
+}
+
+/// Whether a photo is still to be analysed: pending, or analysed before its face's brightness was measured.
+fn needs_analysis(p: &PhotoRecord) -> bool {
+    match &p.analysis {
+        None => true,
+        Some(a) => a.largest.as_ref().is_some_and(|f| f.brightness.is_none()),
     }
 }
 
@@ -397,6 +419,7 @@ fn analysis_of(found: &face::PhotoFaces) -> FaceAnalysis {
         sharpness: f.sharpness,
         yaw: f.pose.map(|p| p.yaw),
         pitch: f.pose.map(|p| p.pitch),
+        brightness: Some(f.brightness),
     });
     let embedding = match found.faces.as_slice() {
         [one] => Some(one.embedding.clone()),

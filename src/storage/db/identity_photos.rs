@@ -39,6 +39,8 @@ pub struct FaceFacts {
     pub yaw: Option<f64>,
     /// Degrees, positive with the chin raised.
     pub pitch: Option<f64>,
+    /// Mean luma of the face region, 0–255; `None` for a photo analysed before it was measured.
+    pub brightness: Option<f64>,
 }
 
 /// What the face engine found in a photo.
@@ -90,7 +92,7 @@ pub struct PhotoRecord {
 }
 
 const COLUMNS: &str = "id, identity_id, object_key, sha256, mime, file_name, width, height, position, created_at, \
-    analysed_at, face_count, box_x, box_y, box_w, box_h, sharpness, yaw, pitch, embedding";
+    analysed_at, face_count, box_x, box_y, box_w, box_h, sharpness, yaw, pitch, brightness, embedding";
 
 fn record(r: &AnyRow) -> Result<PhotoRecord, DbError> {
     let analysed_at: Option<i64> = r.try_get("analysed_at")?;
@@ -135,6 +137,7 @@ fn analysis(r: &AnyRow) -> Result<FaceAnalysis, DbError> {
             sharpness,
             yaw: r.try_get("yaw")?,
             pitch: r.try_get("pitch")?,
+            brightness: r.try_get("brightness")?,
         }),
         _ => None,
     };
@@ -198,7 +201,8 @@ impl Db {
             "UPDATE identity_photos SET analysed_at = $2, face_count = $3, box_x = CAST($4 AS BIGINT),
                 box_y = CAST($5 AS BIGINT), box_w = CAST($6 AS BIGINT), box_h = CAST($7 AS BIGINT),
                 sharpness = CAST($8 AS DOUBLE PRECISION), yaw = CAST($9 AS DOUBLE PRECISION),
-                pitch = CAST($10 AS DOUBLE PRECISION), embedding = $11
+                pitch = CAST($10 AS DOUBLE PRECISION), embedding = $11,
+                brightness = CAST($12 AS DOUBLE PRECISION)
              WHERE id = $1",
         )
         .bind(id)
@@ -212,6 +216,7 @@ impl Db {
         .bind(nullable_f64(a.largest.as_ref().and_then(|l| l.yaw)))
         .bind(nullable_f64(a.largest.as_ref().and_then(|l| l.pitch)))
         .bind(embedding)
+        .bind(nullable_f64(a.largest.as_ref().and_then(|l| l.brightness)))
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -1,5 +1,6 @@
 //! `/api/identities/{id}/photos`: an identity's reference photos — list (with each photo's analysis, its
-//! distance to the others and the references' agreement), upload, remove. The work is in
+//! distance to the others, the references' agreement and each photo's vetting), upload, remove — and
+//! `/api/identities/{id}/vet`, the vetting alone (the document of `devatar identity vet --json`). The work is in
 //! `web::service::identity_photos`; embeddings never appear here.
 
 use axum::Json;
@@ -7,7 +8,7 @@ use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 
 use crate::domain::IdentityId;
-use crate::identity_photos::{CollectionView, PhotosAdded};
+use crate::identity_photos::{CollectionView, PhotosAdded, VetReport};
 use crate::web::AppState;
 use crate::web::error::ApiError;
 use crate::web::service::identity_photos as service;
@@ -46,4 +47,17 @@ pub async fn remove(
 ) -> Result<StatusCode, ApiError> {
     service::remove(&state, &id, &photo_id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Vet the identity's photos for training: each photo's verdict (`ok`, `warn`, `blocked` — a blocked photo is left
+/// out of training) and reasons, the number of usable photos, and the set's verdict (`blocked` when training may
+/// not go ahead: fewer than 4 usable photos) and summary (count, head-pose and lighting variety). The same
+/// document as `devatar identity vet NAME --json`.
+#[utoipa::path(get, path = "/api/identities/{id}/vet", tag = "identities", params(("id" = String, Path)),
+    responses((status = 200, body = VetReport), (status = 404)))]
+pub async fn vet(
+    State(state): State<AppState>,
+    Path(id): Path<IdentityId>,
+) -> Result<Json<VetReport>, ApiError> {
+    Ok(Json(service::list(&state, &id).await?.vet()))
 }
