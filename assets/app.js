@@ -102,9 +102,24 @@
     es.addEventListener("row", function (e) {
       try {
         body.insertAdjacentHTML("afterbegin", JSON.parse(e.data));
+        var table = body.closest("table");
+        if (table) table.hidden = false;
         var none = document.getElementById("no-rows");
         if (none) none.parentNode.removeChild(none);
       } catch (_) { /* ignore a malformed event */ }
+    });
+  }
+
+  // On a phone the navigation folds behind a Menu button (without this script it stays open).
+  function bindMenu(sidebar) {
+    if (sidebar.getAttribute("data-bound")) return;
+    sidebar.setAttribute("data-bound", "1");
+    var button = sidebar.querySelector(".menu-toggle");
+    if (!button) return;
+    sidebar.classList.add("collapsible");
+    button.addEventListener("click", function () {
+      var open = sidebar.classList.toggle("open");
+      button.setAttribute("aria-expanded", open ? "true" : "false");
     });
   }
 
@@ -119,6 +134,7 @@
     });
     all("[data-dropzone]").forEach(bindDrop);
     all("[data-tail]").forEach(bindTail);
+    all(".sidebar").forEach(bindMenu);
   }
 
   // htmx does not swap error responses; show their message where the result would have gone.

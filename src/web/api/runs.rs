@@ -161,7 +161,7 @@ pub struct LogQuery {
     scene: Option<String>,
     /// Guide step name (`AUDIO_GENERATION`, `IDENTITY_ANCHOR`, …).
     step: Option<String>,
-    /// `DEBUG`, `INFO`, `WARN`, `ERROR`.
+    /// `DEBUG`, `INFO`, `WARN`, `ERROR`: rows of this level and above (`WARN` includes `ERROR`).
     level: Option<String>,
     /// `nextCursor` of the previous page.
     cursor: Option<String>,

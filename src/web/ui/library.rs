@@ -59,6 +59,7 @@ struct AssetsPage {
     folder: String,
     error: Option<String>,
     upload_kind: String,
+    upload_folder: String,
 }
 
 /// Filters of the library.
@@ -83,12 +84,19 @@ fn href(root: &str, kind: &str, folder: &str) -> String {
     }
 }
 
+/// What a failed upload sent, shown again in the upload form.
+#[derive(Debug, Default)]
+struct Failed {
+    message: String,
+    sent: service::SentFields,
+}
+
 async fn library(
     state: &AppState,
     page: &Page,
     q: &LibraryQuery,
     status: StatusCode,
-    error: Option<String>,
+    failed: Option<Failed>,
 ) -> Result<Response, UiError> {
     let kind = q
         .kind
@@ -151,8 +159,15 @@ async fn library(
             tiles,
             kind: kind.into(),
             folder: folder.into(),
-            error,
-            upload_kind: if kind.is_empty() { "headshot" } else { kind }.into(),
+            upload_kind: match &failed {
+                Some(f) if KINDS.iter().any(|(k, _)| *k == f.sent.kind) => f.sent.kind.clone(),
+                _ if kind.is_empty() => "headshot".into(),
+                _ => kind.into(),
+            },
+            upload_folder: failed
+                .as_ref()
+                .map_or_else(|| folder.to_string(), |f| f.sent.folder.clone()),
+            error: failed.map(|f| f.message),
         },
     )
 }
@@ -176,13 +191,13 @@ pub(crate) async fn upload(
     if !csrf_field_matches(&mut multipart, &page.csrf).await {
         return Err(UiError::forbidden());
     }
-    match service::upload(&state, multipart).await {
+    match service::upload_keeping_fields(&state, multipart).await {
         Ok(uploaded) => {
             let back = href("", &uploaded.asset.kind, &uploaded.asset.folder);
             let sep = if back.contains('?') { '&' } else { '?' };
             Ok(page.redirect(&format!("{back}{sep}ok=uploaded")))
         }
-        Err(e) => {
+        Err((e, sent)) => {
             let message = match e.field.as_deref() {
                 Some("file") | None => view::sentence(&e.message),
                 Some(f) => view::sentence(&format!("{f}: {}", e.message)),
@@ -191,7 +206,8 @@ pub(crate) async fn upload(
                 kind: q.kind,
                 folder: q.folder,
             };
-            library(&state, &page, &filters, e.status, Some(message)).await
+            let failed = Failed { message, sent };
+            library(&state, &page, &filters, e.status, Some(failed)).await
         }
     }
 }

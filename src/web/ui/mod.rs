@@ -16,6 +16,7 @@ mod library;
 mod login;
 mod logs;
 mod projects;
+mod runs;
 mod scenes;
 mod settings;
 mod static_files;
@@ -51,6 +52,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/projects/{id}/reorder", post(projects::reorder))
         .route("/projects/{id}/scenes", post(scenes::create))
         .route("/projects/{id}/scenes/new", get(scenes::new_page))
+        .route("/runs/{id}", get(runs::run_page))
         .route("/scenes", get(scenes::list_page))
         .route("/scenes/{id}", get(scenes::scene_page).post(scenes::update))
         .route("/scenes/{id}/edit", get(scenes::edit_page))
