@@ -7,7 +7,7 @@
 use askama::Template;
 use axum::extract::{Multipart, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
 use super::forms::{PostForm, same_token};
@@ -37,6 +37,8 @@ struct AssetTile {
     size: String,
     facts: String,
     uploaded: String,
+    /// Identities and scenes that use it (named in the delete confirmation).
+    users: Vec<String>,
 }
 
 /// One tab or folder link.
@@ -107,6 +109,7 @@ async fn library(
     let db = &state.storage.db;
     let assets = db.list_assets(kind, folder).await?;
     let folder_names = db.ui_asset_folders("").await?;
+    let users = db.ui_asset_users().await?;
     let mut tabs = vec![Link {
         label: "All".into(),
         href: href(&page.root, "", folder),
@@ -146,6 +149,11 @@ async fn library(
                 size: view::bytes(a.size_bytes),
                 facts,
                 uploaded: view::time(a.created_at),
+                users: users
+                    .iter()
+                    .filter(|(asset, _)| *asset == a.id)
+                    .map(|(_, who)| who.clone())
+                    .collect(),
             }
         })
         .collect();
@@ -209,6 +217,44 @@ pub(crate) async fn upload(
             let failed = Failed { message, sent };
             library(&state, &page, &filters, e.status, Some(failed)).await
         }
+    }
+}
+
+/// The new asset as a choice for the form that uploaded it.
+#[derive(Template)]
+#[template(
+    source = "<option value=\"{{ id }}\" selected>{{ name }}</option>",
+    ext = "html"
+)]
+struct OptionFragment {
+    id: String,
+    name: String,
+}
+
+/// Uploads from another form without leaving it (the identity form's "Upload and use"): 201 with the new asset
+/// as an `<option>` for that form's select, or the status with the error in words (plain text).
+pub(crate) async fn upload_inline(
+    State(state): State<AppState>,
+    page: Page,
+    mut multipart: Multipart,
+) -> Response {
+    if !csrf_field_matches(&mut multipart, &page.csrf).await {
+        return (StatusCode::FORBIDDEN, UiError::forbidden().message_text()).into_response();
+    }
+    match service::upload(&state, multipart).await {
+        Ok(uploaded) => {
+            let a = uploaded.asset;
+            let option = OptionFragment {
+                name: a.original_name.clone().unwrap_or_else(|| a.id.clone()),
+                id: a.id,
+            };
+            (
+                StatusCode::CREATED,
+                Html(option.render().unwrap_or_default()),
+            )
+                .into_response()
+        }
+        Err(e) => (e.status, view::sentence(&e.message)).into_response(),
     }
 }
 

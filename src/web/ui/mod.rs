@@ -11,6 +11,7 @@ mod dashboard;
 mod forms;
 mod identities;
 mod identity_fields;
+mod identity_help;
 mod identity_photos;
 mod library;
 mod login;
@@ -85,6 +86,10 @@ pub fn router(state: AppState) -> Router<AppState> {
                 .layer(DefaultBodyLimit::disable()),
         )
         .route("/assets/delete", post(library::delete))
+        .route(
+            "/assets/inline",
+            post(library::upload_inline).layer(DefaultBodyLimit::disable()),
+        )
         .route("/logs", get(logs::page))
         .route("/logs/tail", get(logs::tail))
         .route("/settings", get(settings::page))
