@@ -86,16 +86,46 @@ pub(crate) fn default_source(source: &str) -> &'static str {
     }
 }
 
-/// A check's detail as one readable line: the first line, at most 160 characters; an error chain
-/// (`a: b: c`) keeps its first link. The raw text is shown folded when this differs from it.
+/// Known causes inside an error chain, in plain words (first match wins).
+const PLAIN_CAUSES: [(&str, &str); 7] = [
+    (
+        "connection refused",
+        "the server refused the connection (check the address, and that the server is up)",
+    ),
+    (
+        "certificate",
+        "the server's HTTPS certificate was not accepted",
+    ),
+    ("dns error", "the host name could not be found"),
+    (
+        "failed to lookup address",
+        "the host name could not be found",
+    ),
+    ("timed out", "the server did not answer in time"),
+    ("404", "there is no file at this address (404)"),
+    (
+        "403",
+        "the server refused access (403): the link may have expired",
+    ),
+];
+
+/// A check's detail as one readable line. An error chain (`a: b: c: d`, or several lines) becomes its known
+/// cause in plain words, else its first link; other text its first line, at most 160 characters. The raw text
+/// is shown folded when this differs from it.
 pub(crate) fn summary(detail: &str) -> String {
     let first = detail.lines().next().unwrap_or("").trim();
-    let first = if first.chars().count() > 160 {
-        first.split(": ").next().unwrap_or(first)
-    } else {
-        first
-    };
-    super::view::excerpt(first, 160)
+    let chain = detail.contains('\n') || first.matches(": ").count() >= 2;
+    if !chain {
+        return super::view::excerpt(first, 160);
+    }
+    let lower = detail.to_ascii_lowercase();
+    match PLAIN_CAUSES
+        .iter()
+        .find(|(needle, _)| lower.contains(needle))
+    {
+        Some((_, plain)) => (*plain).to_string(),
+        None => super::view::excerpt(first.split(": ").next().unwrap_or(first), 160),
+    }
 }
 
 #[cfg(test)]
@@ -113,10 +143,15 @@ mod tests {
             Some("Image doesn't look like me")
         );
         assert!(for_check("voiceLookup").is_none());
-        let chain = format!(
-            "error sending request: {}\ncaused by: invalid peer certificate",
-            "x".repeat(200)
+        let tls = "request failed: error sending request\ncaused by: invalid peer certificate: UnknownIssuer";
+        assert_eq!(
+            summary(tls),
+            "the server's HTTPS certificate was not accepted"
         );
-        assert_eq!(summary(&chain), "error sending request");
+        assert_eq!(summary("a: b: c"), "a");
+        assert_eq!(
+            summary("no face found: one face"),
+            "no face found: one face"
+        );
     }
 }

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use thirtyfour::prelude::*;
 
 use super::{
-    Api, Driver, PASSWORD, choose, click, fill, js, shot, start_server, text, wait_for, wait_js,
+    Api, Driver, PASSWORD, choose, click, fill, js, start_server, text, wait_for, wait_js,
     wait_path,
 };
 use crate::common::app::TestApp;
@@ -599,33 +599,49 @@ async fn runs(driver: &WebDriver, server: &TestApp, api: &Api, s: &Setup) {
 /// Every changed page at 1400 px and 390 px, into `dir`.
 async fn tour(driver: &WebDriver, base: &str, s: &Setup, dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
+    // (file name, page, element scrolled to the top)
     let pages = [
-        ("dashboard", "/".to_string()),
-        ("settings", "/settings".into()),
-        ("identities", "/identities".into()),
-        ("identity-edit", format!("/identities/{}/edit", s.identity)),
-        ("assets", "/assets".into()),
-        ("project", format!("/projects/{}", s.project)),
-        ("run", format!("/runs/{}", s.run)),
-        ("scene", format!("/scenes/{}", s.scene)),
-        ("logs", "/logs".into()),
+        ("dashboard", "/".to_string(), "main"),
+        ("settings", "/settings".into(), "main"),
+        ("identities", "/identities".into(), "main"),
+        ("identity-test", "/identities".into(), ".test-result"),
+        (
+            "identity-edit",
+            format!("/identities/{}/edit", s.identity),
+            ".inline-upload",
+        ),
+        ("assets", "/assets".into(), "#asset-list"),
+        ("project", format!("/projects/{}", s.project), "main"),
+        ("run", format!("/runs/{}", s.run), "main"),
+        ("run-logs", format!("/runs/{}", s.run), "#run-logs"),
+        ("scene", format!("/scenes/{}", s.scene), "#timeline"),
+        ("scene-logs", format!("/scenes/{}", s.scene), "#logs-h"),
+        ("logs", "/logs".into(), "#log-results"),
         (
             "logs-empty",
             "/logs?step=LIPSYNC_APPLICATION&level=ERROR".into(),
+            "#log-results",
         ),
     ];
     for w in [1400, 390] {
         width(driver, w).await;
-        for (name, path) in &pages {
+        for (name, path, at) in &pages {
             goto(driver, base, path).await;
-            js(
-                driver,
-                "document.querySelectorAll('details').forEach(d => d.open = true); return null",
-            )
-            .await;
+            let script = format!(
+                "document.querySelectorAll('details').forEach(d => d.open = true); \
+                 document.querySelector('{at}').scrollIntoView(); return null"
+            );
+            js(driver, &script).await;
             let png = driver.screenshot_as_png().await.unwrap();
             std::fs::write(dir.join(format!("{name}-{w}.png")), png).unwrap();
         }
     }
-    shot(driver, "newuser-last").await;
+    // Logged out: the login page.
+    driver.delete_all_cookies().await.unwrap();
+    for w in [1400, 390] {
+        width(driver, w).await;
+        goto(driver, base, "/login").await;
+        let png = driver.screenshot_as_png().await.unwrap();
+        std::fs::write(dir.join(format!("login-{w}.png")), png).unwrap();
+    }
 }
