@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::forms::{PostForm, same_token};
 use super::view;
 use super::{Layout, Page, UiError, enc, render};
+use crate::storage::db::AssetRecord;
 use crate::web::AppState;
 use crate::web::service::assets as service;
 
@@ -39,6 +40,34 @@ struct AssetTile {
     uploaded: String,
     /// Identities and scenes that use it (named in the delete confirmation).
     users: Vec<String>,
+}
+
+impl AssetTile {
+    /// The tile of a stored asset; `users` lists (asset id, user in words) for every asset.
+    fn new(a: &AssetRecord, root: &str, users: &[(String, String)]) -> Self {
+        let facts = match (a.width, a.height, a.duration_seconds) {
+            (Some(w), Some(h), _) => format!("{w}×{h}"),
+            (_, _, Some(d)) => view::seconds(d),
+            _ => String::new(),
+        };
+        Self {
+            id: a.id.clone(),
+            kind: a.kind.clone(),
+            name: a.original_name.clone().unwrap_or_else(|| a.id.clone()),
+            folder: a.folder.clone(),
+            url: view::media(root, &a.object_key),
+            is_image: a.mime.starts_with("image/"),
+            is_audio: a.mime.starts_with("audio/"),
+            size: view::bytes(a.size_bytes),
+            facts,
+            uploaded: view::time(a.created_at),
+            users: users
+                .iter()
+                .filter(|(asset, _)| *asset == a.id)
+                .map(|(_, who)| who.clone())
+                .collect(),
+        }
+    }
 }
 
 /// One tab or folder link.
@@ -132,30 +161,7 @@ async fn library(
     }));
     let tiles = assets
         .iter()
-        .map(|a| {
-            let facts = match (a.width, a.height, a.duration_seconds) {
-                (Some(w), Some(h), _) => format!("{w}×{h}"),
-                (_, _, Some(d)) => view::seconds(d),
-                _ => String::new(),
-            };
-            AssetTile {
-                id: a.id.clone(),
-                kind: a.kind.clone(),
-                name: a.original_name.clone().unwrap_or_else(|| a.id.clone()),
-                folder: a.folder.clone(),
-                url: view::media(&page.root, &a.object_key),
-                is_image: a.mime.starts_with("image/"),
-                is_audio: a.mime.starts_with("audio/"),
-                size: view::bytes(a.size_bytes),
-                facts,
-                uploaded: view::time(a.created_at),
-                users: users
-                    .iter()
-                    .filter(|(asset, _)| *asset == a.id)
-                    .map(|(_, who)| who.clone())
-                    .collect(),
-            }
-        })
+        .map(|a| AssetTile::new(a, &page.root, &users))
         .collect();
     render(
         status,
