@@ -16,8 +16,7 @@ use serde_json::{Value, json};
 use thirtyfour::prelude::*;
 
 use super::{
-    Api, Driver, PASSWORD, choose, click, fill, js, start_server, text, wait_for, wait_js,
-    wait_path,
+    Api, Driver, PASSWORD, choose, click, fill, js, start_server, wait_for, wait_js, wait_path,
 };
 use crate::common::app::TestApp;
 
@@ -137,6 +136,18 @@ async fn width(driver: &WebDriver, w: u32) {
     wait_js(driver, &cond, 5).await;
 }
 
+/// The text of the first element matching `css`, read by a script once it exists: no element handle that a live
+/// refresh (a run finishing swaps `#live`) could make stale.
+async fn jtext(driver: &WebDriver, css: &str) -> String {
+    let q = format!("document.querySelector(\"{css}\")");
+    wait_js(driver, &q, 10).await;
+    js(driver, &format!("return {q}.textContent.trim()"))
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 async fn goto(driver: &WebDriver, base: &str, path: &str) {
     driver.goto(format!("{base}{path}")).await.unwrap();
     wait_js(driver, "document.readyState === 'complete'", 10).await;
@@ -236,19 +247,19 @@ async fn login_and_settings(driver: &WebDriver, base: &str) {
             "{p}"
         );
     }
-    assert!(!text(driver, "main").await.contains("see the README"));
+    assert!(!jtext(driver, "main").await.contains("see the README"));
 }
 
 /// Items 5 and 4: plain words and the guide's troubleshooting on the identity test; a headshot uploaded from
 /// inside the identity form, keeping what was typed.
 async fn identities(driver: &WebDriver, base: &str, api: &Api, s: &Setup, files: &Path) {
     goto(driver, base, "/identities").await;
-    let page = text(driver, "main").await;
+    let page = jtext(driver, "main").await;
     for dev in ["POST /api", "(from ", "set-default"] {
         assert!(!page.contains(dev), "no developer-speak: {dev:?} in {page}");
     }
     assert!(
-        text(driver, "#twin-help summary")
+        jtext(driver, "#twin-help summary")
             .await
             .contains("Digital twin not available")
     );
@@ -445,10 +456,10 @@ async fn estimate(driver: &WebDriver, base: &str, api: &Api, s: &Setup) {
         .unwrap();
     assert!(cloud > 0.0);
     assert_eq!(
-        text(driver, "#estimate-cloud").await,
+        jtext(driver, "#estimate-cloud").await,
         format!("${cloud:.2} with cloud providers")
     );
-    assert_eq!(text(driver, "#estimate-total").await, "$0.00");
+    assert_eq!(jtext(driver, "#estimate-total").await, "$0.00");
 }
 
 /// Item 10: level and above, the project beside the scene without breaking, no bare table for nothing, cards
@@ -581,8 +592,8 @@ async fn runs(driver: &WebDriver, server: &TestApp, api: &Api, s: &Setup) {
     click(driver, &format!("tr[data-run='{}'] a.run-link", s.run)).await;
     wait_path(driver, &format!("/runs/{}", s.run)).await;
     let log_name = |step: &str| format!("#run-steps tr[data-step='{step}'] .log-name");
-    assert_eq!(text(driver, &log_name("ASSEMBLE")).await, "VIDEO_ASSEMBLY");
-    assert_eq!(text(driver, &log_name("FINALIZE")).await, "VIDEO_FINALIZE");
+    assert_eq!(jtext(driver, &log_name("ASSEMBLE")).await, "VIDEO_ASSEMBLY");
+    assert_eq!(jtext(driver, &log_name("FINALIZE")).await, "VIDEO_FINALIZE");
     assert_eq!(
         driver
             .find_all(By::Css("#run-steps tbody tr"))
@@ -593,12 +604,12 @@ async fn runs(driver: &WebDriver, server: &TestApp, api: &Api, s: &Setup) {
         "five scene steps and ASSEMBLE"
     );
     assert!(
-        text(driver, ".prompt-image")
+        jtext(driver, ".prompt-image")
             .await
             .starts_with("TOK_NINETEEN")
     );
-    assert!(!text(driver, ".prompt-video").await.is_empty());
-    assert_eq!(text(driver, "#run-cost").await, "$0.00");
+    assert!(!jtext(driver, ".prompt-video").await.is_empty());
+    assert_eq!(jtext(driver, "#run-cost").await, "$0.00");
     assert!(
         driver
             .find(By::Css("#run-logs tr[data-step='VIDEO_FINALIZE']"))
@@ -628,7 +639,7 @@ async fn runs(driver: &WebDriver, server: &TestApp, api: &Api, s: &Setup) {
     assert!(groups.contains(&""), "rows outside a run: {groups:?}");
     assert_eq!(groups.len(), 2, "one group per run: {groups:?}");
     assert_eq!(
-        text(driver, "#timeline tr[data-step='FINALIZE'] .log-name").await,
+        jtext(driver, "#timeline tr[data-step='FINALIZE'] .log-name").await,
         "VIDEO_FINALIZE"
     );
 }
