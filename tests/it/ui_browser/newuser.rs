@@ -490,6 +490,15 @@ async fn logs(driver: &WebDriver, base: &str, s: &Setup) {
         levels.iter().all(|l| *l == "WARN" || *l == "ERROR"),
         "{levels:?}"
     );
+    let finalize = js(
+        driver,
+        "return document.querySelector(\"#filter-step option[value='VIDEO_FINALIZE']\").textContent",
+    )
+    .await;
+    assert_eq!(
+        finalize, "VIDEO_FINALIZE (FINALIZE)",
+        "the filter shows both names"
+    );
     goto(
         driver,
         base,
