@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::forms::{PostForm, same_token};
 use super::view;
 use super::{Layout, Page, UiError, enc, render};
+use crate::domain::AssetId;
 use crate::storage::db::AssetRecord;
 use crate::web::AppState;
 use crate::web::service::assets as service;
@@ -44,16 +45,16 @@ struct AssetTile {
 
 impl AssetTile {
     /// The tile of a stored asset; `users` lists (asset id, user in words) for every asset.
-    fn new(a: &AssetRecord, root: &str, users: &[(String, String)]) -> Self {
+    fn new(a: &AssetRecord, root: &str, users: &[(AssetId, String)]) -> Self {
         let facts = match (a.width, a.height, a.duration_seconds) {
             (Some(w), Some(h), _) => format!("{w}×{h}"),
             (_, _, Some(d)) => view::seconds(d),
             _ => String::new(),
         };
         Self {
-            id: a.id.clone(),
+            id: a.id.to_string(),
             kind: a.kind.clone(),
-            name: a.original_name.clone().unwrap_or_else(|| a.id.clone()),
+            name: a.original_name.clone().unwrap_or_else(|| a.id.to_string()),
             folder: a.folder.clone(),
             url: view::media(root, &a.object_key),
             is_image: a.mime.starts_with("image/"),
@@ -251,8 +252,8 @@ pub(crate) async fn upload_inline(
         Ok(uploaded) => {
             let a = uploaded.asset;
             let option = OptionFragment {
-                name: a.original_name.clone().unwrap_or_else(|| a.id.clone()),
-                id: a.id,
+                name: a.original_name.clone().unwrap_or_else(|| a.id.to_string()),
+                id: a.id.to_string(),
             };
             (
                 StatusCode::CREATED,
@@ -288,7 +289,7 @@ pub(crate) async fn delete(
     page: Page,
     PostForm(form): PostForm,
 ) -> Result<Response, UiError> {
-    let id = form.get("id").to_string();
+    let id = crate::domain::AssetId::from(form.get("id"));
     service::delete(&state, &id).await?;
     let back = href("", form.get("kind"), form.get("folder"));
     let sep = if back.contains('?') { '&' } else { '?' };

@@ -10,7 +10,7 @@ use axum::response::Response;
 
 use super::scenes::LogLine;
 use super::{Layout, Page, UiError, ok, view};
-use crate::domain::{LogStep, StepName, StepStatus};
+use crate::domain::{LogStep, RunId, SceneId, StepName, StepStatus};
 use crate::pipeline::PROMPT_PREFIX;
 use crate::storage::db::{LogRow, RunRow, StepRow};
 use crate::web::AppState;
@@ -66,7 +66,7 @@ struct RunPage {
 pub(crate) async fn run_page(
     State(state): State<AppState>,
     page: Page,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
 ) -> Result<Response, UiError> {
     let db = &state.storage.db;
     let run = db
@@ -77,7 +77,7 @@ pub(crate) async fn run_page(
         .get_project(&run.project_id)
         .await?
         .ok_or_else(|| UiError::not_found("project"))?;
-    let scenes: Vec<(String, String)> = db
+    let scenes: Vec<(SceneId, String)> = db
         .list_scenes(&run.project_id, -1, 10_000)
         .await?
         .into_iter()
@@ -88,8 +88,8 @@ pub(crate) async fn run_page(
         .map(|(i, n)| (i.as_str(), n.as_str()))
         .collect();
     let mut rows = db.run_steps(&id).await?;
-    let order = |sid: &Option<String>| {
-        sid.as_deref()
+    let order = |sid: &Option<SceneId>| {
+        sid.as_ref()
             .and_then(|s| scenes.iter().position(|(i, _)| i == s))
             .unwrap_or(usize::MAX)
     };
@@ -98,7 +98,7 @@ pub(crate) async fn run_page(
     let payloads = db
         .ui_log_payloads(&logs.iter().map(|r| r.id.clone()).collect::<Vec<_>>())
         .await?;
-    let scene_name = |sid: Option<&String>| {
+    let scene_name = |sid: Option<&SceneId>| {
         sid.and_then(|s| names.get(s.as_str()).map(|n| n.to_string()))
             .unwrap_or_default()
     };
@@ -112,13 +112,13 @@ pub(crate) async fn run_page(
     };
     ok(&RunPage {
         l: page.layout(format!("Run of {}", project.project.name), "projects"),
-        id: run.id.clone(),
-        project_id: project.id.clone(),
+        id: run.id.to_string(),
+        project_id: project.id.to_string(),
         project_name: project.project.name.clone(),
         what,
         status: view::status_word(run.status.as_str()),
         running: if !run.status.is_final() {
-            run.id.clone()
+            run.id.to_string()
         } else {
             String::new()
         },
@@ -147,7 +147,7 @@ fn step_line(r: &StepRow, scene: String) -> StepLine {
         } else {
             scene
         },
-        scene_id: r.scene_id.clone().unwrap_or_default(),
+        scene_id: r.scene_id.as_deref().unwrap_or_default().to_string(),
         step: r.step.as_str(),
         log_name: r.step.log_step().as_str(),
         status: view::status_word(r.status.as_str()),
@@ -164,7 +164,7 @@ fn step_line(r: &StepRow, scene: String) -> StepLine {
 }
 
 /// The last image and video prompt each scene of the run logged, in scene order.
-fn prompts(run: &RunRow, logs: &[LogRow], scenes: &[(String, String)]) -> Vec<Prompts> {
+fn prompts(run: &RunRow, logs: &[LogRow], scenes: &[(SceneId, String)]) -> Vec<Prompts> {
     let mut by_scene: HashMap<&str, Prompts> = HashMap::new();
     for l in logs {
         let (Some(sid), Some(prompt)) =
@@ -181,7 +181,7 @@ fn prompts(run: &RunRow, logs: &[LogRow], scenes: &[(String, String)]) -> Vec<Pr
     }
     scenes
         .iter()
-        .filter(|(id, _)| run.scene_id.as_deref().is_none_or(|s| s == id))
+        .filter(|(id, _)| run.scene_id.as_ref().is_none_or(|s| s == id))
         .filter_map(|(id, name)| {
             by_scene.remove(id.as_str()).map(|p| Prompts {
                 scene: name.clone(),

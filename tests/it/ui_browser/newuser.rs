@@ -99,8 +99,8 @@ async fn setup(server: &TestApp, api: &Api, files: &Path) -> Setup {
             .storage
             .db
             .insert_log(&devatar::storage::db::LogInput {
-                project_id: Some(project.clone()),
-                scene_id: Some(scene.clone()),
+                project_id: Some(devatar::domain::ProjectId::from(&project)),
+                scene_id: Some(devatar::domain::SceneId::from(&scene)),
                 step: "AUDIO_GENERATION".into(),
                 level: level.into(),
                 message: message.into(),
