@@ -30,6 +30,7 @@ pub use faces::{EngineScorer, FaceScore, FaceScorer};
 pub use mode::{ModeDecision, select_mode};
 pub use report::{Event, EventKind, NodeKey, Progress, RunReport, StepReport};
 pub use runner::Pipeline;
+pub use steps::PROMPT_PREFIX;
 
 use crate::domain::{Identity, Project, ProjectId, Scene, SceneId};
 use crate::media::captions::WordTiming;

@@ -7,6 +7,8 @@
 
 use crate::common;
 
+mod newuser;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -78,6 +78,28 @@ pub struct AssetInput {
 }
 
 impl Db {
+    /// Who uses which asset, as (asset id, user in words): identities by their headshot or uploaded LoRA
+    /// (`identity Deven Spear`), scenes by their headshot (`scene one of Launch`). Deleting an asset clears
+    /// these references, so the pages warn first.
+    pub async fn ui_asset_users(&self) -> Result<Vec<(AssetId, String)>, DbError> {
+        let rows = sqlx::query(
+            "SELECT headshot_asset_id AS asset, 'identity ' || display_name AS who FROM identities
+               WHERE headshot_asset_id IS NOT NULL
+             UNION ALL
+             SELECT lora_asset_id AS asset, 'identity ' || display_name AS who FROM identities
+               WHERE lora_asset_id IS NOT NULL
+             UNION ALL
+             SELECT s.headshot_asset_id AS asset, 'scene ' || s.name || ' of ' || p.name AS who
+               FROM scenes s JOIN projects p ON p.id = s.project_id WHERE s.headshot_asset_id IS NOT NULL
+             ORDER BY who",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((id_col(r, "asset")?, r.try_get("who")?)))
+            .collect()
+    }
+
     /// Assets filtered by kind and folder (empty = any), newest first.
     pub async fn list_assets(&self, kind: &str, folder: &str) -> Result<Vec<AssetRecord>, DbError> {
         let rows = sqlx::query(

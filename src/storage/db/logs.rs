@@ -46,7 +46,7 @@ pub struct LogFilter {
     pub scene: Option<SceneId>,
     /// Guide step name.
     pub step: Option<String>,
-    /// Level.
+    /// Level: rows of this level and above (`WARN` includes `ERROR`).
     pub level: Option<String>,
     /// Only rows older than this id (newest first paging).
     pub before: Option<String>,
@@ -94,6 +94,18 @@ pub(super) fn log_row(r: &sqlx::any::AnyRow) -> Result<LogRow, DbError> {
     })
 }
 
+/// The levels above `level` (padded with `level` itself), so `level IN (level, a, b, c)` means "this level
+/// and above".
+fn levels_above(level: Option<&str>) -> [String; 3] {
+    const ORDER: [&str; 4] = ["DEBUG", "INFO", "WARN", "ERROR"];
+    let level = level.unwrap_or("");
+    let above: Vec<&str> = match ORDER.iter().position(|l| *l == level) {
+        Some(i) => ORDER[i + 1..].to_vec(),
+        None => Vec::new(),
+    };
+    std::array::from_fn(|i| above.get(i).copied().unwrap_or(level).to_string())
+}
+
 impl Db {
     /// Appends a log row.
     pub async fn insert_log(&self, l: &LogInput) -> Result<(), DbError> {
@@ -119,10 +131,10 @@ impl Db {
 
     /// Log rows matching the filter, newest first.
     pub async fn query_logs(&self, f: &LogFilter) -> Result<Vec<LogRow>, DbError> {
-        let rows = sqlx::query(
+        let q = sqlx::query(
             "SELECT id, run_id, project_id, scene_id, step, level, provider, message, duration_ms, created_at FROM logs
              WHERE ($1 = '' OR project_id = $1) AND ($2 = '' OR scene_id = $2) AND ($3 = '' OR step = $3)
-               AND ($4 = '' OR level = $4) AND ($5 = '' OR id < $5)
+               AND ($4 = '' OR level IN ($4, $7, $8, $9)) AND ($5 = '' OR id < $5)
              ORDER BY id DESC LIMIT $6",
         )
         .bind(f.project.as_deref().unwrap_or(""))
@@ -130,7 +142,20 @@ impl Db {
         .bind(f.step.as_deref().unwrap_or(""))
         .bind(f.level.as_deref().unwrap_or(""))
         .bind(f.before.as_deref().unwrap_or(""))
-        .bind(f.limit)
+        .bind(f.limit);
+        let [a, b, c] = levels_above(f.level.as_deref());
+        let rows = q.bind(a).bind(b).bind(c).fetch_all(&self.pool).await?;
+        rows.iter().map(log_row).collect()
+    }
+
+    /// The log rows one run wrote, oldest first (at most `limit`).
+    pub async fn ui_run_logs(&self, run_id: &RunId, limit: i64) -> Result<Vec<LogRow>, DbError> {
+        let rows = sqlx::query(
+            "SELECT id, run_id, project_id, scene_id, step, level, provider, message, duration_ms, created_at FROM logs
+             WHERE run_id = $1 ORDER BY id LIMIT $2",
+        )
+        .bind(run_id.as_str())
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(log_row).collect()
@@ -161,10 +186,10 @@ impl Db {
 
     /// Log rows newer than `after` (a log id) matching the filter, oldest first (the live tail).
     pub async fn ui_logs_after(&self, f: &LogFilter, after: &str) -> Result<Vec<LogRow>, DbError> {
-        let rows = sqlx::query(
+        let q = sqlx::query(
             "SELECT id, run_id, project_id, scene_id, step, level, provider, message, duration_ms, created_at FROM logs
              WHERE ($1 = '' OR project_id = $1) AND ($2 = '' OR scene_id = $2) AND ($3 = '' OR step = $3)
-               AND ($4 = '' OR level = $4) AND id > $5
+               AND ($4 = '' OR level IN ($4, $7, $8, $9)) AND id > $5
              ORDER BY id LIMIT $6",
         )
         .bind(f.project.as_deref().unwrap_or(""))
@@ -172,9 +197,9 @@ impl Db {
         .bind(f.step.as_deref().unwrap_or(""))
         .bind(f.level.as_deref().unwrap_or(""))
         .bind(after)
-        .bind(f.limit)
-        .fetch_all(&self.pool)
-        .await?;
+        .bind(f.limit);
+        let [a, b, c] = levels_above(f.level.as_deref());
+        let rows = q.bind(a).bind(b).bind(c).fetch_all(&self.pool).await?;
         rows.iter().map(log_row).collect()
     }
 }

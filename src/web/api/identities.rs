@@ -117,7 +117,9 @@ impl IdentityView {
             last_test: r.last_test.map(|(ok, at, result)| LastTest {
                 ok,
                 at,
-                result: serde_json::from_str::<Value>(&result).unwrap_or(Value::Null),
+                result: serde_json::from_str::<Value>(&result)
+                    .map(crate::identity_check::with_labels)
+                    .unwrap_or(Value::Null),
             }),
             created_at: r.created_at,
             updated_at: r.updated_at,

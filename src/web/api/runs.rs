@@ -168,7 +168,7 @@ pub struct LogQuery {
     scene: Option<SceneId>,
     /// Guide step name (`AUDIO_GENERATION`, `IDENTITY_ANCHOR`, …).
     step: Option<String>,
-    /// `DEBUG`, `INFO`, `WARN`, `ERROR`.
+    /// `DEBUG`, `INFO`, `WARN`, `ERROR`: rows of this level and above (`WARN` includes `ERROR`).
     level: Option<String>,
     /// `nextCursor` of the previous page.
     cursor: Option<String>,

@@ -92,7 +92,7 @@ pub async fn twin_status(state: &AppState) -> Result<TwinStatus, ApiError> {
         recommendations.push("Add a LoRA URL to an identity (or set DEVEN_LORA_URL).");
     }
     if default.is_none() {
-        recommendations.push("Choose a default identity (POST /api/identities/{id}/set-default).");
+        recommendations.push("Choose a default identity: press Set default on its card.");
     }
     Ok(TwinStatus {
         fal_key_configured: fal,

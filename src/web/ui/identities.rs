@@ -9,6 +9,7 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::forms::{FieldErrs, FormData, FormField, PostForm, number, with_errors};
+use super::identity_help;
 use super::identity_photos::{self, PhotosSection};
 use super::view;
 use super::{Layout, Page, UiError, ok, render};
@@ -24,9 +25,42 @@ use super::identity_fields::{FIELDS, identity_fields, refill};
 /// One check of an identity test, for display.
 #[derive(Debug, Clone)]
 pub(crate) struct CheckView {
+    /// Stable id (`loraReachable`), kept in `data-check`.
     name: String,
+    /// What it checks, in words.
+    label: String,
     ok: bool,
+    /// The detail as one readable line.
     detail: String,
+    /// The raw detail when it says more than `detail` (folded away), else empty.
+    raw: String,
+    /// The guide's Troubleshooting entry for a failed check.
+    help: Option<identity_help::Help>,
+}
+
+impl CheckView {
+    /// From one stored check (`{name, label?, ok, detail}`).
+    fn from_json(c: &Value) -> Self {
+        let name = c["name"].as_str().unwrap_or("").to_string();
+        let ok = c["ok"].as_bool().unwrap_or(false);
+        let raw = c["detail"].as_str().unwrap_or("").to_string();
+        let detail = identity_help::summary(&raw);
+        Self {
+            label: c["label"]
+                .as_str()
+                .unwrap_or_else(|| crate::identity_check::check_label(&name))
+                .to_string(),
+            help: if ok {
+                None
+            } else {
+                identity_help::for_check(&name)
+            },
+            raw: if raw == detail { String::new() } else { raw },
+            detail,
+            name,
+            ok,
+        }
+    }
 }
 
 /// The LoRA header report, for display.
@@ -86,15 +120,7 @@ impl TestView {
             at: view::time(at),
             checks: result["checks"]
                 .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|c| CheckView {
-                            name: c["name"].as_str().unwrap_or("").to_string(),
-                            ok: c["ok"].as_bool().unwrap_or(false),
-                            detail: c["detail"].as_str().unwrap_or("").to_string(),
-                        })
-                        .collect()
-                })
+                .map(|a| a.iter().map(CheckView::from_json).collect())
                 .unwrap_or_default(),
             lora,
         }
@@ -129,7 +155,9 @@ struct IdentitiesPage {
     fal: bool,
     twin_available: bool,
     default_identity: String,
-    default_source: String,
+    default_source: &'static str,
+    /// The guide's entry when digital twin mode is not available.
+    twin_help: Option<identity_help::Help>,
     recommendations: Vec<String>,
     count: u64,
     active: u64,
@@ -291,14 +319,15 @@ pub(crate) async fn list_page(
     let default_identity = status
         .default_identity
         .map(|d| d.name)
-        .unwrap_or_else(|| "none".to_string());
+        .unwrap_or_else(|| "none chosen yet".to_string());
     ok(&IdentitiesPage {
         l: page.layout("Identities", "identities"),
         cards,
         fal: status.fal_key_configured,
         twin_available: status.digital_twin_available,
         default_identity,
-        default_source: status.default_identity_source,
+        default_source: identity_help::default_source(&status.default_identity_source),
+        twin_help: (!status.digital_twin_available).then(identity_help::twin_unavailable),
         recommendations: status.recommendations,
         count: status.identities.count as u64,
         active: status.identities.active as u64,

@@ -60,7 +60,7 @@ pub(super) async fn identity_fields(
                 .unwrap_or_default(),
         )
         .control(Control::Select(headshots))
-        .hint("Used in standard mode; upload headshots on the Assets page."),
+        .hint("Used in standard mode; upload a new one just below."),
     );
     if let Some(r) = r {
         fields.push(

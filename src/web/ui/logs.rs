@@ -14,8 +14,7 @@ use serde::Deserialize;
 
 use super::scenes::LogLine;
 use super::{Layout, Page, UiError, enc, render};
-use crate::domain::LogStep;
-use crate::domain::{ProjectId, SceneId};
+use crate::domain::{LogStep, ProjectId, SceneId, StepName};
 use crate::storage::db::{LogFilter, LogRow};
 use crate::web::AppState;
 
@@ -97,7 +96,8 @@ struct LogsPage {
     root: String,
     projects: Vec<(String, String)>,
     scenes: Vec<(String, String)>,
-    steps: Vec<&'static str>,
+    /// (log step name, with the API's step name beside it).
+    steps: Vec<(&'static str, String)>,
     levels: Vec<&'static str>,
     project: String,
     scene: String,
@@ -234,7 +234,7 @@ pub(crate) async fn page(
             root: page.root.clone(),
             projects,
             scenes,
-            steps: LogStep::ALL.iter().map(|s| s.as_str()).collect(),
+            steps: LogStep::ALL.iter().map(|s| step_option(*s)).collect(),
             levels: LEVELS.to_vec(),
             project: filter.project.as_deref().unwrap_or_default().to_string(),
             scene: filter.scene.as_deref().unwrap_or_default().to_string(),
@@ -248,6 +248,20 @@ pub(crate) async fn page(
             tail,
         },
     )
+}
+
+/// A step filter choice: the log name, labelled with the step name `--json` and the API use.
+fn step_option(s: LogStep) -> (&'static str, String) {
+    let api = StepName::SCENE_STEPS
+        .into_iter()
+        .chain([StepName::Assemble])
+        .find(|n| n.log_step() == s);
+    let label = match (s, api) {
+        (LogStep::IdentityAnchor, _) => format!("{} (IMAGE: the mode chosen)", s.as_str()),
+        (_, Some(n)) => format!("{} ({})", s.as_str(), n.as_str()),
+        (_, None) => s.as_str().to_string(),
+    };
+    (s.as_str(), label)
 }
 
 /// How often the live tail looks for rows when no progress in this process prompts it.

@@ -314,6 +314,8 @@ struct ProjectPage {
     preview: PreviewMedia,
     estimate_total: String,
     estimate_route: &'static str,
+    /// What the cloud providers would cost, beside a local estimate (empty on the cloud route).
+    estimate_cloud: String,
     form: Vec<FormField>,
     form_open: bool,
     form_error: Option<String>,
@@ -387,6 +389,12 @@ async fn project_page_with(
             estimate_route: match route {
                 Route::Local => "local providers: nothing is paid",
                 Route::Cloud => "cloud providers, from the price table",
+            },
+            estimate_cloud: match route {
+                Route::Local => view::usd(
+                    price_estimate(&state.config.cloud.prices, &p, &scenes, Route::Cloud).total_usd,
+                ),
+                Route::Cloud => String::new(),
             },
             form_open: form_error.is_some(),
             form,

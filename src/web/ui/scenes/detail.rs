@@ -19,6 +19,7 @@ use crate::web::ui::{Layout, Page, UiError, ok};
 #[derive(Debug, Clone)]
 struct TimelineRow {
     step: &'static str,
+    log_name: &'static str,
     status: String,
     provider: String,
     cached: bool,
@@ -109,10 +110,41 @@ struct ScenePage {
     preview: PreviewMedia,
     running: String,
     timeline: Vec<TimelineRow>,
+    run_id: String,
     run_status: String,
     run_error: String,
     run_started: String,
-    logs: Vec<LogLine>,
+    logs: Vec<RunLogs>,
+}
+
+/// The scene's log rows of one run (newest run first).
+#[derive(Debug, Clone)]
+struct RunLogs {
+    /// Run id (empty for rows written outside a run).
+    run_id: String,
+    /// When the run's first row shown here was written.
+    at: String,
+    rows: Vec<LogLine>,
+}
+
+/// Splits rows (newest first) into consecutive groups of one run each.
+fn by_run(lines: Vec<LogLine>, logs: &[LogRow]) -> Vec<RunLogs> {
+    let mut groups: Vec<RunLogs> = Vec::new();
+    for (line, row) in lines.into_iter().zip(logs) {
+        let run = row.run_id.as_deref().unwrap_or_default().to_string();
+        match groups.last_mut() {
+            Some(g) if g.run_id == run => {
+                g.at = line.at.clone();
+                g.rows.push(line);
+            }
+            _ => groups.push(RunLogs {
+                run_id: run,
+                at: line.at.clone(),
+                rows: vec![line],
+            }),
+        }
+    }
+    groups
 }
 
 /// The log step that describes a pipeline step.
@@ -122,6 +154,7 @@ fn log_step_of(step: &str) -> &'static [&'static str] {
         "IMAGE" => &["IDENTITY_ANCHOR", "IMAGE_GENERATION"],
         "VIDEO" => &["VIDEO_GENERATION"],
         "LIPSYNC" => &["LIPSYNC_APPLICATION"],
+        "FINALIZE" => &["VIDEO_FINALIZE"],
         _ => &["VIDEO_ASSEMBLY"],
     }
 }
@@ -187,10 +220,11 @@ pub(crate) async fn scene_page(
         preview,
         running: active.map(String::from).unwrap_or_default(),
         timeline: run.timeline,
+        run_id: latest.map(|r| r.to_string()).unwrap_or_default(),
         run_status: run.status,
         run_error: run.error,
         run_started: run.started,
-        logs: log_lines(&s, &logs, &payloads),
+        logs: by_run(log_lines(&s, &logs, &payloads), &logs),
     })
 }
 
@@ -247,6 +281,7 @@ fn timeline_row(
         .collect();
     TimelineRow {
         step,
+        log_name: StepName::parse(step).map_or("", |n| n.log_step().as_str()),
         status: row
             .map_or(StepStatus::Pending, |r| r.status)
             .as_str()
