@@ -1,7 +1,9 @@
 //! Project operations shared by the API and the pages.
 
+use crate::storage::db::{ProjectRecord, SceneRecord};
 use crate::web::AppState;
 use crate::web::error::ApiError;
+use crate::worker::Freshness;
 
 /// Deletes a project with its scenes and runs: 404 when unknown, 409 while it is rendering.
 pub async fn delete(state: &AppState, id: &str) -> Result<(), ApiError> {
@@ -17,4 +19,37 @@ pub async fn delete(state: &AppState, id: &str) -> Result<(), ApiError> {
     }
     db.delete_project(id).await?;
     Ok(())
+}
+
+/// Which of the project's recorded videos are out of date: the project's, and each of `scenes`' (see
+/// [`crate::worker::Freshness`]). `scenes` may be a page of them; the project's flag needs all of them.
+pub async fn freshness(
+    state: &AppState,
+    project: &ProjectRecord,
+    scenes: &[SceneRecord],
+) -> Result<Freshness, ApiError> {
+    Ok(state.runs.freshness(project, scenes).await?)
+}
+
+/// The project's video is out of date (an edit, a reorder, a removed or a failed scene since it was assembled).
+pub async fn project_out_of_date(
+    state: &AppState,
+    project: &ProjectRecord,
+) -> Result<bool, ApiError> {
+    let scenes = state
+        .storage
+        .db
+        .list_scenes(&project.id, -1, 10_000)
+        .await?;
+    let fresh = freshness(state, project, &scenes).await?;
+    Ok(fresh.project_out_of_date(project, &scenes))
+}
+
+/// The scene's recorded video is out of date (its inputs changed since it was rendered).
+pub async fn scene_out_of_date(state: &AppState, scene: &SceneRecord) -> Result<bool, ApiError> {
+    let Some(project) = state.storage.db.get_project(&scene.project_id).await? else {
+        return Ok(false);
+    };
+    let fresh = freshness(state, &project, std::slice::from_ref(scene)).await?;
+    Ok(fresh.scene_out_of_date(scene))
 }

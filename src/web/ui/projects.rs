@@ -18,6 +18,7 @@ use crate::domain::{
 use crate::storage::db::{IdentityRecord, ProjectRecord, SceneRecord};
 use crate::storage::db::{RunSummary, SceneStep};
 use crate::web::AppState;
+use crate::worker::StartError;
 
 #[derive(Template)]
 #[template(path = "projects.html")]
@@ -289,6 +290,13 @@ pub(crate) struct SceneCard {
     duration: String,
     first: bool,
     last: bool,
+    /// The live run covering it (its Generate buttons wait for it), else empty.
+    busy: String,
+    /// Speech length beside the target (`scenes::facts`), and whether it is far off.
+    speech: String,
+    speech_off: bool,
+    /// The mode IMAGE used in its recorded render, when that differs from the one asked for.
+    ran_mode: String,
 }
 
 #[derive(Template)]
@@ -306,6 +314,8 @@ struct ProjectPage {
     default_identity: String,
     cards: Vec<SceneCard>,
     running: String,
+    /// A live run of the project (Generate all waits for it), else empty.
+    busy: String,
     runs: Vec<RunView>,
     video: String,
     captions: String,
@@ -350,7 +360,12 @@ async fn project_page_with(
         Route::Local
     };
     let est = price_estimate(&state.config.cloud.prices, &p, &scenes, route);
-    let cards = scene_cards(&page.root, &scenes, &steps, &runs, &identities, Some(&est));
+    let mut cards = scene_cards(&page.root, &scenes, &steps, &runs, &identities, Some(&est));
+    let fresh = state.runs.freshness(&p, &scenes).await?;
+    for (c, s) in cards.iter_mut().zip(&scenes) {
+        card_facts(state, c, s, &fresh, &runs).await?;
+    }
+    let out_of_date = fresh.project_out_of_date(&p, &scenes);
     let (form, form_error) = match form {
         Some((f, e)) => (f, Some(e)),
         None => (project_fields(Some(&p), &identities), None),
@@ -362,13 +377,14 @@ async fn project_page_with(
             id: p.id.clone(),
             name: p.project.name.clone(),
             description: p.project.description.clone().unwrap_or_default(),
-            status: project_status(&p, &runs),
+            status: project_status(&p, &runs, out_of_date),
             aspect: p.project.aspect_ratio.as_str(),
             budget: p.project.budget_usd.map(view::usd).unwrap_or_default(),
             identity_gate: gate_summary(&p.project),
             default_identity: default_identity(&p, &identities),
             cards,
             running: running.join(" "),
+            busy: running.first().map(|r| r.to_string()).unwrap_or_default(),
             runs: runs.iter().map(RunView::from).collect(),
             video: p
                 .final_object
@@ -406,10 +422,13 @@ fn price_estimate(
     estimate(prices, &p.project, &list, route)
 }
 
-/// The project's status word: generating while a whole-project run is active.
-fn project_status(p: &ProjectRecord, runs: &[RunSummary]) -> &'static str {
+/// The project's status word: generating while a whole-project run is active, out of date when its video no
+/// longer matches its scenes.
+fn project_status(p: &ProjectRecord, runs: &[RunSummary], out_of_date: bool) -> &'static str {
     if runs.iter().any(|r| r.is_active() && r.scene_id.is_none()) {
         "generating"
+    } else if out_of_date {
+        "out of date"
     } else {
         view::status_word(p.status.as_str())
     }
@@ -516,7 +535,37 @@ fn card(
         duration: s.duration_seconds.map(view::seconds).unwrap_or_default(),
         first: index == 0,
         last: index + 1 == count,
+        busy: String::new(),
+        speech: String::new(),
+        speech_off: false,
+        ran_mode: String::new(),
     }
+}
+
+/// Adds what needs the database or the fingerprints to a card: out of date, the live run covering the scene,
+/// the speech length and the mode it ran in.
+async fn card_facts(
+    state: &AppState,
+    c: &mut SceneCard,
+    s: &SceneRecord,
+    fresh: &crate::worker::Freshness,
+    runs: &[RunSummary],
+) -> Result<(), UiError> {
+    let out_of_date = fresh.scene_out_of_date(s);
+    if out_of_date && c.status == "completed" {
+        c.status = "out of date";
+    }
+    c.busy = runs
+        .iter()
+        .find(|r| r.is_active() && r.scene_id.as_ref().is_none_or(|id| *id == s.id))
+        .map(|r| r.id.clone())
+        .unwrap_or_default();
+    let facts = super::scenes::scene_facts(&state.storage.db, s, !out_of_date).await?;
+    (c.speech, c.speech_off) = (facts.speech, facts.speech_off);
+    if facts.ran_mode != c.mode {
+        c.ran_mode = facts.ran_mode;
+    }
+    Ok(())
 }
 
 /// A project: its scenes, settings, estimate, runs and video.
@@ -582,8 +631,12 @@ pub(crate) async fn generate_all(
     PostForm(form): PostForm,
 ) -> Result<Response, UiError> {
     let preview = form.get("preview") == "1";
-    state.runs.start(&id, None, preview).await?;
-    let ok = if preview { "previewing" } else { "generating" };
+    let ok = match state.runs.start(&id, None, preview).await {
+        Ok(_) if preview => "previewing",
+        Ok(_) => "generating",
+        Err(StartError::Busy(_)) => "busy",
+        Err(e) => return Err(e.into()),
+    };
     Ok(page.redirect(&format!("projects/{id}?ok={ok}")))
 }
 

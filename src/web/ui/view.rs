@@ -16,6 +16,10 @@ pub(crate) fn flash_message(key: &str) -> Option<&'static str> {
                          as they are. It appears below when done."
         }
         "canceled" => "Generation canceled.",
+        "busy" => {
+            "A generation of this project is already running: it is listed under Runs below. Generate again \
+             when it has finished (or cancel it on its scene's page)."
+        }
         "identity-created" => "Identity created.",
         "identity-saved" => "Identity saved.",
         "identity-deleted" => "Identity deleted.",

@@ -2,6 +2,7 @@
 //! download) and the add/edit scene form with every field.
 
 mod detail;
+mod facts;
 mod form;
 
 use askama::Template;
@@ -11,6 +12,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 pub(crate) use detail::{LogLine, PreviewMedia, scene_page};
+pub(crate) use facts::scene_facts;
 pub(crate) use form::{create, edit_page, new_page, update};
 
 use super::forms::PostForm;
@@ -65,9 +67,13 @@ pub(crate) async fn generate(
 ) -> Result<Response, UiError> {
     let s = scene(&state, &id).await?;
     let preview = form.get("preview") == "1";
-    state.runs.start(&s.project_id, Some(&id), preview).await?;
-    let ok = if preview { "previewing" } else { "generating" };
-    if form.get("back") == "project" {
+    let ok = match state.runs.start(&s.project_id, Some(&id), preview).await {
+        Ok(_) if preview => "previewing",
+        Ok(_) => "generating",
+        Err(crate::worker::StartError::Busy(_)) => "busy",
+        Err(e) => return Err(e.into()),
+    };
+    if ok == "busy" || form.get("back") == "project" {
         Ok(page.redirect(&format!("projects/{}?ok={ok}", s.project_id)))
     } else {
         Ok(page.redirect(&format!("scenes/{id}?ok={ok}")))
