@@ -1662,3 +1662,5 @@ async fn the_identity_form_offers_uploaded_loras_next_to_the_url() {
         "{identities}"
     );
 }
+
+mod stale;

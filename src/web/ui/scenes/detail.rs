@@ -368,7 +368,10 @@ async fn scene_facts(
         ("Mood lighting", sc.mood_lighting.clone()),
         ("Camera", sc.camera.clone()),
         ("Movement", sc.movement.clone()),
-        ("Speech", Some(rendered.speech).filter(|s| !s.is_empty())),
+        (
+            "Speech",
+            rendered.speech.strip_prefix("speech ").map(str::to_string),
+        ),
         ("Target duration", sc.target_duration.map(view::seconds)),
         ("Length", s.duration_seconds.map(view::seconds)),
     ]
