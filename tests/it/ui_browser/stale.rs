@@ -326,7 +326,6 @@ async fn stale_walk(driver: &WebDriver) {
     );
     shots(driver, "project-out-of-date", "#scene-cards").await;
 
-    let t = Instant::now();
     // Regenerating the scene re-runs only what changed and re-assembles the project video with the new line.
     click(driver, &format!("{one} button[aria-label^='Generate']")).await;
     wait_path(driver, &format!("/projects/{pid}")).await;
@@ -337,7 +336,6 @@ async fn stale_walk(driver: &WebDriver) {
     })
     .await;
     let rerun = server.wait_for_run(&token, &rerun).await;
-    eprintln!("TIMING rerender {:?}", t.elapsed());
     assert_eq!(rerun["status"], "succeeded", "{rerun}");
     let mut ran: Vec<(String, bool)> = rerun["steps"]
         .as_array()
