@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::forms::{Control, FieldErrs, FormData, FormField, PostForm, number, with_errors};
-use super::scenes::PreviewMedia;
+use super::scenes::{CardFacts, PreviewMedia, card_facts};
 use super::view::{self, ProjectItem, RunView};
 use super::{Layout, Page, UiError, render};
 use crate::costs::{Estimate, PriceTable, Route, estimate};
@@ -290,13 +290,8 @@ pub(crate) struct SceneCard {
     duration: String,
     first: bool,
     last: bool,
-    /// The live run covering it (its Generate buttons wait for it), else empty.
-    busy: String,
-    /// Speech length beside the target (`scenes::facts`), and whether it is far off.
-    speech: String,
-    speech_off: bool,
-    /// The mode IMAGE used in its recorded render, when that differs from the one asked for.
-    ran_mode: String,
+    /// Live run, speech length, mode it ran in (`scenes::facts`).
+    facts: CardFacts,
 }
 
 #[derive(Template)]
@@ -363,7 +358,10 @@ async fn project_page_with(
     let mut cards = scene_cards(&page.root, &scenes, &steps, &runs, &identities, Some(&est));
     let fresh = state.runs.freshness(&p, &scenes).await?;
     for (c, s) in cards.iter_mut().zip(&scenes) {
-        card_facts(state, c, s, &fresh, &runs).await?;
+        c.facts = card_facts(&state.storage.db, s, &fresh, &runs).await?;
+        if c.facts.out_of_date && c.status == "completed" {
+            c.status = "out of date";
+        }
     }
     let out_of_date = fresh.project_out_of_date(&p, &scenes);
     let (form, form_error) = match form {
@@ -535,37 +533,8 @@ fn card(
         duration: s.duration_seconds.map(view::seconds).unwrap_or_default(),
         first: index == 0,
         last: index + 1 == count,
-        busy: String::new(),
-        speech: String::new(),
-        speech_off: false,
-        ran_mode: String::new(),
+        facts: CardFacts::default(),
     }
-}
-
-/// Adds what needs the database or the fingerprints to a card: out of date, the live run covering the scene,
-/// the speech length and the mode it ran in.
-async fn card_facts(
-    state: &AppState,
-    c: &mut SceneCard,
-    s: &SceneRecord,
-    fresh: &crate::worker::Freshness,
-    runs: &[RunSummary],
-) -> Result<(), UiError> {
-    let out_of_date = fresh.scene_out_of_date(s);
-    if out_of_date && c.status == "completed" {
-        c.status = "out of date";
-    }
-    c.busy = runs
-        .iter()
-        .find(|r| r.is_active() && r.scene_id.as_ref().is_none_or(|id| *id == s.id))
-        .map(|r| r.id.clone())
-        .unwrap_or_default();
-    let facts = super::scenes::scene_facts(&state.storage.db, s, !out_of_date).await?;
-    (c.speech, c.speech_off) = (facts.speech, facts.speech_off);
-    if facts.ran_mode != c.mode {
-        c.ran_mode = facts.ran_mode;
-    }
-    Ok(())
 }
 
 /// A project: its scenes, settings, estimate, runs and video.

@@ -4,8 +4,9 @@
 
 use crate::costs::predicted_speech_seconds;
 use crate::pipeline::StepOutput;
-use crate::storage::db::{Db, DbError, ProjectRecord, SceneRecord};
+use crate::storage::db::{Db, DbError, ProjectRecord, RunSummary, SceneRecord};
 use crate::web::AppState;
+use crate::worker::Freshness;
 
 /// How far speech and target may differ before it is flagged (the same rule as AUDIO's log warning).
 const TOLERANCE_SECONDS: f64 = 2.0;
@@ -19,6 +20,47 @@ pub(crate) struct SceneFacts {
     pub speech_off: bool,
     /// The mode IMAGE used in the scene's recorded render (`standard`, `digital-twin`); empty before one.
     pub ran_mode: String,
+}
+
+/// What a scene card on the project page adds from the database and the fingerprints.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CardFacts {
+    /// Its recorded video no longer matches the scene.
+    pub out_of_date: bool,
+    /// The live run covering it (its Generate buttons wait for it), else empty.
+    pub busy: String,
+    /// Speech length beside the target, and whether it is far off.
+    pub speech: String,
+    /// The speech is more than two seconds off the target.
+    pub speech_off: bool,
+    /// The mode IMAGE used in its recorded render when it differs from the one asked for, else empty.
+    pub ran_mode: String,
+}
+
+/// The card facts of scene `s` among the project's `runs`.
+pub(crate) async fn card_facts(
+    db: &Db,
+    s: &SceneRecord,
+    fresh: &Freshness,
+    runs: &[RunSummary],
+) -> Result<CardFacts, DbError> {
+    let out_of_date = fresh.scene_out_of_date(s);
+    let busy = runs
+        .iter()
+        .find(|r| r.is_active() && r.scene_id.as_ref().is_none_or(|id| *id == s.id))
+        .map(|r| r.id.clone())
+        .unwrap_or_default();
+    let facts = scene_facts(db, s, !out_of_date).await?;
+    let asked = s.scene.generation_mode.as_str();
+    Ok(CardFacts {
+        out_of_date,
+        busy,
+        speech: facts.speech,
+        speech_off: facts.speech_off,
+        ran_mode: Some(facts.ran_mode)
+            .filter(|m| m != asked)
+            .unwrap_or_default(),
+    })
 }
 
 /// The speech line of `dialogue` against `target` seconds: `real` is the rendered AUDIO length (else it is

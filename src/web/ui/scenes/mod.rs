@@ -12,7 +12,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 pub(crate) use detail::{LogLine, PreviewMedia, scene_page};
-pub(crate) use facts::scene_facts;
+pub(crate) use facts::{CardFacts, card_facts};
 pub(crate) use form::{create, edit_page, new_page, update};
 
 use super::forms::PostForm;
