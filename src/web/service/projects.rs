@@ -53,3 +53,17 @@ pub async fn scene_out_of_date(state: &AppState, scene: &SceneRecord) -> Result<
     let fresh = freshness(state, &project, std::slice::from_ref(scene)).await?;
     Ok(fresh.scene_out_of_date(scene))
 }
+
+/// The ids of those `projects` whose assembled video is out of date (project lists).
+pub async fn out_of_date_ids(
+    state: &AppState,
+    projects: &[ProjectRecord],
+) -> Result<std::collections::HashSet<String>, ApiError> {
+    let mut ids = std::collections::HashSet::new();
+    for p in projects.iter().filter(|p| p.final_object.is_some()) {
+        if project_out_of_date(state, p).await? {
+            ids.insert(p.id.clone());
+        }
+    }
+    Ok(ids)
+}

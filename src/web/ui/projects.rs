@@ -204,11 +204,14 @@ async fn list(
 ) -> Result<Response, UiError> {
     let db = &state.storage.db;
     let counts = db.ui_scene_counts_by_project().await?;
-    let projects = db
-        .list_projects()
-        .await?
+    let all = db.list_projects().await?;
+    let stale = crate::web::service::projects::out_of_date_ids(state, &all).await?;
+    let projects = all
         .iter()
-        .map(|p| ProjectItem::new(p, counts.get(&p.id).copied().unwrap_or(0)))
+        .map(|p| {
+            ProjectItem::new(p, counts.get(&p.id).copied().unwrap_or(0))
+                .out_of_date(stale.contains(&p.id))
+        })
         .collect();
     render(
         status,

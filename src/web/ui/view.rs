@@ -244,6 +244,14 @@ impl ProjectItem {
             duration: p.duration_seconds.map(seconds).unwrap_or_default(),
         }
     }
+
+    /// This item shown as out of date when `stale` and its video exists.
+    pub fn out_of_date(mut self, stale: bool) -> Self {
+        if stale && self.status == "completed" {
+            self.status = "out of date";
+        }
+        self
+    }
 }
 
 #[cfg(test)]
