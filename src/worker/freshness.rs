@@ -82,19 +82,27 @@ impl RunService {
         Ok(fresh)
     }
 
-    /// The plan of a run of one scene: the whole project with every other scene's recorded FINALIZE output
-    /// (so the run re-assembles the project video; `true`) when each of those is up to date, else the scene
-    /// alone (`false`).
+    /// The plan of a run of one scene: when the project has an assembled video and every other scene's recorded
+    /// video is up to date, the whole project with those scenes' recorded FINALIZE outputs (so the run
+    /// re-assembles the project video; `true`), else the scene alone (`false`).
     pub(super) async fn scene_run_plan(
         &self,
         project_id: &str,
         scene_id: &str,
     ) -> Result<(RenderPlan, bool), StartError> {
         let single = self.load_plan(project_id, Some(scene_id)).await?;
-        let Ok(mut full) = self.load_plan(project_id, None).await else {
+        let db = &self.storage.db;
+        let assembled = db
+            .get_project(project_id)
+            .await?
+            .is_some_and(|p| p.final_object.is_some());
+        let full = match assembled {
+            true => self.load_plan(project_id, None).await.ok(),
+            false => None,
+        };
+        let Some(mut full) = full else {
             return Ok((single, false));
         };
-        let db = &self.storage.db;
         let records = db.list_scenes(project_id, -1, 10_000).await?;
         let mut recorded = BTreeMap::new();
         for (i, planned) in full.scenes.iter().enumerate() {
