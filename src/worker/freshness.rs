@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{RunService, StartError};
-use crate::domain::{ProjectStatus, SceneStatus};
+use crate::domain::{ProjectId, ProjectStatus, SceneId, SceneStatus};
 use crate::pipeline::fingerprint::{project_fingerprint, scene_fingerprint};
 use crate::pipeline::{RenderPlan, StepOutput};
 use crate::storage::db::{ProjectRecord, SceneRecord};
@@ -15,7 +15,7 @@ use crate::storage::db::{ProjectRecord, SceneRecord};
 pub struct Freshness {
     /// Scene id → the fingerprint of its inputs now (scenes that cannot be planned, e.g. without an identity,
     /// are missing).
-    scenes: HashMap<String, String>,
+    scenes: HashMap<SceneId, String>,
     /// The project video's fingerprint now; `None` when a scene cannot be planned.
     project: Option<String>,
 }
@@ -66,7 +66,7 @@ impl RunService {
         let mut fresh = Freshness::default();
         let mut all = Vec::with_capacity(scenes.len());
         for record in scenes {
-            let default = project.default_identity_id.as_deref();
+            let default = project.default_identity_id.as_ref();
             match self.planned_scene(record.clone(), default).await {
                 Ok(planned) => {
                     let fp = scene_fingerprint(&plan, &planned);
@@ -87,8 +87,8 @@ impl RunService {
     /// re-assembles the project video; `true`), else the scene alone (`false`).
     pub(super) async fn scene_run_plan(
         &self,
-        project_id: &str,
-        scene_id: &str,
+        project_id: &ProjectId,
+        scene_id: &SceneId,
     ) -> Result<(RenderPlan, bool), StartError> {
         let single = self.load_plan(project_id, Some(scene_id)).await?;
         let db = &self.storage.db;
@@ -106,7 +106,7 @@ impl RunService {
         let records = db.list_scenes(project_id, -1, 10_000).await?;
         let mut recorded = BTreeMap::new();
         for (i, planned) in full.scenes.iter().enumerate() {
-            if planned.id == scene_id {
+            if planned.id == *scene_id {
                 continue;
             }
             let current = records.iter().any(|r| {

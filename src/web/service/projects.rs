@@ -1,17 +1,18 @@
 //! Project operations shared by the API and the pages.
 
+use crate::domain::ProjectId;
 use crate::storage::db::{ProjectRecord, SceneRecord};
 use crate::web::AppState;
 use crate::web::error::ApiError;
 use crate::worker::Freshness;
 
 /// Deletes a project with its scenes and runs: 404 when unknown, 409 while it is rendering.
-pub async fn delete(state: &AppState, id: &str) -> Result<(), ApiError> {
+pub async fn delete(state: &AppState, id: &ProjectId) -> Result<(), ApiError> {
     let db = &state.storage.db;
     if db.get_project(id).await?.is_none() {
         return Err(ApiError::not_found("project"));
     }
-    if let Some(run) = db.active_run_for(id, "").await? {
+    if let Some(run) = db.active_run_for(id, None).await? {
         return Err(ApiError::conflict(
             "id",
             format!("the project is rendering (run {run})"),
@@ -58,7 +59,7 @@ pub async fn scene_out_of_date(state: &AppState, scene: &SceneRecord) -> Result<
 pub async fn out_of_date_ids(
     state: &AppState,
     projects: &[ProjectRecord],
-) -> Result<std::collections::HashSet<String>, ApiError> {
+) -> Result<std::collections::HashSet<ProjectId>, ApiError> {
     let mut ids = std::collections::HashSet::new();
     for p in projects.iter().filter(|p| p.final_object.is_some()) {
         if project_out_of_date(state, p).await? {

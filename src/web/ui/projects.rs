@@ -15,6 +15,7 @@ use crate::costs::{Estimate, PriceTable, Route, estimate};
 use crate::domain::{
     AspectRatio, DEFAULT_IDENTITY_RETRIES, IdentityGate, Project, SceneStatus, StepName, StepStatus,
 };
+use crate::domain::{IdentityId, ProjectId, SceneId};
 use crate::storage::db::{IdentityRecord, ProjectRecord, SceneRecord};
 use crate::storage::db::{RunSummary, SceneStep};
 use crate::web::AppState;
@@ -34,7 +35,7 @@ fn project_fields(p: Option<&ProjectRecord>, identities: &[IdentityRecord]) -> V
     let mut identity_options = vec![(String::new(), "None (use the default identity)".to_string())];
     identity_options.extend(identities.iter().map(|i| {
         (
-            i.id.clone(),
+            i.id.to_string(),
             format!("{} ({})", i.identity.display_name, i.identity.name),
         )
     }));
@@ -135,8 +136,8 @@ fn refill(mut fields: Vec<FormField>, form: &FormData) -> Vec<FormField> {
 async fn parse_project(
     state: &AppState,
     form: &FormData,
-    except_id: &str,
-) -> Result<(Project, Option<String>), (StatusCode, FieldErrs)> {
+    except_id: Option<&ProjectId>,
+) -> Result<(Project, Option<IdentityId>), (StatusCode, FieldErrs)> {
     let mut errors = FieldErrs::default();
     let aspect = match AspectRatio::parse(form.get("aspectRatio")) {
         Some(a) => a,
@@ -171,7 +172,7 @@ async fn parse_project(
     .validated();
     let project = errors.take(project);
     let db = &state.storage.db;
-    let identity = form.opt("defaultIdentityId");
+    let identity = form.opt("defaultIdentityId").map(IdentityId::from);
     if let Some(id) = &identity {
         match db.get_identity(id).await {
             Ok(Some(_)) => {}
@@ -240,12 +241,12 @@ pub(crate) async fn create(
     page: Page,
     PostForm(form): PostForm,
 ) -> Result<Response, UiError> {
-    match parse_project(&state, &form, "").await {
+    match parse_project(&state, &form, None).await {
         Ok((project, identity)) => {
             let id = state
                 .storage
                 .db
-                .upsert_project(&project, identity.as_deref())
+                .upsert_project(&project, identity.as_ref())
                 .await?;
             Ok(page.redirect(&format!("projects/{id}?ok=project-created")))
         }
@@ -334,7 +335,7 @@ const SCENE_STEPS: [StepName; 5] = StepName::SCENE_STEPS;
 async fn project_page_with(
     state: &AppState,
     page: &Page,
-    id: &str,
+    id: &ProjectId,
     status: StatusCode,
     form: Option<(Vec<FormField>, String)>,
 ) -> Result<Response, UiError> {
@@ -375,7 +376,7 @@ async fn project_page_with(
         status,
         &ProjectPage {
             l: page.layout(p.project.name.clone(), "projects"),
-            id: p.id.clone(),
+            id: p.id.to_string(),
             name: p.project.name.clone(),
             description: p.project.description.clone().unwrap_or_default(),
             status: project_status(&p, &runs, out_of_date),
@@ -457,7 +458,7 @@ fn default_identity(p: &ProjectRecord, identities: &[IdentityRecord]) -> String 
 fn scene_cards(
     root: &str,
     scenes: &[SceneRecord],
-    steps: &HashMap<String, Vec<SceneStep>>,
+    steps: &HashMap<SceneId, Vec<SceneStep>>,
     runs: &[RunSummary],
     identities: &[IdentityRecord],
     est: Option<&Estimate>,
@@ -517,7 +518,7 @@ fn card(
         view::status_word(s.status.as_str())
     };
     SceneCard {
-        id: s.id.clone(),
+        id: s.id.to_string(),
         number: index + 1,
         name: s.scene.name.clone(),
         dialogue: view::excerpt(&s.scene.dialogue, 160),
@@ -544,7 +545,7 @@ fn card(
 pub(crate) async fn project_page(
     State(state): State<AppState>,
     page: Page,
-    Path(id): Path<String>,
+    Path(id): Path<ProjectId>,
 ) -> Result<Response, UiError> {
     project_page_with(&state, &page, &id, StatusCode::OK, None).await
 }
@@ -553,17 +554,16 @@ pub(crate) async fn project_page(
 pub(crate) async fn update(
     State(state): State<AppState>,
     page: Page,
-    Path(id): Path<String>,
+    Path(id): Path<ProjectId>,
     PostForm(form): PostForm,
 ) -> Result<Response, UiError> {
     let db = &state.storage.db;
     if db.get_project(&id).await?.is_none() {
         return Err(UiError::not_found("project"));
     }
-    match parse_project(&state, &form, &id).await {
+    match parse_project(&state, &form, Some(&id)).await {
         Ok((project, identity)) => {
-            db.update_project(&id, &project, identity.as_deref())
-                .await?;
+            db.update_project(&id, &project, identity.as_ref()).await?;
             Ok(page.redirect(&format!("projects/{id}?ok=project-saved")))
         }
         Err((status, errors)) => {
@@ -588,7 +588,7 @@ pub(crate) async fn update(
 pub(crate) async fn delete(
     State(state): State<AppState>,
     page: Page,
-    Path(id): Path<String>,
+    Path(id): Path<ProjectId>,
     _form: PostForm,
 ) -> Result<Response, UiError> {
     crate::web::service::projects::delete(&state, &id).await?;
@@ -599,7 +599,7 @@ pub(crate) async fn delete(
 pub(crate) async fn generate_all(
     State(state): State<AppState>,
     page: Page,
-    Path(id): Path<String>,
+    Path(id): Path<ProjectId>,
     PostForm(form): PostForm,
 ) -> Result<Response, UiError> {
     let preview = form.get("preview") == "1";
@@ -616,14 +616,14 @@ pub(crate) async fn generate_all(
 pub(crate) async fn reorder(
     State(state): State<AppState>,
     page: Page,
-    Path(id): Path<String>,
+    Path(id): Path<ProjectId>,
     PostForm(form): PostForm,
 ) -> Result<Response, UiError> {
     let db = &state.storage.db;
     if db.get_project(&id).await?.is_none() {
         return Err(UiError::not_found("project"));
     }
-    let mut ids: Vec<String> = db
+    let mut ids: Vec<SceneId> = db
         .list_scenes(&id, -1, 10_000)
         .await?
         .into_iter()
@@ -631,7 +631,7 @@ pub(crate) async fn reorder(
         .collect();
     let order = form.all("order");
     if !order.is_empty() {
-        ids = order.into_iter().map(str::to_string).collect();
+        ids = order.into_iter().map(SceneId::from).collect();
     } else {
         let scene = form.get("scene");
         let Some(pos) = ids.iter().position(|s| s == scene) else {

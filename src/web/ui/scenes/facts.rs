@@ -48,7 +48,7 @@ pub(crate) async fn card_facts(
     let busy = runs
         .iter()
         .find(|r| r.is_active() && r.scene_id.as_ref().is_none_or(|id| *id == s.id))
-        .map(|r| r.id.clone())
+        .map(|r| r.id.to_string())
         .unwrap_or_default();
     let facts = scene_facts(db, s, !out_of_date).await?;
     let asked = s.scene.generation_mode.as_str();
