@@ -68,3 +68,26 @@ pub async fn out_of_date_ids(
     }
     Ok(ids)
 }
+
+/// The ids of the scenes of `projects` whose recorded video is out of date (the cross-project scene list).
+pub async fn out_of_date_scene_ids(
+    state: &AppState,
+    projects: &std::collections::BTreeSet<ProjectId>,
+) -> Result<std::collections::HashSet<crate::domain::SceneId>, ApiError> {
+    let db = &state.storage.db;
+    let mut ids = std::collections::HashSet::new();
+    for id in projects {
+        let Some(project) = db.get_project(id).await? else {
+            continue;
+        };
+        let scenes = db.list_scenes(id, -1, 10_000).await?;
+        let fresh = freshness(state, &project, &scenes).await?;
+        ids.extend(
+            scenes
+                .into_iter()
+                .filter(|s| fresh.scene_out_of_date(s))
+                .map(|s| s.id),
+        );
+    }
+    Ok(ids)
+}

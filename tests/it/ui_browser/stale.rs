@@ -325,6 +325,11 @@ async fn stale_walk(driver: &WebDriver) {
         true
     );
     shots(driver, "project-out-of-date", "#scene-cards").await;
+    driver.goto(format!("{base}/scenes")).await.unwrap();
+    let listed = text(driver, "#scene-list").await;
+    assert_eq!(listed.matches("out of date").count(), 1, "{listed}");
+    driver.goto(format!("{base}/projects/{pid}")).await.unwrap();
+    wait_for(driver, "#scene-cards", 10).await;
 
     // Regenerating the scene re-runs only what changed and re-assembles the project video with the new line.
     click(driver, &format!("{one} button[aria-label^='Generate']")).await;

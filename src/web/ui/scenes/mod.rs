@@ -146,6 +146,12 @@ pub(crate) async fn list_page(
         .await?;
     let more = rows.len() as i64 > SCENES_PER_PAGE;
     rows.truncate(SCENES_PER_PAGE as usize);
+    let rendered = rows
+        .iter()
+        .filter(|r| r.status == crate::domain::SceneStatus::Completed)
+        .map(|r| r.project_id.clone())
+        .collect();
+    let stale = crate::web::service::projects::out_of_date_scene_ids(&state, &rendered).await?;
     let scenes = rows
         .iter()
         .map(|r| SceneItem {
@@ -154,7 +160,10 @@ pub(crate) async fn list_page(
             project_name: r.project_name.clone(),
             name: r.name.clone(),
             dialogue: view::excerpt(&r.dialogue, 120),
-            status: view::status_word(r.status.as_str()),
+            status: match stale.contains(&r.id) {
+                true => "out of date",
+                false => view::status_word(r.status.as_str()),
+            },
             thumbnail: r
                 .thumbnail_object
                 .as_deref()
