@@ -208,6 +208,7 @@ impl TestPipeline {
             project_id,
             project,
             scenes,
+            recorded: Default::default(),
         })
     }
 
