@@ -95,17 +95,20 @@ pub enum LogStep {
     LipsyncApplication,
     /// Finalize and project assembly.
     VideoAssembly,
+    /// Training an identity's LoRA (`devatar identity train`).
+    LoraTraining,
 }
 
 impl LogStep {
     /// Every log step, for filters.
-    pub const ALL: [LogStep; 6] = [
+    pub const ALL: [LogStep; 7] = [
         Self::AudioGeneration,
         Self::ImageGeneration,
         Self::IdentityAnchor,
         Self::VideoGeneration,
         Self::LipsyncApplication,
         Self::VideoAssembly,
+        Self::LoraTraining,
     ];
 
     /// The stored name.
@@ -117,6 +120,7 @@ impl LogStep {
             Self::VideoGeneration => "VIDEO_GENERATION",
             Self::LipsyncApplication => "LIPSYNC_APPLICATION",
             Self::VideoAssembly => "VIDEO_ASSEMBLY",
+            Self::LoraTraining => "LORA_TRAINING",
         }
     }
 }
