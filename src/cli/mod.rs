@@ -10,6 +10,7 @@ mod photos;
 mod progress;
 mod render;
 mod server;
+mod train;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -228,6 +229,10 @@ enum IdentityCommand {
     },
     /// An identity's reference photos (its headshot among them): add, list, remove.
     Photos(photos::PhotosArgs),
+    /// Record the person's consent to training their likeness (a file and/or a note; never sent to a provider).
+    Consent(train::ConsentArgs),
+    /// Train the identity's digital twin (a Flux LoRA on Fal) from its usable photos.
+    Train(train::TrainArgs),
 }
 
 #[derive(Subcommand)]
@@ -366,6 +371,12 @@ async fn dispatch(command: Command, cfg: Arc<Config>) -> Result<(), CliError> {
         Command::Identity {
             command: IdentityCommand::Photos(args),
         } => photos::run(&cfg, args).await,
+        Command::Identity {
+            command: IdentityCommand::Consent(args),
+        } => train::consent(&cfg, args).await,
+        Command::Identity {
+            command: IdentityCommand::Train(args),
+        } => train::train(&cfg, args).await,
         Command::Estimate {
             file,
             providers,

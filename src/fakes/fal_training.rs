@@ -50,7 +50,11 @@ pub(crate) fn spec(map: &Map<String, Value>, rules: UrlRules) -> Result<OutputSp
     let steps = c
         .integer(map, &base, "steps", 1, 10_000)
         .unwrap_or(DEFAULT_STEPS);
-    for flag in ["create_masks", "is_style", "is_input_format_already_preprocessed"] {
+    for flag in [
+        "create_masks",
+        "is_style",
+        "is_input_format_already_preprocessed",
+    ] {
         c.boolean(map, &base, flag);
     }
     c.string(map, &base, "data_archive_format", false);
@@ -66,7 +70,8 @@ pub(crate) fn spec(map: &Map<String, Value>, rules: UrlRules) -> Result<OutputSp
 
 /// The status logs of a training that has run `fraction` (0–1) of its time.
 pub(crate) fn log_lines(fraction: f64, steps: u32, now: &str) -> Value {
-    let line = |m: String| json!({"message": m, "level": "INFO", "source": "user", "timestamp": now});
+    let line =
+        |m: String| json!({"message": m, "level": "INFO", "source": "user", "timestamp": now});
     let mut lines = vec![line("Preparing dataset: captions and face masks".into())];
     let done = (fraction.clamp(0.0, 1.0) * f64::from(steps)) as u32;
     for quarter in 1..=4u32 {
@@ -194,7 +199,10 @@ pub(crate) fn result_body(shared: &Shared, produced: &Produced) -> Value {
 pub(crate) fn flux_lora(trigger: &str, steps: u32, set_hash: &str) -> Vec<u8> {
     const RANK: u64 = 4;
     let mut tensors: Vec<(String, Vec<u64>)> = Vec::new();
-    for block in ["transformer.transformer_blocks.0", "transformer.transformer_blocks.1"] {
+    for block in [
+        "transformer.transformer_blocks.0",
+        "transformer.transformer_blocks.1",
+    ] {
         for proj in ["to_q", "to_k", "to_v"] {
             let at = format!("{block}.attn.{proj}");
             tensors.push((format!("{at}.lora_A.weight"), vec![RANK, 3072]));

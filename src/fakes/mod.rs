@@ -451,7 +451,11 @@ impl Clock {
     pub(crate) fn run_fraction(&self) -> f64 {
         let running = self.latency.running.as_secs_f64();
         if running <= 0.0 {
-            return if self.phase() == Phase::Done { 1.0 } else { 0.0 };
+            return if self.phase() == Phase::Done {
+                1.0
+            } else {
+                0.0
+            };
         }
         (self.run_secs() / running).clamp(0.0, 1.0)
     }
