@@ -51,7 +51,9 @@ fn clean(field: &str, text: &str, max: usize) -> Result<String, ConsentError> {
             "{field} is longer than {max} characters"
         )));
     }
-    if t.chars().any(|c| c.is_control() && c != '\n') {
+    if t.chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
         return Err(ConsentError::Invalid(format!(
             "{field} must not contain control characters"
         )));

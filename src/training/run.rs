@@ -75,19 +75,34 @@ impl Trainer<'_> {
         }
     }
 
-    /// Runs `plan` (see [`Trainer::plan`]), reporting progress lines to `progress` and the run's logs.
-    pub async fn run(&self, plan: &Plan, progress: Progress) -> Result<Outcome, TrainError> {
-        let db = &self.storage.db;
-        let id = &plan.identity.id;
-        let run_id = db
+    /// Records the training run of `plan` (status `running`); returns its id for [`Trainer::execute`].
+    pub async fn start(&self, plan: &Plan) -> Result<String, TrainError> {
+        Ok(self
+            .storage
+            .db
             .start_training(
-                id,
+                &plan.identity.id,
                 &plan.key,
                 i64::from(plan.steps),
                 plan.photos.len() as i64,
                 &crate::worker::owner_id(),
             )
-            .await?;
+            .await?)
+    }
+
+    /// Runs `plan` (see [`Trainer::plan`]), reporting progress lines to `progress` and the run's logs.
+    pub async fn run(&self, plan: &Plan, progress: Progress) -> Result<Outcome, TrainError> {
+        let run_id = self.start(plan).await?;
+        self.execute(plan, &run_id, progress).await
+    }
+
+    /// Runs `plan` as the started training run `run_id`.
+    pub async fn execute(
+        &self,
+        plan: &Plan,
+        run_id: &str,
+        progress: Progress,
+    ) -> Result<Outcome, TrainError> {
         let started = Instant::now();
         let intro = match &plan.reuse {
             Some(_) => format!(
@@ -101,13 +116,13 @@ impl Trainer<'_> {
                 plan.estimate_usd
             ),
         };
-        self.log(&run_id, "INFO", &intro, None).await;
+        self.log(run_id, "INFO", &intro, None).await;
         progress(&intro);
         let result = match &plan.reuse {
             Some(t) => Ok(t.clone()),
-            None => self.train_new(plan, &run_id, progress.clone()).await,
+            None => self.train_new(plan, run_id, progress.clone()).await,
         };
-        self.finish(plan, &run_id, result, started).await
+        self.finish(plan, run_id, result, started).await
     }
 
     async fn finish(

@@ -59,6 +59,12 @@ fn protected() -> OpenApiRouter<AppState> {
                 .layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .routes(routes!(api::identity_photos::remove))
+        .routes(routes!(
+            api::training::get_consent,
+            api::training::put_consent
+        ))
+        .routes(routes!(api::training::train))
+        .routes(routes!(api::training::trainings))
         .routes(routes!(api::projects::list, api::projects::create))
         .routes(routes!(
             api::projects::get,

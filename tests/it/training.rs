@@ -44,7 +44,7 @@ async fn open(data: &Path, base: &str) -> (Arc<Config>, Storage) {
 
 /// Photos of one person (the astronaut, varied: flips and brightness keep dlib from seeing a second face in
 /// the suit, which crops and rescales of this photo do) and one of somebody else.
-fn photo_set(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn photo_set(dir: &Path) -> Vec<PathBuf> {
     let original = image::open(astronaut()).unwrap().to_rgb8();
     let flipped = imageops::flip_horizontal(&original);
     let mut variants = vec![astronaut(), same_person_variant(dir)];
