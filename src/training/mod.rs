@@ -46,6 +46,23 @@ pub struct TrainOptions {
     pub force: bool,
 }
 
+impl TrainOptions {
+    /// Checks the settings: steps in 1..=[`MAX_STEPS`], a limit of at least 0.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        if self.steps == 0 || self.steps > MAX_STEPS {
+            return Err(TrainError::Invalid(format!(
+                "steps must be between 1 and {MAX_STEPS}"
+            )));
+        }
+        if self.max_usd.is_some_and(|m| !m.is_finite() || m < 0.0) {
+            return Err(TrainError::Invalid(
+                "max USD must be a number of at least 0".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for TrainOptions {
     fn default() -> Self {
         Self {
@@ -179,16 +196,7 @@ impl<'a> Trainer<'a> {
         identity: IdentityRecord,
         opts: TrainOptions,
     ) -> Result<Plan, TrainError> {
-        if opts.steps == 0 || opts.steps > MAX_STEPS {
-            return Err(TrainError::Invalid(format!(
-                "steps must be between 1 and {MAX_STEPS}"
-            )));
-        }
-        if opts.max_usd.is_some_and(|m| !m.is_finite() || m < 0.0) {
-            return Err(TrainError::Invalid(
-                "max USD must be a number of at least 0".into(),
-            ));
-        }
+        opts.validate()?;
         let name = identity.identity.name.clone();
         if self.storage.db.consent(&identity.id).await?.is_none() {
             return Err(TrainError::NoConsent { name });

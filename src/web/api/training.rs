@@ -74,12 +74,11 @@ pub struct TrainBody {
 }
 
 /// Train the identity's digital twin from its usable photos (at least 4) on Fal: refused before any submit
-/// without consent (409), with too few usable photos or a price above `maxUsd` (422), or without `FAL_KEY`
-/// (503); otherwise the training run starts (202) and runs on; its progress is in the logs (step
+/// without consent or without `FAL_KEY` (409), with too few usable photos or a price above `maxUsd` (422); otherwise the training run starts (202) and runs on; its progress is in the logs (step
 /// `LORA_TRAINING`) and `GET /api/identities/{id}/trainings`.
 #[utoipa::path(post, path = "/api/identities/{id}/train", tag = "identities", params(("id" = String, Path)),
     request_body = TrainBody, responses((status = 202, body = TrainingRow), (status = 404), (status = 409),
-        (status = 422), (status = 503)))]
+        (status = 422)))]
 pub async fn train(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -1,6 +1,6 @@
 //! Consent and training for the API and the identity page (the work is in [`crate::training`]): read and set an
 //! identity's consent, start a training (refused before any submit as a 409 without consent, a 422 with too few
-//! usable photos or a price above `maxUsd`, a 503 without `FAL_KEY`) that then runs on a task of this process,
+//! usable photos or a price above `maxUsd`, a 409 without `FAL_KEY`) that then runs on a task of this process,
 //! and list an identity's training runs.
 
 use std::sync::Arc;
@@ -60,8 +60,9 @@ fn train_error(e: TrainError) -> ApiError {
         TrainError::NoConsent { .. } => ApiError::conflict("consent", e.to_string()),
         TrainError::TooFewPhotos { .. } => ApiError::invalid("photos", e.to_string()),
         TrainError::OverBudget { .. } => ApiError::invalid("maxUsd", e.to_string()),
+        TrainError::Invalid(m) if m.starts_with("max") => ApiError::invalid("maxUsd", m),
         TrainError::Invalid(m) => ApiError::invalid("steps", m),
-        TrainError::NoTrainer => ApiError::unavailable(e.to_string()),
+        TrainError::NoTrainer => ApiError::conflict("provider", e.to_string()),
         TrainError::Db(e) => e.into(),
         other => ApiError::internal(other),
     }
@@ -75,6 +76,7 @@ pub async fn start(
     opts: TrainOptions,
 ) -> Result<TrainingRow, ApiError> {
     let record = identity(state, id).await?;
+    opts.validate().map_err(train_error)?;
     let trainer = Trainer::new(&state.storage, &state.config).map_err(train_error)?;
     let plan = trainer.plan(record, opts).await.map_err(train_error)?;
     let run_id = trainer.start(&plan).await.map_err(train_error)?;
