@@ -12,6 +12,7 @@ mod forms;
 mod identities;
 mod identity_fields;
 mod identity_photos;
+mod identity_twin;
 mod library;
 mod login;
 mod logs;
@@ -76,6 +77,8 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/identities/{id}/photos/{photo}/delete",
             post(identity_photos::remove),
         )
+        .route("/identities/{id}/consent", post(identity_twin::consent))
+        .route("/identities/{id}/train", post(identity_twin::train))
         .route(
             "/assets",
             get(library::page)

@@ -23,6 +23,10 @@ pub(crate) fn flash_message(key: &str) -> Option<&'static str> {
         "default-set" => "Default identity set.",
         "photos-added" => "Photos added; what each one shows is below.",
         "photo-removed" => "Photo removed.",
+        "consent-saved" => "Consent recorded.",
+        "training-started" => {
+            "Training started on Fal; it takes a few minutes. Its progress is in the logs (step LORA_TRAINING)."
+        }
         "uploaded" => "File uploaded.",
         "asset-deleted" => "Asset deleted.",
         "demo" => "The demo project is rendering; progress appears below as it happens.",
