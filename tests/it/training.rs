@@ -307,3 +307,92 @@ async fn a_killed_training_resumes_without_a_second_submit() {
     );
     fakes.shutdown().await;
 }
+
+/// The identity page (its forms over HTTP, as the browser posts them): "Train my digital twin" refused without
+/// consent, consent recorded and shown, then a training started that ends listed as succeeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_identity_page_records_consent_and_trains() {
+    use crate::common::app::{TestApp, wait_until};
+    use crate::ui_browser::{PASSWORD, form_body, form_login, no_redirects};
+    let fakes = fakes(LatencyProfile::Fast, 0.05).await;
+    let base = fakes.base_url();
+    let mut pairs: Vec<(&str, &str)> = vec![("DEVATAR_ALLOW_PRIVATE_URLS", "1")];
+    let owned = settings(&base);
+    pairs.extend(owned.iter().map(|(k, v)| (*k, v.as_str())));
+    let app = TestApp::builder()
+        .password(Some(PASSWORD))
+        .envs(&pairs)
+        .start()
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let id = identity_with_photos(&app.config, &app.storage, dir.path(), "eileen").await;
+    let http = no_redirects();
+    let session = form_login(&http, &app.base).await;
+    let edit = format!("{}/identities/{id}/edit", app.base);
+    let page = || async {
+        let r = http
+            .get(&edit)
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap();
+        r.text().await.unwrap()
+    };
+    let html = page().await;
+    assert!(html.contains("No consent on record"), "{html}");
+    assert!(html.contains("Train my digital twin (about $2.00)"));
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let post = |path: String, fields: Vec<(&'static str, String)>| {
+        let mut all = vec![("csrf", csrf.clone())];
+        all.extend(fields);
+        let refs: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        http.post(format!("{}{path}", app.base))
+            .header("cookie", &session)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(&refs))
+            .send()
+    };
+    let refused = post(format!("/identities/{id}/train"), vec![])
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 409);
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("devatar identity consent eileen")
+    );
+    let saved = post(
+        format!("/identities/{id}/consent"),
+        vec![
+            ("by", "Eileen Collins".into()),
+            ("note", "agreed on camera".into()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(saved.status(), 303);
+    assert!(page().await.contains("Consent on record: Eileen Collins"));
+    let started = post(format!("/identities/{id}/train"), vec![])
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 303);
+    let html = wait_until(
+        "the training to succeed",
+        std::time::Duration::from_secs(60),
+        || async {
+            let html = page().await;
+            html.contains("data-status=\"succeeded\"").then_some(html)
+        },
+    )
+    .await;
+    assert!(html.contains("test image distance 0."), "{html}");
+    assert_eq!(trainings_submitted(&fakes), 1);
+    fakes.shutdown().await;
+}
