@@ -396,3 +396,72 @@ async fn the_identity_page_records_consent_and_trains() {
     assert_eq!(trainings_submitted(&fakes), 1);
     fakes.shutdown().await;
 }
+
+/// Rendering a project file sets the identity fields it names and keeps what it leaves out: the trained LoRA,
+/// the headshot, the photos, the consent and so the face print; a file that names a LoRA URL sets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_file_never_undoes_training() {
+    use devatar::identity_photos::face_print;
+    use devatar::project_file::ProjectFile;
+    use devatar::worker::{IdentityPolicy, RunService};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(astronaut(), dir.path().join("eileen.png")).unwrap();
+    let toml = dir.path().join("project.toml");
+    let write = |display: &str, lora: &str| {
+        let text = format!(
+            "[project]\nname = \"Twin\"\n\n[[identities]]\nname = \"eileen\"\ndisplay_name = \"{display}\"\n\
+             trigger_word = \"TOK_EILEEN\"\n{lora}\n[[scenes]]\nname = \"intro\"\ndialogue = \"Hello.\"\n"
+        );
+        std::fs::write(&toml, text).unwrap();
+        ProjectFile::load(&toml).unwrap()
+    };
+    let (config, storage) = open(&dir.path().join("data"), "http://127.0.0.1:9").await;
+    let runs = RunService::new(storage.clone(), config.clone());
+    runs.import(
+        &write("Eileen", "headshot = \"eileen.png\""),
+        IdentityPolicy::Overwrite,
+    )
+    .await
+    .unwrap();
+    let id = storage.db.list_identities().await.unwrap().remove(0).id;
+    let trained = "https://v3.fal.media/files/eileen/pytorch_lora_weights.safetensors";
+    storage
+        .db
+        .set_trained_lora(&id, trained, "flux-dev")
+        .await
+        .unwrap();
+    let input = ConsentInput {
+        by: "Eileen Collins".into(),
+        note: Some("agreed".into()),
+        asset_id: None,
+    };
+    consent::record(&storage, &id, &input).await.unwrap();
+
+    runs.import(&write("Eileen Collins", ""), IdentityPolicy::Overwrite)
+        .await
+        .unwrap();
+    let r = storage.db.get_identity(&id).await.unwrap().unwrap();
+    assert_eq!(
+        r.identity.display_name, "Eileen Collins",
+        "the named field is set"
+    );
+    assert_eq!(
+        r.identity.lora_url.as_deref(),
+        Some(trained),
+        "the trained LoRA is kept"
+    );
+    assert!(r.headshot_asset_id.is_some(), "the headshot is kept");
+    assert!(storage.db.consent(&id).await.unwrap().is_some());
+    assert_eq!(storage.db.list_identity_photos(&id).await.unwrap().len(), 1);
+    assert!(face_print(&storage.db, &id).await.unwrap().is_some());
+
+    let named = "lora_url = \"https://example.test/other.safetensors\"";
+    runs.import(&write("Eileen Collins", named), IdentityPolicy::Overwrite)
+        .await
+        .unwrap();
+    let r = storage.db.get_identity(&id).await.unwrap().unwrap();
+    assert_eq!(
+        r.identity.lora_url.as_deref(),
+        Some("https://example.test/other.safetensors")
+    );
+}
