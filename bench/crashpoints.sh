@@ -2,9 +2,9 @@
 # Crash points (not a test): a cloud render on the provider sandbox is killed hard (SIGKILL, from inside, by
 # DEVATAR_FAILPOINT) at each named crash point in turn, then rendered again without it. One table row per point:
 #   finished   the second render exited 0 (or "parked": a submit whose outcome is unknown at a provider without a
-#              client-key lookup — Fal — is held for review instead of paid twice, as PROVIDERS.md §1 requires)
-#   submits    paid submits the sandbox saw per step (fal/kling/sync; must be <= 1 each: one scene, so one job each;
-#              tts = ElevenLabs speech requests, reported only: a speech request cut off by the kill is asked again)
+#              client-key lookup — Fal, ElevenLabs — is held for review instead of paid twice, PROVIDERS.md §1)
+#   submits    paid submits the sandbox saw per step (fal/kling/sync/tts = ElevenLabs speech; must be <= 1 per
+#              scene each)
 #   objects    every stored media object still hashes to its key
 #   running    steps left `running` in the database afterwards (must be 0)
 # A one-scene project keeps the order of paid jobs fixed (IMAGE on Fal, VIDEO on Kling, LIPSYNC on Sync), so
@@ -54,6 +54,7 @@ check() { # data, scenes → "submits objects running"
 import hashlib, json, os, sqlite3, sys
 data, scenes, stats = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
 submits = {k: stats.get(f"{k}.submit", 0) for k in ("fal", "kling", "sync")}
+submits["tts"] = stats.get("elevenlabs.tts", 0)
 over = any(v > scenes for v in submits.values())
 bad = 0
 for root, _, files in os.walk(os.path.join(data, "objects")):
@@ -65,9 +66,6 @@ for root, _, files in os.walk(os.path.join(data, "objects")):
 running = sqlite3.connect(os.path.join(data, "devatar.db")).execute(
     "SELECT COUNT(*) FROM steps WHERE status = 'running'").fetchone()[0]
 s = " ".join(f"{k}={v}" for k, v in submits.items())
-# ElevenLabs speech is synchronous and has no client-key lookup: a render killed while a request is in flight
-# asks again on restart. Reported, not counted as a failure (cents per scene; see the issue notes).
-s += f" tts={stats.get('elevenlabs.tts', 0)}"
 print(f"{s}{' OVER' if over else ''}\t{'intact' if not bad else f'{bad} DAMAGED'}\t{running}")
 PY
 }
@@ -86,7 +84,7 @@ for point in "${points[@]}"; do
     finished="ERROR"
   elif render "$data" "$tmp/one.toml" "$tmp/second.log"; then
     finished="yes"
-  elif grep -q "DEVATAR_FAL_RESUBMIT" "$tmp/second.log"; then
+  elif grep -q "DEVATAR_FAL_RESUBMIT\|DEVATAR_ELEVENLABS_RESUBMIT" "$tmp/second.log"; then
     finished="parked"
   else
     finished="NO"
@@ -113,7 +111,7 @@ for round in $(seq "$rounds"); do
       if kill -9 "$pid" 2>/dev/null; then kills=$((kills + 1)); wait "$pid" 2>/dev/null || true; continue; fi
     fi
     if wait "$pid"; then finished=yes; break; fi
-    if grep -q "DEVATAR_FAL_RESUBMIT" "$tmp/random.log"; then finished=parked; break; fi
+    if grep -q "DEVATAR_FAL_RESUBMIT\|DEVATAR_ELEVENLABS_RESUBMIT" "$tmp/random.log"; then finished=parked; break; fi
   done
   IFS=$'\t' read -r submits objects running < <(check "$data" 5)
   printf '%-8s %-6s %-9s %-36s %-9s %s\n' "$round" "$kills" "$finished" "$submits" "$objects" "$running"

@@ -61,7 +61,7 @@ impl IdentityTestReport {
 pub async fn reference_photo_checks(
     photos: &Photos<'_>,
     name: &str,
-    identity_id: &str,
+    identity_id: &crate::domain::IdentityId,
 ) -> Vec<Check> {
     match photos.list(identity_id).await {
         Ok(collection) => photo_checks(&collection, name),

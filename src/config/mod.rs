@@ -389,6 +389,7 @@ fn cloud(l: &Layers, warnings: &mut Vec<String>) -> Result<CloudConfig, ConfigEr
         video_route: route(l, "DEVATAR_VIDEO_ROUTE")?,
         lipsync_route: route(l, "DEVATAR_LIPSYNC_ROUTE")?,
         fal_resubmit: flag(l, "DEVATAR_FAL_RESUBMIT")?.unwrap_or(false),
+        elevenlabs_resubmit: flag(l, "DEVATAR_ELEVENLABS_RESUBMIT")?.unwrap_or(false),
         failover: flag(l, "DEVATAR_FAILOVER")?.unwrap_or(true),
         allow_private_urls: flag(l, "DEVATAR_ALLOW_PRIVATE_URLS")?.unwrap_or(false),
         time_scale,

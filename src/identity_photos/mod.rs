@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::app::Storage;
+use crate::domain::{AssetId, IdentityId};
 use crate::face::{self, FaceEngine, FaceError, FacePrint, FaceSettings, INSTALL_COMMAND};
 use crate::storage::db::{Db, DbError, FaceAnalysis, FaceFacts, NewPhoto, PhotoRecord};
 use crate::storage::objects::ObjectError;
@@ -204,10 +205,14 @@ impl<'a> Photos<'a> {
     }
 
     /// Adds a checked file to identity `identity_id`'s collection (see [`check_file`]).
-    pub async fn add_file(&self, identity_id: &str, file: &PhotoFile) -> Result<Added, PhotoError> {
+    pub async fn add_file(
+        &self,
+        identity_id: &IdentityId,
+        file: &PhotoFile,
+    ) -> Result<Added, PhotoError> {
         let stored = self.storage.objects.put_file(&file.path, file.ext).await?;
         let photo = NewPhoto {
-            identity_id: identity_id.into(),
+            identity_id: identity_id.clone(),
             object_key: stored.key,
             sha256: stored.sha256,
             mime: file.mime.into(),
@@ -223,8 +228,8 @@ impl<'a> Photos<'a> {
     /// identity's reference photos); `None` when it is not a PNG or JPEG the face engine can read.
     pub async fn add_headshot(
         &self,
-        identity_id: &str,
-        asset_id: &str,
+        identity_id: &IdentityId,
+        asset_id: &AssetId,
     ) -> Result<Option<Added>, PhotoError> {
         let Some(asset) = self.storage.db.get_asset(asset_id).await? else {
             return Ok(None);
@@ -239,7 +244,7 @@ impl<'a> Photos<'a> {
         };
         let path = self.storage.objects.local_path(&asset.object_key).await?;
         let photo = NewPhoto {
-            identity_id: identity_id.into(),
+            identity_id: identity_id.clone(),
             object_key: asset.object_key,
             sha256: asset.sha256,
             mime: asset.mime,
@@ -284,7 +289,7 @@ impl<'a> Photos<'a> {
 
     /// The collection of identity `identity_id`, reviewed (distances, outliers, problems). Photos still pending
     /// are analysed first when the face models are now installed.
-    pub async fn list(&self, identity_id: &str) -> Result<Collection, PhotoError> {
+    pub async fn list(&self, identity_id: &IdentityId) -> Result<Collection, PhotoError> {
         let mut photos = self.storage.db.list_identity_photos(identity_id).await?;
         let mut note = None;
         if photos.iter().any(|p| p.analysis.is_none()) {
@@ -323,7 +328,7 @@ impl<'a> Photos<'a> {
     /// `identity_id`'s collection; returns it, or `None` when there is no such photo.
     pub async fn remove(
         &self,
-        identity_id: &str,
+        identity_id: &IdentityId,
         which: &str,
     ) -> Result<Option<PhotoRecord>, RemoveError> {
         let db = &self.storage.db;
@@ -406,7 +411,7 @@ fn analysis_of(found: &face::PhotoFaces) -> FaceAnalysis {
 
 /// The face print of identity `identity_id`: the embeddings of its photos that show exactly one face and their
 /// median; `None` when it has none.
-pub async fn face_print(db: &Db, identity_id: &str) -> Result<Option<FacePrint>, DbError> {
+pub async fn face_print(db: &Db, identity_id: &IdentityId) -> Result<Option<FacePrint>, DbError> {
     Ok(FacePrint::from_embeddings(
         db.identity_embeddings(identity_id).await?,
     ))

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use devatar::app::Storage;
 use devatar::config::Config;
-use devatar::domain::Identity;
+use devatar::domain::{Identity, IdentityId};
 use devatar::identity_photos::{Agreement, Photos, check_file, face_print};
 use serde_json::Value;
 
@@ -26,7 +26,7 @@ async fn open(data: &Path, settings: &[(&str, &str)]) -> (Arc<Config>, Storage) 
     (config, storage)
 }
 
-async fn new_identity(storage: &Storage, name: &str) -> String {
+async fn new_identity(storage: &Storage, name: &str) -> IdentityId {
     let trigger = format!("TOK_{}", name.to_uppercase());
     storage
         .db
@@ -35,7 +35,11 @@ async fn new_identity(storage: &Storage, name: &str) -> String {
         .unwrap()
 }
 
-async fn add(photos: &Photos<'_>, identity: &str, path: &Path) -> devatar::identity_photos::Added {
+async fn add(
+    photos: &Photos<'_>,
+    identity: &IdentityId,
+    path: &Path,
+) -> devatar::identity_photos::Added {
     photos
         .add_file(identity, &check_file(path, None).unwrap())
         .await

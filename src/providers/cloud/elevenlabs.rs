@@ -1,4 +1,10 @@
 //! ElevenLabs text-to-speech with word timings (`/v1/text-to-speech/{voice}/with-timestamps`).
+//!
+//! The request is synchronous and ElevenLabs has no client key to look an earlier request up by, so the job
+//! ledger brackets it: `Submitting` before it is sent, `Completed` (with ElevenLabs' `request-id`) once its audio
+//! is stored, `Failed` when it ended with an error. A `Submitting` record found at the start means the process
+//! stopped while a request was in flight — it may have been billed — so the step is parked (needs attention)
+//! instead of asking again, unless `DEVATAR_ELEVENLABS_RESUBMIT=1` (PROVIDERS.md §1).
 
 use std::path::Path;
 use std::time::Duration;
@@ -13,6 +19,7 @@ use super::http::{ErrorClass, Net, Repeat, call_with_retries, client, json_body}
 use super::{CloudConfig, Secret};
 use crate::media::captions::WordTiming;
 use crate::providers::PriceTable;
+use crate::providers::job::{JobState, ProviderJob};
 use crate::providers::{JobCtx, ProviderError, SpeechOutput, SpeechRequest, SpeechSynth};
 
 /// Provider id in logs, steps and `--json`.
@@ -28,6 +35,7 @@ pub struct ElevenLabsSpeech {
     default_voice: Option<String>,
     prices: PriceTable,
     net: Net,
+    resubmit_uncertain: bool,
 }
 
 #[derive(Serialize)]
@@ -148,6 +156,7 @@ impl ElevenLabsSpeech {
             default_voice: cfg.default_voice.clone(),
             prices: cfg.prices.clone(),
             net: Net::of(cfg),
+            resubmit_uncertain: cfg.elevenlabs_resubmit,
         }
     }
 
@@ -208,6 +217,49 @@ impl SpeechSynth for ElevenLabsSpeech {
         work_dir: &Path,
         job: &JobCtx,
     ) -> Result<SpeechOutput, ProviderError> {
+        let (_, chars, _) = self.checked(req)?;
+        let attempt = self.attempt(job).await?;
+        job.reserve(PROVIDER, self.prices.speech(chars))?;
+        record(job, JobState::Submitting, attempt, None, None).await?;
+        match self.request(req, work_dir, job).await {
+            Ok((output, request_id)) => {
+                record(job, JobState::Completed, attempt, request_id, None).await?;
+                Ok(output)
+            }
+            Err(e) => {
+                record(job, JobState::Failed, attempt, None, Some(e.to_string())).await?;
+                Err(e)
+            }
+        }
+    }
+}
+
+impl ElevenLabsSpeech {
+    /// The number of this request: one more than the ledger's; parked when an earlier request's outcome is
+    /// unknown (the process stopped while it was in flight) and resubmits are off.
+    async fn attempt(&self, job: &JobCtx) -> Result<u32, ProviderError> {
+        let stored = job.load(PROVIDER).await.map_err(ProviderError::Invalid)?;
+        match stored {
+            Some(j) if j.state == JobState::Submitting && !self.resubmit_uncertain => {
+                Err(ProviderError::NeedsAttention(
+                    "a speech request may have reached ElevenLabs (and been billed) before devatar stopped, and \
+                     its audio was never stored; check the ElevenLabs history, then set \
+                     DEVATAR_ELEVENLABS_RESUBMIT=1 to request it again"
+                        .into(),
+                ))
+            }
+            Some(j) => Ok(j.attempt + 1),
+            None => Ok(1),
+        }
+    }
+
+    /// Sends the request (retrying what may be retried) and stores the audio; with ElevenLabs' `request-id`.
+    async fn request(
+        &self,
+        req: &SpeechRequest,
+        work_dir: &Path,
+        job: &JobCtx,
+    ) -> Result<(SpeechOutput, Option<String>), ProviderError> {
         let (text, chars, voice) = self.checked(req)?;
         // Whole-body timeout: 30 s + 2 s per 100 characters, capped at 10 minutes.
         let timeout = Duration::from_secs((30 + 2 * chars as u64 / 100).min(600));
@@ -226,7 +278,6 @@ impl SpeechSynth for ElevenLabsSpeech {
                 use_speaker_boost: req.speaker_boost,
             },
         };
-        job.reserve(PROVIDER, self.prices.speech(chars))?;
         let resp = call_with_retries(
             &self.net,
             PROVIDER,
@@ -241,11 +292,12 @@ impl SpeechSynth for ElevenLabsSpeech {
             classify,
         )
         .await?;
-        if let Some(id) = resp
+        let request_id = resp
             .headers()
             .get("request-id")
             .and_then(|v| v.to_str().ok())
-        {
+            .map(str::to_string);
+        if let Some(id) = &request_id {
             job.note(format!("elevenlabs request-id {id}"));
         }
         let parsed: TtsResponse = serde_json::from_value(json_body(PROVIDER, resp).await?)
@@ -259,18 +311,156 @@ impl SpeechSynth for ElevenLabsSpeech {
             .as_ref()
             .and_then(words)
             .or_else(|| parsed.normalized_alignment.as_ref().and_then(words));
-        Ok(SpeechOutput { audio: path, words })
+        Ok((SpeechOutput { audio: path, words }, request_id))
     }
 }
 
 /// A voice id is placed in the URL path: letters and digits only, 1 to 64 of them.
+/// Stores the speech request's ledger record.
+async fn record(
+    job: &JobCtx,
+    state: JobState,
+    attempt: u32,
+    remote_id: Option<String>,
+    error: Option<String>,
+) -> Result<(), ProviderError> {
+    let record = ProviderJob {
+        state,
+        attempt,
+        remote_id,
+        data: Value::Null,
+        error,
+    };
+    job.save(PROVIDER, &record)
+        .await
+        .map_err(ProviderError::Invalid)
+}
+
 fn is_path_safe_id(v: &str) -> bool {
     (1..=64).contains(&v.len()) && v.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
     use super::*;
+    use crate::providers::JobLedger;
+
+    #[derive(Default)]
+    struct MemLedger(Mutex<HashMap<(String, String), ProviderJob>>);
+
+    #[async_trait]
+    impl JobLedger for MemLedger {
+        async fn load(&self, key: &str, provider: &str) -> Result<Option<ProviderJob>, String> {
+            let map = self.0.lock().map_err(|e| e.to_string())?;
+            Ok(map.get(&(key.into(), provider.into())).cloned())
+        }
+        async fn save(&self, key: &str, provider: &str, job: &ProviderJob) -> Result<(), String> {
+            let mut map = self.0.lock().map_err(|e| e.to_string())?;
+            map.insert((key.into(), provider.into()), job.clone());
+            Ok(())
+        }
+    }
+
+    /// A loopback port that counts connections and closes each at once (so any request fails quickly).
+    async fn counting_port() -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counter = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                drop(socket);
+            }
+        });
+        (base, seen)
+    }
+
+    fn speech(base: &str, resubmit: bool) -> ElevenLabsSpeech {
+        let config = crate::config::Config::from_pairs(&[
+            ("ELEVENLABS_API_KEY", "k"),
+            ("ELEVENLABS_BASE_URL", base),
+            ("DEVATAR_ALLOW_PRIVATE_URLS", "1"),
+            ("DEVATAR_PROVIDER_TIME_SCALE", "0.01"),
+            (
+                "DEVATAR_ELEVENLABS_RESUBMIT",
+                if resubmit { "1" } else { "0" },
+            ),
+        ])
+        .unwrap();
+        ElevenLabsSpeech::new(&config.cloud, Secret::new("k"))
+    }
+
+    fn request() -> SpeechRequest {
+        SpeechRequest {
+            text: "Hello there.".into(),
+            voice_id: None,
+            voice_model: "eleven_multilingual_v2".into(),
+            stability: 0.5,
+            similarity: 0.75,
+            style: 0.0,
+            speaker_boost: true,
+            local_voice: None,
+        }
+    }
+
+    /// A request in flight when the process stopped (ledger still `Submitting`) may have been billed: the step
+    /// is parked and nothing is sent, unless resubmits are on.
+    #[tokio::test]
+    async fn speech_cut_off_by_a_stop_is_parked_not_asked_again() {
+        let (base, seen) = counting_port().await;
+        let ledger: Arc<dyn JobLedger> = Arc::new(MemLedger::default());
+        let job = JobCtx::new("audio-key", ledger.clone());
+        let cut_off = ProviderJob {
+            state: JobState::Submitting,
+            attempt: 1,
+            remote_id: None,
+            data: Value::Null,
+            error: None,
+        };
+        job.save(PROVIDER, &cut_off).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let parked = speech(&base, false)
+            .synthesize(&request(), dir.path(), &job)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(parked, ProviderError::NeedsAttention(_)),
+            "{parked}"
+        );
+        assert!(
+            parked.to_string().contains("DEVATAR_ELEVENLABS_RESUBMIT=1"),
+            "{parked}"
+        );
+        assert_eq!(seen.load(Ordering::SeqCst), 0, "nothing was sent");
+
+        // With resubmits on it asks again (attempt 2); the refused connection ends it as Failed, so the next
+        // attempt may ask without any flag.
+        let failed = speech(&base, true)
+            .synthesize(&request(), dir.path(), &job)
+            .await
+            .unwrap_err();
+        assert!(
+            !matches!(failed, ProviderError::NeedsAttention(_)),
+            "{failed}"
+        );
+        assert!(seen.load(Ordering::SeqCst) >= 1, "the request was sent");
+        let stored = job.load(PROVIDER).await.unwrap().unwrap();
+        assert_eq!((stored.state, stored.attempt), (JobState::Failed, 2));
+        let again = seen.load(Ordering::SeqCst);
+        speech(&base, false)
+            .synthesize(&request(), dir.path(), &job)
+            .await
+            .unwrap_err();
+        assert!(
+            seen.load(Ordering::SeqCst) > again,
+            "a failed request may be asked again"
+        );
+    }
 
     #[test]
     fn character_timings_become_words() {

@@ -87,6 +87,9 @@ pub struct CloudConfig {
     pub lipsync_route: Route,
     /// `DEVATAR_FAL_RESUBMIT=1`: resubmit a Fal job whose submit outcome is unknown instead of parking it.
     pub fal_resubmit: bool,
+    /// `DEVATAR_ELEVENLABS_RESUBMIT=1`: ask again for speech whose earlier request may have reached ElevenLabs
+    /// before the process stopped (its audio was never stored) instead of parking the step.
+    pub elevenlabs_resubmit: bool,
     /// `DEVATAR_FAILOVER` (default on; `0` turns it off): with route `auto` and `FAL_KEY` set, a direct Kling or
     /// Sync that keeps failing before any job was accepted hands the step to its Fal-hosted model.
     pub failover: bool,

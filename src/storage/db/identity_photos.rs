@@ -4,7 +4,8 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, DbError, nullable_f64};
+use super::{Db, DbError, id_col, nullable_f64};
+use crate::domain::IdentityId;
 use crate::face::{Embedding, FaceBox};
 use crate::storage::{new_id, now_ms};
 
@@ -12,7 +13,7 @@ use crate::storage::{new_id, now_ms};
 #[derive(Debug, Clone)]
 pub struct NewPhoto {
     /// The identity.
-    pub identity_id: String,
+    pub identity_id: IdentityId,
     /// Content-addressed object key.
     pub object_key: String,
     /// Content hash (one row per identity and content).
@@ -67,7 +68,7 @@ pub struct PhotoRecord {
     /// Id.
     pub id: String,
     /// The identity it belongs to.
-    pub identity_id: String,
+    pub identity_id: IdentityId,
     /// Content-addressed object key.
     pub object_key: String,
     /// Content hash.
@@ -99,7 +100,7 @@ fn record(r: &AnyRow) -> Result<PhotoRecord, DbError> {
     };
     Ok(PhotoRecord {
         id: r.try_get("id")?,
-        identity_id: r.try_get("identity_id")?,
+        identity_id: id_col(r, "identity_id")?,
         object_key: r.try_get("object_key")?,
         sha256: r.try_get("sha256")?,
         mime: r.try_get("mime")?,
@@ -165,7 +166,7 @@ impl Db {
              ON CONFLICT (identity_id, sha256) DO NOTHING",
         )
         .bind(&id)
-        .bind(&photo.identity_id)
+        .bind(photo.identity_id.as_str())
         .bind(&photo.object_key)
         .bind(&photo.sha256)
         .bind(&photo.mime)
@@ -219,13 +220,13 @@ impl Db {
     /// An identity's photos in the order they were added.
     pub async fn list_identity_photos(
         &self,
-        identity_id: &str,
+        identity_id: &IdentityId,
     ) -> Result<Vec<PhotoRecord>, DbError> {
         let sql = format!(
             "SELECT {COLUMNS} FROM identity_photos WHERE identity_id = $1 ORDER BY position, id"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(identity_id)
+            .bind(identity_id.as_str())
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(record).collect()
@@ -234,13 +235,13 @@ impl Db {
     /// The identity's photo with this content, if it has one.
     pub async fn identity_photo_by_content(
         &self,
-        identity_id: &str,
+        identity_id: &IdentityId,
         sha256: &str,
     ) -> Result<Option<PhotoRecord>, DbError> {
         let sql =
             format!("SELECT {COLUMNS} FROM identity_photos WHERE identity_id = $1 AND sha256 = $2");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(identity_id)
+            .bind(identity_id.as_str())
             .bind(sha256)
             .fetch_optional(&self.pool)
             .await?;
@@ -248,12 +249,15 @@ impl Db {
     }
 
     /// The embeddings of an identity's photos that show exactly one face, in collection order.
-    pub async fn identity_embeddings(&self, identity_id: &str) -> Result<Vec<Embedding>, DbError> {
+    pub async fn identity_embeddings(
+        &self,
+        identity_id: &IdentityId,
+    ) -> Result<Vec<Embedding>, DbError> {
         let rows = sqlx::query(
             "SELECT embedding FROM identity_photos WHERE identity_id = $1 AND embedding IS NOT NULL
              ORDER BY position, id",
         )
-        .bind(identity_id)
+        .bind(identity_id.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -268,11 +272,11 @@ impl Db {
     /// Removes one photo of an identity; false when it has no photo with this id.
     pub async fn delete_identity_photo(
         &self,
-        identity_id: &str,
+        identity_id: &IdentityId,
         photo_id: &str,
     ) -> Result<bool, DbError> {
         let done = sqlx::query("DELETE FROM identity_photos WHERE identity_id = $1 AND id = $2")
-            .bind(identity_id)
+            .bind(identity_id.as_str())
             .bind(photo_id)
             .execute(&self.pool)
             .await?;

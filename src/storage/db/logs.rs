@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 
-use super::{Db, DbError};
+use super::{Db, DbError, opt_id_col};
+use crate::domain::{ProjectId, RunId, SceneId};
 use crate::storage::{new_id, now_ms};
 
 /// One stored log row.
@@ -14,11 +15,14 @@ pub struct LogRow {
     /// Id (time-ordered; also the paging cursor).
     pub id: String,
     /// Run.
-    pub run_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub run_id: Option<RunId>,
     /// Project.
-    pub project_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub project_id: Option<ProjectId>,
     /// Scene.
-    pub scene_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub scene_id: Option<SceneId>,
     /// Guide step name.
     pub step: String,
     /// Level.
@@ -37,9 +41,9 @@ pub struct LogRow {
 #[derive(Debug, Clone, Default)]
 pub struct LogFilter {
     /// Project id.
-    pub project: Option<String>,
+    pub project: Option<ProjectId>,
     /// Scene id.
-    pub scene: Option<String>,
+    pub scene: Option<SceneId>,
     /// Guide step name.
     pub step: Option<String>,
     /// Level.
@@ -54,11 +58,11 @@ pub struct LogFilter {
 #[derive(Debug, Clone, Default)]
 pub struct LogInput {
     /// Run.
-    pub run_id: Option<String>,
+    pub run_id: Option<RunId>,
     /// Project.
-    pub project_id: Option<String>,
+    pub project_id: Option<ProjectId>,
     /// Scene.
-    pub scene_id: Option<String>,
+    pub scene_id: Option<SceneId>,
     /// Guide step name, e.g. `IDENTITY_ANCHOR`.
     pub step: String,
     /// `DEBUG`…`ERROR`.
@@ -78,9 +82,9 @@ pub struct LogInput {
 pub(super) fn log_row(r: &sqlx::any::AnyRow) -> Result<LogRow, DbError> {
     Ok(LogRow {
         id: r.try_get("id")?,
-        run_id: r.try_get("run_id")?,
-        project_id: r.try_get("project_id")?,
-        scene_id: r.try_get("scene_id")?,
+        run_id: opt_id_col(r, "run_id")?,
+        project_id: opt_id_col(r, "project_id")?,
+        scene_id: opt_id_col(r, "scene_id")?,
         step: r.try_get("step")?,
         level: r.try_get("level")?,
         provider: r.try_get("provider")?,
@@ -98,9 +102,9 @@ impl Db {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CAST($9 AS BIGINT), $10, $11)",
         )
         .bind(new_id())
-        .bind(&l.run_id)
-        .bind(&l.project_id)
-        .bind(&l.scene_id)
+        .bind(l.run_id.as_deref())
+        .bind(l.project_id.as_deref())
+        .bind(l.scene_id.as_deref())
         .bind(&l.step)
         .bind(&l.level)
         .bind(&l.provider)

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 
+use crate::domain::IdentityId;
 use crate::identity_photos::{CollectionView, PhotosAdded};
 use crate::web::AppState;
 use crate::web::error::ApiError;
@@ -16,7 +17,7 @@ use crate::web::service::identity_photos as service;
     responses((status = 200, body = CollectionView), (status = 404)))]
 pub async fn list(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<IdentityId>,
 ) -> Result<Json<CollectionView>, ApiError> {
     Ok(Json(service::list(&state, &id).await?.view()))
 }
@@ -29,7 +30,7 @@ pub async fn list(
         (status = 422)))]
 pub async fn upload(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<IdentityId>,
     multipart: Multipart,
 ) -> Result<(StatusCode, Json<PhotosAdded>), ApiError> {
     let added = service::upload(&state, &id, multipart).await?;
@@ -41,7 +42,7 @@ pub async fn upload(
     params(("id" = String, Path), ("photoId" = String, Path)), responses((status = 204), (status = 404)))]
 pub async fn remove(
     State(state): State<AppState>,
-    Path((id, photo_id)): Path<(String, String)>,
+    Path((id, photo_id)): Path<(IdentityId, String)>,
 ) -> Result<StatusCode, ApiError> {
     service::remove(&state, &id, &photo_id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -8,6 +8,7 @@ use axum::extract::multipart::{Field, MultipartError};
 use axum::http::StatusCode;
 use tokio::io::AsyncWriteExt;
 
+use crate::domain::AssetId;
 use crate::lora::LoraReport;
 use crate::storage::db::{AssetInput, AssetRecord, Db};
 use crate::web::AppState;
@@ -110,7 +111,7 @@ pub(super) async fn upload_path(state: &AppState) -> Result<std::path::PathBuf, 
 }
 
 /// Deletes an asset; 404 when there is none with this id.
-pub async fn delete(state: &AppState, id: &str) -> Result<(), ApiError> {
+pub async fn delete(state: &AppState, id: &AssetId) -> Result<(), ApiError> {
     if state.storage.db.delete_asset(id).await? {
         Ok(())
     } else {

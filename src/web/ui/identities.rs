@@ -12,6 +12,7 @@ use super::forms::{FieldErrs, FormData, FormField, PostForm, number, with_errors
 use super::identity_photos::{self, PhotosSection};
 use super::view;
 use super::{Layout, Page, UiError, ok, render};
+use crate::domain::{AssetId, IdentityId};
 use crate::domain::{BaseModel, Identity, LoraScale};
 use crate::storage::db::{Conflict, IdentityRecord};
 use crate::web::AppState;
@@ -163,8 +164,8 @@ struct ValidateFragment {
 async fn parse_identity(
     state: &AppState,
     form: &FormData,
-    except_id: Option<&str>,
-) -> Result<(Identity, Option<String>, Option<String>), (StatusCode, FieldErrs)> {
+    except_id: Option<&IdentityId>,
+) -> Result<(Identity, Option<AssetId>, Option<AssetId>), (StatusCode, FieldErrs)> {
     let mut errors = FieldErrs::default();
     let mut i = Identity::new(
         form.get("name"),
@@ -201,13 +202,13 @@ async fn parse_identity(
     let identity = errors.take(i.validated());
     let db = &state.storage.db;
     let internal = FieldErrs::internal;
-    let headshot = form.opt("headshotAssetId");
+    let headshot = form.opt("headshotAssetId").map(AssetId::from);
     if let Some(h) = &headshot
         && db.asset_object_key(h).await.map_err(internal)?.is_none()
     {
         errors.add("headshotAssetId", "no such asset");
     }
-    let lora = form.opt("loraAssetId");
+    let lora = form.opt("loraAssetId").map(AssetId::from);
     if let Some(l) = &lora {
         match db.get_asset(l).await.map_err(internal)? {
             Some(a) if a.kind == "lora" => {}
@@ -255,7 +256,7 @@ pub(crate) async fn list_page(
         .map(|r| {
             let i = &r.identity;
             IdentityCard {
-                id: r.id.clone(),
+                id: r.id.to_string(),
                 name: i.name.clone(),
                 display_name: i.display_name.clone(),
                 trigger_word: i.trigger_word.clone(),
@@ -329,7 +330,7 @@ pub(crate) async fn create(
 ) -> Result<Response, UiError> {
     let created = match parse_identity(&state, &form, None).await {
         Ok((identity, headshot, lora)) => {
-            insert(&state, &identity, headshot.as_deref(), lora.as_deref()).await?
+            insert(&state, &identity, headshot.as_ref(), lora.as_ref()).await?
         }
         Err(e) => Err(e),
     };
@@ -354,9 +355,9 @@ pub(crate) async fn create(
 async fn insert(
     state: &AppState,
     identity: &Identity,
-    headshot: Option<&str>,
-    lora: Option<&str>,
-) -> Result<Result<String, (StatusCode, FieldErrs)>, UiError> {
+    headshot: Option<&AssetId>,
+    lora: Option<&AssetId>,
+) -> Result<Result<IdentityId, (StatusCode, FieldErrs)>, UiError> {
     match state.storage.db.insert_identity(identity, headshot).await {
         Ok(id) => {
             if lora.is_some() {
@@ -378,7 +379,7 @@ async fn insert(
     }
 }
 
-async fn record(state: &AppState, id: &str) -> Result<IdentityRecord, UiError> {
+async fn record(state: &AppState, id: &IdentityId) -> Result<IdentityRecord, UiError> {
     state
         .storage
         .db
@@ -391,7 +392,7 @@ async fn record(state: &AppState, id: &str) -> Result<IdentityRecord, UiError> {
 pub(crate) async fn edit_page(
     State(state): State<AppState>,
     page: Page,
-    Path(id): Path<String>,
+    Path(id): Path<IdentityId>,
 ) -> Result<Response, UiError> {
     edit_form(&state, &page, &id, StatusCode::OK, None).await
 }
@@ -401,7 +402,7 @@ pub(crate) async fn edit_page(
 pub(crate) async fn edit_form(
     state: &AppState,
     page: &Page,
-    id: &str,
+    id: &IdentityId,
     status: StatusCode,
     photo_error: Option<String>,
 ) -> Result<Response, UiError> {
@@ -422,7 +423,7 @@ pub(crate) async fn edit_form_with(
         status,
         &IdentityFormPage {
             l: page.layout(format!("Edit {}", r.identity.display_name), "identities"),
-            id: r.id.clone(),
+            id: r.id.to_string(),
             fields: identity_fields(state, Some(&r)).await?,
             error: None,
             photos: Some(identity_photos::section(state, page, id, photo_error).await?),
@@ -435,29 +436,24 @@ pub(crate) async fn edit_form_with(
 pub(crate) async fn update(
     State(state): State<AppState>,
     page: Page,
-    Path(id): Path<String>,
+    Path(id): Path<IdentityId>,
     PostForm(form): PostForm,
 ) -> Result<Response, UiError> {
     let r = record(&state, &id).await?;
     match parse_identity(&state, &form, Some(&id)).await {
         Ok((identity, headshot, lora)) => {
             let db = &state.storage.db;
-            db.update_identity(
-                &id,
-                &identity,
-                headshot.as_deref(),
-                form.checked("isActive"),
-            )
-            .await?;
-            db.set_identity_lora_asset(&id, lora.as_deref()).await?;
-            photos_service::headshot_joins(&state, &id, headshot.as_deref()).await;
+            db.update_identity(&id, &identity, headshot.as_ref(), form.checked("isActive"))
+                .await?;
+            db.set_identity_lora_asset(&id, lora.as_ref()).await?;
+            photos_service::headshot_joins(&state, &id, headshot.as_ref()).await;
             Ok(page.redirect(&format!("identities?ok=identity-saved#identity-{id}")))
         }
         Err((status, errors)) => render(
             status,
             &IdentityFormPage {
                 l: page.layout(format!("Edit {}", r.identity.display_name), "identities"),
-                id: r.id.clone(),
+                id: r.id.to_string(),
                 fields: with_errors(
                     refill(identity_fields(&state, Some(&r)).await?, &form),
                     &errors,
@@ -475,8 +471,8 @@ pub(crate) async fn validate(
     State(state): State<AppState>,
     PostForm(form): PostForm,
 ) -> Result<Response, UiError> {
-    let except = form.opt("id");
-    let errors = match parse_identity(&state, &form, except.as_deref()).await {
+    let except = form.opt("id").map(IdentityId::from);
+    let errors = match parse_identity(&state, &form, except.as_ref()).await {
         Ok(_) => FieldErrs::default(),
         Err((_, e)) => e,
     };
@@ -493,7 +489,7 @@ pub(crate) async fn validate(
 pub(crate) async fn test(
     State(state): State<AppState>,
     page: Page,
-    Path(id): Path<String>,
+    Path(id): Path<IdentityId>,
     _form: PostForm,
 ) -> Result<Response, UiError> {
     let report = service::test(&state, &id, false).await?;
@@ -510,7 +506,7 @@ pub(crate) async fn test(
 pub(crate) async fn set_default(
     State(state): State<AppState>,
     page: Page,
-    Path(id): Path<String>,
+    Path(id): Path<IdentityId>,
     _form: PostForm,
 ) -> Result<Response, UiError> {
     if !state.storage.db.set_default_identity(&id).await? {
@@ -523,7 +519,7 @@ pub(crate) async fn set_default(
 pub(crate) async fn delete(
     State(state): State<AppState>,
     page: Page,
-    Path(id): Path<String>,
+    Path(id): Path<IdentityId>,
     _form: PostForm,
 ) -> Result<Response, UiError> {
     if !state.storage.db.delete_identity(&id).await? {

@@ -82,8 +82,8 @@ async fn asset_options(state: &AppState, kind: &str) -> Result<Vec<(String, Stri
             .await?
             .into_iter()
             .map(|a| {
-                let label = a.original_name.clone().unwrap_or_else(|| a.id.clone());
-                (a.id, label)
+                let label = a.original_name.clone().unwrap_or_else(|| a.id.to_string());
+                (a.id.into_string(), label)
             }),
     );
     Ok(headshots)

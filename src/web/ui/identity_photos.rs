@@ -9,6 +9,7 @@ use axum::response::Response;
 use super::forms::PostForm;
 use super::library::csrf_field_matches;
 use super::{Page, UiError, view};
+use crate::domain::IdentityId;
 use crate::identity_photos::Collection;
 use crate::web::AppState;
 use crate::web::service::identity_photos as service;
@@ -80,7 +81,7 @@ impl PhotosSection {
 pub(crate) async fn section(
     state: &AppState,
     page: &Page,
-    id: &str,
+    id: &IdentityId,
     error: Option<String>,
 ) -> Result<PhotosSection, UiError> {
     let collection = service::list(state, id).await?;
@@ -91,7 +92,7 @@ pub(crate) async fn section(
 pub(crate) async fn upload(
     State(state): State<AppState>,
     page: Page,
-    Path(id): Path<String>,
+    Path(id): Path<IdentityId>,
     mut multipart: Multipart,
 ) -> Result<Response, UiError> {
     if !csrf_field_matches(&mut multipart, &page.csrf).await {
@@ -111,7 +112,7 @@ pub(crate) async fn upload(
 pub(crate) async fn remove(
     State(state): State<AppState>,
     page: Page,
-    Path((id, photo)): Path<(String, String)>,
+    Path((id, photo)): Path<(IdentityId, String)>,
     _form: PostForm,
 ) -> Result<Response, UiError> {
     service::remove(&state, &id, &photo).await?;

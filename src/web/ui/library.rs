@@ -128,9 +128,9 @@ async fn library(
                 _ => String::new(),
             };
             AssetTile {
-                id: a.id.clone(),
+                id: a.id.to_string(),
                 kind: a.kind.clone(),
-                name: a.original_name.clone().unwrap_or_else(|| a.id.clone()),
+                name: a.original_name.clone().unwrap_or_else(|| a.id.to_string()),
                 folder: a.folder.clone(),
                 url: view::media(&page.root, &a.object_key),
                 is_image: a.mime.starts_with("image/"),
@@ -220,7 +220,7 @@ pub(crate) async fn delete(
     page: Page,
     PostForm(form): PostForm,
 ) -> Result<Response, UiError> {
-    let id = form.get("id").to_string();
+    let id = crate::domain::AssetId::from(form.get("id"));
     service::delete(&state, &id).await?;
     let back = href("", form.get("kind"), form.get("folder"));
     let sep = if back.contains('?') { '&' } else { '?' };
