@@ -125,7 +125,7 @@ pub async fn store_file(storage: &Storage, file: &Path) -> Result<String, Consen
         height: None,
         original_name: name,
     };
-    Ok(storage.db.upsert_asset(&asset).await?)
+    Ok(storage.db.upsert_asset(&asset).await?.into_string())
 }
 
 /// Records `input` (validated) as identity `identity_id`'s consent, replacing any earlier record.

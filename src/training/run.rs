@@ -218,7 +218,7 @@ impl Trainer<'_> {
                 while let Some(line) = rx.recv().await {
                     progress(&line);
                     let row = LogInput {
-                        run_id: Some(run_id.clone()),
+                        run_id: Some(crate::domain::RunId::from(run_id.as_str())),
                         step: STEP.into(),
                         level: "INFO".into(),
                         provider: Some(provider.clone()),
@@ -341,7 +341,7 @@ impl Trainer<'_> {
         Ok(Trained {
             lora_url: url.into(),
             lora_object: stored.key,
-            lora_asset_id: asset_id,
+            lora_asset_id: asset_id.into_string(),
             test_image: check.image,
             score: check.score,
             score_note: check.note,

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::app::Storage;
+use crate::domain::IdentityId;
 use crate::domain::{Animation, GenerationMode, Identity, Scene, image_prompt, lora_scale_for};
 use crate::face::{self, FaceSettings};
 use crate::identity_photos::face_print;
@@ -59,7 +60,7 @@ pub struct TwinInputs<'a> {
     /// Flux with LoRAs.
     pub image: &'a dyn ImageGen,
     /// The identity's id (its photos' print).
-    pub identity_id: &'a str,
+    pub identity_id: &'a IdentityId,
     /// The identity (prompt, trigger word).
     pub identity: &'a Identity,
     /// The new LoRA.
@@ -99,7 +100,7 @@ pub async fn check(t: &TwinInputs<'_>, job: &JobCtx) -> TwinCheck {
 async fn score(
     storage: &Storage,
     settings: &FaceSettings,
-    identity_id: &str,
+    identity_id: &IdentityId,
     still: &Path,
 ) -> Result<f64, String> {
     let print = face_print(&storage.db, identity_id)

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use devatar::app::Storage;
 use devatar::config::Config;
-use devatar::domain::Identity;
+use devatar::domain::{Identity, IdentityId};
 use devatar::fakes::{FakeServer, LatencyProfile};
 use devatar::identity_photos::{Photos, check_file};
 use devatar::storage::db::LogFilter;
@@ -68,7 +68,7 @@ async fn identity_with_photos(
     storage: &Storage,
     dir: &Path,
     name: &str,
-) -> String {
+) -> IdentityId {
     let trigger = format!("TOK_{}", name.to_uppercase());
     let id = storage
         .db

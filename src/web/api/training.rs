@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use crate::domain::IdentityId;
 use crate::storage::db::{ConsentRecord, TrainingRow};
 use crate::training::consent::ConsentInput;
 use crate::training::{DEFAULT_STEPS, TrainOptions};
@@ -19,7 +20,7 @@ use crate::web::service::training as service;
     responses((status = 200, body = ConsentRecord), (status = 404)))]
 pub async fn get_consent(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<IdentityId>,
 ) -> Result<Json<ConsentRecord>, ApiError> {
     service::consent_of(&state, &id)
         .await?
@@ -46,7 +47,7 @@ pub struct ConsentBody {
     request_body = ConsentBody, responses((status = 200, body = ConsentRecord), (status = 404), (status = 422)))]
 pub async fn put_consent(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<IdentityId>,
     ApiJson(body): ApiJson<ConsentBody>,
 ) -> Result<Json<ConsentRecord>, ApiError> {
     let some = |v: Option<String>| v.filter(|s| !s.is_empty());
@@ -81,7 +82,7 @@ pub struct TrainBody {
         (status = 422)))]
 pub async fn train(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<IdentityId>,
     ApiJson(body): ApiJson<TrainBody>,
 ) -> Result<(StatusCode, Json<TrainingRow>), ApiError> {
     let opts = TrainOptions {
@@ -98,7 +99,7 @@ pub async fn train(
     responses((status = 200, body = Vec<TrainingRow>), (status = 404)))]
 pub async fn trainings(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<IdentityId>,
 ) -> Result<Json<Vec<TrainingRow>>, ApiError> {
     Ok(Json(service::trainings(&state, &id).await?))
 }

@@ -5,13 +5,14 @@
 
 use std::sync::Arc;
 
+use crate::domain::{AssetId, IdentityId};
 use crate::storage::db::{ConsentRecord, IdentityRecord, TrainingRow};
 use crate::training::consent::{self, ConsentError, ConsentInput};
 use crate::training::{TrainError, TrainOptions, Trainer};
 use crate::web::AppState;
 use crate::web::error::ApiError;
 
-async fn identity(state: &AppState, id: &str) -> Result<IdentityRecord, ApiError> {
+async fn identity(state: &AppState, id: &IdentityId) -> Result<IdentityRecord, ApiError> {
     state
         .storage
         .db
@@ -21,7 +22,10 @@ async fn identity(state: &AppState, id: &str) -> Result<IdentityRecord, ApiError
 }
 
 /// The consent on record for identity `id`, `None` when there is none (404 when the identity is unknown).
-pub async fn consent_of(state: &AppState, id: &str) -> Result<Option<ConsentRecord>, ApiError> {
+pub async fn consent_of(
+    state: &AppState,
+    id: &IdentityId,
+) -> Result<Option<ConsentRecord>, ApiError> {
     identity(state, id).await?;
     Ok(state.storage.db.consent(id).await?)
 }
@@ -29,12 +33,17 @@ pub async fn consent_of(state: &AppState, id: &str) -> Result<Option<ConsentReco
 /// Records identity `id`'s consent.
 pub async fn set_consent(
     state: &AppState,
-    id: &str,
+    id: &IdentityId,
     input: &ConsentInput,
 ) -> Result<ConsentRecord, ApiError> {
     identity(state, id).await?;
     if let Some(asset) = &input.asset_id
-        && state.storage.db.get_asset(asset).await?.is_none()
+        && state
+            .storage
+            .db
+            .get_asset(&AssetId::from(asset.as_str()))
+            .await?
+            .is_none()
     {
         return Err(ApiError::invalid("assetId", "no such asset"));
     }
@@ -72,7 +81,7 @@ fn train_error(e: TrainError) -> ApiError {
 /// task (its progress goes to the run's logs); returns the training run as it starts.
 pub async fn start(
     state: &AppState,
-    id: &str,
+    id: &IdentityId,
     opts: TrainOptions,
 ) -> Result<TrainingRow, ApiError> {
     let record = identity(state, id).await?;
@@ -100,7 +109,7 @@ pub async fn start(
 }
 
 /// Identity `id`'s training runs, newest first.
-pub async fn trainings(state: &AppState, id: &str) -> Result<Vec<TrainingRow>, ApiError> {
+pub async fn trainings(state: &AppState, id: &IdentityId) -> Result<Vec<TrainingRow>, ApiError> {
     identity(state, id).await?;
     Ok(state.storage.db.trainings(id).await?)
 }

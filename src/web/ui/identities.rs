@@ -413,7 +413,7 @@ pub(crate) async fn edit_form(
 pub(crate) async fn edit_form_with(
     state: &AppState,
     page: &Page,
-    id: &str,
+    id: &IdentityId,
     status: StatusCode,
     photo_error: Option<String>,
     twin_error: Option<String>,

@@ -8,6 +8,7 @@ use axum::response::Response;
 
 use super::forms::PostForm;
 use super::{Page, UiError, view};
+use crate::domain::IdentityId;
 use crate::identity_photos::Photos;
 use crate::training::consent::ConsentInput;
 use crate::training::{DEFAULT_STEPS, MIN_PHOTOS, TrainOptions, usable_photos};
@@ -66,7 +67,7 @@ fn training_line(r: &crate::storage::db::TrainingRow) -> TrainingLine {
 /// The section for identity `id`, with the refusal of a request when there was one.
 pub(crate) async fn section(
     state: &AppState,
-    id: &str,
+    id: &IdentityId,
     error: Option<String>,
 ) -> Result<TwinSection, UiError> {
     let consent = service::consent_of(state, id).await?.map(|c| {
@@ -108,7 +109,7 @@ pub(crate) async fn section(
 async fn refused(
     state: &AppState,
     page: &Page,
-    id: &str,
+    id: &IdentityId,
     e: crate::web::error::ApiError,
 ) -> Result<Response, UiError> {
     if e.status == StatusCode::NOT_FOUND {
@@ -122,7 +123,7 @@ async fn refused(
 pub(crate) async fn consent(
     State(state): State<AppState>,
     page: Page,
-    Path(id): Path<String>,
+    Path(id): Path<IdentityId>,
     PostForm(form): PostForm,
 ) -> Result<Response, UiError> {
     let input = ConsentInput {
@@ -140,7 +141,7 @@ pub(crate) async fn consent(
 pub(crate) async fn train(
     State(state): State<AppState>,
     page: Page,
-    Path(id): Path<String>,
+    Path(id): Path<IdentityId>,
     _form: PostForm,
 ) -> Result<Response, UiError> {
     match service::start(&state, &id, TrainOptions::default()).await {

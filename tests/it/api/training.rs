@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use devatar::domain::IdentityId;
 use devatar::fakes::LatencyProfile;
 use devatar::identity_photos::{Photos, check_file};
 use serde_json::{Value, json};
@@ -104,7 +105,10 @@ async fn consent_then_training_through_the_api() {
     let photos = Photos::new(&app.storage, &app.config.face);
     for p in photo_set(dir.path()) {
         photos
-            .add_file(&id, &check_file(&p, None).unwrap())
+            .add_file(
+                &IdentityId::from(id.as_str()),
+                &check_file(&p, None).unwrap(),
+            )
             .await
             .unwrap();
     }
