@@ -76,7 +76,13 @@ impl Trainer<'_> {
     }
 
     /// Records the training run of `plan` (status `running`); returns its id for [`Trainer::execute`].
+    /// Earlier trainings of the identity still marked running are ended as interrupted first (their process is
+    /// gone; this one resumes their Fal request).
     pub async fn start(&self, plan: &Plan) -> Result<String, TrainError> {
+        self.storage
+            .db
+            .interrupt_trainings(&plan.identity.id)
+            .await?;
         Ok(self
             .storage
             .db

@@ -305,6 +305,17 @@ async fn a_killed_training_resumes_without_a_second_submit() {
         2,
         "resumed, not submitted again"
     );
+    let (_, storage) = open(&data, &fakes.base_url()).await;
+    let id = storage.db.list_identities().await.unwrap().remove(0).id;
+    let statuses: Vec<String> = storage
+        .db
+        .trainings(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.status)
+        .collect();
+    assert_eq!(statuses, ["succeeded", "interrupted", "failed"]);
     fakes.shutdown().await;
 }
 

@@ -16,7 +16,7 @@ pub struct TrainingRow {
     pub id: String,
     /// The identity trained.
     pub identity_id: String,
-    /// `running`, `succeeded` or `failed`.
+    /// `running`, `succeeded`, `failed` or `interrupted` (its process died; a later training took over).
     pub status: String,
     /// Content key over the usable photos and the settings.
     pub content_key: String,
@@ -108,6 +108,36 @@ impl Db {
         .execute(&self.pool)
         .await?;
         Ok(id)
+    }
+
+    /// Ends the identity's trainings still marked running (a process that died, or was killed, while it trained)
+    /// as `interrupted`: a new training of the same photos resumes their Fal request from the job ledger.
+    pub async fn interrupt_trainings(&self, identity_id: &str) -> Result<u64, DbError> {
+        let done = sqlx::query(
+            "UPDATE training_runs SET status = 'interrupted', error = 'interrupted; a later training took over',
+             finished_at = $2 WHERE identity_id = $1 AND status = 'running'",
+        )
+        .bind(identity_id)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Whether a training of the identity is running in the process `owner`.
+    pub async fn training_running_in(
+        &self,
+        identity_id: &str,
+        owner: &str,
+    ) -> Result<bool, DbError> {
+        let row = sqlx::query(
+            "SELECT id FROM training_runs WHERE identity_id = $1 AND status = 'running' AND owner = $2 LIMIT 1",
+        )
+        .bind(identity_id)
+        .bind(owner)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
     }
 
     /// Records how a training run ended.

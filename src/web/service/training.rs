@@ -86,6 +86,13 @@ pub async fn start(
 ) -> Result<TrainingRow, ApiError> {
     let record = identity(state, id).await?;
     opts.validate().map_err(train_error)?;
+    let owner = crate::worker::owner_id();
+    if state.storage.db.training_running_in(id, &owner).await? {
+        return Err(ApiError::conflict(
+            "identity",
+            "a training of this identity is running; wait for it to end",
+        ));
+    }
     let trainer = Trainer::new(&state.storage, &state.config).map_err(train_error)?;
     let plan = trainer.plan(record, opts).await.map_err(train_error)?;
     let run_id = trainer.start(&plan).await.map_err(train_error)?;
