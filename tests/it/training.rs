@@ -405,6 +405,19 @@ async fn the_identity_page_records_consent_and_trains() {
     .await;
     assert!(html.contains("test image distance 0."), "{html}");
     assert_eq!(trainings_submitted(&fakes), 1);
+    let dashboard = http
+        .get(format!("{}/", app.base))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        dashboard.contains("eileen: digital twin training (LORA_TRAINING)"),
+        "the run history lists the training"
+    );
     fakes.shutdown().await;
 }
 

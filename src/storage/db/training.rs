@@ -173,6 +173,29 @@ impl Db {
         rows.iter().map(row).collect()
     }
 
+    /// The newest training runs of every identity with the identity's display name, newest first.
+    pub async fn ui_recent_trainings(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(TrainingRow, String)>, DbError> {
+        let sql = format!(
+            "SELECT {}, i.display_name AS identity_name FROM training_runs t
+             JOIN identities i ON i.id = t.identity_id ORDER BY t.id DESC LIMIT $1",
+            COLUMNS
+                .split(", ")
+                .map(|c| format!("t.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((row(r)?, r.try_get("identity_name")?)))
+            .collect()
+    }
+
     /// A training run by id.
     pub async fn training(&self, id: &str) -> Result<Option<TrainingRow>, DbError> {
         let sql = format!("SELECT {COLUMNS} FROM training_runs WHERE id = $1");

@@ -155,7 +155,7 @@ pub(crate) fn status_word(status: &str) -> &'static str {
         "completed" | "succeeded" => "completed",
         "failed" => "failed",
         "canceled" => "canceled",
-        "abandoned" => "abandoned",
+        "abandoned" | "interrupted" => "abandoned",
         "skipped" => "skipped",
         "pending" => "pending",
         _ => "unknown",
@@ -183,6 +183,33 @@ pub(crate) struct RunView {
     pub took: String,
     /// Failure reason.
     pub error: String,
+    /// The identity a training run trained (empty for renders).
+    pub identity_id: String,
+}
+
+impl RunView {
+    /// A training run of the identity called `name`, as the run history lists it.
+    pub(crate) fn training(t: &crate::storage::db::TrainingRow, name: &str) -> Self {
+        let mut what = format!("{name}: digital twin training (LORA_TRAINING)");
+        if t.cached {
+            what.push_str(" (reused, $0)");
+        }
+        Self {
+            id: t.id.clone(),
+            project_id: String::new(),
+            scene_id: String::new(),
+            what,
+            status: status_word(&t.status),
+            started: time(t.created_at),
+            started_iso: iso(t.created_at),
+            took: t
+                .finished_at
+                .map(|f| ms(f - t.created_at))
+                .unwrap_or_else(|| t.status.clone()),
+            error: t.error.clone().unwrap_or_default(),
+            identity_id: t.identity_id.clone(),
+        }
+    }
 }
 
 impl From<&crate::storage::db::RunSummary> for RunView {
@@ -208,6 +235,7 @@ impl From<&crate::storage::db::RunSummary> for RunView {
                 .map(|f| ms(f - r.created_at))
                 .unwrap_or_else(|| r.status.as_str().to_string()),
             error: r.error.clone().unwrap_or_default(),
+            identity_id: String::new(),
         }
     }
 }
