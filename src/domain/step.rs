@@ -98,6 +98,8 @@ pub enum LogStep {
     VideoFinalize,
     /// ASSEMBLE: join the scenes into the project video.
     VideoAssembly,
+    /// Training an identity's LoRA (`devatar identity train`).
+    LoraTraining,
 }
 
 impl LogStep {
@@ -110,6 +112,7 @@ impl LogStep {
         Self::LipsyncApplication,
         Self::VideoFinalize,
         Self::VideoAssembly,
+        Self::LoraTraining,
     ];
 
     /// The stored name.
@@ -122,6 +125,7 @@ impl LogStep {
             Self::LipsyncApplication => "LIPSYNC_APPLICATION",
             Self::VideoFinalize => "VIDEO_FINALIZE",
             Self::VideoAssembly => "VIDEO_ASSEMBLY",
+            Self::LoraTraining => "LORA_TRAINING",
         }
     }
 }

@@ -1586,3 +1586,4 @@ mod hostile;
 mod lora_asset;
 mod photos;
 mod schema;
+mod training;
