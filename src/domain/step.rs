@@ -104,7 +104,7 @@ pub enum LogStep {
 
 impl LogStep {
     /// Every log step, for filters.
-    pub const ALL: [LogStep; 7] = [
+    pub const ALL: [LogStep; 8] = [
         Self::AudioGeneration,
         Self::ImageGeneration,
         Self::IdentityAnchor,

@@ -1,48 +1,43 @@
 //! The training set: which of an identity's photos are usable, the content key over them and the settings, and
 //! the zip Fal trains on (each photo with a caption naming the trigger word).
 
+use std::collections::HashSet;
+
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::identity_photos::{Collection, Reviewed};
+use crate::identity_photos::Collection;
 use crate::storage::db::PhotoRecord;
 
-/// The fewest usable photos a training accepts.
-pub const MIN_PHOTOS: usize = 4;
+/// The fewest usable photos a training accepts (the vetting's rule).
+pub const MIN_PHOTOS: usize = crate::identity_photos::MIN_USABLE;
 
-/// The photos of `collection` a training uses: analysed, exactly one face, no blocking problem, not an outlier.
+/// The photos of `collection` a training uses: those the vetting (`identity vet`, one rule set for CLI, API and
+/// pages) calls usable — one face, large and sharp enough, the same person as the rest, at least 512×512.
 pub fn usable_photos(collection: &Collection) -> Vec<&PhotoRecord> {
+    let usable: HashSet<String> = collection.vet().usable().map(|p| p.id.clone()).collect();
     collection
         .photos
         .iter()
-        .filter(|p| usable(p))
         .map(|p| &p.record)
+        .filter(|r| usable.contains(&r.id))
         .collect()
 }
 
-fn usable(p: &Reviewed) -> bool {
-    p.record
-        .analysis
-        .as_ref()
-        .is_some_and(|a| a.face_count == 1)
-        && p.problems.is_empty()
-        && !p.outlier
-}
-
-/// Why each unusable photo is left out, one line each.
+/// Why each photo the vetting blocks is left out, one line each.
 pub fn left_out(collection: &Collection) -> Vec<String> {
     collection
+        .vet()
         .photos
-        .iter()
-        .filter(|p| !usable(p))
+        .into_iter()
+        .filter(|p| !p.usable)
         .map(|p| {
-            let reasons = p.reasons();
-            let why = if reasons.is_empty() {
-                "not analysed".to_string()
+            let why = if p.reasons.is_empty() {
+                "not usable".to_string()
             } else {
-                reasons.join("; ")
+                p.reasons.join("; ")
             };
-            format!("{}: {why}", p.record.file_name)
+            format!("{}: {why}", p.file_name)
         })
         .collect()
 }
