@@ -128,7 +128,7 @@ pub fn property_rules() -> Vec<(&'static str, &'static str, Rule)> {
         (
             "UploadForm",
             "kind",
-            words(&["headshot", "background", "audio", "lora"]),
+            words(&["headshot", "background", "audio", "lora", "consent"]),
         ),
     ]);
     rules

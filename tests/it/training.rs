@@ -21,7 +21,7 @@ use crate::face::{astronaut, grace_hopper, same_person_variant};
 
 const MODEL: &str = "fal-ai/flux-lora-fast-training";
 
-fn settings(base: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn settings(base: &str) -> Vec<(&'static str, String)> {
     vec![
         ("FAL_KEY", FAL_KEY.into()),
         ("FAL_BASE_URL", base.into()),
@@ -63,7 +63,7 @@ pub(crate) fn photo_set(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// An identity `name` with the photo set in its collection; returns its id.
-async fn identity_with_photos(
+pub(crate) async fn identity_with_photos(
     config: &Config,
     storage: &Storage,
     dir: &Path,
@@ -94,7 +94,7 @@ fn fal_requests(fakes: &FakeServer) -> u64 {
         .sum()
 }
 
-fn trainings_submitted(fakes: &FakeServer) -> u64 {
+pub(crate) fn trainings_submitted(fakes: &FakeServer) -> u64 {
     fakes
         .stats()
         .get(&format!("fal.submit.{MODEL}"))
@@ -316,108 +316,6 @@ async fn a_killed_training_resumes_without_a_second_submit() {
         .map(|t| t.status)
         .collect();
     assert_eq!(statuses, ["succeeded", "interrupted", "failed"]);
-    fakes.shutdown().await;
-}
-
-/// The identity page (its forms over HTTP, as the browser posts them): "Train my digital twin" refused without
-/// consent, consent recorded and shown, then a training started that ends listed as succeeded.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_identity_page_records_consent_and_trains() {
-    use crate::common::app::{TestApp, wait_until};
-    use crate::ui_browser::{PASSWORD, form_body, form_login, no_redirects};
-    let fakes = fakes(LatencyProfile::Fast, 0.05).await;
-    let base = fakes.base_url();
-    let mut pairs: Vec<(&str, &str)> = vec![("DEVATAR_ALLOW_PRIVATE_URLS", "1")];
-    let owned = settings(&base);
-    pairs.extend(owned.iter().map(|(k, v)| (*k, v.as_str())));
-    let app = TestApp::builder()
-        .password(Some(PASSWORD))
-        .envs(&pairs)
-        .start()
-        .await;
-    let dir = tempfile::tempdir().unwrap();
-    let id = identity_with_photos(&app.config, &app.storage, dir.path(), "eileen").await;
-    let http = no_redirects();
-    let session = form_login(&http, &app.base).await;
-    let edit = format!("{}/identities/{id}/edit", app.base);
-    let page = || async {
-        let r = http
-            .get(&edit)
-            .header("cookie", &session)
-            .send()
-            .await
-            .unwrap();
-        r.text().await.unwrap()
-    };
-    let html = page().await;
-    assert!(html.contains("No consent on record"), "{html}");
-    assert!(html.contains("Train my digital twin (about $2.00)"));
-    let csrf = html
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap()
-        .to_string();
-    let post = |path: String, fields: Vec<(&'static str, String)>| {
-        let mut all = vec![("csrf", csrf.clone())];
-        all.extend(fields);
-        let refs: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        http.post(format!("{}{path}", app.base))
-            .header("cookie", &session)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form_body(&refs))
-            .send()
-    };
-    let refused = post(format!("/identities/{id}/train"), vec![])
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), 409);
-    assert!(
-        refused
-            .text()
-            .await
-            .unwrap()
-            .contains("devatar identity consent eileen")
-    );
-    let saved = post(
-        format!("/identities/{id}/consent"),
-        vec![
-            ("by", "Eileen Collins".into()),
-            ("note", "agreed on camera".into()),
-        ],
-    )
-    .await
-    .unwrap();
-    assert_eq!(saved.status(), 303);
-    assert!(page().await.contains("Consent on record: Eileen Collins"));
-    let started = post(format!("/identities/{id}/train"), vec![])
-        .await
-        .unwrap();
-    assert_eq!(started.status(), 303);
-    let html = wait_until(
-        "the training to succeed",
-        std::time::Duration::from_secs(60),
-        || async {
-            let html = page().await;
-            html.contains("data-status=\"succeeded\"").then_some(html)
-        },
-    )
-    .await;
-    assert!(html.contains("test image distance 0."), "{html}");
-    assert_eq!(trainings_submitted(&fakes), 1);
-    let dashboard = http
-        .get(format!("{}/", app.base))
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        dashboard.contains("eileen: digital twin training (LORA_TRAINING)"),
-        "the run history lists the training"
-    );
     fakes.shutdown().await;
 }
 

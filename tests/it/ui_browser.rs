@@ -1719,3 +1719,4 @@ async fn the_identity_form_offers_uploaded_loras_next_to_the_url() {
 }
 
 mod stale;
+mod twin;

@@ -37,15 +37,22 @@ pub async fn set_consent(
     input: &ConsentInput,
 ) -> Result<ConsentRecord, ApiError> {
     identity(state, id).await?;
-    if let Some(asset) = &input.asset_id
-        && state
+    if let Some(asset) = &input.asset_id {
+        match state
             .storage
             .db
             .get_asset(&AssetId::from(asset.as_str()))
             .await?
-            .is_none()
-    {
-        return Err(ApiError::invalid("assetId", "no such asset"));
+        {
+            None => return Err(ApiError::invalid("assetId", "no such asset")),
+            Some(a) if a.kind != "consent" => {
+                return Err(ApiError::invalid(
+                    "assetId",
+                    "is not a consent record (upload it with kind consent)",
+                ));
+            }
+            Some(_) => {}
+        }
     }
     consent::record(&state.storage, id, input)
         .await

@@ -37,6 +37,8 @@ pub(crate) struct TwinSection {
     pub trainings: Vec<TrainingLine>,
     /// Why the last consent or training request was refused.
     pub error: Option<String>,
+    /// Uploaded consent statements and recordings (asset id, name), to link to the record.
+    pub consent_files: Vec<(String, String)>,
 }
 
 fn training_line(r: &crate::storage::db::TrainingRow) -> TrainingLine {
@@ -95,7 +97,19 @@ pub(crate) async fn section(
         Err(_) => 0,
     };
     let trainings = service::trainings(state, id).await?;
+    let consent_files = state
+        .storage
+        .db
+        .list_assets("consent", "")
+        .await?
+        .into_iter()
+        .map(|a| {
+            let name = a.original_name.clone().unwrap_or_else(|| a.id.to_string());
+            (a.id.into_string(), name)
+        })
+        .collect();
     Ok(TwinSection {
+        consent_files,
         consent,
         usable,
         needed: MIN_PHOTOS,
@@ -129,7 +143,7 @@ pub(crate) async fn consent(
     let input = ConsentInput {
         by: form.get("by").to_string(),
         note: form.opt("note"),
-        asset_id: None,
+        asset_id: form.opt("assetId"),
     };
     match service::set_consent(&state, &id, &input).await {
         Ok(_) => Ok(page.redirect(&format!("identities/{id}/edit?ok=consent-saved#twin"))),
