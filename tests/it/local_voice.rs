@@ -63,17 +63,15 @@ async fn piper_speaks_with_word_timings() {
     for sub in ["a", "b"] {
         std::fs::create_dir_all(dir.path().join(sub)).unwrap();
     }
+    let (ra, rb) = (
+        request("A second scene.", None),
+        request("And a third one.", None),
+    );
+    let (da, db) = (dir.path().join("a"), dir.path().join("b"));
+    let (ja, jb) = (JobCtx::detached("a"), JobCtx::detached("b"));
     let (a, b) = tokio::join!(
-        piper.synthesize(
-            &request("A second scene.", None),
-            &dir.path().join("a"),
-            &JobCtx::detached("a")
-        ),
-        piper.synthesize(
-            &request("And a third one.", None),
-            &dir.path().join("b"),
-            &JobCtx::detached("b")
-        ),
+        piper.synthesize(&ra, &da, &ja),
+        piper.synthesize(&rb, &db, &jb)
     );
     for out in [a.unwrap(), b.unwrap()] {
         let seconds = probe(&out.audio).await.unwrap().duration;
