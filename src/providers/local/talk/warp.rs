@@ -8,11 +8,8 @@ use super::face::{FaceGeometry, Pt};
 /// A colour in Y, U, V.
 type Yuv = [f32; 3];
 
-/// The mouth's interior (dark red-brown); its brightness follows the lips' (see [`Warp::interior`]).
-const INTERIOR: Yuv = [36.0, 126.0, 140.0];
-/// Upper teeth (warm white, in shade).
-const TEETH: Yuv = [184.0, 121.0, 132.0];
-/// The lips' colour assumed until the frame is sampled (brightness of [`INTERIOR`] / its share).
+/// The lips' colour assumed until the frame is sampled; the mouth's interior is coloured after them
+/// ([`Warp::interior`]).
 const LIPS: Yuv = [144.0, 120.0, 150.0];
 /// The widest mouth opening, in inter-ocular distances.
 const MAX_OPEN: f32 = 0.24;
@@ -133,7 +130,7 @@ impl Warp {
         );
         // Feathered: the gap's edge fades over a width that grows with the face, and a narrow gap (the corners,
         // a barely open mouth) fades in instead of appearing at full strength.
-        let edge = 0.75 + 0.012 * iod;
+        let edge = 0.75 + 0.025 * iod;
         let gap = au + al;
         let cover = ((ym + au + edge).min(al - ym + edge) / (2.0 * edge)).clamp(0.0, 1.0)
             * smoothstep(0.2, 1.0 + 0.02 * iod, gap);
@@ -143,25 +140,35 @@ impl Warp {
         (at, Some((self.interior(xn, ym + au, gap), cover)))
     }
 
-    /// The colour inside the open mouth at `depth` pixels below the upper lip, of a gap `gap` high: dark (in
-    /// proportion to the lips' brightness, darkest in the middle of the gap, its hue between the lips' and a
-    /// mouth's red-brown), with the upper teeth showing under the lip.
+    /// The colour inside the open mouth at `depth` pixels below the upper lip, of a gap `gap` high, in the
+    /// light of the lips (colour `self.lips`): dark and nearly grey, darkest in the middle of the gap, a tongue
+    /// low in a wide gap, the upper teeth (ivory, shaded under the lip) just below the upper lip.
     fn interior(&self, xn: f32, depth: f32, gap: f32) -> Yuv {
-        let teeth_h = (0.4 * gap).min(0.07 * self.iod);
-        let teeth = (1.0 - smoothstep(0.35 * teeth_h, 1.1 * teeth_h, depth))
-            * (1.0 - smoothstep(0.45, 0.7, xn.abs()));
-        let middle = (std::f32::consts::PI * (depth / gap.max(1.0)).clamp(0.0, 1.0)).sin();
-        let dark = (1.0 - 0.3 * (1.0 - xn.abs())) * (1.15 - 0.3 * middle);
-        let light = self.lips[0] / LIPS[0];
-        let mut c = INTERIOR;
-        c[0] = (c[0] * dark * light).min(0.5 * self.lips[0]);
-        for (ci, li) in c.iter_mut().zip(self.lips).skip(1) {
-            *ci += (li - *ci) * 0.4;
-        }
-        let mut t = TEETH;
-        t[0] = t[0].min(1.1 * self.lips[0] + 30.0);
-        for (ci, ti) in c.iter_mut().zip(t) {
-            *ci += (ti - *ci) * teeth;
+        let l = self.lips;
+        let t = (depth / gap.max(1.0)).clamp(0.0, 1.0);
+        let middle = (std::f32::consts::PI * t).sin();
+        let toward = |v: f32, k: f32| v + (128.0 - v) * k;
+        let mut c = [
+            l[0] * (0.17 + 0.12 * xn.abs() + 0.12 * (1.0 - middle)),
+            toward(l[1], 0.4),
+            toward(l[2], 0.25),
+        ];
+        let tongue = smoothstep(0.55, 1.0, t)
+            * smoothstep(0.04 * self.iod, 0.16 * self.iod, gap)
+            * (1.0 - smoothstep(0.3, 0.8, xn.abs()));
+        let tongue_colour = [0.5 * l[0], l[1], l[2]];
+        let teeth_h = (0.35 * gap).min(0.08 * self.iod);
+        let teeth = (1.0 - smoothstep(0.2 * teeth_h, 1.2 * teeth_h, depth))
+            * (1.0 - smoothstep(0.35, 0.75, xn.abs()));
+        let shade = 0.8 + 0.2 * smoothstep(0.0, 0.5 * teeth_h, depth);
+        let teeth_colour = [
+            (0.95 * l[0] + 25.0).min(200.0) * shade,
+            toward(l[1], 0.7),
+            toward(l[2], 0.7),
+        ];
+        for ((ci, tc), th) in c.iter_mut().zip(tongue_colour).zip(teeth_colour) {
+            *ci += (tc - *ci) * 0.5 * tongue;
+            *ci += (th - *ci) * teeth;
         }
         c
     }
