@@ -33,7 +33,7 @@ use frames::FramePipe;
 /// Provider id.
 pub const PROVIDER: &str = "local-talk";
 /// Bumped whenever the animation changes, so cached clips are made again.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// The longest a clip may take.
 const DEADLINE: Duration = Duration::from_secs(600);
 

@@ -162,9 +162,9 @@ impl Warp {
             * (1.0 - smoothstep(0.35, 0.75, xn.abs()));
         let shade = 0.8 + 0.2 * smoothstep(0.0, 0.5 * teeth_h, depth);
         let teeth_colour = [
-            (0.95 * l[0] + 25.0).min(200.0) * shade,
-            toward(l[1], 0.7),
-            toward(l[2], 0.7),
+            (1.05 * l[0] + 30.0).min(215.0) * shade,
+            toward(l[1], 0.55),
+            toward(l[2], 0.6),
         ];
         for ((ci, tc), th) in c.iter_mut().zip(tongue_colour).zip(teeth_colour) {
             *ci += (tc - *ci) * 0.5 * tongue;
