@@ -102,9 +102,65 @@
     es.addEventListener("row", function (e) {
       try {
         body.insertAdjacentHTML("afterbegin", JSON.parse(e.data));
+        var table = body.closest("table");
+        if (table) table.hidden = false;
         var none = document.getElementById("no-rows");
         if (none) none.parentNode.removeChild(none);
       } catch (_) { /* ignore a malformed event */ }
+    });
+  }
+
+  // "Upload and use": uploads a file from inside another form (which keeps what was typed) and chooses it
+  // in that form's select.
+  function bindInlineUpload(box) {
+    if (box.getAttribute("data-bound") || !window.fetch || !window.FormData) return;
+    box.setAttribute("data-bound", "1");
+    var select = document.getElementById(box.getAttribute("data-inline-upload"));
+    var input = box.querySelector('input[type="file"]');
+    var button = box.querySelector("button");
+    var out = box.querySelector(".inline-upload-result");
+    var form = box.closest("form");
+    var csrf = form && form.querySelector('input[name="csrf"]');
+    if (!select || !input || !button || !out || !csrf) return;
+    function say(text, bad) {
+      out.textContent = text;
+      out.className = "inline-upload-result" + (bad ? " error-text" : " ok");
+    }
+    button.addEventListener("click", function () {
+      if (!input.files || !input.files.length) { say("Choose a file first.", true); return; }
+      var data = new FormData();
+      data.append("csrf", csrf.value);
+      data.append("kind", box.getAttribute("data-kind"));
+      data.append("file", input.files[0]);
+      button.disabled = true;
+      say("Uploading…", false);
+      fetch(box.getAttribute("data-url"), { method: "POST", body: data, credentials: "same-origin" }).then(function (r) {
+        return r.text().then(function (text) {
+          button.disabled = false;
+          if (r.status !== 201) { say(text, true); return; }
+          select.insertAdjacentHTML("beforeend", text);
+          var added = select.options[select.options.length - 1];
+          select.value = added.value;
+          input.value = "";
+          say("Uploaded and chosen: " + added.textContent, false);
+        });
+      }, function () {
+        button.disabled = false;
+        say("The server did not answer. Check that it is running and try again.", true);
+      });
+    });
+  }
+
+  // On a phone the navigation folds behind a Menu button (without this script it stays open).
+  function bindMenu(sidebar) {
+    if (sidebar.getAttribute("data-bound")) return;
+    sidebar.setAttribute("data-bound", "1");
+    var button = sidebar.querySelector(".menu-toggle");
+    if (!button) return;
+    sidebar.classList.add("collapsible");
+    button.addEventListener("click", function () {
+      var open = sidebar.classList.toggle("open");
+      button.setAttribute("aria-expanded", open ? "true" : "false");
     });
   }
 
@@ -119,6 +175,8 @@
     });
     all("[data-dropzone]").forEach(bindDrop);
     all("[data-tail]").forEach(bindTail);
+    all(".sidebar").forEach(bindMenu);
+    all("[data-inline-upload]").forEach(bindInlineUpload);
   }
 
   // htmx does not swap error responses; show their message where the result would have gone.

@@ -24,6 +24,8 @@ pub struct Check {
     /// Stable check name (`triggerWord`, `baseModel`, `voiceId`, `voiceLookup`, `loraUrl`, `loraReachable`, `loraFile`,
     /// `testRender`, `referencePhotos`, `referencePhoto` (one per analysed photo), `referenceAgreement`).
     pub name: String,
+    /// What it checks, in words (`Trigger word`, `LoRA download`, …); see [`check_label`].
+    pub label: String,
     /// Whether it passed.
     pub ok: bool,
     /// What was found, in words a user understands.
@@ -61,7 +63,7 @@ impl IdentityTestReport {
 pub async fn reference_photo_checks(
     photos: &Photos<'_>,
     name: &str,
-    identity_id: &str,
+    identity_id: &crate::domain::IdentityId,
 ) -> Vec<Check> {
     match photos.list(identity_id).await {
         Ok(collection) => photo_checks(&collection, name),
@@ -254,9 +256,42 @@ impl VoiceDirectory {
     }
 }
 
+/// The human label of a check's stable name.
+pub fn check_label(name: &str) -> &'static str {
+    match name {
+        "triggerWord" => "Trigger word",
+        "baseModel" => "Base model",
+        "voiceId" => "Voice id",
+        "voiceLookup" => "Voice at ElevenLabs",
+        "loraUrl" => "LoRA",
+        "loraReachable" => "LoRA download",
+        "loraFile" => "LoRA file",
+        "testRender" => "Test image",
+        "referencePhotos" => "Reference photos",
+        "referencePhoto" => "Reference photo",
+        "referenceAgreement" => "Reference photos agree",
+        _ => "Check",
+    }
+}
+
+/// A stored report (JSON) with every check's `label` filled in: results stored before labels existed get them
+/// from their names.
+pub fn with_labels(mut report: serde_json::Value) -> serde_json::Value {
+    if let Some(checks) = report["checks"].as_array_mut() {
+        for c in checks {
+            if c.get("label").is_none() {
+                let label = check_label(c["name"].as_str().unwrap_or(""));
+                c["label"] = serde_json::Value::from(label);
+            }
+        }
+    }
+    report
+}
+
 fn check(name: &str, ok: bool, detail: impl Into<String>) -> Check {
     Check {
         name: name.into(),
+        label: check_label(name).into(),
         ok,
         detail: detail.into(),
     }

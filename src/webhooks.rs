@@ -11,6 +11,7 @@ use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, HeaderName};
 use sha2::Sha256;
 
+use crate::domain::RunId;
 use crate::net::{FetchError, FetchGuard, backoff_delay};
 use crate::storage::db::{Db, PendingDelivery};
 use crate::storage::now_ms;
@@ -37,7 +38,7 @@ pub fn new_secret() -> Result<String, getrandom::Error> {
 }
 
 /// Queues `run.<status>` for the run's project webhook (if any), after the run record is final.
-pub async fn enqueue_run_finished(db: &Db, run_id: &str) {
+pub async fn enqueue_run_finished(db: &Db, run_id: &RunId) {
     let result = async {
         let Some(run) = db.get_run(run_id).await? else {
             return Ok(None);
@@ -62,7 +63,7 @@ pub async fn enqueue_run_finished(db: &Db, run_id: &str) {
     }
     .await;
     if let Err(e) = result {
-        tracing::warn!(run = run_id, "cannot queue the run's webhook: {e}");
+        tracing::warn!(run = %run_id, "cannot queue the run's webhook: {e}");
     }
 }
 

@@ -228,6 +228,9 @@ enum IdentityCommand {
     },
     /// An identity's reference photos (its headshot among them): add, list, remove.
     Photos(photos::PhotosArgs),
+    /// Vet an identity's photos for training: each photo's verdict and reasons, the set's verdict and summary
+    /// (exit 0 when training may go ahead, 1 when it may not).
+    Vet(photos::VetArgs),
 }
 
 #[derive(Subcommand)]
@@ -366,6 +369,9 @@ async fn dispatch(command: Command, cfg: Arc<Config>) -> Result<(), CliError> {
         Command::Identity {
             command: IdentityCommand::Photos(args),
         } => photos::run(&cfg, args).await,
+        Command::Identity {
+            command: IdentityCommand::Vet(args),
+        } => photos::vet(&cfg, args).await,
         Command::Estimate {
             file,
             providers,

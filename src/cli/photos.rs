@@ -1,8 +1,10 @@
-//! `devatar identity photos NAME add|list|remove`: an identity's reference photos (see `crate::identity_photos`).
+//! `devatar identity photos NAME add|list|remove` and `devatar identity vet NAME`: an identity's reference photos
+//! and their vetting (see `crate::identity_photos`).
 //!
-//! Exit codes: 0 done, 1 `add` found no face or several in a photo it was given, 2 bad input (a file that is
-//! missing or not a PNG/JPEG image, an unknown identity or photo). Without the face models photos are still
-//! stored and listed, with a note saying how to install them (exit 0).
+//! Exit codes: 0 done, 1 `add` was given a photo the vetting blocks (it is kept and listed with its reasons, and
+//! left out of training) or `vet` finds the set may not train, 2 bad input (a file that is missing or not a
+//! PNG/JPEG image, an unknown identity or photo). Without the face models photos are stored and listed as pending,
+//! with a note saying how to install them; the vetting blocks them until they are analysed.
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +15,8 @@ use super::CliError;
 use crate::app::Storage;
 use crate::config::Config;
 use crate::identity_photos::{
-    AddedPhoto, Collection, PhotoError, Photos, PhotosAdded, RemoveError, check_file,
+    AddedPhoto, Collection, PhotoError, Photos, PhotosAdded, RemoveError, Verdict, VetReport,
+    VettedPhoto, check_file,
 };
 use crate::storage::db::IdentityRecord;
 
@@ -28,7 +31,8 @@ pub(super) struct PhotosArgs {
 
 #[derive(Subcommand)]
 enum PhotosAction {
-    /// Add photos (PNG or JPEG): each is stored once and analysed; prints what was found in each.
+    /// Add photos (PNG or JPEG): each is stored once and analysed; prints what was found in each and its verdict
+    /// (exit 1 when one is blocked: it stays listed with its reasons and is left out of training).
     Add {
         /// The photos.
         #[arg(required = true)]
@@ -40,7 +44,7 @@ enum PhotosAction {
         #[arg(long)]
         json: bool,
     },
-    /// List the photos: faces, sharpness, pose, distance to the others, and whether they agree.
+    /// List the photos: faces, sharpness, pose, distance to the others, whether they agree, each one's verdict.
     List {
         /// Data folder.
         #[arg(long, default_value = "devatar-data")]
@@ -57,6 +61,76 @@ enum PhotosAction {
         #[arg(long, default_value = "devatar-data")]
         data: PathBuf,
     },
+}
+
+/// `devatar identity vet NAME`.
+#[derive(Args)]
+pub(super) struct VetArgs {
+    /// The identity's name (e.g. deven-primary).
+    name: String,
+    /// Data folder.
+    #[arg(long, default_value = "devatar-data")]
+    data: PathBuf,
+    /// Print one JSON document: verdict, usablePhotos, photos, summary.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `identity vet`: exit 0 when training may go ahead, 1 when it may not.
+pub(super) async fn vet(cfg: &Config, args: VetArgs) -> Result<(), CliError> {
+    let storage = open(cfg, &args.data).await?;
+    let identity = identity_named(&storage, &args.name, &args.data).await?;
+    let report = Photos::new(&storage, &cfg.face)
+        .vet(&identity.id)
+        .await
+        .map_err(CliError::failed)?;
+    if args.json {
+        println!("{}", json!(report));
+    } else {
+        for p in &report.photos {
+            println!("{}", p.file_name);
+            print_vetted(p);
+        }
+        print_set(&report);
+    }
+    if report.may_train() {
+        Ok(())
+    } else {
+        Err(CliError::failed(format!(
+            "{} may not train yet: {}",
+            identity.identity.name,
+            report.summary.reasons.join("; ")
+        )))
+    }
+}
+
+/// A photo's verdict, then its reasons, one per line (under the line naming the photo).
+fn print_vetted(p: &VettedPhoto) {
+    let left_out = if p.usable {
+        ""
+    } else {
+        " (left out of training)"
+    };
+    println!("  verdict: {}{left_out}", p.verdict.as_str());
+    for reason in &p.reasons {
+        println!("  - {reason}");
+    }
+}
+
+/// The set's verdict, usable count, pose and lighting variety, and what is said of it.
+fn print_set(report: &VetReport) {
+    let s = &report.summary;
+    println!(
+        "set: {} — {} usable of {} photos; head-pose variety {}, lighting variety {}",
+        report.verdict.as_str(),
+        report.usable_photos,
+        s.count,
+        s.head_pose.variety.as_str(),
+        s.lighting.variety.as_str()
+    );
+    for reason in &s.reasons {
+        println!("  - {reason}");
+    }
 }
 
 /// Runs `identity photos`.
@@ -138,6 +212,9 @@ async fn add(
         );
     }
     let collection = photos.list(&identity.id).await.map_err(CliError::failed)?;
+    let report = collection.vet();
+    let vetted =
+        |a: &crate::identity_photos::Added| report.photos.iter().find(|v| v.id == a.photo.id);
     if json {
         let doc = PhotosAdded::new(added.iter().map(AddedPhoto::from).collect(), &collection);
         println!("{}", json!(doc));
@@ -147,26 +224,29 @@ async fn add(
                 .photos
                 .iter()
                 .find(|p| p.record.id == a.photo.id)
-                .map(|p| p.describe())
+                .map(|p| format!("{}: {}", p.record.file_name, p.facts()))
                 .unwrap_or_else(|| a.photo.file_name.clone());
             let verb = if a.new { "added" } else { "already there" };
             println!("{verb}: {line}");
+            if let Some(v) = vetted(a) {
+                print_vetted(v);
+            }
         }
         print_footer(&collection);
+        print_set(&report);
     }
-    let faceless: Vec<&str> = added
+    let blocked: Vec<&str> = added
         .iter()
-        .filter_map(|a| {
-            let count = a.photo.analysis.as_ref()?.face_count;
-            (count != 1).then_some(a.photo.file_name.as_str())
-        })
+        .filter_map(vetted)
+        .filter(|v| v.verdict == Verdict::Blocked)
+        .map(|v| v.file_name.as_str())
         .collect();
-    if faceless.is_empty() {
+    if blocked.is_empty() {
         Ok(())
     } else {
         Err(CliError::failed(format!(
-            "a reference photo must show exactly one face: {}",
-            faceless.join(", ")
+            "blocked, so left out of training (kept and listed with the reasons): {}",
+            blocked.join(", ")
         )))
     }
 }
@@ -197,10 +277,13 @@ async fn list(cfg: &Config, name: &str, data: &Path, json: bool) -> Result<(), C
         );
         return Ok(());
     }
-    for p in &collection.photos {
-        println!("{}  {}", p.record.id, p.describe());
+    let report = collection.vet();
+    for (p, v) in collection.photos.iter().zip(&report.photos) {
+        println!("{}  {}: {}", p.record.id, p.record.file_name, p.facts());
+        print_vetted(v);
     }
     print_footer(&collection);
+    print_set(&report);
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use super::CliError;
 use super::progress::reporter;
 use crate::app::Storage;
 use crate::config::Config;
-use crate::domain::{RunStatus, StepName};
+use crate::domain::{RunId, RunStatus, StepName};
 use crate::media::{REQUIRED_TOOLS, require_tools};
 use crate::pipeline::{Progress, RenderOptions, RenderPlan, RunReport, StepReport};
 use crate::project_file::ProjectFile;
@@ -183,7 +183,7 @@ fn output_path(
 
 /// Records a failed run (every failure, `scene step: why`, joined by `; `), prints the step table and returns
 /// the error to exit with.
-async fn fail_run(db: &Db, plan: &RenderPlan, report: &RunReport, run_id: &str) -> CliError {
+async fn fail_run(db: &Db, plan: &RenderPlan, report: &RunReport, run_id: &RunId) -> CliError {
     let reasons: Vec<String> = report
         .failures
         .iter()

@@ -5,6 +5,7 @@
 
 mod gate;
 mod identity;
+mod ids;
 mod project;
 mod prompt;
 mod step;
@@ -12,6 +13,7 @@ mod validate;
 
 pub use gate::{DEFAULT_IDENTITY_RETRIES, IdentityGate, MAX_IDENTITY_RETRIES};
 pub use identity::{BaseModel, Identity, LoraScale, is_voice_id};
+pub use ids::{AssetId, IdentityId, ProjectId, RunId, SceneId};
 pub use project::{Animation, AspectRatio, GenerationMode, MAX_DIALOGUE_CHARS, Project, Scene};
 pub use prompt::{ShotType, image_prompt, lora_scale_for, shot_type, video_prompt};
 pub use step::{

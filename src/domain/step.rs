@@ -63,7 +63,8 @@ impl StepName {
             Self::Image => LogStep::ImageGeneration,
             Self::Video => LogStep::VideoGeneration,
             Self::Lipsync => LogStep::LipsyncApplication,
-            Self::Finalize | Self::Assemble => LogStep::VideoAssembly,
+            Self::Finalize => LogStep::VideoFinalize,
+            Self::Assemble => LogStep::VideoAssembly,
         }
     }
 
@@ -93,18 +94,21 @@ pub enum LogStep {
     VideoGeneration,
     /// Lip-sync.
     LipsyncApplication,
-    /// Finalize and project assembly.
+    /// FINALIZE: normalise a scene's clip, captions, thumbnail.
+    VideoFinalize,
+    /// ASSEMBLE: join the scenes into the project video.
     VideoAssembly,
 }
 
 impl LogStep {
     /// Every log step, for filters.
-    pub const ALL: [LogStep; 6] = [
+    pub const ALL: [LogStep; 7] = [
         Self::AudioGeneration,
         Self::ImageGeneration,
         Self::IdentityAnchor,
         Self::VideoGeneration,
         Self::LipsyncApplication,
+        Self::VideoFinalize,
         Self::VideoAssembly,
     ];
 
@@ -116,6 +120,7 @@ impl LogStep {
             Self::IdentityAnchor => "IDENTITY_ANCHOR",
             Self::VideoGeneration => "VIDEO_GENERATION",
             Self::LipsyncApplication => "LIPSYNC_APPLICATION",
+            Self::VideoFinalize => "VIDEO_FINALIZE",
             Self::VideoAssembly => "VIDEO_ASSEMBLY",
         }
     }

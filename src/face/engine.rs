@@ -17,7 +17,7 @@ use image::RgbImage;
 use super::compare::Embedding;
 use super::error::FaceError;
 use super::models::ModelPaths;
-use super::{Face, FaceBox, pose, sharpness};
+use super::{Face, FaceBox, light, pose, sharpness};
 
 struct Dlib {
     detector: FaceDetector,
@@ -125,6 +125,7 @@ impl FaceEngine {
                     .collect();
                 Face {
                     sharpness: sharpness::face_sharpness(image, &bbox),
+                    brightness: light::face_brightness(image, &bbox),
                     pose: pose::pose_from_landmarks(&points),
                     bbox,
                     landmarks,

@@ -3,13 +3,14 @@
 //!
 //! dlib does the learned parts ([`engine`]: its HOG detector, the 5-point shape predictor and the ResNet embedding
 //! of the PyPI package `face_recognition_models`, found in [`FaceSettings::models`]); the rest is plain Rust
-//! ([`sharpness`], [`pose`], [`compare`]). The async functions below run the blocking work on tokio's blocking pool
+//! ([`sharpness`], [`light`], [`pose`], [`compare`]). The async functions below run the blocking work on tokio's blocking pool
 //! and never on the runtime's worker threads. This module imports nothing from the rest of devatar.
 
 pub mod compare;
 pub mod engine;
 pub mod error;
 pub mod framing;
+pub mod light;
 pub mod models;
 pub mod photo;
 pub mod pose;
@@ -67,6 +68,8 @@ pub struct Face {
     pub landmarks: Vec<(i64, i64)>,
     /// Variance of the Laplacian of the grey face region (see [`sharpness`]).
     pub sharpness: f64,
+    /// Mean luma of the face region, 0–255 (see [`light`]).
+    pub brightness: f64,
     /// Yaw and pitch estimated from the landmarks (see [`pose`]); `None` when they are degenerate.
     pub pose: Option<HeadPose>,
     /// The 128-d embedding.

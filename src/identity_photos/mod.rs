@@ -10,11 +10,13 @@
 //! change of the collection. Embeddings are never logged and never leave through the views.
 
 mod review;
+mod vet;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::app::Storage;
+use crate::domain::{AssetId, IdentityId};
 use crate::face::{self, FaceEngine, FaceError, FacePrint, FaceSettings, INSTALL_COMMAND};
 use crate::storage::db::{Db, DbError, FaceAnalysis, FaceFacts, NewPhoto, PhotoRecord};
 use crate::storage::objects::ObjectError;
@@ -22,6 +24,9 @@ use crate::storage::objects::ObjectError;
 pub use review::{
     AddedPhoto, Agreement, Collection, CollectionView, PhotoView, PhotosAdded, Reviewed,
     SHARPNESS_FLOOR,
+};
+pub use vet::{
+    LightingSummary, MIN_USABLE, PoseSummary, Variety, Verdict, VetReport, VetSummary, VettedPhoto,
 };
 
 /// The largest reference photo file accepted (the limit of headshot uploads).
@@ -204,10 +209,14 @@ impl<'a> Photos<'a> {
     }
 
     /// Adds a checked file to identity `identity_id`'s collection (see [`check_file`]).
-    pub async fn add_file(&self, identity_id: &str, file: &PhotoFile) -> Result<Added, PhotoError> {
+    pub async fn add_file(
+        &self,
+        identity_id: &IdentityId,
+        file: &PhotoFile,
+    ) -> Result<Added, PhotoError> {
         let stored = self.storage.objects.put_file(&file.path, file.ext).await?;
         let photo = NewPhoto {
-            identity_id: identity_id.into(),
+            identity_id: identity_id.clone(),
             object_key: stored.key,
             sha256: stored.sha256,
             mime: file.mime.into(),
@@ -223,8 +232,8 @@ impl<'a> Photos<'a> {
     /// identity's reference photos); `None` when it is not a PNG or JPEG the face engine can read.
     pub async fn add_headshot(
         &self,
-        identity_id: &str,
-        asset_id: &str,
+        identity_id: &IdentityId,
+        asset_id: &AssetId,
     ) -> Result<Option<Added>, PhotoError> {
         let Some(asset) = self.storage.db.get_asset(asset_id).await? else {
             return Ok(None);
@@ -239,7 +248,7 @@ impl<'a> Photos<'a> {
         };
         let path = self.storage.objects.local_path(&asset.object_key).await?;
         let photo = NewPhoto {
-            identity_id: identity_id.into(),
+            identity_id: identity_id.clone(),
             object_key: asset.object_key,
             sha256: asset.sha256,
             mime: asset.mime,
@@ -284,23 +293,32 @@ impl<'a> Photos<'a> {
 
     /// The collection of identity `identity_id`, reviewed (distances, outliers, problems). Photos still pending
     /// are analysed first when the face models are now installed.
-    pub async fn list(&self, identity_id: &str) -> Result<Collection, PhotoError> {
+    pub async fn list(&self, identity_id: &IdentityId) -> Result<Collection, PhotoError> {
         let mut photos = self.storage.db.list_identity_photos(identity_id).await?;
         let mut note = None;
-        if photos.iter().any(|p| p.analysis.is_none()) {
+        if photos.iter().any(needs_analysis) {
             match self.engine().await {
                 Engine::Ready(engine) => self.analyse_pending(&engine, &mut photos).await,
-                Engine::Missing(why) => note = Some(why),
+                Engine::Missing(why) if photos.iter().any(|p| p.analysis.is_none()) => {
+                    note = Some(why)
+                }
+                Engine::Missing(_) => {}
             }
         }
         Ok(Collection::review(photos, self.face.threshold, note))
     }
 
-    /// Analyses the photos that are still pending and stores what was found; a photo that cannot be read is
-    /// left pending (and logged).
+    /// The vetting of identity `identity_id`'s collection (see [`VetReport`]): which photos training may use and
+    /// why the others may not. Photos still pending are analysed first, as by [`Photos::list`].
+    pub async fn vet(&self, identity_id: &IdentityId) -> Result<VetReport, PhotoError> {
+        Ok(self.list(identity_id).await?.vet())
+    }
+
+    /// Analyses the photos that are still pending (or were analysed before the face's brightness was measured)
+    /// and stores what was found; a photo that cannot be read is left as it was (and logged).
     async fn analyse_pending(&self, engine: &Arc<FaceEngine>, photos: &mut [PhotoRecord]) {
         let ready = Engine::Ready(Arc::clone(engine));
-        for p in photos.iter_mut().filter(|p| p.analysis.is_none()) {
+        for p in photos.iter_mut().filter(|p| needs_analysis(p)) {
             let analysed = async {
                 let path = self.storage.objects.local_path(&p.object_key).await?;
                 let (_, _, analysis) = decode_and_analyse(&ready, &path).await?;
@@ -311,7 +329,8 @@ impl<'a> Photos<'a> {
             }
             .await;
             match analysed {
-                Ok(analysis) => p.analysis = analysis,
+                Ok(Some(analysis)) => p.analysis = Some(analysis),
+                Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(photo = %p.id, error = %e, "cannot analyse a reference photo")
                 }
@@ -323,7 +342,7 @@ impl<'a> Photos<'a> {
     /// `identity_id`'s collection; returns it, or `None` when there is no such photo.
     pub async fn remove(
         &self,
-        identity_id: &str,
+        identity_id: &IdentityId,
         which: &str,
     ) -> Result<Option<PhotoRecord>, RemoveError> {
         let db = &self.storage.db;
@@ -343,6 +362,14 @@ impl<'a> Photos<'a> {
             .delete_identity_photo(identity_id, &target.id)
             .await?
             .then_some(target))
+    }
+}
+
+/// Whether a photo is still to be analysed: pending, or analysed before its face's brightness was measured.
+fn needs_analysis(p: &PhotoRecord) -> bool {
+    match &p.analysis {
+        None => true,
+        Some(a) => a.largest.as_ref().is_some_and(|f| f.brightness.is_none()),
     }
 }
 
@@ -392,6 +419,7 @@ fn analysis_of(found: &face::PhotoFaces) -> FaceAnalysis {
         sharpness: f.sharpness,
         yaw: f.pose.map(|p| p.yaw),
         pitch: f.pose.map(|p| p.pitch),
+        brightness: Some(f.brightness),
     });
     let embedding = match found.faces.as_slice() {
         [one] => Some(one.embedding.clone()),
@@ -406,7 +434,7 @@ fn analysis_of(found: &face::PhotoFaces) -> FaceAnalysis {
 
 /// The face print of identity `identity_id`: the embeddings of its photos that show exactly one face and their
 /// median; `None` when it has none.
-pub async fn face_print(db: &Db, identity_id: &str) -> Result<Option<FacePrint>, DbError> {
+pub async fn face_print(db: &Db, identity_id: &IdentityId) -> Result<Option<FacePrint>, DbError> {
     Ok(FacePrint::from_embeddings(
         db.identity_embeddings(identity_id).await?,
     ))

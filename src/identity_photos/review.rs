@@ -11,6 +11,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::vet::{Verdict, VetReport, VetSummary, VettedPhoto};
 use crate::face::print::median;
 use crate::face::{Embedding, FaceBox};
 use crate::storage::db::PhotoRecord;
@@ -18,8 +19,9 @@ use crate::storage::db::PhotoRecord;
 /// Below this sharpness (variance of the Laplacian of the face region at 128×128) a face is too blurred to
 /// serve as a reference. Calibrated on the test photos: crisp, they measure 138 (the astronaut, an 88-pixel face)
 /// and 1121 (Grace Hopper, 216 pixels); blurred by a Gaussian of σ = 2 px the astronaut measures 8, and Grace
-/// Hopper 57 at σ = 3 px and 18 at σ = 5 px. The measure grows with the face's size, so this floor only catches
-/// clearly blurred faces; a rule relative to the rest of the set belongs to photo vetting.
+/// Hopper 57 at σ = 3 px and 18 at σ = 5 px; at σ = 1 px the astronaut measures 29 and Grace Hopper 237 at
+/// σ = 1.5 px. The measure depends on the photo and the face's size, so this floor only catches clearly blurred
+/// faces; photo vetting adds a rule relative to the rest of the set (`vet::RELATIVE_SHARPNESS`).
 pub const SHARPNESS_FLOOR: f64 = 25.0;
 
 /// The smallest face accepted, as a share of the photo's shorter side.
@@ -219,18 +221,28 @@ impl Collection {
         }
     }
 
-    /// The photos shown as the API and `--json` show them (media URLs under `/media/`).
+    /// Its vetting: which photos may train and why the others may not.
+    pub fn vet(&self) -> VetReport {
+        VetReport::of(self)
+    }
+
+    /// The photos shown as the API and `--json` show them (media URLs under `/media/`), with their vetting.
     pub fn view(&self) -> CollectionView {
+        let vet = self.vet();
         CollectionView {
             photos: self
                 .photos
                 .iter()
-                .map(|p| PhotoView::new(p, self.note.as_deref()))
+                .zip(&vet.photos)
+                .map(|(p, v)| PhotoView::new(p, v, self.note.as_deref()))
                 .collect(),
             agreement: self.agreement.summary(),
             agree: self.agreement.ok(),
             threshold: self.threshold,
             note: self.note.clone(),
+            verdict: vet.verdict,
+            usable_photos: vet.usable_photos,
+            summary: vet.summary,
         }
     }
 }
@@ -391,10 +403,16 @@ pub struct PhotoView {
     pub note: Option<String>,
     /// When it was added, epoch ms.
     pub created_at: i64,
+    /// Its vetting verdict (see `GET /api/identities/{id}/vet`).
+    pub verdict: Verdict,
+    /// Whether training uses it (not blocked).
+    pub usable: bool,
+    /// Why it is blocked or warned.
+    pub reasons: Vec<String>,
 }
 
 impl PhotoView {
-    fn new(p: &Reviewed, note: Option<&str>) -> Self {
+    fn new(p: &Reviewed, vet: &VettedPhoto, note: Option<&str>) -> Self {
         let r = &p.record;
         let face = r.analysis.as_ref().and_then(|a| a.largest.as_ref());
         let round = |v: f64| (v * 1000.0).round() / 1000.0;
@@ -417,6 +435,9 @@ impl PhotoView {
                 Some(_) => None,
             },
             created_at: r.created_at,
+            verdict: vet.verdict,
+            usable: vet.usable,
+            reasons: vet.reasons.clone(),
         }
     }
 }
@@ -436,6 +457,12 @@ pub struct CollectionView {
     pub threshold: f64,
     /// Why photos are not analysed (face models missing), when some are not.
     pub note: Option<String>,
+    /// The set's vetting verdict: `blocked` when training may not go ahead.
+    pub verdict: Verdict,
+    /// Photos training would use.
+    pub usable_photos: usize,
+    /// The set's vetting summary.
+    pub summary: VetSummary,
 }
 
 /// One photo of an `add`: its id, the base name of its file, and whether it was new.
@@ -510,6 +537,7 @@ mod tests {
                     sharpness: 200.0,
                     yaw: Some(1.0),
                     pitch: Some(-2.0),
+                    brightness: Some(100.0),
                 }),
                 embedding: embedding.map(|e| Embedding(e.to_vec())),
             }),

@@ -30,15 +30,16 @@ pub use faces::{EngineScorer, FaceScore, FaceScorer};
 pub use mode::{ModeDecision, select_mode};
 pub use report::{Event, EventKind, NodeKey, Progress, RunReport, StepReport};
 pub use runner::Pipeline;
+pub use steps::PROMPT_PREFIX;
 
-use crate::domain::{Identity, Project, Scene};
+use crate::domain::{Identity, Project, ProjectId, Scene, SceneId};
 use crate::media::captions::WordTiming;
 
 /// One scene ready to render: validated, stored, with its identity and headshot objects resolved.
 #[derive(Debug, Clone)]
 pub struct PlannedScene {
     /// Stored scene id.
-    pub id: String,
+    pub id: SceneId,
     /// The scene.
     pub scene: Scene,
     /// The speaking identity.
@@ -58,7 +59,7 @@ pub struct PlannedScene {
 #[derive(Debug, Clone)]
 pub struct RenderPlan {
     /// Stored project id.
-    pub project_id: String,
+    pub project_id: ProjectId,
     /// The project.
     pub project: Project,
     /// Scenes in order.

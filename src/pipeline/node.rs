@@ -12,7 +12,7 @@ use super::ledger::DbLedger;
 use super::report::{Event, EventKind, NodeKey, StepReport};
 use super::runner::{Pipeline, RunCtx};
 use super::steps::{Prepared, Step, StepCx, step};
-use crate::domain::{LogLevel, ProjectStatus, SceneStatus, StepName, StepStatus};
+use crate::domain::{LogLevel, ProjectStatus, SceneId, SceneStatus, StepName, StepStatus};
 use crate::providers::JobCtx;
 use crate::storage::now_ms;
 
@@ -69,11 +69,9 @@ impl Pipeline {
         }
     }
 
-    /// The node's scene id as its `steps` row holds it (empty for ASSEMBLE).
-    pub(super) fn scene_id(&self, ctx: &RunCtx, node: NodeKey) -> String {
-        node.0
-            .map(|i| ctx.plan.scenes[i].id.clone())
-            .unwrap_or_default()
+    /// The node's scene id (`None` for ASSEMBLE).
+    pub(super) fn scene_id<'c>(&self, ctx: &'c RunCtx, node: NodeKey) -> Option<&'c SceneId> {
+        node.0.map(|i| &ctx.plan.scenes[i].id)
     }
 
     async fn attempt(&self, cx: &StepCx<'_>) -> Result<NodeRun, StepError> {
@@ -81,7 +79,7 @@ impl Pipeline {
         let name = node.1.as_str();
         let row = self
             .db
-            .ensure_step(&ctx.run_id, &self.scene_id(ctx, node), name)
+            .ensure_step(&ctx.run_id, self.scene_id(ctx, node), name)
             .await?;
         let step = step(node.1);
         let prepared = step.prepare(cx).await?;
@@ -122,7 +120,7 @@ impl Pipeline {
             .step_started(row_id, &prepared.provider, key)
             .await?;
         log.started(&prepared.provider).await;
-        let work = self.work_root.join(&ctx.run_id).join(format!(
+        let work = self.work_root.join(ctx.run_id.as_str()).join(format!(
             "{}-{}-{}",
             node.0.map_or("project".into(), |i| i.to_string()),
             node.1.as_str(),
@@ -240,7 +238,7 @@ impl Pipeline {
         let reason = error.to_string();
         if let Ok(row) = self
             .db
-            .ensure_step(&ctx.run_id, &self.scene_id(ctx, node), node.1.as_str())
+            .ensure_step(&ctx.run_id, self.scene_id(ctx, node), node.1.as_str())
             .await
         {
             let _ = self

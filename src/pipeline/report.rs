@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use super::StepOutput;
 use super::error::StepError;
-use crate::domain::StepName;
+use crate::domain::{RunId, SceneId, StepName};
 
 /// A DAG node: (scene index, step); ASSEMBLE has no scene.
 pub type NodeKey = (Option<usize>, StepName);
@@ -39,7 +39,7 @@ pub struct StepReport {
 #[derive(Debug, Clone)]
 pub struct RunReport {
     /// Run id.
-    pub run_id: String,
+    pub run_id: RunId,
     /// Every finished step.
     pub steps: Vec<StepReport>,
     /// Outputs by node.
@@ -59,9 +59,9 @@ impl RunReport {
 #[derive(Debug, Clone)]
 pub struct Event {
     /// The run.
-    pub run_id: String,
+    pub run_id: RunId,
     /// Scene id, `None` for ASSEMBLE.
-    pub scene_id: Option<String>,
+    pub scene_id: Option<SceneId>,
     /// Scene name, `None` for ASSEMBLE.
     pub scene: Option<String>,
     /// The step.

@@ -15,7 +15,7 @@ use super::faces::{EngineScorer, FaceScorer};
 use super::limits::ProviderLimits;
 use super::report::{NodeKey, Progress, RunReport, StepReport};
 use super::{PipelineSettings, RenderOptions, RenderPlan};
-use crate::domain::{SceneStatus, StepName, StepStatus};
+use crate::domain::{RunId, SceneStatus, StepName, StepStatus};
 use crate::media::{Ffmpeg, MediaEditor};
 use crate::providers::Providers;
 use crate::providers::job::Budget;
@@ -51,7 +51,7 @@ pub struct Pipeline {
 /// One run of a plan.
 pub(super) struct RunCtx {
     /// The run id.
-    pub(super) run_id: String,
+    pub(super) run_id: RunId,
     /// What is rendered.
     pub(super) plan: RenderPlan,
     /// Render switches.
@@ -115,7 +115,7 @@ impl Pipeline {
     /// `assemble` adds the project ASSEMBLE step (a single-scene run leaves it out).
     pub async fn execute(
         self: &Arc<Self>,
-        run_id: &str,
+        run_id: &RunId,
         plan: RenderPlan,
         options: RenderOptions,
         assemble: bool,
@@ -129,7 +129,7 @@ impl Pipeline {
             None => None,
         };
         let ctx = Arc::new(RunCtx {
-            run_id: run_id.to_string(),
+            run_id: run_id.clone(),
             plan,
             options,
             reports: Mutex::default(),
@@ -152,7 +152,7 @@ impl Pipeline {
         })
         .await;
         let mut report = RunReport {
-            run_id: run_id.to_string(),
+            run_id: run_id.clone(),
             steps: Vec::new(),
             outputs: HashMap::new(),
             failures: Vec::new(),
@@ -188,7 +188,7 @@ impl Pipeline {
                 let scene_id = self.scene_id(ctx, node);
                 if let Ok(row) = self
                     .db
-                    .ensure_step(&ctx.run_id, &scene_id, node.1.as_str())
+                    .ensure_step(&ctx.run_id, scene_id, node.1.as_str())
                     .await
                 {
                     let _ = self

@@ -59,6 +59,7 @@ fn protected() -> OpenApiRouter<AppState> {
                 .layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .routes(routes!(api::identity_photos::remove))
+        .routes(routes!(api::identity_photos::vet))
         .routes(routes!(api::projects::list, api::projects::create))
         .routes(routes!(
             api::projects::get,

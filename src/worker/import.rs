@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::app::Storage;
+use crate::domain::{AssetId, IdentityId, ProjectId};
 use crate::face::FaceSettings;
 use crate::identity_photos::{PhotoError, Photos, check_file};
 use crate::project_file::{FileIdentity, ProjectFile, image_kind};
@@ -58,7 +59,7 @@ pub async fn import_project(
     face: &FaceSettings,
     file: &ProjectFile,
     policy: IdentityPolicy,
-) -> Result<String, ImportError> {
+) -> Result<ProjectId, ImportError> {
     let db = &storage.db;
     let existing = match policy {
         IdentityPolicy::Overwrite => Vec::new(),
@@ -77,13 +78,13 @@ pub async fn import_project(
                     Some(path) => Some(import_headshot(storage, path).await?),
                     None => None,
                 };
-                (db.upsert_identity(i, headshot.as_deref()).await?, headshot)
+                (db.upsert_identity(i, headshot.as_ref()).await?, headshot)
             }
         };
-        merge_photos(&Photos::new(storage, face), &id, headshot.as_deref(), fi).await?;
+        merge_photos(&Photos::new(storage, face), &id, headshot.as_ref(), fi).await?;
         identity_ids.insert(i.name.clone(), id);
     }
-    let default_id = identity_ids.get(&file.default_identity).map(String::as_str);
+    let default_id = identity_ids.get(&file.default_identity);
     let project_id = db.upsert_project(&file.project, default_id).await?;
     let mut scenes = Vec::new();
     for fs in &file.scenes {
@@ -110,8 +111,8 @@ pub async fn import_project(
 /// headshot) is logged; a reference photo that cannot is an error.
 async fn merge_photos(
     photos: &Photos<'_>,
-    identity_id: &str,
-    headshot: Option<&str>,
+    identity_id: &IdentityId,
+    headshot: Option<&AssetId>,
     fi: &FileIdentity,
 ) -> Result<(), ImportError> {
     let failed = |path: &Path| {
@@ -134,7 +135,7 @@ async fn merge_photos(
 }
 
 /// Stores a headshot image (content-addressed) and registers it as an asset; returns the asset id.
-async fn import_headshot(storage: &Storage, path: &Path) -> Result<String, ImportError> {
+async fn import_headshot(storage: &Storage, path: &Path) -> Result<AssetId, ImportError> {
     let bad = |reason: String| ImportError::Headshot {
         path: path.to_path_buf(),
         reason,

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::domain::ProjectId;
 use crate::storage::db::{ClaimedRun, Db, DbError, RunRow};
 use crate::storage::now_ms;
 
@@ -69,20 +70,20 @@ pub enum ClaimError {
 /// resumes a run.
 pub async fn claim_project_run(
     db: &Db,
-    project_id: &str,
+    project_id: &ProjectId,
     owner: &str,
     lease: Duration,
     preview: bool,
 ) -> Result<(ClaimedRun, bool), ClaimError> {
     let lease_ms = lease.as_millis() as i64;
-    match db.unfinished_run(project_id, "", preview).await? {
+    match db.unfinished_run(project_id, None, preview).await? {
         Some(run) if is_held(&run) => Err(ClaimError::Held(run.owner.unwrap_or_default())),
         Some(run) => match db.adopt_run(&run, owner, lease_ms).await? {
             Some(claim) => Ok((claim, true)),
             None => Err(ClaimError::Lost),
         },
         None => Ok((
-            db.create_leased_run(project_id, "", owner, lease_ms, preview)
+            db.create_leased_run(project_id, None, owner, lease_ms, preview)
                 .await?,
             false,
         )),

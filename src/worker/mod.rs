@@ -9,7 +9,7 @@ use tokio::task::AbortHandle;
 
 use crate::app::Storage;
 use crate::config::Config;
-use crate::domain::RunStatus;
+use crate::domain::{IdentityId, ProjectId, RunId, RunStatus, SceneId};
 use crate::pipeline::{
     Event, Pipeline, PlannedScene, Progress, RenderOptions, RenderPlan, RunReport,
 };
@@ -30,7 +30,7 @@ pub enum StartError {
     NotFound(&'static str),
     /// A run covering it is already going.
     #[error("a run is already in progress ({0})")]
-    Busy(String),
+    Busy(RunId),
     /// The stored data cannot be rendered (e.g. no identity).
     #[error("{0}")]
     Invalid(String),
@@ -47,7 +47,7 @@ pub enum RunEvent {
     /// The run ended with this status.
     Finished {
         /// Run id.
-        run_id: String,
+        run_id: RunId,
         /// `succeeded`, `failed` or `canceled`.
         status: RunStatus,
     },
@@ -72,7 +72,7 @@ pub struct RunService {
     preview_pipeline: OnceLock<Arc<Pipeline>>,
     progress: Arc<dyn Progress>,
     owner: String,
-    tasks: Mutex<HashMap<String, AbortHandle>>,
+    tasks: Mutex<HashMap<RunId, AbortHandle>>,
     events: tokio::sync::broadcast::Sender<RunEvent>,
     wake: Arc<tokio::sync::Notify>,
 }
@@ -120,11 +120,11 @@ impl RunService {
     async fn planned_scene(
         &self,
         record: SceneRecord,
-        project_default: Option<&str>,
+        project_default: Option<&IdentityId>,
     ) -> Result<PlannedScene, StartError> {
         let db = &self.storage.db;
-        let identity_id = match record.identity_id.as_deref().or(project_default) {
-            Some(id) => id.to_string(),
+        let identity_id = match record.identity_id.as_ref().or(project_default) {
+            Some(id) => id.clone(),
             None => {
                 let all = db.list_identities().await?;
                 match all.iter().find(|i| i.is_default).or(if all.len() == 1 {
@@ -177,8 +177,8 @@ impl RunService {
     /// The plan for a whole project, or for one of its scenes.
     pub async fn load_plan(
         &self,
-        project_id: &str,
-        scene_id: Option<&str>,
+        project_id: &ProjectId,
+        scene_id: Option<&SceneId>,
     ) -> Result<RenderPlan, StartError> {
         let db = &self.storage.db;
         let project = db
@@ -189,7 +189,7 @@ impl RunService {
             Some(id) => vec![
                 db.get_scene(id)
                     .await?
-                    .filter(|s| s.project_id == project_id)
+                    .filter(|s| &s.project_id == project_id)
                     .ok_or(StartError::NotFound("scene"))?,
             ],
             None => db.list_scenes(project_id, -1, 10_000).await?,
@@ -200,7 +200,7 @@ impl RunService {
         let mut scenes = Vec::with_capacity(records.len());
         for r in records {
             scenes.push(
-                self.planned_scene(r, project.default_identity_id.as_deref())
+                self.planned_scene(r, project.default_identity_id.as_ref())
                     .await?,
             );
         }
@@ -234,18 +234,17 @@ impl RunService {
     /// it is queued or going. A worker (this process's, or a `devatar worker`) claims it.
     pub async fn start(
         self: &Arc<Self>,
-        project_id: &str,
-        scene_id: Option<&str>,
+        project_id: &ProjectId,
+        scene_id: Option<&SceneId>,
         preview: bool,
-    ) -> Result<String, StartError> {
+    ) -> Result<RunId, StartError> {
         // Validate now so the caller hears about a missing identity at once, not from the worker.
         self.load_plan(project_id, scene_id).await?;
         let db = &self.storage.db;
-        let scope = scene_id.unwrap_or("");
-        if let Some(active) = db.active_run_for(project_id, scope).await? {
+        if let Some(active) = db.active_run_for(project_id, scene_id).await? {
             return Err(StartError::Busy(active));
         }
-        let run_id = db.enqueue_run(project_id, scope, preview).await?;
+        let run_id = db.enqueue_run(project_id, scene_id, preview).await?;
         self.wake.notify_one();
         Ok(run_id)
     }
@@ -272,7 +271,7 @@ impl RunService {
         };
         let poll = self.config.poll_interval(listening);
         let mut running = tokio::task::JoinSet::new();
-        let mut leases: HashMap<tokio::task::Id, (String, String)> = HashMap::new();
+        let mut leases: HashMap<tokio::task::Id, (RunId, String)> = HashMap::new();
         let stopped = stop.notified();
         tokio::pin!(stopped);
         loop {
@@ -334,7 +333,7 @@ impl RunService {
     async fn execute_claimed(self: Arc<Self>, claim: ClaimedRun) {
         let db = self.storage.db.clone();
         let id = claim.id.clone();
-        let scene = claim.scene_id.as_deref();
+        let scene = claim.scene_id.as_ref();
         let plan = match self.load_plan(&claim.project_id, scene).await {
             Ok(plan) => plan,
             Err(e) => {
@@ -394,7 +393,7 @@ impl RunService {
         if let Ok(mut tasks) = self.tasks.lock() {
             tasks.remove(&id);
         }
-        let _ = tokio::fs::remove_dir_all(self.storage.work_dir().join(&id)).await;
+        let _ = tokio::fs::remove_dir_all(self.storage.work_dir().join(id.as_str())).await;
         report
     }
 
@@ -413,7 +412,7 @@ impl RunService {
     /// Takes the project's run (a preview or not) for a render in this process (see [`claim_project_run`]).
     pub async fn claim_project(
         &self,
-        project_id: &str,
+        project_id: &ProjectId,
         preview: bool,
     ) -> Result<(ClaimedRun, bool), ClaimError> {
         claim_project_run(
@@ -427,10 +426,10 @@ impl RunService {
     }
 
     /// Announces a finished run (webhook outbox + live subscribers).
-    pub async fn finished(&self, run_id: &str, status: RunStatus) {
+    pub async fn finished(&self, run_id: &RunId, status: RunStatus) {
         crate::webhooks::enqueue_run_finished(&self.storage.db, run_id).await;
         let _ = self.events.send(RunEvent::Finished {
-            run_id: run_id.into(),
+            run_id: run_id.clone(),
             status,
         });
     }
@@ -442,7 +441,7 @@ impl RunService {
 
     /// Cancels a queued or running run: at once when this process runs it, otherwise its worker stops at
     /// its next lease renewal. False when the run was not live.
-    pub async fn cancel(&self, run_id: &str) -> Result<bool, DbError> {
+    pub async fn cancel(&self, run_id: &RunId) -> Result<bool, DbError> {
         if !self.storage.db.run_is_live(run_id).await? {
             return Ok(false);
         }

@@ -1,14 +1,16 @@
 //! An identity's reference photos through the library, in process: the collection service on real photos of two
 //! people (the face engine's test photos), the project file's `reference_photos` merged on import, the face
-//! print a plan carries, and a machine without the face models. One test drives `devatar identity photos`.
+//! print a plan carries, a machine without the face models, and the vetting of a photo set with one photo of another
+//! person, one blurred, one tiny and one without a face. One test drives `devatar identity photos` and
+//! `devatar identity vet`.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use devatar::app::Storage;
 use devatar::config::Config;
-use devatar::domain::Identity;
-use devatar::identity_photos::{Agreement, Photos, check_file, face_print};
+use devatar::domain::{Identity, IdentityId};
+use devatar::identity_photos::{Agreement, Photos, Verdict, check_file, face_print};
 use serde_json::Value;
 
 use crate::common;
@@ -26,7 +28,7 @@ async fn open(data: &Path, settings: &[(&str, &str)]) -> (Arc<Config>, Storage) 
     (config, storage)
 }
 
-async fn new_identity(storage: &Storage, name: &str) -> String {
+async fn new_identity(storage: &Storage, name: &str) -> IdentityId {
     let trigger = format!("TOK_{}", name.to_uppercase());
     storage
         .db
@@ -35,11 +37,135 @@ async fn new_identity(storage: &Storage, name: &str) -> String {
         .unwrap()
 }
 
-async fn add(photos: &Photos<'_>, identity: &str, path: &Path) -> devatar::identity_photos::Added {
+async fn add(
+    photos: &Photos<'_>,
+    identity: &IdentityId,
+    path: &Path,
+) -> devatar::identity_photos::Added {
     photos
         .add_file(identity, &check_file(path, None).unwrap())
         .await
         .unwrap()
+}
+
+/// `ffmpeg -i SRC -vf FILTER DIR/NAME`: a variant of a test photo.
+fn ffmpeg_variant(src: &Path, filter: &str, dir: &Path, name: &str) -> std::path::PathBuf {
+    let out = dir.join(name);
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-i"])
+        .arg(src)
+        .args(["-vf", filter])
+        .arg(&out)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success(), "ffmpeg {filter}");
+    out
+}
+
+/// Three more photos of the astronaut, each at least 512×512: mirrored and brightened, darkened and scaled to
+/// 700, an upscaled copy at 1024 (a near-duplicate of the original).
+pub(crate) fn usable_variants(dir: &Path) -> Vec<std::path::PathBuf> {
+    let a = astronaut();
+    vec![
+        ffmpeg_variant(&a, "hflip,eq=brightness=0.15", dir, "mirrored.jpg"),
+        ffmpeg_variant(&a, "eq=brightness=-0.15,scale=700:700", dir, "darker.jpg"),
+        ffmpeg_variant(&a, "scale=1024:1024", dir, "large.png"),
+    ]
+}
+
+/// The acceptance set of photo vetting: four usable photos of one person, then another person, a blurred photo,
+/// a tiny one and one without a face — each of the last four blocked with its reason, the rest kept for training.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vetting_blocks_another_person_a_blurred_a_tiny_and_a_faceless_photo_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, storage) = open(&dir.path().join("data"), &[]).await;
+    let id = new_identity(&storage, "eileen").await;
+    let photos = Photos::new(&storage, &config.face);
+    let a = astronaut();
+    let mut files = vec![a.clone()];
+    files.extend(usable_variants(dir.path()));
+    files.push(grace_hopper());
+    files.push(ffmpeg_variant(
+        &a,
+        "gblur=sigma=2",
+        dir.path(),
+        "blurred.png",
+    ));
+    files.push(ffmpeg_variant(&a, "scale=300:300", dir.path(), "tiny.png"));
+    let faceless = dir.path().join("wall.png");
+    image::imageops::resize(
+        &image::open(gradient(dir.path())).unwrap().to_rgb8(),
+        640,
+        640,
+        image::imageops::FilterType::Triangle,
+    )
+    .save(&faceless)
+    .unwrap();
+    files.push(faceless);
+    for f in &files {
+        add(&photos, &id, f).await;
+    }
+    let report = photos.vet(&id).await.unwrap();
+    let line = |name: &str| {
+        let p = report.photos.iter().find(|p| p.file_name == name).unwrap();
+        (p.verdict, p.reasons.join("; "))
+    };
+    let all: Vec<_> = report
+        .photos
+        .iter()
+        .map(|p| (&p.file_name, p.verdict, &p.reasons))
+        .collect();
+    let blocked = |name: &str, reason: &str| {
+        let (verdict, reasons) = line(name);
+        assert!(
+            verdict == Verdict::Blocked && reasons.contains(reason),
+            "{name}: {all:#?}"
+        );
+    };
+    blocked("grace_hopper.jpg", "looks like someone else: 0.");
+    blocked("blurred.png", "face too blurred: sharpness ");
+    blocked("tiny.png", "too small: 300×300 pixels (at least 512×512)");
+    blocked("wall.png", "no face found");
+    for usable in ["astronaut.png", "mirrored.jpg", "darker.jpg", "large.png"] {
+        assert_eq!(line(usable).0, Verdict::Warn, "{usable}: {all:#?}");
+    }
+    assert!(
+        line("astronaut.png")
+            .1
+            .contains("512×512 pixels: 1024×1024 or more is recommended")
+    );
+    assert!(
+        line("large.png").1.contains("near-duplicate of "),
+        "{all:#?}"
+    );
+    let usable: Vec<&str> = report.usable().map(|p| p.file_name.as_str()).collect();
+    assert_eq!(
+        usable,
+        ["astronaut.png", "mirrored.jpg", "darker.jpg", "large.png"]
+    );
+    assert!(
+        report
+            .usable()
+            .all(|p| p.object_key.starts_with("media/") && p.sha256.len() == 64)
+    );
+    assert!(report.may_train());
+    assert_eq!((report.verdict, report.usable_photos), (Verdict::Warn, 4));
+    assert_eq!(report.summary.count, 8);
+    assert!(
+        report
+            .summary
+            .reasons
+            .contains(&"8 photos: 15–30 are recommended".to_string())
+    );
+    let light = report
+        .summary
+        .lighting
+        .brightness
+        .expect("brightness measured");
+    assert!(
+        light[1] - light[0] > 20.0,
+        "brightened and darkened variants: {light:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,6 +310,18 @@ async fn without_the_face_models_photos_are_stored_and_listed_and_analysed_once_
     assert_eq!(view["photos"][0]["note"], Value::String(note));
     assert_eq!(view["photos"][0]["faceCount"], Value::Null);
     assert!(face_print(&storage.db, &id).await.unwrap().is_none());
+    let vetted = photos.vet(&id).await.unwrap();
+    assert_eq!(
+        (vetted.verdict, vetted.may_train()),
+        (Verdict::Blocked, false)
+    );
+    assert!(
+        vetted.photos[0].reasons[0].starts_with(
+            "not analysed: face models not installed — run `bash scripts/install-deps.sh`"
+        ),
+        "{:?}",
+        vetted.photos[0].reasons
+    );
 
     // Installed later (the machine-wide models): the next listing analyses the pending photo.
     let installed = devatar::face::FaceSettings::default();
@@ -290,7 +428,50 @@ fn the_command_line_adds_lists_and_removes_photos_with_its_exit_codes() {
             && stdout.contains("reference agreement: "),
         "{stdout}"
     );
-    assert!(text(&out.stderr).contains("exactly one face: gradient.png"));
+    assert!(
+        stdout
+            .contains("added: gradient.png: no face\n  verdict: blocked (left out of training)\n")
+            && stdout
+                .contains("  - too small: 320×240 pixels (at least 512×512)\n  - no face found"),
+        "{stdout}"
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("left out of training") && stderr.contains(": gradient.png"),
+        "{stderr}"
+    );
+
+    // Vetting: one usable photo may not train (exit 1, the document still printed).
+    let vet = |name: &str| {
+        common::run(
+            dir.path(),
+            &["identity", "vet", name, "--data", "data", "--json"],
+        )
+    };
+    let refused = vet("eileen");
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stderr));
+    let doc: Value = serde_json::from_slice(&refused.stdout).unwrap();
+    assert_eq!(
+        (doc["verdict"].as_str(), doc["usablePhotos"].as_u64()),
+        (Some("blocked"), Some(1))
+    );
+    let keys = |v: &Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    assert_eq!(keys(&doc), ["verdict", "usablePhotos", "photos", "summary"]);
+    assert_eq!(
+        keys(&doc["photos"][0]),
+        ["fileName", "verdict", "usable", "reasons"]
+    );
+    assert_eq!(doc["photos"][1]["fileName"], "gradient.png");
+    assert_eq!(doc["photos"][1]["usable"], false);
+    assert!(
+        doc["summary"]["reasons"]
+            .to_string()
+            .contains("1 usable photos: training needs at least 4"),
+        "{doc}"
+    );
+    let unknown = vet("nobody");
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(text(&unknown.stderr).contains("no identity named \"nobody\""));
 
     let listed = photos(&["list", "--json"]);
     assert!(listed.status.success());
@@ -310,5 +491,21 @@ fn the_command_line_adds_lists_and_removes_photos_with_its_exit_codes() {
     assert!(
         listed.contains("astronaut.png: one face") && !listed.contains("gradient.png"),
         "{listed}"
+    );
+
+    // Three more usable photos: nothing blocked (exit 0), and the set may train.
+    let more = crate::identity_photos::usable_variants(dir.path());
+    let mut args = vec!["add"];
+    args.extend(more.iter().map(|p| p.to_str().unwrap()));
+    let added = photos(&args);
+    assert!(added.status.success(), "{}", text(&added.stdout));
+    assert!(text(&added.stdout).contains("verdict: warn"));
+    let ready = vet("eileen");
+    assert!(ready.status.success(), "{}", text(&ready.stderr));
+    let doc: Value = serde_json::from_slice(&ready.stdout).unwrap();
+    assert_eq!(
+        (doc["verdict"].as_str(), doc["usablePhotos"].as_u64()),
+        (Some("warn"), Some(4)),
+        "{doc}"
     );
 }

@@ -7,6 +7,8 @@
 
 use crate::common;
 
+mod newuser;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -1069,6 +1071,59 @@ async fn walkthrough(driver: &WebDriver, base: &str, api: &Api, lora_url: &str) 
     assert_eq!(edited["voiceStability"], 0.6);
     assert_eq!(edited["loraUrl"], lora_url, "other fields are kept");
     assert_eq!(edited["isActive"], true);
+
+    // Reference photos: several files dropped at once fill the photo form; an upload shows each photo's verdict
+    // and the set's vetting (one photo: training may not go ahead yet).
+    driver
+        .goto(format!("{base}/identities/{deven_id}/edit"))
+        .await
+        .unwrap();
+    wait_for(driver, "#photo-upload-form", 10).await;
+    js(
+        driver,
+        "const dt = new DataTransfer(); \
+         ['a.png', 'b.jpg'].forEach(n => dt.items.add(new File(['x'], n, {type: 'image/png'}))); \
+         const zone = document.querySelector('[data-dropzone=\"photo-files\"]'); \
+         zone.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true})); return null;",
+    )
+    .await;
+    assert_eq!(
+        js(
+            driver,
+            "return document.getElementById('photo-files').files.length"
+        )
+        .await,
+        2
+    );
+    assert!(
+        text(driver, "[data-dropzone='photo-files'] .drop-name")
+            .await
+            .contains("a.png and 1 more")
+    );
+    js(
+        driver,
+        "document.getElementById('photo-files').value = ''; return null;",
+    )
+    .await;
+    driver
+        .find(By::Id("photo-files"))
+        .await
+        .unwrap()
+        .send_keys(crate::face::astronaut().display().to_string())
+        .await
+        .unwrap();
+    click(driver, "#photo-upload-submit").await;
+    wait_js(driver, "location.search.includes('ok=photos-added')", 20).await;
+    assert!(
+        text(driver, "#photo-vet[data-verdict='blocked']")
+            .await
+            .contains("1 of 1 photos usable for training: training may not go ahead")
+    );
+    assert!(
+        text(driver, "#photo-list [data-verdict='warn'] .reasons")
+            .await
+            .contains("1024×1024 or more is recommended")
+    );
 
     // Assets: a file that is not an image is refused in words; a real headshot uploads into a folder.
     let files = tempfile::tempdir().unwrap();

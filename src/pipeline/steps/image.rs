@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::identity_gate::gate_for;
-use super::{Prepared, Step, StepCx};
+use super::{PROMPT_PREFIX, Prepared, Step, StepCx};
 use crate::domain::{GenerationMode, Identity, LogLevel, LogStep, image_prompt, lora_scale_for};
 use crate::lora::{InspectOptions, inspect_file, inspect_url};
 use crate::net::FetchGuard;
@@ -37,6 +37,14 @@ impl Step for Image {
         let lora_id = lora_source(s).map(LoraSource::id);
         let req = image_request(cx, s, &decision, lora_id).await?;
         let image = &cx.providers().image;
+        let prompt = format!("{PROMPT_PREFIX}{}", req.prompt);
+        cx.log(
+            LogStep::ImageGeneration,
+            LogLevel::Info,
+            image.name(),
+            prompt,
+        )
+        .await;
         let mut params = image.key_params(&req);
         params["mode"] = json!(decision.mode);
         if let Some(gate) = gate_for(cx, s, &decision) {

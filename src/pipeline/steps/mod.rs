@@ -39,6 +39,9 @@ const EDITOR: &str = "ffmpeg";
 const AUDIO_RATE: u32 = 48_000;
 
 /// What a step will do, known before it runs: enough to compute its content key.
+/// How the IMAGE and VIDEO log rows that carry the prompt sent to the provider begin.
+pub const PROMPT_PREFIX: &str = "Prompt: ";
+
 pub(super) struct Prepared {
     /// Provider id (part of the key, shown in logs).
     pub(super) provider: String,

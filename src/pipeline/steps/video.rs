@@ -6,7 +6,7 @@ use std::path::Path;
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::{Prepared, Step, StepCx, ensure_covers_speech, object};
+use super::{PROMPT_PREFIX, Prepared, Step, StepCx, ensure_covers_speech, object};
 use crate::domain::{Animation, LogLevel, LogStep, ShotType, StepName, shot_type, video_prompt};
 use crate::pipeline::error::StepError;
 use crate::pipeline::keys::duration_bucket;
@@ -69,6 +69,7 @@ impl Step for Video {
         let speech = audio.duration_seconds.unwrap_or(0.0);
         if let Some(avatar) = cx.one_step_avatar(s) {
             let req = avatar_request(s, Path::new(image), Path::new(""), speech);
+            log_prompt(cx, avatar.name(), &req.prompt).await;
             let mut params = avatar.key_params(&req);
             params["animation"] = json!("fast");
             return Ok(Prepared {
@@ -90,6 +91,7 @@ impl Step for Video {
         }
         let req = video_request(cx, s, Path::new(image), speech);
         let video = &cx.providers().video;
+        log_prompt(cx, video.name(), &req.prompt).await;
         Ok(Prepared {
             provider: video.name().into(),
             params: video.key_params(&req),
@@ -119,6 +121,17 @@ impl Step for Video {
         out.duration_seconds = Some(f64::from(req.duration_seconds));
         Ok(out)
     }
+}
+
+/// Logs the video prompt the provider is given (the run page shows it), as `Prompt: …`.
+async fn log_prompt(cx: &StepCx<'_>, provider: &str, prompt: &str) {
+    cx.log(
+        LogStep::VideoGeneration,
+        LogLevel::Info,
+        provider,
+        format!("{PROMPT_PREFIX}{prompt}"),
+    )
+    .await;
 }
 
 /// The one-step talking clip of a `fast` scene.

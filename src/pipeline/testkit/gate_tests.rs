@@ -10,7 +10,7 @@ use crate::storage::db::LogFilter;
 
 /// A kit with one digital-twin scene of an identity with a face print (LoRA scale `auto`: 0.925 for the scene's
 /// medium shot) under `gate`; returns the kit, the plan and a run.
-async fn twin(gate: IdentityGate) -> (TestPipeline, RenderPlan, String) {
+async fn twin(gate: IdentityGate) -> (TestPipeline, RenderPlan, crate::domain::RunId) {
     let t = TestPipeline::new().await.unwrap();
     let mut plan = t
         .plan(vec![scene("alpha", "Hello from alpha today.")])

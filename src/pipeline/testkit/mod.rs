@@ -31,7 +31,7 @@ pub use fakes::{Calls, FakeMedia, Op, fake_providers};
 
 use super::report::{Event, EventKind, NodeKey, Progress, RunReport};
 use super::{Pipeline, PipelineSettings, PlannedScene, RenderOptions, RenderPlan};
-use crate::domain::{Animation, GenerationMode, Identity, Project, Scene};
+use crate::domain::{Animation, GenerationMode, Identity, Project, RunId, Scene};
 use crate::storage::db::{Db, SceneInput, StepRow};
 use crate::storage::objects::ObjectStorage;
 
@@ -221,17 +221,17 @@ impl TestPipeline {
     }
 
     /// Creates a leased run of the whole project; returns its id.
-    pub async fn start_run(&self, plan: &RenderPlan) -> anyhow::Result<String> {
+    pub async fn start_run(&self, plan: &RenderPlan) -> anyhow::Result<RunId> {
         let run = self
             .db
-            .create_leased_run(&plan.project_id, "", "testkit", 60_000, false)
+            .create_leased_run(&plan.project_id, None, "testkit", 60_000, false)
             .await
             .context("creating a run")?;
         Ok(run.id)
     }
 
     /// Executes `plan` (every scene and ASSEMBLE) as run `run_id` with default options.
-    pub async fn execute(&self, run_id: &str, plan: &RenderPlan) -> RunReport {
+    pub async fn execute(&self, run_id: &RunId, plan: &RenderPlan) -> RunReport {
         self.pipeline
             .execute(run_id, plan.clone(), RenderOptions::default(), true)
             .await
@@ -241,7 +241,7 @@ impl TestPipeline {
     /// call: the run's tasks are dropped at their next await. `None` when stopped, else the finished report.
     pub async fn execute_until(
         &self,
-        run_id: &str,
+        run_id: &RunId,
         plan: &RenderPlan,
         options: RenderOptions,
         n: usize,
@@ -256,7 +256,7 @@ impl TestPipeline {
     }
 
     /// The `steps` rows of a run.
-    pub async fn steps(&self, run_id: &str) -> anyhow::Result<Vec<StepRow>> {
+    pub async fn steps(&self, run_id: &RunId) -> anyhow::Result<Vec<StepRow>> {
         self.db.run_steps(run_id).await.context("reading the steps")
     }
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::*;
-use crate::domain::{StepName, StepStatus};
+use crate::domain::{RunId, SceneId, StepName, StepStatus};
 use crate::pipeline::{CROSSFADE_SECONDS, ErrorClass, SCENE_TAIL_SECONDS};
 
 const NAMES: [&str; 3] = ["alpha", "bravo", "charlie"];
@@ -27,11 +27,11 @@ fn all_nodes(n: usize) -> BTreeSet<NodeKey> {
 /// The nodes of a run's `steps` rows in `status`.
 async fn rows_in(
     t: &TestPipeline,
-    run: &str,
+    run: &RunId,
     plan: &RenderPlan,
     status: StepStatus,
 ) -> BTreeSet<NodeKey> {
-    let index = |id: &Option<String>| {
+    let index = |id: &Option<SceneId>| {
         id.as_ref()
             .map(|id| plan.scenes.iter().position(|s| &s.id == id).unwrap())
     };
@@ -45,7 +45,7 @@ async fn rows_in(
 }
 
 /// A fresh kit with a stored plan of `n` scenes and a run of it.
-async fn kit(n: usize) -> (TestPipeline, RenderPlan, String) {
+async fn kit(n: usize) -> (TestPipeline, RenderPlan, RunId) {
     let t = TestPipeline::new().await.unwrap();
     let plan = t.plan(scenes(n)).await.unwrap();
     let run = t.start_run(&plan).await.unwrap();

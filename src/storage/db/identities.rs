@@ -4,21 +4,21 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, DbError, flag};
-use crate::domain::{BaseModel, Identity, LoraScale};
-use crate::storage::{new_id, now_ms};
+use super::{Db, DbError, flag, id_col, opt_id_col};
+use crate::domain::{AssetId, BaseModel, Identity, IdentityId, LoraScale};
+use crate::storage::now_ms;
 
 /// A stored identity with its bookkeeping fields.
 #[derive(Debug, Clone)]
 pub struct IdentityRecord {
     /// Id.
-    pub id: String,
+    pub id: IdentityId,
     /// The identity.
     pub identity: Identity,
     /// Headshot asset.
-    pub headshot_asset_id: Option<String>,
+    pub headshot_asset_id: Option<AssetId>,
     /// The uploaded LoRA (an asset of kind `lora`) used instead of `identity.lora_url`.
-    pub lora_asset_id: Option<String>,
+    pub lora_asset_id: Option<AssetId>,
     /// The default identity for new scenes.
     pub is_default: bool,
     /// Usable.
@@ -70,10 +70,10 @@ fn record(r: &AnyRow) -> Result<IdentityRecord, DbError> {
     let test_at: Option<i64> = r.try_get("last_test_at")?;
     let test_result: Option<String> = r.try_get("last_test_result")?;
     Ok(IdentityRecord {
-        id: r.try_get("id")?,
+        id: id_col(r, "id")?,
         identity,
-        headshot_asset_id: r.try_get("headshot_asset_id")?,
-        lora_asset_id: r.try_get("lora_asset_id")?,
+        headshot_asset_id: opt_id_col(r, "headshot_asset_id")?,
+        lora_asset_id: opt_id_col(r, "lora_asset_id")?,
         is_default: flag(r.try_get("is_default")?),
         is_active: flag(r.try_get("is_active")?),
         last_test: match (test_ok, test_at, test_result) {
@@ -96,10 +96,10 @@ impl Db {
     }
 
     /// One identity by id.
-    pub async fn get_identity(&self, id: &str) -> Result<Option<IdentityRecord>, DbError> {
+    pub async fn get_identity(&self, id: &IdentityId) -> Result<Option<IdentityRecord>, DbError> {
         let sql = format!("SELECT {COLUMNS} FROM identities WHERE id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
+            .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(record).transpose()
@@ -109,14 +109,14 @@ impl Db {
     pub async fn identity_conflict(
         &self,
         identity: &Identity,
-        except_id: Option<&str>,
+        except_id: Option<&IdentityId>,
     ) -> Result<Option<Conflict>, DbError> {
         let row = sqlx::query(
             "SELECT name, trigger_word FROM identities WHERE (name = $1 OR trigger_word = $2) AND id <> $3 LIMIT 1",
         )
         .bind(&identity.name)
         .bind(&identity.trigger_word)
-        .bind(except_id.unwrap_or(""))
+        .bind(except_id.map_or("", |i| i.as_str()))
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|r| {
@@ -132,9 +132,9 @@ impl Db {
     /// Replaces an identity's fields; false when it does not exist.
     pub async fn update_identity(
         &self,
-        id: &str,
+        id: &IdentityId,
         i: &Identity,
-        headshot_asset_id: Option<&str>,
+        headshot_asset_id: Option<&AssetId>,
         is_active: bool,
     ) -> Result<bool, DbError> {
         let done = sqlx::query(
@@ -143,7 +143,7 @@ impl Db {
                 voice_similarity = $12, voice_style = $13, voice_speaker_boost = $14, headshot_asset_id = $15,
                 is_active = $16, updated_at = $17, local_voice = $18 WHERE id = $1",
         )
-        .bind(id)
+        .bind(id.as_str())
         .bind(&i.name)
         .bind(&i.display_name)
         .bind(&i.trigger_word)
@@ -157,7 +157,7 @@ impl Db {
         .bind(i.voice_similarity)
         .bind(i.voice_style)
         .bind(i64::from(i.voice_speaker_boost))
-        .bind(headshot_asset_id)
+        .bind(headshot_asset_id.map(|a| a.as_str()))
         .bind(i64::from(is_active))
         .bind(now_ms())
         .bind(&i.local_voice)
@@ -169,31 +169,31 @@ impl Db {
     /// Sets (or clears) the identity's uploaded LoRA asset; a missing asset is [`DbError::ForeignKey`].
     pub async fn set_identity_lora_asset(
         &self,
-        id: &str,
-        lora_asset_id: Option<&str>,
+        id: &IdentityId,
+        lora_asset_id: Option<&AssetId>,
     ) -> Result<(), DbError> {
         sqlx::query("UPDATE identities SET lora_asset_id = $2 WHERE id = $1")
-            .bind(id)
-            .bind(lora_asset_id)
+            .bind(id.as_str())
+            .bind(lora_asset_id.map(|a| a.as_str()))
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
     /// Deletes an identity; false when it does not exist.
-    pub async fn delete_identity(&self, id: &str) -> Result<bool, DbError> {
+    pub async fn delete_identity(&self, id: &IdentityId) -> Result<bool, DbError> {
         let done = sqlx::query("DELETE FROM identities WHERE id = $1")
-            .bind(id)
+            .bind(id.as_str())
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Makes one identity the default (and no other); false when it does not exist.
-    pub async fn set_default_identity(&self, id: &str) -> Result<bool, DbError> {
+    pub async fn set_default_identity(&self, id: &IdentityId) -> Result<bool, DbError> {
         let mut tx = self.begin_write().await?;
         let exists = sqlx::query("SELECT id FROM identities WHERE id = $1")
-            .bind(id)
+            .bind(id.as_str())
             .fetch_optional(&mut *tx)
             .await?;
         if exists.is_none() {
@@ -203,7 +203,7 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         sqlx::query("UPDATE identities SET is_default = 1 WHERE id = $1")
-            .bind(id)
+            .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -213,12 +213,12 @@ impl Db {
     /// Stores an identity test result.
     pub async fn record_identity_test(
         &self,
-        id: &str,
+        id: &IdentityId,
         ok: bool,
         result_json: &str,
     ) -> Result<(), DbError> {
         sqlx::query("UPDATE identities SET last_test_ok = $2, last_test_at = $3, last_test_result = $4 WHERE id = $1")
-            .bind(id)
+            .bind(id.as_str())
             .bind(i64::from(ok))
             .bind(now_ms())
             .bind(result_json)
@@ -228,27 +228,27 @@ impl Db {
     }
 
     /// Number of scenes that use each identity id.
-    pub async fn scene_counts_by_identity(&self) -> Result<Vec<(String, i64)>, DbError> {
+    pub async fn scene_counts_by_identity(&self) -> Result<Vec<(IdentityId, i64)>, DbError> {
         let rows = sqlx::query("SELECT identity_id, COUNT(*) AS n FROM scenes WHERE identity_id IS NOT NULL GROUP BY identity_id")
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("identity_id")?, r.try_get("n")?)))
+            .map(|r| Ok((id_col(r, "identity_id")?, r.try_get("n")?)))
             .collect()
     }
     /// Creates or updates the identity with this name; returns its id.
     pub async fn upsert_identity(
         &self,
         i: &Identity,
-        headshot_asset_id: Option<&str>,
-    ) -> Result<String, DbError> {
+        headshot_asset_id: Option<&AssetId>,
+    ) -> Result<IdentityId, DbError> {
         let existing = sqlx::query("SELECT id FROM identities WHERE name = $1")
             .bind(&i.name)
             .fetch_optional(&self.pool)
             .await?;
         let id = match existing {
-            Some(row) => row.try_get::<String, _>("id")?,
-            None => new_id(),
+            Some(row) => id_col(&row, "id")?,
+            None => IdentityId::generate(),
         };
         self.write_identity(&id, i, headshot_asset_id, true).await?;
         Ok(id)
@@ -259,9 +259,9 @@ impl Db {
     pub async fn insert_identity(
         &self,
         i: &Identity,
-        headshot_asset_id: Option<&str>,
-    ) -> Result<String, DbError> {
-        let id = new_id();
+        headshot_asset_id: Option<&AssetId>,
+    ) -> Result<IdentityId, DbError> {
+        let id = IdentityId::generate();
         self.write_identity(&id, i, headshot_asset_id, false)
             .await?;
         Ok(id)
@@ -270,9 +270,9 @@ impl Db {
     /// Inserts the identity row `id`; with `upsert`, an existing row with that id is updated instead.
     async fn write_identity(
         &self,
-        id: &str,
+        id: &IdentityId,
         i: &Identity,
-        headshot_asset_id: Option<&str>,
+        headshot_asset_id: Option<&AssetId>,
         upsert: bool,
     ) -> Result<(), DbError> {
         const INSERT: &str = "INSERT INTO identities (id, name, display_name, trigger_word, description, lora_url,
@@ -289,7 +289,7 @@ impl Db {
             INSERT.to_string()
         };
         sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
+            .bind(id.as_str())
             .bind(&i.name)
             .bind(&i.display_name)
             .bind(&i.trigger_word)
@@ -303,7 +303,7 @@ impl Db {
             .bind(i.voice_similarity)
             .bind(i.voice_style)
             .bind(i64::from(i.voice_speaker_boost))
-            .bind(headshot_asset_id)
+            .bind(headshot_asset_id.map(|a| a.as_str()))
             .bind(now_ms())
             .bind(&i.local_voice)
             .execute(&self.pool)

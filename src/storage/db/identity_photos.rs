@@ -4,7 +4,8 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, DbError, nullable_f64};
+use super::{Db, DbError, id_col, nullable_f64};
+use crate::domain::IdentityId;
 use crate::face::{Embedding, FaceBox};
 use crate::storage::{new_id, now_ms};
 
@@ -12,7 +13,7 @@ use crate::storage::{new_id, now_ms};
 #[derive(Debug, Clone)]
 pub struct NewPhoto {
     /// The identity.
-    pub identity_id: String,
+    pub identity_id: IdentityId,
     /// Content-addressed object key.
     pub object_key: String,
     /// Content hash (one row per identity and content).
@@ -38,6 +39,8 @@ pub struct FaceFacts {
     pub yaw: Option<f64>,
     /// Degrees, positive with the chin raised.
     pub pitch: Option<f64>,
+    /// Mean luma of the face region, 0–255; `None` for a photo analysed before it was measured.
+    pub brightness: Option<f64>,
 }
 
 /// What the face engine found in a photo.
@@ -67,7 +70,7 @@ pub struct PhotoRecord {
     /// Id.
     pub id: String,
     /// The identity it belongs to.
-    pub identity_id: String,
+    pub identity_id: IdentityId,
     /// Content-addressed object key.
     pub object_key: String,
     /// Content hash.
@@ -89,7 +92,7 @@ pub struct PhotoRecord {
 }
 
 const COLUMNS: &str = "id, identity_id, object_key, sha256, mime, file_name, width, height, position, created_at, \
-    analysed_at, face_count, box_x, box_y, box_w, box_h, sharpness, yaw, pitch, embedding";
+    analysed_at, face_count, box_x, box_y, box_w, box_h, sharpness, yaw, pitch, brightness, embedding";
 
 fn record(r: &AnyRow) -> Result<PhotoRecord, DbError> {
     let analysed_at: Option<i64> = r.try_get("analysed_at")?;
@@ -99,7 +102,7 @@ fn record(r: &AnyRow) -> Result<PhotoRecord, DbError> {
     };
     Ok(PhotoRecord {
         id: r.try_get("id")?,
-        identity_id: r.try_get("identity_id")?,
+        identity_id: id_col(r, "identity_id")?,
         object_key: r.try_get("object_key")?,
         sha256: r.try_get("sha256")?,
         mime: r.try_get("mime")?,
@@ -134,6 +137,7 @@ fn analysis(r: &AnyRow) -> Result<FaceAnalysis, DbError> {
             sharpness,
             yaw: r.try_get("yaw")?,
             pitch: r.try_get("pitch")?,
+            brightness: r.try_get("brightness")?,
         }),
         _ => None,
     };
@@ -165,7 +169,7 @@ impl Db {
              ON CONFLICT (identity_id, sha256) DO NOTHING",
         )
         .bind(&id)
-        .bind(&photo.identity_id)
+        .bind(photo.identity_id.as_str())
         .bind(&photo.object_key)
         .bind(&photo.sha256)
         .bind(&photo.mime)
@@ -197,7 +201,8 @@ impl Db {
             "UPDATE identity_photos SET analysed_at = $2, face_count = $3, box_x = CAST($4 AS BIGINT),
                 box_y = CAST($5 AS BIGINT), box_w = CAST($6 AS BIGINT), box_h = CAST($7 AS BIGINT),
                 sharpness = CAST($8 AS DOUBLE PRECISION), yaw = CAST($9 AS DOUBLE PRECISION),
-                pitch = CAST($10 AS DOUBLE PRECISION), embedding = $11
+                pitch = CAST($10 AS DOUBLE PRECISION), embedding = $11,
+                brightness = CAST($12 AS DOUBLE PRECISION)
              WHERE id = $1",
         )
         .bind(id)
@@ -211,6 +216,7 @@ impl Db {
         .bind(nullable_f64(a.largest.as_ref().and_then(|l| l.yaw)))
         .bind(nullable_f64(a.largest.as_ref().and_then(|l| l.pitch)))
         .bind(embedding)
+        .bind(nullable_f64(a.largest.as_ref().and_then(|l| l.brightness)))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -219,13 +225,13 @@ impl Db {
     /// An identity's photos in the order they were added.
     pub async fn list_identity_photos(
         &self,
-        identity_id: &str,
+        identity_id: &IdentityId,
     ) -> Result<Vec<PhotoRecord>, DbError> {
         let sql = format!(
             "SELECT {COLUMNS} FROM identity_photos WHERE identity_id = $1 ORDER BY position, id"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(identity_id)
+            .bind(identity_id.as_str())
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(record).collect()
@@ -234,13 +240,13 @@ impl Db {
     /// The identity's photo with this content, if it has one.
     pub async fn identity_photo_by_content(
         &self,
-        identity_id: &str,
+        identity_id: &IdentityId,
         sha256: &str,
     ) -> Result<Option<PhotoRecord>, DbError> {
         let sql =
             format!("SELECT {COLUMNS} FROM identity_photos WHERE identity_id = $1 AND sha256 = $2");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(identity_id)
+            .bind(identity_id.as_str())
             .bind(sha256)
             .fetch_optional(&self.pool)
             .await?;
@@ -248,12 +254,15 @@ impl Db {
     }
 
     /// The embeddings of an identity's photos that show exactly one face, in collection order.
-    pub async fn identity_embeddings(&self, identity_id: &str) -> Result<Vec<Embedding>, DbError> {
+    pub async fn identity_embeddings(
+        &self,
+        identity_id: &IdentityId,
+    ) -> Result<Vec<Embedding>, DbError> {
         let rows = sqlx::query(
             "SELECT embedding FROM identity_photos WHERE identity_id = $1 AND embedding IS NOT NULL
              ORDER BY position, id",
         )
-        .bind(identity_id)
+        .bind(identity_id.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -268,11 +277,11 @@ impl Db {
     /// Removes one photo of an identity; false when it has no photo with this id.
     pub async fn delete_identity_photo(
         &self,
-        identity_id: &str,
+        identity_id: &IdentityId,
         photo_id: &str,
     ) -> Result<bool, DbError> {
         let done = sqlx::query("DELETE FROM identity_photos WHERE identity_id = $1 AND id = $2")
-            .bind(identity_id)
+            .bind(identity_id.as_str())
             .bind(photo_id)
             .execute(&self.pool)
             .await?;

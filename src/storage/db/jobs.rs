@@ -44,12 +44,15 @@ impl Db {
     }
 
     /// What a project's runs have cost so far (USD), from the recorded step costs.
-    pub async fn project_cost(&self, project_id: &str) -> Result<f64, DbError> {
+    pub async fn project_cost(
+        &self,
+        project_id: &crate::domain::ProjectId,
+    ) -> Result<f64, DbError> {
         let row = sqlx::query(
             "SELECT CAST(COALESCE(SUM(s.cost_usd), 0) AS DOUBLE PRECISION) AS total FROM steps s \
              JOIN runs r ON r.id = s.run_id WHERE r.project_id = $1",
         )
-        .bind(project_id)
+        .bind(project_id.as_str())
         .fetch_one(&self.pool)
         .await?;
         Ok(row.try_get::<f64, _>("total")?)

@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 
-use super::{Db, DbError};
+use super::{Db, DbError, opt_id_col};
+use crate::domain::{ProjectId, RunId, SceneId};
 use crate::storage::{new_id, now_ms};
 
 /// One stored log row.
@@ -14,11 +15,14 @@ pub struct LogRow {
     /// Id (time-ordered; also the paging cursor).
     pub id: String,
     /// Run.
-    pub run_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub run_id: Option<RunId>,
     /// Project.
-    pub project_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub project_id: Option<ProjectId>,
     /// Scene.
-    pub scene_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub scene_id: Option<SceneId>,
     /// Guide step name.
     pub step: String,
     /// Level.
@@ -37,12 +41,12 @@ pub struct LogRow {
 #[derive(Debug, Clone, Default)]
 pub struct LogFilter {
     /// Project id.
-    pub project: Option<String>,
+    pub project: Option<ProjectId>,
     /// Scene id.
-    pub scene: Option<String>,
+    pub scene: Option<SceneId>,
     /// Guide step name.
     pub step: Option<String>,
-    /// Level.
+    /// Level: rows of this level and above (`WARN` includes `ERROR`).
     pub level: Option<String>,
     /// Only rows older than this id (newest first paging).
     pub before: Option<String>,
@@ -54,11 +58,11 @@ pub struct LogFilter {
 #[derive(Debug, Clone, Default)]
 pub struct LogInput {
     /// Run.
-    pub run_id: Option<String>,
+    pub run_id: Option<RunId>,
     /// Project.
-    pub project_id: Option<String>,
+    pub project_id: Option<ProjectId>,
     /// Scene.
-    pub scene_id: Option<String>,
+    pub scene_id: Option<SceneId>,
     /// Guide step name, e.g. `IDENTITY_ANCHOR`.
     pub step: String,
     /// `DEBUG`…`ERROR`.
@@ -78,9 +82,9 @@ pub struct LogInput {
 pub(super) fn log_row(r: &sqlx::any::AnyRow) -> Result<LogRow, DbError> {
     Ok(LogRow {
         id: r.try_get("id")?,
-        run_id: r.try_get("run_id")?,
-        project_id: r.try_get("project_id")?,
-        scene_id: r.try_get("scene_id")?,
+        run_id: opt_id_col(r, "run_id")?,
+        project_id: opt_id_col(r, "project_id")?,
+        scene_id: opt_id_col(r, "scene_id")?,
         step: r.try_get("step")?,
         level: r.try_get("level")?,
         provider: r.try_get("provider")?,
@@ -88,6 +92,18 @@ pub(super) fn log_row(r: &sqlx::any::AnyRow) -> Result<LogRow, DbError> {
         duration_ms: r.try_get("duration_ms")?,
         created_at: r.try_get("created_at")?,
     })
+}
+
+/// The levels above `level` (padded with `level` itself), so `level IN (level, a, b, c)` means "this level
+/// and above".
+fn levels_above(level: Option<&str>) -> [String; 3] {
+    const ORDER: [&str; 4] = ["DEBUG", "INFO", "WARN", "ERROR"];
+    let level = level.unwrap_or("");
+    let above: Vec<&str> = match ORDER.iter().position(|l| *l == level) {
+        Some(i) => ORDER[i + 1..].to_vec(),
+        None => Vec::new(),
+    };
+    std::array::from_fn(|i| above.get(i).copied().unwrap_or(level).to_string())
 }
 
 impl Db {
@@ -98,9 +114,9 @@ impl Db {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CAST($9 AS BIGINT), $10, $11)",
         )
         .bind(new_id())
-        .bind(&l.run_id)
-        .bind(&l.project_id)
-        .bind(&l.scene_id)
+        .bind(l.run_id.as_deref())
+        .bind(l.project_id.as_deref())
+        .bind(l.scene_id.as_deref())
         .bind(&l.step)
         .bind(&l.level)
         .bind(&l.provider)
@@ -115,10 +131,10 @@ impl Db {
 
     /// Log rows matching the filter, newest first.
     pub async fn query_logs(&self, f: &LogFilter) -> Result<Vec<LogRow>, DbError> {
-        let rows = sqlx::query(
+        let q = sqlx::query(
             "SELECT id, run_id, project_id, scene_id, step, level, provider, message, duration_ms, created_at FROM logs
              WHERE ($1 = '' OR project_id = $1) AND ($2 = '' OR scene_id = $2) AND ($3 = '' OR step = $3)
-               AND ($4 = '' OR level = $4) AND ($5 = '' OR id < $5)
+               AND ($4 = '' OR level IN ($4, $7, $8, $9)) AND ($5 = '' OR id < $5)
              ORDER BY id DESC LIMIT $6",
         )
         .bind(f.project.as_deref().unwrap_or(""))
@@ -126,7 +142,20 @@ impl Db {
         .bind(f.step.as_deref().unwrap_or(""))
         .bind(f.level.as_deref().unwrap_or(""))
         .bind(f.before.as_deref().unwrap_or(""))
-        .bind(f.limit)
+        .bind(f.limit);
+        let [a, b, c] = levels_above(f.level.as_deref());
+        let rows = q.bind(a).bind(b).bind(c).fetch_all(&self.pool).await?;
+        rows.iter().map(log_row).collect()
+    }
+
+    /// The log rows one run wrote, oldest first (at most `limit`).
+    pub async fn ui_run_logs(&self, run_id: &RunId, limit: i64) -> Result<Vec<LogRow>, DbError> {
+        let rows = sqlx::query(
+            "SELECT id, run_id, project_id, scene_id, step, level, provider, message, duration_ms, created_at FROM logs
+             WHERE run_id = $1 ORDER BY id LIMIT $2",
+        )
+        .bind(run_id.as_str())
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(log_row).collect()
@@ -157,10 +186,10 @@ impl Db {
 
     /// Log rows newer than `after` (a log id) matching the filter, oldest first (the live tail).
     pub async fn ui_logs_after(&self, f: &LogFilter, after: &str) -> Result<Vec<LogRow>, DbError> {
-        let rows = sqlx::query(
+        let q = sqlx::query(
             "SELECT id, run_id, project_id, scene_id, step, level, provider, message, duration_ms, created_at FROM logs
              WHERE ($1 = '' OR project_id = $1) AND ($2 = '' OR scene_id = $2) AND ($3 = '' OR step = $3)
-               AND ($4 = '' OR level = $4) AND id > $5
+               AND ($4 = '' OR level IN ($4, $7, $8, $9)) AND id > $5
              ORDER BY id LIMIT $6",
         )
         .bind(f.project.as_deref().unwrap_or(""))
@@ -168,9 +197,9 @@ impl Db {
         .bind(f.step.as_deref().unwrap_or(""))
         .bind(f.level.as_deref().unwrap_or(""))
         .bind(after)
-        .bind(f.limit)
-        .fetch_all(&self.pool)
-        .await?;
+        .bind(f.limit);
+        let [a, b, c] = levels_above(f.level.as_deref());
+        let rows = q.bind(a).bind(b).bind(c).fetch_all(&self.pool).await?;
         rows.iter().map(log_row).collect()
     }
 }

@@ -44,6 +44,26 @@ pub use webhooks::{DeliveryStatus, PendingDelivery, Webhook};
 /// sqlx 0.9's `Any` driver sends a null `f64` as a 4-byte float; a statement first prepared with that null then
 /// rejects a real 8-byte value on PostgreSQL ("incorrect binary data format"). Text has no such mismatch, and
 /// every query casts it back (`CAST($n AS DOUBLE PRECISION)`); Rust prints floats so they parse back exactly.
+/// A typed id read from a text column.
+pub(crate) fn id_col<T: From<String>>(r: &sqlx::any::AnyRow, column: &str) -> Result<T, DbError> {
+    use sqlx::Row;
+    Ok(T::from(r.try_get::<String, _>(column)?))
+}
+
+/// An optional typed id read from a nullable text column.
+pub(crate) fn opt_id_col<T: From<String>>(
+    r: &sqlx::any::AnyRow,
+    column: &str,
+) -> Result<Option<T>, DbError> {
+    use sqlx::Row;
+    Ok(r.try_get::<Option<String>, _>(column)?.map(T::from))
+}
+
+/// A stored scene reference as its column value: `""` (the column is NOT NULL) stands for "the whole project".
+pub(crate) fn scene_column(scene: Option<&crate::domain::SceneId>) -> &str {
+    scene.map_or("", |s| s.as_str())
+}
+
 pub(crate) fn nullable_f64(v: Option<f64>) -> Option<String> {
     v.map(|x| x.to_string())
 }
@@ -208,7 +228,7 @@ mod tests {
         let db = Db::connect(&Db::sqlite_url(dir.path())).await.unwrap();
         let identity = crate::domain::Identity::new("fk", "FK", "TOK_FK");
         let err = db
-            .insert_identity(&identity, Some("no-such-asset"))
+            .insert_identity(&identity, Some(&"no-such-asset".into()))
             .await
             .unwrap_err();
         assert!(err.is_foreign_key(), "{err}");

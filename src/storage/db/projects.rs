@@ -3,19 +3,19 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, DbError, nullable_f64};
-use crate::domain::{AspectRatio, IdentityGate, Project, ProjectStatus};
-use crate::storage::{new_id, now_ms};
+use super::{Db, DbError, id_col, nullable_f64, opt_id_col};
+use crate::domain::{AspectRatio, IdentityGate, IdentityId, Project, ProjectId, ProjectStatus};
+use crate::storage::now_ms;
 
 /// A stored project.
 #[derive(Debug, Clone)]
 pub struct ProjectRecord {
     /// Id.
-    pub id: String,
+    pub id: ProjectId,
     /// The project.
     pub project: Project,
     /// Default identity for its scenes.
-    pub default_identity_id: Option<String>,
+    pub default_identity_id: Option<IdentityId>,
     /// Whether its assembled video is recorded.
     pub status: ProjectStatus,
     /// Assembled video object.
@@ -37,7 +37,7 @@ fn project_record(r: &AnyRow) -> Result<ProjectRecord, DbError> {
     let aspect: String = r.try_get("aspect_ratio")?;
     let gate: String = r.try_get("identity_gate")?;
     Ok(ProjectRecord {
-        id: r.try_get("id")?,
+        id: id_col(r, "id")?,
         project: Project {
             name: r.try_get("name")?,
             description: r.try_get("description")?,
@@ -49,7 +49,7 @@ fn project_record(r: &AnyRow) -> Result<ProjectRecord, DbError> {
             identity_retries: u32::try_from(r.try_get::<i64, _>("identity_retries")?)
                 .map_err(|_| DbError::Corrupt("projects.identity_retries".into()))?,
         },
-        default_identity_id: r.try_get("default_identity_id")?,
+        default_identity_id: opt_id_col(r, "default_identity_id")?,
         status: ProjectStatus::parse(&r.try_get::<String, _>("status")?)
             .ok_or_else(|| DbError::Corrupt("projects.status".into()))?,
         final_object: r.try_get("final_object")?,
@@ -87,20 +87,24 @@ impl Db {
     }
 
     /// One project.
-    pub async fn get_project(&self, id: &str) -> Result<Option<ProjectRecord>, DbError> {
+    pub async fn get_project(&self, id: &ProjectId) -> Result<Option<ProjectRecord>, DbError> {
         let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
+            .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(project_record).transpose()
     }
 
     /// True when another project has this name.
-    pub async fn project_name_taken(&self, name: &str, except_id: &str) -> Result<bool, DbError> {
+    pub async fn project_name_taken(
+        &self,
+        name: &str,
+        except_id: Option<&ProjectId>,
+    ) -> Result<bool, DbError> {
         let row = sqlx::query("SELECT id FROM projects WHERE name = $1 AND id <> $2")
             .bind(name)
-            .bind(except_id)
+            .bind(except_id.map_or("", |id| id.as_str()))
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.is_some())
@@ -110,16 +114,16 @@ impl Db {
     pub async fn upsert_project(
         &self,
         p: &Project,
-        default_identity_id: Option<&str>,
-    ) -> Result<String, DbError> {
+        default_identity_id: Option<&IdentityId>,
+    ) -> Result<ProjectId, DbError> {
         let now = now_ms();
         let existing = sqlx::query("SELECT id FROM projects WHERE name = $1")
             .bind(&p.name)
             .fetch_optional(&self.pool)
             .await?;
         let id = match existing {
-            Some(row) => row.try_get::<String, _>("id")?,
-            None => new_id(),
+            Some(row) => id_col(&row, "id")?,
+            None => ProjectId::generate(),
         };
         sqlx::query(
             "INSERT INTO projects (id, name, description, aspect_ratio, default_identity_id, budget_usd, created_at, updated_at,
@@ -128,11 +132,11 @@ impl Db {
              ON CONFLICT (id) DO UPDATE SET description = $3, aspect_ratio = $4, default_identity_id = $5,
                 budget_usd = CAST($6 AS DOUBLE PRECISION), updated_at = $7, identity_gate = $8, identity_retries = $9",
         )
-        .bind(&id)
+        .bind(id.as_str())
         .bind(&p.name)
         .bind(&p.description)
         .bind(p.aspect_ratio.as_str())
-        .bind(default_identity_id)
+        .bind(default_identity_id.map(|i| i.as_str()))
         .bind(nullable_f64(p.budget_usd))
         .bind(now)
         .bind(p.identity_gate.as_str())
@@ -145,20 +149,20 @@ impl Db {
     /// Renames/updates a project by id; false when missing.
     pub async fn update_project(
         &self,
-        id: &str,
+        id: &ProjectId,
         p: &Project,
-        default_identity_id: Option<&str>,
+        default_identity_id: Option<&IdentityId>,
     ) -> Result<bool, DbError> {
         let done = sqlx::query(
             "UPDATE projects SET name = $2, description = $3, aspect_ratio = $4, default_identity_id = $5,
                 budget_usd = CAST($6 AS DOUBLE PRECISION), updated_at = $7, identity_gate = $8, identity_retries = $9
              WHERE id = $1",
         )
-        .bind(id)
+        .bind(id.as_str())
         .bind(&p.name)
         .bind(&p.description)
         .bind(p.aspect_ratio.as_str())
-        .bind(default_identity_id)
+        .bind(default_identity_id.map(|i| i.as_str()))
         .bind(nullable_f64(p.budget_usd))
         .bind(now_ms())
         .bind(p.identity_gate.as_str())
@@ -169,24 +173,24 @@ impl Db {
     }
 
     /// Deletes a project and its scenes and runs.
-    pub async fn delete_project(&self, id: &str) -> Result<bool, DbError> {
+    pub async fn delete_project(&self, id: &ProjectId) -> Result<bool, DbError> {
         let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM scenes WHERE project_id = $1")
-            .bind(id)
+            .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
         sqlx::query(
             "DELETE FROM steps WHERE run_id IN (SELECT id FROM runs WHERE project_id = $1)",
         )
-        .bind(id)
+        .bind(id.as_str())
         .execute(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM runs WHERE project_id = $1")
-            .bind(id)
+            .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
         let done = sqlx::query("DELETE FROM projects WHERE id = $1")
-            .bind(id)
+            .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -196,7 +200,7 @@ impl Db {
     /// Records the project's assembled video.
     pub async fn set_project_output(
         &self,
-        project_id: &str,
+        project_id: &ProjectId,
         status: ProjectStatus,
         final_object: Option<&str>,
         captions_object: Option<&str>,
@@ -207,7 +211,7 @@ impl Db {
                 captions_object = COALESCE(CAST($4 AS TEXT), captions_object), duration_seconds = COALESCE(CAST($5 AS DOUBLE PRECISION), duration_seconds),
                 updated_at = $6 WHERE id = $1",
         )
-        .bind(project_id)
+        .bind(project_id.as_str())
         .bind(status.as_str())
         .bind(final_object)
         .bind(captions_object)

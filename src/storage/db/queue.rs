@@ -3,18 +3,19 @@
 
 use sqlx::Row;
 
-use super::{Db, DbError};
+use super::{Db, DbError, scene_column};
+use crate::domain::{ProjectId, RunId, SceneId};
 use crate::storage::{new_id, now_ms};
 
 /// A run a worker has claimed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimedRun {
     /// Run id.
-    pub id: String,
+    pub id: RunId,
     /// Project id.
-    pub project_id: String,
+    pub project_id: ProjectId,
     /// The scene a scene run renders; `None` for a whole-project run.
-    pub scene_id: Option<String>,
+    pub scene_id: Option<SceneId>,
     /// The lease token that proves ownership.
     pub token: String,
     /// A preview run: local providers only.
@@ -22,21 +23,21 @@ pub struct ClaimedRun {
 }
 
 impl Db {
-    /// Queues a run of a project (`scene_id` `""`) or one scene, a preview or not; a worker will claim it.
+    /// Queues a run of a project (`scene_id` `None`) or one scene, a preview or not; a worker will claim it.
     pub async fn enqueue_run(
         &self,
-        project_id: &str,
-        scene_id: &str,
+        project_id: &ProjectId,
+        scene_id: Option<&SceneId>,
         preview: bool,
-    ) -> Result<String, DbError> {
-        let id = new_id();
+    ) -> Result<RunId, DbError> {
+        let id = RunId::generate();
         sqlx::query(
             "INSERT INTO runs (id, project_id, scene_id, status, created_at, preview)
              VALUES ($1, $2, $3, 'queued', $4, $5)",
         )
-        .bind(&id)
-        .bind(project_id)
-        .bind(scene_id)
+        .bind(id.as_str())
+        .bind(project_id.as_str())
+        .bind(scene_column(scene_id))
         .bind(now_ms())
         .bind(i64::from(preview))
         .execute(&self.pool)
@@ -75,14 +76,14 @@ impl Db {
             .await?;
         let Some(row) = row else { return Ok(None) };
         let claimed = ClaimedRun {
-            id: row.try_get("id")?,
-            project_id: row.try_get("project_id")?,
+            id: row.try_get::<String, _>("id")?.into(),
+            project_id: row.try_get::<String, _>("project_id")?.into(),
             scene_id: super::runs::scene_ref(row.try_get("scene_id")?),
             token,
             preview: row.try_get::<i64, _>("preview")? != 0,
         };
         sqlx::query("UPDATE steps SET status = 'pending' WHERE run_id = $1 AND status = 'running'")
-            .bind(&claimed.id)
+            .bind(claimed.id.as_str())
             .execute(&self.pool)
             .await?;
         Ok(Some(claimed))
@@ -91,7 +92,7 @@ impl Db {
     /// Extends the lease; false when it was lost (expired and taken over, or the run was cancelled).
     pub async fn renew_lease(
         &self,
-        run_id: &str,
+        run_id: &RunId,
         token: &str,
         lease_ms: i64,
     ) -> Result<bool, DbError> {
@@ -102,7 +103,7 @@ impl Db {
         )
         .bind(now + lease_ms)
         .bind(now)
-        .bind(run_id)
+        .bind(run_id.as_str())
         .bind(token)
         .execute(&self.pool)
         .await?;
@@ -110,12 +111,12 @@ impl Db {
     }
 
     /// Gives a run back to the queue (a worker stopping before it finished); its finished steps stay cached.
-    pub async fn release_run(&self, run_id: &str, token: &str) -> Result<bool, DbError> {
+    pub async fn release_run(&self, run_id: &RunId, token: &str) -> Result<bool, DbError> {
         let done = sqlx::query(
             "UPDATE runs SET status = 'queued', owner = NULL, lease_token = NULL, lease_expires_at = NULL
              WHERE id = $1 AND lease_token = $2 AND status = 'running'",
         )
-        .bind(run_id)
+        .bind(run_id.as_str())
         .bind(token)
         .execute(&self.pool)
         .await?;
@@ -123,7 +124,7 @@ impl Db {
             sqlx::query(
                 "UPDATE steps SET status = 'pending' WHERE run_id = $1 AND status = 'running'",
             )
-            .bind(run_id)
+            .bind(run_id.as_str())
             .execute(&self.pool)
             .await?;
             self.notify(super::RUNS_CHANNEL, run_id).await;
@@ -132,9 +133,9 @@ impl Db {
     }
 
     /// Whether a run is still queued or running.
-    pub async fn run_is_live(&self, run_id: &str) -> Result<bool, DbError> {
+    pub async fn run_is_live(&self, run_id: &RunId) -> Result<bool, DbError> {
         let row = sqlx::query("SELECT status FROM runs WHERE id = $1")
-            .bind(run_id)
+            .bind(run_id.as_str())
             .fetch_optional(&self.pool)
             .await?;
         Ok(match row {

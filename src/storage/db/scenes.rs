@@ -6,25 +6,27 @@ use std::collections::HashMap;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, DbError, nullable_f64};
-use crate::domain::{Animation, GenerationMode, Scene, SceneStatus};
-use crate::storage::{new_id, now_ms};
+use super::{Db, DbError, id_col, nullable_f64, opt_id_col};
+use crate::domain::{
+    Animation, AssetId, GenerationMode, IdentityId, ProjectId, Scene, SceneId, SceneStatus,
+};
+use crate::storage::now_ms;
 
 /// A stored scene.
 #[derive(Debug, Clone)]
 pub struct SceneRecord {
     /// Id.
-    pub id: String,
+    pub id: SceneId,
     /// Project.
-    pub project_id: String,
+    pub project_id: ProjectId,
     /// Order in the project.
     pub position: i64,
     /// The scene (its `identity` field is empty; see `identity_id`).
     pub scene: Scene,
     /// Speaking identity.
-    pub identity_id: Option<String>,
+    pub identity_id: Option<IdentityId>,
     /// Scene headshot asset.
-    pub headshot_asset_id: Option<String>,
+    pub headshot_asset_id: Option<AssetId>,
     /// Whether its video is recorded, being made, or failed.
     pub status: SceneStatus,
     /// Finished video object.
@@ -47,18 +49,18 @@ pub struct SceneInput {
     /// The validated scene.
     pub scene: Scene,
     /// Speaking identity.
-    pub identity_id: String,
+    pub identity_id: IdentityId,
     /// Scene-specific headshot.
-    pub headshot_asset_id: Option<String>,
+    pub headshot_asset_id: Option<AssetId>,
 }
 
 /// A scene with its project's name (the cross-project scene list).
 #[derive(Debug, Clone)]
 pub struct SceneSummary {
     /// Scene id.
-    pub id: String,
+    pub id: SceneId,
     /// Project id.
-    pub project_id: String,
+    pub project_id: ProjectId,
     /// Project name.
     pub project_name: String,
     /// Scene name.
@@ -83,8 +85,8 @@ fn scene_record(r: &AnyRow) -> Result<SceneRecord, DbError> {
     let mode: String = r.try_get("generation_mode")?;
     let animation: String = r.try_get("animation")?;
     Ok(SceneRecord {
-        id: r.try_get("id")?,
-        project_id: r.try_get("project_id")?,
+        id: id_col(r, "id")?,
+        project_id: id_col(r, "project_id")?,
         position: r.try_get("position")?,
         scene: Scene {
             name: r.try_get("name")?,
@@ -101,8 +103,8 @@ fn scene_record(r: &AnyRow) -> Result<SceneRecord, DbError> {
             animation: Animation::parse(&animation)
                 .ok_or_else(|| DbError::Corrupt("scenes.animation".into()))?,
         },
-        identity_id: r.try_get("identity_id")?,
-        headshot_asset_id: r.try_get("headshot_asset_id")?,
+        identity_id: opt_id_col(r, "identity_id")?,
+        headshot_asset_id: opt_id_col(r, "headshot_asset_id")?,
         status: scene_status(r)?,
         output_object: r.try_get("output_object")?,
         thumbnail_object: r.try_get("thumbnail_object")?,
@@ -114,7 +116,7 @@ impl Db {
     /// A page of a project's scenes in order, after `after_position`.
     pub async fn list_scenes(
         &self,
-        project_id: &str,
+        project_id: &ProjectId,
         after_position: i64,
         limit: i64,
     ) -> Result<Vec<SceneRecord>, DbError> {
@@ -122,7 +124,7 @@ impl Db {
             "SELECT {SCENE_COLUMNS} FROM scenes WHERE project_id = $1 AND position > $2 ORDER BY position LIMIT $3"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(project_id)
+            .bind(project_id.as_str())
             .bind(after_position)
             .bind(limit)
             .fetch_all(&self.pool)
@@ -131,10 +133,10 @@ impl Db {
     }
 
     /// One scene.
-    pub async fn get_scene(&self, id: &str) -> Result<Option<SceneRecord>, DbError> {
+    pub async fn get_scene(&self, id: &SceneId) -> Result<Option<SceneRecord>, DbError> {
         let sql = format!("SELECT {SCENE_COLUMNS} FROM scenes WHERE id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
+            .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(scene_record).transpose()
@@ -143,15 +145,15 @@ impl Db {
     /// True when another scene of the project has this name.
     pub async fn scene_name_taken(
         &self,
-        project_id: &str,
+        project_id: &ProjectId,
         name: &str,
-        except_id: &str,
+        except_id: Option<&SceneId>,
     ) -> Result<bool, DbError> {
         let row =
             sqlx::query("SELECT id FROM scenes WHERE project_id = $1 AND name = $2 AND id <> $3")
-                .bind(project_id)
+                .bind(project_id.as_str())
                 .bind(name)
-                .bind(except_id)
+                .bind(except_id.map_or("", |id| id.as_str()))
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(row.is_some())
@@ -160,18 +162,18 @@ impl Db {
     /// Inserts (id `None`, appended last) or updates a scene; returns its id.
     pub async fn save_scene(
         &self,
-        id: Option<&str>,
-        project_id: &str,
+        id: Option<&SceneId>,
+        project_id: &ProjectId,
         s: &Scene,
-        identity_id: Option<&str>,
-        headshot_asset_id: Option<&str>,
-    ) -> Result<String, DbError> {
+        identity_id: Option<&IdentityId>,
+        headshot_asset_id: Option<&AssetId>,
+    ) -> Result<SceneId, DbError> {
         let now = now_ms();
         match id {
             Some(id) => {
                 self.update_scene(id, s, identity_id, headshot_asset_id, now)
                     .await?;
-                Ok(id.to_string())
+                Ok(id.clone())
             }
             None => {
                 self.insert_scene(project_id, s, identity_id, headshot_asset_id, now)
@@ -183,10 +185,10 @@ impl Db {
     /// Overwrites scene `id`'s fields (its project and position stay).
     async fn update_scene(
         &self,
-        id: &str,
+        id: &SceneId,
         s: &Scene,
-        identity_id: Option<&str>,
-        headshot_asset_id: Option<&str>,
+        identity_id: Option<&IdentityId>,
+        headshot_asset_id: Option<&AssetId>,
         now: i64,
     ) -> Result<(), DbError> {
         sqlx::query(
@@ -194,7 +196,7 @@ impl Db {
                         camera = $7, movement = $8, target_duration = CAST($9 AS DOUBLE PRECISION), identity_id = $10,
                         headshot_asset_id = $11, generation_mode = $12, updated_at = $13, animation = $14 WHERE id = $1",
         )
-        .bind(id)
+        .bind(id.as_str())
         .bind(&s.name)
         .bind(&s.dialogue)
         .bind(&s.environment)
@@ -203,8 +205,8 @@ impl Db {
         .bind(&s.camera)
         .bind(&s.movement)
         .bind(nullable_f64(s.target_duration))
-        .bind(identity_id)
-        .bind(headshot_asset_id)
+        .bind(identity_id.map(|i| i.as_str()))
+        .bind(headshot_asset_id.map(|a| a.as_str()))
         .bind(s.generation_mode.as_str())
         .bind(now)
         .bind(s.animation.as_str())
@@ -216,25 +218,25 @@ impl Db {
     /// Appends a new scene to the project in one transaction; returns its id.
     async fn insert_scene(
         &self,
-        project_id: &str,
+        project_id: &ProjectId,
         s: &Scene,
-        identity_id: Option<&str>,
-        headshot_asset_id: Option<&str>,
+        identity_id: Option<&IdentityId>,
+        headshot_asset_id: Option<&AssetId>,
         now: i64,
-    ) -> Result<String, DbError> {
-        let id = new_id();
+    ) -> Result<SceneId, DbError> {
+        let id = SceneId::generate();
         // Concurrent creates in one project must get distinct positions: touching the project row first
         // serialises them (a row lock on PostgreSQL, the write lock on SQLite) until commit.
         let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE projects SET updated_at = $2 WHERE id = $1")
-            .bind(project_id)
+            .bind(project_id.as_str())
             .bind(now)
             .execute(&mut *tx)
             .await?;
         let next: i64 = sqlx::query(
             "SELECT COALESCE(MAX(position), -1) + 1 AS p FROM scenes WHERE project_id = $1",
         )
-        .bind(project_id)
+        .bind(project_id.as_str())
         .fetch_one(&mut *tx)
         .await?
         .try_get("p")?;
@@ -245,8 +247,8 @@ impl Db {
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CAST($11 AS DOUBLE PRECISION), $12, $13, $14, $15, $15,
                         $16)",
         )
-        .bind(&id)
-        .bind(project_id)
+        .bind(id.as_str())
+        .bind(project_id.as_str())
         .bind(next)
         .bind(&s.name)
         .bind(&s.dialogue)
@@ -256,8 +258,8 @@ impl Db {
         .bind(&s.camera)
         .bind(&s.movement)
         .bind(nullable_f64(s.target_duration))
-        .bind(identity_id)
-        .bind(headshot_asset_id)
+        .bind(identity_id.map(|i| i.as_str()))
+        .bind(headshot_asset_id.map(|a| a.as_str()))
         .bind(s.generation_mode.as_str())
         .bind(now)
         .bind(s.animation.as_str())
@@ -268,31 +270,35 @@ impl Db {
     }
 
     /// Deletes a scene.
-    pub async fn delete_scene(&self, id: &str) -> Result<bool, DbError> {
+    pub async fn delete_scene(&self, id: &SceneId) -> Result<bool, DbError> {
         let done = sqlx::query("DELETE FROM scenes WHERE id = $1")
-            .bind(id)
+            .bind(id.as_str())
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Sets scene order; `ids` must be exactly the project's scenes.
-    pub async fn reorder_scenes(&self, project_id: &str, ids: &[String]) -> Result<bool, DbError> {
+    pub async fn reorder_scenes(
+        &self,
+        project_id: &ProjectId,
+        ids: &[SceneId],
+    ) -> Result<bool, DbError> {
         let mut tx = self.begin_write().await?;
         // Touching the project row first serialises reorders of one project (a row lock on PostgreSQL, where
         // two reorders updating the same scenes in different orders deadlocked; the write lock on SQLite).
         sqlx::query("UPDATE projects SET updated_at = $2 WHERE id = $1")
-            .bind(project_id)
+            .bind(project_id.as_str())
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
         let rows = sqlx::query("SELECT id FROM scenes WHERE project_id = $1")
-            .bind(project_id)
+            .bind(project_id.as_str())
             .fetch_all(&mut *tx)
             .await?;
-        let mut existing: Vec<String> = rows
+        let mut existing: Vec<SceneId> = rows
             .iter()
-            .map(|r| r.try_get("id"))
+            .map(|r| id_col(r, "id"))
             .collect::<Result<_, _>>()?;
         let mut wanted = ids.to_vec();
         existing.sort();
@@ -303,7 +309,7 @@ impl Db {
         for (pos, id) in ids.iter().enumerate() {
             sqlx::query("UPDATE scenes SET position = $1 WHERE id = $2")
                 .bind(pos as i64)
-                .bind(id)
+                .bind(id.as_str())
                 .execute(&mut *tx)
                 .await?;
         }
@@ -314,13 +320,13 @@ impl Db {
     /// Makes the project's scenes exactly `scenes` (matched by name, in order); returns their ids in order.
     pub async fn sync_scenes(
         &self,
-        project_id: &str,
+        project_id: &ProjectId,
         scenes: &[SceneInput],
-    ) -> Result<Vec<String>, DbError> {
+    ) -> Result<Vec<SceneId>, DbError> {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
         let existing = sqlx::query("SELECT id, name FROM scenes WHERE project_id = $1")
-            .bind(project_id)
+            .bind(project_id.as_str())
             .fetch_all(&mut *tx)
             .await?;
         let mut ids = Vec::with_capacity(scenes.len());
@@ -331,8 +337,8 @@ impl Db {
                     .unwrap_or(false)
             });
             let id = match found {
-                Some(r) => r.try_get::<String, _>("id")?,
-                None => new_id(),
+                Some(r) => id_col(r, "id")?,
+                None => SceneId::generate(),
             };
             let sc = &s.scene;
             sqlx::query(
@@ -344,8 +350,8 @@ impl Db {
                     mood_lighting = $8, camera = $9, movement = $10, target_duration = CAST($11 AS DOUBLE PRECISION), identity_id = $12,
                     headshot_asset_id = $13, generation_mode = $14, updated_at = $15, animation = $16",
             )
-            .bind(&id)
-            .bind(project_id)
+            .bind(id.as_str())
+            .bind(project_id.as_str())
             .bind(pos as i64)
             .bind(&sc.name)
             .bind(&sc.dialogue)
@@ -355,8 +361,8 @@ impl Db {
             .bind(&sc.camera)
             .bind(&sc.movement)
             .bind(nullable_f64(sc.target_duration))
-            .bind(&s.identity_id)
-            .bind(&s.headshot_asset_id)
+            .bind(s.identity_id.as_str())
+            .bind(s.headshot_asset_id.as_ref().map(|a| a.as_str()))
             .bind(sc.generation_mode.as_str())
             .bind(now)
             .bind(sc.animation.as_str())
@@ -365,10 +371,10 @@ impl Db {
             ids.push(id);
         }
         for r in &existing {
-            let id: String = r.try_get("id")?;
+            let id: SceneId = id_col(r, "id")?;
             if !ids.contains(&id) {
                 sqlx::query("DELETE FROM scenes WHERE id = $1")
-                    .bind(&id)
+                    .bind(id.as_str())
                     .execute(&mut *tx)
                     .await?;
             }
@@ -380,7 +386,7 @@ impl Db {
     /// Records a scene's finished output.
     pub async fn set_scene_output(
         &self,
-        scene_id: &str,
+        scene_id: &SceneId,
         status: SceneStatus,
         output_object: Option<&str>,
         thumbnail_object: Option<&str>,
@@ -391,7 +397,7 @@ impl Db {
                 thumbnail_object = COALESCE(CAST($4 AS TEXT), thumbnail_object), duration_seconds = COALESCE(CAST($5 AS DOUBLE PRECISION), duration_seconds),
                 updated_at = $6 WHERE id = $1",
         )
-        .bind(scene_id)
+        .bind(scene_id.as_str())
         .bind(status.as_str())
         .bind(output_object)
         .bind(thumbnail_object)
@@ -403,12 +409,12 @@ impl Db {
     }
 
     /// Number of scenes of each project id.
-    pub async fn ui_scene_counts_by_project(&self) -> Result<HashMap<String, i64>, DbError> {
+    pub async fn ui_scene_counts_by_project(&self) -> Result<HashMap<ProjectId, i64>, DbError> {
         let rows = sqlx::query("SELECT project_id, COUNT(*) AS n FROM scenes GROUP BY project_id")
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("project_id")?, r.try_get("n")?)))
+            .map(|r| Ok((id_col(r, "project_id")?, r.try_get("n")?)))
             .collect()
     }
 
@@ -431,8 +437,8 @@ impl Db {
         rows.iter()
             .map(|r| {
                 Ok(SceneSummary {
-                    id: r.try_get("id")?,
-                    project_id: r.try_get("project_id")?,
+                    id: id_col(r, "id")?,
+                    project_id: id_col(r, "project_id")?,
                     project_name: r.try_get("project_name")?,
                     name: r.try_get("name")?,
                     dialogue: r.try_get("dialogue")?,
@@ -447,7 +453,10 @@ impl Db {
 
     /// The output manifest of the scene's newest successful FINALIZE step of a paid (not preview) run (video,
     /// thumbnail, captions).
-    pub async fn ui_scene_final_output(&self, scene_id: &str) -> Result<Option<String>, DbError> {
+    pub async fn ui_scene_final_output(
+        &self,
+        scene_id: &SceneId,
+    ) -> Result<Option<String>, DbError> {
         self.latest_output(scene_id, "FINALIZE", false).await
     }
 

@@ -6,8 +6,8 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::runs::scene_ref;
-use super::{Db, DbError, flag};
-use crate::domain::{StepName, StepStatus};
+use super::{Db, DbError, flag, id_col, scene_column};
+use crate::domain::{ProjectId, RunId, SceneId, StepName, StepStatus};
 use crate::storage::{new_id, now_ms};
 
 /// A stored step.
@@ -16,7 +16,7 @@ pub struct StepRow {
     /// Id.
     pub id: String,
     /// Scene id; `None` for the project's ASSEMBLE.
-    pub scene_id: Option<String>,
+    pub scene_id: Option<SceneId>,
     /// `AUDIO`, `IMAGE`, …
     pub step: StepName,
     /// Where the step is in its lifecycle.
@@ -45,7 +45,7 @@ pub struct StepRow {
 #[derive(Debug, Clone)]
 pub struct SceneStep {
     /// The run.
-    pub run_id: String,
+    pub run_id: RunId,
     /// `AUDIO`, `IMAGE`, …
     pub step: StepName,
     /// Step status.
@@ -85,8 +85,8 @@ impl Db {
     /// The step row of (run, scene, step), created pending if missing.
     pub async fn ensure_step(
         &self,
-        run_id: &str,
-        scene_id: &str,
+        run_id: &RunId,
+        scene_id: Option<&SceneId>,
         step: &str,
     ) -> Result<StepRow, DbError> {
         sqlx::query(
@@ -94,8 +94,8 @@ impl Db {
              ON CONFLICT (run_id, scene_id, step) DO NOTHING",
         )
         .bind(new_id())
-        .bind(run_id)
-        .bind(scene_id)
+        .bind(run_id.as_str())
+        .bind(scene_column(scene_id))
         .bind(step)
         .execute(&self.pool)
         .await?;
@@ -104,8 +104,8 @@ impl Db {
             step_columns!(),
             " FROM steps WHERE run_id = $1 AND scene_id = $2 AND step = $3"
         ))
-        .bind(run_id)
-        .bind(scene_id)
+        .bind(run_id.as_str())
+        .bind(scene_column(scene_id))
         .bind(step)
         .fetch_one(&self.pool)
         .await?;
@@ -113,13 +113,13 @@ impl Db {
     }
 
     /// All steps of a run.
-    pub async fn run_steps(&self, run_id: &str) -> Result<Vec<StepRow>, DbError> {
+    pub async fn run_steps(&self, run_id: &RunId) -> Result<Vec<StepRow>, DbError> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             step_columns!(),
             " FROM steps WHERE run_id = $1 ORDER BY id"
         ))
-        .bind(run_id)
+        .bind(run_id.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(step_row).collect()
@@ -232,21 +232,24 @@ impl Db {
     /// For each scene of a project, the steps of the newest run (of the last 50) that has steps for it.
     pub async fn ui_latest_scene_steps(
         &self,
-        project_id: &str,
-    ) -> Result<HashMap<String, Vec<SceneStep>>, DbError> {
+        project_id: &ProjectId,
+    ) -> Result<HashMap<SceneId, Vec<SceneStep>>, DbError> {
         let rows = sqlx::query(
             "SELECT st.run_id, st.scene_id, st.step, st.status, st.cached FROM steps st
              WHERE st.run_id IN (SELECT id FROM runs WHERE project_id = $1 ORDER BY id DESC LIMIT 50)
              ORDER BY st.run_id DESC, st.id",
         )
-        .bind(project_id)
+        .bind(project_id.as_str())
         .fetch_all(&self.pool)
         .await?;
-        let mut out: HashMap<String, Vec<SceneStep>> = HashMap::new();
+        let mut out: HashMap<SceneId, Vec<SceneStep>> = HashMap::new();
         for r in &rows {
-            let scene: String = r.try_get("scene_id")?;
+            // The project's own step (ASSEMBLE) belongs to no scene.
+            let Some(scene) = scene_ref(r.try_get("scene_id")?) else {
+                continue;
+            };
             let step = SceneStep {
-                run_id: r.try_get("run_id")?,
+                run_id: id_col(r, "run_id")?,
                 step: StepName::parse(&r.try_get::<String, _>("step")?)
                     .ok_or_else(|| DbError::Corrupt("steps.step".into()))?,
                 status: StepStatus::parse(&r.try_get::<String, _>("status")?)

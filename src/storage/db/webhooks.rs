@@ -3,6 +3,7 @@
 use sqlx::Row;
 
 use super::{Db, DbError};
+use crate::domain::{ProjectId, RunId};
 use crate::storage::{new_id, now_ms};
 
 /// A project's webhook: where to POST and the key that signs each delivery.
@@ -28,7 +29,7 @@ pub struct PendingDelivery {
     /// Delivery id (sent as `X-Devatar-Delivery`).
     pub id: String,
     /// Project id, to find the signing secret.
-    pub project_id: String,
+    pub project_id: ProjectId,
     /// Event name, e.g. `run.succeeded`.
     pub event: String,
     /// Receiver URL captured when the event happened.
@@ -46,7 +47,7 @@ pub struct DeliveryStatus {
     /// Delivery id.
     pub id: String,
     /// Run the event is about.
-    pub run_id: String,
+    pub run_id: RunId,
     /// Event name.
     pub event: String,
     /// Attempts made.
@@ -63,7 +64,7 @@ impl Db {
     /// Sets (or, with `None`, removes) a project's webhook; false when the project does not exist.
     pub async fn set_project_webhook(
         &self,
-        project_id: &str,
+        project_id: &ProjectId,
         webhook: Option<&Webhook>,
     ) -> Result<bool, DbError> {
         let done = sqlx::query(
@@ -72,16 +73,19 @@ impl Db {
         .bind(webhook.map(|w| w.url.clone()))
         .bind(webhook.map(|w| w.secret.clone()))
         .bind(now_ms())
-        .bind(project_id)
+        .bind(project_id.as_str())
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() > 0)
     }
 
     /// A project's webhook, if it has one.
-    pub async fn project_webhook(&self, project_id: &str) -> Result<Option<Webhook>, DbError> {
+    pub async fn project_webhook(
+        &self,
+        project_id: &ProjectId,
+    ) -> Result<Option<Webhook>, DbError> {
         let row = sqlx::query("SELECT webhook_url, webhook_secret FROM projects WHERE id = $1")
-            .bind(project_id)
+            .bind(project_id.as_str())
             .fetch_optional(&self.pool)
             .await?;
         let Some(row) = row else { return Ok(None) };
@@ -93,8 +97,8 @@ impl Db {
     /// Queues an event for the project's webhook, if it has one; returns the delivery id.
     pub async fn enqueue_webhook(
         &self,
-        project_id: &str,
-        run_id: &str,
+        project_id: &ProjectId,
+        run_id: &RunId,
         event: &str,
         payload: &str,
     ) -> Result<Option<String>, DbError> {
@@ -108,8 +112,8 @@ impl Db {
              VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8)",
         )
         .bind(&id)
-        .bind(project_id)
-        .bind(run_id)
+        .bind(project_id.as_str())
+        .bind(run_id.as_str())
         .bind(event)
         .bind(&hook.url)
         .bind(payload)
@@ -135,7 +139,7 @@ impl Db {
             .map(|r| {
                 Ok(PendingDelivery {
                     id: r.try_get("id")?,
-                    project_id: r.try_get("project_id")?,
+                    project_id: super::id_col(r, "project_id")?,
                     event: r.try_get("event")?,
                     url: r.try_get("url")?,
                     payload: r.try_get("payload")?,
@@ -185,20 +189,20 @@ impl Db {
     /// A project's deliveries, newest first.
     pub async fn webhook_deliveries(
         &self,
-        project_id: &str,
+        project_id: &ProjectId,
     ) -> Result<Vec<DeliveryStatus>, DbError> {
         let rows = sqlx::query(
             "SELECT id, run_id, event, attempts, delivered_at, failed_at, last_error FROM webhook_deliveries \
              WHERE project_id = $1 ORDER BY created_at DESC LIMIT 100",
         )
-        .bind(project_id)
+        .bind(project_id.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|r| {
                 Ok(DeliveryStatus {
                     id: r.try_get("id")?,
-                    run_id: r.try_get("run_id")?,
+                    run_id: super::id_col(r, "run_id")?,
                     event: r.try_get("event")?,
                     attempts: r.try_get("attempts")?,
                     delivered_at: r.try_get("delivered_at")?,

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use tower::ServiceExt;
 use utoipa::IntoParams;
 
+use crate::domain::AssetId;
 use crate::storage::db::AssetRecord;
 use crate::web::error::{ApiError, ApiQuery};
 use crate::web::{AppState, service};
@@ -75,7 +76,7 @@ pub async fn list(
     responses((status = 204), (status = 404)))]
 pub async fn delete(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<AssetId>,
 ) -> Result<StatusCode, ApiError> {
     service::assets::delete(&state, &id).await?;
     Ok(StatusCode::NO_CONTENT)

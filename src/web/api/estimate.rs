@@ -14,7 +14,8 @@ use crate::web::error::{ApiError, ApiJson};
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EstimateInput {
     /// The project.
-    project_id: String,
+    #[schema(value_type = String)]
+    project_id: crate::domain::ProjectId,
     /// Only these scenes (default: all of them).
     #[serde(default)]
     scene_ids: Option<Vec<String>>,

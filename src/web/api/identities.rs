@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
+use crate::domain::{AssetId, IdentityId};
 use crate::domain::{BaseModel, FieldErrors, Identity, LoraScale};
 use crate::identity_check::IdentityTestReport;
 use crate::storage::db::{Conflict, DbError, IdentityRecord};
@@ -37,7 +38,8 @@ fn lora_scale_schema() -> utoipa::openapi::schema::Schema {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IdentityView {
-    id: String,
+    #[schema(value_type = String)]
+    id: IdentityId,
     name: String,
     display_name: String,
     trigger_word: String,
@@ -55,9 +57,11 @@ pub struct IdentityView {
     voice_speaker_boost: bool,
     /// The offline voice (a Piper voice name), when the identity names one.
     local_voice: Option<String>,
-    headshot_asset_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    headshot_asset_id: Option<AssetId>,
     /// The uploaded LoRA (an asset of kind `lora`) used instead of `loraUrl`.
-    lora_asset_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    lora_asset_id: Option<AssetId>,
     is_default: bool,
     is_active: bool,
     scene_count: i64,
@@ -113,7 +117,9 @@ impl IdentityView {
             last_test: r.last_test.map(|(ok, at, result)| LastTest {
                 ok,
                 at,
-                result: serde_json::from_str::<Value>(&result).unwrap_or(Value::Null),
+                result: serde_json::from_str::<Value>(&result)
+                    .map(crate::identity_check::with_labels)
+                    .unwrap_or(Value::Null),
             }),
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -142,9 +148,11 @@ pub struct IdentityInput {
     voice_speaker_boost: Option<bool>,
     /// The offline voice, e.g. `en_US-joe-medium` (an empty text clears it).
     local_voice: Option<String>,
-    headshot_asset_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    headshot_asset_id: Option<AssetId>,
     /// An uploaded LoRA (asset of kind `lora`) instead of `loraUrl`; `""` clears it. At most one of the two.
-    lora_asset_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    lora_asset_id: Option<AssetId>,
     is_active: Option<bool>,
 }
 
@@ -216,7 +224,7 @@ fn conflict(c: Conflict) -> ApiError {
 
 /// A unique-constraint collision as the 409 naming the field; any other error unchanged.
 /// 422 naming `headshotAssetId` when `headshot` names no asset.
-async fn check_headshot(state: &AppState, headshot: Option<&str>) -> Result<(), ApiError> {
+async fn check_headshot(state: &AppState, headshot: Option<&AssetId>) -> Result<(), ApiError> {
     match headshot {
         Some(h) if state.storage.db.asset_object_key(h).await?.is_none() => {
             Err(ApiError::invalid("headshotAssetId", "no such asset"))
@@ -229,10 +237,10 @@ async fn check_headshot(state: &AppState, headshot: Option<&str>) -> Result<(), 
 /// `loraAssetId` when it names no asset, an asset of another kind, or comes with a `loraUrl`.
 async fn lora_asset(
     state: &AppState,
-    given: Option<String>,
-    current: Option<String>,
+    given: Option<AssetId>,
+    current: Option<AssetId>,
     identity: &Identity,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<AssetId>, ApiError> {
     let chosen = match given {
         None => current,
         Some(id) if id.is_empty() => None,
@@ -255,7 +263,11 @@ async fn lora_asset(
 }
 
 /// Stores the identity's LoRA asset; an asset deleted meanwhile is a 422 naming `loraAssetId`.
-async fn store_lora_asset(state: &AppState, id: &str, asset: Option<&str>) -> Result<(), ApiError> {
+async fn store_lora_asset(
+    state: &AppState,
+    id: &IdentityId,
+    asset: Option<&AssetId>,
+) -> Result<(), ApiError> {
     state
         .storage
         .db
@@ -337,16 +349,16 @@ pub async fn create(
     let lora_given = input.lora_asset_id.clone();
     let identity = input.apply(Identity::new("", "", ""))?;
     let db = &state.storage.db;
-    check_headshot(&state, headshot.as_deref()).await?;
+    check_headshot(&state, headshot.as_ref()).await?;
     let lora = lora_asset(&state, lora_given, None, &identity).await?;
     let id = db
-        .insert_identity(&identity, headshot.as_deref())
+        .insert_identity(&identity, headshot.as_ref())
         .await
         .map_err(unique_conflict)?;
     if lora.is_some() {
-        store_lora_asset(&state, &id, lora.as_deref()).await?;
+        store_lora_asset(&state, &id, lora.as_ref()).await?;
     }
-    service::identity_photos::headshot_joins(&state, &id, headshot.as_deref()).await;
+    service::identity_photos::headshot_joins(&state, &id, headshot.as_ref()).await;
     let record = db
         .get_identity(&id)
         .await?
@@ -359,7 +371,7 @@ pub async fn create(
     responses((status = 200, body = IdentityView), (status = 404)))]
 pub async fn get(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<IdentityId>,
 ) -> Result<Json<IdentityView>, ApiError> {
     let record = state
         .storage
@@ -375,7 +387,7 @@ pub async fn get(
     request_body = IdentityInput, responses((status = 200, body = IdentityView), (status = 404), (status = 409), (status = 422)))]
 pub async fn update(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<IdentityId>,
     ApiJson(input): ApiJson<IdentityInput>,
 ) -> Result<Json<IdentityView>, ApiError> {
     let db = &state.storage.db;
@@ -389,16 +401,16 @@ pub async fn update(
         .or(current.headshot_asset_id.clone());
     let active = input.is_active.unwrap_or(current.is_active);
     let new_headshot = input.headshot_asset_id.clone();
-    let checked = check_headshot(&state, new_headshot.as_deref()).await;
+    let checked = check_headshot(&state, new_headshot.as_ref()).await;
     let lora_given = input.lora_asset_id.clone();
     let identity = input.apply(current.identity)?;
     checked?;
     let lora = lora_asset(&state, lora_given, current.lora_asset_id, &identity).await?;
-    db.update_identity(&id, &identity, headshot.as_deref(), active)
+    db.update_identity(&id, &identity, headshot.as_ref(), active)
         .await
         .map_err(unique_conflict)?;
-    store_lora_asset(&state, &id, lora.as_deref()).await?;
-    service::identity_photos::headshot_joins(&state, &id, new_headshot.as_deref()).await;
+    store_lora_asset(&state, &id, lora.as_ref()).await?;
+    service::identity_photos::headshot_joins(&state, &id, new_headshot.as_ref()).await;
     let record = db
         .get_identity(&id)
         .await?
@@ -411,7 +423,7 @@ pub async fn update(
     responses((status = 204), (status = 404)))]
 pub async fn delete(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<IdentityId>,
 ) -> Result<StatusCode, ApiError> {
     if state.storage.db.delete_identity(&id).await? {
         Ok(StatusCode::NO_CONTENT)
@@ -425,7 +437,7 @@ pub async fn delete(
     responses((status = 200, body = IdentityView), (status = 404)))]
 pub async fn set_default(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<IdentityId>,
 ) -> Result<Json<IdentityView>, ApiError> {
     if !state.storage.db.set_default_identity(&id).await? {
         return Err(ApiError::not_found("identity"));
@@ -457,7 +469,7 @@ pub struct TestQuery {
     responses((status = 200, body = IdentityTestReport), (status = 404)))]
 pub async fn test(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<IdentityId>,
     ApiQuery(query): ApiQuery<TestQuery>,
 ) -> Result<Json<IdentityTestReport>, ApiError> {
     Ok(Json(

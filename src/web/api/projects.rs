@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::domain::{AspectRatio, FieldErrors, IdentityGate, Project};
+use crate::domain::{IdentityId, ProjectId, SceneId};
 use crate::storage::db::ProjectRecord;
 use crate::web::error::{ApiError, ApiJson};
 use crate::web::{AppState, service};
@@ -15,11 +16,13 @@ use crate::web::{AppState, service};
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectView {
-    id: String,
+    #[schema(value_type = String)]
+    id: ProjectId,
     name: String,
     description: Option<String>,
     aspect_ratio: String,
-    default_identity_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    default_identity_id: Option<IdentityId>,
     budget_usd: Option<f64>,
     /// What IMAGE does when a generated still does not look like the identity: `off`, `warn`, `retry`, `strict`.
     identity_gate: String,
@@ -61,7 +64,8 @@ pub struct ProjectInput {
     name: Option<String>,
     description: Option<String>,
     aspect_ratio: Option<String>,
-    default_identity_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    default_identity_id: Option<IdentityId>,
     budget_usd: Option<f64>,
     /// `off`, `warn`, `retry` (the default) or `strict`.
     identity_gate: Option<String>,
@@ -73,8 +77,8 @@ impl ProjectInput {
     fn apply(
         self,
         mut base: Project,
-        mut default_identity: Option<String>,
-    ) -> Result<(Project, Option<String>), ApiError> {
+        mut default_identity: Option<IdentityId>,
+    ) -> Result<(Project, Option<IdentityId>), ApiError> {
         let mut e = FieldErrors::default();
         if let Some(n) = self.name {
             base.name = n;
@@ -114,7 +118,7 @@ impl ProjectInput {
     }
 }
 
-async fn check_identity(state: &AppState, id: Option<&str>) -> Result<(), ApiError> {
+async fn check_identity(state: &AppState, id: Option<&IdentityId>) -> Result<(), ApiError> {
     if let Some(id) = id
         && state.storage.db.get_identity(id).await?.is_none()
     {
@@ -154,16 +158,16 @@ pub async fn create(
     }
     let blank = Project::named("");
     let (project, default_identity) = input.apply(blank, None)?;
-    check_identity(&state, default_identity.as_deref()).await?;
+    check_identity(&state, default_identity.as_ref()).await?;
     let db = &state.storage.db;
-    if db.project_name_taken(&project.name, "").await? {
+    if db.project_name_taken(&project.name, None).await? {
         return Err(ApiError::conflict(
             "name",
             "a project with this name exists",
         ));
     }
     let id = db
-        .upsert_project(&project, default_identity.as_deref())
+        .upsert_project(&project, default_identity.as_ref())
         .await
         .map_err(ApiError::missing_reference("defaultIdentityId", "identity"))?;
     let record = db
@@ -178,7 +182,7 @@ pub async fn create(
     responses((status = 200, body = ProjectView), (status = 404)))]
 pub async fn get(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<ProjectId>,
 ) -> Result<Json<ProjectView>, ApiError> {
     let record = state
         .storage
@@ -194,7 +198,7 @@ pub async fn get(
     responses((status = 200, body = ProjectView), (status = 404), (status = 409), (status = 422)))]
 pub async fn update(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<ProjectId>,
     ApiJson(input): ApiJson<ProjectInput>,
 ) -> Result<Json<ProjectView>, ApiError> {
     let db = &state.storage.db;
@@ -203,14 +207,14 @@ pub async fn update(
         .await?
         .ok_or_else(|| ApiError::not_found("project"))?;
     let (project, default_identity) = input.apply(current.project, current.default_identity_id)?;
-    check_identity(&state, default_identity.as_deref()).await?;
-    if db.project_name_taken(&project.name, &id).await? {
+    check_identity(&state, default_identity.as_ref()).await?;
+    if db.project_name_taken(&project.name, Some(&id)).await? {
         return Err(ApiError::conflict(
             "name",
             "a project with this name exists",
         ));
     }
-    db.update_project(&id, &project, default_identity.as_deref())
+    db.update_project(&id, &project, default_identity.as_ref())
         .await
         .map_err(ApiError::missing_reference("defaultIdentityId", "identity"))?;
     get(State(state), Path(id)).await
@@ -221,7 +225,7 @@ pub async fn update(
     responses((status = 204), (status = 404), (status = 409)))]
 pub async fn delete(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<ProjectId>,
 ) -> Result<StatusCode, ApiError> {
     service::projects::delete(&state, &id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -232,7 +236,7 @@ pub async fn delete(
     responses((status = 202, body = super::scenes::RunStarted), (status = 404), (status = 409), (status = 422)))]
 pub async fn render(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<ProjectId>,
 ) -> Result<(StatusCode, Json<super::scenes::RunStarted>), ApiError> {
     let run_id = state.runs.start(&id, None, false).await?;
     Ok((
@@ -247,7 +251,7 @@ pub async fn render(
     responses((status = 202, body = super::scenes::RunStarted), (status = 404), (status = 409), (status = 422)))]
 pub async fn preview(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<ProjectId>,
 ) -> Result<(StatusCode, Json<super::scenes::RunStarted>), ApiError> {
     let run_id = state.runs.start(&id, None, true).await?;
     Ok((
@@ -261,7 +265,8 @@ pub async fn preview(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReorderInput {
     /// Every scene id of the project, in the new order.
-    scene_ids: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    scene_ids: Vec<SceneId>,
 }
 
 /// Reorder the project's scenes.
@@ -269,7 +274,7 @@ pub struct ReorderInput {
     request_body = ReorderInput, responses((status = 204), (status = 404), (status = 422)))]
 pub async fn reorder(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<ProjectId>,
     ApiJson(input): ApiJson<ReorderInput>,
 ) -> Result<StatusCode, ApiError> {
     let db = &state.storage.db;

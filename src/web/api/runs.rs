@@ -12,6 +12,7 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::{LogStep, RunStatus, StepName, StepStatus};
+use crate::domain::{ProjectId, RunId, SceneId};
 use crate::storage::db::{Db, LogFilter};
 use crate::web::AppState;
 use crate::web::error::{ApiError, ApiQuery};
@@ -22,11 +23,14 @@ use crate::worker::RunEvent;
 #[serde(rename_all = "camelCase")]
 pub struct RunView {
     /// Run id.
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: RunId,
     /// Its project.
-    pub project_id: String,
+    #[schema(value_type = String)]
+    pub project_id: ProjectId,
     /// The scene of a scene run; `null` for a whole-project run.
-    pub scene_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub scene_id: Option<SceneId>,
     /// `queued`, `running`, `succeeded`, `failed` or `canceled`.
     #[schema(value_type = String)]
     pub status: RunStatus,
@@ -47,7 +51,8 @@ pub struct RunView {
 #[serde(rename_all = "camelCase")]
 pub struct StepView {
     /// The scene; `null` for the project's ASSEMBLE.
-    pub scene_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub scene_id: Option<SceneId>,
     /// `AUDIO`, `IMAGE`, `VIDEO`, `LIPSYNC`, `FINALIZE` or `ASSEMBLE`.
     pub step: String,
     /// `pending`, `running`, `succeeded`, `failed`, `skipped` or `canceled`.
@@ -89,8 +94,8 @@ pub struct LogPage {
 /// A run with its steps (only those of `scene` when given).
 pub async fn run_view(
     state: &AppState,
-    run_id: &str,
-    scene: Option<&str>,
+    run_id: &RunId,
+    scene: Option<&SceneId>,
 ) -> Result<RunView, ApiError> {
     let db = &state.storage.db;
     let run = db
@@ -146,7 +151,7 @@ fn identity_scores(output: Option<&str>) -> (Option<f64>, Option<f64>) {
     responses((status = 200, body = RunView), (status = 404)))]
 pub async fn get(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
 ) -> Result<Json<RunView>, ApiError> {
     Ok(Json(run_view(&state, &id, None).await?))
 }
@@ -156,12 +161,14 @@ pub async fn get(
 #[into_params(parameter_in = Query)]
 pub struct LogQuery {
     /// Project id.
-    project: Option<String>,
+    #[param(value_type = Option<String>)]
+    project: Option<ProjectId>,
     /// Scene id.
-    scene: Option<String>,
+    #[param(value_type = Option<String>)]
+    scene: Option<SceneId>,
     /// Guide step name (`AUDIO_GENERATION`, `IDENTITY_ANCHOR`, …).
     step: Option<String>,
-    /// `DEBUG`, `INFO`, `WARN`, `ERROR`.
+    /// `DEBUG`, `INFO`, `WARN`, `ERROR`: rows of this level and above (`WARN` includes `ERROR`).
     level: Option<String>,
     /// `nextCursor` of the previous page.
     cursor: Option<String>,
@@ -224,7 +231,7 @@ pub async fn logs(
     responses((status = 200, content_type = "text/event-stream", body = String), (status = 404)))]
 pub async fn events(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<RunId>,
 ) -> Result<Sse<impl futures::Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let db = state.storage.db.clone();
     db.get_run(&id)
@@ -251,11 +258,11 @@ pub const FOLLOW_POLL: Duration = Duration::from_millis(500);
 /// Turns the stored steps of one run into events, each state change once.
 struct RunFollower {
     db: Db,
-    id: String,
+    id: RunId,
     /// Local progress of this process, used only as a prompt to look again.
     wake: tokio::sync::broadcast::Receiver<RunEvent>,
     /// The last event sent per (scene id, step).
-    seen: HashMap<(Option<String>, StepName), &'static str>,
+    seen: HashMap<(Option<SceneId>, StepName), &'static str>,
     pending: VecDeque<SseEvent>,
     looked: bool,
     done: bool,

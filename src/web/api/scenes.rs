@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::{Animation, FieldErrors, GenerationMode, Scene};
+use crate::domain::{AssetId, IdentityId, ProjectId, RunId, SceneId};
 use crate::storage::db::SceneRecord;
 use crate::web::error::{ApiError, ApiJson, ApiQuery};
 use crate::web::{AppState, service};
@@ -15,8 +16,10 @@ use crate::web::{AppState, service};
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SceneView {
-    id: String,
-    project_id: String,
+    #[schema(value_type = String)]
+    id: SceneId,
+    #[schema(value_type = String)]
+    project_id: ProjectId,
     position: i64,
     name: String,
     dialogue: String,
@@ -26,8 +29,10 @@ pub struct SceneView {
     camera: Option<String>,
     movement: Option<String>,
     target_duration: Option<f64>,
-    identity_id: Option<String>,
-    headshot_asset_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    identity_id: Option<IdentityId>,
+    #[schema(value_type = Option<String>)]
+    headshot_asset_id: Option<AssetId>,
     generation_mode: String,
     animation: String,
     status: String,
@@ -67,7 +72,8 @@ impl From<SceneRecord> for SceneView {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SceneInput {
-    project_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    project_id: Option<ProjectId>,
     name: Option<String>,
     dialogue: Option<String>,
     environment: Option<String>,
@@ -76,8 +82,10 @@ pub struct SceneInput {
     camera: Option<String>,
     movement: Option<String>,
     target_duration: Option<f64>,
-    identity_id: Option<String>,
-    headshot_asset_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    identity_id: Option<IdentityId>,
+    #[schema(value_type = Option<String>)]
+    headshot_asset_id: Option<AssetId>,
     generation_mode: Option<String>,
     /// `standard` (image-to-video, then lip-sync) or `fast` (one-step talking avatar).
     animation: Option<String>,
@@ -86,8 +94,8 @@ pub struct SceneInput {
 /// A validated scene with its references.
 struct SceneUpdate {
     scene: Scene,
-    identity_id: Option<String>,
-    headshot_asset_id: Option<String>,
+    identity_id: Option<IdentityId>,
+    headshot_asset_id: Option<AssetId>,
 }
 
 /// A scene with nothing set yet: what a create request fills in.
@@ -189,7 +197,8 @@ impl SceneInput {
 #[into_params(parameter_in = Query)]
 pub struct SceneListQuery {
     /// Project id (required).
-    project: String,
+    #[param(value_type = String)]
+    project: ProjectId,
     /// Return scenes after this position (from the previous page's `nextCursor`).
     cursor: Option<i64>,
     /// Page size, 1–200 (default 50).
@@ -250,7 +259,10 @@ pub async fn create(
         return Err(ApiError::not_found("project"));
     }
     let u = input.apply(&state, None).await?;
-    if db.scene_name_taken(&project_id, &u.scene.name, "").await? {
+    if db
+        .scene_name_taken(&project_id, &u.scene.name, None)
+        .await?
+    {
         return Err(ApiError::conflict(
             "name",
             "a scene with this name exists in the project",
@@ -261,8 +273,8 @@ pub async fn create(
             None,
             &project_id,
             &u.scene,
-            u.identity_id.as_deref(),
-            u.headshot_asset_id.as_deref(),
+            u.identity_id.as_ref(),
+            u.headshot_asset_id.as_ref(),
         )
         .await;
     let id = saved_or_missing(&state, &u, id).await?;
@@ -278,7 +290,7 @@ pub async fn create(
     responses((status = 200, body = SceneView), (status = 404)))]
 pub async fn get(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<SceneId>,
 ) -> Result<Json<SceneView>, ApiError> {
     let record = state
         .storage
@@ -294,7 +306,7 @@ pub async fn get(
     responses((status = 200, body = SceneView), (status = 404), (status = 409), (status = 422)))]
 pub async fn update(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<SceneId>,
     ApiJson(input): ApiJson<SceneInput>,
 ) -> Result<Json<SceneView>, ApiError> {
     let db = &state.storage.db;
@@ -304,8 +316,8 @@ pub async fn update(
         .ok_or_else(|| ApiError::not_found("scene"))?;
     if input
         .project_id
-        .as_deref()
-        .is_some_and(|p| p != current.project_id)
+        .as_ref()
+        .is_some_and(|p| *p != current.project_id)
     {
         let mut e = FieldErrors::default();
         e.push("projectId", "cannot be changed");
@@ -313,7 +325,10 @@ pub async fn update(
     }
     let project_id = current.project_id.clone();
     let u = input.apply(&state, Some(current)).await?;
-    if db.scene_name_taken(&project_id, &u.scene.name, &id).await? {
+    if db
+        .scene_name_taken(&project_id, &u.scene.name, Some(&id))
+        .await?
+    {
         return Err(ApiError::conflict(
             "name",
             "a scene with this name exists in the project",
@@ -324,8 +339,8 @@ pub async fn update(
             Some(&id),
             &project_id,
             &u.scene,
-            u.identity_id.as_deref(),
-            u.headshot_asset_id.as_deref(),
+            u.identity_id.as_ref(),
+            u.headshot_asset_id.as_ref(),
         )
         .await;
     saved_or_missing(&state, &u, saved).await?;
@@ -364,7 +379,7 @@ async fn saved_or_missing<T>(
     responses((status = 204), (status = 404)))]
 pub async fn delete(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<SceneId>,
 ) -> Result<StatusCode, ApiError> {
     if state.storage.db.delete_scene(&id).await? {
         Ok(StatusCode::NO_CONTENT)
@@ -378,7 +393,8 @@ pub async fn delete(
 #[serde(rename_all = "camelCase")]
 pub struct RunStarted {
     /// Follow it at `/api/runs/{runId}` and `/api/runs/{runId}/events`.
-    pub run_id: String,
+    #[schema(value_type = String)]
+    pub run_id: RunId,
 }
 
 /// A run was canceled.
@@ -386,7 +402,8 @@ pub struct RunStarted {
 #[serde(rename_all = "camelCase")]
 pub struct RunCanceled {
     /// The run.
-    pub run_id: String,
+    #[schema(value_type = String)]
+    pub run_id: RunId,
     /// Always `canceled`.
     pub status: String,
 }
@@ -396,7 +413,8 @@ pub struct RunCanceled {
 #[serde(rename_all = "camelCase")]
 pub struct SceneStatus {
     /// The scene.
-    pub scene_id: String,
+    #[schema(value_type = String)]
+    pub scene_id: SceneId,
     /// `draft`, `generating`, `completed`, `failed` or `canceled`.
     pub status: String,
     /// Object key of its finished video.
@@ -410,7 +428,7 @@ pub struct SceneStatus {
     responses((status = 202, body = RunStarted), (status = 404), (status = 409)))]
 pub async fn generate(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<SceneId>,
 ) -> Result<(StatusCode, Json<RunStarted>), ApiError> {
     start_scene_run(&state, &id, false).await
 }
@@ -418,7 +436,7 @@ pub async fn generate(
 /// Queues a run of scene `id` (a local preview when `preview`): 202 with its id.
 async fn start_scene_run(
     state: &AppState,
-    id: &str,
+    id: &SceneId,
     preview: bool,
 ) -> Result<(StatusCode, Json<RunStarted>), ApiError> {
     let scene = state
@@ -439,7 +457,7 @@ async fn start_scene_run(
     responses((status = 202, body = RunStarted), (status = 404), (status = 409)))]
 pub async fn preview(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<SceneId>,
 ) -> Result<(StatusCode, Json<RunStarted>), ApiError> {
     start_scene_run(&state, &id, true).await
 }
@@ -449,7 +467,7 @@ pub async fn preview(
     responses((status = 200, body = RunCanceled), (status = 404), (status = 409)))]
 pub async fn cancel(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<SceneId>,
 ) -> Result<Json<RunCanceled>, ApiError> {
     let run = service::runs::cancel_scene(&state, &id).await?;
     Ok(Json(RunCanceled {
@@ -463,7 +481,7 @@ pub async fn cancel(
     responses((status = 200, body = SceneStatus), (status = 404)))]
 pub async fn status(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<SceneId>,
 ) -> Result<Json<SceneStatus>, ApiError> {
     let db = &state.storage.db;
     let scene = db

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::domain::ProjectId;
 use crate::storage::db::{DeliveryStatus, Webhook};
 use crate::web::AppState;
 use crate::web::error::{ApiError, ApiJson};
@@ -38,7 +39,7 @@ pub struct WebhookView {
     responses((status = 200, body = WebhookView), (status = 404), (status = 422)))]
 pub async fn put(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<ProjectId>,
     ApiJson(input): ApiJson<WebhookInput>,
 ) -> Result<Json<WebhookView>, ApiError> {
     let url = input.url.trim();
@@ -79,7 +80,7 @@ pub async fn put(
     responses((status = 200, body = WebhookView), (status = 404)))]
 pub async fn get(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<ProjectId>,
 ) -> Result<Json<WebhookView>, ApiError> {
     let db = &state.storage.db;
     let hook = db
@@ -98,7 +99,7 @@ pub async fn get(
     responses((status = 204), (status = 404)))]
 pub async fn delete(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<ProjectId>,
 ) -> Result<StatusCode, ApiError> {
     if state.storage.db.set_project_webhook(&id, None).await? {
         Ok(StatusCode::NO_CONTENT)

@@ -8,6 +8,7 @@ use axum::extract::multipart::{Field, MultipartError};
 use axum::http::StatusCode;
 use tokio::io::AsyncWriteExt;
 
+use crate::domain::AssetId;
 use crate::lora::LoraReport;
 use crate::storage::db::{AssetInput, AssetRecord, Db};
 use crate::web::AppState;
@@ -92,12 +93,35 @@ pub struct UploadedAsset {
     pub lora: Option<LoraReport>,
 }
 
+/// The `kind` and `folder` fields as they were sent (a page's form shows them again after a failed upload).
+#[derive(Debug, Default, Clone)]
+pub struct SentFields {
+    /// The kind field, trimmed (possibly not a valid kind).
+    pub kind: String,
+    /// The folder field, trimmed, at most 100 characters.
+    pub folder: String,
+}
+
 /// Receives an upload (multipart fields `kind`, optional `folder`, then `file`) and stores it as an asset.
-pub async fn upload(state: &AppState, mut multipart: Multipart) -> Result<UploadedAsset, ApiError> {
-    let tmp = upload_path(state).await?;
-    let result = receive_and_store(state, &mut multipart, &tmp).await;
+pub async fn upload(state: &AppState, multipart: Multipart) -> Result<UploadedAsset, ApiError> {
+    upload_keeping_fields(state, multipart)
+        .await
+        .map_err(|(e, _)| e)
+}
+
+/// [`upload`], which also hands back the kind and folder that were sent when it fails.
+pub async fn upload_keeping_fields(
+    state: &AppState,
+    mut multipart: Multipart,
+) -> Result<UploadedAsset, (ApiError, SentFields)> {
+    let mut sent = SentFields::default();
+    let tmp = match upload_path(state).await {
+        Ok(tmp) => tmp,
+        Err(e) => return Err((e, sent)),
+    };
+    let result = receive_and_store(state, &mut multipart, &tmp, &mut sent).await;
     let _ = tokio::fs::remove_file(&tmp).await;
-    result
+    result.map_err(|e| (e, sent))
 }
 
 /// A fresh path for an upload in the work folder's `uploads` (created when needed).
@@ -110,7 +134,7 @@ pub(super) async fn upload_path(state: &AppState) -> Result<std::path::PathBuf, 
 }
 
 /// Deletes an asset; 404 when there is none with this id.
-pub async fn delete(state: &AppState, id: &str) -> Result<(), ApiError> {
+pub async fn delete(state: &AppState, id: &AssetId) -> Result<(), ApiError> {
     if state.storage.db.delete_asset(id).await? {
         Ok(())
     } else {
@@ -146,8 +170,9 @@ async fn receive_and_store(
     state: &AppState,
     multipart: &mut Multipart,
     tmp: &FsPath,
+    sent: &mut SentFields,
 ) -> Result<UploadedAsset, ApiError> {
-    let form = read_form(multipart, tmp).await?;
+    let form = read_form(multipart, tmp, sent).await?;
     let Some((kind, _)) = form.kind else {
         return Err(error(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -202,7 +227,11 @@ pub(super) fn bad_multipart(e: MultipartError) -> ApiError {
 }
 
 /// Reads the multipart fields in order; the file is streamed to `tmp` within the kind's size limit.
-async fn read_form(multipart: &mut Multipart, tmp: &FsPath) -> Result<UploadForm, ApiError> {
+async fn read_form(
+    multipart: &mut Multipart,
+    tmp: &FsPath,
+    sent: &mut SentFields,
+) -> Result<UploadForm, ApiError> {
     let mut form = UploadForm {
         kind: None,
         folder: String::new(),
@@ -212,10 +241,12 @@ async fn read_form(multipart: &mut Multipart, tmp: &FsPath) -> Result<UploadForm
         match field.name().unwrap_or("") {
             "kind" => {
                 let v = field.text().await.map_err(bad_multipart)?;
+                sent.kind = v.trim().chars().take(20).collect();
                 form.kind = Some(parse_kind(&v)?);
             }
             "folder" => {
                 let v = field.text().await.map_err(bad_multipart)?;
+                sent.folder = v.trim().chars().take(100).collect();
                 form.folder = parse_folder(&v)?;
             }
             "file" => {

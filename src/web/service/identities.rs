@@ -3,6 +3,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::domain::IdentityId;
 use crate::identity_check::{
     IdentityTestReport, VoiceDirectory, check_lora_file, reference_photo_checks, test_identity,
     test_render,
@@ -63,7 +64,7 @@ pub async fn twin_status(state: &AppState) -> Result<TwinStatus, ApiError> {
     let (default_identity, source) = match default {
         Some(d) => (
             Some(DefaultIdentity {
-                id: Some(d.id.clone()),
+                id: Some(d.id.to_string()),
                 name: d.identity.name.clone(),
                 has_lora: d.identity.lora_url.is_some() || d.lora_asset_id.is_some(),
             }),
@@ -91,7 +92,7 @@ pub async fn twin_status(state: &AppState) -> Result<TwinStatus, ApiError> {
         recommendations.push("Add a LoRA URL to an identity (or set DEVEN_LORA_URL).");
     }
     if default.is_none() {
-        recommendations.push("Choose a default identity (POST /api/identities/{id}/set-default).");
+        recommendations.push("Choose a default identity: press Set default on its card.");
     }
     Ok(TwinStatus {
         fal_key_configured: fal,
@@ -111,7 +112,7 @@ pub async fn twin_status(state: &AppState) -> Result<TwinStatus, ApiError> {
 /// and stores the result on the identity.
 pub async fn test(
     state: &AppState,
-    id: &str,
+    id: &IdentityId,
     render: bool,
 ) -> Result<IdentityTestReport, ApiError> {
     let db = &state.storage.db;

@@ -7,6 +7,7 @@ use axum::extract::Multipart;
 use axum::http::StatusCode;
 
 use super::assets::{bad_multipart, checked_image, error, stream_file, upload_path};
+use crate::domain::{AssetId, IdentityId};
 use crate::identity_photos::{
     AddedPhoto, Collection, MAX_BYTES, PhotoError, Photos, PhotosAdded, RemoveError, check_file,
 };
@@ -21,7 +22,7 @@ fn photos(state: &AppState) -> Photos<'_> {
 }
 
 /// 404 unless identity `id` exists.
-async fn require_identity(state: &AppState, id: &str) -> Result<(), ApiError> {
+async fn require_identity(state: &AppState, id: &IdentityId) -> Result<(), ApiError> {
     match state.storage.db.get_identity(id).await? {
         Some(_) => Ok(()),
         None => Err(ApiError::not_found("identity")),
@@ -48,7 +49,7 @@ fn photo_error(e: PhotoError, tmp: &std::path::Path) -> ApiError {
 }
 
 /// The reviewed collection of identity `id` (404 when unknown).
-pub async fn list(state: &AppState, id: &str) -> Result<Collection, ApiError> {
+pub async fn list(state: &AppState, id: &IdentityId) -> Result<Collection, ApiError> {
     require_identity(state, id).await?;
     photos(state).list(id).await.map_err(internal)
 }
@@ -65,7 +66,7 @@ fn internal(e: PhotoError) -> ApiError {
 /// checked like an image upload; the first refused file ends the upload (the files before it are kept).
 pub async fn upload(
     state: &AppState,
-    id: &str,
+    id: &IdentityId,
     mut multipart: Multipart,
 ) -> Result<PhotosAdded, ApiError> {
     require_identity(state, id).await?;
@@ -99,7 +100,7 @@ pub async fn upload(
 /// Checks one streamed file (PNG or JPEG by content, decodable, within the pixel limit) and adds it.
 async fn receive(
     state: &AppState,
-    id: &str,
+    id: &IdentityId,
     tmp: &std::path::Path,
     file: super::assets::UploadedFile,
 ) -> Result<AddedPhoto, ApiError> {
@@ -122,7 +123,7 @@ async fn receive(
 }
 
 /// Removes photo `photo_id` from identity `id`'s collection; 404 when either is unknown.
-pub async fn remove(state: &AppState, id: &str, photo_id: &str) -> Result<(), ApiError> {
+pub async fn remove(state: &AppState, id: &IdentityId, photo_id: &str) -> Result<(), ApiError> {
     require_identity(state, id).await?;
     match photos(state).remove(id, photo_id).await {
         Ok(Some(_)) => Ok(()),
@@ -134,7 +135,7 @@ pub async fn remove(state: &AppState, id: &str, photo_id: &str) -> Result<(), Ap
 
 /// Adds the headshot an identity was saved with to its collection. The identity is saved either way: a headshot
 /// that cannot join (not a PNG or JPEG, unreadable) is logged, not refused.
-pub async fn headshot_joins(state: &AppState, id: &str, headshot: Option<&str>) {
+pub async fn headshot_joins(state: &AppState, id: &IdentityId, headshot: Option<&AssetId>) {
     let Some(asset) = headshot else { return };
     if let Err(e) = photos(state).add_headshot(id, asset).await {
         tracing::warn!(identity = %id, error = %e, "the headshot did not join the reference photos");

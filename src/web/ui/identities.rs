@@ -9,9 +9,11 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::forms::{FieldErrs, FormData, FormField, PostForm, number, with_errors};
+use super::identity_help;
 use super::identity_photos::{self, PhotosSection};
 use super::view;
 use super::{Layout, Page, UiError, ok, render};
+use crate::domain::{AssetId, IdentityId};
 use crate::domain::{BaseModel, Identity, LoraScale};
 use crate::storage::db::{Conflict, IdentityRecord};
 use crate::web::AppState;
@@ -23,9 +25,42 @@ use super::identity_fields::{FIELDS, identity_fields, refill};
 /// One check of an identity test, for display.
 #[derive(Debug, Clone)]
 pub(crate) struct CheckView {
+    /// Stable id (`loraReachable`), kept in `data-check`.
     name: String,
+    /// What it checks, in words.
+    label: String,
     ok: bool,
+    /// The detail as one readable line.
     detail: String,
+    /// The raw detail when it says more than `detail` (folded away), else empty.
+    raw: String,
+    /// The guide's Troubleshooting entry for a failed check.
+    help: Option<identity_help::Help>,
+}
+
+impl CheckView {
+    /// From one stored check (`{name, label?, ok, detail}`).
+    fn from_json(c: &Value) -> Self {
+        let name = c["name"].as_str().unwrap_or("").to_string();
+        let ok = c["ok"].as_bool().unwrap_or(false);
+        let raw = c["detail"].as_str().unwrap_or("").to_string();
+        let detail = identity_help::summary(&raw);
+        Self {
+            label: c["label"]
+                .as_str()
+                .unwrap_or_else(|| crate::identity_check::check_label(&name))
+                .to_string(),
+            help: if ok {
+                None
+            } else {
+                identity_help::for_check(&name)
+            },
+            raw: if raw == detail { String::new() } else { raw },
+            detail,
+            name,
+            ok,
+        }
+    }
 }
 
 /// The LoRA header report, for display.
@@ -85,15 +120,7 @@ impl TestView {
             at: view::time(at),
             checks: result["checks"]
                 .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|c| CheckView {
-                            name: c["name"].as_str().unwrap_or("").to_string(),
-                            ok: c["ok"].as_bool().unwrap_or(false),
-                            detail: c["detail"].as_str().unwrap_or("").to_string(),
-                        })
-                        .collect()
-                })
+                .map(|a| a.iter().map(CheckView::from_json).collect())
                 .unwrap_or_default(),
             lora,
         }
@@ -128,7 +155,9 @@ struct IdentitiesPage {
     fal: bool,
     twin_available: bool,
     default_identity: String,
-    default_source: String,
+    default_source: &'static str,
+    /// The guide's entry when digital twin mode is not available.
+    twin_help: Option<identity_help::Help>,
     recommendations: Vec<String>,
     count: u64,
     active: u64,
@@ -161,8 +190,8 @@ struct ValidateFragment {
 async fn parse_identity(
     state: &AppState,
     form: &FormData,
-    except_id: Option<&str>,
-) -> Result<(Identity, Option<String>, Option<String>), (StatusCode, FieldErrs)> {
+    except_id: Option<&IdentityId>,
+) -> Result<(Identity, Option<AssetId>, Option<AssetId>), (StatusCode, FieldErrs)> {
     let mut errors = FieldErrs::default();
     let mut i = Identity::new(
         form.get("name"),
@@ -199,13 +228,13 @@ async fn parse_identity(
     let identity = errors.take(i.validated());
     let db = &state.storage.db;
     let internal = FieldErrs::internal;
-    let headshot = form.opt("headshotAssetId");
+    let headshot = form.opt("headshotAssetId").map(AssetId::from);
     if let Some(h) = &headshot
         && db.asset_object_key(h).await.map_err(internal)?.is_none()
     {
         errors.add("headshotAssetId", "no such asset");
     }
-    let lora = form.opt("loraAssetId");
+    let lora = form.opt("loraAssetId").map(AssetId::from);
     if let Some(l) = &lora {
         match db.get_asset(l).await.map_err(internal)? {
             Some(a) if a.kind == "lora" => {}
@@ -253,7 +282,7 @@ pub(crate) async fn list_page(
         .map(|r| {
             let i = &r.identity;
             IdentityCard {
-                id: r.id.clone(),
+                id: r.id.to_string(),
                 name: i.name.clone(),
                 display_name: i.display_name.clone(),
                 trigger_word: i.trigger_word.clone(),
@@ -290,14 +319,15 @@ pub(crate) async fn list_page(
     let default_identity = status
         .default_identity
         .map(|d| d.name)
-        .unwrap_or_else(|| "none".to_string());
+        .unwrap_or_else(|| "none chosen yet".to_string());
     ok(&IdentitiesPage {
         l: page.layout("Identities", "identities"),
         cards,
         fal: status.fal_key_configured,
         twin_available: status.digital_twin_available,
         default_identity,
-        default_source: status.default_identity_source,
+        default_source: identity_help::default_source(&status.default_identity_source),
+        twin_help: (!status.digital_twin_available).then(identity_help::twin_unavailable),
         recommendations: status.recommendations,
         count: status.identities.count as u64,
         active: status.identities.active as u64,
@@ -326,7 +356,7 @@ pub(crate) async fn create(
 ) -> Result<Response, UiError> {
     let created = match parse_identity(&state, &form, None).await {
         Ok((identity, headshot, lora)) => {
-            insert(&state, &identity, headshot.as_deref(), lora.as_deref()).await?
+            insert(&state, &identity, headshot.as_ref(), lora.as_ref()).await?
         }
         Err(e) => Err(e),
     };
@@ -350,9 +380,9 @@ pub(crate) async fn create(
 async fn insert(
     state: &AppState,
     identity: &Identity,
-    headshot: Option<&str>,
-    lora: Option<&str>,
-) -> Result<Result<String, (StatusCode, FieldErrs)>, UiError> {
+    headshot: Option<&AssetId>,
+    lora: Option<&AssetId>,
+) -> Result<Result<IdentityId, (StatusCode, FieldErrs)>, UiError> {
     match state.storage.db.insert_identity(identity, headshot).await {
         Ok(id) => {
             if lora.is_some() {
@@ -374,7 +404,7 @@ async fn insert(
     }
 }
 
-async fn record(state: &AppState, id: &str) -> Result<IdentityRecord, UiError> {
+async fn record(state: &AppState, id: &IdentityId) -> Result<IdentityRecord, UiError> {
     state
         .storage
         .db
@@ -387,7 +417,7 @@ async fn record(state: &AppState, id: &str) -> Result<IdentityRecord, UiError> {
 pub(crate) async fn edit_page(
     State(state): State<AppState>,
     page: Page,
-    Path(id): Path<String>,
+    Path(id): Path<IdentityId>,
 ) -> Result<Response, UiError> {
     edit_form(&state, &page, &id, StatusCode::OK, None).await
 }
@@ -397,7 +427,7 @@ pub(crate) async fn edit_page(
 pub(crate) async fn edit_form(
     state: &AppState,
     page: &Page,
-    id: &str,
+    id: &IdentityId,
     status: StatusCode,
     photo_error: Option<String>,
 ) -> Result<Response, UiError> {
@@ -406,7 +436,7 @@ pub(crate) async fn edit_form(
         status,
         &IdentityFormPage {
             l: page.layout(format!("Edit {}", r.identity.display_name), "identities"),
-            id: r.id.clone(),
+            id: r.id.to_string(),
             fields: identity_fields(state, Some(&r)).await?,
             error: None,
             photos: Some(identity_photos::section(state, page, id, photo_error).await?),
@@ -418,29 +448,24 @@ pub(crate) async fn edit_form(
 pub(crate) async fn update(
     State(state): State<AppState>,
     page: Page,
-    Path(id): Path<String>,
+    Path(id): Path<IdentityId>,
     PostForm(form): PostForm,
 ) -> Result<Response, UiError> {
     let r = record(&state, &id).await?;
     match parse_identity(&state, &form, Some(&id)).await {
         Ok((identity, headshot, lora)) => {
             let db = &state.storage.db;
-            db.update_identity(
-                &id,
-                &identity,
-                headshot.as_deref(),
-                form.checked("isActive"),
-            )
-            .await?;
-            db.set_identity_lora_asset(&id, lora.as_deref()).await?;
-            photos_service::headshot_joins(&state, &id, headshot.as_deref()).await;
+            db.update_identity(&id, &identity, headshot.as_ref(), form.checked("isActive"))
+                .await?;
+            db.set_identity_lora_asset(&id, lora.as_ref()).await?;
+            photos_service::headshot_joins(&state, &id, headshot.as_ref()).await;
             Ok(page.redirect(&format!("identities?ok=identity-saved#identity-{id}")))
         }
         Err((status, errors)) => render(
             status,
             &IdentityFormPage {
                 l: page.layout(format!("Edit {}", r.identity.display_name), "identities"),
-                id: r.id.clone(),
+                id: r.id.to_string(),
                 fields: with_errors(
                     refill(identity_fields(&state, Some(&r)).await?, &form),
                     &errors,
@@ -457,8 +482,8 @@ pub(crate) async fn validate(
     State(state): State<AppState>,
     PostForm(form): PostForm,
 ) -> Result<Response, UiError> {
-    let except = form.opt("id");
-    let errors = match parse_identity(&state, &form, except.as_deref()).await {
+    let except = form.opt("id").map(IdentityId::from);
+    let errors = match parse_identity(&state, &form, except.as_ref()).await {
         Ok(_) => FieldErrs::default(),
         Err((_, e)) => e,
     };
@@ -475,7 +500,7 @@ pub(crate) async fn validate(
 pub(crate) async fn test(
     State(state): State<AppState>,
     page: Page,
-    Path(id): Path<String>,
+    Path(id): Path<IdentityId>,
     _form: PostForm,
 ) -> Result<Response, UiError> {
     let report = service::test(&state, &id, false).await?;
@@ -492,7 +517,7 @@ pub(crate) async fn test(
 pub(crate) async fn set_default(
     State(state): State<AppState>,
     page: Page,
-    Path(id): Path<String>,
+    Path(id): Path<IdentityId>,
     _form: PostForm,
 ) -> Result<Response, UiError> {
     if !state.storage.db.set_default_identity(&id).await? {
@@ -505,7 +530,7 @@ pub(crate) async fn set_default(
 pub(crate) async fn delete(
     State(state): State<AppState>,
     page: Page,
-    Path(id): Path<String>,
+    Path(id): Path<IdentityId>,
     _form: PostForm,
 ) -> Result<Response, UiError> {
     if !state.storage.db.delete_identity(&id).await? {

@@ -60,7 +60,7 @@ pub(super) async fn identity_fields(
                 .unwrap_or_default(),
         )
         .control(Control::Select(headshots))
-        .hint("Used in standard mode; upload headshots on the Assets page."),
+        .hint("Used in standard mode; upload a new one just below."),
     );
     if let Some(r) = r {
         fields.push(
@@ -82,8 +82,8 @@ async fn asset_options(state: &AppState, kind: &str) -> Result<Vec<(String, Stri
             .await?
             .into_iter()
             .map(|a| {
-                let label = a.original_name.clone().unwrap_or_else(|| a.id.clone());
-                (a.id, label)
+                let label = a.original_name.clone().unwrap_or_else(|| a.id.to_string());
+                (a.id.into_string(), label)
             }),
     );
     Ok(headshots)

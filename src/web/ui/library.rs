@@ -7,12 +7,14 @@
 use askama::Template;
 use axum::extract::{Multipart, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
 use super::forms::{PostForm, same_token};
 use super::view;
 use super::{Layout, Page, UiError, enc, render};
+use crate::domain::AssetId;
+use crate::storage::db::AssetRecord;
 use crate::web::AppState;
 use crate::web::service::assets as service;
 
@@ -37,6 +39,36 @@ struct AssetTile {
     size: String,
     facts: String,
     uploaded: String,
+    /// Identities and scenes that use it (named in the delete confirmation).
+    users: Vec<String>,
+}
+
+impl AssetTile {
+    /// The tile of a stored asset; `users` lists (asset id, user in words) for every asset.
+    fn new(a: &AssetRecord, root: &str, users: &[(AssetId, String)]) -> Self {
+        let facts = match (a.width, a.height, a.duration_seconds) {
+            (Some(w), Some(h), _) => format!("{w}×{h}"),
+            (_, _, Some(d)) => view::seconds(d),
+            _ => String::new(),
+        };
+        Self {
+            id: a.id.to_string(),
+            kind: a.kind.clone(),
+            name: a.original_name.clone().unwrap_or_else(|| a.id.to_string()),
+            folder: a.folder.clone(),
+            url: view::media(root, &a.object_key),
+            is_image: a.mime.starts_with("image/"),
+            is_audio: a.mime.starts_with("audio/"),
+            size: view::bytes(a.size_bytes),
+            facts,
+            uploaded: view::time(a.created_at),
+            users: users
+                .iter()
+                .filter(|(asset, _)| *asset == a.id)
+                .map(|(_, who)| who.clone())
+                .collect(),
+        }
+    }
 }
 
 /// One tab or folder link.
@@ -59,6 +91,7 @@ struct AssetsPage {
     folder: String,
     error: Option<String>,
     upload_kind: String,
+    upload_folder: String,
 }
 
 /// Filters of the library.
@@ -83,12 +116,19 @@ fn href(root: &str, kind: &str, folder: &str) -> String {
     }
 }
 
+/// What a failed upload sent, shown again in the upload form.
+#[derive(Debug, Default)]
+struct Failed {
+    message: String,
+    sent: service::SentFields,
+}
+
 async fn library(
     state: &AppState,
     page: &Page,
     q: &LibraryQuery,
     status: StatusCode,
-    error: Option<String>,
+    failed: Option<Failed>,
 ) -> Result<Response, UiError> {
     let kind = q
         .kind
@@ -99,6 +139,7 @@ async fn library(
     let db = &state.storage.db;
     let assets = db.list_assets(kind, folder).await?;
     let folder_names = db.ui_asset_folders("").await?;
+    let users = db.ui_asset_users().await?;
     let mut tabs = vec![Link {
         label: "All".into(),
         href: href(&page.root, "", folder),
@@ -121,25 +162,7 @@ async fn library(
     }));
     let tiles = assets
         .iter()
-        .map(|a| {
-            let facts = match (a.width, a.height, a.duration_seconds) {
-                (Some(w), Some(h), _) => format!("{w}×{h}"),
-                (_, _, Some(d)) => view::seconds(d),
-                _ => String::new(),
-            };
-            AssetTile {
-                id: a.id.clone(),
-                kind: a.kind.clone(),
-                name: a.original_name.clone().unwrap_or_else(|| a.id.clone()),
-                folder: a.folder.clone(),
-                url: view::media(&page.root, &a.object_key),
-                is_image: a.mime.starts_with("image/"),
-                is_audio: a.mime.starts_with("audio/"),
-                size: view::bytes(a.size_bytes),
-                facts,
-                uploaded: view::time(a.created_at),
-            }
-        })
+        .map(|a| AssetTile::new(a, &page.root, &users))
         .collect();
     render(
         status,
@@ -151,8 +174,15 @@ async fn library(
             tiles,
             kind: kind.into(),
             folder: folder.into(),
-            error,
-            upload_kind: if kind.is_empty() { "headshot" } else { kind }.into(),
+            upload_kind: match &failed {
+                Some(f) if KINDS.iter().any(|(k, _)| *k == f.sent.kind) => f.sent.kind.clone(),
+                _ if kind.is_empty() => "headshot".into(),
+                _ => kind.into(),
+            },
+            upload_folder: failed
+                .as_ref()
+                .map_or_else(|| folder.to_string(), |f| f.sent.folder.clone()),
+            error: failed.map(|f| f.message),
         },
     )
 }
@@ -176,13 +206,13 @@ pub(crate) async fn upload(
     if !csrf_field_matches(&mut multipart, &page.csrf).await {
         return Err(UiError::forbidden());
     }
-    match service::upload(&state, multipart).await {
+    match service::upload_keeping_fields(&state, multipart).await {
         Ok(uploaded) => {
             let back = href("", &uploaded.asset.kind, &uploaded.asset.folder);
             let sep = if back.contains('?') { '&' } else { '?' };
             Ok(page.redirect(&format!("{back}{sep}ok=uploaded")))
         }
-        Err(e) => {
+        Err((e, sent)) => {
             let message = match e.field.as_deref() {
                 Some("file") | None => view::sentence(&e.message),
                 Some(f) => view::sentence(&format!("{f}: {}", e.message)),
@@ -191,8 +221,47 @@ pub(crate) async fn upload(
                 kind: q.kind,
                 folder: q.folder,
             };
-            library(&state, &page, &filters, e.status, Some(message)).await
+            let failed = Failed { message, sent };
+            library(&state, &page, &filters, e.status, Some(failed)).await
         }
+    }
+}
+
+/// The new asset as a choice for the form that uploaded it.
+#[derive(Template)]
+#[template(
+    source = "<option value=\"{{ id }}\" selected>{{ name }}</option>",
+    ext = "html"
+)]
+struct OptionFragment {
+    id: String,
+    name: String,
+}
+
+/// Uploads from another form without leaving it (the identity form's "Upload and use"): 201 with the new asset
+/// as an `<option>` for that form's select, or the status with the error in words (plain text).
+pub(crate) async fn upload_inline(
+    State(state): State<AppState>,
+    page: Page,
+    mut multipart: Multipart,
+) -> Response {
+    if !csrf_field_matches(&mut multipart, &page.csrf).await {
+        return (StatusCode::FORBIDDEN, UiError::forbidden().message_text()).into_response();
+    }
+    match service::upload(&state, multipart).await {
+        Ok(uploaded) => {
+            let a = uploaded.asset;
+            let option = OptionFragment {
+                name: a.original_name.clone().unwrap_or_else(|| a.id.to_string()),
+                id: a.id.to_string(),
+            };
+            (
+                StatusCode::CREATED,
+                Html(option.render().unwrap_or_default()),
+            )
+                .into_response()
+        }
+        Err(e) => (e.status, view::sentence(&e.message)).into_response(),
     }
 }
 
@@ -220,7 +289,7 @@ pub(crate) async fn delete(
     page: Page,
     PostForm(form): PostForm,
 ) -> Result<Response, UiError> {
-    let id = form.get("id").to_string();
+    let id = crate::domain::AssetId::from(form.get("id"));
     service::delete(&state, &id).await?;
     let back = href("", form.get("kind"), form.get("folder"));
     let sep = if back.contains('?') { '&' } else { '?' };

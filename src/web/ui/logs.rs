@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::scenes::LogLine;
 use super::{Layout, Page, UiError, enc, render};
-use crate::domain::LogStep;
+use crate::domain::{LogStep, ProjectId, SceneId, StepName};
 use crate::storage::db::{LogFilter, LogRow};
 use crate::web::AppState;
 
@@ -44,8 +44,8 @@ impl LogQuery {
                 .map(str::to_string)
         };
         LogFilter {
-            project: v(&self.project),
-            scene: v(&self.scene),
+            project: v(&self.project).map(ProjectId::from),
+            scene: v(&self.scene).map(SceneId::from),
             step: v(&self.step),
             level: v(&self.level),
             before: v(&self.cursor),
@@ -78,13 +78,13 @@ impl LogQuery {
 /// The query string of the current filters (without paging).
 fn filter_query(f: &LogFilter) -> String {
     [
-        ("project", &f.project),
-        ("scene", &f.scene),
-        ("step", &f.step),
-        ("level", &f.level),
+        ("project", f.project.as_deref()),
+        ("scene", f.scene.as_deref()),
+        ("step", f.step.as_deref()),
+        ("level", f.level.as_deref()),
     ]
     .iter()
-    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", enc(v))))
+    .filter_map(|(k, v)| v.map(|v| format!("{k}={}", enc(v))))
     .collect::<Vec<_>>()
     .join("&")
 }
@@ -96,7 +96,8 @@ struct LogsPage {
     root: String,
     projects: Vec<(String, String)>,
     scenes: Vec<(String, String)>,
-    steps: Vec<&'static str>,
+    /// (log step name, with the API's step name beside it).
+    steps: Vec<(&'static str, String)>,
     levels: Vec<&'static str>,
     project: String,
     scene: String,
@@ -123,8 +124,8 @@ async fn lines(state: &AppState, rows: &[LogRow]) -> Result<Vec<LogLine>, UiErro
     let payloads = db
         .ui_log_payloads(&rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>())
         .await?;
-    let mut scene_names: HashMap<String, String> = HashMap::new();
-    let mut project_names: HashMap<String, String> = HashMap::new();
+    let mut scene_names: HashMap<SceneId, String> = HashMap::new();
+    let mut project_names: HashMap<ProjectId, String> = HashMap::new();
     for r in rows {
         if let Some(sid) = &r.scene_id
             && !scene_names.contains_key(sid)
@@ -181,14 +182,14 @@ pub(crate) async fn page(
         .list_projects()
         .await?
         .into_iter()
-        .map(|p| (p.id, p.project.name))
+        .map(|p| (p.id.into_string(), p.project.name))
         .collect();
     let scenes = match &filter.project {
         Some(p) => db
             .list_scenes(p, -1, 10_000)
             .await?
             .into_iter()
-            .map(|s| (s.id, s.scene.name))
+            .map(|s| (s.id.into_string(), s.scene.name))
             .collect(),
         None => Vec::new(),
     };
@@ -233,10 +234,10 @@ pub(crate) async fn page(
             root: page.root.clone(),
             projects,
             scenes,
-            steps: LogStep::ALL.iter().map(|s| s.as_str()).collect(),
+            steps: LogStep::ALL.iter().map(|s| step_option(*s)).collect(),
             levels: LEVELS.to_vec(),
-            project: filter.project.clone().unwrap_or_default(),
-            scene: filter.scene.clone().unwrap_or_default(),
+            project: filter.project.as_deref().unwrap_or_default().to_string(),
+            scene: filter.scene.as_deref().unwrap_or_default().to_string(),
             step: filter.step.clone().unwrap_or_default(),
             level: filter.level.clone().unwrap_or_default(),
             rows: lines(&state, &rows).await?,
@@ -247,6 +248,20 @@ pub(crate) async fn page(
             tail,
         },
     )
+}
+
+/// A step filter choice: the log name, labelled with the step name `--json` and the API use.
+fn step_option(s: LogStep) -> (&'static str, String) {
+    let api = StepName::SCENE_STEPS
+        .into_iter()
+        .chain([StepName::Assemble])
+        .find(|n| n.log_step() == s);
+    let label = match (s, api) {
+        (LogStep::IdentityAnchor, _) => format!("{} (IMAGE: the mode chosen)", s.as_str()),
+        (_, Some(n)) => format!("{} ({})", s.as_str(), n.as_str()),
+        (_, None) => s.as_str().to_string(),
+    };
+    (s.as_str(), label)
 }
 
 /// How often the live tail looks for rows when no progress in this process prompts it.

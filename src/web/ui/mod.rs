@@ -11,11 +11,13 @@ mod dashboard;
 mod forms;
 mod identities;
 mod identity_fields;
+mod identity_help;
 mod identity_photos;
 mod library;
 mod login;
 mod logs;
 mod projects;
+mod runs;
 mod scenes;
 mod settings;
 mod static_files;
@@ -51,6 +53,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/projects/{id}/reorder", post(projects::reorder))
         .route("/projects/{id}/scenes", post(scenes::create))
         .route("/projects/{id}/scenes/new", get(scenes::new_page))
+        .route("/runs/{id}", get(runs::run_page))
         .route("/scenes", get(scenes::list_page))
         .route("/scenes/{id}", get(scenes::scene_page).post(scenes::update))
         .route("/scenes/{id}/edit", get(scenes::edit_page))
@@ -83,6 +86,10 @@ pub fn router(state: AppState) -> Router<AppState> {
                 .layer(DefaultBodyLimit::disable()),
         )
         .route("/assets/delete", post(library::delete))
+        .route(
+            "/assets/inline",
+            post(library::upload_inline).layer(DefaultBodyLimit::disable()),
+        )
         .route("/logs", get(logs::page))
         .route("/logs/tail", get(logs::tail))
         .route("/settings", get(settings::page))

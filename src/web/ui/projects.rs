@@ -15,6 +15,7 @@ use crate::costs::{Estimate, PriceTable, Route, estimate};
 use crate::domain::{
     AspectRatio, DEFAULT_IDENTITY_RETRIES, IdentityGate, Project, SceneStatus, StepName, StepStatus,
 };
+use crate::domain::{IdentityId, ProjectId, SceneId};
 use crate::storage::db::{IdentityRecord, ProjectRecord, SceneRecord};
 use crate::storage::db::{RunSummary, SceneStep};
 use crate::web::AppState;
@@ -33,7 +34,7 @@ fn project_fields(p: Option<&ProjectRecord>, identities: &[IdentityRecord]) -> V
     let mut identity_options = vec![(String::new(), "None (use the default identity)".to_string())];
     identity_options.extend(identities.iter().map(|i| {
         (
-            i.id.clone(),
+            i.id.to_string(),
             format!("{} ({})", i.identity.display_name, i.identity.name),
         )
     }));
@@ -134,8 +135,8 @@ fn refill(mut fields: Vec<FormField>, form: &FormData) -> Vec<FormField> {
 async fn parse_project(
     state: &AppState,
     form: &FormData,
-    except_id: &str,
-) -> Result<(Project, Option<String>), (StatusCode, FieldErrs)> {
+    except_id: Option<&ProjectId>,
+) -> Result<(Project, Option<IdentityId>), (StatusCode, FieldErrs)> {
     let mut errors = FieldErrs::default();
     let aspect = match AspectRatio::parse(form.get("aspectRatio")) {
         Some(a) => a,
@@ -170,7 +171,7 @@ async fn parse_project(
     .validated();
     let project = errors.take(project);
     let db = &state.storage.db;
-    let identity = form.opt("defaultIdentityId");
+    let identity = form.opt("defaultIdentityId").map(IdentityId::from);
     if let Some(id) = &identity {
         match db.get_identity(id).await {
             Ok(Some(_)) => {}
@@ -236,12 +237,12 @@ pub(crate) async fn create(
     page: Page,
     PostForm(form): PostForm,
 ) -> Result<Response, UiError> {
-    match parse_project(&state, &form, "").await {
+    match parse_project(&state, &form, None).await {
         Ok((project, identity)) => {
             let id = state
                 .storage
                 .db
-                .upsert_project(&project, identity.as_deref())
+                .upsert_project(&project, identity.as_ref())
                 .await?;
             Ok(page.redirect(&format!("projects/{id}?ok=project-created")))
         }
@@ -313,6 +314,8 @@ struct ProjectPage {
     preview: PreviewMedia,
     estimate_total: String,
     estimate_route: &'static str,
+    /// What the cloud providers would cost, beside a local estimate (empty on the cloud route).
+    estimate_cloud: String,
     form: Vec<FormField>,
     form_open: bool,
     form_error: Option<String>,
@@ -326,7 +329,7 @@ const SCENE_STEPS: [StepName; 5] = StepName::SCENE_STEPS;
 async fn project_page_with(
     state: &AppState,
     page: &Page,
-    id: &str,
+    id: &ProjectId,
     status: StatusCode,
     form: Option<(Vec<FormField>, String)>,
 ) -> Result<Response, UiError> {
@@ -359,7 +362,7 @@ async fn project_page_with(
         status,
         &ProjectPage {
             l: page.layout(p.project.name.clone(), "projects"),
-            id: p.id.clone(),
+            id: p.id.to_string(),
             name: p.project.name.clone(),
             description: p.project.description.clone().unwrap_or_default(),
             status: project_status(&p, &runs),
@@ -386,6 +389,12 @@ async fn project_page_with(
             estimate_route: match route {
                 Route::Local => "local providers: nothing is paid",
                 Route::Cloud => "cloud providers, from the price table",
+            },
+            estimate_cloud: match route {
+                Route::Local => view::usd(
+                    price_estimate(&state.config.cloud.prices, &p, &scenes, Route::Cloud).total_usd,
+                ),
+                Route::Cloud => String::new(),
             },
             form_open: form_error.is_some(),
             form,
@@ -437,7 +446,7 @@ fn default_identity(p: &ProjectRecord, identities: &[IdentityRecord]) -> String 
 fn scene_cards(
     root: &str,
     scenes: &[SceneRecord],
-    steps: &HashMap<String, Vec<SceneStep>>,
+    steps: &HashMap<SceneId, Vec<SceneStep>>,
     runs: &[RunSummary],
     identities: &[IdentityRecord],
     est: Option<&Estimate>,
@@ -497,7 +506,7 @@ fn card(
         view::status_word(s.status.as_str())
     };
     SceneCard {
-        id: s.id.clone(),
+        id: s.id.to_string(),
         number: index + 1,
         name: s.scene.name.clone(),
         dialogue: view::excerpt(&s.scene.dialogue, 160),
@@ -523,7 +532,7 @@ fn card(
 pub(crate) async fn project_page(
     State(state): State<AppState>,
     page: Page,
-    Path(id): Path<String>,
+    Path(id): Path<ProjectId>,
 ) -> Result<Response, UiError> {
     project_page_with(&state, &page, &id, StatusCode::OK, None).await
 }
@@ -532,17 +541,16 @@ pub(crate) async fn project_page(
 pub(crate) async fn update(
     State(state): State<AppState>,
     page: Page,
-    Path(id): Path<String>,
+    Path(id): Path<ProjectId>,
     PostForm(form): PostForm,
 ) -> Result<Response, UiError> {
     let db = &state.storage.db;
     if db.get_project(&id).await?.is_none() {
         return Err(UiError::not_found("project"));
     }
-    match parse_project(&state, &form, &id).await {
+    match parse_project(&state, &form, Some(&id)).await {
         Ok((project, identity)) => {
-            db.update_project(&id, &project, identity.as_deref())
-                .await?;
+            db.update_project(&id, &project, identity.as_ref()).await?;
             Ok(page.redirect(&format!("projects/{id}?ok=project-saved")))
         }
         Err((status, errors)) => {
@@ -567,7 +575,7 @@ pub(crate) async fn update(
 pub(crate) async fn delete(
     State(state): State<AppState>,
     page: Page,
-    Path(id): Path<String>,
+    Path(id): Path<ProjectId>,
     _form: PostForm,
 ) -> Result<Response, UiError> {
     crate::web::service::projects::delete(&state, &id).await?;
@@ -578,7 +586,7 @@ pub(crate) async fn delete(
 pub(crate) async fn generate_all(
     State(state): State<AppState>,
     page: Page,
-    Path(id): Path<String>,
+    Path(id): Path<ProjectId>,
     PostForm(form): PostForm,
 ) -> Result<Response, UiError> {
     let preview = form.get("preview") == "1";
@@ -591,14 +599,14 @@ pub(crate) async fn generate_all(
 pub(crate) async fn reorder(
     State(state): State<AppState>,
     page: Page,
-    Path(id): Path<String>,
+    Path(id): Path<ProjectId>,
     PostForm(form): PostForm,
 ) -> Result<Response, UiError> {
     let db = &state.storage.db;
     if db.get_project(&id).await?.is_none() {
         return Err(UiError::not_found("project"));
     }
-    let mut ids: Vec<String> = db
+    let mut ids: Vec<SceneId> = db
         .list_scenes(&id, -1, 10_000)
         .await?
         .into_iter()
@@ -606,7 +614,7 @@ pub(crate) async fn reorder(
         .collect();
     let order = form.all("order");
     if !order.is_empty() {
-        ids = order.into_iter().map(str::to_string).collect();
+        ids = order.into_iter().map(SceneId::from).collect();
     } else {
         let scene = form.get("scene");
         let Some(pos) = ids.iter().position(|s| s == scene) else {

@@ -18,13 +18,59 @@ use crate::web::AppState;
 #[template(path = "settings.html")]
 struct SettingsPage {
     l: Layout,
-    providers: Vec<(String, bool)>,
+    providers: Vec<ProviderRow>,
     tools: Vec<(String, bool)>,
     database: String,
     prices: Vec<(&'static str, String)>,
     defaults: Vec<(&'static str, String)>,
     checked: bool,
     health: Vec<(String, bool, String)>,
+}
+
+/// One provider on the settings page: configured or not, the variables it needs and what it does.
+#[derive(Debug, Clone)]
+struct ProviderRow {
+    name: String,
+    configured: bool,
+    variables: &'static [&'static str],
+    does: &'static str,
+}
+
+impl ProviderRow {
+    fn new(name: String, configured: bool) -> Self {
+        let (variables, does) = provider_needs(&name);
+        Self {
+            name,
+            configured,
+            variables,
+            does,
+        }
+    }
+}
+
+/// The environment variables a provider needs (all of them), as README's Configuration table names them, and
+/// what it is used for.
+fn provider_needs(name: &str) -> (&'static [&'static str], &'static str) {
+    match name {
+        "elevenlabs" => (
+            &["ELEVENLABS_API_KEY"],
+            "speech (optional ELEVENLABS_VOICE_ID: the default voice)",
+        ),
+        "fal" => (
+            &["FAL_KEY"],
+            "stills with the identity's LoRA (digital twin), and Kling, Sync and the talking avatar through Fal",
+        ),
+        "kling" => (
+            &["KLING_ACCESS_KEY", "KLING_SECRET_KEY"],
+            "image-to-video directly at Kling",
+        ),
+        "synclabs" => (&["SYNCLABS_API_KEY"], "lip-sync directly at Sync Labs"),
+        "local" => (
+            &[],
+            "offline speech, stills and motion: needs the media tools below (scripts/install-deps.sh)",
+        ),
+        _ => (&[], ""),
+    }
 }
 
 /// Query of the settings page (`check=1` runs the health check).
@@ -40,6 +86,10 @@ pub(crate) async fn page(
     Query(q): Query<SettingsQuery>,
 ) -> Result<Response, UiError> {
     let (providers, status) = provider_status(&state.config);
+    let providers = providers
+        .into_iter()
+        .map(|(name, configured)| ProviderRow::new(name, configured))
+        .collect();
     let tools = tool_list(&status);
     let prices = price_rows(&state.config.cloud.prices);
     let identities = state.storage.db.list_identities().await?;

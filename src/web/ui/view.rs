@@ -192,9 +192,9 @@ impl From<&crate::storage::db::RunSummary> for RunView {
             what.push_str(" (preview, $0)");
         }
         Self {
-            id: r.id.clone(),
-            project_id: r.project_id.clone(),
-            scene_id: r.scene_id.clone().unwrap_or_default(),
+            id: r.id.to_string(),
+            project_id: r.project_id.to_string(),
+            scene_id: r.scene_id.as_deref().unwrap_or_default().to_string(),
             what,
             status: status_word(r.status.as_str()),
             started: time(r.created_at),
@@ -231,7 +231,7 @@ impl ProjectItem {
     /// The list item of a stored project with `scenes` scenes.
     pub fn new(p: &crate::storage::db::ProjectRecord, scenes: i64) -> Self {
         Self {
-            id: p.id.clone(),
+            id: p.id.to_string(),
             name: p.project.name.clone(),
             status: status_word(p.status.as_str()),
             created: time(p.created_at),

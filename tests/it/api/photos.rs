@@ -122,6 +122,41 @@ async fn reference_photos_are_uploaded_listed_removed_and_deleted_with_their_ide
     assert_eq!(other["outlier"], true);
     assert!(other["distance"].as_f64().unwrap() > 0.6, "{other}");
     assert_eq!(photo(&doc, "variant.jpg")["outlier"], false);
+    // Each listed photo carries its vetting; the vet route answers the vetting alone.
+    assert_eq!(
+        (other["verdict"].as_str(), other["usable"].as_bool()),
+        (Some("blocked"), Some(false))
+    );
+    assert!(
+        other["reasons"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("looks like someone else"),
+        "{other}"
+    );
+    assert_eq!(photo(&doc, "astronaut.png")["verdict"], "warn");
+    let vet = app
+        .get_json(&token, &format!("/api/identities/{id}/vet"))
+        .await;
+    assert_eq!(
+        (vet["verdict"].as_str(), vet["usablePhotos"].as_u64()),
+        (Some("blocked"), Some(1)),
+        "{vet}"
+    );
+    assert_eq!(vet["photos"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        photo(&vet, "variant.jpg")["reasons"][0],
+        "too small: 440×460 pixels (at least 512×512)"
+    );
+    assert_eq!(vet["summary"]["count"], 3);
+    let missing = app
+        .http
+        .get(app.url("/api/identities/no-such-identity/vet"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
 
     // The identity test checks each photo and their agreement, naming the outlier.
     let tested: Value = app
@@ -350,6 +385,16 @@ async fn the_identity_page_lists_uploads_and_removes_reference_photos() {
     assert!(
         html.contains("Reference agreement: photo grace_hopper.jpg (0.")
             && html.contains("looks like someone else"),
+        "{html}"
+    );
+    let tile = html
+        .split("alt=\"Reference photo grace_hopper.jpg\"")
+        .nth(1)
+        .and_then(|t| t.split("</li>").next())
+        .unwrap();
+    assert!(tile.contains("blocked: left out of training"), "{html}");
+    assert!(
+        html.contains("Training photos: blocked</strong> — 1 of 3 photos usable for training: training may not go ahead"),
         "{html}"
     );
 

@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 
 use super::{project, scene};
+use crate::domain::{IdentityId, RunId, SceneId};
 use crate::domain::{LogStep, SceneStatus, StepName, StepStatus};
 use crate::pipeline::StepOutput;
 use crate::storage::db::{Db, LogFilter, LogRow, SceneRecord, StepRow};
@@ -18,6 +19,7 @@ use crate::web::ui::{Layout, Page, UiError, ok};
 #[derive(Debug, Clone)]
 struct TimelineRow {
     step: &'static str,
+    log_name: &'static str,
     status: String,
     provider: String,
     cached: bool,
@@ -69,9 +71,9 @@ impl LogLine {
             level: r.level.clone(),
             step: r.step.clone(),
             scene,
-            scene_id: r.scene_id.clone().unwrap_or_default(),
+            scene_id: r.scene_id.as_deref().unwrap_or_default().to_string(),
             project: String::new(),
-            project_id: r.project_id.clone().unwrap_or_default(),
+            project_id: r.project_id.as_deref().unwrap_or_default().to_string(),
             provider: r.provider.clone().unwrap_or_default(),
             message: r.message.clone(),
             took: r.duration_ms.map(view::ms).unwrap_or_default(),
@@ -108,10 +110,41 @@ struct ScenePage {
     preview: PreviewMedia,
     running: String,
     timeline: Vec<TimelineRow>,
+    run_id: String,
     run_status: String,
     run_error: String,
     run_started: String,
-    logs: Vec<LogLine>,
+    logs: Vec<RunLogs>,
+}
+
+/// The scene's log rows of one run (newest run first).
+#[derive(Debug, Clone)]
+struct RunLogs {
+    /// Run id (empty for rows written outside a run).
+    run_id: String,
+    /// When the run's first row shown here was written.
+    at: String,
+    rows: Vec<LogLine>,
+}
+
+/// Splits rows (newest first) into consecutive groups of one run each.
+fn by_run(lines: Vec<LogLine>, logs: &[LogRow]) -> Vec<RunLogs> {
+    let mut groups: Vec<RunLogs> = Vec::new();
+    for (line, row) in lines.into_iter().zip(logs) {
+        let run = row.run_id.as_deref().unwrap_or_default().to_string();
+        match groups.last_mut() {
+            Some(g) if g.run_id == run => {
+                g.at = line.at.clone();
+                g.rows.push(line);
+            }
+            _ => groups.push(RunLogs {
+                run_id: run,
+                at: line.at.clone(),
+                rows: vec![line],
+            }),
+        }
+    }
+    groups
 }
 
 /// The log step that describes a pipeline step.
@@ -121,6 +154,7 @@ fn log_step_of(step: &str) -> &'static [&'static str] {
         "IMAGE" => &["IDENTITY_ANCHOR", "IMAGE_GENERATION"],
         "VIDEO" => &["VIDEO_GENERATION"],
         "LIPSYNC" => &["LIPSYNC_APPLICATION"],
+        "FINALIZE" => &["VIDEO_FINALIZE"],
         _ => &["VIDEO_ASSEMBLY"],
     }
 }
@@ -129,12 +163,12 @@ fn log_step_of(step: &str) -> &'static [&'static str] {
 pub(crate) async fn scene_page(
     State(state): State<AppState>,
     page: Page,
-    Path(id): Path<String>,
+    Path(id): Path<SceneId>,
 ) -> Result<Response, UiError> {
     let db = &state.storage.db;
     let s = scene(&state, &id).await?;
     let p = project(&state, &s.project_id).await?;
-    let active = db.active_run_for(&s.project_id, &id).await?;
+    let active = db.active_run_for(&s.project_id, Some(&id)).await?;
     let latest = db.latest_run_for_scene(&s.project_id, &id).await?;
     let logs = db
         .query_logs(&LogFilter {
@@ -155,7 +189,7 @@ pub(crate) async fn scene_page(
         .as_ref()
         .and_then(|o| o.object("vtt").map(|k| view::media(&page.root, k)))
         .unwrap_or_default();
-    let who = identity_name(db, &s, p.default_identity_id.as_deref()).await?;
+    let who = identity_name(db, &s, p.default_identity_id.as_ref()).await?;
     let threshold = state.config.face.threshold;
     let (identity_badge, identity_warn) = final_output
         .and_then(|o| o.identity_distance)
@@ -167,9 +201,9 @@ pub(crate) async fn scene_page(
     let sc = &s.scene;
     ok(&ScenePage {
         l: page.layout(format!("Scene {}", sc.name), "scenes"),
-        id: s.id.clone(),
+        id: s.id.to_string(),
         name: sc.name.clone(),
-        project_id: p.id.clone(),
+        project_id: p.id.to_string(),
         project_name: p.project.name.clone(),
         status: if active.is_some() && s.status != SceneStatus::Generating {
             "queued"
@@ -184,12 +218,13 @@ pub(crate) async fn scene_page(
         identity_badge,
         identity_warn,
         preview,
-        running: active.unwrap_or_default(),
+        running: active.map(String::from).unwrap_or_default(),
         timeline: run.timeline,
+        run_id: latest.map(|r| r.to_string()).unwrap_or_default(),
         run_status: run.status,
         run_error: run.error,
         run_started: run.started,
-        logs: log_lines(&s, &logs, &payloads),
+        logs: by_run(log_lines(&s, &logs, &payloads), &logs),
     })
 }
 
@@ -205,8 +240,8 @@ struct LatestRun {
 /// The run's status, error and start time, and one timeline row per scene step.
 async fn latest_run(
     db: &Db,
-    run_id: &str,
-    scene_id: &str,
+    run_id: &RunId,
+    scene_id: &SceneId,
     logs: &[LogRow],
 ) -> Result<LatestRun, UiError> {
     let Some(run) = db.get_run(run_id).await? else {
@@ -228,16 +263,16 @@ async fn latest_run(
 fn timeline_row(
     step: &'static str,
     steps: &[StepRow],
-    scene_id: &str,
-    run_id: &str,
+    scene_id: &SceneId,
+    run_id: &RunId,
     logs: &[LogRow],
 ) -> TimelineRow {
     let row = steps
         .iter()
-        .find(|x| x.scene_id.as_deref() == Some(scene_id) && x.step.as_str() == step);
+        .find(|x| x.scene_id.as_ref() == Some(scene_id) && x.step.as_str() == step);
     let notes = logs
         .iter()
-        .filter(|l| l.run_id.as_deref() == Some(run_id))
+        .filter(|l| l.run_id.as_ref() == Some(run_id))
         .filter(|l| log_step_of(step).contains(&l.step.as_str()))
         .filter(|l| {
             l.level == "WARN" || l.level == "ERROR" || l.step == LogStep::IdentityAnchor.as_str()
@@ -246,6 +281,7 @@ fn timeline_row(
         .collect();
     TimelineRow {
         step,
+        log_name: StepName::parse(step).map_or("", |n| n.log_step().as_str()),
         status: row
             .map_or(StepStatus::Pending, |r| r.status)
             .as_str()
@@ -264,7 +300,7 @@ fn timeline_row(
 }
 
 /// The output of the scene's last finished FINALIZE.
-async fn final_output(db: &Db, scene_id: &str) -> Result<Option<StepOutput>, UiError> {
+async fn final_output(db: &Db, scene_id: &SceneId) -> Result<Option<StepOutput>, UiError> {
     Ok(db
         .ui_scene_final_output(scene_id)
         .await?
@@ -275,9 +311,9 @@ async fn final_output(db: &Db, scene_id: &str) -> Result<Option<StepOutput>, UiE
 async fn identity_name(
     db: &Db,
     s: &SceneRecord,
-    project_default: Option<&str>,
+    project_default: Option<&IdentityId>,
 ) -> Result<String, UiError> {
-    let Some(id) = s.identity_id.as_deref().or(project_default) else {
+    let Some(id) = s.identity_id.as_ref().or(project_default) else {
         return Ok("the identity".into());
     };
     Ok(db

@@ -7,6 +7,7 @@ use axum::response::Response;
 
 use super::{project, scene};
 use crate::domain::{Animation, GenerationMode, Scene};
+use crate::domain::{AssetId, IdentityId, ProjectId, SceneId};
 use crate::storage::db::SceneRecord;
 use crate::web::AppState;
 use crate::web::ui::forms::{
@@ -38,7 +39,7 @@ async fn identity_options(state: &AppState) -> Result<Vec<(String, String)>, UiE
             .into_iter()
             .map(|i| {
                 (
-                    i.id,
+                    i.id.into_string(),
                     format!("{} ({})", i.identity.display_name, i.identity.name),
                 )
             }),
@@ -60,13 +61,13 @@ async fn headshot_options(state: &AppState) -> Result<Vec<(String, String)>, UiE
             .await?
             .into_iter()
             .map(|a| {
-                let label = a.original_name.clone().unwrap_or_else(|| a.id.clone());
+                let label = a.original_name.clone().unwrap_or_else(|| a.id.to_string());
                 let label = if a.folder.is_empty() {
                     label
                 } else {
                     format!("{}/{label}", a.folder)
                 };
-                (a.id, label)
+                (a.id.into_string(), label)
             }),
     );
     Ok(headshots)
@@ -192,15 +193,15 @@ struct SceneFormPage {
 /// A validated scene and its references.
 struct ParsedScene {
     scene: Scene,
-    identity_id: Option<String>,
-    headshot: Option<String>,
+    identity_id: Option<IdentityId>,
+    headshot: Option<AssetId>,
 }
 
 async fn parse_scene(
     state: &AppState,
     form: &FormData,
-    project_id: &str,
-    except_id: &str,
+    project_id: &ProjectId,
+    except_id: Option<&SceneId>,
 ) -> Result<ParsedScene, (StatusCode, FieldErrs)> {
     let mut errors = FieldErrs::default();
     let target = number(form, "targetDuration", &mut errors);
@@ -232,13 +233,13 @@ async fn parse_scene(
     let scene = errors.take(scene);
     let db = &state.storage.db;
     let internal = FieldErrs::internal;
-    let identity_id = form.opt("identityId");
+    let identity_id = form.opt("identityId").map(IdentityId::from);
     if let Some(id) = &identity_id
         && db.get_identity(id).await.map_err(internal)?.is_none()
     {
         errors.add("identityId", "no such identity");
     }
-    let headshot = form.opt("headshotAssetId");
+    let headshot = form.opt("headshotAssetId").map(AssetId::from);
     if let Some(id) = &headshot
         && db.asset_object_key(id).await.map_err(internal)?.is_none()
     {
@@ -273,13 +274,13 @@ fn refill(mut fields: Vec<FormField>, form: &FormData) -> Vec<FormField> {
 pub(crate) async fn new_page(
     State(state): State<AppState>,
     page: Page,
-    Path(project_id): Path<String>,
+    Path(project_id): Path<ProjectId>,
 ) -> Result<Response, UiError> {
     let p = project(&state, &project_id).await?;
     ok(&SceneFormPage {
         l: page.layout("Add scene", "projects"),
         action: format!("{}projects/{}/scenes", page.root, p.id),
-        project_id: p.id,
+        project_id: p.id.into(),
         project_name: p.project.name,
         scene_id: String::new(),
         fields: scene_fields(&state, None).await?,
@@ -291,11 +292,11 @@ pub(crate) async fn new_page(
 pub(crate) async fn create(
     State(state): State<AppState>,
     page: Page,
-    Path(project_id): Path<String>,
+    Path(project_id): Path<ProjectId>,
     PostForm(form): PostForm,
 ) -> Result<Response, UiError> {
     let p = project(&state, &project_id).await?;
-    match parse_scene(&state, &form, &p.id, "").await {
+    match parse_scene(&state, &form, &p.id, None).await {
         Ok(s) => {
             state
                 .storage
@@ -304,8 +305,8 @@ pub(crate) async fn create(
                     None,
                     &p.id,
                     &s.scene,
-                    s.identity_id.as_deref(),
-                    s.headshot.as_deref(),
+                    s.identity_id.as_ref(),
+                    s.headshot.as_ref(),
                 )
                 .await?;
             Ok(page.redirect(&format!("projects/{}?ok=scene-created", p.id)))
@@ -315,7 +316,7 @@ pub(crate) async fn create(
             &SceneFormPage {
                 l: page.layout("Add scene", "projects"),
                 action: format!("{}projects/{}/scenes", page.root, p.id),
-                project_id: p.id,
+                project_id: p.id.into(),
                 project_name: p.project.name,
                 scene_id: String::new(),
                 fields: with_errors(refill(scene_fields(&state, None).await?, &form), &errors),
@@ -329,16 +330,16 @@ pub(crate) async fn create(
 pub(crate) async fn edit_page(
     State(state): State<AppState>,
     page: Page,
-    Path(id): Path<String>,
+    Path(id): Path<SceneId>,
 ) -> Result<Response, UiError> {
     let s = scene(&state, &id).await?;
     let p = project(&state, &s.project_id).await?;
     ok(&SceneFormPage {
         l: page.layout(format!("Edit scene {}", s.scene.name), "projects"),
         action: format!("{}scenes/{}", page.root, s.id),
-        project_id: p.id,
+        project_id: p.id.into(),
         project_name: p.project.name,
-        scene_id: s.id.clone(),
+        scene_id: s.id.to_string(),
         fields: scene_fields(&state, Some(&s)).await?,
         error: None,
     })
@@ -348,11 +349,11 @@ pub(crate) async fn edit_page(
 pub(crate) async fn update(
     State(state): State<AppState>,
     page: Page,
-    Path(id): Path<String>,
+    Path(id): Path<SceneId>,
     PostForm(form): PostForm,
 ) -> Result<Response, UiError> {
     let s = scene(&state, &id).await?;
-    match parse_scene(&state, &form, &s.project_id, &id).await {
+    match parse_scene(&state, &form, &s.project_id, Some(&id)).await {
         Ok(parsed) => {
             state
                 .storage
@@ -361,8 +362,8 @@ pub(crate) async fn update(
                     Some(&id),
                     &s.project_id,
                     &parsed.scene,
-                    parsed.identity_id.as_deref(),
-                    parsed.headshot.as_deref(),
+                    parsed.identity_id.as_ref(),
+                    parsed.headshot.as_ref(),
                 )
                 .await?;
             Ok(page.redirect(&format!("projects/{}?ok=scene-saved", s.project_id)))
@@ -374,9 +375,9 @@ pub(crate) async fn update(
                 &SceneFormPage {
                     l: page.layout(format!("Edit scene {}", s.scene.name), "projects"),
                     action: format!("{}scenes/{}", page.root, s.id),
-                    project_id: p.id,
+                    project_id: p.id.into(),
                     project_name: p.project.name,
-                    scene_id: s.id.clone(),
+                    scene_id: s.id.to_string(),
                     fields: with_errors(
                         refill(scene_fields(&state, Some(&s)).await?, &form),
                         &errors,

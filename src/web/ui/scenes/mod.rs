@@ -16,10 +16,11 @@ pub(crate) use form::{create, edit_page, new_page, update};
 use super::forms::PostForm;
 use super::view;
 use super::{Layout, Page, UiError, ok};
+use crate::domain::{ProjectId, SceneId};
 use crate::storage::db::{ProjectRecord, SceneRecord};
 use crate::web::AppState;
 
-async fn project(state: &AppState, id: &str) -> Result<ProjectRecord, UiError> {
+async fn project(state: &AppState, id: &ProjectId) -> Result<ProjectRecord, UiError> {
     state
         .storage
         .db
@@ -28,7 +29,7 @@ async fn project(state: &AppState, id: &str) -> Result<ProjectRecord, UiError> {
         .ok_or_else(|| UiError::not_found("project"))
 }
 
-async fn scene(state: &AppState, id: &str) -> Result<SceneRecord, UiError> {
+async fn scene(state: &AppState, id: &SceneId) -> Result<SceneRecord, UiError> {
     state
         .storage
         .db
@@ -41,11 +42,16 @@ async fn scene(state: &AppState, id: &str) -> Result<SceneRecord, UiError> {
 pub(crate) async fn delete(
     State(state): State<AppState>,
     page: Page,
-    Path(id): Path<String>,
+    Path(id): Path<SceneId>,
     _form: PostForm,
 ) -> Result<Response, UiError> {
     let s = scene(&state, &id).await?;
-    if let Some(run) = state.storage.db.active_run_for(&s.project_id, &id).await? {
+    if let Some(run) = state
+        .storage
+        .db
+        .active_run_for(&s.project_id, Some(&id))
+        .await?
+    {
         return Err(UiError::new(
             StatusCode::CONFLICT,
             format!("The scene is being generated (run {run}); cancel it first."),
@@ -60,7 +66,7 @@ pub(crate) async fn delete(
 pub(crate) async fn generate(
     State(state): State<AppState>,
     page: Page,
-    Path(id): Path<String>,
+    Path(id): Path<SceneId>,
     PostForm(form): PostForm,
 ) -> Result<Response, UiError> {
     let s = scene(&state, &id).await?;
@@ -78,7 +84,7 @@ pub(crate) async fn generate(
 pub(crate) async fn cancel(
     State(state): State<AppState>,
     page: Page,
-    Path(id): Path<String>,
+    Path(id): Path<SceneId>,
     _form: PostForm,
 ) -> Result<Response, UiError> {
     crate::web::service::runs::cancel_scene(&state, &id).await?;
@@ -137,8 +143,8 @@ pub(crate) async fn list_page(
     let scenes = rows
         .iter()
         .map(|r| SceneItem {
-            id: r.id.clone(),
-            project_id: r.project_id.clone(),
+            id: r.id.to_string(),
+            project_id: r.project_id.to_string(),
             project_name: r.project_name.clone(),
             name: r.name.clone(),
             dialogue: view::excerpt(&r.dialogue, 120),

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): many scenes in flight in one process. Renders an N-scene cloud project (default 1,000)
+# on the provider sandbox (latency `none`: every job is done at its first poll, and the sandbox makes each
+# distinct clip once, so the sandbox is not what is measured) with generous provider caps, and reports:
+#   - peak RSS of the devatar process (VmHWM; its ffmpeg children not included)   goal <= 150 MB
+#   - devatar's own CPU time per executed step (utime + stime of the process, children excluded): an upper
+#     bound on the scheduler's overhead per step, which also holds HTTP, hashing and storage   goal <= 5 ms
+#   - the time to import and plan (process start -> run created) and to schedule (run created -> first step
+#     started), and the database rows the render left.
+# Usage: bench/scenes.sh [SCENES] [LIMITS]   (release build; SCENES=1000, LIMITS fal=64,kling=64,sync=64,elevenlabs=64)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scenes="${1:-1000}"
+limits="${2:-fal=64,kling=64,sync=64,elevenlabs=64}"
+bash scripts/install-deps.sh >&2
+# PROFILE=debug measures the debug build (for trying the script); figures are for release.
+profile="${PROFILE:-release}"
+if [ "$profile" = release ]; then cargo build --release --locked >&2; else cargo build --locked >&2; fi
+bin=$PWD/target/$profile/devatar
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -n "${KEEP:-}" ] || rm -rf "$tmp"; }
+trap cleanup EXIT
+
+export FAL_KEY=k ELEVENLABS_API_KEY=k KLING_ACCESS_KEY=a KLING_SECRET_KEY=s SYNCLABS_API_KEY=k
+export ELEVENLABS_VOICE_ID=21m00Tcm4TlvDq8ikWAM
+fport=$((20000 + RANDOM % 10000))
+"$bin" fakes --bind "127.0.0.1:$fport" --latency none 2>"$tmp/fakes.log" &
+pids+=($!)
+for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$fport/__health" >/dev/null 2>&1 && break; sleep 0.1; done
+export FAL_BASE_URL="http://127.0.0.1:$fport" ELEVENLABS_BASE_URL="http://127.0.0.1:$fport"
+export KLING_BASE_URL="http://127.0.0.1:$fport" SYNCLABS_BASE_URL="http://127.0.0.1:$fport"
+export DEVATAR_ALLOW_PRIVATE_URLS=1 DEVATAR_PROVIDER_LIMITS="$limits" DEVATAR_PROVIDER_TIME_SCALE=0.02
+
+python3 - "$tmp/project.toml" "$scenes" <<'PY'
+import sys
+path, n = sys.argv[1], int(sys.argv[2])
+out = ['[project]\nname = "Many scenes"\naspect_ratio = "16:9"\n',
+       '[[identities]]\nname = "bench"\ndisplay_name = "Bench"\ntrigger_word = "TOK_BENCH"\n']
+for i in range(n):
+    # Short lines, every scene different (nothing shared through the cache).
+    out.append(f'[[scenes]]\nname = "s{i:04}"\ndialogue = "Line {i}."\nenvironment = "room {i}"\n')
+open(path, "w").write("\n".join(out))
+PY
+
+python3 - "$bin" "$tmp" <<'PY'
+import json, os, sqlite3, subprocess, sys, time
+bin, tmp = sys.argv[1], sys.argv[2]
+tick = os.sysconf("SC_CLK_TCK")
+t0 = time.time()
+p = subprocess.Popen([bin, "render", f"{tmp}/project.toml", "--data", f"{tmp}/data", "--providers", "cloud",
+                      "--json"], stdout=subprocess.PIPE, stderr=open(f"{tmp}/render.log", "w"))
+cpu, hwm = 0.0, 0
+while p.poll() is None:
+    try:
+        stat = open(f"/proc/{p.pid}/stat").read().rsplit(")", 1)[1].split()
+        cpu = (int(stat[11]) + int(stat[12])) / tick
+        for line in open(f"/proc/{p.pid}/status"):
+            if line.startswith("VmHWM:"):
+                hwm = int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        pass
+    time.sleep(0.2)
+out, _ = p.communicate()
+wall = time.time() - t0
+if p.returncode != 0:
+    sys.exit("render failed:\n" + open(f"{tmp}/render.log").read()[-2000:])
+report = json.loads(out)
+db = sqlite3.connect(f"{tmp}/data/devatar.db")
+rows = {t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+        for t in ("scenes", "runs", "steps", "step_cache", "logs", "provider_jobs")}
+created, first = db.execute(
+    "SELECT r.created_at, MIN(s.started_at) FROM runs r JOIN steps s ON s.run_id = r.id").fetchone()
+executed = report.get("providerCalls") or sum(1 for s in report.get("steps", []) if not s.get("cached"))
+n = rows["scenes"]
+print(f"scenes {n}, executed steps {executed}, wall {wall:.1f} s")
+print(f"peak RSS (devatar, VmHWM)        {hwm / 1024:7.1f} MB   (goal <= 150 MB)")
+print(f"devatar CPU time per step        {cpu * 1000 / max(executed, 1):7.2f} ms   (goal <= 5 ms; {cpu:.1f} s in all, children excluded)")
+print(f"import + plan (start -> run)     {created / 1000 - t0:7.2f} s")
+print(f"schedule (run -> first step)     {(first - created) / 1000:7.3f} s")
+print("database rows: " + ", ".join(f"{k} {v}" for k, v in rows.items()))
+PY
