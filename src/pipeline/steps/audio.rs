@@ -49,7 +49,10 @@ impl Step for Audio {
         let s = cx.scene()?;
         let provider = &cx.providers().speech;
         let speech = provider.synthesize(&speech_request(s), work, job).await?;
-        let info = cx.media().probe(&speech.audio).await?;
+        let duration = match speech.seconds {
+            Some(seconds) => seconds,
+            None => cx.media().probe(&speech.audio).await?.duration,
+        };
         let ext = speech
             .audio
             .extension()
@@ -61,14 +64,13 @@ impl Step for Audio {
             .insert("audio".into(), cx.store(&speech.audio, &ext).await?);
         out.words = speech
             .words
-            .unwrap_or_else(|| estimate_word_timings(&s.scene.dialogue, info.duration));
-        out.duration_seconds = Some(info.duration);
+            .unwrap_or_else(|| estimate_word_timings(&s.scene.dialogue, duration));
+        out.duration_seconds = Some(duration);
         if let Some(target) = s.scene.target_duration
-            && (info.duration - target).abs() > 2.0
+            && (duration - target).abs() > 2.0
         {
             let msg = format!(
-                "speech lasts {:.1} s but the target duration is {target:.1} s; the video follows the speech",
-                info.duration
+                "speech lasts {duration:.1} s but the target duration is {target:.1} s; the video follows the speech"
             );
             cx.log(
                 LogStep::AudioGeneration,
