@@ -15,7 +15,7 @@ use crate::costs::PriceTable;
 use crate::face::FaceSettings;
 use crate::pipeline::limits::Caps;
 use crate::providers::Providers;
-use crate::providers::cloud::{CloudConfig, ProviderChoice, Route, Secret};
+use crate::providers::cloud::{CloudConfig, LoraTrainer, ProviderChoice, Route, Secret};
 use crate::providers::local::{DEFAULT_PIPER_DIR, EspeakSpeech, PiperSpeech};
 use crate::storage::objects::MediaConfig;
 
@@ -321,6 +321,17 @@ fn face(l: &Layers) -> Result<FaceSettings, ConfigError> {
     Ok(face)
 }
 
+fn lora_trainer(l: &Layers) -> Result<LoraTrainer, ConfigError> {
+    match l.raw("FAL_LORA_TRAINER").as_deref() {
+        None | Some("fast") => Ok(LoraTrainer::Fast),
+        Some("portrait") => Ok(LoraTrainer::Portrait),
+        Some(_) => Err(ConfigError::Invalid {
+            var: "FAL_LORA_TRAINER",
+            reason: "expected fast or portrait".into(),
+        }),
+    }
+}
+
 fn route(l: &Layers, var: &'static str) -> Result<Route, ConfigError> {
     match l.raw(var).as_deref() {
         None | Some("auto") => Ok(Route::Auto),
@@ -389,6 +400,7 @@ fn cloud(l: &Layers, warnings: &mut Vec<String>) -> Result<CloudConfig, ConfigEr
         video_route: route(l, "DEVATAR_VIDEO_ROUTE")?,
         lipsync_route: route(l, "DEVATAR_LIPSYNC_ROUTE")?,
         fal_resubmit: flag(l, "DEVATAR_FAL_RESUBMIT")?.unwrap_or(false),
+        lora_trainer: lora_trainer(l)?,
         failover: flag(l, "DEVATAR_FAILOVER")?.unwrap_or(true),
         allow_private_urls: flag(l, "DEVATAR_ALLOW_PRIVATE_URLS")?.unwrap_or(false),
         time_scale,

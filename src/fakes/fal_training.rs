@@ -22,6 +22,10 @@ use crate::training::zip;
 const FIELDS: &[&str] = &[
     "images_data_url",
     "trigger_word",
+    "trigger_phrase",
+    "learning_rate",
+    "multiresolution_training",
+    "subject_crop",
     "steps",
     "create_masks",
     "is_style",
@@ -43,14 +47,18 @@ pub(crate) fn spec(map: &Map<String, Value>, rules: UrlRules) -> Result<OutputSp
     let url = c
         .url(map, &base, "images_data_url", true, rules)
         .map(String::from);
+    // The fast trainer names it `trigger_word`, the portrait trainer `trigger_phrase`.
     let trigger = c
         .string(map, &base, "trigger_word", false)
+        .or_else(|| c.string(map, &base, "trigger_phrase", false))
         .unwrap_or("TOK")
         .to_string();
     let steps = c
         .integer(map, &base, "steps", 1, 10_000)
         .unwrap_or(DEFAULT_STEPS);
     for flag in [
+        "multiresolution_training",
+        "subject_crop",
         "create_masks",
         "is_style",
         "is_input_format_already_preprocessed",

@@ -319,6 +319,43 @@ async fn a_killed_training_resumes_without_a_second_submit() {
     fakes.shutdown().await;
 }
 
+/// `FAL_LORA_TRAINER=portrait` trains on `fal-ai/flux-lora-portrait-trainer` (its input names the trigger
+/// `trigger_phrase`); the result is used the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portrait_trainer_is_a_configurable_alternative() {
+    let fakes = fakes(LatencyProfile::Fast, 0.05).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut pairs = settings(&fakes.base_url());
+    pairs.push(("FAL_LORA_TRAINER", "portrait".into()));
+    if let Some(url) = common::postgres_url_for(&data) {
+        pairs.push(("DATABASE_URL", url));
+    }
+    let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let config = Config::from_pairs(&refs).unwrap();
+    let storage = Storage::open(&config, &data).await.unwrap();
+    let id = identity_with_photos(&config, &storage, dir.path(), "pat").await;
+    let input = ConsentInput {
+        by: "Pat".into(),
+        note: Some("agreed in writing".into()),
+        asset_id: None,
+    };
+    consent::record(&storage, &id, &input).await.unwrap();
+    let trainer = Trainer::new(&storage, &config).unwrap();
+    let record = storage.db.get_identity(&id).await.unwrap().unwrap();
+    let plan = trainer.plan(record, TrainOptions::default()).await.unwrap();
+    let outcome = trainer.run(&plan, Arc::new(|_: &str| {})).await.unwrap();
+    assert!(outcome.lora.ok(), "{:?}", outcome.lora);
+    let stats = fakes.stats();
+    assert_eq!(
+        stats.get("fal.submit.fal-ai/flux-lora-portrait-trainer").copied(),
+        Some(1),
+        "{stats:?}"
+    );
+    assert_eq!(trainings_submitted(&fakes), 0, "the fast trainer was not used");
+    fakes.shutdown().await;
+}
+
 /// Rendering a project file sets the identity fields it names and keeps what it leaves out: the trained LoRA,
 /// the headshot, the photos, the consent and so the face print; a file that names a LoRA URL sets it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -50,6 +50,27 @@ pub enum Route {
     Fal,
 }
 
+/// The Fal trainer a digital twin's LoRA is trained with (`FAL_LORA_TRAINER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LoraTrainer {
+    /// `fal-ai/flux-lora-fast-training` (PROVIDERS.md §2.8; the default).
+    #[default]
+    Fast,
+    /// `fal-ai/flux-lora-portrait-trainer`, tuned for portraits (same queue shape; its input names the trigger
+    /// `trigger_phrase`).
+    Portrait,
+}
+
+impl LoraTrainer {
+    /// The Fal model id.
+    pub fn model(self) -> &'static str {
+        match self {
+            Self::Fast => "fal-ai/flux-lora-fast-training",
+            Self::Portrait => "fal-ai/flux-lora-portrait-trainer",
+        }
+    }
+}
+
 /// Every cloud setting (built by [`crate::config`]).
 #[derive(Debug, Clone)]
 pub struct CloudConfig {
@@ -87,6 +108,8 @@ pub struct CloudConfig {
     pub lipsync_route: Route,
     /// `DEVATAR_FAL_RESUBMIT=1`: resubmit a Fal job whose submit outcome is unknown instead of parking it.
     pub fal_resubmit: bool,
+    /// `FAL_LORA_TRAINER`: `fast` (default) or `portrait`.
+    pub lora_trainer: LoraTrainer,
     /// `DEVATAR_FAILOVER` (default on; `0` turns it off): with route `auto` and `FAL_KEY` set, a direct Kling or
     /// Sync that keeps failing before any job was accepted hands the step to its Fal-hosted model.
     pub failover: bool,

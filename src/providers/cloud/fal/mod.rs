@@ -30,8 +30,6 @@ pub(super) const PROVIDER: &str = "fal";
 pub const FLUX_LORA: &str = "fal-ai/flux-lora";
 /// Kling 2.1 standard image-to-video on Fal.
 pub const KLING_I2V: &str = "fal-ai/kling-video/v2.1/standard/image-to-video";
-/// Flux LoRA training from a zip of photos.
-pub const LORA_TRAINING: &str = "fal-ai/flux-lora-fast-training";
 /// Sync lip-sync v2 on Fal.
 pub const SYNC_V2: &str = "fal-ai/sync-lipsync/v2";
 /// The Fal model id of the one-step talking avatar unless `FAL_AVATAR_MODEL` names another.

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use super::super::Cadence;
 use super::super::http::{self, MediaKind, clean_url};
-use super::{FalQueue, FalStorage, LORA_TRAINING, PROVIDER, result_url};
+use super::super::LoraTrainer;
+use super::{FalQueue, FalStorage, PROVIDER, result_url};
 use crate::providers::{JobCtx, PriceTable, ProviderError};
 
 /// The largest LoRA file accepted from Fal (a rank-128 Flux LoRA is about 700 MB).
@@ -45,15 +46,22 @@ pub struct FalTrainer {
     queue: FalQueue,
     storage: FalStorage,
     prices: PriceTable,
+    trainer: LoraTrainer,
 }
 
 impl FalTrainer {
     /// A trainer over `queue`, uploading through `storage`.
-    pub fn new(queue: FalQueue, storage: FalStorage, prices: PriceTable) -> Self {
+    pub fn new(
+        queue: FalQueue,
+        storage: FalStorage,
+        prices: PriceTable,
+        trainer: LoraTrainer,
+    ) -> Self {
         Self {
             queue,
             storage,
             prices,
+            trainer,
         }
     }
 
@@ -63,7 +71,7 @@ impl FalTrainer {
         let net = http::Net::of(cfg);
         let queue = FalQueue::new(&cfg.fal_base, key.clone(), cfg.fal_resubmit, net);
         let storage = FalStorage::new(&cfg.fal_storage_base, key, net);
-        Some(Self::new(queue, storage, cfg.prices.clone()))
+        Some(Self::new(queue, storage, cfg.prices.clone(), cfg.lora_trainer))
     }
 
     /// The queue it submits to (the twin test's Flux uses the same).
@@ -73,7 +81,7 @@ impl FalTrainer {
 
     /// The model id.
     pub fn model(&self) -> &'static str {
-        LORA_TRAINING
+        self.trainer.model()
     }
 
     /// The estimated price of a training of `steps` steps (USD).
@@ -101,18 +109,26 @@ impl FalTrainer {
                     .await?
             }
         };
-        let input = json!({
-            "images_data_url": clean_url("images_data_url", &zip_url)?,
-            "trigger_word": req.trigger_word,
-            "steps": req.steps,
-            "create_masks": true,
-            "is_style": false,
-        });
+        let images = clean_url("images_data_url", &zip_url)?;
+        let input = match self.trainer {
+            LoraTrainer::Fast => json!({
+                "images_data_url": images,
+                "trigger_word": req.trigger_word,
+                "steps": req.steps,
+                "create_masks": true,
+                "is_style": false,
+            }),
+            LoraTrainer::Portrait => json!({
+                "images_data_url": images,
+                "trigger_phrase": req.trigger_word,
+                "steps": req.steps,
+            }),
+        };
         let estimate = self.estimate(req.steps);
         let cadence = Cadence::training(&self.queue.net);
         let result = self
             .queue
-            .run(LORA_TRAINING, &input, estimate, cadence, job)
+            .run(self.model(), &input, estimate, cadence, job)
             .await?;
         let url = result_url(&result, &["/diffusers_lora_file/url"])?;
         let file = work_dir.join("lora.safetensors");
