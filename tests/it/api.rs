@@ -1585,4 +1585,5 @@ async fn lora_uploads_media_headers_bearer_case_and_concurrent_reorders() {
 mod hostile;
 mod lora_asset;
 mod photos;
+mod scene_media;
 mod schema;
