@@ -164,6 +164,31 @@
     });
   }
 
+  // The scene form's speech estimate follows the dialogue and target as they are typed (the same rule as the
+  // server's: about 2.6 words a second plus a breath; flagged when more than 2 s off the target).
+  function bindSpeech(out) {
+    if (out.getAttribute("data-bound")) return;
+    out.setAttribute("data-bound", "1");
+    var dialogue = document.getElementById("f-dialogue");
+    var target = document.getElementById("f-targetDuration");
+    if (!dialogue) return;
+    function update() {
+      var text = dialogue.value.trim();
+      var words = text ? text.split(/\s+/).length : 0;
+      if (!words) { out.textContent = ""; return; }
+      var s = words / 2.6 + 0.4, line = "speech ≈ " + s.toFixed(1) + " s (estimated)", off = false;
+      var t = target ? parseFloat(target.value) : NaN;
+      if (!isNaN(t)) {
+        off = Math.abs(s - t) > 2;
+        line += " · target " + t + " s" + (off ? (s > t ? ": longer than the target" : ": shorter than the target") : "");
+      }
+      out.textContent = line;
+      out.classList.toggle("warn-text", off);
+    }
+    dialogue.addEventListener("input", update);
+    if (target) target.addEventListener("input", update);
+  }
+
   function init(scope) {
     var all = function (sel) {
       var found = Array.prototype.slice.call(scope.querySelectorAll(sel));
@@ -177,6 +202,7 @@
     all("[data-tail]").forEach(bindTail);
     all(".sidebar").forEach(bindMenu);
     all("[data-inline-upload]").forEach(bindInlineUpload);
+    all("#speech-estimate").forEach(bindSpeech);
   }
 
   // htmx does not swap error responses; show their message where the result would have gone.

@@ -10,6 +10,7 @@ mod capacity;
 pub mod dag;
 mod error;
 pub mod faces;
+pub mod fingerprint;
 pub mod keys;
 pub mod ledger;
 pub mod limits;
@@ -68,6 +69,9 @@ pub struct RenderPlan {
     pub project: Project,
     /// Scenes in order.
     pub scenes: Vec<PlannedScene>,
+    /// Scenes (by index) this run does not render: their recorded FINALIZE output goes into ASSEMBLE as it is
+    /// (a scene run that re-assembles the project video around its one scene).
+    pub recorded: BTreeMap<usize, StepOutput>,
 }
 
 /// How a pipeline behaves on this deployment (from [`crate::config::Config`]).
@@ -192,6 +196,7 @@ mod tests {
             project_id: "p".into(),
             project: Project::named("P"),
             scenes: vec![planned(bare.clone()), planned(own)],
+            recorded: Default::default(),
         };
         let settings = PipelineSettings {
             default_lora_url: Some("https://example.com/deven.safetensors".into()),

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use super::StepOutput;
 use super::error::StepError;
+use super::fingerprint::project_fingerprint;
 use super::keys::content_key;
 use super::ledger::DbLedger;
 use super::report::{Event, EventKind, NodeKey, StepReport};
@@ -14,6 +15,7 @@ use super::runner::{Pipeline, RunCtx};
 use super::steps::{Prepared, Step, StepCx, step};
 use crate::domain::{LogLevel, ProjectStatus, SceneId, SceneStatus, StepName, StepStatus};
 use crate::providers::JobCtx;
+use crate::storage::db::SceneOutput;
 use crate::storage::now_ms;
 
 /// A node that ended well in this run.
@@ -258,13 +260,17 @@ impl Pipeline {
         }
         let result = match node {
             (Some(i), StepName::Finalize) => {
+                let recorded = SceneOutput {
+                    video: out.object("video"),
+                    thumbnail: out.object("thumbnail"),
+                    duration: out.duration_seconds,
+                    inputs: &ctx.fingerprints[i],
+                };
                 self.db
                     .set_scene_output(
                         &ctx.plan.scenes[i].id,
                         SceneStatus::Completed,
-                        out.object("video"),
-                        out.object("thumbnail"),
-                        out.duration_seconds,
+                        Some(&recorded),
                     )
                     .await
             }
@@ -276,6 +282,7 @@ impl Pipeline {
                         out.object("video"),
                         out.object("vtt"),
                         out.duration_seconds,
+                        &project_fingerprint(ctx.fingerprints.iter().map(String::as_str)),
                     )
                     .await
             }

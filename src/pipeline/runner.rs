@@ -1,7 +1,7 @@
 //! The pipeline and its small executor: a render plan becomes a DAG of durable nodes (`node.rs`), run with
 //! the capacity policy of `capacity.rs`, logged by `log.rs`, reported as in `report.rs`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -60,6 +60,8 @@ pub(super) struct RunCtx {
     pub(super) reports: Mutex<Vec<StepReport>>,
     /// The project's remaining budget, when it has one.
     pub(super) budget: Option<Arc<Budget>>,
+    /// Each plan scene's input fingerprint (`fingerprint.rs`), recorded with its output.
+    pub(super) fingerprints: Vec<String>,
 }
 
 impl Pipeline {
@@ -112,7 +114,8 @@ impl Pipeline {
     }
 
     /// Executes every scene's DAG and the project ASSEMBLE for `run_id`.
-    /// `assemble` adds the project ASSEMBLE step (a single-scene run leaves it out).
+    /// `assemble` adds the project ASSEMBLE step (a single-scene run leaves it out). Scenes in `plan.recorded`
+    /// are not rendered: ASSEMBLE takes their recorded FINALIZE output.
     pub async fn execute(
         self: &Arc<Self>,
         run_id: &RunId,
@@ -120,6 +123,7 @@ impl Pipeline {
         options: RenderOptions,
         assemble: bool,
     ) -> RunReport {
+        let fingerprints = super::fingerprint::plan_fingerprints(&plan);
         let plan = self.settings.apply_defaults(plan);
         let budget = match plan.project.budget_usd {
             Some(limit) => {
@@ -134,19 +138,27 @@ impl Pipeline {
             options,
             reports: Mutex::default(),
             budget,
+            fingerprints,
         });
-        let nodes = graph(ctx.plan.scenes.len(), assemble);
-        for s in ctx.plan.scenes.iter().filter(|_| !ctx.options.preview) {
-            let _ = self
-                .db
-                .set_scene_output(&s.id, SceneStatus::Generating, None, None, None)
-                .await;
+        let nodes = graph(ctx.plan.scenes.len(), assemble, &ctx.plan.recorded);
+        for (i, s) in ctx.plan.scenes.iter().enumerate() {
+            if !ctx.options.preview && !ctx.plan.recorded.contains_key(&i) {
+                let _ = self
+                    .db
+                    .set_scene_output(&s.id, SceneStatus::Generating, None)
+                    .await;
+            }
         }
         let (this, c, gate) = (self.clone(), ctx.clone(), run_gate(&ctx.options));
-        let outcomes = run_dag(nodes, move |node, deps| {
+        let outcomes = run_dag(nodes, move |node, mut deps| {
             let (this, ctx, gate) = (this.clone(), c.clone(), gate.clone());
             async move {
                 let _turn = take_turn(&gate).await?;
+                if node.0.is_none() {
+                    for (i, out) in &ctx.plan.recorded {
+                        deps.insert((Some(*i), StepName::Finalize), out.clone());
+                    }
+                }
                 this.run_node(&ctx, node, deps).await
             }
         })
@@ -211,13 +223,7 @@ impl Pipeline {
             if let Some(i) = node.0 {
                 let _ = self
                     .db
-                    .set_scene_output(
-                        &ctx.plan.scenes[i].id,
-                        SceneStatus::Failed,
-                        None,
-                        None,
-                        None,
-                    )
+                    .set_scene_output(&ctx.plan.scenes[i].id, SceneStatus::Failed, None)
                     .await;
             }
         }
@@ -240,10 +246,16 @@ impl Pipeline {
     }
 }
 
-/// The nodes of a plan with `scenes` scenes and their dependencies; ASSEMBLE waits for every FINALIZE.
-fn graph(scenes: usize, assemble: bool) -> Vec<(NodeKey, Vec<NodeKey>)> {
+/// The nodes of a plan with `scenes` scenes and their dependencies, leaving out the `recorded` scenes; ASSEMBLE
+/// waits for every FINALIZE rendered.
+fn graph(
+    scenes: usize,
+    assemble: bool,
+    recorded: &BTreeMap<usize, super::StepOutput>,
+) -> Vec<(NodeKey, Vec<NodeKey>)> {
+    let rendered = || (0..scenes).filter(|i| !recorded.contains_key(i));
     let mut nodes: Vec<(NodeKey, Vec<NodeKey>)> = Vec::new();
-    for i in 0..scenes {
+    for i in rendered() {
         for step in StepName::SCENE_STEPS {
             nodes.push((
                 (Some(i), step),
@@ -252,7 +264,7 @@ fn graph(scenes: usize, assemble: bool) -> Vec<(NodeKey, Vec<NodeKey>)> {
         }
     }
     if assemble {
-        let finals = (0..scenes).map(|i| (Some(i), StepName::Finalize)).collect();
+        let finals = rendered().map(|i| (Some(i), StepName::Finalize)).collect();
         nodes.push(((None, StepName::Assemble), finals));
     }
     nodes

@@ -16,9 +16,11 @@ use crate::pipeline::{
 use crate::providers::Providers;
 use crate::storage::db::{ClaimedRun, DbError, RUNS_CHANNEL, SLOTS_CHANNEL, SceneRecord};
 
+mod freshness;
 mod import;
 mod lease;
 
+pub use freshness::Freshness;
 pub use import::{IdentityPolicy, ImportError, import_project};
 pub use lease::{ClaimError, claim_project_run, hold_lease, is_held, owner_id};
 
@@ -218,6 +220,7 @@ impl RunService {
             project_id: project.id,
             project: project.project,
             scenes,
+            recorded: Default::default(),
         })
     }
 
@@ -344,8 +347,15 @@ impl RunService {
         let db = self.storage.db.clone();
         let id = claim.id.clone();
         let scene = claim.scene_id.as_ref();
-        let plan = match self.load_plan(&claim.project_id, scene).await {
-            Ok(plan) => plan,
+        let planned = match scene {
+            Some(s) if !claim.preview => self.scene_run_plan(&claim.project_id, s).await,
+            _ => self
+                .load_plan(&claim.project_id, scene)
+                .await
+                .map(|p| (p, scene.is_none())),
+        };
+        let (plan, assemble) = match planned {
+            Ok(planned) => planned,
             Err(e) => {
                 let _ = db
                     .finish_run(&id, RunStatus::Failed, Some(&e.to_string()))
@@ -360,7 +370,7 @@ impl RunService {
         };
         let report = self
             .clone()
-            .execute_leased(&claim, plan, options, scene.is_none())
+            .execute_leased(&claim, plan, options, assemble)
             .await;
         let Some(report) = report else { return };
         let (status, error) = if report.failures.is_empty() {

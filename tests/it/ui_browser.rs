@@ -1717,3 +1717,5 @@ async fn the_identity_form_offers_uploaded_loras_next_to_the_url() {
         "{identities}"
     );
 }
+
+mod stale;

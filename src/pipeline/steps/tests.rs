@@ -64,6 +64,7 @@ fn plan(animation: Animation) -> RenderPlan {
             identity_lora: None,
             face_print: None,
         }],
+        recorded: Default::default(),
     }
 }
 
@@ -117,6 +118,7 @@ async fn keys(
         options: RenderOptions::default(),
         reports: Default::default(),
         budget: None,
+        fingerprints: vec![String::new()],
     };
     let deps: HashMap<NodeKey, StepOutput> = [
         (

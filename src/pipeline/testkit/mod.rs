@@ -210,6 +210,7 @@ impl TestPipeline {
             project_id,
             project,
             scenes,
+            recorded: Default::default(),
         })
     }
 

@@ -287,3 +287,47 @@ async fn a_fast_scene_speaks_through_the_avatar_and_its_dialogue_edit_reruns_vid
     assert_eq!(ran, expected);
     assert_eq!(t.calls.provider_calls(), 2, "speech and avatar");
 }
+
+#[tokio::test]
+async fn a_scene_run_reassembles_the_project_from_the_other_scenes_recorded_outputs() {
+    use crate::pipeline::fingerprint::{plan_fingerprints, project_fingerprint};
+    let (t, plan, run) = kit(3).await;
+    let first = t.execute(&run, &plan).await;
+    assert!(first.failures.is_empty(), "{:?}", first.failures);
+    let mut edited = plan.clone();
+    edited.scenes[1].scene.dialogue = "Bravo says something new.".into();
+    edited.recorded = [0, 2]
+        .into_iter()
+        .map(|i| (i, first.outputs[&(Some(i), StepName::Finalize)].clone()))
+        .collect();
+    let again = t.start_run(&edited).await.unwrap();
+    let report = t.execute(&again, &edited).await;
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let changed: BTreeSet<NodeKey> = [
+        (Some(1), StepName::Audio),
+        (Some(1), StepName::Lipsync),
+        (Some(1), StepName::Finalize),
+        (None, StepName::Assemble),
+    ]
+    .into();
+    assert_eq!(executed(&report), changed);
+    assert!(
+        report.steps.iter().all(|s| s.scene.is_none_or(|i| i == 1)),
+        "the recorded scenes are not rendered again"
+    );
+    // The project video is the one a whole render of the edited project makes (which now has nothing to do).
+    let mut whole = edited.clone();
+    whole.recorded.clear();
+    let check = t.start_run(&whole).await.unwrap();
+    let all = t.execute(&check, &whole).await;
+    assert!(executed(&all).is_empty(), "{:?}", executed(&all));
+    assert_eq!(all.assembled(), report.assembled());
+    // The scene and the project record the fingerprints of what they were rendered from.
+    let prints = plan_fingerprints(&whole);
+    let project = t.db.get_project(&plan.project_id).await.unwrap().unwrap();
+    let expected = project_fingerprint(prints.iter().map(String::as_str));
+    assert_eq!(project.rendered_inputs.as_deref(), Some(expected.as_str()));
+    let scene = t.db.get_scene(&plan.scenes[1].id).await.unwrap().unwrap();
+    assert_eq!(scene.rendered_inputs.as_deref(), Some(prints[1].as_str()));
+    assert_ne!(plan_fingerprints(&plan)[1], prints[1]);
+}

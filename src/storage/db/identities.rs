@@ -85,6 +85,11 @@ fn record(r: &AnyRow) -> Result<IdentityRecord, DbError> {
     })
 }
 
+/// SQL true while an update (`$4` trigger word, `$6` LoRA URL, `$8` base model, `$9` voice id) keeps every field
+/// the identity test checked: the stored result still applies.
+const TEST_STILL_VALID: &str = "trigger_word = $4 AND base_model = $8 AND COALESCE(lora_url, '') = COALESCE($6, '') \
+    AND COALESCE(voice_id, '') = COALESCE($9, '')";
+
 impl Db {
     /// Every identity, by name.
     pub async fn list_identities(&self) -> Result<Vec<IdentityRecord>, DbError> {
@@ -129,7 +134,8 @@ impl Db {
         }))
     }
 
-    /// Replaces an identity's fields; false when it does not exist.
+    /// Replaces an identity's fields; false when it does not exist. A stored test result is cleared when a field
+    /// the test checked changes (trigger word, base model, LoRA URL, voice id).
     pub async fn update_identity(
         &self,
         id: &IdentityId,
@@ -137,42 +143,54 @@ impl Db {
         headshot_asset_id: Option<&AssetId>,
         is_active: bool,
     ) -> Result<bool, DbError> {
-        let done = sqlx::query(
-            "UPDATE identities SET name = $2, display_name = $3, trigger_word = $4, description = $5, lora_url = $6,
+        let sql = format!(
+            "UPDATE identities SET last_test_ok = CASE WHEN {KEPT} THEN last_test_ok END,
+                last_test_at = CASE WHEN {KEPT} THEN last_test_at END,
+                last_test_result = CASE WHEN {KEPT} THEN last_test_result END,
+                name = $2, display_name = $3, trigger_word = $4, description = $5, lora_url = $6,
                 lora_scale = $7, base_model = $8, voice_id = $9, voice_model = $10, voice_stability = $11,
                 voice_similarity = $12, voice_style = $13, voice_speaker_boost = $14, headshot_asset_id = $15,
                 is_active = $16, updated_at = $17, local_voice = $18 WHERE id = $1",
-        )
-        .bind(id.as_str())
-        .bind(&i.name)
-        .bind(&i.display_name)
-        .bind(&i.trigger_word)
-        .bind(&i.description)
-        .bind(&i.lora_url)
-        .bind(i.lora_scale.to_text())
-        .bind(i.base_model.as_str())
-        .bind(&i.voice_id)
-        .bind(&i.voice_model)
-        .bind(i.voice_stability)
-        .bind(i.voice_similarity)
-        .bind(i.voice_style)
-        .bind(i64::from(i.voice_speaker_boost))
-        .bind(headshot_asset_id.map(|a| a.as_str()))
-        .bind(i64::from(is_active))
-        .bind(now_ms())
-        .bind(&i.local_voice)
-        .execute(&self.pool)
-        .await?;
+            KEPT = TEST_STILL_VALID
+        );
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.as_str())
+            .bind(&i.name)
+            .bind(&i.display_name)
+            .bind(&i.trigger_word)
+            .bind(&i.description)
+            .bind(&i.lora_url)
+            .bind(i.lora_scale.to_text())
+            .bind(i.base_model.as_str())
+            .bind(&i.voice_id)
+            .bind(&i.voice_model)
+            .bind(i.voice_stability)
+            .bind(i.voice_similarity)
+            .bind(i.voice_style)
+            .bind(i64::from(i.voice_speaker_boost))
+            .bind(headshot_asset_id.map(|a| a.as_str()))
+            .bind(i64::from(is_active))
+            .bind(now_ms())
+            .bind(&i.local_voice)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    /// Sets (or clears) the identity's uploaded LoRA asset; a missing asset is [`DbError::ForeignKey`].
+    /// Sets (or clears) the identity's uploaded LoRA asset; a missing asset is [`DbError::ForeignKey`]. A changed
+    /// LoRA clears the stored test result (it checked the old one).
     pub async fn set_identity_lora_asset(
         &self,
         id: &IdentityId,
         lora_asset_id: Option<&AssetId>,
     ) -> Result<(), DbError> {
-        sqlx::query("UPDATE identities SET lora_asset_id = $2 WHERE id = $1")
+        let same = "COALESCE(lora_asset_id, '') = COALESCE($2, '')";
+        let sql = format!(
+            "UPDATE identities SET last_test_ok = CASE WHEN {same} THEN last_test_ok END,
+                last_test_at = CASE WHEN {same} THEN last_test_at END,
+                last_test_result = CASE WHEN {same} THEN last_test_result END, lora_asset_id = $2 WHERE id = $1"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id.as_str())
             .bind(lora_asset_id.map(|a| a.as_str()))
             .execute(&self.pool)
@@ -210,7 +228,7 @@ impl Db {
         Ok(true)
     }
 
-    /// Stores an identity test result.
+    /// Stores an identity test result (cleared again by an edit of a field it checked).
     pub async fn record_identity_test(
         &self,
         id: &IdentityId,

@@ -34,7 +34,7 @@ pub use notify::RUNS_CHANNEL;
 pub use projects::{ProjectRecord, UiCounts};
 pub use queue::ClaimedRun;
 pub use runs::{RunRow, RunSummary};
-pub use scenes::{SceneInput, SceneRecord, SceneSummary};
+pub use scenes::{SceneInput, SceneOutput, SceneRecord, SceneSummary};
 pub use slots::SLOTS_CHANNEL;
 pub use steps::{SceneStep, StepRow};
 pub use webhooks::{DeliveryStatus, PendingDelivery, Webhook};

@@ -28,10 +28,13 @@ pub struct ProjectRecord {
     pub created_at: i64,
     /// Last change, epoch ms.
     pub updated_at: i64,
+    /// Fingerprint of the scenes its assembled video was made from (`pipeline::fingerprint`).
+    pub rendered_inputs: Option<String>,
 }
 
 const PROJECT_COLUMNS: &str = "id, name, description, aspect_ratio, default_identity_id, budget_usd, status, \
-    final_object, captions_object, duration_seconds, created_at, updated_at, identity_gate, identity_retries";
+    final_object, captions_object, duration_seconds, created_at, updated_at, identity_gate, identity_retries, \
+    rendered_inputs";
 
 fn project_record(r: &AnyRow) -> Result<ProjectRecord, DbError> {
     let aspect: String = r.try_get("aspect_ratio")?;
@@ -57,6 +60,7 @@ fn project_record(r: &AnyRow) -> Result<ProjectRecord, DbError> {
         duration_seconds: r.try_get("duration_seconds")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        rendered_inputs: r.try_get("rendered_inputs")?,
     })
 }
 
@@ -197,7 +201,7 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Records the project's assembled video.
+    /// Records the project's assembled video and the fingerprint of the scenes it was made from (`inputs`).
     pub async fn set_project_output(
         &self,
         project_id: &ProjectId,
@@ -205,11 +209,12 @@ impl Db {
         final_object: Option<&str>,
         captions_object: Option<&str>,
         duration: Option<f64>,
+        inputs: &str,
     ) -> Result<(), DbError> {
         sqlx::query(
             "UPDATE projects SET status = $2, final_object = COALESCE(CAST($3 AS TEXT), final_object),
                 captions_object = COALESCE(CAST($4 AS TEXT), captions_object), duration_seconds = COALESCE(CAST($5 AS DOUBLE PRECISION), duration_seconds),
-                updated_at = $6 WHERE id = $1",
+                rendered_inputs = $7, updated_at = $6 WHERE id = $1",
         )
         .bind(project_id.as_str())
         .bind(status.as_str())
@@ -217,6 +222,7 @@ impl Db {
         .bind(captions_object)
         .bind(nullable_f64(duration))
         .bind(now_ms())
+        .bind(inputs)
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -39,12 +39,27 @@ pub struct SceneRecord {
     pub thumbnail_object: Option<String>,
     /// Finished video length.
     pub duration_seconds: Option<f64>,
+    /// Fingerprint of the inputs its recorded video was rendered from (`pipeline::fingerprint`).
+    pub rendered_inputs: Option<String>,
 }
 
 /// The stored status of a scene row; an unknown name is a corrupt row.
 fn scene_status(r: &AnyRow) -> Result<SceneStatus, DbError> {
     SceneStatus::parse(&r.try_get::<String, _>("status")?)
         .ok_or_else(|| DbError::Corrupt("scenes.status".into()))
+}
+
+/// A scene's recorded video: its objects and length, and the fingerprint of the inputs it was rendered from.
+#[derive(Debug, Clone, Copy)]
+pub struct SceneOutput<'a> {
+    /// Finished video object.
+    pub video: Option<&'a str>,
+    /// Thumbnail object.
+    pub thumbnail: Option<&'a str>,
+    /// Length, seconds.
+    pub duration: Option<f64>,
+    /// `pipeline::fingerprint::scene_fingerprint` of what it was rendered from.
+    pub inputs: &'a str,
 }
 
 /// A scene to store, with its references resolved to ids.
@@ -83,7 +98,7 @@ pub struct SceneSummary {
 
 const SCENE_COLUMNS: &str = "id, project_id, position, name, dialogue, environment, wardrobe, mood_lighting, camera, \
     movement, target_duration, identity_id, headshot_asset_id, generation_mode, animation, status, output_object, \
-    thumbnail_object, duration_seconds, speech_asset_id, background_asset_id";
+    thumbnail_object, duration_seconds, rendered_inputs, speech_asset_id, background_asset_id";
 
 fn scene_record(r: &AnyRow) -> Result<SceneRecord, DbError> {
     let mode: String = r.try_get("generation_mode")?;
@@ -115,6 +130,7 @@ fn scene_record(r: &AnyRow) -> Result<SceneRecord, DbError> {
         output_object: r.try_get("output_object")?,
         thumbnail_object: r.try_get("thumbnail_object")?,
         duration_seconds: r.try_get("duration_seconds")?,
+        rendered_inputs: r.try_get("rendered_inputs")?,
     })
 }
 
@@ -407,26 +423,26 @@ impl Db {
         Ok(ids)
     }
 
-    /// Records a scene's finished output.
+    /// Records a scene's status and, when given, its finished output and the fingerprint of the inputs it was
+    /// rendered from (`None` keeps what is stored).
     pub async fn set_scene_output(
         &self,
         scene_id: &SceneId,
         status: SceneStatus,
-        output_object: Option<&str>,
-        thumbnail_object: Option<&str>,
-        duration: Option<f64>,
+        output: Option<&SceneOutput<'_>>,
     ) -> Result<(), DbError> {
         sqlx::query(
             "UPDATE scenes SET status = $2, output_object = COALESCE(CAST($3 AS TEXT), output_object),
                 thumbnail_object = COALESCE(CAST($4 AS TEXT), thumbnail_object), duration_seconds = COALESCE(CAST($5 AS DOUBLE PRECISION), duration_seconds),
-                updated_at = $6 WHERE id = $1",
+                rendered_inputs = COALESCE(CAST($7 AS TEXT), rendered_inputs), updated_at = $6 WHERE id = $1",
         )
         .bind(scene_id.as_str())
         .bind(status.as_str())
-        .bind(output_object)
-        .bind(thumbnail_object)
-        .bind(nullable_f64(duration))
+        .bind(output.and_then(|o| o.video))
+        .bind(output.and_then(|o| o.thumbnail))
+        .bind(nullable_f64(output.and_then(|o| o.duration)))
         .bind(now_ms())
+        .bind(output.map(|o| o.inputs))
         .execute(&self.pool)
         .await?;
         Ok(())

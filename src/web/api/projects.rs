@@ -34,6 +34,9 @@ pub struct ProjectView {
     duration_seconds: Option<f64>,
     created_at: i64,
     updated_at: i64,
+    /// The project video no longer matches its scenes (an edit, a reorder, an added, removed, failed or canceled
+    /// scene since it was assembled); `status` still says `completed`: the video exists.
+    out_of_date: bool,
 }
 
 impl From<ProjectRecord> for ProjectView {
@@ -53,6 +56,7 @@ impl From<ProjectRecord> for ProjectView {
             duration_seconds: r.duration_seconds,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            out_of_date: false,
         }
     }
 }
@@ -132,16 +136,20 @@ async fn check_identity(state: &AppState, id: Option<&IdentityId>) -> Result<(),
 /// List projects, newest first.
 #[utoipa::path(get, path = "/api/projects", tag = "projects", responses((status = 200, body = [ProjectView])))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<ProjectView>>, ApiError> {
-    Ok(Json(
-        state
-            .storage
-            .db
-            .list_projects()
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-    ))
+    let mut views = Vec::new();
+    for record in state.storage.db.list_projects().await? {
+        views.push(view(&state, record).await?);
+    }
+    Ok(Json(views))
+}
+
+/// The API's view of a project, with whether its video is out of date.
+async fn view(state: &AppState, record: ProjectRecord) -> Result<ProjectView, ApiError> {
+    let out_of_date = service::projects::project_out_of_date(state, &record).await?;
+    Ok(ProjectView {
+        out_of_date,
+        ..record.into()
+    })
 }
 
 /// Create a project.
@@ -190,7 +198,7 @@ pub async fn get(
         .get_project(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("project"))?;
-    Ok(Json(record.into()))
+    Ok(Json(view(&state, record).await?))
 }
 
 /// Update a project (only the fields given).

@@ -45,6 +45,9 @@ pub struct SceneView {
     output_object: Option<String>,
     thumbnail_object: Option<String>,
     duration_seconds: Option<f64>,
+    /// Its recorded video was rendered from other inputs than the scene has now (an edit of the dialogue, a
+    /// rendered field or its identity); `status` still says `completed`: the video exists.
+    out_of_date: bool,
 }
 
 impl From<SceneRecord> for SceneView {
@@ -72,7 +75,17 @@ impl From<SceneRecord> for SceneView {
             output_object: r.output_object,
             thumbnail_object: r.thumbnail_object,
             duration_seconds: r.duration_seconds,
+            out_of_date: false,
         }
+    }
+}
+
+/// The API's view of a scene, flagged out of date from `fresh`.
+fn view(record: SceneRecord, fresh: &crate::worker::Freshness) -> SceneView {
+    let out_of_date = fresh.scene_out_of_date(&record);
+    SceneView {
+        out_of_date,
+        ..record.into()
     }
 }
 
@@ -300,18 +313,19 @@ pub async fn list(
 ) -> Result<Json<ScenePage>, ApiError> {
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
     let db = &state.storage.db;
-    if db.get_project(&q.project).await?.is_none() {
+    let Some(project) = db.get_project(&q.project).await? else {
         return Err(ApiError::not_found("project"));
-    }
+    };
     let scenes = db
         .list_scenes(&q.project, q.cursor.unwrap_or(-1), limit)
         .await?;
+    let fresh = service::projects::freshness(&state, &project, &scenes).await?;
     let next = if scenes.len() as i64 == limit {
         scenes.last().map(|s| s.position)
     } else {
         None
     };
-    let items: Vec<SceneView> = scenes.into_iter().map(Into::into).collect();
+    let items: Vec<SceneView> = scenes.into_iter().map(|s| view(s, &fresh)).collect();
     Ok(Json(ScenePage {
         items,
         next_cursor: next,
@@ -375,7 +389,11 @@ pub async fn get(
         .get_scene(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("scene"))?;
-    Ok(Json(record.into()))
+    let out_of_date = service::projects::scene_out_of_date(&state, &record).await?;
+    Ok(Json(SceneView {
+        out_of_date,
+        ..record.into()
+    }))
 }
 
 /// Update a scene (only the fields given; `projectId` cannot change).
@@ -497,6 +515,8 @@ pub struct SceneStatus {
     pub status: String,
     /// Object key of its finished video.
     pub output_object: Option<String>,
+    /// Its recorded video was rendered from other inputs than the scene has now.
+    pub out_of_date: bool,
     /// Its latest run (its own or its project's), with this scene's steps only.
     pub run: Option<super::runs::RunView>,
 }
@@ -570,8 +590,10 @@ pub async fn status(
         Some(run_id) => Some(super::runs::run_view(&state, &run_id, Some(&id)).await?),
         None => None,
     };
+    let out_of_date = service::projects::scene_out_of_date(&state, &scene).await?;
     Ok(Json(SceneStatus {
         scene_id: id,
+        out_of_date,
         status: scene.status.as_str().into(),
         output_object: scene.output_object,
         run,

@@ -56,12 +56,14 @@ pub(crate) async fn page(State(state): State<AppState>, page: Page) -> Result<Re
     let db = &state.storage.db;
     let counts = db.ui_counts().await?;
     let counts_by_project = db.ui_scene_counts_by_project().await?;
-    let projects = db
-        .list_projects()
-        .await?
+    let recent: Vec<_> = db.list_projects().await?.into_iter().take(5).collect();
+    let stale = service::projects::out_of_date_ids(&state, &recent).await?;
+    let projects = recent
         .iter()
-        .take(5)
-        .map(|p| ProjectItem::new(p, counts_by_project.get(&p.id).copied().unwrap_or(0)))
+        .map(|p| {
+            ProjectItem::new(p, counts_by_project.get(&p.id).copied().unwrap_or(0))
+                .out_of_date(stale.contains(&p.id))
+        })
         .collect();
     let runs = db
         .ui_recent_runs(None, 8)

@@ -167,6 +167,21 @@ struct IdentitiesPage {
 #[template(path = "identity_test.html")]
 struct TestFragment {
     t: TestView,
+    /// The identity, whose card's LoRA summary the fragment replaces too (htmx out-of-band swap).
+    id: String,
+    /// The card's LoRA summary after this test.
+    lora: &'static str,
+}
+
+/// The card's LoRA line: none, set but untested (never, or since a checked field changed), checked or failed.
+fn lora_summary(r: &IdentityRecord) -> &'static str {
+    let has_lora = r.identity.lora_url.is_some() || r.lora_asset_id.is_some();
+    match (has_lora, &r.last_test) {
+        (false, _) => "no LoRA (standard mode only)",
+        (true, None) => "LoRA set, not tested yet",
+        (true, Some((true, _, _))) => "LoRA checked",
+        (true, Some((false, _, _))) => "LoRA set, last test failed",
+    }
 }
 
 #[derive(Template)]
@@ -287,12 +302,7 @@ pub(crate) async fn list_page(
                 display_name: i.display_name.clone(),
                 trigger_word: i.trigger_word.clone(),
                 description: i.description.clone().unwrap_or_default(),
-                lora: match (&i.lora_url, &r.last_test) {
-                    (None, _) => "no LoRA (standard mode only)".into(),
-                    (Some(_), None) => "LoRA set, not tested yet".into(),
-                    (Some(_), Some((true, _, _))) => "LoRA checked".into(),
-                    (Some(_), Some((false, _, _))) => "LoRA set, last test failed".into(),
-                },
+                lora: lora_summary(r).into(),
                 scale: i.lora_scale.to_text(),
                 base_model: i.base_model.as_str(),
                 voice: i.voice_id.clone().unwrap_or_else(|| "default voice".into()),
@@ -508,8 +518,11 @@ pub(crate) async fn test(
         return Ok(page.redirect(&format!("identities?ok=identity-tested#identity-{id}")));
     }
     let value = serde_json::to_value(&report).unwrap_or(Value::Null);
+    let record = state.storage.db.get_identity(&id).await?;
     ok(&TestFragment {
         t: TestView::from_json(&value, crate::storage::now_ms()),
+        lora: record.as_ref().map_or("", lora_summary),
+        id: id.to_string(),
     })
 }
 

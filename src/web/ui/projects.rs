@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::forms::{Control, FieldErrs, FormData, FormField, PostForm, number, with_errors};
-use super::scenes::PreviewMedia;
+use super::scenes::{CardFacts, PreviewMedia, card_facts};
 use super::view::{self, ProjectItem, RunView};
 use super::{Layout, Page, UiError, render};
 use crate::costs::{Estimate, PriceTable, Route, estimate};
@@ -19,6 +19,7 @@ use crate::domain::{IdentityId, ProjectId, SceneId};
 use crate::storage::db::{IdentityRecord, ProjectRecord, SceneRecord};
 use crate::storage::db::{RunSummary, SceneStep};
 use crate::web::AppState;
+use crate::worker::StartError;
 
 #[derive(Template)]
 #[template(path = "projects.html")]
@@ -204,11 +205,14 @@ async fn list(
 ) -> Result<Response, UiError> {
     let db = &state.storage.db;
     let counts = db.ui_scene_counts_by_project().await?;
-    let projects = db
-        .list_projects()
-        .await?
+    let all = db.list_projects().await?;
+    let stale = crate::web::service::projects::out_of_date_ids(state, &all).await?;
+    let projects = all
         .iter()
-        .map(|p| ProjectItem::new(p, counts.get(&p.id).copied().unwrap_or(0)))
+        .map(|p| {
+            ProjectItem::new(p, counts.get(&p.id).copied().unwrap_or(0))
+                .out_of_date(stale.contains(&p.id))
+        })
         .collect();
     render(
         status,
@@ -290,6 +294,8 @@ pub(crate) struct SceneCard {
     duration: String,
     first: bool,
     last: bool,
+    /// Live run, speech length, mode it ran in (`scenes::facts`).
+    facts: CardFacts,
 }
 
 #[derive(Template)]
@@ -307,6 +313,8 @@ struct ProjectPage {
     default_identity: String,
     cards: Vec<SceneCard>,
     running: String,
+    /// A live run of the project (Generate all waits for it), else empty.
+    busy: String,
     runs: Vec<RunView>,
     video: String,
     captions: String,
@@ -353,7 +361,15 @@ async fn project_page_with(
         Route::Local
     };
     let est = price_estimate(&state.config.cloud.prices, &p, &scenes, route);
-    let cards = scene_cards(&page.root, &scenes, &steps, &runs, &identities, Some(&est));
+    let mut cards = scene_cards(&page.root, &scenes, &steps, &runs, &identities, Some(&est));
+    let fresh = state.runs.freshness(&p, &scenes).await?;
+    for (c, s) in cards.iter_mut().zip(&scenes) {
+        c.facts = card_facts(&state.storage.db, s, &fresh, &runs).await?;
+        if c.facts.out_of_date && c.status == "completed" {
+            c.status = "out of date";
+        }
+    }
+    let out_of_date = fresh.project_out_of_date(&p, &scenes);
     let (form, form_error) = match form {
         Some((f, e)) => (f, Some(e)),
         None => (project_fields(Some(&p), &identities), None),
@@ -365,13 +381,14 @@ async fn project_page_with(
             id: p.id.to_string(),
             name: p.project.name.clone(),
             description: p.project.description.clone().unwrap_or_default(),
-            status: project_status(&p, &runs),
+            status: project_status(&p, &runs, out_of_date),
             aspect: p.project.aspect_ratio.as_str(),
             budget: p.project.budget_usd.map(view::usd).unwrap_or_default(),
             identity_gate: gate_summary(&p.project),
             default_identity: default_identity(&p, &identities),
             cards,
             running: running.join(" "),
+            busy: running.first().map(|r| r.to_string()).unwrap_or_default(),
             runs: runs.iter().map(RunView::from).collect(),
             video: p
                 .final_object
@@ -415,10 +432,13 @@ fn price_estimate(
     estimate(prices, &p.project, &list, route)
 }
 
-/// The project's status word: generating while a whole-project run is active.
-fn project_status(p: &ProjectRecord, runs: &[RunSummary]) -> &'static str {
+/// The project's status word: generating while a whole-project run is active, out of date when its video no
+/// longer matches its scenes.
+fn project_status(p: &ProjectRecord, runs: &[RunSummary], out_of_date: bool) -> &'static str {
     if runs.iter().any(|r| r.is_active() && r.scene_id.is_none()) {
         "generating"
+    } else if out_of_date {
+        "out of date"
     } else {
         view::status_word(p.status.as_str())
     }
@@ -525,6 +545,7 @@ fn card(
         duration: s.duration_seconds.map(view::seconds).unwrap_or_default(),
         first: index == 0,
         last: index + 1 == count,
+        facts: CardFacts::default(),
     }
 }
 
@@ -590,8 +611,12 @@ pub(crate) async fn generate_all(
     PostForm(form): PostForm,
 ) -> Result<Response, UiError> {
     let preview = form.get("preview") == "1";
-    state.runs.start(&id, None, preview).await?;
-    let ok = if preview { "previewing" } else { "generating" };
+    let ok = match state.runs.start(&id, None, preview).await {
+        Ok(_) if preview => "previewing",
+        Ok(_) => "generating",
+        Err(StartError::Busy(_)) => "busy",
+        Err(e) => return Err(e.into()),
+    };
     Ok(page.redirect(&format!("projects/{id}?ok={ok}")))
 }
 

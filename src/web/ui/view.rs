@@ -16,6 +16,10 @@ pub(crate) fn flash_message(key: &str) -> Option<&'static str> {
                          as they are. It appears below when done."
         }
         "canceled" => "Generation canceled.",
+        "busy" => {
+            "A generation of this project is already running: it is listed under Runs below. Generate again \
+             when it has finished (or cancel it on its scene's page)."
+        }
         "identity-created" => "Identity created.",
         "identity-saved" => "Identity saved.",
         "identity-deleted" => "Identity deleted.",
@@ -239,6 +243,14 @@ impl ProjectItem {
             scenes,
             duration: p.duration_seconds.map(seconds).unwrap_or_default(),
         }
+    }
+
+    /// This item shown as out of date when `stale` and its video exists.
+    pub fn out_of_date(mut self, stale: bool) -> Self {
+        if stale && self.status == "completed" {
+            self.status = "out of date";
+        }
+        self
     }
 }
 

@@ -197,7 +197,10 @@ pub(crate) async fn scene_page(
             identity_badge(&who, d, threshold)
         });
     let preview = PreviewMedia::latest(db, &id, "FINALIZE", &page.root).await?;
-    let facts = scene_facts(db, &s).await?;
+    let fresh = state.runs.freshness(&p, std::slice::from_ref(&s)).await?;
+    let out_of_date = fresh.scene_out_of_date(&s);
+    let rendered = super::facts::scene_facts(db, &s, !out_of_date).await?;
+    let facts = scene_facts(db, &s, rendered).await?;
     let sc = &s.scene;
     ok(&ScenePage {
         l: page.layout(format!("Scene {}", sc.name), "scenes"),
@@ -207,6 +210,8 @@ pub(crate) async fn scene_page(
         project_name: p.project.name.clone(),
         status: if active.is_some() && s.status != SceneStatus::Generating {
             "queued"
+        } else if out_of_date {
+            "out of date"
         } else {
             view::status_word(s.status.as_str())
         },
@@ -371,8 +376,17 @@ fn media_url(root: &str, key: Option<&str>) -> String {
 }
 
 /// The scene's settings that are set, as (label, value): identity, mode, animation, looks, durations.
-async fn scene_facts(db: &Db, s: &SceneRecord) -> Result<Vec<(&'static str, String)>, UiError> {
+async fn scene_facts(
+    db: &Db,
+    s: &SceneRecord,
+    rendered: super::facts::SceneFacts,
+) -> Result<Vec<(&'static str, String)>, UiError> {
     let sc = &s.scene;
+    let mode = match rendered.ran_mode.as_str() {
+        "" => sc.generation_mode.as_str().to_string(),
+        ran if ran == sc.generation_mode.as_str() => ran.to_string(),
+        ran => format!("{} (ran as {ran})", sc.generation_mode.as_str()),
+    };
     let identity = match &s.identity_id {
         Some(iid) => db
             .get_identity(iid)
@@ -383,13 +397,17 @@ async fn scene_facts(db: &Db, s: &SceneRecord) -> Result<Vec<(&'static str, Stri
     };
     Ok([
         ("Identity", Some(identity)),
-        ("Mode", Some(sc.generation_mode.as_str().to_string())),
+        ("Mode", Some(mode)),
         ("Animation", Some(sc.animation.as_str().to_string())),
         ("Environment", sc.environment.clone()),
         ("Wardrobe", sc.wardrobe.clone()),
         ("Mood lighting", sc.mood_lighting.clone()),
         ("Camera", sc.camera.clone()),
         ("Movement", sc.movement.clone()),
+        (
+            "Speech",
+            rendered.speech.strip_prefix("speech ").map(str::to_string),
+        ),
         ("Target duration", sc.target_duration.map(view::seconds)),
         ("Length", s.duration_seconds.map(view::seconds)),
     ]

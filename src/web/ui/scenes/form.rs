@@ -5,10 +5,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::{project, scene};
+use super::{facts, project, scene};
 use crate::domain::{Animation, GenerationMode, Scene};
 use crate::domain::{AssetId, IdentityId, ProjectId, SceneId};
-use crate::storage::db::SceneRecord;
+use crate::storage::db::{ProjectRecord, SceneRecord};
 use crate::web::AppState;
 use crate::web::ui::forms::{
     Control, FieldErrs, FormData, FormField, PostForm, number, with_errors,
@@ -188,6 +188,40 @@ struct SceneFormPage {
     action: String,
     fields: Vec<FormField>,
     error: Option<String>,
+    /// The speech length beside the target duration (see `facts.rs`), and whether it is far off.
+    speech: (String, bool),
+    /// Why digital twin cannot work for this scene; shown while the mode says digital twin.
+    twin_warning: Option<String>,
+}
+
+impl SceneFormPage {
+    /// Fills the speech line and the digital-twin warning for scene `s` (as stored, or as submitted in `form`).
+    async fn with_facts(
+        mut self,
+        state: &AppState,
+        p: &ProjectRecord,
+        s: Option<&SceneRecord>,
+        form: Option<&FormData>,
+    ) -> Result<Self, UiError> {
+        self.twin_warning = facts::twin_unavailable(state, p, s).await?;
+        self.speech = match (form, s) {
+            (Some(form), _) => {
+                let target = form.get("targetDuration").trim().parse().ok();
+                facts::speech_line(form.get("dialogue"), target, None)
+            }
+            (None, Some(s)) => {
+                let current = !state
+                    .runs
+                    .freshness(p, std::slice::from_ref(s))
+                    .await?
+                    .scene_out_of_date(s);
+                let f = facts::scene_facts(&state.storage.db, s, current).await?;
+                (f.speech, f.speech_off)
+            }
+            (None, None) => Default::default(),
+        };
+        Ok(self)
+    }
 }
 
 /// A validated scene and its references.
@@ -270,6 +304,52 @@ fn refill(mut fields: Vec<FormField>, form: &FormData) -> Vec<FormField> {
     fields
 }
 
+/// The form page for a new scene of `p` or for scene `s`: refilled from a rejected `form` with its errors.
+async fn form_page(
+    state: &AppState,
+    page: &Page,
+    p: &ProjectRecord,
+    s: Option<&SceneRecord>,
+    rejected: Option<(&FormData, &FieldErrs)>,
+) -> Result<SceneFormPage, UiError> {
+    let fields = scene_fields(state, s).await?;
+    let (fields, error) = match rejected {
+        Some((form, errors)) => {
+            let what = if s.is_some() { "saved" } else { "added" };
+            (
+                with_errors(refill(fields, form), errors),
+                Some(format!(
+                    "The scene was not {what}: fix the fields marked below."
+                )),
+            )
+        }
+        None => (fields, None),
+    };
+    let (title, action) = match s {
+        Some(s) => (
+            format!("Edit scene {}", s.scene.name),
+            format!("{}scenes/{}", page.root, s.id),
+        ),
+        None => (
+            "Add scene".to_string(),
+            format!("{}projects/{}/scenes", page.root, p.id),
+        ),
+    };
+    SceneFormPage {
+        l: page.layout(title, "projects"),
+        action,
+        project_id: p.id.to_string(),
+        project_name: p.project.name.clone(),
+        scene_id: s.map(|s| s.id.to_string()).unwrap_or_default(),
+        fields,
+        error,
+        speech: Default::default(),
+        twin_warning: None,
+    }
+    .with_facts(state, p, s, rejected.map(|r| r.0))
+    .await
+}
+
 /// The Add Scene form.
 pub(crate) async fn new_page(
     State(state): State<AppState>,
@@ -277,15 +357,7 @@ pub(crate) async fn new_page(
     Path(project_id): Path<ProjectId>,
 ) -> Result<Response, UiError> {
     let p = project(&state, &project_id).await?;
-    ok(&SceneFormPage {
-        l: page.layout("Add scene", "projects"),
-        action: format!("{}projects/{}/scenes", page.root, p.id),
-        project_id: p.id.into(),
-        project_name: p.project.name,
-        scene_id: String::new(),
-        fields: scene_fields(&state, None).await?,
-        error: None,
-    })
+    ok(&form_page(&state, &page, &p, None, None).await?)
 }
 
 /// Adds a scene at the end of the project.
@@ -313,15 +385,7 @@ pub(crate) async fn create(
         }
         Err((status, errors)) => render(
             status,
-            &SceneFormPage {
-                l: page.layout("Add scene", "projects"),
-                action: format!("{}projects/{}/scenes", page.root, p.id),
-                project_id: p.id.into(),
-                project_name: p.project.name,
-                scene_id: String::new(),
-                fields: with_errors(refill(scene_fields(&state, None).await?, &form), &errors),
-                error: Some("The scene was not added: fix the fields marked below.".into()),
-            },
+            &form_page(&state, &page, &p, None, Some((&form, &errors))).await?,
         ),
     }
 }
@@ -334,15 +398,7 @@ pub(crate) async fn edit_page(
 ) -> Result<Response, UiError> {
     let s = scene(&state, &id).await?;
     let p = project(&state, &s.project_id).await?;
-    ok(&SceneFormPage {
-        l: page.layout(format!("Edit scene {}", s.scene.name), "projects"),
-        action: format!("{}scenes/{}", page.root, s.id),
-        project_id: p.id.into(),
-        project_name: p.project.name,
-        scene_id: s.id.to_string(),
-        fields: scene_fields(&state, Some(&s)).await?,
-        error: None,
-    })
+    ok(&form_page(&state, &page, &p, Some(&s), None).await?)
 }
 
 /// Saves a scene.
@@ -370,20 +426,10 @@ pub(crate) async fn update(
         }
         Err((status, errors)) => {
             let p = project(&state, &s.project_id).await?;
+            let rejected = Some((&form, &errors));
             render(
                 status,
-                &SceneFormPage {
-                    l: page.layout(format!("Edit scene {}", s.scene.name), "projects"),
-                    action: format!("{}scenes/{}", page.root, s.id),
-                    project_id: p.id.into(),
-                    project_name: p.project.name,
-                    scene_id: s.id.to_string(),
-                    fields: with_errors(
-                        refill(scene_fields(&state, Some(&s)).await?, &form),
-                        &errors,
-                    ),
-                    error: Some("The scene was not saved: fix the fields marked below.".into()),
-                },
+                &form_page(&state, &page, &p, Some(&s), rejected).await?,
             )
         }
     }

@@ -2,6 +2,7 @@
 //! download) and the add/edit scene form with every field.
 
 mod detail;
+mod facts;
 mod form;
 
 use askama::Template;
@@ -11,6 +12,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 pub(crate) use detail::{LogLine, PreviewMedia, scene_page};
+pub(crate) use facts::{CardFacts, card_facts};
 pub(crate) use form::{create, edit_page, new_page, update};
 
 use super::forms::PostForm;
@@ -71,9 +73,13 @@ pub(crate) async fn generate(
 ) -> Result<Response, UiError> {
     let s = scene(&state, &id).await?;
     let preview = form.get("preview") == "1";
-    state.runs.start(&s.project_id, Some(&id), preview).await?;
-    let ok = if preview { "previewing" } else { "generating" };
-    if form.get("back") == "project" {
+    let ok = match state.runs.start(&s.project_id, Some(&id), preview).await {
+        Ok(_) if preview => "previewing",
+        Ok(_) => "generating",
+        Err(crate::worker::StartError::Busy(_)) => "busy",
+        Err(e) => return Err(e.into()),
+    };
+    if ok == "busy" || form.get("back") == "project" {
         Ok(page.redirect(&format!("projects/{}?ok={ok}", s.project_id)))
     } else {
         Ok(page.redirect(&format!("scenes/{id}?ok={ok}")))
@@ -140,6 +146,12 @@ pub(crate) async fn list_page(
         .await?;
     let more = rows.len() as i64 > SCENES_PER_PAGE;
     rows.truncate(SCENES_PER_PAGE as usize);
+    let rendered = rows
+        .iter()
+        .filter(|r| r.status == crate::domain::SceneStatus::Completed)
+        .map(|r| r.project_id.clone())
+        .collect();
+    let stale = crate::web::service::projects::out_of_date_scene_ids(&state, &rendered).await?;
     let scenes = rows
         .iter()
         .map(|r| SceneItem {
@@ -148,7 +160,10 @@ pub(crate) async fn list_page(
             project_name: r.project_name.clone(),
             name: r.name.clone(),
             dialogue: view::excerpt(&r.dialogue, 120),
-            status: view::status_word(r.status.as_str()),
+            status: match stale.contains(&r.id) {
+                true => "out of date",
+                false => view::status_word(r.status.as_str()),
+            },
             thumbnail: r
                 .thumbnail_object
                 .as_deref()
