@@ -9,7 +9,6 @@ use async_trait::async_trait;
 use super::{Prepared, Step, StepCx};
 use crate::domain::{LogLevel, LogStep};
 use crate::media::captions::estimate_word_timings;
-use crate::media::compose::speech_wav;
 use crate::pipeline::error::StepError;
 use crate::pipeline::{PlannedScene, StepOutput};
 use crate::providers::{JobCtx, SpeechRequest};
@@ -68,7 +67,7 @@ impl Step for Audio {
         let (provider, audio, words) = match &s.speech_recording {
             Some(key) => {
                 let out = work.join("speech.wav");
-                speech_wav(&cx.path_of(key).await?, &out).await?;
+                cx.media().speech_wav(&cx.path_of(key).await?, &out).await?;
                 cx.log(
                     LogStep::AudioGeneration,
                     LogLevel::Info,

@@ -11,7 +11,6 @@ use super::identity_gate::gate_for;
 use super::{PROMPT_PREFIX, Prepared, Step, StepCx, object};
 use crate::domain::{GenerationMode, Identity, LogLevel, LogStep, image_prompt, lora_scale_for};
 use crate::lora::{InspectOptions, inspect_file, inspect_url};
-use crate::media::compose::composite_over;
 use crate::net::FetchGuard;
 use crate::pipeline::error::StepError;
 use crate::pipeline::mode::{ModeDecision, ModeInputs, select_mode};
@@ -95,7 +94,9 @@ impl Step for Image {
         {
             let still = cx.path_of(object(&out, "image")?).await?;
             let composed = work.join("composited.png");
-            composite_over(&still, &cx.path_of(bg).await?, &composed, cx.frame_size()).await?;
+            cx.media()
+                .composite_over(&still, &cx.path_of(bg).await?, &composed, cx.frame_size())
+                .await?;
             out.objects
                 .insert("image".into(), cx.store(&composed, "png").await?);
         }
