@@ -215,16 +215,8 @@ async fn a_recorded_scene_speaks_without_tts_in_front_of_its_background() {
     );
     // The still is the framed headshot over the red background: its top-left corner is red.
     let key = output(&app, &one, "IMAGE").await["objects"]["image"].clone();
-    let http = devatar::net::client_builder().build().unwrap();
-    let bytes = http
-        .get(app.url(&format!("/media/{}", key.as_str().unwrap())))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let path = app.data_dir().join("objects").join(key.as_str().unwrap());
+    let bytes = std::fs::read(&path).unwrap();
     let still = image::load_from_memory(&bytes).unwrap().to_rgb8();
     let px = still.get_pixel(2, 2).0;
     assert!(px[0] > 200 && px[1] < 40 && px[2] < 40, "corner {px:?}");
