@@ -19,6 +19,7 @@ pub mod pipeline;
 pub mod project_file;
 pub mod providers;
 pub mod storage;
+pub mod training;
 pub mod web;
 pub mod webhooks;
 pub mod worker;

@@ -10,6 +10,7 @@ mod photos;
 mod progress;
 mod render;
 mod server;
+mod train;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -231,6 +232,10 @@ enum IdentityCommand {
     /// Vet an identity's photos for training: each photo's verdict and reasons, the set's verdict and summary
     /// (exit 0 when training may go ahead, 1 when it may not).
     Vet(photos::VetArgs),
+    /// Record the person's consent to training their likeness (a file and/or a note; never sent to a provider).
+    Consent(train::ConsentArgs),
+    /// Train the identity's digital twin (a Flux LoRA on Fal) from its usable photos.
+    Train(train::TrainArgs),
 }
 
 #[derive(Subcommand)]
@@ -372,6 +377,12 @@ async fn dispatch(command: Command, cfg: Arc<Config>) -> Result<(), CliError> {
         Command::Identity {
             command: IdentityCommand::Vet(args),
         } => photos::vet(&cfg, args).await,
+        Command::Identity {
+            command: IdentityCommand::Consent(args),
+        } => train::consent(&cfg, args).await,
+        Command::Identity {
+            command: IdentityCommand::Train(args),
+        } => train::train(&cfg, args).await,
         Command::Estimate {
             file,
             providers,

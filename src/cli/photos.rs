@@ -146,7 +146,7 @@ pub(super) async fn run(cfg: &Config, args: PhotosArgs) -> Result<(), CliError> 
 
 /// Opens the data folder's storage; a folder that does not exist (with no `DATABASE_URL`) holds no identity, so
 /// it is bad input and is not created.
-async fn open(cfg: &Config, data: &Path) -> Result<Storage, CliError> {
+pub(super) async fn open(cfg: &Config, data: &Path) -> Result<Storage, CliError> {
     if cfg.database_url.is_none() && !data.exists() {
         return Err(CliError::input(format!(
             "no data folder at {} (render a project file or create the identity there first)",

@@ -98,11 +98,13 @@ pub enum LogStep {
     VideoFinalize,
     /// ASSEMBLE: join the scenes into the project video.
     VideoAssembly,
+    /// Training an identity's LoRA (`devatar identity train`).
+    LoraTraining,
 }
 
 impl LogStep {
     /// Every log step, for filters.
-    pub const ALL: [LogStep; 7] = [
+    pub const ALL: [LogStep; 8] = [
         Self::AudioGeneration,
         Self::ImageGeneration,
         Self::IdentityAnchor,
@@ -110,6 +112,7 @@ impl LogStep {
         Self::LipsyncApplication,
         Self::VideoFinalize,
         Self::VideoAssembly,
+        Self::LoraTraining,
     ];
 
     /// The stored name.
@@ -122,6 +125,7 @@ impl LogStep {
             Self::LipsyncApplication => "LIPSYNC_APPLICATION",
             Self::VideoFinalize => "VIDEO_FINALIZE",
             Self::VideoAssembly => "VIDEO_ASSEMBLY",
+            Self::LoraTraining => "LORA_TRAINING",
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Fake Fal queue API (PROVIDERS.md §2): submit on the full model id, status/result/cancel on
 //! `owner/app/requests/{id}` only, for `fal-ai/flux-lora` (and `fal-ai/flux/dev|schnell`), Kling image-to-video,
-//! Sync lip-sync and Kling AI Avatar.
+//! Sync lip-sync, Kling AI Avatar and LoRA training (`fal-ai/flux-lora-fast-training`, see `fal_training.rs`).
 //!
 //! Unknown body fields are refused with 422, as is any URL with whitespace ("Failed to download file").
 //! A cancelled request reports `COMPLETED`; its result call answers 400 "Request was cancelled" (unverified).
@@ -39,6 +39,7 @@ enum Model {
     KlingI2V { v3: bool },
     SyncLipSync { generation: u8 },
     Avatar,
+    Training,
 }
 
 fn parse_model(id: &str) -> Option<Model> {
@@ -88,6 +89,7 @@ fn parse_model(id: &str) -> Option<Model> {
             "v2",
             "standard" | "pro",
         ] => Model::Avatar,
+        ["fal-ai", "flux-lora-fast-training"] => Model::Training,
         ["fal-ai", "sync-lipsync"] => Model::SyncLipSync { generation: 1 },
         ["fal-ai", "sync-lipsync", "v2"] => Model::SyncLipSync { generation: 2 },
         ["fal-ai", "sync-lipsync", "v3"] => Model::SyncLipSync { generation: 3 },
@@ -554,6 +556,14 @@ fn plan_for(model: Model, map: &Map<String, Value>) -> Result<Plan, Checker> {
         Model::KlingI2V { v3 } => plan_kling(map, v3),
         Model::SyncLipSync { generation } => plan_lipsync(map, generation),
         Model::Avatar => plan_avatar(map),
+        Model::Training => super::fal_training::spec(map, URL_RULES).map(|spec| Plan {
+            spec,
+            kind: JobKind::FalTraining,
+            seed: None,
+            prompt: None,
+            num_images: 1,
+            sync_mode: false,
+        }),
     }
 }
 
@@ -737,20 +747,28 @@ async fn status(ctx: &Ctx, req: Request, app: &str, id: &str) -> Response {
             JobFate::Status(s) => Some(s.clone()),
             _ => None,
         });
+        let training = match &job.spec {
+            OutputSpec::Training { steps, .. } => Some((job.clock.run_fraction(), *steps)),
+            _ => None,
+        };
         (
             phase,
             ahead,
             literal,
             job.fates.contains(&JobFate::ExtraFields),
             job.clock.run_secs(),
+            training,
         )
     });
-    let Some((phase, ahead, literal, extra, run_secs)) = found else {
+    let Some((phase, ahead, literal, extra, run_secs, training)) = found else {
         return ctx.finish(detail(404, "Request not found"), &actions).await;
     };
     let (status_url, response_url, cancel_url) = urls(ctx, app, id);
     let log_lines = || {
         let now = iso8601(unix_ms());
+        if let Some((fraction, steps)) = training {
+            return super::fal_training::log_lines(fraction, steps, &now);
+        }
         json!([
             {"message": "Loading model", "level": "INFO", "source": "user", "timestamp": now},
             {"message": "Running inference", "level": "INFO", "source": "user", "timestamp": now},
@@ -832,6 +850,14 @@ fn result_refusal(v: &ResultView) -> Option<Response> {
     if v.canceled {
         return Some(detail(400, "Request was cancelled"));
     }
+    if v.fates.contains(&JobFate::TrainingFailed) {
+        let r = json(
+            422,
+            json!({"detail": "Training failed: the loss diverged at step 412 (injected fault)",
+                   "error_type": "training_failed"}),
+        );
+        return Some(with_header(r, "x-fal-error-type", "training_failed"));
+    }
     if v.fates.contains(&JobFate::ResultError) {
         let r = json(
             500,
@@ -850,6 +876,7 @@ fn input_fields(model: Model) -> [&'static str; 2] {
         Model::KlingI2V { v3: false } => ["image_url", "image_url"],
         Model::SyncLipSync { .. } => ["video_url", "audio_url"],
         Model::Avatar => ["image_url", "audio_url"],
+        Model::Training => ["images_data_url", "images_data_url"],
     }
 }
 
@@ -942,6 +969,10 @@ async fn result(ctx: &Ctx, req: Request, app: &str, id: &str) -> Response {
             return ctx.finish(r, &actions).await;
         }
     };
+    if v.model == Model::Training {
+        let body = super::fal_training::result_body(&ctx.shared, &produced);
+        return ctx.finish(json(200, body), &actions).await;
+    }
     let url = output_url(ctx, &produced, v.sync_mode).await;
     ctx.finish(json(200, result_body(&v, &produced, &url)), &actions)
         .await

@@ -27,6 +27,27 @@ pub(crate) struct Upload {
 #[derive(Debug, Default)]
 pub(crate) struct FalFiles(HashMap<String, Upload>);
 
+impl FalFiles {
+    /// Stores a file the sandbox made itself (a trained LoRA); returns its path under `/__fal-files/`
+    /// (`token/file_name`).
+    pub(crate) fn insert_ready(
+        &mut self,
+        file_name: &str,
+        content_type: &str,
+        bytes: Bytes,
+    ) -> String {
+        let token = uuid::Uuid::now_v7().simple().to_string();
+        self.0.insert(
+            token.clone(),
+            Upload {
+                content_type: content_type.into(),
+                bytes: Some(bytes),
+            },
+        );
+        format!("{token}/{file_name}")
+    }
+}
+
 fn detail(status: u16, msg: &str) -> Response {
     json_resp(status, json!({"detail": msg}))
 }

@@ -63,6 +63,7 @@
 //! | `output_url` / `media_url_only` / `legacy_url_only` | Sync: only `output_url` / only `outputMediaUrl` / only `outputUrl` | 9 |
 //! | `url_object` / `url_null` | Sync: `outputUrl` is `{}` / `null` (the URL stays in `outputMediaUrl`) | 10 |
 //! | `extra_fields` / `numeric_duration` | unknown fields in every answer / Kling `duration` as a number | 10 |
+//! | `training_failed` | Fal training: `COMPLETED`, then the result answers 422 `Training failed: …` (Fal's reason) | – |
 //! | `regress` | the status goes back one step once (PROCESSING → PENDING); Kling `updated_at` < `created_at` | 28 |
 //! | any other word, e.g. `REJECTED`, `FAILED`, `CANCELED`, `TIMED_OUT`, `COMPLETE`, `failed`, `Succeed`, `WEIRD` | the literal final status the job ends with (failures carry `error`/`error_code` or `task_status_msg`) | 11, 12 |
 //!
@@ -238,6 +239,8 @@ pub enum JobFate {
     NumericDuration,
     /// The reported status steps back once; Kling `updated_at` before `created_at`.
     Regress,
+    /// Fal training: complete, then answer the result with Fal's training failure (422).
+    TrainingFailed,
     /// End with this literal status string.
     Status(String),
 }
@@ -320,7 +323,11 @@ impl JobFate {
     fn is_outcome(&self) -> bool {
         matches!(
             self,
-            JobFate::Stall | JobFate::NoOutput | JobFate::ResultError | JobFate::Status(_)
+            JobFate::Stall
+                | JobFate::NoOutput
+                | JobFate::ResultError
+                | JobFate::TrainingFailed
+                | JobFate::Status(_)
         )
     }
 }
@@ -647,6 +654,7 @@ const FATES: &[(&str, JobFate)] = &[
     ("extra_fields", JobFate::ExtraFields),
     ("numeric_duration", JobFate::NumericDuration),
     ("regress", JobFate::Regress),
+    ("training_failed", JobFate::TrainingFailed),
 ];
 
 /// The entry of a by-name table called `name`.

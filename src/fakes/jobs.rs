@@ -32,6 +32,12 @@ pub(crate) enum OutputSpec {
     },
     /// Talking avatar: the image's aspect, the audio's sound and length.
     Avatar { image: InputRef, audio: InputRef },
+    /// LoRA training: the zip of photos, the trigger word and the steps.
+    Training {
+        zip: InputRef,
+        trigger: String,
+        steps: u32,
+    },
 }
 
 /// An input: a URL (or `data:` URI, or Kling raw base64) or uploaded bytes.
@@ -133,6 +139,11 @@ pub(crate) async fn produce(
     fields: [&'static str; 2],
 ) -> Result<Produced, InputFailure> {
     let (name, duration, dims) = match spec {
+        OutputSpec::Training {
+            zip,
+            trigger,
+            steps,
+        } => return super::fal_training::produce(shared, zip, trigger, *steps).await,
         OutputSpec::Images {
             w,
             h,

@@ -32,6 +32,7 @@ mod elevenlabs;
 mod faces;
 mod fal;
 mod fal_storage;
+mod fal_training;
 mod faults;
 mod jobs;
 mod kling;
@@ -108,6 +109,8 @@ pub enum JobKind {
     },
     /// Kling AI Avatar on Fal.
     FalAvatar,
+    /// Fal `flux-lora-fast-training`.
+    FalTraining,
     /// Kling's official image2video.
     KlingImageToVideo {
         /// Output seconds.
@@ -341,11 +344,14 @@ impl FakeConfig {
                 JobKind::FalLipSync { .. } | JobKind::SyncLipSync { .. } | JobKind::FalAvatar => {
                     (0.1, 0.6)
                 }
+                JobKind::FalTraining => (0.2, 1.0),
             },
             LatencyProfile::Realistic => match kind {
                 JobKind::FalImage => (2.0, 12.0),
                 JobKind::FalImageToVideo { seconds } => (10.0, 20.0 * seconds as f64),
                 JobKind::FalAvatar => (10.0, 150.0),
+                // Fast training: a short queue, then a few minutes at the default steps.
+                JobKind::FalTraining => (20.0, 240.0),
                 JobKind::KlingImageToVideo { seconds, pro } => {
                     (30.0, if seconds > 5 || pro { 330.0 } else { 210.0 })
                 }
@@ -383,6 +389,7 @@ impl FakeConfig {
             "falImageToVideo10s": secs(JobKind::FalImageToVideo { seconds: 10 }),
             "falLipSync2": secs(JobKind::FalLipSync { tier: LipSyncTier::V2 }),
             "falAvatar": secs(JobKind::FalAvatar),
+            "falTraining": secs(JobKind::FalTraining),
             "klingVideo5s": secs(JobKind::KlingImageToVideo { seconds: 5, pro: false }),
             "klingVideo10s": secs(JobKind::KlingImageToVideo { seconds: 10, pro: false }),
             "syncLipSync2": secs(JobKind::SyncLipSync { tier: LipSyncTier::V2 }),
@@ -440,6 +447,19 @@ impl Clock {
         }
     }
 
+    /// The share of its running time a job has run (0 while queued, 1 when done).
+    pub(crate) fn run_fraction(&self) -> f64 {
+        let running = self.latency.running.as_secs_f64();
+        if running <= 0.0 {
+            return if self.phase() == Phase::Done {
+                1.0
+            } else {
+                0.0
+            };
+        }
+        (self.run_secs() / running).clamp(0.0, 1.0)
+    }
+
     /// Seconds spent running so far.
     pub(crate) fn run_secs(&self) -> f64 {
         self.created
@@ -486,7 +506,8 @@ html502, empty, wrong_content_type; fal.submit=alias, sync.submit=outcome_unknow
 kling.submit=dup_existing|dup_reject, fal.cancel=ignored; media=truncate|html|json|expired|ignore_range|416|\
 redirect|no_length|oversize.
 Job fates (on .status/.result, fixed at submit): stall, no_output (COMPLETED_no_url, succeed_no_videos), error, \
-output_url, media_url_only, legacy_url_only, url_object, url_null, extra_fields, numeric_duration, regress, or a \
+output_url, media_url_only, legacy_url_only, url_object, url_null, extra_fields, numeric_duration, regress, \
+training_failed (Fal training: the result answers 422 \"Training failed\"), or a \
 literal final status such as REJECTED, FAILED, CANCELED, TIMED_OUT, COMPLETE, failed.
 Faces (with --lora-face): identity-drift:N (= fal.submit=identity-driftxN) shows another person in the next N \
 Flux images with a mapped LoRA.

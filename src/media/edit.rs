@@ -47,7 +47,7 @@ pub fn is_delivery_format(info: &MediaInfo, d: &Delivery) -> bool {
 }
 
 /// Normalises `input` to the delivery format (copying streams when they already match), burning
-/// `burn_srt` subtitles in when given. Returns the probe of the output.
+/// `burn_srt` subtitles in when given. Returns the probe of the output (of the input, when copied).
 pub async fn normalize(
     input: &Path,
     output: &Path,
@@ -75,37 +75,38 @@ pub async fn normalize(
             LONG,
         )
         .await?;
-    } else {
-        let (w, h, fps) = (d.width, d.height, d.fps);
-        let mut vf = format!(
-            "scale={w}:{h}:force_original_aspect_ratio=decrease,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={fps}"
-        );
-        if let Some(srt) = burn_srt {
-            vf.push_str(&format!(
-                ",subtitles=filename='{}':force_style='FontName=DejaVu Sans,FontSize=20,Outline=2'",
-                escape_filter_path(srt)
-            ));
-        }
-        vf.push_str(",format=yuv420p");
-        let af = format!("aresample={},aformat=channel_layouts=stereo", d.sample_rate);
-        let mut cmd = args(&["-y", "-v", "error", "-i", &inp, "-vf", &vf, "-af", &af]);
-        cmd.extend(args(X264_ARGS));
-        // Keyframes where the project join cuts, so it can copy this clip between its crossfades.
-        let frames = (info.duration * fps as f64).round() as u32;
-        if let Some(times) = splice_keyframe_times(frames, fade_frames(d.crossfade, fps), fps) {
-            cmd.extend(["-force_key_frames".to_string(), times]);
-        }
-        cmd.extend(args(&[
-            "-c:a",
-            "aac",
-            "-b:a",
-            "128k",
-            "-movflags",
-            "+faststart",
-            &out,
-        ]));
-        run_tool("ffmpeg", &cmd, None, LONG).await?;
+        // A stream copy keeps what the input's probe saw; no second ffprobe start-up.
+        return Ok(info);
     }
+    let (w, h, fps) = (d.width, d.height, d.fps);
+    let mut vf = format!(
+        "scale={w}:{h}:force_original_aspect_ratio=decrease,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={fps}"
+    );
+    if let Some(srt) = burn_srt {
+        vf.push_str(&format!(
+            ",subtitles=filename='{}':force_style='FontName=DejaVu Sans,FontSize=20,Outline=2'",
+            escape_filter_path(srt)
+        ));
+    }
+    vf.push_str(",format=yuv420p");
+    let af = format!("aresample={},aformat=channel_layouts=stereo", d.sample_rate);
+    let mut cmd = args(&["-y", "-v", "error", "-i", &inp, "-vf", &vf, "-af", &af]);
+    cmd.extend(args(X264_ARGS));
+    // Keyframes where the project join cuts, so it can copy this clip between its crossfades.
+    let frames = (info.duration * fps as f64).round() as u32;
+    if let Some(times) = splice_keyframe_times(frames, fade_frames(d.crossfade, fps), fps) {
+        cmd.extend(["-force_key_frames".to_string(), times]);
+    }
+    cmd.extend(args(&[
+        "-c:a",
+        "aac",
+        "-b:a",
+        "128k",
+        "-movflags",
+        "+faststart",
+        &out,
+    ]));
+    run_tool("ffmpeg", &cmd, None, LONG).await?;
     probe(output).await
 }
 

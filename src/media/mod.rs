@@ -9,8 +9,10 @@ mod probe;
 mod process;
 pub mod splice;
 mod tools;
+mod wav;
 
 pub use editor::{Ffmpeg, MediaEditor};
 pub use probe::{MediaInfo, probe};
 pub use process::{MediaError, run_tool};
 pub use tools::{MissingTools, REQUIRED_TOOLS, find_tool, require_tools};
+pub use wav::wav_seconds;

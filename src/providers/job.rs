@@ -101,7 +101,11 @@ pub struct JobCtx {
     cost: Arc<Mutex<f64>>,
     notes: Arc<Mutex<Vec<String>>>,
     budget: Option<Arc<Budget>>,
+    progress: Option<Progress>,
 }
+
+/// Where live progress lines of a long job go (queue position, provider logs).
+pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
 
 impl std::fmt::Debug for JobCtx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -120,6 +124,20 @@ impl JobCtx {
             cost: Arc::default(),
             notes: Arc::default(),
             budget: None,
+            progress: None,
+        }
+    }
+
+    /// The same context, reporting live progress lines (queue position, provider logs) to `progress`.
+    pub fn with_progress(mut self, progress: Progress) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// Reports a live progress line, when someone listens; never include secrets.
+    pub fn progress(&self, line: &str) {
+        if let Some(p) = &self.progress {
+            p(line);
         }
     }
 

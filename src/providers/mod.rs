@@ -85,6 +85,8 @@ pub struct SpeechOutput {
     pub audio: PathBuf,
     /// Word timings from the engine, when it gives them.
     pub words: Option<Vec<WordTiming>>,
+    /// The audio's length in seconds when the engine knows it (AUDIO probes the file otherwise).
+    pub seconds: Option<f64>,
 }
 
 /// Synthesises speech.

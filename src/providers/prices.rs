@@ -22,6 +22,8 @@ pub struct PriceTable {
     pub lipsync_per_minute: f64,
     /// Kling AI Avatar (one-step talking clip) per second.
     pub avatar_per_second: f64,
+    /// Fal `flux-lora-fast-training` per 1,000 training steps (about $2 a run at the default 1,000 steps).
+    pub lora_training_per_1k_steps: f64,
 }
 
 impl Default for PriceTable {
@@ -33,6 +35,7 @@ impl Default for PriceTable {
             video_per_extra_second: 0.056,
             lipsync_per_minute: 3.0,
             avatar_per_second: 0.0562,
+            lora_training_per_1k_steps: 2.0,
         }
     }
 }
@@ -57,6 +60,7 @@ impl PriceTable {
             self.video_per_extra_second,
             self.lipsync_per_minute,
             self.avatar_per_second,
+            self.lora_training_per_1k_steps,
         ];
         if all
             .iter()
@@ -86,6 +90,11 @@ impl PriceTable {
     /// A one-step talking avatar clip of `seconds`.
     pub fn avatar(&self, seconds: f64) -> f64 {
         self.avatar_per_second * seconds.max(0.0)
+    }
+
+    /// A LoRA training of `steps` steps.
+    pub fn lora_training(&self, steps: u32) -> f64 {
+        self.lora_training_per_1k_steps * f64::from(steps) / 1000.0
     }
 
     /// Lip-sync of `seconds` of output.

@@ -60,6 +60,12 @@ fn protected() -> OpenApiRouter<AppState> {
         )
         .routes(routes!(api::identity_photos::remove))
         .routes(routes!(api::identity_photos::vet))
+        .routes(routes!(
+            api::training::get_consent,
+            api::training::put_consent
+        ))
+        .routes(routes!(api::training::train))
+        .routes(routes!(api::training::trainings))
         .routes(routes!(api::projects::list, api::projects::create))
         .routes(routes!(
             api::projects::get,

@@ -120,10 +120,15 @@ pub fn property_rules() -> Vec<(&'static str, &'static str, Rule)> {
         ),
         ("ReorderInput", "sceneIds", id(false)),
         ("WebhookInput", "url", Rule::Url(2048)),
+        ("ConsentBody", "consentedBy", text(200, false)),
+        ("ConsentBody", "note", text(2000, true)),
+        ("ConsentBody", "assetId", id(true)),
+        ("TrainBody", "steps", Rule::IntRange(1, 10_000)),
+        ("TrainBody", "maxUsd", Rule::Range(0.0, 1_000_000.0)),
         (
             "UploadForm",
             "kind",
-            words(&["headshot", "background", "audio", "lora"]),
+            words(&["headshot", "background", "audio", "lora", "consent"]),
         ),
     ]);
     rules

@@ -1582,8 +1582,9 @@ async fn lora_uploads_media_headers_bearer_case_and_concurrent_reorders() {
     assert!(statuses.iter().all(|s| *s == 204), "{statuses:?}");
 }
 
-mod hostile;
+pub(crate) mod hostile;
 mod lora_asset;
 mod photos;
 mod scene_media;
 mod schema;
+mod training;

@@ -53,6 +53,35 @@ async fn piper_speaks_with_word_timings() {
     );
     assert!(words.windows(2).all(|w| w[0].end <= w[1].start));
     assert!((words.last().unwrap().end - info.duration).abs() < 0.5);
+    let told = out.seconds.expect("Piper tells the speech's length");
+    assert!(
+        (told - info.duration).abs() < 0.05,
+        "{told} vs {}",
+        info.duration
+    );
+    // One process serves every later request, also concurrent ones (scenes render in parallel).
+    for sub in ["a", "b"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+    }
+    let (ra, rb) = (
+        request("A second scene.", None),
+        request("And a third one.", None),
+    );
+    let (da, db) = (dir.path().join("a"), dir.path().join("b"));
+    let (ja, jb) = (JobCtx::detached("a"), JobCtx::detached("b"));
+    let (a, b) = tokio::join!(
+        piper.synthesize(&ra, &da, &ja),
+        piper.synthesize(&rb, &db, &jb)
+    );
+    for out in [a.unwrap(), b.unwrap()] {
+        let seconds = probe(&out.audio).await.unwrap().duration;
+        assert!((out.seconds.unwrap() - seconds).abs() < 0.05 && seconds > 0.5);
+    }
+    assert_eq!(
+        piper.processes_started(),
+        1,
+        "Python and the voice load once"
+    );
     // The engine and the voice are in the content key.
     let key = piper.key_params(&request(text, Some("joe")));
     assert_eq!(key["voice"], DEFAULT_PIPER_VOICE);

@@ -27,5 +27,6 @@ mod media_join;
 mod postgres_backend;
 mod s3_storage;
 mod talk;
+mod training;
 mod ui_browser;
 mod workers;

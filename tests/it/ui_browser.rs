@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use thirtyfour::components::SelectElement;
 use thirtyfour::prelude::*;
 
-const PASSWORD: &str = "ui-correct-horse";
+pub(crate) const PASSWORD: &str = "ui-correct-horse";
 
 /// The server under test: the real router in-process ([`TestApp`]) with its worker, the UI's admin password and
 /// private URLs allowed (the LoRA is served from this machine).
@@ -74,13 +74,13 @@ impl Api {
 }
 
 /// An `application/x-www-form-urlencoded` body.
-fn form_body(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn form_body(pairs: &[(&str, &str)]) -> String {
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish()
 }
 
-fn no_redirects() -> reqwest::Client {
+pub(crate) fn no_redirects() -> reqwest::Client {
     devatar::net::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -142,7 +142,7 @@ fn pages(project: &str, scene: &str, identity: &str) -> Vec<String> {
 }
 
 /// Logs in through the form (double-submit token) and returns the session cookie `name=value`.
-async fn form_login(http: &reqwest::Client, base: &str) -> String {
+pub(crate) async fn form_login(http: &reqwest::Client, base: &str) -> String {
     let page = http.get(format!("{base}/login")).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let set = page.headers()["set-cookie"].to_str().unwrap().to_string();
@@ -1719,3 +1719,4 @@ async fn the_identity_form_offers_uploaded_loras_next_to_the_url() {
 }
 
 mod stale;
+mod twin;

@@ -64,7 +64,7 @@ impl Step for Audio {
         job: &JobCtx,
     ) -> Result<StepOutput, StepError> {
         let s = cx.scene()?;
-        let (provider, audio, words) = match &s.speech_recording {
+        let (provider, audio, words, seconds) = match &s.speech_recording {
             Some(key) => {
                 let out = work.join("speech.wav");
                 cx.media().speech_wav(&cx.path_of(key).await?, &out).await?;
@@ -75,15 +75,18 @@ impl Step for Audio {
                     ESTIMATED_NOTE.into(),
                 )
                 .await;
-                (RECORDING, out, None)
+                (RECORDING, out, None, None)
             }
             None => {
                 let provider = &cx.providers().speech;
                 let speech = provider.synthesize(&speech_request(s), work, job).await?;
-                (provider.name(), speech.audio, speech.words)
+                (provider.name(), speech.audio, speech.words, speech.seconds)
             }
         };
-        let info = cx.media().probe(&audio).await?;
+        let duration = match seconds {
+            Some(seconds) => seconds,
+            None => cx.media().probe(&audio).await?.duration,
+        };
         let ext = audio
             .extension()
             .and_then(|e| e.to_str())
@@ -92,15 +95,13 @@ impl Step for Audio {
         let mut out = StepOutput::default();
         out.objects
             .insert("audio".into(), cx.store(&audio, &ext).await?);
-        out.words =
-            words.unwrap_or_else(|| estimate_word_timings(&s.scene.dialogue, info.duration));
-        out.duration_seconds = Some(info.duration);
+        out.words = words.unwrap_or_else(|| estimate_word_timings(&s.scene.dialogue, duration));
+        out.duration_seconds = Some(duration);
         if let Some(target) = s.scene.target_duration
-            && (info.duration - target).abs() > 2.0
+            && (duration - target).abs() > 2.0
         {
             let msg = format!(
-                "speech lasts {:.1} s but the target duration is {target:.1} s; the video follows the speech",
-                info.duration
+                "speech lasts {duration:.1} s but the target duration is {target:.1} s; the video follows the speech"
             );
             cx.log(LogStep::AudioGeneration, LogLevel::Warn, provider, msg)
                 .await;

@@ -225,7 +225,11 @@ impl SpeechSynth for FakeSpeech {
             speech_seconds(&req.text),
             &format!("speech: {}", req.text),
         )?;
-        Ok(SpeechOutput { audio, words: None })
+        Ok(SpeechOutput {
+            audio,
+            words: None,
+            seconds: None,
+        })
     }
 }
 

@@ -259,7 +259,11 @@ impl SpeechSynth for ElevenLabsSpeech {
             .as_ref()
             .and_then(words)
             .or_else(|| parsed.normalized_alignment.as_ref().and_then(words));
-        Ok(SpeechOutput { audio: path, words })
+        Ok(SpeechOutput {
+            audio: path,
+            words,
+            seconds: None,
+        })
     }
 }
 

@@ -380,6 +380,8 @@ pub enum MediaKind {
     Video,
     /// MP3, WAV, OGG, M4A.
     Audio,
+    /// A safetensors file (a LoRA): a little-endian header length, then the JSON header.
+    Safetensors,
 }
 
 /// Whether `head` starts like `kind`.
@@ -398,6 +400,7 @@ pub fn magic_ok(kind: MediaKind, head: &[u8]) -> bool {
                 || head.starts_with(b"OggS")
                 || (head.len() >= 8 && &head[4..8] == b"ftyp")
         }
+        MediaKind::Safetensors => head.len() >= 9 && head[8] == b'{' && head[4..8] == [0; 4],
     }
 }
 
@@ -526,6 +529,7 @@ fn kind_name(kind: MediaKind) -> &'static str {
         MediaKind::Image => "an image",
         MediaKind::Video => "a video",
         MediaKind::Audio => "audio",
+        MediaKind::Safetensors => "a safetensors file",
     }
 }
 

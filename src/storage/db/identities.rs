@@ -254,7 +254,8 @@ impl Db {
             .map(|r| Ok((id_col(r, "identity_id")?, r.try_get("n")?)))
             .collect()
     }
-    /// Creates or updates the identity with this name; returns its id.
+    /// Creates or updates the identity with this name; returns its id. An update keeps the stored LoRA URL and
+    /// headshot when `i` has none (a project file that leaves them out never undoes a training or an upload).
     pub async fn upsert_identity(
         &self,
         i: &Identity,
@@ -298,9 +299,11 @@ impl Db {
                 voice_speaker_boost, headshot_asset_id, created_at, updated_at, local_voice)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, $17)";
         const UPDATE: &str = " ON CONFLICT (id) DO UPDATE SET display_name = $3, trigger_word = $4, description = $5,
-                lora_url = $6, lora_scale = $7, base_model = $8, voice_id = $9, voice_model = $10,
-                voice_stability = $11, voice_similarity = $12, voice_style = $13, voice_speaker_boost = $14,
-                headshot_asset_id = $15, updated_at = $16, local_voice = $17";
+                lora_url = COALESCE(CAST($6 AS TEXT), identities.lora_url), lora_scale = $7, base_model = $8,
+                voice_id = $9, voice_model = $10, voice_stability = $11, voice_similarity = $12, voice_style = $13,
+                voice_speaker_boost = $14,
+                headshot_asset_id = COALESCE(CAST($15 AS TEXT), identities.headshot_asset_id), updated_at = $16,
+                local_voice = $17";
         let sql = if upsert {
             format!("{INSERT}{UPDATE}")
         } else {

@@ -1,11 +1,12 @@
 //! The database: one `sqlx::AnyPool` over SQLite (default) or PostgreSQL, migrations, and every query — one
-//! module per table (assets, auth, identities, identity_photos, jobs, logs, projects, runs + queue, scenes,
-//! slots, steps + cache, webhooks) plus LISTEN/NOTIFY (notify.rs).
+//! module per table (assets, auth, consents, identities, identity_photos, jobs, logs, projects, runs + queue, scenes,
+//! slots, steps + cache, training, webhooks) plus LISTEN/NOTIFY (notify.rs).
 //!
 //! Queries are portable SQL with `$n` placeholders, checked at run time, so one code path serves both engines.
 
 mod assets;
 mod auth;
+mod consents;
 mod identities;
 mod identity_photos;
 mod jobs;
@@ -17,6 +18,7 @@ mod runs;
 mod scenes;
 mod slots;
 mod steps;
+mod training;
 mod webhooks;
 
 use std::path::Path;
@@ -27,6 +29,7 @@ use sqlx::any::AnyPoolOptions;
 
 pub use assets::{AssetInput, AssetRecord};
 pub use auth::TokenInfo;
+pub use consents::ConsentRecord;
 pub use identities::{Conflict, IdentityRecord};
 pub use identity_photos::{FaceAnalysis, FaceFacts, NewPhoto, PhotoRecord};
 pub use logs::{LogFilter, LogInput, LogRow};
@@ -37,6 +40,7 @@ pub use runs::{RunRow, RunSummary};
 pub use scenes::{SceneInput, SceneOutput, SceneRecord, SceneSummary};
 pub use slots::SLOTS_CHANNEL;
 pub use steps::{SceneStep, StepRow};
+pub use training::{TrainingEnd, TrainingRow};
 pub use webhooks::{DeliveryStatus, PendingDelivery, Webhook};
 
 /// An optional float as a bind value that keeps one parameter type whether it is null or not.

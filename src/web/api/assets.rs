@@ -26,7 +26,7 @@ pub struct UploadForm {
     file: Vec<u8>,
 }
 
-/// Upload an asset: multipart fields `kind` (headshot, background, audio, lora), optional `folder`, then `file`.
+/// Upload an asset: multipart fields `kind` (headshot, background, audio, lora, consent), optional `folder`, then `file`.
 #[utoipa::path(post, path = "/api/assets", tag = "assets", request_body(content_type = "multipart/form-data", content = UploadForm),
     responses((status = 201, body = service::assets::UploadedAsset), (status = 400), (status = 413), (status = 415), (status = 422)))]
 pub async fn upload(

@@ -8,4 +8,5 @@ pub mod projects;
 pub mod runs;
 pub mod scenes;
 pub mod system;
+pub mod training;
 pub mod webhooks;

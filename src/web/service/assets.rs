@@ -15,11 +15,12 @@ use crate::web::AppState;
 use crate::web::error::ApiError;
 
 /// Upload kinds and their size limits in bytes.
-const KINDS: [(&str, u64); 4] = [
+const KINDS: [(&str, u64); 5] = [
     ("headshot", 20 << 20),
     ("background", 20 << 20),
     ("audio", 50 << 20),
     ("lora", 2 << 30),
+    ("consent", 100 << 20),
 ];
 
 /// How much of an oversized upload is read and dropped before answering 413.
@@ -54,6 +55,7 @@ fn sniff(kind: &str, head: &[u8], size: u64) -> Option<(&'static str, &'static s
                 None
             }
         }
+        "consent" => consent_kind(head),
         "lora" => {
             let len = u64::from_le_bytes(head.get(..8)?.try_into().ok()?);
             // Checked: a header length near 2^64 must not wrap around into "fits".
@@ -62,6 +64,32 @@ fn sniff(kind: &str, head: &[u8], size: u64) -> Option<(&'static str, &'static s
                 .then_some(("safetensors", "application/octet-stream"))
         }
         _ => None,
+    }
+}
+
+/// A consent statement or recording: a PDF, an image, audio, a video, or plain UTF-8 text.
+fn consent_kind(head: &[u8]) -> Option<(&'static str, &'static str)> {
+    let at = |i: usize, pat: &[u8]| head.get(i..i + pat.len()) == Some(pat);
+    if at(0, b"%PDF-") {
+        Some(("pdf", "application/pdf"))
+    } else if at(0, &[0x89, b'P', b'N', b'G']) {
+        Some(("png", "image/png"))
+    } else if at(0, &[0xFF, 0xD8, 0xFF]) {
+        Some(("jpg", "image/jpeg"))
+    } else if at(0, b"RIFF") && at(8, b"WAVE") {
+        Some(("wav", "audio/wav"))
+    } else if at(0, b"ID3") || (head.len() > 1 && head[0] == 0xFF && head[1] & 0xE0 == 0xE0) {
+        Some(("mp3", "audio/mpeg"))
+    } else if at(0, b"OggS") {
+        Some(("ogg", "audio/ogg"))
+    } else if at(4, b"ftyp") {
+        Some(("mp4", "video/mp4"))
+    } else if at(0, &[0x1A, 0x45, 0xDF, 0xA3]) {
+        Some(("webm", "video/webm"))
+    } else if !head.is_empty() && !head.contains(&0) && std::str::from_utf8(head).is_ok() {
+        Some(("txt", "text/plain"))
+    } else {
+        None
     }
 }
 

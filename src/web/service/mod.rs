@@ -11,3 +11,4 @@ pub mod projects;
 pub mod runs;
 pub mod session;
 pub mod system;
+pub mod training;

@@ -65,12 +65,20 @@ pub(crate) async fn page(State(state): State<AppState>, page: Page) -> Result<Re
                 .out_of_date(stale.contains(&p.id))
         })
         .collect();
-    let runs = db
+    let mut runs: Vec<(i64, RunView)> = db
         .ui_recent_runs(None, 8)
         .await?
         .iter()
-        .map(RunView::from)
+        .map(|r| (r.created_at, RunView::from(r)))
         .collect();
+    runs.extend(
+        db.ui_recent_trainings(8)
+            .await?
+            .iter()
+            .map(|(t, name)| (t.created_at, RunView::training(t, name))),
+    );
+    runs.sort_by_key(|r| std::cmp::Reverse(r.0));
+    let runs = runs.into_iter().take(8).map(|(_, r)| r).collect();
     let (providers, status) = provider_status(&state.config);
     let tools_ok = status["tools"]
         .as_object()

@@ -193,6 +193,8 @@ struct IdentityFormPage {
     error: Option<String>,
     /// The reference photos (an existing identity only).
     photos: Option<PhotosSection>,
+    /// Consent and training (an existing identity only).
+    twin: Option<super::identity_twin::TwinSection>,
 }
 
 #[derive(Template)]
@@ -355,6 +357,7 @@ pub(crate) async fn new_page(
         fields: identity_fields(&state, None).await?,
         error: None,
         photos: None,
+        twin: None,
     })
 }
 
@@ -380,6 +383,7 @@ pub(crate) async fn create(
                 fields: with_errors(refill(identity_fields(&state, None).await?, &form), &errors),
                 error: Some("The identity was not created: fix the fields marked below.".into()),
                 photos: None,
+                twin: None,
             },
         ),
     }
@@ -441,6 +445,18 @@ pub(crate) async fn edit_form(
     status: StatusCode,
     photo_error: Option<String>,
 ) -> Result<Response, UiError> {
+    edit_form_with(state, page, id, status, photo_error, None).await
+}
+
+/// [`edit_form`] with why a consent or training request was refused, when one was.
+pub(crate) async fn edit_form_with(
+    state: &AppState,
+    page: &Page,
+    id: &IdentityId,
+    status: StatusCode,
+    photo_error: Option<String>,
+    twin_error: Option<String>,
+) -> Result<Response, UiError> {
     let r = record(state, id).await?;
     render(
         status,
@@ -450,6 +466,7 @@ pub(crate) async fn edit_form(
             fields: identity_fields(state, Some(&r)).await?,
             error: None,
             photos: Some(identity_photos::section(state, page, id, photo_error).await?),
+            twin: Some(super::identity_twin::section(state, id, twin_error).await?),
         },
     )
 }
@@ -482,6 +499,7 @@ pub(crate) async fn update(
                 ),
                 error: Some("The identity was not saved: fix the fields marked below.".into()),
                 photos: Some(identity_photos::section(&state, &page, &id, None).await?),
+                twin: Some(super::identity_twin::section(&state, &id, None).await?),
             },
         ),
     }

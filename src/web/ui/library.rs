@@ -19,11 +19,12 @@ use crate::web::AppState;
 use crate::web::service::assets as service;
 
 /// The kinds, with the tab labels.
-const KINDS: [(&str, &str); 4] = [
+const KINDS: [(&str, &str); 5] = [
     ("headshot", "Headshots"),
     ("background", "Backgrounds"),
     ("audio", "Audio"),
     ("lora", "LoRAs"),
+    ("consent", "Consent records"),
 ];
 
 /// One asset tile.

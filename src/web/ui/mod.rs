@@ -13,6 +13,7 @@ mod identities;
 mod identity_fields;
 mod identity_help;
 mod identity_photos;
+mod identity_twin;
 mod library;
 mod login;
 mod logs;
@@ -79,6 +80,8 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/identities/{id}/photos/{photo}/delete",
             post(identity_photos::remove),
         )
+        .route("/identities/{id}/consent", post(identity_twin::consent))
+        .route("/identities/{id}/train", post(identity_twin::train))
         .route(
             "/assets",
             get(library::page)

@@ -139,6 +139,10 @@ fn price_rows(p: &PriceTable) -> Vec<(&'static str, String)> {
         ),
         ("Lip-sync, per minute", view::price(p.lipsync_per_minute)),
         ("Avatar, per second", view::price(p.avatar_per_second)),
+        (
+            "LoRA training, per 1,000 steps",
+            view::price(p.lora_training_per_1k_steps),
+        ),
     ]
 }
 

@@ -27,6 +27,10 @@ pub(crate) fn flash_message(key: &str) -> Option<&'static str> {
         "default-set" => "Default identity set.",
         "photos-added" => "Photos added; what each one shows is below.",
         "photo-removed" => "Photo removed.",
+        "consent-saved" => "Consent recorded.",
+        "training-started" => {
+            "Training started on Fal; it takes a few minutes. Its progress is in the logs (step LORA_TRAINING)."
+        }
         "uploaded" => "File uploaded.",
         "asset-deleted" => "Asset deleted.",
         "demo" => "The demo project is rendering; progress appears below as it happens.",
@@ -155,7 +159,7 @@ pub(crate) fn status_word(status: &str) -> &'static str {
         "completed" | "succeeded" => "completed",
         "failed" => "failed",
         "canceled" => "canceled",
-        "abandoned" => "abandoned",
+        "abandoned" | "interrupted" => "abandoned",
         "skipped" => "skipped",
         "pending" => "pending",
         _ => "unknown",
@@ -183,6 +187,33 @@ pub(crate) struct RunView {
     pub took: String,
     /// Failure reason.
     pub error: String,
+    /// The identity a training run trained (empty for renders).
+    pub identity_id: String,
+}
+
+impl RunView {
+    /// A training run of the identity called `name`, as the run history lists it.
+    pub(crate) fn training(t: &crate::storage::db::TrainingRow, name: &str) -> Self {
+        let mut what = format!("{name}: digital twin training (LORA_TRAINING)");
+        if t.cached {
+            what.push_str(" (reused, $0)");
+        }
+        Self {
+            id: t.id.clone(),
+            project_id: String::new(),
+            scene_id: String::new(),
+            what,
+            status: status_word(&t.status),
+            started: time(t.created_at),
+            started_iso: iso(t.created_at),
+            took: t
+                .finished_at
+                .map(|f| ms(f - t.created_at))
+                .unwrap_or_else(|| t.status.clone()),
+            error: t.error.clone().unwrap_or_default(),
+            identity_id: t.identity_id.clone(),
+        }
+    }
 }
 
 impl From<&crate::storage::db::RunSummary> for RunView {
@@ -208,6 +239,7 @@ impl From<&crate::storage::db::RunSummary> for RunView {
                 .map(|f| ms(f - r.created_at))
                 .unwrap_or_else(|| r.status.as_str().to_string()),
             error: r.error.clone().unwrap_or_default(),
+            identity_id: String::new(),
         }
     }
 }

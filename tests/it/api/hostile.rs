@@ -9,7 +9,7 @@ fn client() -> reqwest::Client {
 }
 
 /// Uploads `bytes` as `kind`; returns the status and the JSON body (null when there is none).
-pub(super) async fn upload(app: &TestApp, token: &str, kind: &str, bytes: Vec<u8>) -> (u16, Value) {
+pub(crate) async fn upload(app: &TestApp, token: &str, kind: &str, bytes: Vec<u8>) -> (u16, Value) {
     let form = Form::new()
         .text("kind", kind.to_string())
         .part("file", Part::bytes(bytes).file_name("upload.bin"));

@@ -17,7 +17,7 @@ use super::{
 use crate::common::app::{TestApp, wait_until};
 
 /// A headless Chromium session on `chromedriver`, 1400 px wide.
-async fn browser(chromedriver: &Driver, profile: &std::path::Path) -> WebDriver {
+pub(super) async fn browser(chromedriver: &Driver, profile: &std::path::Path) -> WebDriver {
     let mut caps = DesiredCapabilities::chrome();
     caps.set_binary("/usr/bin/chromium").unwrap();
     for arg in [
@@ -41,7 +41,7 @@ async fn browser(chromedriver: &Driver, profile: &std::path::Path) -> WebDriver 
 }
 
 /// Logs the browser in to `base`.
-async fn login(driver: &WebDriver, base: &str) {
+pub(super) async fn login(driver: &WebDriver, base: &str) {
     driver.goto(format!("{base}/login")).await.unwrap();
     fill(driver, "password", PASSWORD).await;
     click(driver, "form button[type=submit]").await;

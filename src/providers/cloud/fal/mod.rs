@@ -19,15 +19,19 @@ use crate::providers::{JobCtx, JobState, ProviderError, ProviderJob};
 
 mod models;
 mod storage;
+mod training;
 
 pub use models::{FalAvatar, FalFlux, FalKling, FalSync, kling_duration};
 pub use storage::FalStorage;
+pub use training::{FalTrainer, TrainRequest, TrainedLora};
 
 pub(super) const PROVIDER: &str = "fal";
 /// Flux + LoRA model id.
 pub const FLUX_LORA: &str = "fal-ai/flux-lora";
 /// Kling 2.1 standard image-to-video on Fal.
 pub const KLING_I2V: &str = "fal-ai/kling-video/v2.1/standard/image-to-video";
+/// Flux LoRA training from a zip of photos.
+pub const LORA_TRAINING: &str = "fal-ai/flux-lora-fast-training";
 /// Sync lip-sync v2 on Fal.
 pub const SYNC_V2: &str = "fal-ai/sync-lipsync/v2";
 /// The Fal model id of the one-step talking avatar unless `FAL_AVATAR_MODEL` names another.
@@ -356,6 +360,7 @@ impl FalQueue {
         } else {
             format!("{}?logs=1", q.status_url)
         };
+        let mut seen = Seen::default();
         loop {
             failpoint::hit(failpoint::MID_POLL);
             match cadence.wait().await {
@@ -395,6 +400,7 @@ impl FalQueue {
                 )));
             }
             let state = body.get("status").and_then(Value::as_str).unwrap_or("");
+            seen.report(&body, job);
             match state.to_ascii_uppercase().as_str() {
                 "IN_QUEUE" | "IN_PROGRESS" => {}
                 "COMPLETED" | "OK" => return Ok(()),
@@ -445,6 +451,40 @@ async fn record_failure(
     };
     let _ = job.save(tag, &record).await;
     message
+}
+
+/// What a poll loop already reported as progress: the last queue position and how many log lines.
+#[derive(Default)]
+struct Seen {
+    position: Option<u64>,
+    logs: usize,
+}
+
+impl Seen {
+    /// Reports a changed queue position and the log lines not reported yet (a status answer with `logs=1`
+    /// carries every line so far).
+    fn report(&mut self, body: &Value, job: &JobCtx) {
+        if let Some(pos) = body.get("queue_position").and_then(Value::as_u64)
+            && self.position != Some(pos)
+        {
+            self.position = Some(pos);
+            job.progress(&format!("in the queue at position {pos}"));
+        }
+        let Some(logs) = body.get("logs").and_then(Value::as_array) else {
+            return;
+        };
+        for line in logs.iter().skip(self.logs) {
+            if let Some(message) = line.get("message").and_then(Value::as_str) {
+                let message: String = message
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(300)
+                    .collect();
+                job.progress(&message);
+            }
+        }
+        self.logs = self.logs.max(logs.len());
+    }
 }
 
 enum PollEnd {

@@ -25,15 +25,15 @@ use sha2::{Digest, Sha256};
 use super::FPS;
 use super::mux::{AUDIO_RATE, LocalMux};
 use crate::face::FaceSettings;
+use crate::media::run_tool;
 use crate::media::splice::{fade_frames, splice_keyframe_times};
-use crate::media::{probe, run_tool};
 use crate::providers::{CameraPath, JobCtx, LipSync, LipSyncRequest, ProviderError};
 use frames::FramePipe;
 
 /// Provider id.
 pub const PROVIDER: &str = "local-talk";
 /// Bumped whenever the animation changes, so cached clips are made again.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// The longest a clip may take.
 const DEADLINE: Duration = Duration::from_secs(600);
 
@@ -49,16 +49,8 @@ impl LocalTalk {
         Self { face }
     }
 
-    /// Where the face is in the still, from the clip's first frame seen through the camera's first transform;
-    /// `Err` says why there is none.
-    async fn locate(
-        &self,
-        clip: &Path,
-        camera: &CameraPath,
-        still: (u32, u32),
-        work: &Path,
-    ) -> Result<FaceGeometry, String> {
-        let first = *camera.frames.first().ok_or("the camera path is empty")?;
+    /// The clip's first frame (its size is the clip's).
+    async fn first_frame(&self, clip: &Path, work: &Path) -> Result<crate::face::Photo, String> {
         let png = work.join("first-frame.png");
         let args: Vec<String> = ["-y", "-v", "error", "-i"]
             .iter()
@@ -70,9 +62,20 @@ impl LocalTalk {
         run_tool("ffmpeg", &args, None, Duration::from_secs(60))
             .await
             .map_err(|e| e.to_string())?;
-        let photo = crate::face::open_photo(png)
+        crate::face::open_photo(png)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())
+    }
+
+    /// Where the face is in the still, from the clip's first frame `photo` seen through the camera's first
+    /// transform; `Err` says why there is none.
+    async fn locate(
+        &self,
+        photo: crate::face::Photo,
+        camera: &CameraPath,
+    ) -> Result<FaceGeometry, String> {
+        let first = *camera.frames.first().ok_or("the camera path is empty")?;
+        let still = photo.rgb.dimensions();
         if shows_placeholder(&photo.rgb, still, &first) {
             return Ok(FaceGeometry::placeholder(still.0, still.1));
         }
@@ -175,10 +178,15 @@ impl LipSync for LocalTalk {
                 "the clip was not made by the local animation, so its face cannot be followed";
             return self.fall_back(why, req, work, job).await;
         };
-        let info = probe(&req.video).await?;
-        let (width, height) = (info.width, info.height);
-        let face = match self.locate(&req.video, camera, (width, height), work).await {
-            Ok(face) => face,
+        let located = match self.first_frame(&req.video, work).await {
+            Ok(photo) => {
+                let size = photo.rgb.dimensions();
+                self.locate(photo, camera).await.map(|face| (face, size))
+            }
+            Err(why) => Err(format!("the clip's first frame is unreadable ({why})")),
+        };
+        let (face, (width, height)) = match located {
+            Ok(found) => found,
             Err(why) => return self.fall_back(&why, req, work, job).await,
         };
         let seconds = req.speech_seconds + req.tail_seconds;

@@ -8,10 +8,9 @@ use super::face::{FaceGeometry, Pt};
 /// A colour in Y, U, V.
 type Yuv = [f32; 3];
 
-/// The mouth's interior (dark red-brown).
-const INTERIOR: Yuv = [36.0, 126.0, 140.0];
-/// Upper teeth (warm white, in shade).
-const TEETH: Yuv = [184.0, 121.0, 132.0];
+/// The lips' colour assumed until the frame is sampled; the mouth's interior is coloured after them
+/// ([`Warp::interior`]).
+const LIPS: Yuv = [144.0, 120.0, 150.0];
 /// The widest mouth opening, in inter-ocular distances.
 const MAX_OPEN: f32 = 0.24;
 
@@ -43,6 +42,7 @@ pub struct Warp {
     head_radii: Pt,
     head_shift: Pt,
     lid: [Yuv; 2],
+    lips: Yuv,
 }
 
 impl Warp {
@@ -59,6 +59,7 @@ impl Warp {
             head_radii: (1.4 * iod, 1.9 * iod),
             head_shift: along((0.0, 0.0), drive.head.0 * iod, drive.head.1 * iod),
             lid: [[0.0; 3]; 2],
+            lips: LIPS,
             g,
             ax,
             dn,
@@ -127,24 +128,47 @@ impl Warp {
             self.g.mouth.0 + xs * self.ax.0 + ys * self.dn.0,
             self.g.mouth.1 + xs * self.ax.1 + ys * self.dn.1,
         );
-        let cover = ((ym + au + 0.75).min(al - ym + 0.75) / 1.5).clamp(0.0, 1.0);
-        if s <= 0.0 || open * s < 0.3 || cover <= 0.0 {
+        // Feathered: the gap's edge fades over a width that grows with the face, and a narrow gap (the corners,
+        // a barely open mouth) fades in instead of appearing at full strength.
+        let edge = 0.75 + 0.025 * iod;
+        let gap = au + al;
+        let cover = ((ym + au + edge).min(al - ym + edge) / (2.0 * edge)).clamp(0.0, 1.0)
+            * smoothstep(0.2, 1.0 + 0.02 * iod, gap);
+        if s <= 0.0 || cover <= 0.0 {
             return (at, None);
         }
-        (at, Some((self.interior(xn, ym + au, au + al), cover)))
+        (at, Some((self.interior(xn, ym + au, gap), cover)))
     }
 
-    /// The colour inside the open mouth at `depth` pixels below the upper lip, of a gap `gap` high: dark, with
-    /// the upper teeth showing under the lip.
+    /// The colour inside the open mouth at `depth` pixels below the upper lip, of a gap `gap` high, in the
+    /// light of the lips (colour `self.lips`): dark and nearly grey, darkest in the middle of the gap, a tongue
+    /// low in a wide gap, the upper teeth (ivory, shaded under the lip) just below the upper lip.
     fn interior(&self, xn: f32, depth: f32, gap: f32) -> Yuv {
-        let teeth_h = (0.4 * gap).min(0.07 * self.iod);
-        let teeth = (1.0 - smoothstep(0.7 * teeth_h, teeth_h, depth))
-            * (1.0 - smoothstep(0.45, 0.7, xn.abs()));
-        let dark = 1.0 - 0.3 * (1.0 - xn.abs());
-        let mut c = INTERIOR;
-        c[0] *= dark;
-        for (ci, ti) in c.iter_mut().zip(TEETH) {
-            *ci += (ti - *ci) * teeth;
+        let l = self.lips;
+        let t = (depth / gap.max(1.0)).clamp(0.0, 1.0);
+        let middle = (std::f32::consts::PI * t).sin();
+        let toward = |v: f32, k: f32| v + (128.0 - v) * k;
+        let mut c = [
+            l[0] * (0.17 + 0.12 * xn.abs() + 0.12 * (1.0 - middle)),
+            toward(l[1], 0.4),
+            toward(l[2], 0.25),
+        ];
+        let tongue = smoothstep(0.55, 1.0, t)
+            * smoothstep(0.04 * self.iod, 0.16 * self.iod, gap)
+            * (1.0 - smoothstep(0.3, 0.8, xn.abs()));
+        let tongue_colour = [0.5 * l[0], l[1], l[2]];
+        let teeth_h = (0.35 * gap).min(0.08 * self.iod);
+        let teeth = (1.0 - smoothstep(0.2 * teeth_h, 1.2 * teeth_h, depth))
+            * (1.0 - smoothstep(0.35, 0.75, xn.abs()));
+        let shade = 0.8 + 0.2 * smoothstep(0.0, 0.5 * teeth_h, depth);
+        let teeth_colour = [
+            (1.05 * l[0] + 30.0).min(215.0) * shade,
+            toward(l[1], 0.55),
+            toward(l[2], 0.6),
+        ];
+        for ((ci, tc), th) in c.iter_mut().zip(tongue_colour).zip(teeth_colour) {
+            *ci += (tc - *ci) * 0.5 * tongue;
+            *ci += (th - *ci) * teeth;
         }
         c
     }
@@ -171,8 +195,10 @@ impl Warp {
             if y < lid {
                 let alpha = smoothstep(-1.4, -0.9, y) * (3.0 * p).min(1.0);
                 let lash = 0.7 * b * (1.0 - ((lid - y) / 0.3).min(1.0));
+                // A rounded lid: lit along its middle, shaded toward the corners and into the crease above.
+                let round = 0.88 + 0.1 * p.sqrt() - 0.06 * smoothstep(-0.9, -1.4, y);
                 let mut colour = skin;
-                colour[0] *= 0.93 - 0.45 * lash;
+                colour[0] *= round - 0.45 * lash;
                 return (q, Some((colour, alpha)));
             }
             let ys = 1.3 - (1.3 - y) * 2.3 / (1.3 - lid);
@@ -197,35 +223,66 @@ impl Warp {
             (1.2, 3.4),
             (0.0, 3.6),
         ];
+        let scale = (self.g.eye_half_width, self.g.eye_half_height);
+        [self.g.eye_left, self.g.eye_right].map(|c| self.median(original, w, h, c, scale, &AROUND))
+    }
+
+    /// The lips' colour in `original` (the median of points along both lips).
+    fn lip_colour(&self, original: &[u8], w: usize, h: usize) -> Yuv {
+        const ALONG: [(f32, f32); 7] = [
+            (-0.5, -0.08),
+            (0.0, -0.08),
+            (0.5, -0.08),
+            (-0.6, 0.1),
+            (-0.2, 0.12),
+            (0.2, 0.12),
+            (0.6, 0.1),
+        ];
+        let scale = (self.g.mouth_half_width, self.iod);
+        self.median(original, w, h, self.g.mouth, scale, &ALONG)
+    }
+
+    /// The median (by brightness) of `original`'s colours at `points` around `c`, in units of `scale` across
+    /// and down the face.
+    fn median(
+        &self,
+        original: &[u8],
+        w: usize,
+        h: usize,
+        c: Pt,
+        scale: Pt,
+        points: &[(f32, f32)],
+    ) -> Yuv {
         let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
         let (y_plane, rest) = original.split_at(w * h);
         let (u_plane, v_plane) = rest.split_at(cw * ch);
-        let (ew, eh) = (self.g.eye_half_width, self.g.eye_half_height);
-        [self.g.eye_left, self.g.eye_right].map(|c| {
-            let mut samples: Vec<Yuv> = AROUND
-                .iter()
-                .map(|&(x, y)| {
-                    let at = (
-                        c.0 + x * ew * self.ax.0 + y * eh * self.dn.0,
-                        c.1 + x * ew * self.ax.1 + y * eh * self.dn.1,
-                    );
-                    let half = ((at.0 - 0.5) / 2.0, (at.1 - 0.5) / 2.0);
-                    [
-                        sample(y_plane, w, h, at),
-                        sample(u_plane, cw, ch, half),
-                        sample(v_plane, cw, ch, half),
-                    ]
-                })
-                .collect();
-            samples.sort_by(|a, b| a[0].total_cmp(&b[0]));
-            samples[samples.len() / 2]
-        })
+        let mut samples: Vec<Yuv> = points
+            .iter()
+            .map(|&(x, y)| {
+                let (x, y) = (x * scale.0, y * scale.1);
+                let at = (
+                    c.0 + x * self.ax.0 + y * self.dn.0,
+                    c.1 + x * self.ax.1 + y * self.dn.1,
+                );
+                let half = ((at.0 - 0.5) / 2.0, (at.1 - 0.5) / 2.0);
+                [
+                    sample(y_plane, w, h, at),
+                    sample(u_plane, cw, ch, half),
+                    sample(v_plane, cw, ch, half),
+                ]
+            })
+            .collect();
+        samples.sort_by(|a, b| a[0].total_cmp(&b[0]));
+        samples[samples.len() / 2]
     }
 
     /// Warps `frame` (planar yuv420p, `w`×`h`) in place, sampling from `original` (the same frame unchanged).
     pub fn apply(&mut self, frame: &mut [u8], original: &[u8], w: usize, h: usize) {
         if self.drive.blink > 0.0 {
             self.lid = self.lid_colours(original, w, h);
+        }
+        if self.drive.open > 0.0 {
+            self.lips = self.lip_colour(original, w, h);
         }
         let (x0, y0, x1, y1) = self.bounds(w, h);
         let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
@@ -324,6 +381,39 @@ mod tests {
             open[10 * w + 10],
             original[10 * w + 10],
             "far pixels untouched"
+        );
+    }
+
+    #[test]
+    fn the_open_mouth_is_feathered_into_the_face_and_a_narrow_gap_only_shades() {
+        let (w, h) = (128, 128);
+        let original = frame(w, h);
+        let opened = |open: f32| {
+            let mut f = original.clone();
+            let drive = FrameDrive {
+                open,
+                ..FrameDrive::default()
+            };
+            Warp::new(face(), drive).apply(&mut f, &original, w, h);
+            f
+        };
+        let (wide, narrow) = (opened(1.0), opened(0.05));
+        let m = face().mouth;
+        let (mx, my) = (m.0.round() as usize, m.1.round() as usize);
+        // Down the mouth's middle column the dark gap fades into the lower lip over more than a pixel or two.
+        let steepest = (my..my + 12)
+            .map(|y| (i32::from(wide[y * w + mx]) - i32::from(wide[(y + 1) * w + mx])).abs())
+            .max()
+            .unwrap();
+        assert!(wide[my * w + mx] < 80, "open: dark inside");
+        assert!(
+            steepest < 65,
+            "a feathered edge, not a cut-out: {steepest} per pixel"
+        );
+        let shade = i32::from(original[my * w + mx]) - i32::from(narrow[my * w + mx]);
+        assert!(
+            (0..40).contains(&shade),
+            "a barely parted mouth is shaded, not painted: {shade}"
         );
     }
 

@@ -1,0 +1,143 @@
+//! Consent and training through the API on the sandbox: training refused without consent (409) and above
+//! `maxUsd` (422) with nothing sent to Fal, consent recorded and read back, then a training started (202) that
+//! ends with the identity's LoRA, listed with its outcome and logged under `LORA_TRAINING`.
+
+use std::time::Duration;
+
+use devatar::domain::IdentityId;
+use devatar::fakes::LatencyProfile;
+use devatar::identity_photos::{Photos, check_file};
+use serde_json::{Value, json};
+
+use crate::common::app::{TestApp, wait_until};
+use crate::common::cloud::{FAL_KEY, fakes};
+use crate::training::photo_set;
+
+async fn send(
+    app: &TestApp,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
+    let r = app
+        .http
+        .request(method, app.url(path))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_then_training_through_the_api() {
+    let fakes = fakes(LatencyProfile::Fast, 0.05).await;
+    let base = fakes.base_url();
+    let app = TestApp::builder()
+        .envs(&[
+            ("FAL_KEY", FAL_KEY),
+            ("FAL_BASE_URL", &base),
+            ("FAL_STORAGE_BASE_URL", &base),
+            ("DEVATAR_ALLOW_PRIVATE_URLS", "1"),
+            ("DEVATAR_PROVIDER_TIME_SCALE", "0.01"),
+        ])
+        .start()
+        .await;
+    let token = app.token().await;
+    let post = reqwest::Method::POST;
+    let put = reqwest::Method::PUT;
+    let (status, created) = send(
+        &app,
+        &token,
+        post.clone(),
+        "/api/identities",
+        json!({"name": "eileen", "displayName": "Eileen Collins", "triggerWord": "TOK_EILEEN"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let train = format!("/api/identities/{id}/train");
+    let consent = format!("/api/identities/{id}/consent");
+
+    let (status, refused) = send(&app, &token, post.clone(), &train, json!({})).await;
+    assert_eq!(status, 409, "{refused}");
+    assert!(
+        refused
+            .to_string()
+            .contains("devatar identity consent eileen"),
+        "{refused}"
+    );
+    let (status, _) = send(&app, &token, reqwest::Method::GET, &consent, Value::Null).await;
+    assert_eq!(status, 404);
+    let (status, bad) = send(
+        &app,
+        &token,
+        put.clone(),
+        &consent,
+        json!({"consentedBy": "Eileen", "note": ""}),
+    )
+    .await;
+    assert_eq!(status, 422, "{bad}");
+    let (status, saved) = send(
+        &app,
+        &token,
+        put,
+        &consent,
+        json!({"consentedBy": "Eileen Collins", "note": "agreed on camera"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(
+        app.get_json(&token, &consent).await["consentedBy"],
+        "Eileen Collins"
+    );
+    let (status, few) = send(&app, &token, post.clone(), &train, json!({})).await;
+    assert_eq!(
+        (status, few["error"]["field"].as_str()),
+        (422, Some("photos")),
+        "{few}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let photos = Photos::new(&app.storage, &app.config.face);
+    for p in photo_set(dir.path()) {
+        photos
+            .add_file(
+                &IdentityId::from(id.as_str()),
+                &check_file(&p, None).unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    let (status, over) = send(&app, &token, post.clone(), &train, json!({"maxUsd": 0.5})).await;
+    assert_eq!(
+        (status, over["error"]["field"].as_str()),
+        (422, Some("maxUsd")),
+        "{over}"
+    );
+    assert_eq!(fakes.stats().get("fal.submit").copied().unwrap_or(0), 0);
+
+    let (status, started) = send(&app, &token, post, &train, json!({"steps": 500})).await;
+    assert_eq!(status, 202, "{started}");
+    assert_eq!(started["status"], "running");
+    let trainings = format!("/api/identities/{id}/trainings");
+    let done = wait_until("the training to end", Duration::from_secs(60), || async {
+        let list = app.get_json(&token, &trainings).await;
+        (list[0]["status"] != "running").then(|| list[0].clone())
+    })
+    .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert!(done["costUsd"].as_f64().unwrap() > 0.9, "{done}");
+    let identity = app.get_json(&token, &format!("/api/identities/{id}")).await;
+    assert_eq!(identity["loraUrl"], done["loraUrl"]);
+    let logs = app.get_json(&token, "/api/logs?step=LORA_TRAINING").await;
+    assert!(
+        logs.to_string()
+            .contains("Digital twin ready: looks like you"),
+        "{logs}"
+    );
+    fakes.shutdown().await;
+}
