@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::hostile::{encoded_png, upload};
-use crate::common::app::TestApp;
+use crate::common::app::{PASSWORD, TestApp};
 use crate::common::cloud::{self, EL_KEY, FAL_KEY, KLING_ACCESS, KLING_SECRET, SYNC_KEY};
 use devatar::fakes::LatencyProfile;
 
@@ -111,6 +111,32 @@ async fn logs(app: &TestApp, token: &str, scene: &str, step: &str) -> String {
     app.get_json(token, &format!("/api/logs?scene={scene}&step={step}"))
         .await
         .to_string()
+}
+
+/// A session cookie of the admin.
+async fn session(app: &TestApp) -> String {
+    let http = devatar::net::client_builder().build().unwrap();
+    let login = http
+        .post(app.url("/api/login"))
+        .json(&json!({"password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    cookie.split(';').next().unwrap().to_string()
+}
+
+/// The HTML of page `path` in `session`.
+async fn page(app: &TestApp, session: &str, path: String) -> String {
+    let http = devatar::net::client_builder().build().unwrap();
+    let r = http
+        .get(app.url(&path))
+        .header("cookie", session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{path}");
+    r.text().await.unwrap()
 }
 
 /// The app on the provider sandbox (every provider) with a project; its id.
@@ -228,6 +254,18 @@ async fn a_recorded_scene_speaks_without_tts_in_front_of_its_background() {
             .await
             .contains("unused in digital twin mode")
     );
+
+    // The pages say which assets the scene uses: the scene page, the form's selects, the assets' "in use".
+    let session = session(&app).await;
+    let page = |path: String| page(&app, &session, path);
+    let shown = page(format!("/scenes/{one}")).await;
+    assert!(
+        shown.contains("caption timings estimated") && shown.contains("behind the framed headshot")
+    );
+    let form = page(format!("/scenes/{one}/edit")).await;
+    assert!(form.contains("f-speechAssetId") && form.contains("f-backgroundAssetId"));
+    let assets = page("/assets?kind=audio".into()).await;
+    assert!(assets.contains("scene one of media") && assets.contains("voice again"));
 
     // New words re-run AUDIO (the content key holds the dialogue); the still stays.
     let path = format!("/api/scenes/{one}");
