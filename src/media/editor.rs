@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
+use super::compose;
 use super::edit::{self, Delivery};
 use super::probe::{self, MediaInfo};
 use super::process::MediaError;
 use super::splice::Joined;
 
-/// The media operations pipeline steps use (probing, FINALIZE's normalising, thumbnail and sampled frames,
-/// ASSEMBLE's join).
+/// The media operations pipeline steps use (probing, AUDIO's recording conversion, IMAGE's background
+/// composite, FINALIZE's normalising, thumbnail and sampled frames, ASSEMBLE's join).
 /// Captions are plain text (`media::captions`) and need no editor; burning them in is part of
 /// [`normalize`](MediaEditor::normalize).
 #[async_trait]
@@ -47,6 +48,18 @@ pub trait MediaEditor: Send + Sync {
         at_seconds: &[f64],
     ) -> Result<Vec<PathBuf>, MediaError>;
 
+    /// Converts the recording `input` to the speech format of the local voices (mono 16-bit WAV) in `output`.
+    async fn speech_wav(&self, input: &Path, output: &Path) -> Result<(), MediaError>;
+
+    /// Writes the `size` frame of `background` (cover-scaled) with `still` over it, bottom-centre, to `output`.
+    async fn composite_over(
+        &self,
+        still: &Path,
+        background: &Path,
+        output: &Path,
+        size: (u32, u32),
+    ) -> Result<(), MediaError>;
+
     /// Joins delivery-format clips (path, duration in seconds) with crossfades of `d.crossfade` into `output`,
     /// using `work` for intermediate files; returns the output's probe and each clip's start offset.
     async fn join_with_crossfades(
@@ -64,6 +77,20 @@ pub struct Ffmpeg;
 
 #[async_trait]
 impl MediaEditor for Ffmpeg {
+    async fn speech_wav(&self, input: &Path, output: &Path) -> Result<(), MediaError> {
+        compose::speech_wav(input, output).await
+    }
+
+    async fn composite_over(
+        &self,
+        still: &Path,
+        background: &Path,
+        output: &Path,
+        size: (u32, u32),
+    ) -> Result<(), MediaError> {
+        compose::composite_over(still, background, output, size).await
+    }
+
     async fn probe(&self, path: &Path) -> Result<MediaInfo, MediaError> {
         probe::probe(path).await
     }

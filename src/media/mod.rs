@@ -2,6 +2,7 @@
 //! edits the pipeline uses sit behind [`MediaEditor`] ([`Ffmpeg`] by default).
 
 pub mod captions;
+pub mod compose;
 pub mod edit;
 mod editor;
 mod probe;

@@ -25,7 +25,7 @@ pub fn scene_fingerprint(plan: &RenderPlan, scene: &PlannedScene) -> String {
         .then_some(scene.face_print.as_ref())
         .flatten()
         .map(|f| serde_json::to_string(&f.centre).unwrap_or_default());
-    let doc = json!({
+    let mut doc = json!({
         "v": FINGERPRINT_VERSION,
         "scene": [s.dialogue, s.environment, s.wardrobe, s.mood_lighting, s.camera, s.movement,
                   s.generation_mode.as_str(), s.animation.as_str()],
@@ -35,6 +35,10 @@ pub fn scene_fingerprint(plan: &RenderPlan, scene: &PlannedScene) -> String {
         "objects": [scene.scene_headshot, scene.identity_headshot, scene.identity_lora],
         "project": [p.aspect_ratio.as_str(), p.identity_gate.as_str(), p.identity_retries, print],
     });
+    // Only scenes that use a recording or a background carry them, so other scenes' fingerprints stay as they were.
+    if scene.speech_recording.is_some() || scene.background.is_some() {
+        doc["media"] = json!([scene.speech_recording, scene.background]);
+    }
     hash(&doc.to_string())
 }
 
@@ -84,6 +88,8 @@ mod tests {
                 identity: Identity::new("deven", "Deven", "TOK"),
                 scene_headshot: None,
                 identity_headshot: None,
+                speech_recording: None,
+                background: None,
                 identity_lora: None,
                 face_print: None,
             }],

@@ -49,6 +49,10 @@ pub struct PlannedScene {
     pub scene_headshot: Option<String>,
     /// Object key of the identity's headshot.
     pub identity_headshot: Option<String>,
+    /// Object key of the uploaded recording spoken instead of TTS (AUDIO).
+    pub speech_recording: Option<String>,
+    /// Object key of the background image the framed headshot is composited over (IMAGE, standard mode).
+    pub background: Option<String>,
     /// Object key of the identity's uploaded LoRA file (used instead of `identity.lora_url`).
     pub identity_lora: Option<String>,
     /// The identity's face print (from its reference photos), when it has one: what IMAGE and FINALIZE score
@@ -174,6 +178,8 @@ mod tests {
             },
             identity,
             scene_headshot: None,
+            speech_recording: None,
+            background: None,
             identity_headshot: None,
             identity_lora: None,
             face_print: None,

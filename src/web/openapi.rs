@@ -207,6 +207,8 @@ fn scene_and_project_rules() -> Vec<(&'static str, &'static str, Rule)> {
         ("SceneInput", "targetDuration", Rule::Range(1.0, 300.0)),
         ("SceneInput", "identityId", id(false)),
         ("SceneInput", "headshotAssetId", id(false)),
+        ("SceneInput", "speechAssetId", id(true)),
+        ("SceneInput", "backgroundAssetId", id(true)),
         (
             "SceneInput",
             "generationMode",

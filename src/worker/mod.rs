@@ -160,6 +160,14 @@ impl RunService {
             Some(a) => db.asset_object_key(a).await?,
             None => None,
         };
+        let speech_recording = match &record.speech_asset_id {
+            Some(a) => db.asset_object_key(a).await?,
+            None => None,
+        };
+        let background = match &record.background_asset_id {
+            Some(a) => db.asset_object_key(a).await?,
+            None => None,
+        };
         let face_print = crate::identity_photos::face_print(db, &identity.id)
             .await?
             .map(Arc::new);
@@ -171,6 +179,8 @@ impl RunService {
             identity: identity.identity,
             scene_headshot,
             identity_headshot,
+            speech_recording,
+            background,
             identity_lora,
             face_print,
         })

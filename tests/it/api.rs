@@ -1585,5 +1585,6 @@ async fn lora_uploads_media_headers_bearer_case_and_concurrent_reorders() {
 pub(crate) mod hostile;
 mod lora_asset;
 mod photos;
+mod scene_media;
 mod schema;
 mod training;

@@ -1,4 +1,6 @@
-//! AUDIO: the scene's dialogue spoken in the identity's voice, with word timings and its length.
+//! AUDIO: the scene's dialogue spoken in the identity's voice, with word timings and its length — or, when the
+//! scene uses an uploaded recording, that recording converted to the speech format (no TTS call, $0), with word
+//! timings estimated from the dialogue over its length.
 
 use std::path::Path;
 
@@ -13,6 +15,14 @@ use crate::providers::{JobCtx, SpeechRequest};
 
 /// The AUDIO step.
 pub(super) struct Audio;
+
+/// Provider id of a scene spoken by its uploaded recording.
+const RECORDING: &str = "recording";
+
+/// The log note of a recorded scene: its captions' timings are not measured.
+pub(in crate::pipeline) const ESTIMATED_NOTE: &str = "Speech is the scene's uploaded recording (no TTS); caption \
+    word timings are estimated from the dialogue text over the recording's length (no transcript aligner is \
+    available), so they may drift from the actual words";
 
 fn speech_request(s: &PlannedScene) -> SpeechRequest {
     let i = &s.identity;
@@ -32,6 +42,13 @@ fn speech_request(s: &PlannedScene) -> SpeechRequest {
 impl Step for Audio {
     async fn prepare(&self, cx: &StepCx<'_>) -> Result<Prepared, StepError> {
         let s = cx.scene()?;
+        if let Some(key) = &s.speech_recording {
+            return Ok(Prepared {
+                provider: RECORDING.into(),
+                params: serde_json::json!({ "recording": key, "text": s.scene.dialogue }),
+                inputs: vec![key.clone()],
+            });
+        }
         let speech = &cx.providers().speech;
         Ok(Prepared {
             provider: speech.name().into(),
@@ -47,24 +64,38 @@ impl Step for Audio {
         job: &JobCtx,
     ) -> Result<StepOutput, StepError> {
         let s = cx.scene()?;
-        let provider = &cx.providers().speech;
-        let speech = provider.synthesize(&speech_request(s), work, job).await?;
-        let duration = match speech.seconds {
-            Some(seconds) => seconds,
-            None => cx.media().probe(&speech.audio).await?.duration,
+        let (provider, audio, words, seconds) = match &s.speech_recording {
+            Some(key) => {
+                let out = work.join("speech.wav");
+                cx.media().speech_wav(&cx.path_of(key).await?, &out).await?;
+                cx.log(
+                    LogStep::AudioGeneration,
+                    LogLevel::Info,
+                    RECORDING,
+                    ESTIMATED_NOTE.into(),
+                )
+                .await;
+                (RECORDING, out, None, None)
+            }
+            None => {
+                let provider = &cx.providers().speech;
+                let speech = provider.synthesize(&speech_request(s), work, job).await?;
+                (provider.name(), speech.audio, speech.words, speech.seconds)
+            }
         };
-        let ext = speech
-            .audio
+        let duration = match seconds {
+            Some(seconds) => seconds,
+            None => cx.media().probe(&audio).await?.duration,
+        };
+        let ext = audio
             .extension()
             .and_then(|e| e.to_str())
             .unwrap_or("wav")
             .to_string();
         let mut out = StepOutput::default();
         out.objects
-            .insert("audio".into(), cx.store(&speech.audio, &ext).await?);
-        out.words = speech
-            .words
-            .unwrap_or_else(|| estimate_word_timings(&s.scene.dialogue, duration));
+            .insert("audio".into(), cx.store(&audio, &ext).await?);
+        out.words = words.unwrap_or_else(|| estimate_word_timings(&s.scene.dialogue, duration));
         out.duration_seconds = Some(duration);
         if let Some(target) = s.scene.target_duration
             && (duration - target).abs() > 2.0
@@ -72,13 +103,8 @@ impl Step for Audio {
             let msg = format!(
                 "speech lasts {duration:.1} s but the target duration is {target:.1} s; the video follows the speech"
             );
-            cx.log(
-                LogStep::AudioGeneration,
-                LogLevel::Warn,
-                provider.name(),
-                msg,
-            )
-            .await;
+            cx.log(LogStep::AudioGeneration, LogLevel::Warn, provider, msg)
+                .await;
         }
         Ok(out)
     }

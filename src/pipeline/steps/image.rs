@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::identity_gate::gate_for;
-use super::{PROMPT_PREFIX, Prepared, Step, StepCx};
+use super::{PROMPT_PREFIX, Prepared, Step, StepCx, object};
 use crate::domain::{GenerationMode, Identity, LogLevel, LogStep, image_prompt, lora_scale_for};
 use crate::lora::{InspectOptions, inspect_file, inspect_url};
 use crate::net::FetchGuard;
@@ -50,10 +50,15 @@ impl Step for Image {
         if let Some(gate) = gate_for(cx, s, &decision) {
             params["identityGate"] = gate.key_params();
         }
+        let mut inputs: Vec<String> = decision.headshot.iter().cloned().collect();
+        if let Some(bg) = background(cx, s, &decision).await {
+            params["background"] = json!(bg);
+            inputs.push(bg.to_string());
+        }
         Ok(Prepared {
             provider: image.name().into(),
             params,
-            inputs: decision.headshot.into_iter().collect(),
+            inputs,
         })
     }
 
@@ -82,9 +87,45 @@ impl Step for Image {
                 out
             }
         };
+        if let Some(bg) = s
+            .background
+            .as_deref()
+            .filter(|_| decision.mode == "standard")
+        {
+            let still = cx.path_of(object(&out, "image")?).await?;
+            let composed = work.join("composited.png");
+            cx.media()
+                .composite_over(&still, &cx.path_of(bg).await?, &composed, cx.frame_size())
+                .await?;
+            out.objects
+                .insert("image".into(), cx.store(&composed, "png").await?);
+        }
         out.mode = Some(decision.mode.into());
         Ok(out)
     }
+}
+
+/// The background the still is composited over (`prepare`): the scene's, in standard mode. In digital twin mode
+/// (Flux LoRA takes no environment reference image) it is unused, and a WARN row says so.
+async fn background<'s>(
+    cx: &StepCx<'_>,
+    s: &'s PlannedScene,
+    decision: &ModeDecision,
+) -> Option<&'s str> {
+    let bg = s.background.as_deref()?;
+    if decision.mode == "standard" {
+        return Some(bg);
+    }
+    let msg = "The scene's background image is unused in digital twin mode: the LoRA image model takes no \
+        environment reference image (the environment comes from the prompt)";
+    cx.log(
+        LogStep::ImageGeneration,
+        LogLevel::Warn,
+        cx.providers().image.name(),
+        msg.into(),
+    )
+    .await;
+    None
 }
 
 /// Where the identity's LoRA comes from: its URL (or `DEVEN_LORA_URL`), or an uploaded file (an object key).

@@ -58,6 +58,8 @@ fn plan(animation: Animation) -> RenderPlan {
             scene,
             identity,
             scene_headshot: None,
+            speech_recording: None,
+            background: None,
             identity_headshot: None,
             identity_lora: None,
             face_print: None,

@@ -401,6 +401,16 @@ fn write_media(path: &Path, seconds: f64, what: &str) -> Result<(), MediaError> 
     })
 }
 
+/// The fake edits of uploaded media: the file as it is.
+fn copy(from: &Path, to: &Path) -> Result<(), MediaError> {
+    std::fs::copy(from, to)
+        .map(|_| ())
+        .map_err(|e| MediaError::BadOutput {
+            program: "fake-media".into(),
+            reason: e.to_string(),
+        })
+}
+
 #[async_trait]
 impl MediaEditor for FakeMedia {
     async fn probe(&self, path: &Path) -> Result<MediaInfo, MediaError> {
@@ -450,6 +460,20 @@ impl MediaEditor for FakeMedia {
         self.0.media_call(Op::Thumbnail, &read_fake(input)?)?;
         let what = format!("thumbnail at {at_seconds:.2} s of {}", hash_of(input));
         write_media(output, 0.0, &what)
+    }
+
+    async fn speech_wav(&self, input: &Path, output: &Path) -> Result<(), MediaError> {
+        copy(input, output)
+    }
+
+    async fn composite_over(
+        &self,
+        still: &Path,
+        _background: &Path,
+        output: &Path,
+        _size: (u32, u32),
+    ) -> Result<(), MediaError> {
+        copy(still, output)
     }
 
     async fn frames(

@@ -199,6 +199,8 @@ impl TestPipeline {
                 scene,
                 identity: identity.clone(),
                 scene_headshot: None,
+                speech_recording: None,
+                background: None,
                 identity_headshot: None,
                 identity_lora: None,
                 face_print: None,

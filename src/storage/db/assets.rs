@@ -79,7 +79,7 @@ pub struct AssetInput {
 
 impl Db {
     /// Who uses which asset, as (asset id, user in words): identities by their headshot or uploaded LoRA
-    /// (`identity Deven Spear`), scenes by their headshot (`scene one of Launch`). Deleting an asset clears
+    /// (`identity Deven Spear`), scenes by their headshot, recording or background (`scene one of Launch`). Deleting an asset clears
     /// these references, so the pages warn first.
     pub async fn ui_asset_users(&self) -> Result<Vec<(AssetId, String)>, DbError> {
         let rows = sqlx::query(
@@ -91,6 +91,12 @@ impl Db {
              UNION ALL
              SELECT s.headshot_asset_id AS asset, 'scene ' || s.name || ' of ' || p.name AS who
                FROM scenes s JOIN projects p ON p.id = s.project_id WHERE s.headshot_asset_id IS NOT NULL
+             UNION ALL
+             SELECT s.speech_asset_id AS asset, 'scene ' || s.name || ' of ' || p.name AS who
+               FROM scenes s JOIN projects p ON p.id = s.project_id WHERE s.speech_asset_id IS NOT NULL
+             UNION ALL
+             SELECT s.background_asset_id AS asset, 'scene ' || s.name || ' of ' || p.name AS who
+               FROM scenes s JOIN projects p ON p.id = s.project_id WHERE s.background_asset_id IS NOT NULL
              ORDER BY who",
         )
         .fetch_all(&self.pool)

@@ -27,6 +27,10 @@ pub struct SceneRecord {
     pub identity_id: Option<IdentityId>,
     /// Scene headshot asset.
     pub headshot_asset_id: Option<AssetId>,
+    /// Uploaded recording (asset kind `audio`) spoken instead of TTS.
+    pub speech_asset_id: Option<AssetId>,
+    /// Background image (asset kind `background`) behind the framed headshot.
+    pub background_asset_id: Option<AssetId>,
     /// Whether its video is recorded, being made, or failed.
     pub status: SceneStatus,
     /// Finished video object.
@@ -94,7 +98,7 @@ pub struct SceneSummary {
 
 const SCENE_COLUMNS: &str = "id, project_id, position, name, dialogue, environment, wardrobe, mood_lighting, camera, \
     movement, target_duration, identity_id, headshot_asset_id, generation_mode, animation, status, output_object, \
-    thumbnail_object, duration_seconds, rendered_inputs";
+    thumbnail_object, duration_seconds, rendered_inputs, speech_asset_id, background_asset_id";
 
 fn scene_record(r: &AnyRow) -> Result<SceneRecord, DbError> {
     let mode: String = r.try_get("generation_mode")?;
@@ -120,6 +124,8 @@ fn scene_record(r: &AnyRow) -> Result<SceneRecord, DbError> {
         },
         identity_id: opt_id_col(r, "identity_id")?,
         headshot_asset_id: opt_id_col(r, "headshot_asset_id")?,
+        speech_asset_id: opt_id_col(r, "speech_asset_id")?,
+        background_asset_id: opt_id_col(r, "background_asset_id")?,
         status: scene_status(r)?,
         output_object: r.try_get("output_object")?,
         thumbnail_object: r.try_get("thumbnail_object")?,
@@ -283,6 +289,24 @@ impl Db {
         .await?;
         tx.commit().await?;
         Ok(id)
+    }
+
+    /// Sets the scene's recording (used as its speech) and background image assets.
+    pub async fn set_scene_media(
+        &self,
+        id: &SceneId,
+        speech_asset_id: Option<&AssetId>,
+        background_asset_id: Option<&AssetId>,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE scenes SET speech_asset_id = $2, background_asset_id = $3 WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .bind(speech_asset_id.map(|a| a.as_str()))
+        .bind(background_asset_id.map(|a| a.as_str()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Deletes a scene.

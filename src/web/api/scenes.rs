@@ -33,6 +33,12 @@ pub struct SceneView {
     identity_id: Option<IdentityId>,
     #[schema(value_type = Option<String>)]
     headshot_asset_id: Option<AssetId>,
+    /// The uploaded recording (asset of kind `audio`) spoken instead of TTS.
+    #[schema(value_type = Option<String>)]
+    speech_asset_id: Option<AssetId>,
+    /// The background image (asset of kind `background`) behind the framed headshot (standard mode).
+    #[schema(value_type = Option<String>)]
+    background_asset_id: Option<AssetId>,
     generation_mode: String,
     animation: String,
     status: String,
@@ -61,6 +67,8 @@ impl From<SceneRecord> for SceneView {
             target_duration: s.target_duration,
             identity_id: r.identity_id,
             headshot_asset_id: r.headshot_asset_id,
+            speech_asset_id: r.speech_asset_id,
+            background_asset_id: r.background_asset_id,
             generation_mode: s.generation_mode.as_str().into(),
             animation: s.animation.as_str().into(),
             status: r.status.as_str().into(),
@@ -99,6 +107,12 @@ pub struct SceneInput {
     identity_id: Option<IdentityId>,
     #[schema(value_type = Option<String>)]
     headshot_asset_id: Option<AssetId>,
+    /// An uploaded recording (asset of kind `audio`) to speak instead of TTS; `""` clears it.
+    #[schema(value_type = Option<String>)]
+    speech_asset_id: Option<AssetId>,
+    /// A background image (asset of kind `background`); `""` clears it.
+    #[schema(value_type = Option<String>)]
+    background_asset_id: Option<AssetId>,
     generation_mode: Option<String>,
     /// `standard` (image-to-video, then lip-sync) or `fast` (one-step talking avatar).
     animation: Option<String>,
@@ -109,6 +123,10 @@ struct SceneUpdate {
     scene: Scene,
     identity_id: Option<IdentityId>,
     headshot_asset_id: Option<AssetId>,
+    /// Recording used as speech.
+    speech_asset_id: Option<AssetId>,
+    /// Background image.
+    background_asset_id: Option<AssetId>,
 }
 
 /// A scene with nothing set yet: what a create request fills in.
@@ -136,9 +154,15 @@ impl SceneInput {
         current: Option<SceneRecord>,
     ) -> Result<SceneUpdate, ApiError> {
         let mut e = FieldErrors::default();
-        let (mut scene, mut identity_id, mut headshot) = match current {
-            Some(c) => (c.scene, c.identity_id, c.headshot_asset_id),
-            None => (blank_scene(), None, None),
+        let (mut scene, mut identity_id, mut headshot, mut speech, mut background) = match current {
+            Some(c) => (
+                c.scene,
+                c.identity_id,
+                c.headshot_asset_id,
+                c.speech_asset_id,
+                c.background_asset_id,
+            ),
+            None => (blank_scene(), None, None, None, None),
         };
         self.merge_into(&mut scene, &mut e);
         let db = &state.storage.db;
@@ -154,11 +178,19 @@ impl SceneInput {
             }
             headshot = Some(id);
         }
+        if let Some(id) = self.speech_asset_id.take() {
+            speech = media_asset(state, id, "audio", "speechAssetId", &mut e).await?;
+        }
+        if let Some(id) = self.background_asset_id.take() {
+            background = media_asset(state, id, "background", "backgroundAssetId", &mut e).await?;
+        }
         match scene.validated() {
             Ok(scene) if e.is_empty() => Ok(SceneUpdate {
                 scene,
                 identity_id,
                 headshot_asset_id: headshot,
+                speech_asset_id: speech,
+                background_asset_id: background,
             }),
             Ok(_) => Err(e.into()),
             Err(v) => {
@@ -202,6 +234,50 @@ impl SceneInput {
                 None => e.push("animation", "must be standard or fast"),
             }
         }
+    }
+}
+
+/// A scene's `field` asset after input `id`: `None` for `""` (cleared), else the asset when it exists and is
+/// of `kind` (otherwise the problem is noted in `e`, naming `field`).
+async fn media_asset(
+    state: &AppState,
+    id: AssetId,
+    kind: &str,
+    field: &str,
+    e: &mut FieldErrors,
+) -> Result<Option<AssetId>, ApiError> {
+    if id.is_empty() {
+        return Ok(None);
+    }
+    match state.storage.db.get_asset(&id).await? {
+        Some(a) if a.kind == kind => {}
+        Some(_) => e.push(field, format!("is not an asset of kind {kind}")),
+        None => e.push(field, "no such asset"),
+    }
+    Ok(Some(id))
+}
+
+/// Stores the scene's recording and background; an asset deleted meanwhile is a 422 naming its field.
+async fn store_media(state: &AppState, id: &SceneId, u: &SceneUpdate) -> Result<(), ApiError> {
+    let db = &state.storage.db;
+    let saved = db
+        .set_scene_media(
+            id,
+            u.speech_asset_id.as_ref(),
+            u.background_asset_id.as_ref(),
+        )
+        .await;
+    match saved {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_foreign_key() => {
+            if let Some(a) = &u.speech_asset_id
+                && db.get_asset(a).await?.is_none()
+            {
+                return Err(ApiError::invalid("speechAssetId", "no such asset"));
+            }
+            Err(ApiError::invalid("backgroundAssetId", "no such asset"))
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -292,6 +368,7 @@ pub async fn create(
         )
         .await;
     let id = saved_or_missing(&state, &u, id).await?;
+    store_media(&state, &id, &u).await?;
     let record = db
         .get_scene(&id)
         .await?
@@ -362,6 +439,7 @@ pub async fn update(
         )
         .await;
     saved_or_missing(&state, &u, saved).await?;
+    store_media(&state, &id, &u).await?;
     get(State(state), Path(id)).await
 }
 

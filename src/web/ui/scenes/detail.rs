@@ -395,8 +395,21 @@ async fn scene_facts(
             .unwrap_or_else(|| "a deleted identity".into()),
         None => "project default".into(),
     };
+    let recording = asset_label(db, s.speech_asset_id.as_ref())
+        .await?
+        .map(|n| format!("{n} (spoken instead of text-to-speech; caption timings estimated)"));
+    let background = asset_label(db, s.background_asset_id.as_ref())
+        .await?
+        .map(|n| match sc.generation_mode {
+            crate::domain::GenerationMode::DigitalTwin => {
+                format!("{n} (unused in digital twin mode)")
+            }
+            _ => format!("{n} (behind the framed headshot in standard mode)"),
+        });
     Ok([
         ("Identity", Some(identity)),
+        ("Recording", recording),
+        ("Background", background),
         ("Mode", Some(mode)),
         ("Animation", Some(sc.animation.as_str().to_string())),
         ("Environment", sc.environment.clone()),
@@ -414,6 +427,22 @@ async fn scene_facts(
     .into_iter()
     .filter_map(|(k, v)| v.map(|v| (k, v)))
     .collect())
+}
+
+/// An asset's display name (its uploaded file name, else its id); `None` without one.
+async fn asset_label(
+    db: &Db,
+    id: Option<&crate::domain::AssetId>,
+) -> Result<Option<String>, UiError> {
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    Ok(Some(
+        db.get_asset(id)
+            .await?
+            .and_then(|a| a.original_name)
+            .unwrap_or_else(|| id.to_string()),
+    ))
 }
 
 /// The scene's log rows for display, each named after the scene and carrying its payload.

@@ -21,10 +21,49 @@ async fn scene_fields(
     s: Option<&SceneRecord>,
 ) -> Result<Vec<FormField>, UiError> {
     let identities = identity_options(state).await?;
-    let headshots = headshot_options(state).await?;
+    let headshots = asset_options(
+        state,
+        "headshot",
+        "None (the identity's headshot, or a portrait)",
+    )
+    .await?;
     let mut fields = description_fields(s.map(|s| &s.scene));
     fields.extend(choice_fields(s, identities, headshots));
+    fields.extend(media_fields(state, s).await?);
     Ok(fields)
+}
+
+/// The uploaded recording spoken instead of TTS, and the background image behind the headshot.
+async fn media_fields(
+    state: &AppState,
+    s: Option<&SceneRecord>,
+) -> Result<Vec<FormField>, UiError> {
+    let recordings =
+        asset_options(state, "audio", "None (speech from the identity's voice)").await?;
+    let backgrounds = asset_options(state, "background", "None").await?;
+    let id = |a: Option<&AssetId>| a.map(|a| a.to_string()).unwrap_or_default();
+    Ok(vec![
+        FormField::text(
+            "speechAssetId",
+            "Recording",
+            id(s.and_then(|s| s.speech_asset_id.as_ref())),
+        )
+        .control(Control::Select(recordings))
+        .hint(
+            "An uploaded audio file spoken instead of text-to-speech ($0). Captions come from the dialogue: \
+             their word timings are estimated over the recording's length.",
+        ),
+        FormField::text(
+            "backgroundAssetId",
+            "Background",
+            id(s.and_then(|s| s.background_asset_id.as_ref())),
+        )
+        .control(Control::Select(backgrounds))
+        .hint(
+            "Standard mode puts the framed headshot over this image; digital twin mode cannot use it \
+             (the environment comes from the prompt).",
+        ),
+    ])
 }
 
 /// The identity choices: the project default, then every identity as "Display name (name)".
@@ -47,17 +86,18 @@ async fn identity_options(state: &AppState) -> Result<Vec<(String, String)>, UiE
     Ok(identities)
 }
 
-/// The headshot choices: none, then every uploaded headshot as "folder/original name" (or its id).
-async fn headshot_options(state: &AppState) -> Result<Vec<(String, String)>, UiError> {
-    let mut headshots = vec![(
-        String::new(),
-        "None (the identity's headshot, or a portrait)".to_string(),
-    )];
-    headshots.extend(
+/// The choices of assets of `kind`: `none`, then every such asset as "folder/original name" (or its id).
+async fn asset_options(
+    state: &AppState,
+    kind: &str,
+    none: &str,
+) -> Result<Vec<(String, String)>, UiError> {
+    let mut options = vec![(String::new(), none.to_string())];
+    options.extend(
         state
             .storage
             .db
-            .list_assets("headshot", "")
+            .list_assets(kind, "")
             .await?
             .into_iter()
             .map(|a| {
@@ -70,7 +110,7 @@ async fn headshot_options(state: &AppState) -> Result<Vec<(String, String)>, UiE
                 (a.id.into_string(), label)
             }),
     );
-    Ok(headshots)
+    Ok(options)
 }
 
 /// What the scene says and shows: name, dialogue, environment, wardrobe, lighting, camera, movement, duration.
@@ -229,6 +269,30 @@ struct ParsedScene {
     scene: Scene,
     identity_id: Option<IdentityId>,
     headshot: Option<AssetId>,
+    /// Recording used as speech.
+    speech: Option<AssetId>,
+    /// Background image.
+    background: Option<AssetId>,
+}
+
+/// The asset chosen in `field`, noted in `errors` when it is unknown or not of `kind`.
+async fn media_choice(
+    state: &AppState,
+    form: &FormData,
+    field: &'static str,
+    kind: &str,
+    errors: &mut FieldErrs,
+) -> Result<Option<AssetId>, (StatusCode, FieldErrs)> {
+    let Some(id) = form.opt(field).map(AssetId::from) else {
+        return Ok(None);
+    };
+    match state.storage.db.get_asset(&id).await {
+        Ok(Some(a)) if a.kind == kind => {}
+        Ok(Some(_)) => errors.add(field, format!("is not an asset of kind {kind}")),
+        Ok(None) => errors.add(field, "no such asset"),
+        Err(e) => return Err(FieldErrs::internal(e)),
+    }
+    Ok(Some(id))
 }
 
 async fn parse_scene(
@@ -279,6 +343,9 @@ async fn parse_scene(
     {
         errors.add("headshotAssetId", "no such asset");
     }
+    let speech = media_choice(state, form, "speechAssetId", "audio", &mut errors).await?;
+    let background =
+        media_choice(state, form, "backgroundAssetId", "background", &mut errors).await?;
     let Some(scene) = scene.filter(|_| errors.is_empty()) else {
         return Err((StatusCode::UNPROCESSABLE_ENTITY, errors));
     };
@@ -294,6 +361,8 @@ async fn parse_scene(
         scene,
         identity_id,
         headshot,
+        speech,
+        background,
     })
 }
 
@@ -370,9 +439,8 @@ pub(crate) async fn create(
     let p = project(&state, &project_id).await?;
     match parse_scene(&state, &form, &p.id, None).await {
         Ok(s) => {
-            state
-                .storage
-                .db
+            let db = &state.storage.db;
+            let id = db
                 .save_scene(
                     None,
                     &p.id,
@@ -380,6 +448,8 @@ pub(crate) async fn create(
                     s.identity_id.as_ref(),
                     s.headshot.as_ref(),
                 )
+                .await?;
+            db.set_scene_media(&id, s.speech.as_ref(), s.background.as_ref())
                 .await?;
             Ok(page.redirect(&format!("projects/{}?ok=scene-created", p.id)))
         }
@@ -421,6 +491,11 @@ pub(crate) async fn update(
                     parsed.identity_id.as_ref(),
                     parsed.headshot.as_ref(),
                 )
+                .await?;
+            state
+                .storage
+                .db
+                .set_scene_media(&id, parsed.speech.as_ref(), parsed.background.as_ref())
                 .await?;
             Ok(page.redirect(&format!("projects/{}?ok=scene-saved", s.project_id)))
         }
