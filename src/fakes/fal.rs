@@ -89,7 +89,10 @@ fn parse_model(id: &str) -> Option<Model> {
             "v2",
             "standard" | "pro",
         ] => Model::Avatar,
-        ["fal-ai", "flux-lora-fast-training" | "flux-lora-portrait-trainer"] => Model::Training,
+        [
+            "fal-ai",
+            "flux-lora-fast-training" | "flux-lora-portrait-trainer",
+        ] => Model::Training,
         ["fal-ai", "sync-lipsync"] => Model::SyncLipSync { generation: 1 },
         ["fal-ai", "sync-lipsync", "v2"] => Model::SyncLipSync { generation: 2 },
         ["fal-ai", "sync-lipsync", "v3"] => Model::SyncLipSync { generation: 3 },

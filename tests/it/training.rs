@@ -348,11 +348,17 @@ async fn the_portrait_trainer_is_a_configurable_alternative() {
     assert!(outcome.lora.ok(), "{:?}", outcome.lora);
     let stats = fakes.stats();
     assert_eq!(
-        stats.get("fal.submit.fal-ai/flux-lora-portrait-trainer").copied(),
+        stats
+            .get("fal.submit.fal-ai/flux-lora-portrait-trainer")
+            .copied(),
         Some(1),
         "{stats:?}"
     );
-    assert_eq!(trainings_submitted(&fakes), 0, "the fast trainer was not used");
+    assert_eq!(
+        trainings_submitted(&fakes),
+        0,
+        "the fast trainer was not used"
+    );
     fakes.shutdown().await;
 }
 

@@ -17,6 +17,7 @@ mod identity_twin;
 mod library;
 mod login;
 mod logs;
+mod project_cards;
 mod projects;
 mod runs;
 mod scenes;

@@ -1,23 +1,20 @@
 //! `/projects` (list, create) and `/projects/{id}` (scene cards, settings, reorder, generate, estimate, video).
 
-use std::collections::HashMap;
-
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::forms::{Control, FieldErrs, FormData, FormField, PostForm, number, with_errors};
-use super::scenes::{CardFacts, PreviewMedia, card_facts};
+use super::project_cards::{SCENE_STEPS, SceneCard, cards_with_facts, identity_name};
+use super::scenes::PreviewMedia;
 use super::view::{self, ProjectItem, RunView};
 use super::{Layout, Page, UiError, render};
 use crate::costs::{Estimate, PriceTable, Route, estimate};
-use crate::domain::{
-    AspectRatio, DEFAULT_IDENTITY_RETRIES, IdentityGate, Project, SceneStatus, StepName, StepStatus,
-};
+use crate::domain::{AspectRatio, DEFAULT_IDENTITY_RETRIES, IdentityGate, Project};
 use crate::domain::{IdentityId, ProjectId, SceneId};
+use crate::storage::db::RunSummary;
 use crate::storage::db::{IdentityRecord, ProjectRecord, SceneRecord};
-use crate::storage::db::{RunSummary, SceneStep};
 use crate::web::AppState;
 use crate::worker::StartError;
 
@@ -265,39 +262,6 @@ pub(crate) async fn create(
     }
 }
 
-/// One step of a scene's latest run, as a chip on its card.
-#[derive(Debug, Clone)]
-pub(crate) struct StepChip {
-    /// `AUDIO`, …
-    pub step: &'static str,
-    /// `pending`, `running`, `succeeded`, `failed`, `skipped`, `canceled`.
-    pub state: String,
-    /// Whether it came from the cache.
-    pub cached: bool,
-}
-
-/// A scene card on the project page.
-#[derive(Debug, Clone)]
-pub(crate) struct SceneCard {
-    id: String,
-    number: usize,
-    name: String,
-    dialogue: String,
-    status: &'static str,
-    thumbnail: String,
-    identity: String,
-    mode: &'static str,
-    camera: String,
-    steps: Vec<StepChip>,
-    done: usize,
-    estimate: String,
-    duration: String,
-    first: bool,
-    last: bool,
-    /// Live run, speech length, mode it ran in (`scenes::facts`).
-    facts: CardFacts,
-}
-
 #[derive(Template)]
 #[template(path = "project.html")]
 struct ProjectPage {
@@ -330,9 +294,6 @@ struct ProjectPage {
     step_total: usize,
 }
 
-/// The steps shown on cards, in order.
-const SCENE_STEPS: [StepName; 5] = StepName::SCENE_STEPS;
-
 /// The project page answered with `status`; `form` is a refilled settings form and its error, shown open.
 async fn project_page_with(
     state: &AppState,
@@ -355,21 +316,18 @@ async fn project_page_with(
         .filter(|r| r.is_active())
         .map(|r| r.id.as_str())
         .collect();
-    let route = if state.config.cloud_configured() {
-        Route::Cloud
-    } else {
-        Route::Local
-    };
-    let est = price_estimate(&state.config.cloud.prices, &p, &scenes, route);
-    let mut cards = scene_cards(&page.root, &scenes, &steps, &runs, &identities, Some(&est));
-    let fresh = state.runs.freshness(&p, &scenes).await?;
-    for (c, s) in cards.iter_mut().zip(&scenes) {
-        c.facts = card_facts(&state.storage.db, s, &fresh, &runs).await?;
-        if c.facts.out_of_date && c.status == "completed" {
-            c.status = "out of date";
-        }
-    }
-    let out_of_date = fresh.project_out_of_date(&p, &scenes);
+    let (route, est, estimate_cloud) = estimates(state, &p, &scenes);
+    let (cards, out_of_date) = cards_with_facts(
+        state,
+        &page.root,
+        &p,
+        &scenes,
+        &steps,
+        &runs,
+        &identities,
+        &est,
+    )
+    .await?;
     let (form, form_error) = match form {
         Some((f, e)) => (f, Some(e)),
         None => (project_fields(Some(&p), &identities), None),
@@ -407,18 +365,32 @@ async fn project_page_with(
                 Route::Local => "local providers: nothing is paid",
                 Route::Cloud => "cloud providers, from the price table",
             },
-            estimate_cloud: match route {
-                Route::Local => view::usd(
-                    price_estimate(&state.config.cloud.prices, &p, &scenes, Route::Cloud).total_usd,
-                ),
-                Route::Cloud => String::new(),
-            },
+            estimate_cloud,
             form_open: form_error.is_some(),
             form,
             form_error,
             step_total: SCENE_STEPS.len(),
         },
     )
+}
+
+/// The route renders take here, its estimate, and (when it is the local one) what the cloud providers would cost.
+fn estimates(
+    state: &AppState,
+    p: &ProjectRecord,
+    scenes: &[SceneRecord],
+) -> (Route, Estimate, String) {
+    let prices = &state.config.cloud.prices;
+    let route = if state.config.cloud_configured() {
+        Route::Cloud
+    } else {
+        Route::Local
+    };
+    let cloud = match route {
+        Route::Local => view::usd(price_estimate(prices, p, scenes, Route::Cloud).total_usd),
+        Route::Cloud => String::new(),
+    };
+    (route, price_estimate(prices, p, scenes, route), cloud)
 }
 
 /// The project's cost estimate on `route` from the price table.
@@ -444,12 +416,6 @@ fn project_status(p: &ProjectRecord, runs: &[RunSummary], out_of_date: bool) -> 
     }
 }
 
-/// The display name of the identity `iid`, when it names one.
-fn identity_name(identities: &[IdentityRecord], iid: Option<&str>) -> Option<String> {
-    iid.and_then(|iid| identities.iter().find(|i| i.id == iid))
-        .map(|i| i.identity.display_name.clone())
-}
-
 /// The project's default identity, else the global default identity (marked so), else "none".
 fn default_identity(p: &ProjectRecord, identities: &[IdentityRecord]) -> String {
     identity_name(identities, p.default_identity_id.as_deref())
@@ -460,93 +426,6 @@ fn default_identity(p: &ProjectRecord, identities: &[IdentityRecord]) -> String 
                 .map(|i| format!("{} (the default identity)", i.identity.display_name))
         })
         .unwrap_or_else(|| "none".into())
-}
-
-/// One card per scene, in order: its latest steps, whether a run covers it, its identity and estimate.
-fn scene_cards(
-    root: &str,
-    scenes: &[SceneRecord],
-    steps: &HashMap<SceneId, Vec<SceneStep>>,
-    runs: &[RunSummary],
-    identities: &[IdentityRecord],
-    est: Option<&Estimate>,
-) -> Vec<SceneCard> {
-    let n = scenes.len();
-    scenes
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            card(
-                root,
-                s,
-                i,
-                n,
-                steps.get(&s.id).map(Vec::as_slice).unwrap_or(&[]),
-                runs.iter()
-                    .any(|r| r.is_active() && r.scene_id.as_ref().is_none_or(|id| *id == s.id)),
-                identity_name(identities, s.identity_id.as_deref())
-                    .unwrap_or_else(|| "project default".into()),
-                est.and_then(|e| e.scenes.get(i))
-                    .map(|e| view::usd(e.usd))
-                    .unwrap_or_default(),
-            )
-        })
-        .collect()
-}
-
-#[allow(clippy::too_many_arguments)] // one flat call per card reads best at the call site
-fn card(
-    root: &str,
-    s: &SceneRecord,
-    index: usize,
-    count: usize,
-    steps: &[SceneStep],
-    active: bool,
-    identity: String,
-    estimate: String,
-) -> SceneCard {
-    let chips: Vec<StepChip> = SCENE_STEPS
-        .iter()
-        .map(|step| {
-            let found = steps.iter().find(|x| x.step == *step);
-            StepChip {
-                step: step.as_str(),
-                state: found
-                    .map_or(StepStatus::Pending, |x| x.status)
-                    .as_str()
-                    .into(),
-                cached: found.is_some_and(|x| x.cached),
-            }
-        })
-        .collect();
-    let done = chips.iter().filter(|c| c.state == "succeeded").count();
-    let status = if active && s.status != SceneStatus::Generating {
-        "queued"
-    } else {
-        view::status_word(s.status.as_str())
-    };
-    SceneCard {
-        id: s.id.to_string(),
-        number: index + 1,
-        name: s.scene.name.clone(),
-        dialogue: view::excerpt(&s.scene.dialogue, 160),
-        status,
-        thumbnail: s
-            .thumbnail_object
-            .as_deref()
-            .map(|k| view::media(root, k))
-            .unwrap_or_default(),
-        identity,
-        mode: s.scene.generation_mode.as_str(),
-        camera: s.scene.camera.clone().unwrap_or_default(),
-        steps: chips,
-        done,
-        estimate,
-        duration: s.duration_seconds.map(view::seconds).unwrap_or_default(),
-        first: index == 0,
-        last: index + 1 == count,
-        facts: CardFacts::default(),
-    }
 }
 
 /// A project: its scenes, settings, estimate, runs and video.

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::super::Cadence;
-use super::super::http::{self, MediaKind, clean_url};
 use super::super::LoraTrainer;
+use super::super::http::{self, MediaKind, clean_url};
 use super::{FalQueue, FalStorage, PROVIDER, result_url};
 use crate::providers::{JobCtx, PriceTable, ProviderError};
 
@@ -71,7 +71,12 @@ impl FalTrainer {
         let net = http::Net::of(cfg);
         let queue = FalQueue::new(&cfg.fal_base, key.clone(), cfg.fal_resubmit, net);
         let storage = FalStorage::new(&cfg.fal_storage_base, key, net);
-        Some(Self::new(queue, storage, cfg.prices.clone(), cfg.lora_trainer))
+        Some(Self::new(
+            queue,
+            storage,
+            cfg.prices.clone(),
+            cfg.lora_trainer,
+        ))
     }
 
     /// The queue it submits to (the twin test's Flux uses the same).
