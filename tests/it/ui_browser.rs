@@ -801,6 +801,30 @@ async fn assert_labelled(driver: &WebDriver) {
     );
 }
 
+/// A headless Chromium session on `chromedriver`, 1400 px wide.
+async fn browser(chromedriver: &Driver, profile: &std::path::Path) -> WebDriver {
+    let mut caps = DesiredCapabilities::chrome();
+    caps.set_binary("/usr/bin/chromium").unwrap();
+    for arg in [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--mute-audio",
+    ] {
+        caps.add_arg(arg).unwrap();
+    }
+    caps.add_arg(&format!("--user-data-dir={}", profile.display()))
+        .unwrap();
+    devatar::net::install_tls_provider();
+    WebDriver::new(&chromedriver.url, caps).await.unwrap()
+}
+
 async fn js(driver: &WebDriver, script: &str) -> Value {
     driver.execute(script, vec![]).await.unwrap().json().clone()
 }
@@ -867,26 +891,7 @@ async fn the_guide_in_a_real_browser() {
     let lora_url = serve_lora().await;
     let chromedriver = Driver::start().await;
     let profile = tempfile::tempdir().unwrap();
-    let mut caps = DesiredCapabilities::chrome();
-    caps.set_binary("/usr/bin/chromium").unwrap();
-    for arg in [
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,1000",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--mute-audio",
-    ] {
-        caps.add_arg(arg).unwrap();
-    }
-    caps.add_arg(&format!("--user-data-dir={}", profile.path().display()))
-        .unwrap();
-    devatar::net::install_tls_provider();
-    let driver = WebDriver::new(&chromedriver.url, caps).await.unwrap();
+    let driver = browser(&chromedriver, profile.path()).await;
     // Quit the browser whatever happens (a panic must not leave the session to a blocking Drop).
     let result = std::panic::AssertUnwindSafe(tokio::time::timeout(
         Duration::from_secs(150),

@@ -161,26 +161,7 @@ async fn a_new_users_stumbling_blocks_are_gone() {
     let s = setup(&server, &api, files.path()).await;
     let chromedriver = Driver::start().await;
     let profile = tempfile::tempdir().unwrap();
-    let mut caps = DesiredCapabilities::chrome();
-    caps.set_binary("/usr/bin/chromium").unwrap();
-    for arg in [
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1000",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--mute-audio",
-    ] {
-        caps.add_arg(arg).unwrap();
-    }
-    caps.add_arg(&format!("--user-data-dir={}", profile.path().display()))
-        .unwrap();
-    devatar::net::install_tls_provider();
-    let driver = WebDriver::new(&chromedriver.url, caps).await.unwrap();
+    let driver = super::browser(&chromedriver, profile.path()).await;
     let result = std::panic::AssertUnwindSafe(tokio::time::timeout(
         Duration::from_secs(120),
         walk(&driver, &server, &api, &s, files.path()),

@@ -11,34 +11,10 @@ use serde_json::{Value, json};
 use thirtyfour::prelude::*;
 
 use super::{
-    Api, Driver, PASSWORD, click, fill, js, no_redirects, serve_lora, shot, start_server, text,
-    wait_for, wait_js, wait_path,
+    Api, Driver, PASSWORD, browser, click, fill, js, no_redirects, serve_lora, shot, start_server,
+    text, wait_for, wait_js, wait_path,
 };
 use crate::common::app::{TestApp, wait_until};
-
-/// A headless Chromium session on `chromedriver`, 1400 px wide.
-pub(super) async fn browser(chromedriver: &Driver, profile: &std::path::Path) -> WebDriver {
-    let mut caps = DesiredCapabilities::chrome();
-    caps.set_binary("/usr/bin/chromium").unwrap();
-    for arg in [
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1000",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--mute-audio",
-    ] {
-        caps.add_arg(arg).unwrap();
-    }
-    caps.add_arg(&format!("--user-data-dir={}", profile.display()))
-        .unwrap();
-    devatar::net::install_tls_provider();
-    WebDriver::new(&chromedriver.url, caps).await.unwrap()
-}
 
 /// Logs the browser in to `base`.
 pub(super) async fn login(driver: &WebDriver, base: &str) {

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::stale::{browser, login};
-use super::{Driver, PASSWORD, click, fill, text, wait_for, wait_path};
+use super::stale::login;
+use super::{Driver, PASSWORD, browser, click, fill, text, wait_for, wait_path};
 use crate::common::app::TestApp;
 use crate::common::cloud::fakes;
 use crate::training::{identity_with_photos, settings, trainings_submitted};
