@@ -136,6 +136,21 @@ pub fn estimate_scene(
     }
 }
 
+impl Estimate {
+    /// Scene `index` speaks an uploaded recording: its AUDIO synthesises nothing and costs nothing.
+    pub fn speech_recorded(&mut self, index: usize) {
+        let Some(scene) = self.scenes.get_mut(index) else {
+            return;
+        };
+        if let Some(audio) = scene.steps.iter_mut().find(|s| s.step == "AUDIO") {
+            audio.usd = 0.0;
+            audio.basis = "an uploaded recording (no speech synthesis)".into();
+        }
+        scene.usd = scene.steps.iter().map(|s| s.usd).sum();
+        self.total_usd = self.scenes.iter().map(|s| s.usd).sum();
+    }
+}
+
 /// Estimates `scenes` of `project`.
 pub fn estimate(
     prices: &PriceTable,

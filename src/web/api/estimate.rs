@@ -6,6 +6,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::costs::{Estimate, Route, estimate};
+use crate::storage::db::SceneRecord;
 use crate::web::AppState;
 use crate::web::error::{ApiError, ApiJson};
 
@@ -55,18 +56,25 @@ pub async fn estimate_route(
         .await?
         .ok_or_else(|| ApiError::not_found("project"))?;
     let records = db.list_scenes(&project.id, -1, 10_000).await?;
-    let scenes = match &input.scene_ids {
-        None => records.into_iter().map(|r| r.scene).collect::<Vec<_>>(),
+    let picked: Vec<&SceneRecord> = match &input.scene_ids {
+        None => records.iter().collect(),
         Some(ids) => {
             let mut picked = Vec::with_capacity(ids.len());
             for id in ids {
                 let r = records.iter().find(|r| &r.id == id).ok_or_else(|| {
                     ApiError::invalid("sceneIds", format!("{id} is not a scene of this project"))
                 })?;
-                picked.push(r.scene.clone());
+                picked.push(r);
             }
             picked
         }
     };
-    Ok(Json(estimate(prices, &project.project, &scenes, route)))
+    let scenes: Vec<_> = picked.iter().map(|r| r.scene.clone()).collect();
+    let mut est = estimate(prices, &project.project, &scenes, route);
+    for (i, r) in picked.iter().enumerate() {
+        if r.speech_asset_id.is_some() {
+            est.speech_recorded(i);
+        }
+    }
+    Ok(Json(est))
 }

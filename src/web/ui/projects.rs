@@ -401,7 +401,13 @@ fn price_estimate(
     route: Route,
 ) -> Estimate {
     let list: Vec<_> = scenes.iter().map(|s| s.scene.clone()).collect();
-    estimate(prices, &p.project, &list, route)
+    let mut est = estimate(prices, &p.project, &list, route);
+    for (i, s) in scenes.iter().enumerate() {
+        if s.speech_asset_id.is_some() {
+            est.speech_recorded(i);
+        }
+    }
+    est
 }
 
 /// The project's status word: generating while a whole-project run is active, out of date when its video no

@@ -218,6 +218,25 @@ async fn a_recorded_scene_speaks_without_tts_in_front_of_its_background() {
     assert_eq!(status, 201, "{two}");
     let two = two["id"].as_str().unwrap().to_string();
 
+    // The cloud estimate prices no speech synthesis for scenes that speak a recording.
+    let (status, est) = send(
+        &app,
+        &token,
+        "POST",
+        "/api/estimate",
+        json!({"projectId": project["id"], "providers": "cloud"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{est}");
+    for scene in est["scenes"].as_array().unwrap() {
+        let audio = &scene["steps"][0];
+        assert_eq!(
+            (&audio["step"], &audio["usd"]),
+            (&json!("AUDIO"), &json!(0.0)),
+            "{scene}"
+        );
+    }
+
     let run = generate(&app, &token, &one).await;
     let speech = step(&run, &one, "AUDIO");
     assert_eq!(

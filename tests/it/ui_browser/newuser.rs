@@ -183,9 +183,78 @@ async fn walk(driver: &WebDriver, server: &TestApp, api: &Api, s: &Setup, files:
     estimate(driver, base, api, s).await;
     logs(driver, base, s).await;
     runs(driver, server, api, s).await;
+    scene_media(driver, base, api, s, files).await;
     if let Ok(dir) = std::env::var("NEWUSER_SHOTS") {
         tour(driver, base, s, Path::new(&dir)).await;
     }
+}
+
+/// Uploads `path` as an asset of `kind`; returns its id.
+async fn upload(api: &Api, kind: &str, path: &Path) -> String {
+    use reqwest::multipart::{Form, Part};
+    let name = path.file_name().unwrap().to_string_lossy().to_string();
+    let form = Form::new().text("kind", kind.to_string()).part(
+        "file",
+        Part::bytes(std::fs::read(path).unwrap()).file_name(name),
+    );
+    let asset: Value = api
+        .http
+        .post(format!("{}/api/assets", api.base))
+        .bearer_auth(&api.token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    asset["id"].as_str().unwrap().to_string()
+}
+
+/// Item 12: the scene form offers uploaded recordings and backgrounds; chosen, the scene page says how each is
+/// used.
+async fn scene_media(driver: &WebDriver, base: &str, api: &Api, s: &Setup, files: &Path) {
+    let wall = files.join("office-wall.png");
+    png(&wall, "0x884422");
+    let voice = files.join("nina-reads.wav");
+    let made = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=220:duration=1",
+        ])
+        .arg("-y")
+        .arg(&voice)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let background = upload(api, "background", &wall).await;
+    let recording = upload(api, "audio", &voice).await;
+    goto(driver, base, &format!("/scenes/{}/edit", s.scene)).await;
+    choose(driver, "f-speechAssetId", &recording).await;
+    choose(driver, "f-backgroundAssetId", &background).await;
+    click(driver, "#scene-form button[type=submit]").await;
+    wait_path(driver, &format!("/projects/{}", s.project)).await;
+    goto(driver, base, &format!("/scenes/{}", s.scene)).await;
+    let page = jtext(driver, "main").await;
+    assert!(
+        page.contains(
+            "nina-reads.wav (spoken instead of text-to-speech; caption timings estimated)"
+        ),
+        "{page}"
+    );
+    assert!(
+        page.contains("office-wall.png (behind the framed headshot in standard mode)"),
+        "{page}"
+    );
+    let stored = api.get(&format!("/api/scenes/{}", s.scene)).await;
+    assert_eq!(
+        (&stored["speechAssetId"], &stored["backgroundAssetId"]),
+        (&json!(recording), &json!(background))
+    );
 }
 
 /// Item 13: the login card is centred at both widths; Settings names each provider's variables.
