@@ -65,7 +65,17 @@ impl RunService {
         };
         let mut fresh = Freshness::default();
         let mut all = Vec::with_capacity(scenes.len());
+        // Planning a scene costs queries (identity, assets, face print): only what a verdict can use is computed —
+        // every scene when the project has an assembled video (its fingerprint needs them all), else only scenes
+        // with a recorded video to compare. The verdicts are the same either way.
+        let whole_project = project.status == ProjectStatus::Completed;
         for record in scenes {
+            let comparable =
+                record.status == SceneStatus::Completed && record.rendered_inputs.is_some();
+            if !whole_project && !comparable {
+                all.push(None);
+                continue;
+            }
             let default = project.default_identity_id.as_ref();
             match self.planned_scene(record.clone(), default).await {
                 Ok(planned) => {
