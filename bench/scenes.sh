@@ -30,7 +30,9 @@ pids+=($!)
 for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$fport/__health" >/dev/null 2>&1 && break; sleep 0.1; done
 export FAL_BASE_URL="http://127.0.0.1:$fport" ELEVENLABS_BASE_URL="http://127.0.0.1:$fport"
 export KLING_BASE_URL="http://127.0.0.1:$fport" SYNCLABS_BASE_URL="http://127.0.0.1:$fport"
-export DEVATAR_ALLOW_PRIVATE_URLS=1 DEVATAR_PROVIDER_LIMITS="$limits" DEVATAR_PROVIDER_TIME_SCALE=0.02
+# Time scale 0.2: polls come quickly, while the scaled deadlines (Flux 10 min → 2 min) still allow for a sandbox
+# making media for 64 jobs at once (at 0.02 a Flux job's 12 s deadline cut some off).
+export DEVATAR_ALLOW_PRIVATE_URLS=1 DEVATAR_PROVIDER_LIMITS="$limits" DEVATAR_PROVIDER_TIME_SCALE=0.2
 
 python3 - "$tmp/project.toml" "$scenes" <<'PY'
 import sys
