@@ -325,8 +325,28 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// `cfg` with the job webhook registry attached for commands that run provider jobs (when a callback base is
+/// configured: see [`crate::web::hooks::attach`]).
+async fn with_job_hooks(cfg: Arc<Config>, command: &Command) -> Result<Arc<Config>, CliError> {
+    match command {
+        Command::Render { .. }
+        | Command::Demo { .. }
+        | Command::Worker { .. }
+        | Command::Serve { .. }
+        | Command::Identity { .. } => {
+            crate::web::hooks::attach(cfg, matches!(command, Command::Serve { .. }))
+                .await
+                .map_err(|e| {
+                    CliError::failed(format!("cannot start the job webhook listener: {e}"))
+                })
+        }
+        _ => Ok(cfg),
+    }
+}
+
 /// Runs one command with the process configuration.
 async fn dispatch(command: Command, cfg: Arc<Config>) -> Result<(), CliError> {
+    let cfg = with_job_hooks(cfg, &command).await?;
     match command {
         Command::Demo {
             data,

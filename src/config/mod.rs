@@ -405,7 +405,28 @@ fn cloud(l: &Layers, warnings: &mut Vec<String>) -> Result<CloudConfig, ConfigEr
         allow_private_urls: flag(l, "DEVATAR_ALLOW_PRIVATE_URLS")?.unwrap_or(false),
         time_scale,
         prices,
+        public_url: public_url(l)?,
+        callback_listen: match l.raw("DEVATAR_CALLBACK_LISTEN") {
+            None => None,
+            Some(v) => Some(v.parse().map_err(|_| ConfigError::Invalid {
+                var: "DEVATAR_CALLBACK_LISTEN",
+                reason: "expected an address such as 127.0.0.1:0 or 0.0.0.0:8091".into(),
+            })?),
+        },
+        hooks: None,
     })
+}
+
+/// `DEVATAR_PUBLIC_URL`: an http(s) base URL without user info, query or fragment, trailing `/` removed.
+fn public_url(l: &Layers) -> Result<Option<String>, ConfigError> {
+    const VAR: &str = "DEVATAR_PUBLIC_URL";
+    let Some(v) = l.raw(VAR) else { return Ok(None) };
+    crate::providers::hooks::JobHooks::new(&v)
+        .map(|h| Some(h.base().to_string()))
+        .map_err(|e| ConfigError::Invalid {
+            var: VAR,
+            reason: e.to_string(),
+        })
 }
 
 #[cfg(test)]
@@ -455,6 +476,8 @@ mod tests {
             ("DEVATAR_FACE_THRESHOLD", "0"),
             ("DEVATAR_FACE_THRESHOLD", "close"),
             ("DEVATAR_FACE_MODELS", "Cargo.toml"),
+            ("DEVATAR_PUBLIC_URL", "ftp://x"),
+            ("DEVATAR_CALLBACK_LISTEN", "anywhere"),
         ] {
             let err = Config::from_pairs(&[(var, bad)]).unwrap_err().to_string();
             assert!(err.starts_with(var), "{var}={bad}: {err}");

@@ -4,7 +4,8 @@
 //!
 //! Unknown body fields are refused with 422, as is any URL with whitespace ("Failed to download file").
 //! A cancelled request reports `COMPLETED`; its result call answers 400 "Request was cancelled" (unverified).
-//! `?fal_webhook=` is accepted but no webhook is sent.
+//! `?fal_webhook=<url>` gets `{request_id, gateway_request_id, status: "OK"|"ERROR", payload, error}` POSTed
+//! once when the job finishes (see `callbacks`).
 
 use std::collections::HashMap;
 
@@ -654,7 +655,7 @@ async fn submit(ctx: &Ctx, req: Request, model_id: &str) -> Response {
             )
             .await;
     };
-    let _webhook = query_get(&query_pairs(req.uri().query()), "fal_webhook");
+    let webhook = query_get(&query_pairs(req.uri().query()), "fal_webhook");
     let map = match body_object(req).await {
         Ok(m) => m,
         Err(r) => return ctx.finish(r, &actions).await,
@@ -677,7 +678,12 @@ async fn submit(ctx: &Ctx, req: Request, model_id: &str) -> Response {
     let id = uuid::Uuid::new_v4().to_string();
     let fates = ctx.shared.take_fates(P);
     let job = new_job(ctx, &app, model, model_id, plan, fates);
+    let due = job.clock.done_in();
     let queue_position = enqueue(ctx, &id, job);
+    let (hook_app, hook_id) = (app.clone(), id.clone());
+    super::callbacks::after_finish(ctx, webhook, due, move |ctx| {
+        webhook_body(ctx, hook_app, hook_id)
+    });
     ctx.shared.count("fal.submit");
     ctx.shared.count(&format!("fal.submit.{model_id}"));
     let alias = actions.contains(&FaultAction::Alias);
@@ -979,6 +985,34 @@ async fn result(ctx: &Ctx, req: Request, app: &str, id: &str) -> Response {
     let url = output_url(ctx, &produced, v.sync_mode).await;
     ctx.finish(json(200, result_body(&v, &produced, &url)), &actions)
         .await
+}
+
+/// The webhook body of a finished job (PROVIDERS.md §2.2): `OK` with the result as `payload`, or `ERROR` when
+/// its result call would fail; nothing for a cancelled or forgotten job.
+async fn webhook_body(ctx: Ctx, app: String, id: String) -> Option<Value> {
+    let v = with_job(&ctx, &app, &id, |job, _| ResultView::of(job))?;
+    if v.canceled {
+        return None;
+    }
+    let mut body = json!({"request_id": id, "gateway_request_id": id, "status": "ERROR",
+                          "payload": null, "error": "the request failed"});
+    if result_refusal(&v).is_some() {
+        return Some(body);
+    }
+    match output(&ctx.shared, &v.cell, &v.spec, input_fields(v.model)).await {
+        Ok(produced) => {
+            body["payload"] = if v.model == Model::Training {
+                super::fal_training::result_body(&ctx.shared, &produced)
+            } else {
+                let url = output_url(&ctx, &produced, v.sync_mode).await;
+                result_body(&v, &produced, &url)
+            };
+            body["status"] = json!("OK");
+            body["error"] = Value::Null;
+        }
+        Err(f) => body["error"] = json!(f.reason),
+    }
+    Some(body)
 }
 
 async fn cancel(ctx: &Ctx, req: Request, app: &str, id: &str) -> Response {

@@ -1,7 +1,7 @@
 //! Fake Kling official API (PROVIDERS.md §3): HS256 JWT auth, `POST /v1/videos/image2video`, query by
 //! `task_id` or `external_task_id`, and the list endpoint, all in Kling's `{code, message, request_id, data}`
-//! envelope. Unknown body fields (e.g. `aspect_ratio`) are refused with 400/1201. `callback_url` is accepted
-//! but no callback is sent.
+//! envelope. Unknown body fields (e.g. `aspect_ratio`) are refused with 400/1201. `callback_url` gets the
+//! task envelope POSTed once when the task finishes (see `callbacks`).
 
 use std::collections::HashMap;
 
@@ -668,7 +668,19 @@ async fn create(ctx: &Ctx, req: Request) -> Response {
     let fates = ctx.shared.take_fates(P);
     let now_ms = unix_ms();
     let model = plan.model.clone();
+    let callback = map
+        .get("callback_url")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let outcome = admit(ctx, plan, policy, fates, now_ms);
+    if let Ok((id, true)) = &outcome {
+        let due = view_task(ctx, id, false).and_then(|v| v.due);
+        let id = id.clone();
+        super::callbacks::after_finish(ctx, callback, due, move |ctx| async move {
+            let data = task_data(&ctx, &id, false).await?;
+            Some(json!({"code": 0, "message": "SUCCEED", "request_id": request_id(), "data": data}))
+        });
+    }
     let resp = submit_answer(ctx, outcome, &model).await;
     ctx.finish(resp, &actions).await
 }
@@ -683,6 +695,8 @@ struct TaskView {
     fates: Vec<JobFate>,
     spec: OutputSpec,
     cell: OutputCell,
+    /// Time left until the task is done (`None`: stalled).
+    due: Option<std::time::Duration>,
 }
 
 /// Finds a task by `task_id` or `external_task_id` and copies out its state; `poll` applies the once-only
@@ -721,6 +735,7 @@ fn view_task(ctx: &Ctx, id: &str, poll: bool) -> Option<TaskView> {
         fates: t.fates.clone(),
         spec: t.spec.clone(),
         cell: t.output.clone(),
+        due: t.clock.done_in(),
     })
 }
 

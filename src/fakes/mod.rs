@@ -27,7 +27,9 @@
 //! marks: the most jobs of that provider ever queued or running at once (to check concurrency limits).
 //! `inputs.inline` counts job inputs sent inline (data URIs, uploads, base64), `inputs.url` those given as remote
 //! URLs (presigned), `inputs.url_fetched` / `inputs.url_unreadable` the remote sound and video inputs fetched.
+//! `webhooks.sent` / `webhooks.failed` / `webhooks.refused` count job-completion webhooks (see `callbacks`).
 
+mod callbacks;
 mod elevenlabs;
 mod faces;
 mod fal;
@@ -431,6 +433,11 @@ impl Clock {
             latency,
             stalled,
         }
+    }
+
+    /// Time left until the job is done; `None` for a stalled job, which never is.
+    pub(crate) fn done_in(&self) -> Option<Duration> {
+        (!self.stalled).then(|| self.latency.total().saturating_sub(self.created.elapsed()))
     }
 
     pub(crate) fn phase(&self) -> Phase {

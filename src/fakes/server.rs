@@ -302,6 +302,7 @@ impl AsyncWrite for KillableIo {
 }
 
 /// One request's view of the server.
+#[derive(Clone)]
 pub(crate) struct Ctx {
     pub shared: Arc<Shared>,
     pub conn: ConnHandle,

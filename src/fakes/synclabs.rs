@@ -6,7 +6,7 @@
 //! `sync.replay`, not as a submit); with a different body, 409 `IDEMPOTENCY_KEY_REUSED` (code name
 //! unverified); malformed, 400 `INVALID_IDEMPOTENCY_KEY`. Multipart upload fields (unverified upstream):
 //! `video`, `audio` (files) or `videoUrl`, `audioUrl`, plus `model`, `options` (JSON text), `webhookUrl`,
-//! `outputFileName`. `webhookUrl` is accepted but no webhook is sent.
+//! `outputFileName`. `webhookUrl` gets the generation object POSTed once when it finishes (see `callbacks`).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -663,8 +663,27 @@ async fn create(ctx: &Ctx, req: Request, upload: bool) -> Response {
     let fates = ctx.shared.take_fates(P);
     let model = plan.model.clone();
     let outcome = admit(ctx, plan, fates, key, fingerprint);
+    if let Outcome::Created(id) = &outcome {
+        webhook_on_finish(ctx, id);
+    }
     let resp = submit_answer(ctx, outcome, &model, &actions).await;
     ctx.finish(resp, &actions).await
+}
+
+/// Sends the generation object to its `webhookUrl` (if any) once it finishes.
+fn webhook_on_finish(ctx: &Ctx, id: &str) {
+    let Some(v) = view_generation(ctx, id, false) else {
+        return;
+    };
+    let url = v
+        .body
+        .get("webhookUrl")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let id = id.to_string();
+    super::callbacks::after_finish(ctx, url, v.due, move |ctx| async move {
+        generation_json(&ctx, &id, false).await
+    });
 }
 
 fn terminal(status: &str) -> bool {
@@ -680,6 +699,8 @@ struct GenView {
     spec: OutputSpec,
     cell: OutputCell,
     token: String,
+    /// Time left until the generation is done (`None`: stalled).
+    due: Option<Duration>,
 }
 
 /// Copies out a generation's state; `poll` applies the once-only regress fate (the status shown steps back once).
@@ -719,6 +740,7 @@ fn view_generation(ctx: &Ctx, id: &str, poll: bool) -> Option<GenView> {
         spec: g.spec.clone(),
         cell: g.output.clone(),
         token: g.token.clone(),
+        due: g.clock.done_in(),
     })
 }
 

@@ -4,6 +4,7 @@
 //! change its output (`key_params`), so cache keys hold content only.
 
 pub mod cloud;
+pub mod hooks;
 pub mod job;
 pub mod local;
 mod prices;

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod hooks;
 pub mod login_limit;
 pub mod openapi;
 pub mod service;
@@ -188,6 +189,7 @@ pub fn router(state: AppState) -> Router {
         .merge(public)
         .merge(utoipa_swagger_ui::SwaggerUi::new("/api/docs").url("/api/openapi.json", doc))
         .merge(ui::router(state.clone()))
+        .merge(hooks::router(state.config.cloud.hooks.clone()))
         // JSON bodies keep axum's default 2 MB limit; uploads lift it and enforce per-kind limits.
         .layer(axum::middleware::from_fn(error::json_errors))
         .with_state(state)

@@ -98,13 +98,19 @@ async fn cloud_render_pays_once_per_step_and_never_twice() {
     let file = project(dir.path(), &lora);
     let base = fake.base_url();
 
-    // Direct Kling and Sync (their keys are set), Fal for the stills, ElevenLabs for speech.
-    let doc = json_of(&render(dir.path(), &file, &base, &[]).output().unwrap());
+    // Direct Kling and Sync (their keys are set), Fal for the stills, ElevenLabs for speech; a callback
+    // listener in the render, so every job's submit carries a webhook URL.
+    let listen = [("DEVATAR_CALLBACK_LISTEN", "127.0.0.1:0")];
+    let doc = json_of(&render(dir.path(), &file, &base, &listen).output().unwrap());
     let stats = fake.stats();
     assert_eq!(stat(&stats, "elevenlabs.tts"), 3, "{stats:?}");
     assert_eq!(stat(&stats, "fal.submit"), 3, "{stats:?}");
     assert_eq!(stat(&stats, "kling.submit"), 3, "{stats:?}");
     assert_eq!(stat(&stats, "sync.submit"), 3, "{stats:?}");
+    // One webhook per job; one that arrives after its poller already saw the job finish finds the token gone.
+    let called = stat(&stats, "webhooks.sent") + stat(&stats, "webhooks.failed");
+    assert_eq!(called, 9, "{stats:?}");
+    assert_eq!(stat(&stats, "webhooks.refused"), 0, "{stats:?}");
     let scenes = doc["scenes"].as_array().unwrap();
     for s in scenes {
         assert_eq!(s["mode"], "digital-twin", "{s}");

@@ -20,6 +20,7 @@ mod fault_matrix;
 mod fetch_guard;
 mod identity_gate;
 mod identity_photos;
+mod job_hooks;
 mod local_providers;
 mod local_voice;
 mod lora_inspect;

@@ -95,12 +95,15 @@ pub fn jitter() -> f64 {
 }
 
 /// Settings every provider call shares: the time scale of waits and the outbound address rule.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Net {
     /// Multiplies poll intervals, deadlines and backoff (`DEVATAR_PROVIDER_TIME_SCALE`; tests use small values).
     pub time_scale: f64,
     /// Result downloads may reach private addresses (`DEVATAR_ALLOW_PRIVATE_URLS=1`; tests and local fakes).
     pub allow_private_urls: bool,
+    /// Where job-completion webhooks wake poll loops, when this process can be reached (see
+    /// [`crate::providers::hooks`]); `None` sends no callback URL.
+    pub hooks: Option<crate::providers::hooks::JobHooks>,
 }
 
 impl Default for Net {
@@ -108,6 +111,7 @@ impl Default for Net {
         Self {
             time_scale: 1.0,
             allow_private_urls: false,
+            hooks: None,
         }
     }
 }
@@ -118,7 +122,14 @@ impl Net {
         Self {
             time_scale: cfg.time_scale,
             allow_private_urls: cfg.allow_private_urls,
+            hooks: cfg.hooks.clone(),
         }
+    }
+
+    /// Registers a job for a webhook wake-up (reusing the callback URL `stored` for it, if it is ours); `None`
+    /// when no callback base is configured.
+    pub fn hook(&self, stored: Option<&str>) -> Option<crate::providers::hooks::Hook> {
+        self.hooks.as_ref()?.register(stored)
     }
 
     /// `d` scaled by the time scale.

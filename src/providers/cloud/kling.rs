@@ -15,6 +15,7 @@ use super::http::{self, ErrorClass, MediaKind, Net, Repeat, call_with_retries, c
 use super::{Cadence, CloudConfig, Secret};
 use crate::failpoint;
 use crate::providers::PriceTable;
+use crate::providers::hooks::Hook;
 use crate::providers::{ImageToVideo, JobCtx, JobState, ProviderError, ProviderJob, VideoRequest};
 
 /// Submits sent for one task when each breaks off before Kling's answer (see `submit_once`).
@@ -223,29 +224,41 @@ impl ImageToVideo for KlingVideo {
         let tag = self.ledger_tag();
         let stored = job.load(&tag).await.map_err(ProviderError::Invalid)?;
         let previous = stored.as_ref().map_or(0, |j| j.attempt);
-        let (task_id, attempt) = match stored {
+        // The callback URL an earlier submit carried: registered again, so a resumed task is still woken.
+        let stored_hook = stored
+            .as_ref()
+            .and_then(|j| j.data.get("hookUrl"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let resumed_hook = || stored_hook.as_deref().and_then(|u| self.net.hook(Some(u)));
+        let (task_id, attempt, hook) = match stored {
             Some(j)
                 if matches!(j.state, JobState::Submitted | JobState::Completed)
                     && j.remote_id.is_some() =>
             {
                 let id = j.remote_id.unwrap_or_default();
                 job.note(format!("kling: resuming task {id} (no new submit)"));
-                (id, j.attempt)
+                (id, j.attempt, resumed_hook())
             }
             Some(j) if j.state == JobState::Submitting => {
                 // The last submit's outcome is unknown: look our external id up before anything else.
-                match self.adopt(job, &tag, j.attempt).await? {
-                    Some(id) => (id, j.attempt),
-                    None => self.submit_new(req, seconds, j.attempt, &tag, job).await?,
+                let hook = resumed_hook();
+                let url = hook.as_ref().map(Hook::url);
+                match self.adopt(job, &tag, j.attempt, url).await? {
+                    Some(id) => (id, j.attempt, hook),
+                    None => {
+                        self.submit_new(req, seconds, j.attempt, &tag, job, stored_hook.as_deref())
+                            .await?
+                    }
                 }
             }
             _ => {
-                self.submit_new(req, seconds, previous + 1, &tag, job)
+                self.submit_new(req, seconds, previous + 1, &tag, job, None)
                     .await?
             }
         };
         let url = self
-            .await_video(&task_id, attempt, seconds, &tag, job)
+            .await_video(&task_id, attempt, seconds, &tag, job, hook.as_ref())
             .await?;
         let out = work_dir.join("kling.mp4");
         http::download(&self.net, PROVIDER, &url, &out, MediaKind::Video, 500 << 20).await?;
@@ -266,6 +279,7 @@ impl KlingVideo {
         seconds: u32,
         tag: &str,
         job: &JobCtx,
+        hook: Option<&Hook>,
     ) -> Result<String, ProviderError> {
         let deadline = if seconds > 5 || self.mode == "pro" {
             1800
@@ -276,7 +290,8 @@ impl KlingVideo {
             &self.net,
             Duration::from_secs(600),
             Duration::from_secs(deadline),
-        );
+        )
+        .woken_by(hook);
         let mut reread = false;
         loop {
             failpoint::hit(failpoint::MID_POLL);
@@ -336,11 +351,29 @@ impl KlingVideo {
         attempt: u32,
         task_id: Option<&str>,
     ) -> Result<(), ProviderError> {
+        self.record_hooked(job, tag, state, attempt, task_id, None)
+            .await
+    }
+
+    /// Records the job with the callback URL its submit carried (kept so a resumed task is still woken).
+    async fn record_hooked(
+        &self,
+        job: &JobCtx,
+        tag: &str,
+        state: JobState,
+        attempt: u32,
+        task_id: Option<&str>,
+        hook_url: Option<&str>,
+    ) -> Result<(), ProviderError> {
+        let mut data = json!({"externalTaskId": job.stable_id(attempt)});
+        if let Some(url) = hook_url {
+            data["hookUrl"] = json!(url);
+        }
         let record = ProviderJob {
             state,
             attempt,
             remote_id: task_id.map(str::to_string),
-            data: json!({"externalTaskId": job.stable_id(attempt)}),
+            data,
             error: None,
         };
         job.save(tag, &record).await.map_err(ProviderError::Invalid)
@@ -352,6 +385,7 @@ impl KlingVideo {
         job: &JobCtx,
         tag: &str,
         attempt: u32,
+        hook_url: Option<&str>,
     ) -> Result<Option<String>, ProviderError> {
         let external = job.stable_id(attempt);
         let Some(body) = self.query(&external, job).await? else {
@@ -365,7 +399,7 @@ impl KlingVideo {
         job.note(format!(
             "kling: adopted task {id} found by external id {external}"
         ));
-        self.record(job, tag, JobState::Submitted, attempt, Some(&id))
+        self.record_hooked(job, tag, JobState::Submitted, attempt, Some(&id), hook_url)
             .await?;
         Ok(Some(id))
     }
@@ -377,7 +411,8 @@ impl KlingVideo {
         attempt: u32,
         tag: &str,
         job: &JobCtx,
-    ) -> Result<(String, u32), ProviderError> {
+        stored_hook: Option<&str>,
+    ) -> Result<(String, u32, Option<Hook>), ProviderError> {
         // Kling takes the still as a URL it fetches (presigned, when media live in a bucket) or as raw base64.
         let image = match &req.urls.image {
             Some(url) => url.clone(),
@@ -385,7 +420,8 @@ impl KlingVideo {
                 base64::engine::general_purpose::STANDARD.encode(tokio::fs::read(&req.image).await?)
             }
         };
-        let body = json!({
+        let hook = self.net.hook(stored_hook);
+        let mut body = json!({
             "model_name": self.model,
             "image": image,
             "prompt": req.prompt.chars().take(2500).collect::<String>(),
@@ -394,11 +430,16 @@ impl KlingVideo {
             "duration": seconds.to_string(),
             "external_task_id": job.stable_id(attempt),
         });
+        let hook_url = hook.as_ref().map(Hook::url);
+        if let Some(url) = hook_url {
+            body["callback_url"] = json!(url);
+        }
         job.reserve(PROVIDER, self.prices.video(seconds))?;
-        self.record(job, tag, JobState::Submitting, attempt, None)
+        self.record_hooked(job, tag, JobState::Submitting, attempt, None, hook_url)
             .await?;
         failpoint::hit(failpoint::AFTER_RECORD_BEFORE_SUBMIT);
-        self.submit_once(&body, attempt, tag, job).await
+        let (id, attempt) = self.submit_once(&body, attempt, tag, job).await?;
+        Ok((id, attempt, hook))
     }
 
     /// Submits `body` and records the task: a submit that broke off is looked up by its external id, and sent
@@ -411,11 +452,12 @@ impl KlingVideo {
         tag: &str,
         job: &JobCtx,
     ) -> Result<(String, u32), ProviderError> {
+        let hook_url = body.get("callback_url").and_then(Value::as_str);
         for _ in 0..SUBMIT_TRIES {
             match self.submit(body, job).await {
                 Ok(id) => {
                     failpoint::hit(failpoint::AFTER_SUBMIT_BEFORE_RECORD);
-                    self.record(job, tag, JobState::Submitted, attempt, Some(&id))
+                    self.record_hooked(job, tag, JobState::Submitted, attempt, Some(&id), hook_url)
                         .await?;
                     return Ok((id, attempt));
                 }
@@ -423,7 +465,7 @@ impl KlingVideo {
                 Err(ProviderError::Rejected { message, .. })
                     if message.contains("already exists") =>
                 {
-                    return match self.adopt(job, tag, attempt).await? {
+                    return match self.adopt(job, tag, attempt, hook_url).await? {
                         Some(id) => Ok((id, attempt)),
                         None => Err(ProviderError::Rejected {
                             provider: PROVIDER,
@@ -432,7 +474,7 @@ impl KlingVideo {
                     };
                 }
                 Err(ProviderError::NeedsAttention(why)) => {
-                    if let Some(id) = self.adopt(job, tag, attempt).await? {
+                    if let Some(id) = self.adopt(job, tag, attempt, hook_url).await? {
                         return Ok((id, attempt));
                     }
                     job.note(format!(

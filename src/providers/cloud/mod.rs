@@ -13,6 +13,8 @@ pub mod synclabs;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::Notify;
+
 use crate::providers::PriceTable;
 use crate::providers::{ImageToVideo, LipSync, Providers, local};
 use failover::Failover;
@@ -121,6 +123,14 @@ pub struct CloudConfig {
     pub prices: PriceTable,
     /// The face engine's settings: a headshot framed in standard mode is framed around its face.
     pub face: Option<crate::face::FaceSettings>,
+    /// `DEVATAR_PUBLIC_URL`: the base URL at which providers reach this process (job webhooks).
+    pub public_url: Option<String>,
+    /// `DEVATAR_CALLBACK_LISTEN`: an address on which a command that runs provider jobs starts a small listener
+    /// for job webhooks (its address is the callback base unless `DEVATAR_PUBLIC_URL` is set).
+    pub callback_listen: Option<std::net::SocketAddr>,
+    /// The live webhook registry, attached at start-up when a callback base is known (never from the
+    /// environment directly); `None` sends no callback URLs and only polls.
+    pub hooks: Option<crate::providers::hooks::JobHooks>,
 }
 
 /// `FAL_AVATAR_MODEL`, which becomes part of request URLs: a Fal model id (`owner/app[/path…]` of lowercase
@@ -318,7 +328,14 @@ pub struct Cadence {
     deadline: Duration,
     started: Instant,
     warned: bool,
+    wake: Option<Arc<Notify>>,
+    last: Instant,
+    woken: u32,
 }
+
+/// The least time between two status calls when webhooks keep waking a poll loop (forged calls cannot turn it
+/// into a busy loop).
+const MIN_WOKEN_GAP: Duration = Duration::from_millis(100);
 
 impl Cadence {
     /// A schedule (unscaled values; scaling is applied here).
@@ -338,7 +355,21 @@ impl Cadence {
             deadline: net.scaled(deadline),
             started: Instant::now(),
             warned: false,
+            wake: None,
+            last: Instant::now(),
+            woken: 0,
         }
+    }
+
+    /// The same schedule, cut short whenever `hook`'s webhook arrives (the next status call is made at once).
+    pub fn woken_by(mut self, hook: Option<&crate::providers::hooks::Hook>) -> Self {
+        self.wake = hook.map(crate::providers::hooks::Hook::notify);
+        self
+    }
+
+    /// How many waits a webhook cut short.
+    pub fn woken(&self) -> u32 {
+        self.woken
     }
 
     /// Sleeps until the next poll; `Err` when the deadline has passed. Returns true once, when the
@@ -348,7 +379,21 @@ impl Cadence {
         if left.is_zero() {
             return Err(self.deadline);
         }
-        tokio::time::sleep(self.next.min(left)).await;
+        let sleep = tokio::time::sleep(self.next.min(left));
+        match &self.wake {
+            Some(wake) => {
+                tokio::select! {
+                    () = sleep => {}
+                    () = wake.notified() => {
+                        self.woken += 1;
+                        let gap = MIN_WOKEN_GAP.saturating_sub(self.last.elapsed());
+                        tokio::time::sleep(gap.min(self.remaining())).await;
+                    }
+                }
+            }
+            None => sleep.await,
+        }
+        self.last = Instant::now();
         self.next = self
             .next
             .mul_f64(self.growth)

@@ -18,6 +18,7 @@ use super::http::{
 use super::{Cadence, CloudConfig, Secret};
 use crate::failpoint;
 use crate::providers::PriceTable;
+use crate::providers::hooks::Hook;
 use crate::providers::{JobCtx, JobState, LipSync, LipSyncRequest, ProviderError, ProviderJob};
 
 /// Provider id in logs, steps and `--json`.
@@ -114,6 +115,7 @@ enum Payload {
 /// Local media read for an upload; the form is rebuilt for every attempt.
 struct Upload {
     options: String,
+    webhook: Option<String>,
     video: Vec<u8>,
     audio: Vec<u8>,
     audio_name: (&'static str, &'static str),
@@ -125,15 +127,20 @@ fn submit_options() -> Value {
 }
 
 impl Payload {
-    /// The payload for `req`: by URL when both presigned URLs are set, else the files read from disk.
-    async fn of(req: &LipSyncRequest) -> Result<Self, ProviderError> {
+    /// The payload for `req` (with `webhookUrl` when a callback URL is given): by URL when both presigned URLs
+    /// are set, else the files read from disk.
+    async fn of(req: &LipSyncRequest, webhook: Option<&str>) -> Result<Self, ProviderError> {
         let options = submit_options();
         if let (Some(video), Some(audio)) = (&req.urls.video, &req.urls.audio) {
-            return Ok(Self::ByUrl(json!({
+            let mut body = json!({
                 "model": MODEL,
                 "input": [{"type": "video", "url": video}, {"type": "audio", "url": audio}],
                 "options": options,
-            })));
+            });
+            if let Some(url) = webhook {
+                body["webhookUrl"] = json!(url);
+            }
+            return Ok(Self::ByUrl(body));
         }
         let video = tokio::fs::read(&req.video).await?;
         let audio = tokio::fs::read(&req.audio).await?;
@@ -144,6 +151,7 @@ impl Payload {
         };
         Ok(Self::Upload(Upload {
             options: options.to_string(),
+            webhook: webhook.map(str::to_string),
             video,
             audio,
             audio_name,
@@ -176,9 +184,13 @@ impl Payload {
 impl Upload {
     /// The multipart form: model, options, the clip and the speech.
     fn form(&self) -> Result<Form, ProviderError> {
-        Ok(Form::new()
+        let mut form = Form::new()
             .text("model", MODEL)
-            .text("options", self.options.clone())
+            .text("options", self.options.clone());
+        if let Some(url) = &self.webhook {
+            form = form.text("webhookUrl", url.clone());
+        }
+        Ok(form
             .part(
                 "video",
                 Part::bytes(self.video.clone())
@@ -235,12 +247,17 @@ impl SyncLipSync {
         state: JobState,
         attempt: u32,
         id: Option<&str>,
+        hook_url: Option<&str>,
     ) -> Result<(), ProviderError> {
+        let mut data = json!({"idempotencyKey": job.stable_id(attempt)});
+        if let Some(url) = hook_url {
+            data["hookUrl"] = json!(url);
+        }
         let record = ProviderJob {
             state,
             attempt,
             remote_id: id.map(str::to_string),
-            data: json!({"idempotencyKey": job.stable_id(attempt)}),
+            data,
             error: None,
         };
         job.save(PROVIDER, &record)
@@ -253,11 +270,12 @@ impl SyncLipSync {
         &self,
         req: &LipSyncRequest,
         attempt: u32,
+        hook_url: Option<&str>,
         job: &JobCtx,
     ) -> Result<String, ProviderError> {
         let http = client(Duration::from_secs(120))?;
         let key = job.stable_id(attempt);
-        let payload = Payload::of(req).await?;
+        let payload = Payload::of(req, hook_url).await?;
         let url = format!("{}{}", self.base, payload.path()?);
         let resp = call_keeping_body(
             &self.net,
@@ -324,9 +342,11 @@ impl LipSync for SyncLipSync {
         work_dir: &Path,
         job: &JobCtx,
     ) -> Result<PathBuf, ProviderError> {
-        let (id, attempt) = self.resume_or_submit(req, job).await?;
+        let (id, attempt, hook) = self.resume_or_submit(req, job).await?;
         let speech = req.speech_seconds.max(1.0);
-        let url = self.await_output(&id, attempt, speech, job).await?;
+        let url = self
+            .await_output(&id, attempt, speech, job, hook.as_ref())
+            .await?;
         let synced = work_dir.join("sync.mp4");
         http::download(
             &self.net,
@@ -337,7 +357,7 @@ impl LipSync for SyncLipSync {
             500 << 20,
         )
         .await?;
-        self.record(job, JobState::Completed, attempt, Some(&id))
+        self.record(job, JobState::Completed, attempt, Some(&id), None)
             .await?;
         job.add_cost(self.prices.lipsync(speech));
         super::fit_to_speech(synced, req, work_dir, job).await
@@ -346,14 +366,20 @@ impl LipSync for SyncLipSync {
 
 impl SyncLipSync {
     /// The stored generation when one was submitted, else a (re)submit: an uncertain one with its own attempt's
-    /// idempotency key, a new one after reserving its price; with the attempt.
+    /// idempotency key (and the same callback URL, so the body is the same), a new one after reserving its price;
+    /// with the attempt and the webhook registration.
     async fn resume_or_submit(
         &self,
         req: &LipSyncRequest,
         job: &JobCtx,
-    ) -> Result<(String, u32), ProviderError> {
+    ) -> Result<(String, u32, Option<Hook>), ProviderError> {
         let stored = job.load(PROVIDER).await.map_err(ProviderError::Invalid)?;
         let previous = stored.as_ref().map_or(0, |j| j.attempt);
+        let stored_hook = stored
+            .as_ref()
+            .and_then(|j| j.data.get("hookUrl"))
+            .and_then(Value::as_str)
+            .and_then(|u| self.net.hook(Some(u)));
         Ok(match stored {
             Some(j)
                 if matches!(j.state, JobState::Submitted | JobState::Completed)
@@ -363,18 +389,20 @@ impl SyncLipSync {
                 job.note(format!(
                     "synclabs: resuming generation {id} (no new submit)"
                 ));
-                (id, j.attempt)
+                (id, j.attempt, stored_hook)
             }
             // An uncertain submit is repeated with the same idempotency key: Sync returns the same generation.
             Some(j) if j.state == JobState::Submitting => {
-                (self.submit_recorded(req, j.attempt, job).await?, j.attempt)
+                let url = stored_hook.as_ref().map(Hook::url);
+                let id = self.submit_recorded(req, j.attempt, url, job).await?;
+                (id, j.attempt, stored_hook)
             }
             _ => {
                 job.reserve(PROVIDER, self.prices.lipsync(req.speech_seconds.max(1.0)))?;
-                (
-                    self.submit_recorded(req, previous + 1, job).await?,
-                    previous + 1,
-                )
+                let hook = self.net.hook(None);
+                let url = hook.as_ref().map(Hook::url);
+                let id = self.submit_recorded(req, previous + 1, url, job).await?;
+                (id, previous + 1, hook)
             }
         })
     }
@@ -387,8 +415,9 @@ impl SyncLipSync {
         attempt: u32,
         speech: f64,
         job: &JobCtx,
+        hook: Option<&Hook>,
     ) -> Result<String, ProviderError> {
-        let mut cadence = Cadence::lipsync(&self.net, speech);
+        let mut cadence = Cadence::lipsync(&self.net, speech).woken_by(hook);
         let mut reread = false;
         // After the first look, long polls (§4.7): Sync answers as soon as the generation ends. A server that
         // does not hold the request (no long-poll header, or an early answer) is polled on the cadence instead.
@@ -458,7 +487,7 @@ impl SyncLipSync {
         id: &str,
         e: ProviderError,
     ) -> Result<String, ProviderError> {
-        self.record(job, JobState::Failed, attempt, Some(id))
+        self.record(job, JobState::Failed, attempt, Some(id), None)
             .await?;
         Err(e)
     }
@@ -469,21 +498,23 @@ impl SyncLipSync {
         &self,
         req: &LipSyncRequest,
         attempt: u32,
+        hook_url: Option<&str>,
         job: &JobCtx,
     ) -> Result<String, ProviderError> {
-        self.record(job, JobState::Submitting, attempt, None)
+        self.record(job, JobState::Submitting, attempt, None, hook_url)
             .await?;
         failpoint::hit(failpoint::AFTER_RECORD_BEFORE_SUBMIT);
-        match self.submit(req, attempt, job).await {
+        match self.submit(req, attempt, hook_url, job).await {
             Ok(id) => {
                 failpoint::hit(failpoint::AFTER_SUBMIT_BEFORE_RECORD);
-                self.record(job, JobState::Submitted, attempt, Some(&id))
+                self.record(job, JobState::Submitted, attempt, Some(&id), hook_url)
                     .await?;
                 Ok(id)
             }
             Err(e @ ProviderError::NeedsAttention(_)) => Err(e),
             Err(e) => {
-                self.record(job, JobState::Failed, attempt, None).await?;
+                self.record(job, JobState::Failed, attempt, None, None)
+                    .await?;
                 Err(e)
             }
         }

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::http::{self, ErrorClass, Net, Repeat, call_with_retries, client, data_uri, json_body};
 use super::{Cadence, Secret};
 use crate::failpoint;
+use crate::providers::hooks::Hook;
 use crate::providers::{JobCtx, JobState, ProviderError, ProviderJob};
 
 mod models;
@@ -51,11 +52,17 @@ struct Queued {
     status_url: String,
     response_url: String,
     cancel_url: String,
+    /// The webhook URL the submit carried (`?fal_webhook=`), if any.
+    hook_url: Option<String>,
 }
 
 impl Queued {
     fn to_json(&self) -> Value {
-        json!({"statusUrl": self.status_url, "responseUrl": self.response_url, "cancelUrl": self.cancel_url})
+        let mut v = json!({"statusUrl": self.status_url, "responseUrl": self.response_url, "cancelUrl": self.cancel_url});
+        if let Some(h) = &self.hook_url {
+            v["hookUrl"] = json!(h);
+        }
+        v
     }
 
     fn from_job(job: &ProviderJob) -> Option<Self> {
@@ -65,6 +72,7 @@ impl Queued {
             status_url: get("statusUrl")?,
             response_url: get("responseUrl")?,
             cancel_url: get("cancelUrl")?,
+            hook_url: get("hookUrl"),
         })
     }
 }
@@ -105,6 +113,7 @@ fn queued(base: &str, model: &str, body: &Value) -> Result<Queued, ProviderError
         response_url: url_or("response_url", app.clone()),
         cancel_url: url_or("cancel_url", format!("{app}/cancel")),
         request_id,
+        hook_url: None,
     })
 }
 
@@ -172,10 +181,17 @@ impl FalQueue {
         &self,
         model: &str,
         input: &Value,
+        callback: Option<&str>,
         job: &JobCtx,
     ) -> Result<Queued, ProviderError> {
         let http = client(Duration::from_secs(60))?;
-        let url = format!("{}/{model}", self.base);
+        let mut url = format!("{}/{model}", self.base);
+        if let Some(c) = callback {
+            let query: String = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("fal_webhook", c)
+                .finish();
+            url = format!("{url}?{query}");
+        }
         let resp = call_with_retries(
             &self.net,
             PROVIDER,
@@ -191,23 +207,27 @@ impl FalQueue {
             classify,
         )
         .await?;
-        queued(&self.base, model, &json_body(PROVIDER, resp).await?)
+        let mut q = queued(&self.base, model, &json_body(PROVIDER, resp).await?)?;
+        q.hook_url = callback.map(str::to_string);
+        Ok(q)
     }
 
     /// Runs `model` on `input` to completion and returns its output JSON, resuming a stored job if there is one.
-    /// A new submit first reserves `estimate_usd` against the project budget.
+    /// A new submit first reserves `estimate_usd` against the project budget. With a callback base, the submit
+    /// carries a webhook URL whose call wakes the poll loop.
     pub async fn run(
         &self,
         model: &str,
         input: &Value,
         estimate_usd: f64,
-        mut cadence: Cadence,
+        cadence: Cadence,
         job: &JobCtx,
     ) -> Result<Value, ProviderError> {
         let tag = format!("fal:{model}");
-        let (queued, attempt) = self
+        let (queued, attempt, hook) = self
             .resume_or_submit(model, input, estimate_usd, &tag, job)
             .await?;
+        let mut cadence = cadence.woken_by(hook.as_ref());
         self.await_completion(model, &queued, &mut cadence, &tag, attempt, job)
             .await?;
         let result = match self.result(&queued, job).await {
@@ -231,7 +251,8 @@ impl FalQueue {
     }
 
     /// The queued request of the stored job under `tag` when it was submitted, else a new submit (parked as
-    /// `needs attention` when an earlier submit's outcome is unknown and resubmits are off); with its attempt.
+    /// `needs attention` when an earlier submit's outcome is unknown and resubmits are off); with its attempt and
+    /// its webhook registration (a resumed job's stored callback URL is registered again).
     async fn resume_or_submit(
         &self,
         model: &str,
@@ -239,7 +260,7 @@ impl FalQueue {
         estimate_usd: f64,
         tag: &str,
         job: &JobCtx,
-    ) -> Result<(Queued, u32), ProviderError> {
+    ) -> Result<(Queued, u32, Option<Hook>), ProviderError> {
         let stored = job.load(tag).await.map_err(ProviderError::Invalid)?;
         let previous = stored.as_ref().map_or(0, |j| j.attempt);
         match stored.as_ref().map(|j| (j.state, Queued::from_job(j))) {
@@ -248,7 +269,8 @@ impl FalQueue {
                     "fal: resuming request {} (no new submit)",
                     q.request_id
                 ));
-                Ok((q, previous))
+                let hook = q.hook_url.as_deref().and_then(|u| self.net.hook(Some(u)));
+                Ok((q, previous, hook))
             }
             Some((JobState::Submitting, _)) if !self.resubmit_uncertain => {
                 Err(ProviderError::NeedsAttention(format!(
@@ -259,10 +281,12 @@ impl FalQueue {
             _ => {
                 let attempt = previous + 1;
                 job.reserve(PROVIDER, estimate_usd)?;
+                let hook = self.net.hook(None);
+                let callback = hook.as_ref().map(Hook::url);
                 let q = self
-                    .submit_recorded(model, input, tag, attempt, job)
+                    .submit_recorded(model, input, callback, tag, attempt, job)
                     .await?;
-                Ok((q, attempt))
+                Ok((q, attempt, hook))
             }
         }
     }
@@ -273,6 +297,7 @@ impl FalQueue {
         &self,
         model: &str,
         input: &Value,
+        callback: Option<&str>,
         tag: &str,
         attempt: u32,
         job: &JobCtx,
@@ -288,7 +313,7 @@ impl FalQueue {
             .await
             .map_err(ProviderError::Invalid)?;
         failpoint::hit(failpoint::AFTER_RECORD_BEFORE_SUBMIT);
-        let q = match self.submit(model, input, job).await {
+        let q = match self.submit(model, input, callback, job).await {
             Ok(q) => q,
             Err(e @ ProviderError::NeedsAttention(_)) => return Err(e),
             Err(e) => {

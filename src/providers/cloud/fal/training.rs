@@ -69,7 +69,7 @@ impl FalTrainer {
     pub fn configured(cfg: &super::super::CloudConfig) -> Option<Self> {
         let key = cfg.fal_key.clone()?;
         let net = http::Net::of(cfg);
-        let queue = FalQueue::new(&cfg.fal_base, key.clone(), cfg.fal_resubmit, net);
+        let queue = FalQueue::new(&cfg.fal_base, key.clone(), cfg.fal_resubmit, net.clone());
         let storage = FalStorage::new(&cfg.fal_storage_base, key, net);
         Some(Self::new(
             queue,
