@@ -6,6 +6,8 @@
 #                for each provider: shortest work before it + its jobs' total time / its cap + shortest work after )
 # Prints makespan / bound for the normal (parallel) render — target <= 1.10 — and for a strictly sequential
 # baseline (`render --max-parallel-steps 1`), both measured in this one run.
+# The release build is measured; the render listens for the sandbox's job webhooks (DEVATAR_CALLBACK_LISTEN), so a
+# finished provider job is seen at once rather than at the next poll (HOOKS=0 renders with polling alone).
 # Usage: bash bench/makespan.sh [SCENES] [TIME_SCALE] [LIMITS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,8 +15,8 @@ scenes="${1:-12}"
 scale="${2:-0.1}"
 limits="${3:-fal=4,kling=4,sync=4,elevenlabs=4}"
 bash scripts/install-deps.sh >&2
-cargo build --locked >&2
-bin=$PWD/target/debug/devatar
+cargo build --release --locked >&2
+bin=$PWD/target/release/devatar
 tmp=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -n "${KEEP:-}" ] || rm -rf "$tmp"; }
@@ -29,6 +31,7 @@ for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$fport/__health" >/dev/null 
 export FAL_BASE_URL="http://127.0.0.1:$fport" ELEVENLABS_BASE_URL="http://127.0.0.1:$fport"
 export KLING_BASE_URL="http://127.0.0.1:$fport" SYNCLABS_BASE_URL="http://127.0.0.1:$fport"
 export DEVATAR_ALLOW_PRIVATE_URLS=1 DEVATAR_PROVIDER_TIME_SCALE="$scale" DEVATAR_PROVIDER_LIMITS="$limits"
+if [ "${HOOKS:-1}" != 0 ]; then export DEVATAR_CALLBACK_LISTEN=127.0.0.1:0; fi
 
 python3 - "$tmp/project.toml" "$scenes" <<'PY'
 import sys
@@ -54,6 +57,7 @@ render() { # name, extra args…
     > "$tmp/$name.json" 2> "$tmp/$name.log" || { tail -n 20 "$tmp/$name.log" >&2; exit 1; }
   t1=$(date +%s.%N)
   python3 -c "print($t1 - $t0)" > "$tmp/$name.wall"
+  curl -fsS "http://127.0.0.1:$fport/__stats" > "$tmp/$name.stats"
 }
 render parallel
 # SEQUENTIAL=0 skips the (slow) baseline, e.g. to try larger time scales.
@@ -109,6 +113,10 @@ steps = par["steps"] + [t for s in par["scenes"] for t in s["steps"]]
 last_paid = max(t["finishedAt"] for t in steps if t["step"] in ("VIDEO", "LIPSYNC"))
 tail = (max(t["finishedAt"] for t in steps) - last_paid) / 1000
 print(f"           of which local work after the last provider job: {tail:.1f} s")
+stats = json.load(open(f"{tmp}/parallel.stats"))
+print(f"           provider part (to the last provider job's end) / bound = {(p - tail) / bound:.3f}; "
+      f"job webhooks that woke a poller: {stats.get('webhooks.sent', 0)} "
+      f"(late or refused: {stats.get('webhooks.failed', 0) + stats.get('webhooks.refused', 0)})")
 if seq:
     q = makespan(seq)
     qw = float(open(f"{tmp}/sequential.wall").read())
