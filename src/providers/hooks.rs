@@ -113,12 +113,12 @@ impl JobHooks {
         &self.inner.base
     }
 
-    /// Registers a job: the callback URL stored for it earlier (`stored`, when it is one of ours, so a resumed
-    /// job is still woken and a repeated submit sends the same body), else a fresh token. `None` only when the
-    /// operating system has no randomness to give.
+    /// Registers a job: again under the callback URL stored for it earlier (`stored`, so a resumed job is still
+    /// woken; `None` when that URL is not one of this registry's, e.g. another listener's), else under a fresh
+    /// token (`None` only when the operating system has no randomness to give).
     pub fn register(&self, stored: Option<&str>) -> Option<Hook> {
-        let token = match stored.and_then(|u| self.token_of(u)) {
-            Some(t) => t.to_string(),
+        let token = match stored {
+            Some(url) => self.token_of(url)?.to_string(),
             None => {
                 let mut bytes = [0u8; 32];
                 getrandom::fill(&mut bytes).ok()?;
@@ -220,11 +220,10 @@ mod tests {
         // A resumed job registers the same URL again.
         let again = hooks.register(Some(hook.url())).unwrap();
         assert_eq!(again.url(), hook.url());
-        let foreign = hooks.register(Some("http://evil/hooks/jobs/x")).unwrap();
-        assert_ne!(foreign.url(), hook.url());
+        let elsewhere = format!("http://127.0.0.1:8/hooks/jobs/{token}");
+        assert!(hooks.register(Some(&elsewhere)).is_none());
         drop(hook);
         drop(again);
-        drop(foreign);
         assert_eq!(hooks.waiting(), 0);
         assert!(!hooks.wake(&token));
     }

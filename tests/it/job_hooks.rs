@@ -144,6 +144,25 @@ async fn unknown_or_malformed_tokens_get_404_and_wake_nothing() {
     assert_eq!(get.status(), 405);
 }
 
+#[tokio::test]
+async fn serve_with_a_public_url_serves_the_route_on_its_own_listener() {
+    let app = common::app::TestApp::builder()
+        .env("DEVATAR_PUBLIC_URL", "https://devatar.example/")
+        .no_worker()
+        .start()
+        .await;
+    let hooks = app.config.cloud.hooks.clone().expect("a registry");
+    assert_eq!(hooks.base(), "https://devatar.example");
+    let hook = hooks.register(None).unwrap();
+    let token = hook.url().strip_prefix("https://devatar.example").unwrap();
+    let http = reqwest::Client::new();
+    let known = http.post(format!("{}{token}", app.base)).body("{}");
+    assert_eq!(known.send().await.unwrap().status(), 204);
+    let unknown = http.post(format!("{}/hooks/jobs/{}", app.base, "0".repeat(64)));
+    assert_eq!(unknown.send().await.unwrap().status(), 404);
+    assert_eq!(hooks.wakes(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_success_makes_the_poller_ask_and_keep_waiting() {
     // Flux takes 14 s × 0.15 = 2.1 s here.

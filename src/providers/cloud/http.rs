@@ -126,8 +126,8 @@ impl Net {
         }
     }
 
-    /// Registers a job for a webhook wake-up (reusing the callback URL `stored` for it, if it is ours); `None`
-    /// when no callback base is configured.
+    /// Registers a job for a webhook wake-up: under a fresh token, or again under the callback URL `stored` for
+    /// it; `None` when no callback base is configured or `stored` is not one of ours.
     pub fn hook(&self, stored: Option<&str>) -> Option<crate::providers::hooks::Hook> {
         self.hooks.as_ref()?.register(stored)
     }

@@ -420,7 +420,10 @@ impl KlingVideo {
                 base64::engine::general_purpose::STANDARD.encode(tokio::fs::read(&req.image).await?)
             }
         };
-        let hook = self.net.hook(stored_hook);
+        // A resubmit keeps its earlier callback URL when it is still ours.
+        let hook = stored_hook
+            .and_then(|u| self.net.hook(Some(u)))
+            .or_else(|| self.net.hook(None));
         let mut body = json!({
             "model_name": self.model,
             "image": image,

@@ -379,19 +379,20 @@ impl Cadence {
         if left.is_zero() {
             return Err(self.deadline);
         }
-        let sleep = tokio::time::sleep(self.next.min(left));
+        let due = tokio::time::Instant::now() + self.next.min(left);
         match &self.wake {
             Some(wake) => {
                 tokio::select! {
-                    () = sleep => {}
+                    () = tokio::time::sleep_until(due) => {}
                     () = wake.notified() => {
                         self.woken += 1;
-                        let gap = MIN_WOKEN_GAP.saturating_sub(self.last.elapsed());
-                        tokio::time::sleep(gap.min(self.remaining())).await;
+                        // Never later than the timer would have been, never sooner than the gap allows.
+                        let earliest = tokio::time::Instant::from_std(self.last + MIN_WOKEN_GAP);
+                        tokio::time::sleep_until(earliest.min(due)).await;
                     }
                 }
             }
-            None => sleep.await,
+            None => tokio::time::sleep_until(due).await,
         }
         self.last = Instant::now();
         self.next = self

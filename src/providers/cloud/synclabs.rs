@@ -375,11 +375,12 @@ impl SyncLipSync {
     ) -> Result<(String, u32, Option<Hook>), ProviderError> {
         let stored = job.load(PROVIDER).await.map_err(ProviderError::Invalid)?;
         let previous = stored.as_ref().map_or(0, |j| j.attempt);
-        let stored_hook = stored
+        let stored_url = stored
             .as_ref()
             .and_then(|j| j.data.get("hookUrl"))
             .and_then(Value::as_str)
-            .and_then(|u| self.net.hook(Some(u)));
+            .map(str::to_string);
+        let stored_hook = stored_url.as_deref().and_then(|u| self.net.hook(Some(u)));
         Ok(match stored {
             Some(j)
                 if matches!(j.state, JobState::Submitted | JobState::Completed)
@@ -392,8 +393,9 @@ impl SyncLipSync {
                 (id, j.attempt, stored_hook)
             }
             // An uncertain submit is repeated with the same idempotency key: Sync returns the same generation.
+            // The body is the same too: the stored callback URL is sent verbatim, even when it is no longer ours.
             Some(j) if j.state == JobState::Submitting => {
-                let url = stored_hook.as_ref().map(Hook::url);
+                let url = stored_url.as_deref();
                 let id = self.submit_recorded(req, j.attempt, url, job).await?;
                 (id, j.attempt, stored_hook)
             }

@@ -77,6 +77,8 @@ impl TestAppBuilder {
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         let config = Arc::new(Config::from_pairs(&borrowed).expect("a valid test configuration"));
+        // As `devatar serve` does: the job webhook registry when a callback base is configured.
+        let config = devatar::web::hooks::attach(config, true).await.unwrap();
         let storage = Storage::open(&config, data.path())
             .await
             .expect("storage opens");
