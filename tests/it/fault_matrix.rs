@@ -543,7 +543,12 @@ async fn client_row(fake: &FakeServer, row: Row, lora: &str) -> Vec<String> {
     fake.reset();
     let specs: Vec<_> = faults.iter().map(|f| f.parse().unwrap()).collect();
     fake.set_faults(&specs);
-    let cfg = cloud_config(&fake.base_url(), env);
+    let mut cfg = cloud_config(&fake.base_url(), env);
+    // Every row also runs with job webhooks on: the sandbox calls back, the clients are woken, nothing changes.
+    let hooks = devatar::web::hooks::listen("127.0.0.1:0".parse().unwrap(), None)
+        .await
+        .unwrap();
+    cfg.cloud.hooks = Some(hooks);
     let providers = cfg
         .providers(devatar::providers::cloud::ProviderChoice::Cloud)
         .unwrap();
