@@ -224,3 +224,58 @@ async fn a_forged_success_makes_the_poller_ask_and_keep_waiting() {
     assert_eq!(stat(&fake, "fal.status"), 2);
     assert_eq!(stat(&fake, "webhooks.sent"), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_kling_task_is_seen_when_its_callback_arrives() {
+    use devatar::providers::{Framing, VideoRequest};
+    // Kling takes 0.6 s here; its first status call is due 10 s after the submit.
+    let fake = cloud::fakes(LatencyProfile::Fast, 1.0).await;
+    let base = fake.base_url();
+    let mut cfg = devatar::config::Config::from_pairs(&[
+        ("KLING_ACCESS_KEY", cloud::KLING_ACCESS),
+        ("KLING_SECRET_KEY", cloud::KLING_SECRET),
+        ("KLING_BASE_URL", &base),
+        ("DEVATAR_ALLOW_PRIVATE_URLS", "1"),
+    ])
+    .unwrap();
+    let hooks = listener().await;
+    cfg.cloud.hooks = Some(hooks.clone());
+    let video = cfg
+        .providers(devatar::providers::cloud::ProviderChoice::Cloud)
+        .unwrap()
+        .video;
+    let work = tempfile::tempdir().unwrap();
+    let image = work.path().join("still.png");
+    let png = reqwest::get(format!("{base}/__media/sample.png"))
+        .await
+        .unwrap();
+    std::fs::write(&image, png.bytes().await.unwrap()).unwrap();
+    let req = VideoRequest {
+        image,
+        prompt: "a calm look".into(),
+        framing: Framing::Medium,
+        movement: None,
+        duration_seconds: 5,
+        urls: Default::default(),
+        width: 640,
+        height: 360,
+    };
+    let started = Instant::now();
+    let clip = video
+        .animate(&req, work.path(), &JobCtx::detached("kling-hooked"))
+        .await
+        .unwrap();
+    assert!(clip.is_file());
+    assert_eq!(stat(&fake, "kling.submit"), 1);
+    assert_eq!(
+        stat(&fake, "kling.status"),
+        1,
+        "one status call, when woken"
+    );
+    assert_eq!(stat(&fake, "webhooks.sent"), 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+}
