@@ -43,6 +43,9 @@ pub(crate) struct TwinSection {
     pub consent_files: Vec<(String, String)>,
     /// The event stream of the newest training while it runs (a path under the site's root).
     pub live: Option<String>,
+    /// A training of this identity runs in this process (Train would be refused); one that another process
+    /// left running does not count: training anew takes over from it.
+    pub busy: bool,
     /// The newest training's verdict when it succeeded, and whether it looks like the person.
     pub verdict: Option<(String, bool)>,
     /// The identity's LoRA as the form holds it: URL, uploaded asset id, base model.
@@ -144,6 +147,12 @@ pub(crate) async fn section(
         estimate: view::usd(state.config.cloud.prices.lora_training(DEFAULT_STEPS)),
         trainings: trainings.iter().map(training_line).collect(),
         error,
+        busy: live.is_some()
+            && state
+                .storage
+                .db
+                .training_running_in(id, &crate::worker::owner_id())
+                .await?,
         live,
         verdict: judged,
         lora: lora_of(state, id).await?,

@@ -43,6 +43,7 @@ async fn consent_then_training_through_the_api() {
             ("DEVATAR_ALLOW_PRIVATE_URLS", "1"),
             ("DEVATAR_PROVIDER_TIME_SCALE", "0.01"),
         ])
+        .password(Some(crate::ui_browser::PASSWORD))
         .start()
         .await;
     let token = app.token().await;
@@ -119,9 +120,18 @@ async fn consent_then_training_through_the_api() {
     );
     assert_eq!(fakes.stats().get("fal.submit").copied().unwrap_or(0), 0);
 
+    let stale = a_page_follows_a_training_another_process_left(&app, &id).await;
     let (status, started) = send(&app, &token, post, &train, json!({"steps": 500})).await;
     assert_eq!(status, 202, "{started}");
     assert_eq!(started["status"], "running");
+    // Training anew took over from the one left running: its stream ends, interrupted.
+    let path = format!("/api/identities/{id}/trainings/{stale}/events");
+    let ended = app.events(&token, &path).await;
+    assert_eq!(
+        ended.last().map(|(n, d)| (n.as_str(), &d["status"])),
+        Some(("done", &json!("interrupted"))),
+        "{ended:?}"
+    );
     let trainings = format!("/api/identities/{id}/trainings");
     let events = format!("{trainings}/{}/events", started["id"].as_str().unwrap());
     let streamed = app.events(&token, &events).await;
@@ -199,4 +209,34 @@ fn assert_training_stream(events: &[(String, Value)]) {
     assert_eq!(name, "done", "{events:?}");
     assert_eq!(row["status"], "succeeded", "{row}");
     assert!(row["loraUrl"].as_str().is_some(), "{row}");
+}
+
+/// A training a dead process left `running`: the identity page follows its stream, and Train stays enabled (a
+/// new training takes over from it; only one running in this process disables it). Returns its id.
+async fn a_page_follows_a_training_another_process_left(app: &TestApp, id: &str) -> String {
+    let stale = app
+        .storage
+        .db
+        .start_training(id, "stale-key", 500, 4, "a-process-that-died")
+        .await
+        .unwrap();
+    let http = crate::ui_browser::no_redirects();
+    let cookie = crate::ui_browser::form_login(&http, &app.base).await;
+    let page = http
+        .get(app.url(&format!("/identities/{id}/edit")))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let stream =
+        format!("data-training-events=\"../../api/identities/{id}/trainings/{stale}/events\"");
+    assert!(page.contains(&stream), "{page}");
+    assert!(
+        page.contains("id=\"train-button\">Train my digital twin"),
+        "Train stays enabled: {page}"
+    );
+    stale
 }
