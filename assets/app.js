@@ -151,8 +151,8 @@
     });
   }
 
-  // After a training: the identity form's LoRA fields take what the refreshed section says the identity now
-  // uses, so saving the form keeps the trained LoRA.
+  // After a successful training: the identity form's LoRA fields take what the refreshed section says the
+  // identity now uses, so saving the form keeps the trained LoRA.
   function syncLora() {
     var src = document.getElementById("twin-lora");
     if (!src) return;
@@ -181,10 +181,13 @@
     es.addEventListener("status", function (e) {
       try { box.setAttribute("data-status", JSON.parse(e.data).status); } catch (_) { /* ignore */ }
     });
-    es.addEventListener("done", function () {
+    es.addEventListener("done", function (e) {
       es.close();
+      var trained = false;
+      try { trained = JSON.parse(e.data).status === "succeeded"; } catch (_) { /* refresh all the same */ }
       if (window.htmx && window.htmx.ajax) {
-        window.htmx.ajax("GET", window.location.href, { target: "#twin", select: "#twin", swap: "outerHTML" }).then(syncLora);
+        window.htmx.ajax("GET", window.location.href, { target: "#twin", select: "#twin", swap: "outerHTML" })
+          .then(function () { if (trained) syncLora(); });
       } else {
         window.location.reload();
       }
