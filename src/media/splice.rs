@@ -422,8 +422,8 @@ async fn concatenate(parts: &[PathBuf], out: &Path) -> Result<(), MediaError> {
 }
 
 /// Encodes the inputs' audio, each cut or padded to its clip's video length and crossfaded, into `output` (an
-/// MP4 holding only AAC). The mix is made 16-bit before the encoder: ffmpeg's AAC encoder took about twice the
-/// time on the float samples of the crossfades, and its `fast` coder takes half of the default's.
+/// MP4 holding only AAC). AAC's `fast` coder on the mix made 16-bit: for a minute of audio about 1.0 s of CPU
+/// against 1.4 s for the default coder on the float mix (and 2.7 s for the `fast` coder on floats).
 fn audio_args(
     inputs: &[&Path],
     durations: &[f64],
