@@ -39,6 +39,8 @@ pub struct VideoPackets {
     pub frames: u32,
     /// Indices of the keyframe packets, ascending.
     pub keyframes: Vec<u32>,
+    /// The stream starts at time 0, so frame `k` is shown at `k / fps`.
+    pub starts_at_zero: bool,
 }
 
 #[derive(Deserialize)]
@@ -59,6 +61,7 @@ struct ProbePacket {
 #[derive(Deserialize)]
 struct ProbeStream {
     index: Option<usize>,
+    start_time: Option<String>,
     has_b_frames: Option<u32>,
     codec_type: Option<String>,
     codec_name: Option<String>,
@@ -75,7 +78,7 @@ struct ProbeFormat {
     duration: Option<String>,
 }
 
-const STREAM_ENTRIES: &str = "format=duration:stream=index,codec_type,codec_name,width,height,pix_fmt,avg_frame_rate,sample_rate,channels,has_b_frames";
+const STREAM_ENTRIES: &str = "format=duration:stream=index,start_time,codec_type,codec_name,width,height,pix_fmt,avg_frame_rate,sample_rate,channels,has_b_frames";
 
 /// Probes `path` with ffprobe; fails when it is not media (a still image may have no duration).
 pub async fn probe(path: &Path) -> Result<MediaInfo, MediaError> {
@@ -109,6 +112,11 @@ pub async fn probe_packets(path: &Path) -> Result<(MediaInfo, VideoPackets), Med
         plain_h264: stream.codec_name.as_deref() == Some("h264") && stream.has_b_frames == Some(0),
         frames: packets.len() as u32,
         keyframes,
+        starts_at_zero: stream
+            .start_time
+            .as_deref()
+            .and_then(|t| t.parse::<f64>().ok())
+            .is_some_and(|t| t.abs() < 1e-6),
     };
     Ok((info, video))
 }

@@ -91,11 +91,14 @@ pub fn plan_cuts(clips: &[ClipFrames], fade: u32) -> Option<Vec<(u32, u32)>> {
         .collect()
 }
 
-/// Frames and keyframes of a clip in the delivery format `d` and plain H.264 (one ffprobe start-up);
-/// `None` for any other clip.
+/// Frames and keyframes of a clip in the delivery format `d` and plain H.264 whose video starts at 0 (the
+/// crossfade pieces find frames by time); `None` for any other clip. One ffprobe start-up.
 async fn clip_frames(path: &Path, d: &Delivery) -> Result<ClipProbe, MediaError> {
     let (info, video) = probe_packets(path).await?;
-    let usable = super::edit::is_delivery_format(&info, d) && video.plain_h264 && video.frames > 0;
+    let usable = super::edit::is_delivery_format(&info, d)
+        && video.plain_h264
+        && video.starts_at_zero
+        && video.frames > 0;
     Ok(usable.then_some(ClipFrames {
         frames: video.frames,
         keyframes: video.keyframes,
