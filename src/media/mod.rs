@@ -15,4 +15,4 @@ pub use editor::{Ffmpeg, MediaEditor};
 pub use probe::{MediaInfo, probe};
 pub use process::{MediaError, run_tool};
 pub use tools::{MissingTools, REQUIRED_TOOLS, find_tool, require_tools};
-pub use wav::wav_seconds;
+pub use wav::{pcm16_mono, wav_seconds};

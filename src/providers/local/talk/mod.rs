@@ -126,8 +126,13 @@ impl LocalTalk {
             .ok_or_else(|| "the face is too small to animate".into())
     }
 
-    /// The speech's loudness per frame (ffmpeg decodes it to 16 kHz mono PCM).
+    /// The speech's loudness per frame: read from a 16-bit PCM WAV (the local voices'), else decoded by ffmpeg
+    /// to 16 kHz mono PCM.
     async fn loudness(&self, audio: &Path, frames: usize) -> Result<Vec<f32>, ProviderError> {
+        let wav = tokio::fs::read(audio).await?;
+        if let Some((rate, pcm)) = crate::media::pcm16_mono(&wav) {
+            return Ok(frame_loudness(&pcm, rate, FPS, frames));
+        }
         let args: Vec<String> = ["-v", "error", "-i"]
             .iter()
             .map(|s| s.to_string())
@@ -151,7 +156,7 @@ impl LocalTalk {
             .chunks_exact(2)
             .map(|b| i16::from_le_bytes([b[0], b[1]]))
             .collect();
-        Ok(frame_loudness(&pcm, FPS, frames))
+        Ok(frame_loudness(&pcm, PCM_RATE, FPS, frames))
     }
 
     /// The encode of `frames` frames of `camera`'s size with the speech, in `work`.
