@@ -152,24 +152,27 @@ pub fn camera_path(mv: CameraMove, frames: u32, width: u32, height: u32) -> Came
 const PROXY_FPS: u32 = 1;
 
 /// ffmpeg's arguments for the stand-in clip: the still, unmoved, at [`PROXY_FPS`] for the whole length (a valid
-/// MP4 of the frame size, a few frames to encode; the lip-sync renders the camera move itself).
+/// MP4 of the frame size, a few frames to encode, the still decoded once; the lip-sync renders the camera move
+/// itself).
 fn proxy_args(req: &VideoRequest, out: &Path) -> Vec<String> {
     let (w, h) = (req.width, req.height);
-    let vf = format!("scale={w}:{h},setsar=1,format=yuv420p");
+    let frames = (req.duration_seconds * PROXY_FPS).max(1);
+    let vf = format!(
+        "scale={w}:{h},setsar=1,format=yuv420p,loop=loop={}:size=1:start=0,setpts=N/{PROXY_FPS}/TB",
+        frames - 1
+    );
     [
         "-y",
         "-v",
         "error",
-        "-loop",
-        "1",
-        "-framerate",
-        &PROXY_FPS.to_string(),
         "-i",
         &req.image.display().to_string(),
         "-vf",
         &vf,
-        "-t",
-        &req.duration_seconds.to_string(),
+        "-r",
+        &PROXY_FPS.to_string(),
+        "-frames:v",
+        &frames.to_string(),
         "-c:v",
         "libx264",
         "-preset",

@@ -87,7 +87,15 @@ impl Warp {
         let rel = (p.0 - self.head_centre.0, p.1 - self.head_centre.1);
         let u = dot(rel, self.ax) / self.head_radii.0;
         let v = dot(rel, self.dn) / self.head_radii.1;
-        let f = 1.0 - smoothstep(0.55, 1.0, (u * u + v * v).sqrt());
+        // Whole shift inside 0.55 of the head's radii, none outside them (no square root for most pixels).
+        let r2 = u * u + v * v;
+        let f = if r2 <= 0.55 * 0.55 {
+            1.0
+        } else if r2 >= 1.0 {
+            0.0
+        } else {
+            1.0 - smoothstep(0.55, 1.0, r2.sqrt())
+        };
         let q = (p.0 - self.head_shift.0 * f, p.1 - self.head_shift.1 * f);
         let (q, mouth) = self.mouth(q);
         let (at, lid) = self.eyes(q);
