@@ -1,6 +1,6 @@
 // devatar UI enhancements (plain JavaScript, no build step). Every page works without this file:
-// it adds live progress (Server-Sent Events from /api/runs/{id}/events, no polling), drag-and-drop
-// upload and the live log tail. When a run ends, the live region is fetched once and swapped in.
+// it adds live progress (Server-Sent Events from /api/runs/{id}/events and a training's events, no polling),
+// drag-and-drop upload and the live log tail. When a run ends, the live region is fetched once and swapped in.
 (function () {
   "use strict";
 
@@ -151,6 +151,49 @@
     });
   }
 
+  // After a successful training: the identity form's LoRA fields take what the refreshed section says the
+  // identity now uses, so saving the form keeps the trained LoRA.
+  function syncLora() {
+    var src = document.getElementById("twin-lora");
+    if (!src) return;
+    [["f-loraUrl", "data-lora-url"], ["f-loraAssetId", "data-lora-asset"], ["f-baseModel", "data-base-model"]].forEach(function (p) {
+      var field = document.getElementById(p[0]);
+      if (field) field.value = src.getAttribute(p[1]) || "";
+    });
+  }
+
+  // The identity page while a training runs: queue position and Fal's latest line from the training's event
+  // stream; at its end the twin section is fetched once and swapped in (trainings, verdict, LoRA).
+  function bindTraining(box) {
+    if (box.getAttribute("data-bound") || !window.EventSource) return;
+    box.setAttribute("data-bound", "1");
+    var queue = box.querySelector(".training-queue");
+    var latest = box.querySelector(".training-latest");
+    var es = new EventSource(box.getAttribute("data-training-events"));
+    es.addEventListener("progress", function (e) {
+      try {
+        var d = JSON.parse(e.data);
+        var queued = d.queuePosition !== null && d.queuePosition !== undefined;
+        if (queue) queue.textContent = queued ? "In Fal's queue at position " + d.queuePosition + "." : "";
+        if (latest && !queued) latest.textContent = d.message;
+      } catch (_) { /* ignore a malformed event */ }
+    });
+    es.addEventListener("status", function (e) {
+      try { box.setAttribute("data-status", JSON.parse(e.data).status); } catch (_) { /* ignore */ }
+    });
+    es.addEventListener("done", function (e) {
+      es.close();
+      var trained = false;
+      try { trained = JSON.parse(e.data).status === "succeeded"; } catch (_) { /* refresh all the same */ }
+      if (window.htmx && window.htmx.ajax) {
+        window.htmx.ajax("GET", window.location.href, { target: "#twin", select: "#twin", swap: "outerHTML" })
+          .then(function () { if (trained) syncLora(); });
+      } else {
+        window.location.reload();
+      }
+    });
+  }
+
   // On a phone the navigation folds behind a Menu button (without this script it stays open).
   function bindMenu(sidebar) {
     if (sidebar.getAttribute("data-bound")) return;
@@ -203,6 +246,7 @@
     all(".sidebar").forEach(bindMenu);
     all("[data-inline-upload]").forEach(bindInlineUpload);
     all("#speech-estimate").forEach(bindSpeech);
+    all("[data-training-events]").forEach(bindTraining);
   }
 
   // htmx does not swap error responses; show their message where the result would have gone.

@@ -3,10 +3,11 @@
 use std::path::Path;
 use std::time::Duration;
 
+use super::parts::SpliceParts;
 use super::probe::{MediaInfo, probe};
 use super::process::{MediaError, run_tool};
 use super::splice::{
-    Joined, X264_ARGS, fade_frames, splice_keyframe_times, splice_with_crossfades,
+    JoinClip, Joined, X264_ARGS, fade_frames, splice_keyframe_times, splice_with_crossfades,
 };
 
 /// The delivery format every scene and project video is normalised to.
@@ -176,22 +177,22 @@ pub fn crossfade_offsets(durations: &[f64], crossfade: f64) -> Vec<f64> {
     offsets
 }
 
-/// Joins delivery-format clips with video and audio crossfades of `d.crossfade` seconds, using `work` for
-/// intermediate files. Clips made by [`normalize`] are spliced (only the crossfades are encoded); any others are
-/// re-encoded whole.
+/// Joins delivery-format clips with video and audio crossfades of `d.crossfade` seconds. Clips made by
+/// [`normalize`] are spliced (only the crossfades are encoded; probes and parts kept in `parts` are reused);
+/// any others are re-encoded whole.
 pub async fn join_with_crossfades(
-    inputs: &[(&Path, f64)],
+    clips: &[JoinClip<'_>],
     output: &Path,
     d: &Delivery,
-    work: &Path,
+    parts: &SpliceParts,
 ) -> Result<Joined, MediaError> {
-    let paths: Vec<&Path> = inputs.iter().map(|(p, _)| *p).collect();
-    match splice_with_crossfades(&paths, output, d, d.crossfade, work).await {
+    match splice_with_crossfades(clips, output, d, d.crossfade, parts).await {
         Ok(Some(joined)) => return Ok(joined),
         Ok(None) => tracing::debug!("scene clips cannot be spliced; re-encoding the join"),
         Err(e) => tracing::warn!("splicing the scene clips failed, re-encoding the join: {e}"),
     }
-    reencode_with_crossfades(inputs, output, d).await
+    let inputs: Vec<(&Path, f64)> = clips.iter().map(|c| (c.path, c.seconds)).collect();
+    reencode_with_crossfades(&inputs, output, d).await
 }
 
 /// Joins clips with crossfades by decoding and encoding the whole video (any delivery-format clips).

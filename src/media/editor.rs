@@ -9,9 +9,10 @@ use async_trait::async_trait;
 
 use super::compose;
 use super::edit::{self, Delivery};
+use super::parts::SpliceParts;
 use super::probe::{self, MediaInfo};
 use super::process::MediaError;
-use super::splice::Joined;
+use super::splice::{self, JoinClip, Joined};
 
 /// The media operations pipeline steps use (probing, AUDIO's recording conversion, IMAGE's background
 /// composite, FINALIZE's normalising, thumbnail and sampled frames, ASSEMBLE's join).
@@ -60,15 +61,27 @@ pub trait MediaEditor: Send + Sync {
         size: (u32, u32),
     ) -> Result<(), MediaError>;
 
-    /// Joins delivery-format clips (path, duration in seconds) with crossfades of `d.crossfade` into `output`,
-    /// using `work` for intermediate files; returns the output's probe and each clip's start offset.
+    /// Joins delivery-format clips with crossfades of `d.crossfade` into `output`, reusing the work kept in
+    /// `parts` (and keeping its own there); returns the output's probe and each clip's start offset.
     async fn join_with_crossfades(
         &self,
-        inputs: &[(&Path, f64)],
+        clips: &[JoinClip<'_>],
         output: &Path,
         d: &Delivery,
-        work: &Path,
+        parts: &SpliceParts,
     ) -> Result<Joined, MediaError>;
+
+    /// Does ahead, into `parts`, the work of a later [`join_with_crossfades`](Self::join_with_crossfades) of
+    /// `clips` (`None`: not known yet) that involves the clips at the `changed` indices. Nothing by default.
+    async fn prepare_join(
+        &self,
+        _clips: &[Option<JoinClip<'_>>],
+        _changed: &[usize],
+        _d: &Delivery,
+        _parts: &SpliceParts,
+    ) -> Result<(), MediaError> {
+        Ok(())
+    }
 }
 
 /// The real editor: ffprobe and ffmpeg subprocesses (the default of every pipeline).
@@ -131,11 +144,21 @@ impl MediaEditor for Ffmpeg {
 
     async fn join_with_crossfades(
         &self,
-        inputs: &[(&Path, f64)],
+        clips: &[JoinClip<'_>],
         output: &Path,
         d: &Delivery,
-        work: &Path,
+        parts: &SpliceParts,
     ) -> Result<Joined, MediaError> {
-        edit::join_with_crossfades(inputs, output, d, work).await
+        edit::join_with_crossfades(clips, output, d, parts).await
+    }
+
+    async fn prepare_join(
+        &self,
+        clips: &[Option<JoinClip<'_>>],
+        changed: &[usize],
+        d: &Delivery,
+        parts: &SpliceParts,
+    ) -> Result<(), MediaError> {
+        splice::prepare_splice(clips, changed, d, d.crossfade, parts).await
     }
 }

@@ -5,6 +5,7 @@ pub mod captions;
 pub mod compose;
 pub mod edit;
 mod editor;
+mod parts;
 mod probe;
 mod process;
 pub mod splice;
@@ -12,7 +13,9 @@ mod tools;
 mod wav;
 
 pub use editor::{Ffmpeg, MediaEditor};
-pub use probe::{MediaInfo, probe};
+pub use parts::SpliceParts;
+pub use probe::{MediaInfo, VideoPackets, probe, probe_packets};
 pub use process::{MediaError, run_tool};
+pub use splice::JoinClip;
 pub use tools::{MissingTools, REQUIRED_TOOLS, find_tool, require_tools};
 pub use wav::{pcm16_mono, wav_seconds};

@@ -5,15 +5,17 @@
 //! piece (one clip's tail faded into the next clip's head) is encoded on its own; bodies and pieces are
 //! concatenated as one Annex B H.264 stream (the same encoder settings throughout), and the audio is crossfaded
 //! and encoded whole, which is cheap. Clips that do not qualify are joined by the full re-encode in `edit`.
+//! Probes, bodies and pieces are kept in [`SpliceParts`] under their exact inputs, so [`prepare_splice`] can
+//! make the parts of the clips known so far before the join, which then only makes the rest.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use serde::Deserialize;
 
 use super::edit::{Delivery, crossfade_offsets};
-use super::probe::{MediaInfo, probe};
+use super::parts::{ClipProbe, SpliceParts};
+use super::probe::{MediaInfo, probe_packets};
 use super::process::{MediaError, run_tool};
 
 /// x264 settings shared by scene clips and crossfade pieces: without B-frames every packet is one frame in
@@ -49,88 +51,68 @@ pub struct ClipFrames {
     pub keyframes: Vec<u32>,
 }
 
+/// One clip of a join: its file, its length in seconds and the identity of its content (e.g. its object key),
+/// under which its probe and the parts made from it are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct JoinClip<'a> {
+    /// The clip file.
+    pub path: &'a Path,
+    /// Its length, seconds.
+    pub seconds: f64,
+    /// What it holds: equal ids must mean equal files.
+    pub id: &'a str,
+}
+
+/// The frames `[start, end)` of one clip that are copied when it is the `first` and/or `last` clip of a join;
+/// `None` when it has no keyframe where a cut needs one, or would have no body left.
+pub fn cut_of(c: &ClipFrames, first: bool, last: bool, fade: u32) -> Option<(u32, u32)> {
+    let start = if first {
+        0
+    } else {
+        *c.keyframes.iter().find(|&&k| k >= fade)?
+    };
+    let end = if last {
+        c.frames
+    } else {
+        let limit = c.frames.checked_sub(fade)?;
+        *c.keyframes.iter().rev().find(|&&k| k <= limit)?
+    };
+    (start < end && c.keyframes.contains(&0)).then_some((start, end))
+}
+
 /// The frames `[start, end)` of each clip that are copied; everything else is re-encoded in a crossfade piece.
-/// `None` when some clip has no keyframe where a cut needs one, or would have no body left.
+/// `None` when some clip cannot be cut (see [`cut_of`]).
 pub fn plan_cuts(clips: &[ClipFrames], fade: u32) -> Option<Vec<(u32, u32)>> {
     let last = clips.len().checked_sub(1)?;
     clips
         .iter()
         .enumerate()
-        .map(|(i, c)| {
-            let start = if i == 0 {
-                0
-            } else {
-                *c.keyframes.iter().find(|&&k| k >= fade)?
-            };
-            let end = if i == last {
-                c.frames
-            } else {
-                let limit = c.frames.checked_sub(fade)?;
-                *c.keyframes.iter().rev().find(|&&k| k <= limit)?
-            };
-            (start < end && c.keyframes.contains(&0)).then_some((start, end))
-        })
+        .map(|(i, c)| cut_of(c, i == 0, i == last, fade))
         .collect()
 }
 
-#[derive(Deserialize)]
-struct PacketProbe {
-    #[serde(default)]
-    streams: Vec<StreamProbe>,
-    #[serde(default)]
-    packets: Vec<PacketFlags>,
-}
-
-#[derive(Deserialize)]
-struct StreamProbe {
-    codec_name: Option<String>,
-    has_b_frames: Option<u32>,
-}
-
-#[derive(Deserialize)]
-struct PacketFlags {
-    flags: Option<String>,
-}
-
-/// Frame count and keyframes of an H.264 clip without B-frames; `None` for any other clip.
-async fn clip_frames(path: &Path) -> Result<Option<ClipFrames>, MediaError> {
-    let args: Vec<String> = [
-        "-v",
-        "error",
-        "-select_streams",
-        "v:0",
-        "-show_entries",
-        "stream=codec_name,has_b_frames:packet=flags",
-        "-of",
-        "json",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain(std::iter::once(path.display().to_string()))
-    .collect();
-    let out = run_tool("ffprobe", &args, None, TOOL_TIMEOUT).await?;
-    let parsed: PacketProbe = serde_json::from_slice(&out).map_err(|e| MediaError::BadOutput {
-        program: "ffprobe".into(),
-        reason: e.to_string(),
-    })?;
-    let plain_h264 = parsed
-        .streams
-        .first()
-        .is_some_and(|s| s.codec_name.as_deref() == Some("h264") && s.has_b_frames == Some(0));
-    if !plain_h264 || parsed.packets.is_empty() {
-        return Ok(None);
-    }
-    let keyframes = parsed
-        .packets
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| p.flags.as_deref().is_some_and(|f| f.starts_with('K')))
-        .map(|(i, _)| i as u32)
-        .collect();
-    Ok(Some(ClipFrames {
-        frames: parsed.packets.len() as u32,
-        keyframes,
+/// Frames and keyframes of a clip in the delivery format `d` and plain H.264 whose video starts at 0 (the
+/// crossfade pieces find frames by time); `None` for any other clip. One ffprobe start-up.
+async fn clip_frames(path: &Path, d: &Delivery) -> Result<ClipProbe, MediaError> {
+    let (info, video) = probe_packets(path).await?;
+    let usable = super::edit::is_delivery_format(&info, d)
+        && video.plain_h264
+        && video.starts_at_zero
+        && video.frames > 0;
+    Ok(usable.then_some(ClipFrames {
+        frames: video.frames,
+        keyframes: video.keyframes,
     }))
+}
+
+/// [`clip_frames`] of `clip`, kept in `parts` under its id and the delivery format.
+async fn clip_probe(
+    parts: &SpliceParts,
+    clip: &JoinClip<'_>,
+    d: &Delivery,
+) -> Result<ClipProbe, MediaError> {
+    let key = format!("probe {} {d:?}", clip.id);
+    parts.probe(&key, || clip_frames(clip.path, d)).await
 }
 
 /// A joined video and where each input starts in it, seconds.
@@ -145,139 +127,192 @@ pub struct Joined {
 }
 
 /// Joins delivery-format clips with crossfades of about `crossfade` seconds (whole frames, never longer), copying
-/// everything but the crossfades. `Ok(None)` when the clips cannot be spliced (the caller re-encodes instead).
+/// everything but the crossfades; probes and parts already in `parts` are reused, new ones are kept there. The
+/// spliced stream is written beside `output`. `Ok(None)` when the clips cannot be spliced (the caller
+/// re-encodes instead).
 pub async fn splice_with_crossfades(
-    inputs: &[&Path],
+    clips: &[JoinClip<'_>],
     output: &Path,
     d: &Delivery,
     crossfade: f64,
-    work: &Path,
+    parts: &SpliceParts,
 ) -> Result<Option<Joined>, MediaError> {
-    if inputs.len() < 2 {
+    if clips.len() < 2 {
         return Ok(None);
     }
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let parallel = cores.clamp(2, 4);
-    let Some(clips) = probe_clips(inputs, d, parallel).await? else {
+    let parallel = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(2, 4);
+    // Futures made before they are streamed: a closure in the stream trips the `Send` check (rust#102211).
+    let probes: Vec<_> = clips.iter().map(|c| clip_probe(parts, c, d)).collect();
+    let probed: Vec<ClipProbe> = futures::stream::iter(probes)
+        .buffered(parallel * 2)
+        .try_collect()
+        .await?;
+    let Some(frames) = probed.into_iter().collect::<Option<Vec<ClipFrames>>>() else {
         return Ok(None);
     };
     let fade = fade_frames(crossfade, d.fps);
-    let Some(cuts) = plan_cuts(&clips, fade) else {
+    let Some(cuts) = plan_cuts(&frames, fade) else {
         return Ok(None);
     };
-    tokio::fs::create_dir_all(work)
-        .await
-        .map_err(|e| io_error("create the splice folder", e))?;
-
-    let jobs = part_jobs(inputs, &clips, &cuts, fade, d.fps, work);
-    let parts = run_part_jobs(jobs, parallel).await?;
-
-    let stream = work.join("video.h264");
-    concatenate(&parts, &stream).await?;
-    let durations: Vec<f64> = clips
+    let known: Vec<Option<Known>> = clips
+        .iter()
+        .zip(frames.iter().zip(&cuts))
+        .map(|(clip, (f, cut))| Some((*clip, f.frames, *cut)))
+        .collect();
+    let all: Vec<usize> = (0..clips.len()).collect();
+    let jobs: Vec<_> = part_list(&known, &all)
+        .into_iter()
+        .map(|part| make_part(parts, part, fade, d))
+        .collect();
+    let durations: Vec<f64> = frames
         .iter()
         .map(|c| c.frames as f64 / d.fps as f64)
         .collect();
     let fade_seconds = fade as f64 / d.fps as f64;
-    run_tool(
-        "ffmpeg",
-        &mux_args(&stream, inputs, &durations, fade_seconds, d, output),
-        None,
-        TOOL_TIMEOUT,
-    )
-    .await?;
-
-    check_spliced_frames(output, &clips, fade).await?;
+    let paths: Vec<&Path> = clips.iter().map(|c| c.path).collect();
+    let (stream, audio) = (output.with_extension("h264"), output.with_extension("m4a"));
+    // The audio is encoded while the video parts are made.
+    let audio_args = audio_args(&paths, &durations, fade_seconds, d, &audio);
+    let (files, _) = tokio::try_join!(
+        futures::stream::iter(jobs)
+            .buffered(parallel)
+            .try_collect::<Vec<PathBuf>>(),
+        run_tool("ffmpeg", &audio_args, None, TOOL_TIMEOUT),
+    )?;
+    concatenate(&files, &stream).await?;
+    let mux = mux_args(&stream, &audio, d.fps, output);
+    run_tool("ffmpeg", &mux, None, TOOL_TIMEOUT).await?;
+    let _ = tokio::fs::remove_file(&stream).await;
+    let _ = tokio::fs::remove_file(&audio).await;
     Ok(Some(Joined {
-        info: probe(output).await?,
+        info: check_spliced(output, &frames, fade).await?,
         offsets: crossfade_offsets(&durations, fade_seconds),
         spliced: true,
     }))
 }
 
-/// Frames and keyframes of every input, probed a few at a time (ffprobe mostly starts up); `None` unless each
-/// clip is in the delivery format and plain H.264.
-async fn probe_clips(
-    inputs: &[&Path],
+/// Makes, one at a time, the probes and parts of a later [`splice_with_crossfades`] of `clips` (`None`: not
+/// known yet) that involve the clips at the indices in `changed`: each one's probe and body, and the crossfade
+/// pieces into and out of it whose other clip is known. Clips that cannot be spliced are left alone.
+pub async fn prepare_splice(
+    clips: &[Option<JoinClip<'_>>],
+    changed: &[usize],
     d: &Delivery,
-    parallel: usize,
-) -> Result<Option<Vec<ClipFrames>>, MediaError> {
-    let delivery = *d;
-    let probed: Vec<Option<ClipFrames>> =
-        futures::stream::iter(inputs.iter().map(|p| p.to_path_buf()).collect::<Vec<_>>())
-            .map(move |path| async move {
-                let info = probe(&path).await?;
-                if !super::edit::is_delivery_format(&info, &delivery) {
-                    return Ok(None);
-                }
-                clip_frames(&path).await
-            })
-            .buffered(parallel * 2)
-            .try_collect()
-            .await?;
-    Ok(probed.into_iter().collect())
-}
-
-/// The ffmpeg jobs, in stream order: each clip's body (stream copy) followed by the crossfade piece (encoded)
-/// into the next clip; each job is the file it writes and its arguments.
-fn part_jobs(
-    inputs: &[&Path],
-    clips: &[ClipFrames],
-    cuts: &[(u32, u32)],
-    fade: u32,
-    fps: u32,
-    work: &Path,
-) -> Vec<(PathBuf, Vec<String>)> {
-    let mut jobs: Vec<(PathBuf, Vec<String>)> = Vec::new();
-    for (i, (path, &(start, end))) in inputs.iter().zip(cuts).enumerate() {
-        let (args, body) = body_args(
-            path,
-            start,
-            end,
-            clips[i].frames,
-            &work.join(format!("clip{i}")),
-        );
-        jobs.push((body, args));
-        if let (Some(next), Some(&(next_start, _))) = (inputs.get(i + 1), cuts.get(i + 1)) {
-            let piece = work.join(format!("fade{i}.h264"));
-            let tail = clips[i].frames - end;
-            let args = fade_args(path, next, end, tail, next_start, fade, fps, &piece);
-            jobs.push((piece, args));
+    crossfade: f64,
+    parts: &SpliceParts,
+) -> Result<(), MediaError> {
+    if clips.len() < 2 {
+        return Ok(());
+    }
+    let fade = fade_frames(crossfade, d.fps);
+    let last = clips.len() - 1;
+    let mut known: Vec<Option<Known>> = vec![None; clips.len()];
+    for &i in changed {
+        for j in i.saturating_sub(1)..=(i + 1).min(last) {
+            let Some(clip) = clips[j].filter(|_| known[j].is_none()) else {
+                continue;
+            };
+            if let Some(f) = clip_probe(parts, &clip, d).await? {
+                known[j] = cut_of(&f, j == 0, j == last, fade).map(|cut| (clip, f.frames, cut));
+            }
         }
     }
-    jobs
+    for part in part_list(&known, changed) {
+        make_part(parts, part, fade, d).await?;
+    }
+    Ok(())
 }
 
-/// Runs the part jobs, `parallel` ffmpeg processes at a time; returns the parts in job order.
-async fn run_part_jobs(
-    jobs: Vec<(PathBuf, Vec<String>)>,
-    parallel: usize,
-) -> Result<Vec<PathBuf>, MediaError> {
-    futures::stream::iter(jobs)
-        .map(|(part, args)| async move {
-            run_tool("ffmpeg", &args, None, TOOL_TIMEOUT).await?;
-            Ok::<_, MediaError>(part)
+/// A clip whose cut is known: the clip, its frames and the frames `[start, end)` copied.
+type Known<'a> = (JoinClip<'a>, u32, (u32, u32));
+
+/// One part of a spliced stream.
+enum Part<'a> {
+    /// A clip's copied frames.
+    Body(Known<'a>),
+    /// The crossfade piece from one clip's tail into the next clip's head.
+    Fade(Known<'a>, Known<'a>),
+}
+
+/// The parts involving the clips at `at` (their bodies, the pieces into and out of them) that the known clips
+/// allow, each once, in stream order.
+fn part_list<'a>(known: &[Option<Known<'a>>], at: &[usize]) -> Vec<Part<'a>> {
+    let mut wanted = std::collections::BTreeSet::new();
+    for &i in at {
+        wanted.insert((i, false));
+        wanted.insert((i, true));
+        if i > 0 {
+            wanted.insert((i - 1, true));
+        }
+    }
+    wanted
+        .into_iter()
+        .filter_map(|(i, fade)| {
+            let here = (*known.get(i)?)?;
+            if !fade {
+                return Some(Part::Body(here));
+            }
+            Some(Part::Fade(here, (*known.get(i + 1)?)?))
         })
-        .buffered(parallel)
-        .try_collect()
+        .collect()
+}
+
+/// The file of `part`, from `parts` or made by ffmpeg and kept there.
+async fn make_part(
+    parts: &SpliceParts,
+    part: Part<'_>,
+    fade: u32,
+    d: &Delivery,
+) -> Result<PathBuf, MediaError> {
+    let key = match &part {
+        Part::Body((clip, frames, (start, end))) => {
+            format!("body {} {start} {end} {frames} {d:?}", clip.id)
+        }
+        Part::Fade((a, a_frames, (_, end)), (b, _, (head, _))) => {
+            format!(
+                "fade {} {a_frames} {end} {} {head} {fade} {d:?}",
+                a.id, b.id
+            )
+        }
+    };
+    parts
+        .file(&key, |base| async move {
+            let (args, out) = match part {
+                Part::Body((clip, frames, (start, end))) => {
+                    body_args(clip.path, start, end, frames, &base)
+                }
+                Part::Fade((a, a_frames, (_, end)), (b, _, (head, _))) => {
+                    let tail = a_frames - end;
+                    let args = fade_args(a.path, b.path, end, tail, head, fade, d.fps, &base);
+                    (args, base)
+                }
+            };
+            run_tool("ffmpeg", &args, None, TOOL_TIMEOUT).await?;
+            Ok(out)
+        })
         .await
 }
 
-/// The spliced stream must hold exactly the frames the crossfades leave.
-async fn check_spliced_frames(
+/// The spliced output must hold exactly the frames the crossfades leave; returns its probe.
+async fn check_spliced(
     output: &Path,
     clips: &[ClipFrames],
     fade: u32,
-) -> Result<(), MediaError> {
+) -> Result<MediaInfo, MediaError> {
     let expected = clips.iter().map(|c| c.frames).sum::<u32>() - fade * (clips.len() as u32 - 1);
-    let got = clip_frames(output).await?.map(|c| c.frames);
-    if got != Some(expected) {
+    let (info, video) = probe_packets(output).await?;
+    if !video.plain_h264 || video.frames != expected {
         return Err(MediaError::BadOutput {
             program: "ffmpeg".into(),
-            reason: format!("spliced video has {got:?} frames, expected {expected}"),
+            reason: format!(
+                "spliced video has {} frames, expected {expected}",
+                video.frames
+            ),
         });
     }
-    Ok(())
+    Ok(info)
 }
 
 fn io_error(what: &str, e: std::io::Error) -> MediaError {
@@ -335,7 +370,9 @@ fn body_args(
     (args, PathBuf::from(body))
 }
 
-/// Encodes the crossfade between `a`'s last `tail` frames (from frame `from`) and `b`'s first `head` frames.
+/// Encodes the crossfade between `a`'s last `tail` frames (from frame `from`, a keyframe) and `b`'s first
+/// `head` frames. `a` is read from that keyframe on (an input seek, not a decode of the whole clip); the trim
+/// by timestamp keeps the piece exact should the seek land earlier.
 #[allow(clippy::too_many_arguments)]
 fn fade_args(
     a: &Path,
@@ -349,12 +386,16 @@ fn fade_args(
 ) -> Vec<String> {
     let offset = (tail - fade) as f64 / fps as f64;
     let duration = fade as f64 / fps as f64;
+    let at = |frames: f64| format!("{:.6}", frames / fps as f64);
+    let (seek, keep_from) = (at(from as f64 + 0.25), at(from as f64 - 0.5));
     let graph = format!(
-        "[0:v]trim=start_frame={from},setpts=PTS-STARTPTS,settb=AVTB[a];\
+        "[0:v]trim=start={keep_from},setpts=PTS-STARTPTS,settb=AVTB[a];\
          [1:v]trim=end_frame={head},setpts=PTS-STARTPTS,settb=AVTB[b];\
          [a][b]xfade=transition=fade:duration={duration:.4}:offset={offset:.4},format=yuv420p[v]"
     );
-    let mut args = strings(&["-y", "-v", "error", "-i"]);
+    let mut args = strings(&["-y", "-v", "error", "-copyts", "-noaccurate_seek", "-ss"]);
+    args.push(seek);
+    args.push("-i".into());
     args.push(a.display().to_string());
     args.push("-i".into());
     args.push(b.display().to_string());
@@ -383,19 +424,17 @@ async fn concatenate(parts: &[PathBuf], out: &Path) -> Result<(), MediaError> {
     Ok(())
 }
 
-/// Muxes the spliced video with the inputs' audio, each cut or padded to its clip's video length and crossfaded.
-fn mux_args(
-    video: &Path,
+/// Encodes the inputs' audio, each cut or padded to its clip's video length and crossfaded, into `output` (an
+/// MP4 holding only AAC). AAC's `fast` coder on the mix made 16-bit: for a minute of audio about 1.0 s of CPU
+/// against 1.4 s for the default coder on the float mix (and 2.7 s for the `fast` coder on floats).
+fn audio_args(
     inputs: &[&Path],
     durations: &[f64],
     fade: f64,
     d: &Delivery,
     output: &Path,
 ) -> Vec<String> {
-    let mut args = strings(&["-y", "-v", "error", "-f", "h264", "-framerate"]);
-    args.push(d.fps.to_string());
-    args.push("-i".into());
-    args.push(video.display().to_string());
+    let mut args = strings(&["-y", "-v", "error"]);
     for p in inputs {
         args.push("-i".into());
         args.push(p.display().to_string());
@@ -403,8 +442,7 @@ fn mux_args(
     let mut graph = String::new();
     for (i, duration) in durations.iter().enumerate() {
         graph.push_str(&format!(
-            "[{}:a]aresample={},aformat=channel_layouts=stereo,apad,atrim=0:{duration:.4}[a{i}];",
-            i + 1,
+            "[{i}:a]aresample={},aformat=channel_layouts=stereo,apad,atrim=0:{duration:.4}[a{i}];",
             d.sample_rate
         ));
     }
@@ -413,20 +451,40 @@ fn mux_args(
         graph.push_str(&format!("[{prev}][a{i}]acrossfade=d={fade:.4}[x{i}];"));
         prev = format!("x{i}");
     }
-    graph.pop();
+    graph.push_str(&format!("[{prev}]aformat=sample_fmts=s16[mix]"));
     args.extend(strings(&[
         "-filter_complex",
         &graph,
         "-map",
-        "0:v",
-        "-map",
-        &format!("[{prev}]"),
-        "-c:v",
-        "copy",
+        "[mix]",
         "-c:a",
         "aac",
+        "-aac_coder",
+        "fast",
         "-b:a",
         "128k",
+        "-f",
+        "mp4",
+    ]));
+    args.push(output.display().to_string());
+    args
+}
+
+/// Muxes the spliced video stream and the encoded audio into `output`, copying both.
+fn mux_args(video: &Path, audio: &Path, fps: u32, output: &Path) -> Vec<String> {
+    let mut args = strings(&["-y", "-v", "error", "-f", "h264", "-framerate"]);
+    args.push(fps.to_string());
+    args.push("-i".into());
+    args.push(video.display().to_string());
+    args.push("-i".into());
+    args.push(audio.display().to_string());
+    args.extend(strings(&[
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-c",
+        "copy",
         "-movflags",
         "+faststart",
     ]));

@@ -17,6 +17,7 @@ pub mod limits;
 mod log;
 mod mode;
 mod node;
+mod prejoin;
 mod report;
 mod runner;
 mod steps;

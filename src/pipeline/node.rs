@@ -210,6 +210,9 @@ impl Pipeline {
         started_at_ms: i64,
     ) {
         self.after_success(ctx, node, &run.output).await;
+        if let (Some(i), StepName::Finalize) = node {
+            ctx.prejoin.finalized(i, &run.output, run.cached);
+        }
         if !run.cached {
             self.logger(ctx, node).finished(&run.provider, ms).await;
         }

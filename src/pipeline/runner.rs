@@ -13,6 +13,7 @@ use super::dag::{NodeOutcome, run_dag};
 use super::error::StepError;
 use super::faces::{EngineScorer, FaceScorer};
 use super::limits::ProviderLimits;
+use super::prejoin::PreJoin;
 use super::report::{NodeKey, Progress, RunReport, StepReport};
 use super::{PipelineSettings, RenderOptions, RenderPlan};
 use crate::domain::{RunId, SceneStatus, StepName, StepStatus};
@@ -62,6 +63,8 @@ pub(super) struct RunCtx {
     pub(super) budget: Option<Arc<Budget>>,
     /// Each plan scene's input fingerprint (`fingerprint.rs`), recorded with its output.
     pub(super) fingerprints: Vec<String>,
+    /// The project join's work, done as scenes finish (`prejoin.rs`).
+    pub(super) prejoin: PreJoin,
 }
 
 impl Pipeline {
@@ -132,6 +135,14 @@ impl Pipeline {
             }
             None => None,
         };
+        let prejoin = PreJoin::new(
+            self.media.clone(),
+            self.objects.clone(),
+            &self.work_root,
+            run_id,
+            &plan,
+            assemble,
+        );
         let ctx = Arc::new(RunCtx {
             run_id: run_id.clone(),
             plan,
@@ -139,6 +150,7 @@ impl Pipeline {
             reports: Mutex::default(),
             budget,
             fingerprints,
+            prejoin,
         });
         let nodes = graph(ctx.plan.scenes.len(), assemble, &ctx.plan.recorded);
         for (i, s) in ctx.plan.scenes.iter().enumerate() {

@@ -26,7 +26,7 @@ use crate::providers::cloud::fal::FalTrainer;
 use crate::storage::db::{DbError, IdentityRecord, PhotoRecord};
 
 pub use photos::{MIN_PHOTOS, content_key, left_out, usable_photos};
-pub use run::Outcome;
+pub use run::{Outcome, verdict};
 
 /// Training steps unless asked otherwise (Fal's default).
 pub const DEFAULT_STEPS: u32 = 1000;

@@ -34,22 +34,26 @@ pub struct Outcome {
 impl Outcome {
     /// The closing line, e.g. `Digital twin ready: looks like you (0.34)`.
     pub fn verdict(&self) -> String {
-        match self.trained.score {
-            Some(d) if d <= self.threshold => {
-                format!("Digital twin ready: looks like you ({d:.2})")
-            }
-            Some(d) => format!(
-                "Digital twin trained, but its test image does not look like you ({d:.2}, above {:.2})",
-                self.threshold
-            ),
-            None => format!(
-                "Digital twin ready (not scored: {})",
-                self.trained
-                    .score_note
-                    .as_deref()
-                    .unwrap_or("no face print")
-            ),
-        }
+        verdict(
+            self.trained.score,
+            self.threshold,
+            self.trained.score_note.as_deref(),
+        )
+    }
+}
+
+/// What a training's test image says, judged by the same-person `threshold`: `Digital twin ready: looks like
+/// you (0.34)`, a warning above the threshold, or why it was not scored (`note`).
+pub fn verdict(score: Option<f64>, threshold: f64, note: Option<&str>) -> String {
+    match score {
+        Some(d) if d <= threshold => format!("Digital twin ready: looks like you ({d:.2})"),
+        Some(d) => format!(
+            "Digital twin trained, but its test image does not look like you ({d:.2}, above {threshold:.2})"
+        ),
+        None => format!(
+            "Digital twin ready (not scored: {})",
+            note.unwrap_or("no face print")
+        ),
     }
 }
 
@@ -141,22 +145,27 @@ impl Trainer<'_> {
         let db = &self.storage.db;
         let reused = plan.reuse.is_some();
         let elapsed = started.elapsed().as_millis() as i64;
-        let trained = match result {
-            Ok(t) => t,
+        // An uninspectable LoRA fails the training too, so the row never stays `running`.
+        let checked = match result {
+            Ok(t) => self.inspect(&t, plan).await.map(|lora| (t, lora)),
+            Err(e) => Err(e),
+        };
+        let (trained, lora) = match checked {
+            Ok(done) => done,
             Err(e) => {
+                // Logged before the row ends, so whoever sees the row final has every log line.
+                let payload = json!({"durationMs": elapsed});
+                self.log(run_id, "ERROR", &e.to_string(), Some(payload))
+                    .await;
                 let end = TrainingEnd {
                     status: "failed",
                     error: Some(e.to_string()),
                     ..TrainingEnd::default()
                 };
                 db.finish_training(run_id, &end).await?;
-                let payload = json!({"durationMs": elapsed});
-                self.log(run_id, "ERROR", &e.to_string(), Some(payload))
-                    .await;
                 return Err(e);
             }
         };
-        let lora = self.inspect(&trained, plan).await?;
         db.set_trained_lora(&plan.identity.id, &trained.lora_url, "flux-dev")
             .await?;
         let cost = if reused { 0.0 } else { trained.cost_usd };
@@ -169,7 +178,6 @@ impl Trainer<'_> {
             score: trained.score,
             error: None,
         };
-        db.finish_training(run_id, &end).await?;
         let outcome = Outcome {
             training_id: run_id.into(),
             trained,
@@ -181,6 +189,7 @@ impl Trainer<'_> {
             "score": outcome.trained.score});
         self.log(run_id, "INFO", &outcome.verdict(), Some(payload))
             .await;
+        db.finish_training(run_id, &end).await?;
         Ok(outcome)
     }
 

@@ -66,6 +66,7 @@ fn protected() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(api::training::train))
         .routes(routes!(api::training::trainings))
+        .routes(routes!(api::training::events))
         .routes(routes!(api::projects::list, api::projects::create))
         .routes(routes!(
             api::projects::get,

@@ -929,57 +929,27 @@ async fn run_events_stream_each_step_then_the_final_status() {
     )
     .await;
     let run_id = started["runId"].as_str().unwrap();
-    let response = http
-        .get(format!("{base}/api/runs/{run_id}/events"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream")
-    );
-    let body = tokio::time::timeout(std::time::Duration::from_secs(120), response.text())
-        .await
-        .expect("stream ends")
-        .unwrap();
-    let mut events: Vec<(String, Value)> = Vec::new();
-    for block in body.split("\n\n") {
-        let name = block
-            .lines()
-            .find_map(|l| l.strip_prefix("event: "))
-            .map(str::to_string);
-        let data = block.lines().find_map(|l| l.strip_prefix("data: "));
-        if let (Some(name), Some(data)) = (name, data) {
-            events.push((name, serde_json::from_str(data).unwrap()));
-        }
-    }
+    let path = format!("/api/runs/{run_id}/events");
+    let events = server.events(&token, &path).await;
     for step in ["AUDIO", "IMAGE", "VIDEO", "LIPSYNC", "FINALIZE"] {
         assert!(
             events
                 .iter()
                 .any(|(n, d)| n == "step" && d["step"] == step && d["event"] == "finished"),
-            "{step} finished missing from {body}"
+            "{step} finished missing from {events:?}"
         );
     }
     let last = events.last().unwrap();
     assert_eq!(last.0, "finished");
     assert_eq!(last.1["status"], "succeeded");
     // The stream agrees with the stored run; a finished run's stream replays and closes at once.
-    let replay = http
-        .get(format!("{base}/api/runs/{run_id}/events"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(replay.matches("event: step").count(), 5, "{replay}");
-    assert!(replay.contains("\"status\":\"succeeded\""));
+    let replay = server.events(&token, &path).await;
+    let steps = replay.iter().filter(|(n, _)| n == "step").count();
+    assert_eq!(steps, 5, "{replay:?}");
+    assert_eq!(
+        replay.last().map(|e| &e.1["status"]),
+        Some(&json!("succeeded"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! From photos to a digital twin on the sandbox: consent, the price limit, training on the fake
-//! `fal-ai/flux-lora-fast-training`, the LoRA inspected and scored, reuse without any Fal request, a training
-//! failure, and (one subprocess test) `devatar identity train` killed mid-training and run again.
+//! `fal-ai/flux-lora-fast-training`, the LoRA inspected and scored, a digital-twin scene rendered with it scoring
+//! as the person, reuse without any Fal request, a training failure, and (one subprocess test) `devatar identity
+//! train` killed mid-training and run again.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -36,6 +37,7 @@ async fn open(data: &Path, base: &str) -> (Arc<Config>, Storage) {
     if let Some(url) = common::postgres_url_for(data) {
         pairs.push(("DATABASE_URL", url));
     }
+    pairs.push(("DEVATAR_PIPER_DIR", common::NO_PIPER.into()));
     let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let config = Arc::new(Config::from_pairs(&refs).expect("a valid test configuration"));
     let storage = Storage::open(&config, data).await.expect("storage opens");
@@ -104,8 +106,9 @@ pub(crate) fn trainings_submitted(fakes: &FakeServer) -> u64 {
 
 /// The whole loop in process: refused without consent and above `maxUsd` (nothing reaches Fal), a training
 /// failure with Fal's reason, then a training whose LoRA passes inspection and whose test still scores as the
-/// person of the photos (the other person's photo left out), with progress in the run's logs; the same photos
-/// again reuse it without a single Fal request.
+/// person of the photos (the other person's photo left out), with progress in the run's logs, and a digital-twin
+/// scene rendered with it that scores as the person too; the same photos again reuse it without a single Fal
+/// request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn photos_train_into_a_digital_twin_that_looks_like_the_person() {
     let fakes = fakes(LatencyProfile::Fast, 0.05).await;
@@ -233,6 +236,7 @@ async fn photos_train_into_a_digital_twin_that_looks_like_the_person() {
             .any(|l| l.message.starts_with("Digital twin ready")),
         "{logs:?}"
     );
+    assert_twin_scene_is_the_person(&config, &storage, dir.path()).await;
 
     let before = fal_requests(&fakes);
     let again = trainer
@@ -245,6 +249,45 @@ async fn photos_train_into_a_digital_twin_that_looks_like_the_person() {
     assert_eq!(reused.trained.lora_url, url);
     assert_eq!(fal_requests(&fakes), before, "reuse makes no Fal request");
     fakes.shutdown().await;
+}
+
+/// Issue 15's acceptance: a digital-twin scene rendered on the sandbox with the trained identity (the project
+/// file names no LoRA, so the trained one is kept) scores as the person of the photos — the still (IMAGE) and the
+/// final clip (FINALIZE: its worst sampled frame) both under the face threshold.
+async fn assert_twin_scene_is_the_person(config: &Arc<Config>, storage: &Storage, dir: &Path) {
+    use devatar::domain::StepName;
+    use devatar::pipeline::RenderOptions;
+    use devatar::project_file::ProjectFile;
+    use devatar::worker::{IdentityPolicy, RunService};
+    let toml = dir.join("twin-scene.toml");
+    let text = "[project]\nname = \"Twin scene\"\n\n[[identities]]\nname = \"eileen\"\n\
+                display_name = \"Eileen Collins\"\ntrigger_word = \"TOK_EILEEN\"\n\n[[scenes]]\nname = \"hello\"\n\
+                dialogue = \"Hello.\"\ncamera = \"close-up\"\nmode = \"digital-twin\"\n";
+    std::fs::write(&toml, text).unwrap();
+    let runs = RunService::new(storage.clone(), config.clone());
+    let plan = runs
+        .import(
+            &ProjectFile::load(&toml).unwrap(),
+            IdentityPolicy::Overwrite,
+        )
+        .await
+        .unwrap();
+    let (claim, _) = runs.claim_project(&plan.project_id, false).await.unwrap();
+    let report = runs
+        .clone()
+        .execute_leased(&claim, plan, RenderOptions::default(), false)
+        .await
+        .expect("the render keeps its lease");
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let step = |name: StepName| report.steps.iter().find(|s| s.step == name).unwrap();
+    assert_eq!(step(StepName::Image).provider, "fal-ai/flux-lora");
+    for name in [StepName::Image, StepName::Finalize] {
+        let distance = step(name).identity_distance;
+        assert!(
+            distance.is_some_and(|d| d < config.face.threshold),
+            "{name:?} scored {distance:?}"
+        );
+    }
 }
 
 /// `devatar identity train` killed while it polls, then run again: it resumes the stored request (one training

@@ -1,5 +1,6 @@
 //! ASSEMBLE: every scene's FINALIZE clip joined with crossfades into the project video, with the project's
-//! captions shifted by the crossfade offsets.
+//! captions shifted by the crossfade offsets. The join reuses the parts the run's pre-joiner made while the
+//! scenes rendered (`pipeline/prejoin.rs`), keyed by the same FINALIZE object keys this step's key holds.
 
 use std::path::Path;
 
@@ -8,6 +9,7 @@ use serde_json::json;
 
 use super::{EDITOR, Prepared, Step, StepCx, object, words_hash};
 use crate::domain::StepName;
+use crate::media::JoinClip;
 use crate::media::captions::{WordTiming, cues, shifted, to_srt, to_vtt};
 use crate::pipeline::error::StepError;
 use crate::pipeline::{CROSSFADE_SECONDS, StepOutput};
@@ -51,23 +53,39 @@ impl Step for Assemble {
         &self,
         cx: &StepCx<'_>,
         work: &Path,
-        _job: &JobCtx,
+        job: &JobCtx,
     ) -> Result<StepOutput, StepError> {
         cx.project_node()?;
         let mut clips = Vec::new();
         let mut words_per_scene = Vec::new();
         for i in 0..cx.run.plan.scenes.len() {
             let f = cx.dep_in(Some(i), StepName::Finalize)?;
-            let path = cx.path_of(object(f, "video")?).await?;
-            clips.push((path, f.duration_seconds.unwrap_or(0.0)));
+            let key = object(f, "video")?;
+            let path = cx.path_of(key).await?;
+            clips.push((path, f.duration_seconds.unwrap_or(0.0), key));
             words_per_scene.push(f.words.clone());
         }
-        let inputs: Vec<(&Path, f64)> = clips.iter().map(|(p, d)| (p.as_path(), *d)).collect();
+        let inputs: Vec<JoinClip> = clips
+            .iter()
+            .map(|(path, seconds, id)| JoinClip {
+                path,
+                seconds: *seconds,
+                id,
+            })
+            .collect();
         let project_path = work.join("project.mp4");
+        let parts = cx.run.prejoin.parts();
+        let ready = parts.made();
         let joined = cx
             .media()
-            .join_with_crossfades(&inputs, &project_path, &cx.delivery(), &work.join("splice"))
+            .join_with_crossfades(&inputs, &project_path, &cx.delivery(), parts)
             .await?;
+        if joined.spliced && ready > 0 {
+            job.note(format!(
+                "{ready} probes and parts of the join were made while the scenes rendered; {} now",
+                parts.made().saturating_sub(ready)
+            ));
+        }
         let all_words: Vec<WordTiming> = words_per_scene
             .iter()
             .zip(&joined.offsets)

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use super::error::StepError;
 use super::report::NodeKey;
 use super::runner::{Pipeline, RunCtx};
-use super::{CROSSFADE_SECONDS, PlannedScene, StepOutput};
+use super::{CROSSFADE_SECONDS, PlannedScene, RenderPlan, StepOutput};
 use crate::domain::{Animation, LogLevel, LogStep, StepName};
 use crate::media::MediaEditor;
 use crate::media::captions::WordTiming;
@@ -136,14 +136,7 @@ impl<'a> StepCx<'a> {
 
     /// The delivery format of scene and project videos.
     fn delivery(&self) -> Delivery {
-        let (width, height) = self.frame_size();
-        Delivery {
-            width,
-            height,
-            fps: FPS,
-            sample_rate: AUDIO_RATE,
-            crossfade: CROSSFADE_SECONDS,
-        }
+        delivery_of(&self.run.plan)
     }
 
     /// Writes a log row for this node; logging never fails a step.
@@ -172,6 +165,18 @@ impl<'a> StepCx<'a> {
             .put_bytes(text.into_bytes(), ext)
             .await?
             .key)
+    }
+}
+
+/// The delivery format of `plan`'s scene and project videos.
+pub(super) fn delivery_of(plan: &RenderPlan) -> Delivery {
+    let (width, height) = plan.project.aspect_ratio.frame_size();
+    Delivery {
+        width,
+        height,
+        fps: FPS,
+        sample_rate: AUDIO_RATE,
+        crossfade: CROSSFADE_SECONDS,
     }
 }
 

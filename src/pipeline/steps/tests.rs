@@ -112,13 +112,23 @@ async fn keys(
         Arc::new(Quiet),
         crate::pipeline::PipelineSettings::default(),
     );
+    let (run_id, plan) = (crate::domain::RunId::from("r"), plan(animation));
+    let prejoin = crate::pipeline::prejoin::PreJoin::new(
+        pipeline.media.clone(),
+        pipeline.objects.clone(),
+        dir.path(),
+        &run_id,
+        &plan,
+        false,
+    );
     let run = RunCtx {
-        run_id: "r".into(),
-        plan: plan(animation),
+        run_id,
+        plan,
         options: RenderOptions::default(),
         reports: Default::default(),
         budget: None,
         fingerprints: vec![String::new()],
+        prejoin,
     };
     let deps: HashMap<NodeKey, StepOutput> = [
         (

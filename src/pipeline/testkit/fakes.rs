@@ -13,7 +13,7 @@ use super::faces::shows_in;
 use crate::face::Embedding;
 use crate::media::edit::{Delivery, crossfade_offsets};
 use crate::media::splice::Joined;
-use crate::media::{MediaEditor, MediaError, MediaInfo};
+use crate::media::{JoinClip, MediaEditor, MediaError, MediaInfo, SpliceParts};
 use crate::providers::{
     AvatarRequest, ImageGen, ImageRequest, ImageToVideo, JobCtx, LipSync, LipSyncRequest,
     ProviderError, Providers, SpeechOutput, SpeechRequest, SpeechSynth, TalkingAvatar,
@@ -48,6 +48,8 @@ pub enum Op {
     Thumbnail,
     /// `MediaEditor::join_with_crossfades`.
     Join,
+    /// `MediaEditor::prepare_join` (the clips a later join will take, prepared while others render).
+    PrepareJoin,
     /// `MediaEditor::frames`.
     Frames,
     /// `FaceScorer::embeddings` (one image scored).
@@ -79,6 +81,8 @@ pub struct Calls {
     pub(super) stall_images_from: std::sync::atomic::AtomicUsize,
     /// The fake face scorer acts as if the face models were not installed.
     pub(super) no_face_models: std::sync::atomic::AtomicBool,
+    /// The ids of the clips `prepare_join` was asked to prepare, in call order.
+    prepared: Mutex<Vec<String>>,
 }
 
 impl Calls {
@@ -92,6 +96,11 @@ impl Calls {
     /// Provider calls of every kind.
     pub fn provider_calls(&self) -> usize {
         Op::PROVIDERS.iter().map(|op| self.count(*op)).sum()
+    }
+
+    /// The ids of the clips `MediaEditor::prepare_join` was asked to prepare, in call order.
+    pub fn prepared_clips(&self) -> Vec<String> {
+        self.prepared.lock().map(|p| p.clone()).unwrap_or_default()
     }
 
     /// Media edits that make outputs (normalise, thumbnail, join).
@@ -495,25 +504,44 @@ impl MediaEditor for FakeMedia {
         Ok(frames)
     }
 
+    async fn prepare_join(
+        &self,
+        clips: &[Option<JoinClip<'_>>],
+        changed: &[usize],
+        _d: &Delivery,
+        _parts: &SpliceParts,
+    ) -> Result<(), MediaError> {
+        let ids: Vec<String> = changed
+            .iter()
+            .filter_map(|&i| clips.get(i).copied().flatten())
+            .map(|c| c.id.to_string())
+            .collect();
+        self.0.media_call(Op::PrepareJoin, &ids.join("\n"))?;
+        if let Ok(mut p) = self.0.prepared.lock() {
+            p.extend(ids);
+        }
+        Ok(())
+    }
+
     async fn join_with_crossfades(
         &self,
-        inputs: &[(&Path, f64)],
+        inputs: &[JoinClip<'_>],
         output: &Path,
         d: &Delivery,
-        _work: &Path,
+        _parts: &SpliceParts,
     ) -> Result<Joined, MediaError> {
         let mut texts = Vec::with_capacity(inputs.len());
-        for (path, _) in inputs {
-            texts.push(read_fake(path)?);
+        for clip in inputs {
+            texts.push(read_fake(clip.path)?);
         }
         self.0.media_call(Op::Join, &texts.join("\n"))?;
-        let durations: Vec<f64> = inputs.iter().map(|(_, s)| *s).collect();
+        let durations: Vec<f64> = inputs.iter().map(|c| c.seconds).collect();
         let offsets = crossfade_offsets(&durations, d.crossfade);
         let seconds = offsets
             .last()
             .zip(durations.last())
             .map_or(0.0, |(o, s)| o + s);
-        let names: Vec<String> = inputs.iter().map(|(p, _)| hash_of(p)).collect();
+        let names: Vec<String> = inputs.iter().map(|c| hash_of(c.path)).collect();
         write_media(output, seconds, &format!("joined {}", names.join(" + ")))?;
         Ok(Joined {
             info: delivered(seconds, d),

@@ -93,6 +93,11 @@ async fn an_unchanged_rerun_executes_nothing() {
         0,
         "no media work"
     );
+    assert_eq!(
+        t.calls.count(Op::PrepareJoin),
+        0,
+        "no join prepared from cached scenes"
+    );
     assert_eq!(report.assembled(), first.assembled());
 }
 

@@ -161,6 +161,28 @@ impl Db {
         rows.iter().map(log_row).collect()
     }
 
+    /// The log rows of run `run_id` under `step` newer than `after` (a log id; `""` = from the first), oldest
+    /// first, at most `limit` (the live progress of a training).
+    pub async fn run_logs_after(
+        &self,
+        run_id: &RunId,
+        step: &str,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<LogRow>, DbError> {
+        let rows = sqlx::query(
+            "SELECT id, run_id, project_id, scene_id, step, level, provider, message, duration_ms, created_at FROM logs
+             WHERE run_id = $1 AND step = $2 AND id > $3 ORDER BY id LIMIT $4",
+        )
+        .bind(run_id.as_str())
+        .bind(step)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(log_row).collect()
+    }
+
     /// The stored (redacted) payloads of these log rows, by id; rows without one are left out.
     pub async fn ui_log_payloads(
         &self,

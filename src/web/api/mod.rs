@@ -2,6 +2,7 @@
 
 pub mod assets;
 pub mod estimate;
+pub mod follow;
 pub mod identities;
 pub mod identity_photos;
 pub mod projects;

@@ -2,11 +2,10 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::sse::{Event as SseEvent, Sse};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
@@ -15,6 +14,7 @@ use crate::domain::{LogStep, RunStatus, StepName, StepStatus};
 use crate::domain::{ProjectId, RunId, SceneId};
 use crate::storage::db::{Db, LogFilter};
 use crate::web::AppState;
+use crate::web::api::follow::{self, FOLLOW_POLL};
 use crate::web::error::{ApiError, ApiQuery};
 use crate::worker::RunEvent;
 
@@ -237,54 +237,27 @@ pub async fn events(
     db.get_run(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("run"))?;
-    let follower = RunFollower {
+    Ok(follow::sse(RunSource {
         wake: state.runs.subscribe(),
         db,
         id,
         seen: HashMap::new(),
-        pending: VecDeque::new(),
-        looked: false,
-        done: false,
-    };
-    let stream = futures::stream::unfold(follower, |mut f| async move {
-        f.next().await.map(|event| (Ok(event), f))
-    });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    }))
 }
 
-/// How often a followed run's stored steps are read when nothing in this process announces a change.
-pub const FOLLOW_POLL: Duration = Duration::from_millis(500);
-
 /// Turns the stored steps of one run into events, each state change once.
-struct RunFollower {
+struct RunSource {
     db: Db,
     id: RunId,
     /// Local progress of this process, used only as a prompt to look again.
     wake: tokio::sync::broadcast::Receiver<RunEvent>,
     /// The last event sent per (scene id, step).
     seen: HashMap<(Option<SceneId>, StepName), &'static str>,
-    pending: VecDeque<SseEvent>,
-    looked: bool,
-    done: bool,
 }
 
-impl RunFollower {
-    async fn next(&mut self) -> Option<SseEvent> {
-        loop {
-            if let Some(event) = self.pending.pop_front() {
-                return Some(event);
-            }
-            if self.done {
-                return None;
-            }
-            if self.looked {
-                self.wait().await;
-            }
-            self.looked = true;
-            if let Err(e) = self.look().await {
-                tracing::warn!(run = %self.id, "following the run: {e}");
-            }
-        }
+impl follow::Source for RunSource {
+    fn label(&self) -> String {
+        format!("run {}", self.id)
     }
 
     /// Until this process reports progress of the run, or the poll interval passes.
@@ -308,10 +281,12 @@ impl RunFollower {
 
     /// Queues an event for every step whose state changed, then the end when the run is over. The run's
     /// status is read before its steps, so a finished run's steps are already final when read.
-    async fn look(&mut self) -> Result<(), crate::storage::db::DbError> {
+    async fn look(
+        &mut self,
+        out: &mut VecDeque<SseEvent>,
+    ) -> Result<bool, crate::storage::db::DbError> {
         let Some(run) = self.db.get_run(&self.id).await? else {
-            self.done = true;
-            return Ok(());
+            return Ok(true);
         };
         for s in self.db.run_steps(&self.id).await? {
             let event = match s.status {
@@ -336,16 +311,14 @@ impl RunFollower {
                 "cached": (event == "finished").then_some(s.cached), "ms": ms, "reason": s.error,
                 "identityDistance": distance, "identityMedian": median,
             });
-            self.pending
-                .push_back(SseEvent::default().event("step").data(data.to_string()));
+            out.push_back(SseEvent::default().event("step").data(data.to_string()));
         }
         if run.status.is_final() {
             let data = json!({ "runId": self.id, "status": run.status });
-            self.pending
-                .push_back(SseEvent::default().event("finished").data(data.to_string()));
-            self.done = true;
+            out.push_back(SseEvent::default().event("finished").data(data.to_string()));
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 }
 

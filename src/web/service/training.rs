@@ -127,3 +127,19 @@ pub async fn trainings(state: &AppState, id: &IdentityId) -> Result<Vec<Training
     identity(state, id).await?;
     Ok(state.storage.db.trainings(id).await?)
 }
+
+/// Training `training_id` of identity `id` (404 when either is unknown, or the training is another identity's).
+pub async fn training_of(
+    state: &AppState,
+    id: &IdentityId,
+    training_id: &str,
+) -> Result<TrainingRow, ApiError> {
+    identity(state, id).await?;
+    state
+        .storage
+        .db
+        .training(training_id)
+        .await?
+        .filter(|t| t.identity_id == id.as_str())
+        .ok_or_else(|| ApiError::not_found("training"))
+}

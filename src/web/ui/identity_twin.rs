@@ -1,6 +1,8 @@
 //! The digital twin on the identity's edit page: the consent on record and a form to record it, the usable photo
-//! count with the training price, the "Train my digital twin" button, and the identity's training runs. Both
-//! forms go through `web::service::training`, like the API.
+//! count with the training price, the "Train my digital twin" button, the identity's training runs, the LoRA in
+//! use and the newest training's verdict. While a training runs the section names its event stream, which
+//! `app.js` follows (queue position, Fal's latest line) and at its end swaps the section in anew. Both forms go
+//! through `web::service::training`, like the API.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -11,7 +13,7 @@ use super::{Page, UiError, view};
 use crate::domain::IdentityId;
 use crate::identity_photos::Photos;
 use crate::training::consent::ConsentInput;
-use crate::training::{DEFAULT_STEPS, MIN_PHOTOS, TrainOptions, usable_photos};
+use crate::training::{DEFAULT_STEPS, MIN_PHOTOS, TrainOptions, usable_photos, verdict};
 use crate::web::AppState;
 use crate::web::service::training as service;
 
@@ -39,6 +41,26 @@ pub(crate) struct TwinSection {
     pub error: Option<String>,
     /// Uploaded consent statements and recordings (asset id, name), to link to the record.
     pub consent_files: Vec<(String, String)>,
+    /// The event stream of the newest training while it runs (a path under the site's root).
+    pub live: Option<String>,
+    /// A training of this identity runs in this process (Train would be refused); one that another process
+    /// left running does not count: training anew takes over from it.
+    pub busy: bool,
+    /// The newest training's verdict when it succeeded, and whether it looks like the person.
+    pub verdict: Option<(String, bool)>,
+    /// The identity's LoRA as the form holds it: URL, uploaded asset id, base model.
+    pub lora: Option<TwinLora>,
+}
+
+/// The LoRA an identity renders with (set by a training, or by hand).
+#[derive(Debug, Clone)]
+pub(crate) struct TwinLora {
+    /// Its URL (`""` when it is an uploaded asset).
+    pub url: String,
+    /// The uploaded asset's id (`""` when it is a URL).
+    pub asset_id: String,
+    /// The base model.
+    pub base_model: String,
 }
 
 fn training_line(r: &crate::storage::db::TrainingRow) -> TrainingLine {
@@ -97,6 +119,15 @@ pub(crate) async fn section(
         Err(_) => 0,
     };
     let trainings = service::trainings(state, id).await?;
+    let newest = trainings.first();
+    let live = newest
+        .filter(|t| t.status == "running")
+        .map(|t| format!("api/identities/{id}/trainings/{}/events", t.id));
+    let threshold = state.config.face.threshold;
+    let judged = newest.filter(|t| t.status == "succeeded").map(|t| {
+        let good = t.score.is_some_and(|d| d <= threshold);
+        (verdict(t.score, threshold, None), good)
+    });
     let consent_files = state
         .storage
         .db
@@ -116,7 +147,31 @@ pub(crate) async fn section(
         estimate: view::usd(state.config.cloud.prices.lora_training(DEFAULT_STEPS)),
         trainings: trainings.iter().map(training_line).collect(),
         error,
+        busy: live.is_some()
+            && state
+                .storage
+                .db
+                .training_running_in(id, &crate::worker::owner_id())
+                .await?,
+        live,
+        verdict: judged,
+        lora: lora_of(state, id).await?,
     })
+}
+
+/// The identity's LoRA, `None` when it has none.
+async fn lora_of(state: &AppState, id: &IdentityId) -> Result<Option<TwinLora>, UiError> {
+    let Some(r) = state.storage.db.get_identity(id).await? else {
+        return Ok(None);
+    };
+    if r.identity.lora_url.is_none() && r.lora_asset_id.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(TwinLora {
+        url: r.identity.lora_url.clone().unwrap_or_default(),
+        asset_id: r.lora_asset_id.map(String::from).unwrap_or_default(),
+        base_model: r.identity.base_model.as_str().to_string(),
+    }))
 }
 
 /// The edit page again with the refusal, or the error page for a missing identity.

@@ -236,6 +236,33 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `GET path` with a bearer token as a Server-Sent Events stream read to its end (at most two minutes):
+    /// each event's name and JSON data, in order.
+    pub async fn events(&self, token: &str, path: &str) -> Vec<(String, Value)> {
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let kind = response.headers()["content-type"].to_str().unwrap();
+        assert!(kind.starts_with("text/event-stream"), "{path}: {kind}");
+        let body = tokio::time::timeout(Duration::from_secs(120), response.text())
+            .await
+            .expect("the stream ends")
+            .unwrap();
+        body.split("\n\n")
+            .filter_map(|block| {
+                let name = block.lines().find_map(|l| l.strip_prefix("event: "))?;
+                let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
+                let data = serde_json::from_str(data).unwrap_or_else(|e| panic!("{e}: {data}"));
+                Some((name.to_string(), data))
+            })
+            .collect()
+    }
+
     /// Waits until run `run_id` is neither queued nor running (at most two minutes) and returns it.
     pub async fn wait_for_run(&self, token: &str, run_id: &str) -> Value {
         let path = format!("/api/runs/{run_id}");

@@ -1,11 +1,10 @@
 //! Issue 15 in Chromium: the identity page takes a person from vetted photos to a digital twin — each photo's
 //! verdict (the other person's photo left out of training), "Train my digital twin" refused without consent,
-//! consent recorded on the page, then a training on the sandbox that ends listed as succeeded with its score.
-
-use std::time::{Duration, Instant};
+//! consent recorded on the page, then a training on the sandbox followed live on the page (its event stream) until,
+//! without a reload, it is listed as succeeded with its score, the verdict and the trained LoRA in the form.
 
 use super::stale::login;
-use super::{Driver, PASSWORD, browser, click, fill, text, wait_for, wait_path};
+use super::{Driver, PASSWORD, browser, click, fill, js, text, wait_for, wait_js};
 use crate::common::app::TestApp;
 use crate::common::cloud::fakes;
 use crate::training::{identity_with_photos, settings, trainings_submitted};
@@ -13,7 +12,8 @@ use devatar::fakes::LatencyProfile;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_identity_page_vets_records_consent_and_trains_a_twin() {
-    let fakes = fakes(LatencyProfile::Fast, 0.05).await;
+    // Realistic latencies scaled to a 3.6 s training: long enough to watch it run on the page.
+    let fakes = fakes(LatencyProfile::Realistic, 0.015).await;
     let owned = settings(&fakes.base_url());
     let pairs: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let app = TestApp::builder()
@@ -54,7 +54,7 @@ async fn the_identity_page_vets_records_consent_and_trains_a_twin() {
     fill(&driver, "consent-note", "Agreed on camera, 2026-12-07").await;
     super::choose(&driver, "consent-file", &asset_id).await;
     click(&driver, "#consent-submit").await;
-    wait_path(&driver, &edit).await;
+    wait_notice(&driver, "consent-saved").await;
     let status = text(&driver, "#consent-status").await;
     assert!(
         status.contains("Consent on record: Eileen Collins"),
@@ -65,33 +65,58 @@ async fn the_identity_page_vets_records_consent_and_trains_a_twin() {
         "the statement is linked: {status}"
     );
 
-    // Train: the page lists the training until it has succeeded, with the test image's score.
+    // Train: the page follows the training live (queue position, Fal's latest line) and, without being
+    // reloaded, ends showing it succeeded with the test image's score, the verdict and the trained LoRA, which
+    // the identity form now holds too (saving it keeps the LoRA).
     click(&driver, "#train-button").await;
-    wait_path(&driver, &edit).await;
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        if driver
-            .find(thirtyfour::By::Css(
-                "#training-list li[data-status='succeeded']",
-            ))
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the training did not succeed in time"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        driver.refresh().await.unwrap();
-    }
-    let line = wait_for(&driver, "#training-list li[data-status='succeeded']", 5)
+    wait_notice(&driver, "training-started").await;
+    wait_for(&driver, "#training-live", 5).await;
+    let watch = "window.notReloaded = true; var box = document.getElementById('training-live'); \
+                 window.shown = [box.textContent]; new MutationObserver(function () { \
+                 window.shown.push(box.textContent); }).observe(box, {subtree: true, childList: true, \
+                 characterData: true}); return document.getElementById('train-button').disabled;";
+    assert_eq!(
+        js(&driver, watch).await,
+        true,
+        "no second training meanwhile"
+    );
+    let line = wait_for(&driver, "#training-list li[data-status='succeeded']", 90)
         .await
         .text()
         .await
         .unwrap();
     assert!(line.contains("distance 0."), "{line}");
+    assert_eq!(
+        js(&driver, "return window.notReloaded === true").await,
+        true
+    );
+    let shown = js(&driver, "return window.shown").await;
+    assert!(
+        shown.to_string().contains("Training step"),
+        "the page showed the training's progress: {shown}"
+    );
+    let verdict = text(&driver, "#twin-verdict").await;
+    assert!(
+        verdict.starts_with("Digital twin ready: looks like you (0."),
+        "{verdict}"
+    );
+    assert!(
+        driver
+            .find(thirtyfour::By::Id("training-live"))
+            .await
+            .is_err()
+    );
+    let lora = app.get_json(&token, &format!("/api/identities/{id}")).await["loraUrl"].clone();
+    assert!(lora.is_string(), "the identity has its LoRA");
+    assert_eq!(
+        js(&driver, "return document.getElementById('f-loraUrl').value").await,
+        lora
+    );
+    assert!(
+        text(&driver, "#twin-lora")
+            .await
+            .contains(lora.as_str().unwrap())
+    );
     assert_eq!(trainings_submitted(&fakes), 1, "one training submitted");
     // The run history lists the training.
     driver.goto(format!("{}/", app.base)).await.unwrap();
@@ -99,4 +124,12 @@ async fn the_identity_page_vets_records_consent_and_trains_a_twin() {
     assert!(recent.contains("eileen: digital twin training"), "{recent}");
     let _ = driver.quit().await;
     fakes.shutdown().await;
+}
+
+/// Waits for the edit page a form post redirected to with notice `ok` (the page before it has the same path, so
+/// waiting for the path alone could read the old page).
+async fn wait_notice(driver: &thirtyfour::WebDriver, ok: &str) {
+    let loaded =
+        format!("location.search.indexOf('ok={ok}') >= 0 && document.readyState === 'complete'");
+    wait_js(driver, &loaded, 30).await;
 }

@@ -451,6 +451,9 @@ async fn record_failure(
     message
 }
 
+/// How a progress line reporting the queue position starts (the position follows).
+pub const QUEUE_LINE: &str = "in the queue at position ";
+
 /// What a poll loop already reported as progress: the last queue position and how many log lines.
 #[derive(Default)]
 struct Seen {
@@ -466,7 +469,7 @@ impl Seen {
             && self.position != Some(pos)
         {
             self.position = Some(pos);
-            job.progress(&format!("in the queue at position {pos}"));
+            job.progress(&format!("{QUEUE_LINE}{pos}"));
         }
         let Some(logs) = body.get("logs").and_then(Value::as_array) else {
             return;
