@@ -18,4 +18,4 @@ pub use probe::{MediaInfo, VideoPackets, probe, probe_packets};
 pub use process::{MediaError, run_tool};
 pub use splice::JoinClip;
 pub use tools::{MissingTools, REQUIRED_TOOLS, find_tool, require_tools};
-pub use wav::wav_seconds;
+pub use wav::{pcm16_mono, wav_seconds};

@@ -226,6 +226,9 @@ pub struct VideoRequest {
     pub width: u32,
     /// Frame height.
     pub height: u32,
+    /// Only a stand-in clip is needed: the lip-sync renders every frame from the still itself
+    /// ([`LipSync::renders_from_still`]), so the clip is never shown.
+    pub proxy: bool,
 }
 
 /// Where the still lies in one frame of a clip: a still pixel `p` is seen at `p × scale + offset`.
@@ -265,6 +268,10 @@ impl FrameTransform {
 pub struct CameraPath {
     /// Frame `i`'s transform.
     pub frames: Vec<FrameTransform>,
+    /// Frame width, pixels (the still is seen at this size before the transform).
+    pub width: u32,
+    /// Frame height, pixels.
+    pub height: u32,
 }
 
 /// Animates a still.
@@ -302,6 +309,8 @@ pub struct LipSyncRequest {
     pub urls: InputUrls,
     /// The clip's camera path, when the image-to-video provider knows it (local animation).
     pub camera: Option<CameraPath>,
+    /// The still the clip was animated from, when the camera path is known.
+    pub still: Option<PathBuf>,
     /// The speech's word timings (from the engine, or estimated), empty when unknown.
     pub words: Vec<WordTiming>,
 }
@@ -313,6 +322,11 @@ pub trait LipSync: Send + Sync {
     fn name(&self) -> &str;
     /// The parameters that change the output.
     fn key_params(&self, req: &LipSyncRequest) -> Value;
+    /// True when it renders every frame from the still along the camera path (given both), so VIDEO need
+    /// only make a stand-in clip ([`VideoRequest::proxy`]).
+    fn renders_from_still(&self) -> bool {
+        false
+    }
     /// Writes the fitted MP4 into `work_dir`.
     async fn apply(
         &self,

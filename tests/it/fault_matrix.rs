@@ -504,6 +504,7 @@ async fn client_chain(
         urls: Default::default(),
         width,
         height,
+        proxy: false,
     };
     let video = match providers
         .video
@@ -523,6 +524,7 @@ async fn client_chain(
         tail_seconds: devatar::pipeline::SCENE_TAIL_SECONDS,
         urls: Default::default(),
         camera: None,
+        still: None,
         words: Vec::new(),
     };
     if let Err(e) = providers

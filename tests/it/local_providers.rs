@@ -276,6 +276,7 @@ async fn animation_renders_the_bucket_length_and_mux_never_cuts_speech() {
         width: 640,
         height: 360,
         urls: Default::default(),
+        proxy: false,
     };
     let clip = FfmpegAnimation
         .animate(&req, dir.path(), &JobCtx::detached("t"))
@@ -311,6 +312,7 @@ async fn animation_renders_the_bucket_length_and_mux_never_cuts_speech() {
                 tail_seconds: 0.3,
                 urls: Default::default(),
                 camera: None,
+                still: None,
                 words: Vec::new(),
             },
             mux_dir.path(),

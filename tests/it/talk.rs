@@ -1,5 +1,6 @@
-//! `local-talk`, the offline lip-sync, against the real tools: the camera path matches ffmpeg's animation, and
-//! the mouth of a real photo and of the placeholder opens with the speech's loudness and stays shut in silence.
+//! `local-talk`, the offline lip-sync, against the real tools: the camera path matches ffmpeg's animation and
+//! local-talk's own rendering of the still, and the mouth of a real photo and of the placeholder opens with the
+//! speech's loudness and stays shut in silence.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -57,7 +58,21 @@ fn video_request(still: PathBuf, framing: Framing, seconds: u32, w: u32, h: u32)
         width: w,
         height: h,
         urls: Default::default(),
+        proxy: false,
     }
+}
+
+/// The centre of the bright pixels of a `w`-wide grey frame.
+fn bright_centre(frame: &[u8], w: usize) -> (f32, f32) {
+    let (mut sx, mut sy, mut n) = (0.0, 0.0, 0.0);
+    for (k, &v) in frame.iter().enumerate() {
+        if v > 128 {
+            sx += (k % w) as f32;
+            sy += (k / w) as f32;
+            n += 1.0;
+        }
+    }
+    (sx / n, sy / n)
 }
 
 #[tokio::test]
@@ -83,21 +98,75 @@ async fn the_camera_path_follows_what_ffmpeg_animates() {
         let frames = grey_frames(&clip, 320, 180);
         assert_eq!(path.frames.len(), frames.len());
         for i in [0, 24, 49] {
-            let (mut sx, mut sy, mut n) = (0.0, 0.0, 0.0);
-            for (k, &v) in frames[i].iter().enumerate() {
-                if v > 128 {
-                    sx += (k % 320) as f32;
-                    sy += (k / 320) as f32;
-                    n += 1.0;
-                }
-            }
             let (ex, ey) = path.frames[i].apply((202.5, 62.5));
-            let (gx, gy) = (sx / n, sy / n);
+            let (gx, gy) = bright_centre(&frames[i], 320);
             assert!(
                 (gx - ex).abs() < 1.6 && (gy - ey).abs() < 1.6,
                 "{framing:?} frame {i}: dot at ({gx:.1}, {gy:.1}), path says ({ex:.1}, {ey:.1})"
             );
         }
+    }
+}
+
+#[tokio::test]
+async fn local_talk_renders_the_camera_path_from_the_still_and_video_makes_only_a_stand_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let still = dir.path().join("dot.png");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "color=black:s=320x180,drawbox=x=200:y=60:w=6:h=6:color=white:t=fill",
+        "-frames:v",
+        "1",
+        &still.display().to_string(),
+    ]);
+    let mut req = video_request(still.clone(), Framing::CloseUp, 2, 320, 180);
+    req.proxy = true;
+    let stand_in = FfmpegAnimation
+        .animate(&req, dir.path(), &JobCtx::detached("t"))
+        .await
+        .unwrap();
+    let info = probe(&stand_in).await.unwrap();
+    assert_eq!((info.width, info.height), (320, 180));
+    assert!((info.duration - 2.0).abs() < 0.1, "{}", info.duration);
+    assert!(
+        grey_frames(&stand_in, 320, 180).len() <= 3,
+        "a stand-in, not 50 frames"
+    );
+    let path = FfmpegAnimation.camera_path(&req).unwrap();
+    let audio = speech_with_a_pause(dir.path());
+    let speech_seconds = probe(&audio).await.unwrap().duration;
+    let lip = LipSyncRequest {
+        video: stand_in,
+        audio,
+        speech_seconds,
+        tail_seconds: 0.3,
+        urls: Default::default(),
+        camera: Some(path.clone()),
+        still: Some(still),
+        words: Vec::new(),
+    };
+    let talk_dir = tempfile::tempdir().unwrap();
+    // No face in a dot: the camera move without mouth motion, rendered from the still.
+    let out = LocalTalk::new(FaceSettings::default())
+        .apply(&lip, talk_dir.path(), &JobCtx::detached("t"))
+        .await
+        .unwrap();
+    let frames = grey_frames(&out, 320, 180);
+    let expected = (speech_seconds + 0.3) * 25.0;
+    assert!(
+        (frames.len() as f64 - expected).abs() <= 1.0,
+        "{} frames for {expected:.1}",
+        frames.len()
+    );
+    for i in [0, 24, 49, 60] {
+        let (ex, ey) = path.frames[i % 50].apply((202.5, 62.5));
+        let (gx, gy) = bright_centre(&frames[i], 320);
+        assert!(
+            (gx - ex).abs() < 1.0 && (gy - ey).abs() < 1.0,
+            "frame {i}: dot at ({gx:.1}, {gy:.1}), path says ({ex:.1}, {ey:.1})"
+        );
     }
 }
 
@@ -189,7 +258,7 @@ async fn talks(still: PathBuf, face: FaceGeometry) {
     let dir = tempfile::tempdir().unwrap();
     let audio = speech_with_a_pause(dir.path());
     let speech_seconds = probe(&audio).await.unwrap().duration;
-    let req = video_request(still, Framing::Medium, 3, W, H);
+    let req = video_request(still.clone(), Framing::Medium, 3, W, H);
     let clip = FfmpegAnimation
         .animate(&req, dir.path(), &JobCtx::detached("t"))
         .await
@@ -203,6 +272,7 @@ async fn talks(still: PathBuf, face: FaceGeometry) {
         tail_seconds: 0.3,
         urls: Default::default(),
         camera: Some(path.clone()),
+        still: Some(still),
         words: estimate_word_timings("Hello there, my friend. How are you today?", speech_seconds),
     };
     let out = LocalTalk::new(FaceSettings::default())

@@ -6,6 +6,7 @@ use std::path::Path;
 use async_trait::async_trait;
 use serde_json::json;
 
+use super::video::STILL;
 use super::{Prepared, Step, StepCx, ensure_covers_speech, object};
 use crate::domain::StepName;
 use crate::pipeline::PlannedScene;
@@ -46,6 +47,7 @@ impl Step for Lipsync {
             tail_seconds: SCENE_TAIL_SECONDS,
             urls: InputUrls::default(),
             camera: camera(cx, s, speech_seconds),
+            still: None,
             words: audio.words.clone(),
         };
         let lipsync = &cx.providers().lipsync;
@@ -73,8 +75,13 @@ impl Step for Lipsync {
             return Ok(out);
         }
         let audio = cx.dep(StepName::Audio)?;
-        let video_key = object(cx.dep(StepName::Video)?, "video")?;
+        let video_out = cx.dep(StepName::Video)?;
+        let video_key = object(video_out, "video")?;
         let audio_key = object(audio, "audio")?;
+        let still = match video_out.object(STILL) {
+            Some(key) => Some(cx.path_of(key).await?),
+            None => None,
+        };
         let speech_seconds = audio.duration_seconds.unwrap_or(0.0);
         let req = LipSyncRequest {
             video: cx.path_of(video_key).await?,
@@ -85,6 +92,7 @@ impl Step for Lipsync {
                 .input_urls(job, None, Some(video_key), Some(audio_key))
                 .await?,
             camera: camera(cx, s, speech_seconds),
+            still,
             words: audio.words.clone(),
         };
         let clip = cx.providers().lipsync.apply(&req, work, job).await?;

@@ -16,6 +16,9 @@ use crate::providers::{AvatarRequest, Framing, InputUrls, JobCtx, TalkingAvatar,
 /// The VIDEO step.
 pub(super) struct Video;
 
+/// The output role of the still a known camera path moves over.
+pub(super) const STILL: &str = "still";
+
 fn avatar_request(
     s: &PlannedScene,
     image: &Path,
@@ -48,7 +51,7 @@ pub(super) fn video_request(
     speech_seconds: f64,
 ) -> VideoRequest {
     let (width, height) = cx.frame_size();
-    VideoRequest {
+    let mut req = VideoRequest {
         image: image.to_path_buf(),
         prompt: video_prompt(&s.scene),
         framing: framing(s.scene.camera.as_deref()),
@@ -57,7 +60,12 @@ pub(super) fn video_request(
         width,
         height,
         urls: InputUrls::default(),
-    }
+        proxy: false,
+    };
+    let providers = cx.providers();
+    req.proxy =
+        providers.lipsync.renders_from_still() && providers.video.camera_path(&req).is_some();
+    req
 }
 
 #[async_trait]
@@ -118,6 +126,10 @@ impl Step for Video {
         let mut out = StepOutput::default();
         out.objects
             .insert("video".into(), cx.store(&clip, "mp4").await?);
+        if cx.providers().video.camera_path(&req).is_some() {
+            // The still the camera moves over: a lip-sync that renders from it (local-talk) reads it here.
+            out.objects.insert(STILL.into(), image_key.to_string());
+        }
         out.duration_seconds = Some(f64::from(req.duration_seconds));
         Ok(out)
     }

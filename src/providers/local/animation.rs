@@ -141,10 +141,56 @@ pub fn camera_path(mv: CameraMove, frames: u32, width: u32, height: u32) -> Came
             }
         })
         .collect();
-    CameraPath { frames: path }
+    CameraPath {
+        frames: path,
+        width,
+        height,
+    }
 }
 
-/// Animates the still with ffmpeg's zoompan; silent H.264 at 25 fps.
+/// Frames per second of the stand-in clip ([`VideoRequest::proxy`]).
+const PROXY_FPS: u32 = 1;
+
+/// ffmpeg's arguments for the stand-in clip: the still, unmoved, at [`PROXY_FPS`] for the whole length (a valid
+/// MP4 of the frame size, a few frames to encode, the still decoded once; the lip-sync renders the camera move
+/// itself).
+fn proxy_args(req: &VideoRequest, out: &Path) -> Vec<String> {
+    let (w, h) = (req.width, req.height);
+    let frames = (req.duration_seconds * PROXY_FPS).max(1);
+    let vf = format!(
+        "scale={w}:{h},setsar=1,format=yuv420p,loop=loop={}:size=1:start=0,setpts=N/{PROXY_FPS}/TB",
+        frames - 1
+    );
+    [
+        "-y",
+        "-v",
+        "error",
+        "-i",
+        &req.image.display().to_string(),
+        "-vf",
+        &vf,
+        "-r",
+        &PROXY_FPS.to_string(),
+        "-frames:v",
+        &frames.to_string(),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-crf",
+        "28",
+        "-an",
+        "-movflags",
+        "+faststart",
+        &out.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Animates the still with ffmpeg's zoompan; silent H.264 at 25 fps (or, for a lip-sync that renders from
+/// the still, a stand-in clip: [`VideoRequest::proxy`]).
 #[derive(Debug, Clone, Copy)]
 pub struct FfmpegAnimation;
 
@@ -155,13 +201,17 @@ impl ImageToVideo for FfmpegAnimation {
     }
 
     fn key_params(&self, req: &VideoRequest) -> Value {
-        json!({
+        let mut params = json!({
             "move": camera_move(req.framing, req.movement.as_deref()).as_str(),
             "seconds": req.duration_seconds,
             "width": req.width,
             "height": req.height,
             "fps": FPS,
-        })
+        });
+        if req.proxy {
+            params["proxy"] = json!(PROXY_FPS);
+        }
+        params
     }
 
     fn camera_path(&self, req: &VideoRequest) -> Option<CameraPath> {
@@ -187,6 +237,16 @@ impl ImageToVideo for FfmpegAnimation {
             )));
         }
         let out = work_dir.join("clip.mp4");
+        if req.proxy {
+            run_tool(
+                "ffmpeg",
+                &proxy_args(req, &out),
+                None,
+                Duration::from_secs(600),
+            )
+            .await?;
+            return Ok(out);
+        }
         let frames = req.duration_seconds * FPS;
         let (w, h) = (req.width, req.height);
         let (z, x, y) = camera_move(req.framing, req.movement.as_deref()).zoompan(frames);

@@ -328,6 +328,7 @@ impl TalkingAvatar for FalAvatar {
             tail_seconds: req.tail_seconds,
             urls: InputUrls::default(),
             camera: None,
+            still: None,
             words: Vec::new(),
         };
         fit_to_speech(spoken, &fit, work_dir, job).await

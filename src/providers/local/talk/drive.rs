@@ -16,12 +16,13 @@ pub struct FrameDrive {
     pub head: (f32, f32),
 }
 
-/// Sample rate the speech is decoded at for its loudness.
+/// Sample rate speech that is not a 16-bit PCM WAV is decoded at for its loudness.
 pub const PCM_RATE: u32 = 16_000;
 
-/// Root-mean-square level (0–1 of full scale) of mono 16-bit PCM over each of `frames` frames at `fps`.
-pub fn frame_loudness(pcm: &[i16], fps: u32, frames: usize) -> Vec<f32> {
-    let per = (PCM_RATE / fps) as usize;
+/// Root-mean-square level (0–1 of full scale) of mono 16-bit PCM at `rate` over each of `frames` frames at
+/// `fps`.
+pub fn frame_loudness(pcm: &[i16], rate: u32, fps: u32, frames: usize) -> Vec<f32> {
+    let per = (rate / fps.max(1)).max(1) as usize;
     (0..frames)
         .map(|i| {
             let chunk = pcm

@@ -1,8 +1,8 @@
-//! The frame pipe: ffmpeg decodes the clip to raw yuv420p frames, each frame is changed in Rust, and one
-//! ffmpeg encode writes them with the speech. Blocking; run it off the async runtime.
+//! The frame pipe: each raw yuv420p frame is made in Rust and one ffmpeg encode (x264) writes them with the
+//! speech. Blocking; run it off the async runtime.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -13,11 +13,9 @@ use std::time::{Duration, Instant};
 
 use crate::media::MediaError;
 
-/// What to render.
+/// What to encode.
 #[derive(Debug, Clone)]
 pub struct FramePipe {
-    /// The clip (looped when the speech is longer).
-    pub clip: PathBuf,
     /// The speech.
     pub audio: PathBuf,
     /// The output MP4.
@@ -70,7 +68,7 @@ fn spawn(args: &[String], stdin: Stdio, stdout: Stdio, log: &Path) -> Result<Rea
     Ok(Reaped(cmd.spawn().map_err(failed)?))
 }
 
-/// Asks for a 1 MiB pipe buffer, so ffmpeg works on the next frame while this one is changed.
+/// Asks for a 1 MiB pipe buffer, so ffmpeg encodes one frame while the next is made.
 fn widen_pipe(fd: i32) {
     // SAFETY: F_SETPIPE_SZ on a pipe we own; failure only leaves the default size.
     unsafe {
@@ -83,16 +81,6 @@ fn strings(items: &[&str]) -> Vec<String> {
 }
 
 impl FramePipe {
-    fn decoder_args(&self) -> Vec<String> {
-        let mut a = strings(&["-v", "error", "-stream_loop", "-1", "-i"]);
-        a.push(self.clip.display().to_string());
-        a.extend(strings(&["-frames:v", &self.frames.to_string()]));
-        a.extend(strings(&[
-            "-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:1",
-        ]));
-        a
-    }
-
     fn encoder_args(&self) -> Vec<String> {
         let size = format!("{}x{}", self.width, self.height);
         let mut a = strings(&["-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "yuv420p"]);
@@ -149,44 +137,30 @@ impl FramePipe {
         }
     }
 
-    /// Decodes, changes each frame with `change(index, frame)` and encodes; stops (killing both tools) when
+    /// Makes each frame with `make(index, frame)` and encodes it; stops (killing the encoder) when `make` fails,
     /// `cancel` is set or `deadline` passes.
     pub fn run(
         &self,
         cancel: &Arc<AtomicBool>,
         deadline: Duration,
-        mut change: impl FnMut(usize, &mut [u8]),
+        mut make: impl FnMut(usize, &mut [u8]) -> Result<(), String>,
     ) -> Result<(), MediaError> {
         let started = Instant::now();
         let (w, h) = (self.width as usize, self.height as usize);
-        let frame_bytes = w * h + 2 * w.div_ceil(2) * h.div_ceil(2);
-        let dec_log = self.work_dir.join("decode.log");
         let enc_log = self.work_dir.join("encode.log");
-        let mut dec = spawn(
-            &self.decoder_args(),
-            Stdio::null(),
-            Stdio::piped(),
-            &dec_log,
-        )?;
         let mut enc = spawn(
             &self.encoder_args(),
             Stdio::piped(),
             Stdio::null(),
             &enc_log,
         )?;
-        let mut input = dec
-            .0
-            .stdout
-            .take()
-            .ok_or_else(|| self.failure("decode.log", "no stdout".into()))?;
         let mut output = enc
             .0
             .stdin
             .take()
             .ok_or_else(|| self.failure("encode.log", "no stdin".into()))?;
-        widen_pipe(input.as_raw_fd());
         widen_pipe(output.as_raw_fd());
-        let mut frame = vec![0_u8; frame_bytes];
+        let mut frame = vec![0_u8; still_frames::frame_bytes(w, h)];
         for i in 0..self.frames {
             if cancel.load(Ordering::Relaxed) || started.elapsed() > deadline {
                 return Err(MediaError::Timeout {
@@ -194,20 +168,16 @@ impl FramePipe {
                     seconds: deadline.as_secs(),
                 });
             }
-            if input.read_exact(&mut frame).is_err() {
-                let status = dec.0.wait().map(|s| s.to_string()).unwrap_or_default();
-                return Err(
-                    self.failure("decode.log", format!("{status}; clip ended at frame {i}"))
-                );
-            }
-            change(i, &mut frame);
+            make(i, &mut frame).map_err(|reason| MediaError::BadOutput {
+                program: "devatar".into(),
+                reason: format!("frame {i}: {reason}"),
+            })?;
             if output.write_all(&frame).is_err() {
                 let status = enc.0.wait().map(|s| s.to_string()).unwrap_or_default();
                 return Err(self.failure("encode.log", status));
             }
         }
         drop(output);
-        drop(input);
         let status = enc.0.wait().map_err(|source| MediaError::Spawn {
             program: "ffmpeg".into(),
             source,

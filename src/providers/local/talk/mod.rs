@@ -1,12 +1,16 @@
-//! `local-talk`: the clip speaks. The mouth opens with the speech's loudness (rounded where its words have
-//! rounded vowels), the eyes blink every few seconds and the head moves slightly, by warping each frame of
-//! VIDEO's clip inside the face's box. The face is found in the clip's first frame — by the face engine on a
-//! photo, by its known drawing on the bundled placeholder — and followed through the camera path. A clip with
-//! no face to animate (or none that can be followed) gets `local-mux`, with a warning.
+//! `local-talk`: the clip speaks. Every frame is rendered once from the still along VIDEO's camera path
+//! (bilinear, in the `still-frames` crate), the mouth opens with the speech's loudness (rounded where its words
+//! have rounded vowels), the eyes blink every few seconds and the head moves slightly, by warping the frame
+//! inside the face's box; one x264 encode writes the frames with the speech. The face is found in the still —
+//! by the face engine on a photo, by its known drawing on the bundled placeholder. A still with no face to
+//! animate gets the camera move without mouth motion, with a warning; a clip not made by the local animation
+//! (no camera path, no still) gets `local-mux`.
 
 mod drive;
 mod face;
 mod frames;
+#[cfg(test)]
+mod still_tests;
 mod warp;
 
 pub use drive::{FrameDrive, PCM_RATE, drive, frame_loudness, mouth_opening};
@@ -19,21 +23,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use image::RgbImage;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use still_frames::{Camera, Placement, Yuv420};
 
 use super::FPS;
 use super::mux::{AUDIO_RATE, LocalMux};
-use crate::face::FaceSettings;
+use crate::face::{FaceSettings, Photo};
 use crate::media::run_tool;
 use crate::media::splice::{fade_frames, splice_keyframe_times};
-use crate::providers::{CameraPath, JobCtx, LipSync, LipSyncRequest, ProviderError};
+use crate::providers::{
+    CameraPath, FrameTransform, JobCtx, LipSync, LipSyncRequest, ProviderError,
+};
 use frames::FramePipe;
 
 /// Provider id.
 pub const PROVIDER: &str = "local-talk";
 /// Bumped whenever the animation changes, so cached clips are made again.
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 /// The longest a clip may take.
 const DEADLINE: Duration = Duration::from_secs(600);
 
@@ -43,45 +51,70 @@ pub struct LocalTalk {
     face: FaceSettings,
 }
 
+/// The still at the frame size: RGB (to find the face in) and yuv420p (to render from).
+struct Still {
+    rgb: RgbImage,
+    yuv: Yuv420,
+}
+
+impl Still {
+    /// Reads `path` and fits it to `width`×`height` (stretched, as the animation's scale is), off the runtime.
+    async fn open(path: &Path, width: u32, height: u32) -> Result<Self, ProviderError> {
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let photo = Photo::open(&path).map_err(|e| ProviderError::Invalid(e.to_string()))?;
+            let mut rgb = photo.rgb;
+            if rgb.dimensions() != (width, height) {
+                rgb = image::imageops::resize(
+                    &rgb,
+                    width,
+                    height,
+                    image::imageops::FilterType::Triangle,
+                );
+            }
+            let yuv = Yuv420::from_rgb(rgb.as_raw(), width as usize, height as usize)
+                .map_err(|e| ProviderError::Invalid(e.to_string()))?;
+            Ok(Self { rgb, yuv })
+        })
+        .await
+        .map_err(|e| ProviderError::BadOutput(format!("reading the still stopped: {e}")))?
+    }
+}
+
+fn placement(t: &FrameTransform) -> Placement {
+    Placement {
+        scale_x: t.scale_x,
+        scale_y: t.scale_y,
+        offset_x: t.offset_x,
+        offset_y: t.offset_y,
+    }
+}
+
 impl LocalTalk {
     /// Finds faces on photos with the face engine of `face`.
     pub fn new(face: FaceSettings) -> Self {
         Self { face }
     }
 
-    /// The clip's first frame (its size is the clip's).
-    async fn first_frame(&self, clip: &Path, work: &Path) -> Result<crate::face::Photo, String> {
-        let png = work.join("first-frame.png");
-        let args: Vec<String> = ["-y", "-v", "error", "-i"]
-            .iter()
-            .map(|s| s.to_string())
-            .chain([clip.display().to_string()])
-            .chain(["-frames:v", "1"].iter().map(|s| s.to_string()))
-            .chain([png.display().to_string()])
-            .collect();
-        run_tool("ffmpeg", &args, None, Duration::from_secs(60))
-            .await
-            .map_err(|e| e.to_string())?;
-        crate::face::open_photo(png)
-            .await
-            .map_err(|e| e.to_string())
-    }
-
-    /// Where the face is in the still, from the clip's first frame `photo` seen through the camera's first
-    /// transform; `Err` says why there is none.
-    async fn locate(
-        &self,
-        photo: crate::face::Photo,
-        camera: &CameraPath,
-    ) -> Result<FaceGeometry, String> {
-        let first = *camera.frames.first().ok_or("the camera path is empty")?;
-        let still = photo.rgb.dimensions();
-        if shows_placeholder(&photo.rgb, still, &first) {
-            return Ok(FaceGeometry::placeholder(still.0, still.1));
+    /// Where the face is in `still`; `Err` says why there is none.
+    async fn locate(&self, still: &RgbImage) -> Result<FaceGeometry, String> {
+        let size = still.dimensions();
+        let identity = FrameTransform {
+            scale_x: 1.0,
+            scale_y: 1.0,
+            offset_x: 0.0,
+            offset_y: 0.0,
+        };
+        if shows_placeholder(still, size, &identity) {
+            return Ok(FaceGeometry::placeholder(size.0, size.1));
         }
         let engine = crate::face::load_engine(&self.face)
             .await
             .map_err(|e| format!("the face engine is unavailable ({e})"))?;
+        let photo = Photo {
+            path: PathBuf::from("still"),
+            rgb: still.clone(),
+        };
         let found = crate::face::analyse(engine, photo)
             .await
             .map_err(|e| e.to_string())?;
@@ -89,13 +122,17 @@ impl LocalTalk {
             .faces
             .first()
             .ok_or("no face was found in the still")?;
-        let g = FaceGeometry::from_landmarks(&face.landmarks)
-            .ok_or("the face is too small to animate")?;
-        Ok(g.unmapped(&first))
+        FaceGeometry::from_landmarks(&face.landmarks)
+            .ok_or_else(|| "the face is too small to animate".into())
     }
 
-    /// The speech's loudness per frame (ffmpeg decodes it to 16 kHz mono PCM).
+    /// The speech's loudness per frame: read from a 16-bit PCM WAV (the local voices'), else decoded by ffmpeg
+    /// to 16 kHz mono PCM.
     async fn loudness(&self, audio: &Path, frames: usize) -> Result<Vec<f32>, ProviderError> {
+        let wav = tokio::fs::read(audio).await?;
+        if let Some((rate, pcm)) = crate::media::pcm16_mono(&wav) {
+            return Ok(frame_loudness(&pcm, rate, FPS, frames));
+        }
         let args: Vec<String> = ["-v", "error", "-i"]
             .iter()
             .map(|s| s.to_string())
@@ -119,20 +156,27 @@ impl LocalTalk {
             .chunks_exact(2)
             .map(|b| i16::from_le_bytes([b[0], b[1]]))
             .collect();
-        Ok(frame_loudness(&pcm, FPS, frames))
+        Ok(frame_loudness(&pcm, PCM_RATE, FPS, frames))
     }
 
-    async fn fall_back(
-        &self,
-        why: &str,
-        req: &LipSyncRequest,
-        work: &Path,
-        job: &JobCtx,
-    ) -> Result<PathBuf, ProviderError> {
-        tracing::warn!(
-            "{PROVIDER}: {why}; the clip gets the speech without mouth motion (local-mux)"
-        );
-        LocalMux.apply(req, work, job).await
+    /// The encode of `frames` frames of `camera`'s size with the speech, in `work`.
+    fn pipe(req: &LipSyncRequest, camera: &CameraPath, frames: usize, work: &Path) -> FramePipe {
+        FramePipe {
+            audio: req.audio.clone(),
+            out: work.join("lipsync.mp4"),
+            width: camera.width,
+            height: camera.height,
+            fps: FPS,
+            frames,
+            seconds: req.speech_seconds + req.tail_seconds,
+            audio_rate: AUDIO_RATE,
+            keyframes: splice_keyframe_times(
+                frames as u32,
+                fade_frames(req.tail_seconds, FPS),
+                FPS,
+            ),
+            work_dir: work.to_path_buf(),
+        }
     }
 }
 
@@ -164,6 +208,10 @@ impl LipSync for LocalTalk {
         })
     }
 
+    fn renders_from_still(&self) -> bool {
+        true
+    }
+
     async fn apply(
         &self,
         req: &LipSyncRequest,
@@ -173,54 +221,48 @@ impl LipSync for LocalTalk {
         if req.speech_seconds.is_nan() || req.speech_seconds <= 0.0 {
             return Err(ProviderError::Invalid("speech has no duration".into()));
         }
-        let Some(camera) = req.camera.as_ref().filter(|c| !c.frames.is_empty()) else {
-            let why =
-                "the clip was not made by the local animation, so its face cannot be followed";
-            return self.fall_back(why, req, work, job).await;
+        let camera = req.camera.as_ref().filter(|c| !c.frames.is_empty());
+        let (Some(camera), Some(still)) = (camera, req.still.as_ref()) else {
+            tracing::warn!(
+                "{PROVIDER}: the clip was not made by the local animation, so its face cannot be followed; \
+                 the clip gets the speech without mouth motion (local-mux)"
+            );
+            return LocalMux.apply(req, work, job).await;
         };
-        let located = match self.first_frame(&req.video, work).await {
-            Ok(photo) => {
-                let size = photo.rgb.dimensions();
-                self.locate(photo, camera).await.map(|face| (face, size))
+        let still = Still::open(still, camera.width, camera.height).await?;
+        let frames = ((req.speech_seconds + req.tail_seconds) * f64::from(FPS)).ceil() as usize;
+        let face = match self.locate(&still.rgb).await {
+            Ok(face) => Some(face),
+            Err(why) => {
+                tracing::warn!("{PROVIDER}: {why}; the clip gets the speech without mouth motion");
+                None
             }
-            Err(why) => Err(format!("the clip's first frame is unreadable ({why})")),
         };
-        let (face, (width, height)) = match located {
-            Ok(found) => found,
-            Err(why) => return self.fall_back(&why, req, work, job).await,
+        let motion = match face {
+            Some(_) => drive(&self.loudness(&req.audio, frames).await?, &req.words, FPS),
+            None => Vec::new(),
         };
-        let seconds = req.speech_seconds + req.tail_seconds;
-        let frames = (seconds * f64::from(FPS)).ceil() as usize;
-        let motion = drive(&self.loudness(&req.audio, frames).await?, &req.words, FPS);
-        let out = work.join("lipsync.mp4");
-        let pipe = FramePipe {
-            clip: req.video.clone(),
-            audio: req.audio.clone(),
-            out: out.clone(),
-            width,
-            height,
-            fps: FPS,
-            frames,
-            seconds,
-            audio_rate: AUDIO_RATE,
-            keyframes: splice_keyframe_times(
-                frames as u32,
-                fade_frames(req.tail_seconds, FPS),
-                FPS,
-            ),
-            work_dir: work.to_path_buf(),
-        };
+        let pipe = Self::pipe(req, camera, frames, work);
+        let out = pipe.out.clone();
         let path = camera.frames.clone();
         let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
         let flag = cancel.0.clone();
-        let (w, h) = (width as usize, height as usize);
+        let (w, h) = (camera.width as usize, camera.height as usize);
         tokio::task::spawn_blocking(move || {
-            let mut original = Vec::new();
+            let mut lens = Camera::new();
+            let mut original = vec![0_u8; still_frames::frame_bytes(w, h)];
             pipe.run(&flag, DEADLINE, |i, frame| {
-                original.clear();
-                original.extend_from_slice(frame);
-                let seen = face.mapped(&path[i % path.len()]);
-                Warp::new(seen, motion[i]).apply(frame, &original, w, h);
+                let t = &path[i % path.len()];
+                let (Some(face), Some(&m)) = (face, motion.get(i)) else {
+                    return lens
+                        .render(&still.yuv, &placement(t), frame, w, h)
+                        .map_err(|e| e.to_string());
+                };
+                lens.render(&still.yuv, &placement(t), &mut original, w, h)
+                    .map_err(|e| e.to_string())?;
+                frame.copy_from_slice(&original);
+                Warp::new(face.mapped(t), m).apply(frame, &original, w, h);
+                Ok(())
             })
         })
         .await

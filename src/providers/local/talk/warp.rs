@@ -87,7 +87,15 @@ impl Warp {
         let rel = (p.0 - self.head_centre.0, p.1 - self.head_centre.1);
         let u = dot(rel, self.ax) / self.head_radii.0;
         let v = dot(rel, self.dn) / self.head_radii.1;
-        let f = 1.0 - smoothstep(0.55, 1.0, (u * u + v * v).sqrt());
+        // Whole shift inside 0.55 of the head's radii, none outside them (no square root for most pixels).
+        let r2 = u * u + v * v;
+        let f = if r2 <= 0.55 * 0.55 {
+            1.0
+        } else if r2 >= 1.0 {
+            0.0
+        } else {
+            1.0 - smoothstep(0.55, 1.0, r2.sqrt())
+        };
         let q = (p.0 - self.head_shift.0 * f, p.1 - self.head_shift.1 * f);
         let (q, mouth) = self.mouth(q);
         let (at, lid) = self.eyes(q);
@@ -141,30 +149,33 @@ impl Warp {
     }
 
     /// The colour inside the open mouth at `depth` pixels below the upper lip, of a gap `gap` high, in the
-    /// light of the lips (colour `self.lips`): dark and nearly grey, darkest in the middle of the gap, a tongue
-    /// low in a wide gap, the upper teeth (ivory, shaded under the lip) just below the upper lip.
+    /// light of the lips (colour `self.lips`): dark and only a little red (a dark colour keeps little of the
+    /// lips' saturation — lipstick would otherwise turn it pure red), darkest in the middle of the gap, a tongue
+    /// low in a wide gap, and the upper teeth just below the upper lip: ivory (slightly warm, whatever the lips'
+    /// colour), shaded under the lip.
     fn interior(&self, xn: f32, depth: f32, gap: f32) -> Yuv {
         let l = self.lips;
         let t = (depth / gap.max(1.0)).clamp(0.0, 1.0);
         let middle = (std::f32::consts::PI * t).sin();
-        let toward = |v: f32, k: f32| v + (128.0 - v) * k;
+        // A chroma `k` of the way from neutral to the lips' (plus a fixed tint).
+        let tint = |v: f32, k: f32, plus: f32| 128.0 + plus + (v - 128.0) * k;
         let mut c = [
-            l[0] * (0.17 + 0.12 * xn.abs() + 0.12 * (1.0 - middle)),
-            toward(l[1], 0.4),
-            toward(l[2], 0.25),
+            l[0] * (0.2 + 0.12 * xn.abs() + 0.12 * (1.0 - middle)),
+            tint(l[1], 0.35, 0.0),
+            tint(l[2], 0.35, 0.0),
         ];
         let tongue = smoothstep(0.55, 1.0, t)
             * smoothstep(0.04 * self.iod, 0.16 * self.iod, gap)
             * (1.0 - smoothstep(0.3, 0.8, xn.abs()));
-        let tongue_colour = [0.5 * l[0], l[1], l[2]];
+        let tongue_colour = [0.5 * l[0], tint(l[1], 0.6, 0.0), tint(l[2], 0.6, 0.0)];
         let teeth_h = (0.35 * gap).min(0.08 * self.iod);
         let teeth = (1.0 - smoothstep(0.2 * teeth_h, 1.2 * teeth_h, depth))
             * (1.0 - smoothstep(0.35, 0.75, xn.abs()));
         let shade = 0.8 + 0.2 * smoothstep(0.0, 0.5 * teeth_h, depth);
         let teeth_colour = [
             (1.05 * l[0] + 30.0).min(215.0) * shade,
-            toward(l[1], 0.55),
-            toward(l[2], 0.6),
+            tint(l[1], 0.1, -7.0),
+            tint(l[2], 0.1, 4.0),
         ];
         for ((ci, tc), th) in c.iter_mut().zip(tongue_colour).zip(teeth_colour) {
             *ci += (tc - *ci) * 0.5 * tongue;
@@ -414,6 +425,30 @@ mod tests {
         assert!(
             (0..40).contains(&shade),
             "a barely parted mouth is shaded, not painted: {shade}"
+        );
+    }
+
+    #[test]
+    fn red_lips_give_a_dark_mouth_that_is_not_pure_red_and_ivory_teeth_not_pink_ones() {
+        let drive = FrameDrive {
+            open: 1.0,
+            ..FrameDrive::default()
+        };
+        let mut w = Warp::new(face(), drive);
+        // Lipstick: strongly red lips (Y, U, V).
+        w.lips = [110.0, 105.0, 178.0];
+        let gap = 0.2 * w.iod;
+        let dark = w.interior(0.0, gap / 2.0, gap);
+        assert!(dark[0] < 50.0, "dark: {dark:?}");
+        assert!(
+            (128.0..150.0).contains(&dark[2]) && (112.0..=128.0).contains(&dark[1]),
+            "a little red, not saturated: {dark:?}"
+        );
+        let teeth = w.interior(0.0, 0.5, gap);
+        assert!(teeth[0] > 100.0, "teeth are light: {teeth:?}");
+        assert!(
+            teeth[1] < 126.0 && (128.0..138.0).contains(&teeth[2]),
+            "ivory (warm), not pink or lavender: {teeth:?}"
         );
     }
 
