@@ -112,12 +112,13 @@ enum Payload {
     Upload(Upload),
 }
 
-/// Local media read for an upload; the form is rebuilt for every attempt.
+/// Local media for an upload, streamed from disk (never held in memory whole); the form is rebuilt for every
+/// attempt.
 struct Upload {
     options: String,
     webhook: Option<String>,
-    video: Vec<u8>,
-    audio: Vec<u8>,
+    video: PathBuf,
+    audio: PathBuf,
     audio_name: (&'static str, &'static str),
 }
 
@@ -142,8 +143,6 @@ impl Payload {
             }
             return Ok(Self::ByUrl(body));
         }
-        let video = tokio::fs::read(&req.video).await?;
-        let audio = tokio::fs::read(&req.audio).await?;
         let audio_name = if req.audio.extension().is_some_and(|e| e == "mp3") {
             ("speech.mp3", "audio/mpeg")
         } else {
@@ -152,8 +151,8 @@ impl Payload {
         Ok(Self::Upload(Upload {
             options: options.to_string(),
             webhook: webhook.map(str::to_string),
-            video,
-            audio,
+            video: req.video.clone(),
+            audio: req.audio.clone(),
             audio_name,
         }))
     }
@@ -193,19 +192,30 @@ impl Upload {
         Ok(form
             .part(
                 "video",
-                Part::bytes(self.video.clone())
+                file_part(&self.video)?
                     .file_name("clip.mp4")
                     .mime_str("video/mp4")
                     .map_err(|e| ProviderError::Invalid(e.to_string()))?,
             )
             .part(
                 "audio",
-                Part::bytes(self.audio.clone())
+                file_part(&self.audio)?
                     .file_name(self.audio_name.0)
                     .mime_str(self.audio_name.1)
                     .map_err(|e| ProviderError::Invalid(e.to_string()))?,
             ))
     }
+}
+
+/// A form part streaming the file at `path` (its length sent up front, as a browser's upload would).
+fn file_part(path: &Path) -> Result<Part, ProviderError> {
+    let file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
+    Ok(Part::stream_with_length(
+        reqwest::Body::wrap_stream(stream),
+        len,
+    ))
 }
 
 /// The generation id of an accepted submit.
