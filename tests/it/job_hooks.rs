@@ -259,6 +259,7 @@ async fn a_direct_kling_task_is_seen_when_its_callback_arrives() {
         urls: Default::default(),
         width: 640,
         height: 360,
+        proxy: false,
     };
     let started = Instant::now();
     let clip = video
