@@ -51,7 +51,7 @@ bin, tmp = sys.argv[1], sys.argv[2]
 tick = os.sysconf("SC_CLK_TCK")
 t0 = time.time()
 p = subprocess.Popen([bin, "render", f"{tmp}/project.toml", "--data", f"{tmp}/data", "--providers", "cloud",
-                      "--json"], stdout=subprocess.PIPE, stderr=open(f"{tmp}/render.log", "w"))
+                      "--json"], stdout=open(f"{tmp}/report.json", "w"), stderr=open(f"{tmp}/render.log", "w"))
 cpu, hwm = 0.0, 0
 while p.poll() is None:
     try:
@@ -63,11 +63,13 @@ while p.poll() is None:
     except (FileNotFoundError, ProcessLookupError, IndexError):
         pass
     time.sleep(0.2)
-out, _ = p.communicate()
+p.wait()
 wall = time.time() - t0
 if p.returncode != 0:
     sys.exit("render failed:\n" + open(f"{tmp}/render.log").read()[-2000:])
-report = json.loads(out)
+# The report goes to a file: through a pipe nobody reads while the render runs, a 1,000-scene report (about
+# 1.7 MB) filled the pipe and the render blocked on its last write.
+report = json.load(open(f"{tmp}/report.json"))
 db = sqlite3.connect(f"{tmp}/data/devatar.db")
 rows = {t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
         for t in ("scenes", "runs", "steps", "step_cache", "logs", "provider_jobs")}

@@ -158,7 +158,7 @@ impl KlingVideo {
         }
     }
 
-    async fn submit(&self, body: &Value, job: &JobCtx) -> Result<String, ProviderError> {
+    async fn submit(&self, body: &SubmitBody, job: &JobCtx) -> Result<String, ProviderError> {
         self.token()?;
         let http = client(Duration::from_secs(60))?;
         let url = format!("{}/v1/videos/image2video", self.base);
@@ -171,7 +171,8 @@ impl KlingVideo {
             || {
                 http.post(&url)
                     .header("Authorization", self.bearer())
-                    .json(body)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.json.clone())
             },
             classify,
         )
@@ -184,6 +185,24 @@ impl KlingVideo {
             });
         }
         task_id(&answer)
+    }
+}
+
+/// A submit's JSON body, serialised once (attempts share its bytes), and the callback URL it names.
+struct SubmitBody {
+    json: bytes::Bytes,
+    hook_url: Option<String>,
+}
+
+impl SubmitBody {
+    fn new(body: Value) -> Self {
+        Self {
+            hook_url: body
+                .get("callback_url")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            json: serde_json::to_vec(&body).unwrap_or_default().into(),
+        }
     }
 }
 
@@ -437,6 +456,8 @@ impl KlingVideo {
         if let Some(url) = hook_url {
             body["callback_url"] = json!(url);
         }
+        // Serialised once: the still's base64 lives in memory once per submit, not once per attempt.
+        let body = SubmitBody::new(body);
         job.reserve(PROVIDER, self.prices.video(seconds))?;
         self.record_hooked(job, tag, JobState::Submitting, attempt, None, hook_url)
             .await?;
@@ -450,12 +471,12 @@ impl KlingVideo {
     /// external id ("already exists", then adopted), so at most one task is ever started.
     async fn submit_once(
         &self,
-        body: &Value,
+        body: &SubmitBody,
         attempt: u32,
         tag: &str,
         job: &JobCtx,
     ) -> Result<(String, u32), ProviderError> {
-        let hook_url = body.get("callback_url").and_then(Value::as_str);
+        let hook_url = body.hook_url.as_deref();
         for _ in 0..SUBMIT_TRIES {
             match self.submit(body, job).await {
                 Ok(id) => {
@@ -567,7 +588,7 @@ mod tests {
         let cfg = crate::config::Config::from_pairs(&[("KLING_BASE_URL", base.as_str())]).unwrap();
         let kling = KlingVideo::new(&cfg.cloud, Secret::new("a"), Secret::new("s"));
         let job = JobCtx::detached("kling-test");
-        let body = json!({"external_task_id": "ext-1"});
+        let body = SubmitBody::new(json!({"external_task_id": "ext-1"}));
         let (id, _) = kling.submit_once(&body, 1, "kling", &job).await.unwrap();
         assert_eq!(id, "task-2");
         assert_eq!(submits.load(std::sync::atomic::Ordering::SeqCst), 2);
