@@ -121,10 +121,14 @@ pub struct FetchGuard {
 impl FetchGuard {
     /// A guard; `allow_private` lifts the address rule (local development and tests only).
     pub fn new(allow_private: bool) -> Self {
+        // Said once per process: a guard is made per download, and a 1,000-scene render logged it 1,038 times.
+        static WARNED: std::sync::Once = std::sync::Once::new();
         if allow_private {
-            tracing::warn!(
-                "DEVATAR_ALLOW_PRIVATE_URLS is on: user-supplied URLs may reach private addresses"
-            );
+            WARNED.call_once(|| {
+                tracing::warn!(
+                    "DEVATAR_ALLOW_PRIVATE_URLS is on: user-supplied URLs may reach private addresses"
+                );
+            });
         }
         Self {
             allow_private,
