@@ -196,7 +196,9 @@ async fn a_forged_success_makes_the_poller_ask_and_keep_waiting() {
     let hook_url = hook_url.expect("the submit stored its callback URL");
     assert!(hook_url.starts_with(hooks.base()), "{hook_url}");
     let claim = json!({"request_id": "x", "status": "OK", "payload": {"images": [{"url": "https://evil/x.png"}]}});
-    let got = devatar::net::client_builder().build().unwrap()
+    let got = devatar::net::client_builder()
+        .build()
+        .unwrap()
         .post(&hook_url)
         .json(&claim)
         .send()
