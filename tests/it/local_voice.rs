@@ -59,43 +59,39 @@ async fn piper_speaks_with_word_timings() {
         "{told} vs {}",
         info.duration
     );
-    // One process serves every later request, also concurrent ones (scenes render in parallel): while it
-    // speaks the first, the two waiting are served longest first (the longest line starts the longest scene).
+    // Concurrent requests (scenes render in parallel) are served by the running process and at most one more
+    // (while the first is busy, on two cores or more): never a process per scene.
     for sub in ["a", "b", "c"] {
         std::fs::create_dir_all(dir.path().join(sub)).unwrap();
     }
-    let lines = [
-        "A second scene.",
-        "Short.",
-        "And a third one, with a much longer line that takes its time to say.",
-    ];
-    let timed = |line: &'static str, sub: &'static str| {
-        let piper = &piper;
-        let dir = dir.path().join(sub);
-        async move {
-            let out = piper
-                .synthesize(&request(line, None), &dir, &JobCtx::detached(sub))
-                .await;
-            (out, std::time::Instant::now())
-        }
-    };
-    let ((a, _), (b, short_done), (c, long_done)) = tokio::join!(
-        timed(lines[0], "a"),
-        timed(lines[1], "b"),
-        timed(lines[2], "c")
+    let (ra, rb, rc) = (
+        request("A second scene.", None),
+        request("Short.", None),
+        request("And a third one, with a longer line to say.", None),
     );
-    assert!(
-        long_done < short_done,
-        "the longer of the two waiting lines is spoken first"
+    let (da, db, dc) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("c"),
+    );
+    let (ja, jb, jc) = (
+        JobCtx::detached("a"),
+        JobCtx::detached("b"),
+        JobCtx::detached("c"),
+    );
+    let (a, b, c) = tokio::join!(
+        piper.synthesize(&ra, &da, &ja),
+        piper.synthesize(&rb, &db, &jb),
+        piper.synthesize(&rc, &dc, &jc)
     );
     for out in [a.unwrap(), b.unwrap(), c.unwrap()] {
         let seconds = probe(&out.audio).await.unwrap().duration;
         assert!((out.seconds.unwrap() - seconds).abs() < 0.05 && seconds > 0.3);
     }
-    assert_eq!(
-        piper.processes_started(),
-        1,
-        "Python and the voice load once"
+    let started = piper.processes_started();
+    assert!(
+        (1..=2).contains(&started),
+        "Python and the voice load once or twice, not per scene: {started}"
     );
     // The engine and the voice are in the content key.
     let key = piper.key_params(&request(text, Some("joe")));

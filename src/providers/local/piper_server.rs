@@ -1,9 +1,10 @@
 //! One long-running Piper process per voice: Python, onnxruntime and the voice load once per run (about a
 //! second of CPU each time) instead of once per scene. Requests are JSON lines on its stdin, answers JSON lines
-//! on its stdout. A task per voice owns the process and serves the waiting requests longest text first once
-//! the voice has loaded: the longest line is the start of the render's longest scene, so its speech should not
-//! wait behind the short ones. A process that fails or times out is killed and started again for the next
-//! request. It dies with devatar (kill on drop, and `PR_SET_PDEATHSIG` when devatar itself is killed).
+//! on its stdout. A task owns each process: it loads the voice, then takes the waiting requests longest text
+//! first — the longest line is the start of the render's longest scene, so its speech should not wait behind
+//! the short ones; while one process is busy a second one starts on a machine with two cores (the voice's load
+//! is a second of one core that the other scenes cannot use yet). A process that fails or times out is killed and
+//! started again for the next request. It dies with devatar (kill on drop, and `PR_SET_PDEATHSIG` when devatar itself is killed).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 
 use crate::providers::ProviderError;
 
@@ -145,17 +146,37 @@ impl Server {
     }
 }
 
-/// One request to a voice's task.
+/// One request to a voice.
 struct Job {
     text: String,
     out: PathBuf,
     reply: oneshot::Sender<Result<f64, ProviderError>>,
 }
 
-/// The running Piper processes of one installation: one task per voice model, fed through its queue.
+/// The most processes one voice runs: on 2 cores a second one loads and speaks while the first is busy (the
+/// demo's three lines were spoken 1 s sooner), more would only take turns on the cores.
+fn max_processes() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
+}
+
+/// One voice's waiting requests and the tasks (one process each) serving them.
+struct Voice {
+    python: PathBuf,
+    model: PathBuf,
+    waiting: Mutex<Vec<Job>>,
+    wake: Notify,
+    /// Tasks running for this voice.
+    tasks: AtomicUsize,
+    /// Tasks with a loaded voice and nothing to say.
+    idle: AtomicUsize,
+    /// Processes started (all voices of the installation).
+    started: Arc<AtomicUsize>,
+}
+
+/// The running Piper processes of one installation, per voice model (see the module documentation).
 #[derive(Default, Clone)]
 pub struct PiperServers {
-    voices: Arc<Mutex<HashMap<PathBuf, mpsc::UnboundedSender<Job>>>>,
+    voices: Arc<Mutex<HashMap<PathBuf, Arc<Voice>>>>,
     started: Arc<AtomicUsize>,
 }
 
@@ -166,14 +187,15 @@ impl std::fmt::Debug for PiperServers {
 }
 
 impl PiperServers {
-    /// How many processes were started so far (one per voice, plus one after each failure).
+    /// How many processes were started so far (per voice one, a second one while the first is busy on a
+    /// machine with two cores or more, plus one after each failure).
     pub fn started(&self) -> usize {
         self.started.load(Ordering::Relaxed)
     }
 
     /// Speaks `text` with the voice `model` (a `.onnx` file) through `python` into the WAV file `out`,
-    /// starting that voice's task and process when none runs; the speech's length in seconds. Requests to one
-    /// voice are served one at a time, the longest waiting text first.
+    /// starting that voice's processes as needed; the speech's length in seconds. Waiting requests are served
+    /// longest text first.
     pub async fn speak(
         &self,
         python: &Path,
@@ -181,114 +203,139 @@ impl PiperServers {
         text: &str,
         out: &Path,
     ) -> Result<f64, ProviderError> {
+        let voice = self.voice(python, model)?;
         let (reply, answer) = oneshot::channel();
-        let mut job = Job {
+        let job = Job {
             text: text.to_string(),
             out: out.to_path_buf(),
             reply,
         };
-        // A queue whose task has ended (its runtime stopped) is replaced once.
-        for _ in 0..2 {
-            let queue = self.queue(python, model)?;
-            match queue.send(job) {
-                Ok(()) => {
-                    return answer
-                        .await
-                        .map_err(|_| failed("its task stopped before answering"))?;
-                }
-                Err(mpsc::error::SendError(back)) => {
-                    job = back;
-                    if let Ok(mut voices) = self.voices.lock() {
-                        voices.remove(model);
-                    }
-                }
-            }
+        let waiting = {
+            let mut waiting = voice
+                .waiting
+                .lock()
+                .map_err(|_| failed("its queue was poisoned"))?;
+            waiting.push(job);
+            waiting.len()
+        };
+        voice.wake.notify_one();
+        let tasks = voice.tasks.load(Ordering::SeqCst);
+        if tasks == 0 || (waiting > voice.idle.load(Ordering::SeqCst) && tasks < max_processes()) {
+            voice.tasks.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(serve(voice.clone()));
         }
-        Err(failed("its task could not be started"))
+        answer
+            .await
+            .map_err(|_| failed("its task stopped before answering"))?
     }
 
-    /// The queue of `model`'s task, started when there is none.
-    fn queue(
-        &self,
-        python: &Path,
-        model: &Path,
-    ) -> Result<mpsc::UnboundedSender<Job>, ProviderError> {
+    /// The voice of `model`, created when new.
+    fn voice(&self, python: &Path, model: &Path) -> Result<Arc<Voice>, ProviderError> {
         let mut voices = self
             .voices
             .lock()
-            .map_err(|_| failed("its queue table was poisoned"))?;
-        let queue = voices.entry(model.to_path_buf()).or_insert_with(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(serve(
-                python.to_path_buf(),
-                model.to_path_buf(),
-                rx,
-                self.started.clone(),
-            ));
-            tx
+            .map_err(|_| failed("its voice table was poisoned"))?;
+        let voice = voices.entry(model.to_path_buf()).or_insert_with(|| {
+            Arc::new(Voice {
+                python: python.to_path_buf(),
+                model: model.to_path_buf(),
+                waiting: Mutex::default(),
+                wake: Notify::new(),
+                tasks: AtomicUsize::new(0),
+                idle: AtomicUsize::new(0),
+                started: self.started.clone(),
+            })
         });
-        Ok(queue.clone())
+        Ok(voice.clone())
     }
 }
 
-/// One voice's task: starts the process when a request comes, waits for the voice to load, then answers the
-/// waiting requests longest text first (a request whose step was cancelled is skipped). Ends, killing the
-/// process, when every sender is gone.
-async fn serve(
-    python: PathBuf,
-    model: PathBuf,
-    mut queue: mpsc::UnboundedReceiver<Job>,
-    started: Arc<AtomicUsize>,
-) {
-    let mut server: Option<Server> = None;
-    let mut waiting: Vec<Job> = Vec::new();
-    loop {
-        if waiting.is_empty() {
-            match queue.recv().await {
-                Some(job) => waiting.push(job),
-                None => return,
+/// Takes the waiting request with the longest text (its scene's chain is the longest).
+fn take_longest(waiting: &mut Vec<Job>) -> Option<Job> {
+    let longest = (0..waiting.len()).max_by_key(|&i| waiting[i].text.len())?;
+    Some(waiting.swap_remove(longest))
+}
+
+impl Voice {
+    /// The next request to speak, waiting for one (as an idle task) when there is none.
+    async fn next(&self) -> Job {
+        loop {
+            if let Some(job) = self
+                .waiting
+                .lock()
+                .ok()
+                .and_then(|mut w| take_longest(&mut w))
+            {
+                return job;
             }
+            self.idle.fetch_add(1, Ordering::SeqCst);
+            self.wake.notified().await;
+            self.idle.fetch_sub(1, Ordering::SeqCst);
         }
-        if server.is_none() {
-            started.fetch_add(1, Ordering::Relaxed);
-            let loaded = async {
-                let mut s = Server::start(&python, &model)?;
-                s.loaded().await?;
-                Ok::<_, ProviderError>(s)
-            };
-            match tokio::time::timeout(DEADLINE, loaded).await {
-                Ok(Ok(s)) => server = Some(s),
-                Ok(Err(e)) => {
-                    let why = e.to_string();
-                    for job in waiting.drain(..) {
-                        let _ = job.reply.send(Err(ProviderError::BadOutput(why.clone())));
-                    }
-                    continue;
-                }
-                Err(_) => {
-                    for job in waiting.drain(..) {
-                        let _ = job.reply.send(Err(failed(format!(
-                            "the voice did not load within {} s",
-                            DEADLINE.as_secs()
-                        ))));
-                    }
-                    continue;
-                }
-            }
+    }
+
+    /// Answers every waiting request with the failure `why` (the voice cannot be loaded).
+    fn fail_all(&self, why: &str) {
+        let jobs: Vec<Job> = self
+            .waiting
+            .lock()
+            .map(|mut w| w.drain(..).collect())
+            .unwrap_or_default();
+        for job in jobs {
+            let _ = job
+                .reply
+                .send(Err(ProviderError::BadOutput(why.to_string())));
         }
-        while let Ok(job) = queue.try_recv() {
-            waiting.push(job);
-        }
-        let Some(longest) = (0..waiting.len()).max_by_key(|&i| waiting[i].text.len()) else {
-            continue;
+    }
+
+    /// Starts a process and waits until its voice has loaded.
+    async fn load(&self) -> Result<Server, ProviderError> {
+        self.started.fetch_add(1, Ordering::Relaxed);
+        let loaded = async {
+            let mut s = Server::start(&self.python, &self.model)?;
+            s.loaded().await?;
+            Ok::<_, ProviderError>(s)
         };
-        let job = waiting.swap_remove(longest);
+        tokio::time::timeout(DEADLINE, loaded).await.map_err(|_| {
+            failed(format!(
+                "the voice did not load within {} s",
+                DEADLINE.as_secs()
+            ))
+        })?
+    }
+}
+
+/// Counts a voice's task out when it ends (also when its runtime stops).
+struct TaskCount(Arc<Voice>);
+
+impl Drop for TaskCount {
+    fn drop(&mut self) {
+        self.0.tasks.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// One process's task: loads the voice, then speaks the waiting requests longest first (skipping one whose step
+/// was cancelled); a process that fails is started again for the next request. If the voice cannot be loaded,
+/// every waiting request gets the reason and the task ends.
+async fn serve(voice: Arc<Voice>) {
+    let count = TaskCount(voice);
+    let voice = &count.0;
+    let mut server: Option<Server> = None;
+    loop {
+        let running = match server.as_mut() {
+            Some(running) => running,
+            None => match voice.load().await {
+                Ok(loaded) => server.insert(loaded),
+                Err(e) => {
+                    voice.fail_all(&e.to_string());
+                    return;
+                }
+            },
+        };
+        let job = voice.next().await;
         if job.reply.is_closed() {
             continue;
         }
-        let Some(running) = server.as_mut() else {
-            continue;
-        };
         let result = match tokio::time::timeout(DEADLINE, running.speak(&job.text, &job.out)).await
         {
             Ok(Ok(seconds)) => Ok(seconds),
@@ -302,5 +349,31 @@ async fn serve(
             }
         };
         let _ = job.reply.send(result);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_waiting_line_is_spoken_first() {
+        let job = |text: &str| Job {
+            text: text.into(),
+            out: PathBuf::from(text),
+            reply: oneshot::channel().0,
+        };
+        let mut waiting = vec![
+            job("Short."),
+            job("The longest line of all three."),
+            job("A middle one."),
+        ];
+        let order: Vec<String> = std::iter::from_fn(|| take_longest(&mut waiting))
+            .map(|j| j.text)
+            .collect();
+        assert_eq!(
+            order,
+            ["The longest line of all three.", "A middle one.", "Short."]
+        );
     }
 }
