@@ -21,7 +21,7 @@ impl Db {
             )
             .bind(pool)
             .bind(slot)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?;
         }
         Ok(())
@@ -56,7 +56,7 @@ impl Db {
             .bind(pool)
             .bind(now)
             .bind(i64::from(cap))
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writes)
             .await?;
         Ok(match row {
             Some(r) => Some(r.try_get::<i64, _>("slot")?),
@@ -79,7 +79,7 @@ impl Db {
         .bind(pool)
         .bind(slot)
         .bind(holder)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -98,7 +98,7 @@ impl Db {
         )
         .bind(now_ms() + lease_ms)
         .bind(format!("{prefix}%"))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writes)
         .await?;
         rows.iter()
             .map(|r| Ok(r.try_get::<String, _>("holder")?))
@@ -114,7 +114,7 @@ impl Db {
         .bind(pool)
         .bind(slot)
         .bind(holder)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         if done.rows_affected() == 1 {
             self.notify(SLOTS_CHANNEL, pool).await;
