@@ -16,7 +16,16 @@ if [ ! -x "$CLIPPY_DRIVER" ]; then
 fi
 export RUSTC_WORKSPACE_WRAPPER="$CLIPPY_DRIVER"
 export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
-cargo test --locked
+# The tests run under cargo-nextest (every test in its own process, the slowest first: .config/nextest.toml);
+# the machine's toolchain has it, else it is installed once.
+if ! cargo nextest --version >/dev/null 2>&1; then
+  cargo install --locked cargo-nextest
+fi
+# One test more than cores: most tests wait part of their time (the sandbox's latencies, leases, browser pages),
+# and with one per core the cores were idle for about a sixth of the run.
+cargo nextest run --locked --test-threads "$(($(nproc) + 1))"
+# Doc tests (nextest does not run them).
+cargo test --locked --doc
 if [ -n "${DEVATAR_TEST_DATABASE_URL:-}" ]; then
   echo "== backend-dependent tests on PostgreSQL ==" >&2
   # Drop the per-test databases a previous run left behind.
@@ -29,7 +38,6 @@ if [ -n "${DEVATAR_TEST_DATABASE_URL:-}" ]; then
   # over the other ui_browser tests is page logic, and the queries behind them run on PostgreSQL through api::.
   # The schemathesis walk (api::schema) checks the API's contract — request validation, response shapes — which
   # no backend changes; the routes' PostgreSQL queries are the other api:: tests' job. It runs on SQLite only.
-  DEVATAR_TEST_BACKEND=postgres cargo test --locked --test it -- \
-    postgres_backend:: workers:: api:: cli_resume:: ui_browser:: \
-    --skip ui_browser::stale:: --skip ui_browser::newuser:: --skip ui_browser::twin:: --skip api::schema::
+  DEVATAR_TEST_BACKEND=postgres cargo nextest run --locked --test it -E \
+    'test(/^(postgres_backend|workers|api|cli_resume|ui_browser)::/) - test(/^ui_browser::(stale|newuser|twin)::/) - test(/^api::schema::/)'
 fi

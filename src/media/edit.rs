@@ -47,6 +47,49 @@ pub fn is_delivery_format(info: &MediaInfo, d: &Delivery) -> bool {
         && info.channels == 2
 }
 
+/// True when the MP4 at `path` has its index (`moov`) before its media (`mdat`) at the top level — what
+/// `-movflags +faststart` makes; false when it does not, or the file cannot be read as MP4 boxes.
+async fn moov_first(path: &Path) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let Ok(mut file) = tokio::fs::File::open(path).await else {
+        return false;
+    };
+    let mut at = 0_u64;
+    // A handful of top-level boxes come first (ftyp, free, moov or mdat); give up after a few.
+    for _ in 0..16 {
+        let mut head = [0_u8; 16];
+        if file.seek(std::io::SeekFrom::Start(at)).await.is_err()
+            || file.read_exact(&mut head[..8]).await.is_err()
+        {
+            return false;
+        }
+        let size = u64::from(u32::from_be_bytes([head[0], head[1], head[2], head[3]]));
+        match &head[4..8] {
+            b"moov" => return true,
+            b"mdat" => return false,
+            _ => {}
+        }
+        let size = match size {
+            // A 64-bit size follows the type.
+            1 => {
+                if file.read_exact(&mut head[8..16]).await.is_err() {
+                    return false;
+                }
+                u64::from_be_bytes([
+                    head[8], head[9], head[10], head[11], head[12], head[13], head[14], head[15],
+                ])
+            }
+            0 => return false,
+            n => n,
+        };
+        if size < 8 {
+            return false;
+        }
+        at += size;
+    }
+    false
+}
+
 /// Normalises `input` to the delivery format (copying streams when they already match), burning
 /// `burn_srt` subtitles in when given. Returns the probe of the output (of the input, when copied).
 pub async fn normalize(
@@ -58,6 +101,16 @@ pub async fn normalize(
     let info = probe(input).await?;
     let (inp, out) = (input.display().to_string(), output.display().to_string());
     if burn_srt.is_none() && is_delivery_format(&info, d) {
+        // Already playable while it downloads (the index before the media): the file itself is the result.
+        if moov_first(input).await {
+            tokio::fs::copy(input, output)
+                .await
+                .map_err(|source| MediaError::Io {
+                    what: format!("copying {} to {}", input.display(), output.display()),
+                    source,
+                })?;
+            return Ok(info);
+        }
         run_tool(
             "ffmpeg",
             &args(&[
@@ -273,6 +326,36 @@ pub async fn reencode_with_crossfades(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A top-level MP4 box of `kind` with `body` zero bytes.
+    fn mp4_box(kind: &[u8; 4], body: usize) -> Vec<u8> {
+        let mut b = ((8 + body) as u32).to_be_bytes().to_vec();
+        b.extend(kind);
+        b.extend(vec![0; body]);
+        b
+    }
+
+    #[tokio::test]
+    async fn the_index_is_found_before_or_after_the_media() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, boxes: &[&[u8]]| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, boxes.concat()).unwrap();
+            path
+        };
+        let ftyp = mp4_box(b"ftyp", 8);
+        let (moov, mdat) = (mp4_box(b"moov", 20), mp4_box(b"mdat", 100));
+        assert!(moov_first(&file("fast.mp4", &[&ftyp, &moov, &mdat])).await);
+        assert!(!moov_first(&file("slow.mp4", &[&ftyp, &mdat, &moov])).await);
+        // A 64-bit size before the index.
+        let mut large = b"\0\0\0\x01free".to_vec();
+        large.extend(24_u64.to_be_bytes());
+        large.extend([0; 8]);
+        assert!(moov_first(&file("large.mp4", &[&ftyp, &large, &moov])).await);
+        assert!(!moov_first(&file("text.mp4", &[b"not an mp4 file at all"])).await);
+        assert!(!moov_first(&file("cut.mp4", &[&ftyp[..6]])).await);
+        assert!(!moov_first(&dir.path().join("missing.mp4")).await);
+    }
 
     #[test]
     fn offsets_overlap_by_the_crossfade() {

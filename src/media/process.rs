@@ -37,6 +37,14 @@ pub enum MediaError {
         /// Last lines of its stderr.
         stderr_tail: String,
     },
+    /// A file the edit reads or writes could not be.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done, with the file.
+        what: String,
+        /// OS error.
+        source: std::io::Error,
+    },
     /// Its output could not be understood.
     #[error("{program} output could not be read: {reason}")]
     BadOutput {

@@ -22,10 +22,17 @@ impl Prepared {
         }
         crate::providers::cloud::concurrency_pool(&self.provider)
     }
+
+    /// A local VIDEO's stand-in clip (`"proxy"` in its key: a few frames of the unmoved still, for a lip-sync
+    /// that renders from the still) is too little work to wait for a share of the cores: waiting behind other
+    /// scenes' lip-syncs put seconds on its scene's path.
+    fn light(&self) -> bool {
+        self.params.get("proxy").is_some()
+    }
 }
 
 /// What a step holds while it works: a slot of its provider's pool, or a share of this machine's cores
-/// (AUDIO and IMAGE without a slot hold neither). Released when dropped.
+/// (AUDIO and IMAGE without a slot, and light work, hold neither). Released when dropped.
 pub(super) struct Capacity<'a> {
     slot: Option<SlotGuard>,
     _cores: Option<SemaphorePermit<'a>>,
@@ -79,6 +86,7 @@ impl Pipeline {
         };
         let cores = match (step, &slot) {
             (StepName::Audio | StepName::Image, _) | (_, Some(_)) => None,
+            _ if prepared.light() => None,
             _ => Some(
                 self.heavy
                     .acquire()

@@ -231,36 +231,9 @@ pub struct VideoRequest {
     pub proxy: bool,
 }
 
-/// Where the still lies in one frame of a clip: a still pixel `p` is seen at `p × scale + offset`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FrameTransform {
-    /// Horizontal scale.
-    pub scale_x: f32,
-    /// Vertical scale.
-    pub scale_y: f32,
-    /// Horizontal offset, frame pixels.
-    pub offset_x: f32,
-    /// Vertical offset, frame pixels.
-    pub offset_y: f32,
-}
-
-impl FrameTransform {
-    /// The frame position of still pixel `(x, y)`.
-    pub fn apply(&self, (x, y): (f32, f32)) -> (f32, f32) {
-        (
-            x * self.scale_x + self.offset_x,
-            y * self.scale_y + self.offset_y,
-        )
-    }
-
-    /// The still position of frame pixel `(x, y)`.
-    pub fn invert(&self, (x, y): (f32, f32)) -> (f32, f32) {
-        (
-            (x - self.offset_x) / self.scale_x,
-            (y - self.offset_y) / self.scale_y,
-        )
-    }
-}
+/// Where the still lies in one frame of a clip: a still pixel `p` is seen at `p × scale + offset`
+/// (`apply`, `invert`).
+pub use still_frames::Placement as FrameTransform;
 
 /// The camera path of a clip made from a still by a known move (one transform per frame, at the local fps),
 /// so a later step can find in every frame what it found in the still.

@@ -121,7 +121,7 @@ async fn a_webhook_wakes_the_poller_long_before_its_next_poll() {
 async fn unknown_or_malformed_tokens_get_404_and_wake_nothing() {
     let hooks = listener().await;
     let hook = hooks.register(None).unwrap();
-    let http = reqwest::Client::new();
+    let http = devatar::net::client_builder().build().unwrap();
     let post = |url: String, body: &'static str| http.post(url).body(body).send();
     let base = hooks.base().to_string();
     let forged = format!("{base}/hooks/jobs/{}", "ab".repeat(32));
@@ -155,7 +155,7 @@ async fn serve_with_a_public_url_serves_the_route_on_its_own_listener() {
     assert_eq!(hooks.base(), "https://devatar.example");
     let hook = hooks.register(None).unwrap();
     let token = hook.url().strip_prefix("https://devatar.example").unwrap();
-    let http = reqwest::Client::new();
+    let http = devatar::net::client_builder().build().unwrap();
     let known = http.post(format!("{}{token}", app.base)).body("{}");
     assert_eq!(known.send().await.unwrap().status(), 204);
     let unknown = http.post(format!("{}/hooks/jobs/{}", app.base, "0".repeat(64)));
@@ -196,7 +196,9 @@ async fn a_forged_success_makes_the_poller_ask_and_keep_waiting() {
     let hook_url = hook_url.expect("the submit stored its callback URL");
     assert!(hook_url.starts_with(hooks.base()), "{hook_url}");
     let claim = json!({"request_id": "x", "status": "OK", "payload": {"images": [{"url": "https://evil/x.png"}]}});
-    let got = reqwest::Client::new()
+    let got = devatar::net::client_builder()
+        .build()
+        .unwrap()
         .post(&hook_url)
         .json(&claim)
         .send()

@@ -59,23 +59,38 @@ async fn piper_speaks_with_word_timings() {
         "{told} vs {}",
         info.duration
     );
-    // One process serves every later request, also concurrent ones (scenes render in parallel).
-    for sub in ["a", "b"] {
+    // One process serves every later request, also concurrent ones (scenes render in parallel): while it
+    // speaks the first, the two waiting are served longest first (the longest line starts the longest scene).
+    for sub in ["a", "b", "c"] {
         std::fs::create_dir_all(dir.path().join(sub)).unwrap();
     }
-    let (ra, rb) = (
-        request("A second scene.", None),
-        request("And a third one.", None),
+    let lines = [
+        "A second scene.",
+        "Short.",
+        "And a third one, with a much longer line that takes its time to say.",
+    ];
+    let timed = |line: &'static str, sub: &'static str| {
+        let piper = &piper;
+        let dir = dir.path().join(sub);
+        async move {
+            let out = piper
+                .synthesize(&request(line, None), &dir, &JobCtx::detached(sub))
+                .await;
+            (out, std::time::Instant::now())
+        }
+    };
+    let ((a, _), (b, short_done), (c, long_done)) = tokio::join!(
+        timed(lines[0], "a"),
+        timed(lines[1], "b"),
+        timed(lines[2], "c")
     );
-    let (da, db) = (dir.path().join("a"), dir.path().join("b"));
-    let (ja, jb) = (JobCtx::detached("a"), JobCtx::detached("b"));
-    let (a, b) = tokio::join!(
-        piper.synthesize(&ra, &da, &ja),
-        piper.synthesize(&rb, &db, &jb)
+    assert!(
+        long_done < short_done,
+        "the longer of the two waiting lines is spoken first"
     );
-    for out in [a.unwrap(), b.unwrap()] {
+    for out in [a.unwrap(), b.unwrap(), c.unwrap()] {
         let seconds = probe(&out.audio).await.unwrap().duration;
-        assert!((out.seconds.unwrap() - seconds).abs() < 0.05 && seconds > 0.5);
+        assert!((out.seconds.unwrap() - seconds).abs() < 0.05 && seconds > 0.3);
     }
     assert_eq!(
         piper.processes_started(),

@@ -8,7 +8,7 @@ use std::process::Command;
 use devatar::face::{FaceSettings, largest_face_landmarks, load_engine, open_photo};
 use devatar::media::captions::estimate_word_timings;
 use devatar::media::probe;
-use devatar::providers::local::talk::FaceGeometry;
+use devatar::providers::local::talk::{FaceGeometry, placeholder_face};
 use devatar::providers::local::{FfmpegAnimation, LocalTalk, render_placeholder};
 use devatar::providers::{
     CameraPath, Framing, ImageToVideo, JobCtx, LipSync, LipSyncRequest, VideoRequest,
@@ -351,5 +351,5 @@ async fn the_placeholder_portrait_talks_too() {
         render_placeholder("Deven", Some("warm"), W, H).unwrap(),
     )
     .unwrap();
-    talks(still, FaceGeometry::placeholder(W, H)).await;
+    talks(still, placeholder_face(W, H)).await;
 }

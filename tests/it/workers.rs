@@ -337,8 +337,12 @@ async fn sigterm_stops_claiming_and_loses_nothing() {
         after.iter().filter(|s| *s == "queued").count() >= SCENES - 2,
         "it stopped claiming: {after:?}"
     );
-    // Another worker takes the rest; every step is paid once.
-    let _next = worker(dir.path(), &fake.base_url());
+    // Another worker takes the rest (three at a time); every step is paid once.
+    let three = Setup {
+        slots: 3,
+        ..Setup::default()
+    };
+    let _next = worker_with(dir.path(), &fake.base_url(), &three);
     let statuses = wait_all(&http, &base, &token, &runs).await;
     assert!(statuses.iter().all(|s| s == "succeeded"), "{statuses:?}");
     assert_paid_once(&fake, SCENES);

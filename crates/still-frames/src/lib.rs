@@ -1,8 +1,18 @@
-//! Frames of a camera moving over a still: each frame is a bilinear crop/scale of a planar yuv420p still, in
-//! fixed-point arithmetic over buffers reused from frame to frame.
+//! The pixel work of a talking clip made from a still: each frame is a bilinear crop/scale of a planar yuv420p
+//! still (fixed-point arithmetic over buffers reused from frame to frame), and the face in it is moved by a
+//! backward warp ([`Warp`]: mouth, eyelids, head) placed by its [`FaceGeometry`].
 //!
 //! A crate of its own so that it is compiled optimised in debug builds too (the root `Cargo.toml` sets its
-//! `opt-level`): devatar's tests render real clips, and at opt-level 0 one 720p frame takes ~100 ms.
+//! `opt-level`): devatar's tests render real clips, and at opt-level 0 one 720p frame took ~100 ms to crop and
+//! tens of ms more to warp.
+
+mod face;
+#[cfg(test)]
+mod tests;
+mod warp;
+
+pub use face::{FaceGeometry, Pt};
+pub use warp::{FrameDrive, Warp};
 
 /// Where the still lies in one frame: still pixel `p` is seen at `p × scale + offset` (pixel centres at
 /// whole numbers).
@@ -16,6 +26,24 @@ pub struct Placement {
     pub offset_x: f32,
     /// Vertical offset, frame pixels.
     pub offset_y: f32,
+}
+
+impl Placement {
+    /// The frame position of still pixel `(x, y)`.
+    pub fn apply(&self, (x, y): (f32, f32)) -> (f32, f32) {
+        (
+            x * self.scale_x + self.offset_x,
+            y * self.scale_y + self.offset_y,
+        )
+    }
+
+    /// The still position of frame pixel `(x, y)`.
+    pub fn invert(&self, (x, y): (f32, f32)) -> (f32, f32) {
+        (
+            (x - self.offset_x) / self.scale_x,
+            (y - self.offset_y) / self.scale_y,
+        )
+    }
 }
 
 /// A picture or buffer size that cannot be used.

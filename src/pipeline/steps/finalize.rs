@@ -60,12 +60,15 @@ impl Step for Finalize {
             .normalize(&input, &final_path, &cx.delivery(), burn)
             .await?;
         let thumb = work.join("thumb.jpg");
-        cx.media()
-            .thumbnail(&final_path, &thumb, (info.duration / 2.0).min(1.0))
-            .await?;
+        // The thumbnail's ffmpeg runs while the clip is hashed and stored.
+        let (thumbed, video) = tokio::join!(
+            cx.media()
+                .thumbnail(&final_path, &thumb, (info.duration / 2.0).min(1.0)),
+            cx.store(&final_path, "mp4")
+        );
+        thumbed?;
         let mut out = StepOutput::default();
-        out.objects
-            .insert("video".into(), cx.store(&final_path, "mp4").await?);
+        out.objects.insert("video".into(), video?);
         out.objects
             .insert("thumbnail".into(), cx.store(&thumb, "jpg").await?);
         out.objects

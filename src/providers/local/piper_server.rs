@@ -1,20 +1,22 @@
 //! One long-running Piper process per voice: Python, onnxruntime and the voice load once per run (about a
 //! second of CPU each time) instead of once per scene. Requests are JSON lines on its stdin, answers JSON lines
-//! on its stdout; a process that fails, times out or is abandoned mid-request is killed and started again for
-//! the next one. It dies with devatar (kill on drop, and `PR_SET_PDEATHSIG` when devatar itself is killed).
+//! on its stdout. A task per voice owns the process and serves the waiting requests longest text first once
+//! the voice has loaded: the longest line is the start of the render's longest scene, so its speech should not
+//! wait behind the short ones. A process that fails or times out is killed and started again for the next
+//! request. It dies with devatar (kill on drop, and `PR_SET_PDEATHSIG` when devatar itself is killed).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-use tokio::sync::Mutex;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::providers::ProviderError;
 
@@ -35,6 +37,7 @@ def _one_thread():
 onnxruntime.SessionOptions = _one_thread
 from piper import PiperVoice
 voice = PiperVoice.load(sys.argv[1])
+print(json.dumps({"ready": True}), flush=True)
 for line in sys.stdin:
     req = {}
     try:
@@ -57,12 +60,14 @@ struct Server {
     stdout: Lines<BufReader<ChildStdout>>,
 }
 
-/// An answer line.
+/// An answer line (or the line saying the voice has loaded).
 #[derive(Deserialize)]
 struct Answer {
     out: Option<String>,
     seconds: Option<f64>,
     error: Option<String>,
+    #[serde(default)]
+    ready: bool,
 }
 
 fn failed(why: impl std::fmt::Display) -> ProviderError {
@@ -98,6 +103,18 @@ impl Server {
         })
     }
 
+    /// Waits for the line saying the voice has loaded.
+    async fn loaded(&mut self) -> Result<(), ProviderError> {
+        loop {
+            let Some(line) = self.stdout.next_line().await.map_err(failed)? else {
+                return Err(failed("it exited (is the voice a valid Piper model?)"));
+            };
+            if serde_json::from_str::<Answer>(&line).is_ok_and(|a| a.ready) {
+                return Ok(());
+            }
+        }
+    }
+
     /// Speaks `text` into `out`; the speech's length in seconds.
     async fn speak(&mut self, text: &str, out: &Path) -> Result<f64, ProviderError> {
         let out = out.display().to_string();
@@ -128,13 +145,17 @@ impl Server {
     }
 }
 
-/// One voice's process, when it runs (taken out while it serves a request).
-type Slot = Arc<Mutex<Option<Server>>>;
+/// One request to a voice's task.
+struct Job {
+    text: String,
+    out: PathBuf,
+    reply: oneshot::Sender<Result<f64, ProviderError>>,
+}
 
-/// The running Piper processes of one installation, one per voice model.
+/// The running Piper processes of one installation: one task per voice model, fed through its queue.
 #[derive(Default, Clone)]
 pub struct PiperServers {
-    slots: Arc<Mutex<HashMap<PathBuf, Slot>>>,
+    voices: Arc<Mutex<HashMap<PathBuf, mpsc::UnboundedSender<Job>>>>,
     started: Arc<AtomicUsize>,
 }
 
@@ -151,8 +172,8 @@ impl PiperServers {
     }
 
     /// Speaks `text` with the voice `model` (a `.onnx` file) through `python` into the WAV file `out`,
-    /// starting that voice's process when none runs; the speech's length in seconds. Requests to one voice are
-    /// served one at a time.
+    /// starting that voice's task and process when none runs; the speech's length in seconds. Requests to one
+    /// voice are served one at a time, the longest waiting text first.
     pub async fn speak(
         &self,
         python: &Path,
@@ -160,27 +181,126 @@ impl PiperServers {
         text: &str,
         out: &Path,
     ) -> Result<f64, ProviderError> {
-        let slot = self
-            .slots
+        let (reply, answer) = oneshot::channel();
+        let mut job = Job {
+            text: text.to_string(),
+            out: out.to_path_buf(),
+            reply,
+        };
+        // A queue whose task has ended (its runtime stopped) is replaced once.
+        for _ in 0..2 {
+            let queue = self.queue(python, model)?;
+            match queue.send(job) {
+                Ok(()) => {
+                    return answer
+                        .await
+                        .map_err(|_| failed("its task stopped before answering"))?;
+                }
+                Err(mpsc::error::SendError(back)) => {
+                    job = back;
+                    if let Ok(mut voices) = self.voices.lock() {
+                        voices.remove(model);
+                    }
+                }
+            }
+        }
+        Err(failed("its task could not be started"))
+    }
+
+    /// The queue of `model`'s task, started when there is none.
+    fn queue(
+        &self,
+        python: &Path,
+        model: &Path,
+    ) -> Result<mpsc::UnboundedSender<Job>, ProviderError> {
+        let mut voices = self
+            .voices
             .lock()
-            .await
-            .entry(model.to_path_buf())
-            .or_default()
-            .clone();
-        let mut slot = slot.lock().await;
-        // Taken out while it works: if this future is dropped mid-request, the process is killed with it
-        // rather than handing a stale answer to the next request.
-        let mut server = match slot.take() {
-            Some(server) => server,
-            None => {
-                self.started.fetch_add(1, Ordering::Relaxed);
-                Server::start(python, model)?
+            .map_err(|_| failed("its queue table was poisoned"))?;
+        let queue = voices.entry(model.to_path_buf()).or_insert_with(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(serve(
+                python.to_path_buf(),
+                model.to_path_buf(),
+                rx,
+                self.started.clone(),
+            ));
+            tx
+        });
+        Ok(queue.clone())
+    }
+}
+
+/// One voice's task: starts the process when a request comes, waits for the voice to load, then answers the
+/// waiting requests longest text first (a request whose step was cancelled is skipped). Ends, killing the
+/// process, when every sender is gone.
+async fn serve(
+    python: PathBuf,
+    model: PathBuf,
+    mut queue: mpsc::UnboundedReceiver<Job>,
+    started: Arc<AtomicUsize>,
+) {
+    let mut server: Option<Server> = None;
+    let mut waiting: Vec<Job> = Vec::new();
+    loop {
+        if waiting.is_empty() {
+            match queue.recv().await {
+                Some(job) => waiting.push(job),
+                None => return,
+            }
+        }
+        if server.is_none() {
+            started.fetch_add(1, Ordering::Relaxed);
+            let loaded = async {
+                let mut s = Server::start(&python, &model)?;
+                s.loaded().await?;
+                Ok::<_, ProviderError>(s)
+            };
+            match tokio::time::timeout(DEADLINE, loaded).await {
+                Ok(Ok(s)) => server = Some(s),
+                Ok(Err(e)) => {
+                    let why = e.to_string();
+                    for job in waiting.drain(..) {
+                        let _ = job.reply.send(Err(ProviderError::BadOutput(why.clone())));
+                    }
+                    continue;
+                }
+                Err(_) => {
+                    for job in waiting.drain(..) {
+                        let _ = job.reply.send(Err(failed(format!(
+                            "the voice did not load within {} s",
+                            DEADLINE.as_secs()
+                        ))));
+                    }
+                    continue;
+                }
+            }
+        }
+        while let Ok(job) = queue.try_recv() {
+            waiting.push(job);
+        }
+        let Some(longest) = (0..waiting.len()).max_by_key(|&i| waiting[i].text.len()) else {
+            continue;
+        };
+        let job = waiting.swap_remove(longest);
+        if job.reply.is_closed() {
+            continue;
+        }
+        let Some(running) = server.as_mut() else {
+            continue;
+        };
+        let result = match tokio::time::timeout(DEADLINE, running.speak(&job.text, &job.out)).await
+        {
+            Ok(Ok(seconds)) => Ok(seconds),
+            Ok(Err(e)) => {
+                server = None;
+                Err(e)
+            }
+            Err(_) => {
+                server = None;
+                Err(failed(format!("no answer within {} s", DEADLINE.as_secs())))
             }
         };
-        let seconds = tokio::time::timeout(DEADLINE, server.speak(text, out))
-            .await
-            .map_err(|_| failed(format!("no answer within {} s", DEADLINE.as_secs())))??;
-        *slot = Some(server);
-        Ok(seconds)
+        let _ = job.reply.send(result);
     }
 }

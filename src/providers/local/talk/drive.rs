@@ -2,19 +2,7 @@
 //! words, natural blinks and slight head motion.
 
 use crate::media::captions::WordTiming;
-
-/// One frame's face motion.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct FrameDrive {
-    /// Mouth opening, 0 (closed) to 1 (wide).
-    pub open: f32,
-    /// Lip rounding, 0 to 1.
-    pub round: f32,
-    /// Eyelid closure, 0 (open) to 1 (closed).
-    pub blink: f32,
-    /// Head offset in inter-ocular distances (across, down).
-    pub head: (f32, f32),
-}
+use still_frames::FrameDrive;
 
 /// Sample rate speech that is not a 16-bit PCM WAV is decoded at for its loudness.
 pub const PCM_RATE: u32 = 16_000;

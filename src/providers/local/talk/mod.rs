@@ -9,13 +9,10 @@
 mod drive;
 mod face;
 mod frames;
-#[cfg(test)]
-mod still_tests;
-mod warp;
 
-pub use drive::{FrameDrive, PCM_RATE, drive, frame_loudness, mouth_opening};
-pub use face::{FaceGeometry, shows_placeholder};
-pub use warp::Warp;
+pub use drive::{PCM_RATE, drive, frame_loudness, mouth_opening};
+pub use face::{FaceGeometry, placeholder_face, shows_placeholder};
+pub use still_frames::{FrameDrive, Warp};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,7 +23,7 @@ use async_trait::async_trait;
 use image::RgbImage;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use still_frames::{Camera, Placement, Yuv420};
+use still_frames::{Camera, Yuv420};
 
 use super::FPS;
 use super::mux::{AUDIO_RATE, LocalMux};
@@ -81,15 +78,6 @@ impl Still {
     }
 }
 
-fn placement(t: &FrameTransform) -> Placement {
-    Placement {
-        scale_x: t.scale_x,
-        scale_y: t.scale_y,
-        offset_x: t.offset_x,
-        offset_y: t.offset_y,
-    }
-}
-
 impl LocalTalk {
     /// Finds faces on photos with the face engine of `face`.
     pub fn new(face: FaceSettings) -> Self {
@@ -106,7 +94,7 @@ impl LocalTalk {
             offset_y: 0.0,
         };
         if shows_placeholder(still, size, &identity) {
-            return Ok(FaceGeometry::placeholder(size.0, size.1));
+            return Ok(placeholder_face(size.0, size.1));
         }
         let engine = crate::face::load_engine(&self.face)
             .await
@@ -255,10 +243,10 @@ impl LipSync for LocalTalk {
                 let t = &path[i % path.len()];
                 let (Some(face), Some(&m)) = (face, motion.get(i)) else {
                     return lens
-                        .render(&still.yuv, &placement(t), frame, w, h)
+                        .render(&still.yuv, t, frame, w, h)
                         .map_err(|e| e.to_string());
                 };
-                lens.render(&still.yuv, &placement(t), &mut original, w, h)
+                lens.render(&still.yuv, t, &mut original, w, h)
                     .map_err(|e| e.to_string())?;
                 frame.copy_from_slice(&original);
                 Warp::new(face.mapped(t), m).apply(frame, &original, w, h);

@@ -1,6 +1,6 @@
-//! The `still-frames` crate's rendering, tested here (devatar's test run does not run other packages' tests).
+//! The crop/scale of a still, tested through the crate's public API.
 
-use still_frames::{Camera, Placement, Yuv420, frame_bytes};
+use crate::{Camera, Placement, Yuv420, frame_bytes};
 
 fn gradient(w: usize, h: usize) -> Yuv420 {
     let rgb: Vec<u8> = (0..w * h)

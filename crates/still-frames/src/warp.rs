@@ -2,8 +2,20 @@
 //! interior with a hint of teeth) and rounded, the eyelids lowered — by backward warping, only inside the box
 //! around the head.
 
-use super::drive::FrameDrive;
-use super::face::{FaceGeometry, Pt};
+use crate::face::{FaceGeometry, Pt};
+
+/// One frame's face motion.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct FrameDrive {
+    /// Mouth opening, 0 (closed) to 1 (wide).
+    pub open: f32,
+    /// Lip rounding, 0 to 1.
+    pub round: f32,
+    /// Eyelid closure, 0 (open) to 1 (closed).
+    pub blink: f32,
+    /// Head offset in inter-ocular distances (across, down).
+    pub head: (f32, f32),
+}
 
 /// A colour in Y, U, V.
 type Yuv = [f32; 3];
