@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::faces::PersonAsk;
-use super::media::{InputMedia, VideoAudio, VideoSource, video_dims_for};
+use super::media::{InputMedia, VideoAudio, VideoSource};
 use super::server::Shared;
 
 /// Seconds assumed for an input whose length we cannot learn.
@@ -172,7 +172,7 @@ pub(crate) async fn produce(
             if let InputMedia::Unreadable(why) = &img {
                 return Err(fail(fields[0], "image", why.clone()));
             }
-            let (w, h) = video_dims_for(img.dims());
+            let (w, h) = shared.media.video_dims(img.dims());
             let mark = Some(image.fingerprint());
             let source = still_of(&img);
             (
@@ -201,8 +201,8 @@ pub(crate) async fn produce(
             };
             let (w, h) = v
                 .dims()
-                .map(|d| video_dims_for(Some(d)))
-                .unwrap_or((640, 360));
+                .map(|d| shared.media.video_dims(Some(d)))
+                .unwrap_or_else(|| shared.media.video_dims(None));
             let track = match a {
                 InputMedia::Known { bytes: Some(b), .. } => VideoAudio::Track(b),
                 _ => VideoAudio::Tone,
@@ -227,7 +227,7 @@ pub(crate) async fn produce(
                 return Err(fail(fields[1], "audio", why.clone()));
             }
             let secs = a.duration().unwrap_or(DEFAULT_SECS);
-            let (w, h) = video_dims_for(img.dims());
+            let (w, h) = shared.media.video_dims(img.dims());
             let track = match a {
                 InputMedia::Known { bytes: Some(b), .. } => VideoAudio::Track(b),
                 _ => VideoAudio::Tone,

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use bytes::Bytes;
 use futures::StreamExt as _;
+use sha2::Digest as _;
 
 use super::FakesError;
 use super::faults::FaultAction;
@@ -123,6 +124,13 @@ enum Recipe {
         /// Tone pitch in Hz (distinct texts sound distinct).
         pitch: u32,
     },
+    /// A flat grey clip, every frame a keyframe, with a quiet tone when `sound` (the base of pre-made clips).
+    Flat {
+        secs: f64,
+        w: u32,
+        h: u32,
+        sound: bool,
+    },
     Video {
         secs: f64,
         w: u32,
@@ -137,6 +145,8 @@ enum Recipe {
 
 /// One servable file.
 pub(crate) struct MediaItem {
+    /// Its name (`/__media/{name}`).
+    name: String,
     /// Its MIME type.
     pub content_type: &'static str,
     /// Playing time, for audio and video.
@@ -183,6 +193,9 @@ impl InputMedia {
     }
 }
 
+/// What is known of a file made here: its length and frame size.
+type Measured = (Option<f64>, Option<(u32, u32)>);
+
 /// Generated media, by name.
 pub(crate) struct MediaStore {
     dir: tempfile::TempDir,
@@ -191,6 +204,11 @@ pub(crate) struct MediaStore {
     h264: bool,
     items: Mutex<HashMap<String, Arc<MediaItem>>>,
     seq: AtomicU64,
+    /// Pre-made media (`--premade-media`): see [`MediaStore::with_premade`].
+    premade: bool,
+    /// With pre-made media: the length and frame size of every file made here, by SHA-256, so an input that
+    /// comes back (a clip or speech uploaded to lip-sync) is known without ffprobe.
+    known: Mutex<HashMap<[u8; 32], Measured>>,
 }
 
 /// An owned copy of one ffmpeg argument.
@@ -249,6 +267,8 @@ impl MediaStore {
             h264: has("libx264"),
             items: Mutex::new(HashMap::new()),
             seq: AtomicU64::new(0),
+            premade: false,
+            known: Mutex::default(),
         };
         let samples = [
             store.register(
@@ -289,6 +309,24 @@ impl MediaStore {
         Ok(store)
     }
 
+    /// The same store serving pre-made media: each kind of speech or clip (one length and size) is made once
+    /// with ffmpeg and every job gets a copy made distinct by a few bytes of metadata (an MP3 ID3v1 tag, an MP4
+    /// `free` box, a raw audio file's last sample); stills are flat grey with a corner square of the job's
+    /// colour, drawn in process. So outputs still differ per job while the sandbox does next to no media work.
+    /// Clips are a flat grey, every frame a keyframe, at twice the usual size (1280×720 for 16:9): for benchmarks
+    /// of devatar itself (`bench/scenes.sh`), not for tests of what the media show.
+    pub(crate) fn with_premade(mut self, premade: bool) -> Self {
+        self.premade = premade;
+        self
+    }
+
+    /// The frame size of a clip made from an input of this aspect ([`video_dims_for`]; doubled with pre-made
+    /// media).
+    pub(crate) fn video_dims(&self, aspect: Option<(u32, u32)>) -> (u32, u32) {
+        let (w, h) = video_dims_for(aspect);
+        if self.premade { (w * 2, h * 2) } else { (w, h) }
+    }
+
     fn register(&self, name: &str, recipe: Recipe) -> Arc<MediaItem> {
         let mut items = lock(&self.items);
         if let Some(existing) = items.get(name) {
@@ -304,9 +342,12 @@ impl MediaStore {
                 Some((*w, *h)),
             ),
             Recipe::Speech { secs, format, .. } => (format.content_type(), Some(*secs), None),
-            Recipe::Video { secs, w, h, .. } => ("video/mp4", Some(*secs), Some((*w, *h))),
+            Recipe::Video { secs, w, h, .. } | Recipe::Flat { secs, w, h, .. } => {
+                ("video/mp4", Some(*secs), Some((*w, *h)))
+            }
         };
         let item = Arc::new(MediaItem {
+            name: name.to_string(),
             content_type,
             duration,
             dims,
@@ -407,8 +448,15 @@ impl MediaStore {
         text: &str,
     ) -> Result<Bytes, String> {
         let ms = (secs * 1000.0).round() as u64;
-        let pitch = BASE_PITCH + fingerprint(text.as_bytes()) % 120;
-        let name = format!("speech-{ms}ms-{pitch}hz-{format:?}.{}", format.ext())
+        let print = fingerprint(text.as_bytes());
+        let pitch = BASE_PITCH + print % 120;
+        // Pre-made speech differs by text, not only by pitch (120 pitches for a thousand lines would repeat).
+        let voice = if self.premade {
+            format!("{print:08x}")
+        } else {
+            format!("{pitch}hz")
+        };
+        let name = format!("speech-{ms}ms-{voice}-{format:?}.{}", format.ext())
             .replace([' ', '{', '}', ':', ','], "");
         let item = self.register(
             &name,
@@ -423,10 +471,82 @@ impl MediaStore {
 
     /// The bytes of an item, making them on first use.
     pub(crate) async fn bytes(&self, item: &MediaItem) -> Result<Bytes, String> {
+        if !self.premade {
+            return item
+                .cell
+                .get_or_init(|| self.make(item.recipe.clone()))
+                .await
+                .clone();
+        }
         item.cell
-            .get_or_init(|| self.make(item.recipe.clone()))
+            .get_or_init(|| async {
+                let made = self.premade(item).await?;
+                let digest: [u8; 32] = sha2::Sha256::digest(&made).into();
+                lock(&self.known).insert(digest, (item.duration, item.dims));
+                Ok(made)
+            })
             .await
             .clone()
+    }
+
+    /// A pre-made file for `item`: the made-once base of its kind, marked with the item's name.
+    async fn premade(&self, item: &MediaItem) -> Result<Bytes, String> {
+        let ms = |secs: f64| (secs * 1000.0).round() as u64;
+        let (base, recipe) = match &item.recipe {
+            Recipe::Ready { bytes, .. } => return Ok(bytes.clone()),
+            // A still must differ in its pixels (a still re-encoded downstream loses any metadata): drawn here.
+            &Recipe::Image { w, h, jpeg, mark } => {
+                let mark = mark.unwrap_or_else(|| fingerprint(item.name.as_bytes()));
+                return tokio::task::spawn_blocking(move || flat_still(w, h, jpeg, mark))
+                    .await
+                    .map_err(|e| format!("drawing a still stopped: {e}"))?;
+            }
+            Recipe::Speech { secs, format, .. } => (
+                format!("base-speech-{}ms-{format:?}", ms(*secs)),
+                Recipe::Speech {
+                    secs: *secs,
+                    format: *format,
+                    pitch: BASE_PITCH,
+                },
+            ),
+            Recipe::Video {
+                secs, w, h, audio, ..
+            } => {
+                let sound = !matches!(audio, VideoAudio::Silent);
+                (
+                    format!("base-clip-{}ms-{w}x{h}-{sound}", ms(*secs)),
+                    Recipe::Flat {
+                        secs: *secs,
+                        w: *w,
+                        h: *h,
+                        sound,
+                    },
+                )
+            }
+            Recipe::Flat { .. } => return self.make(item.recipe.clone()).await,
+        };
+        let base = {
+            let mut items = lock(&self.items);
+            items
+                .entry(base.clone())
+                .or_insert_with(|| {
+                    Arc::new(MediaItem {
+                        name: base,
+                        content_type: item.content_type,
+                        duration: item.duration,
+                        dims: item.dims,
+                        recipe,
+                        cell: tokio::sync::OnceCell::new(),
+                    })
+                })
+                .clone()
+        };
+        let bytes = base
+            .cell
+            .get_or_init(|| self.make(base.recipe.clone()))
+            .await
+            .clone()?;
+        Ok(marked(&bytes, &item.recipe, item.name.as_bytes()))
     }
 
     fn tmp(&self, ext: &str) -> PathBuf {
@@ -474,6 +594,7 @@ impl MediaStore {
                 format,
                 pitch,
             } => self.make_speech(secs, format, pitch).await,
+            Recipe::Flat { secs, w, h, sound } => self.make_flat(secs, (w, h), sound).await,
             Recipe::Video {
                 secs,
                 w,
@@ -663,10 +784,46 @@ impl MediaStore {
         r
     }
 
+    /// Renders a flat grey clip of `secs` seconds, every frame a keyframe (so it can be cut anywhere), with a
+    /// quiet tone when `sound`.
+    async fn make_flat(&self, secs: f64, (w, h): (u32, u32), sound: bool) -> Result<Bytes, String> {
+        let out = self.tmp("mp4");
+        let mut args = strings(&["-f", "lavfi", "-i"]);
+        args.push(format!(
+            "color=c=0x505050:s={w}x{h}:r=25:d={}",
+            fmt_secs(secs)
+        ));
+        if sound {
+            args.extend(strings(&["-f", "lavfi", "-i"]));
+            args.push(Self::tone(secs, 44100, BASE_PITCH));
+        }
+        args.extend(self.video_codec_args());
+        args.extend(strings(&["-g", "1", "-bf", "0"]));
+        if sound {
+            args.extend(strings(&["-c:a", "aac", "-b:a", "64k"]));
+        }
+        args.extend([s("-t"), fmt_secs(secs), s("-movflags"), s("+faststart")]);
+        self.ffmpeg(args, &out).await
+    }
+
     /// Measures bytes with ffprobe.
     pub(crate) async fn probe_bytes(&self, bytes: Bytes) -> InputMedia {
         if bytes.is_empty() {
             return InputMedia::Unreadable("the file is empty".into());
+        }
+        if self.premade {
+            // Our own files come back as they were made; stills tell their size in their header.
+            let digest: [u8; 32] = sha2::Sha256::digest(&bytes).into();
+            let known = lock(&self.known).get(&digest).copied();
+            if let Some((duration, dims)) =
+                known.or_else(|| Some((None, Some(image_dims(&bytes)?))))
+            {
+                return InputMedia::Known {
+                    bytes: Some(bytes),
+                    duration,
+                    dims,
+                };
+            }
         }
         let f = self.tmp("input");
         if let Err(e) = tokio::fs::write(&f, &bytes).await {
@@ -747,6 +904,63 @@ pub(crate) fn fingerprint(bytes: &[u8]) -> u32 {
     use sha2::{Digest, Sha256};
     let d = Sha256::digest(bytes);
     u32::from_be_bytes([d[0], d[1], d[2], d[3]])
+}
+
+/// A flat grey still of `w`×`h` with a square of colour `mark` (24 bits) in its top-left corner, as PNG or JPEG.
+fn flat_still(w: u32, h: u32, jpeg: bool, mark: u32) -> Result<Bytes, String> {
+    let [_, r, g, b] = mark.to_be_bytes();
+    let side = (w.min(h) / 8).max(8);
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        if x < side && y < side {
+            image::Rgb([r, g, b])
+        } else {
+            image::Rgb([80, 80, 80])
+        }
+    });
+    let format = if jpeg {
+        image::ImageOutputFormat::Jpeg(85)
+    } else {
+        image::ImageOutputFormat::Png
+    };
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut out, format)
+        .map_err(|e| format!("encoding a still: {e}"))?;
+    Ok(Bytes::from(out.into_inner()))
+}
+
+/// `base` made distinct by `tag` without changing what it plays or shows: an ID3v1 tag after MP3 frames, a `free`
+/// box after an MP4's boxes, or the last sample of raw audio.
+fn marked(base: &[u8], recipe: &Recipe, tag: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(base.len() + tag.len() + 160);
+    match recipe {
+        Recipe::Speech {
+            format: AudioFormat::Mp3 { .. },
+            ..
+        } => {
+            let mut id3 = [0u8; 128];
+            id3[..3].copy_from_slice(b"TAG");
+            let title = format!("{:08x}", fingerprint(tag));
+            id3[3..3 + title.len()].copy_from_slice(title.as_bytes());
+            out.extend_from_slice(base);
+            out.extend_from_slice(&id3);
+        }
+        Recipe::Speech { .. } => {
+            out.extend_from_slice(base);
+            let n = out.len();
+            let print = fingerprint(tag).to_le_bytes();
+            let last = n.saturating_sub(2);
+            out[last..].copy_from_slice(&print[..n - last]);
+        }
+        Recipe::Video { .. } | Recipe::Flat { .. } => {
+            out.extend_from_slice(base);
+            out.extend_from_slice(&((tag.len() + 8) as u32).to_be_bytes());
+            out.extend_from_slice(b"free");
+            out.extend_from_slice(tag);
+        }
+        _ => out.extend_from_slice(base),
+    }
+    Bytes::from(out)
 }
 
 /// An ffmpeg filter drawing a filled square of colour `mark` in the top-left corner.

@@ -238,6 +238,9 @@ pub struct FakeConfig {
     pub other_faces: Vec<std::path::PathBuf>,
     /// The face engine's models folder (finds the face in each photo; without it the middle of the photo is kept).
     pub face_models: std::path::PathBuf,
+    /// Serve pre-made media (`--premade-media`): each kind of output made once and marked per job, clips flat
+    /// grey at 1280×720-ish with every frame a keyframe; for benchmarks of devatar itself.
+    pub premade_media: bool,
 }
 
 impl Default for FakeConfig {
@@ -254,6 +257,7 @@ impl Default for FakeConfig {
             lora_faces: Vec::new(),
             other_faces: Vec::new(),
             face_models: crate::face::DEFAULT_MODELS_DIR.into(),
+            premade_media: false,
         }
     }
 }
@@ -280,6 +284,7 @@ impl FakeConfig {
             faults: args.faults.clone(),
             lora_faces: args.lora_faces.clone(),
             other_faces: args.other_faces.clone(),
+            premade_media: args.premade_media,
             ..Self::configured(cloud)
         };
         cfg.validate()?;
@@ -501,6 +506,12 @@ pub struct FakesArgs {
     /// A face photo of somebody else, shown by `identity-drift` when only one person is mapped (repeatable).
     #[arg(long = "other-face", value_name = "PHOTO")]
     pub other_faces: Vec<std::path::PathBuf>,
+    /// Serve pre-made media: each kind of still, speech or clip is made once and every job gets a copy marked
+    /// as its own (clips flat grey, twice the usual size, every frame a keyframe), so the sandbox does almost
+    /// no media work. For benchmarks of devatar itself (`bench/scenes.sh`); tests that look at the media
+    /// leave it off.
+    #[arg(long)]
+    pub premade_media: bool,
 }
 
 const FAULT_HELP: &str = "\
@@ -609,7 +620,9 @@ impl Drop for FakeServer {
 /// Makes the media, binds `config.bind` and serves in the background.
 pub async fn spawn(config: FakeConfig) -> Result<FakeServer, FakesError> {
     config.validate()?;
-    let media = media::MediaStore::new().await?;
+    let media = media::MediaStore::new()
+        .await?
+        .with_premade(config.premade_media);
     let (loras, others, models) = (
         config.lora_faces.clone(),
         config.other_faces.clone(),

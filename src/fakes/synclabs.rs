@@ -614,9 +614,7 @@ async fn submit_answer(
         }
         Outcome::Replay(id) => {
             ctx.shared.count("sync.replay");
-            let body = generation_json(ctx, &id, false)
-                .await
-                .unwrap_or(Value::Null);
+            let body = created_json(ctx, &id).unwrap_or(Value::Null);
             return with_header(json(201, body), "idempotent-replayed", "true");
         }
         Outcome::Created(id) => id,
@@ -632,10 +630,32 @@ async fn submit_answer(
         body["generationId"] = json!(id);
         return json(409, body);
     }
-    let body = generation_json(ctx, &id, false)
-        .await
-        .unwrap_or(Value::Null);
+    let body = created_json(ctx, &id).unwrap_or(Value::Null);
     json(201, body)
+}
+
+/// The generation as its create call answers it (a replay answers the same): `PENDING`, no output yet. The
+/// answer never waits for the output media — made at the first look after the generation is done — so a
+/// submit answers at once however busy the sandbox is (it used to make the clip first: with a thousand scenes in
+/// flight that took longer than the client's 120 s submit timeout).
+fn created_json(ctx: &Ctx, id: &str) -> Option<Value> {
+    let v = view_generation(ctx, id, false)?;
+    let mut body = v.body;
+    body["status"] = json!("PENDING");
+    for field in [
+        "outputDuration",
+        "error",
+        "error_code",
+        "outputUrl",
+        "outputMediaUrl",
+        "segmentOutputUrl",
+    ] {
+        body[field] = Value::Null;
+    }
+    if let Some(o) = body.as_object_mut() {
+        apply_url_fates(o, &v.fates, &Value::Null);
+    }
+    Some(body)
 }
 
 /// `POST /v2/generate` (JSON) and `/v2/generate/upload` (multipart).

@@ -1,6 +1,8 @@
 //! Running one media tool with a deadline, killing it if we stop waiting.
 
+use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
@@ -53,6 +55,46 @@ pub enum MediaError {
     },
 }
 
+/// A command starting `program` that dies with devatar (even when devatar is SIGKILLed) instead of writing on as
+/// an orphan: through util-linux's `setpriv --pdeathsig KILL` when it is installed, else with
+/// `prctl(PR_SET_PDEATHSIG)` in a `pre_exec` hook.
+///
+/// The hook forces a `fork()` of devatar for every tool, and copying the page tables of a process with a
+/// thousand scenes in flight was over half of devatar's own CPU time (perf, 1,000-scene render); without a hook
+/// the standard library starts the child with `posix_spawn` (no copy), and setpriv sets the signal after it.
+/// `program` is looked up on the search path first, so a missing tool is still a start error.
+pub(crate) fn tool_command(program: &str) -> std::io::Result<Command> {
+    static SETPRIV: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let setpriv = SETPRIV.get_or_init(|| super::find_tool("setpriv"));
+    let path = if program.contains('/') {
+        Some(PathBuf::from(program))
+    } else {
+        super::find_tool(program)
+    };
+    match (setpriv, path) {
+        (Some(setpriv), Some(path)) => {
+            let mut cmd = Command::new(setpriv);
+            cmd.args(["--pdeathsig", "KILL", "--"]).arg(path);
+            Ok(cmd)
+        }
+        (None, _) => {
+            let mut cmd = Command::new(program);
+            // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no memory of the parent.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+            Ok(cmd)
+        }
+        (Some(_), None) => Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{program} is not on the search path"),
+        )),
+    }
+}
+
 /// Runs `program args…`, feeding `stdin` if given, and returns its stdout.
 ///
 /// The child is killed when the deadline passes or the future is dropped (e.g. on cancellation).
@@ -62,7 +104,10 @@ pub async fn run_tool(
     stdin: Option<&[u8]>,
     timeout: Duration,
 ) -> Result<Vec<u8>, MediaError> {
-    let mut cmd = Command::new(program);
+    let mut cmd = tool_command(program).map_err(|source| MediaError::Spawn {
+        program: program.into(),
+        source,
+    })?;
     cmd.args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -72,14 +117,6 @@ pub async fn run_tool(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    // If devatar itself dies (even by SIGKILL), its tools die with it instead of writing on as orphans.
-    // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
     let mut child = cmd.spawn().map_err(|source| MediaError::Spawn {
         program: program.into(),
         source,

@@ -59,56 +59,77 @@ where
     }
     check_acyclic(&nodes)?;
 
-    let mut outcomes: HashMap<K, NodeOutcome<O, E>> = HashMap::new();
-    let mut waiting: Vec<(K, Vec<K>)> = nodes;
-    let mut running: JoinSet<(K, Result<O, E>)> = JoinSet::new();
+    // Each node's dependents and its count of unfinished dependencies, so a finished node looks only at its
+    // own dependents: O(nodes + edges) in all. (Rescanning every waiting node at each completion was
+    // quadratic: a 1,000-scene run has 5,001 nodes and an ASSEMBLE with 1,000 dependencies.)
+    let index: HashMap<K, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| (k.clone(), i))
+        .collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+    let mut unfinished: Vec<usize> = Vec::with_capacity(nodes.len());
+    for (i, (_, deps)) in nodes.iter().enumerate() {
+        unfinished.push(deps.len());
+        for d in deps {
+            dependents[index[d]].push(i);
+        }
+    }
+    let mut outcomes: HashMap<K, NodeOutcome<O, E>> = HashMap::with_capacity(nodes.len());
+    let mut running: JoinSet<(usize, Result<O, E>)> = JoinSet::new();
+    // Nodes whose dependencies have all finished, in graph order.
+    let mut ready: Vec<usize> = (0..nodes.len()).filter(|&i| unfinished[i] == 0).collect();
     loop {
-        // Start every node whose dependencies are all finished; skip those with a failed dependency.
-        let mut still_waiting = Vec::with_capacity(waiting.len());
-        let mut progressed = true;
-        while progressed {
-            progressed = false;
-            for (k, deps) in waiting.drain(..) {
-                let finished = deps.iter().all(|d| outcomes.contains_key(d));
-                if !finished {
-                    still_waiting.push((k, deps));
-                    continue;
-                }
-                let all_done = deps
+        // Start every ready node whose dependencies all succeeded; skip those with a failed one (which makes
+        // their dependents ready in turn).
+        while !ready.is_empty() {
+            for i in std::mem::take(&mut ready) {
+                let (k, deps) = &nodes[i];
+                let inputs: Option<HashMap<K, O>> = deps
                     .iter()
-                    .all(|d| matches!(outcomes.get(d), Some(NodeOutcome::Done(_))));
-                if all_done {
-                    let inputs = deps
-                        .iter()
-                        .filter_map(|d| match outcomes.get(d) {
-                            Some(NodeOutcome::Done(o)) => Some((d.clone(), o.clone())),
-                            _ => None,
-                        })
-                        .collect();
-                    let fut = exec(k.clone(), inputs);
-                    running.spawn(async move { (k, fut.await) });
-                } else {
-                    outcomes.insert(k, NodeOutcome::Skipped);
-                    progressed = true;
+                    .map(|d| match outcomes.get(d) {
+                        Some(NodeOutcome::Done(o)) => Some((d.clone(), o.clone())),
+                        _ => None,
+                    })
+                    .collect();
+                match inputs {
+                    Some(inputs) => {
+                        let fut = exec(k.clone(), inputs);
+                        running.spawn(async move { (i, fut.await) });
+                    }
+                    None => {
+                        outcomes.insert(k.clone(), NodeOutcome::Skipped);
+                        finish(i, &dependents, &mut unfinished, &mut ready);
+                    }
                 }
             }
-            waiting = std::mem::take(&mut still_waiting);
         }
         match running.join_next().await {
-            Some(Ok((k, result))) => {
+            Some(Ok((i, result))) => {
                 outcomes.insert(
-                    k,
+                    nodes[i].0.clone(),
                     match result {
                         Ok(o) => NodeOutcome::Done(o),
                         Err(e) => NodeOutcome::Failed(e),
                     },
                 );
+                finish(i, &dependents, &mut unfinished, &mut ready);
             }
             Some(Err(join_error)) => std::panic::resume_unwind(join_error.into_panic()),
             None => break,
         }
     }
     Ok(outcomes)
+}
+
+/// Node `i` has finished: each dependent has one unfinished dependency fewer, and is ready at none.
+fn finish(i: usize, dependents: &[Vec<usize>], unfinished: &mut [usize], ready: &mut Vec<usize>) {
+    for &j in &dependents[i] {
+        unfinished[j] -= 1;
+        if unfinished[j] == 0 {
+            ready.push(j);
+        }
+    }
 }
 
 fn check_acyclic<K: Eq + Hash + Clone + Debug>(nodes: &[(K, Vec<K>)]) -> Result<(), DagError> {

@@ -1,12 +1,13 @@
 //! Per-provider concurrency limits held through the database, so they bind across every worker process: a
 //! paid step takes one of its provider's slots before it submits and frees it when its job has ended.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::error::StepError;
 use crate::storage::db::Db;
@@ -68,6 +69,11 @@ impl Caps {
 }
 
 /// Hands out provider slots; one per pipeline (process), all sharing the database's slot rows.
+///
+/// Inside the process, steps wait for a *turn* first (a FIFO semaphore of `cap` permits per pool), so at most
+/// `cap` of them look for a slot in the database at once, whatever the number of steps waiting: with a thousand
+/// scenes in flight, every waiting step used to try an UPDATE at every freed slot and every half second. The
+/// slots this process holds are renewed together, one UPDATE per renewal period.
 pub struct ProviderLimits {
     db: Db,
     caps: Caps,
@@ -76,6 +82,27 @@ pub struct ProviderLimits {
     freed: Arc<Notify>,
     /// Pools whose slot rows this process has made sure exist, with the cap used.
     ensured: Mutex<HashSet<(String, u32)>>,
+    /// Per pool, this process's turns to look for a slot (`cap` permits, handed out first come first served).
+    turns: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// The slots held here, renewed together.
+    held: Arc<Held>,
+    /// The renewal task, started with the first slot taken.
+    renewer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// The slots one [`ProviderLimits`] holds: their holder tokens share its prefix, so one UPDATE renews them all.
+struct Held {
+    /// `holder LIKE prefix%` matches exactly this process's holders (the prefix is a fresh id).
+    prefix: String,
+    next: AtomicU64,
+    /// Holder token → (pool, slot).
+    slots: Mutex<HashMap<String, (String, i64)>>,
+}
+
+impl Held {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, i64)>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// A held slot: renewed while alive, freed when dropped (also when the step is aborted).
@@ -84,7 +111,9 @@ pub struct SlotGuard {
     pool: String,
     slot: i64,
     holder: String,
-    renew: tokio::task::JoinHandle<()>,
+    held: Arc<Held>,
+    /// This process's turn, given back once the slot is free in the database.
+    turn: Option<OwnedSemaphorePermit>,
     freed: Arc<Notify>,
     /// How long the step waited for it.
     pub waited: Duration,
@@ -92,13 +121,14 @@ pub struct SlotGuard {
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
-        self.renew.abort();
-        let (db, pool, slot, holder, freed) = (
+        self.held.lock().remove(&self.holder);
+        let (db, pool, slot, holder, freed, turn) = (
             self.db.clone(),
             std::mem::take(&mut self.pool),
             self.slot,
             std::mem::take(&mut self.holder),
             self.freed.clone(),
+            self.turn.take(),
         );
         // Without a runtime (process exit) the slot simply expires after one lease.
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -106,6 +136,8 @@ impl Drop for SlotGuard {
                 if let Err(e) = db.free_slot(&pool, slot, &holder).await {
                     tracing::warn!(pool, "could not free a provider slot (it expires): {e}");
                 }
+                // The next local waiter looks only once the slot is free.
+                drop(turn);
                 freed.notify_waiters();
             });
         }
@@ -128,6 +160,13 @@ impl ProviderLimits {
             lease,
             freed: Arc::new(Notify::new()),
             ensured: Mutex::default(),
+            turns: Mutex::default(),
+            held: Arc::new(Held {
+                prefix: format!("{}/", new_id()),
+                next: AtomicU64::new(0),
+                slots: Mutex::default(),
+            }),
+            renewer: Mutex::default(),
         }
     }
 
@@ -157,9 +196,18 @@ impl ProviderLimits {
                 e.insert(ensure);
             }
         }
-        let holder = new_id();
-        let lease_ms = self.lease.as_millis() as i64;
         let started = Instant::now();
+        let turn = self
+            .turns(pool, cap)
+            .acquire_owned()
+            .await
+            .map_err(|e| StepError::Internal(format!("{pool} turns: {e}")))?;
+        let holder = format!(
+            "{}{}",
+            self.held.prefix,
+            self.held.next.fetch_add(1, Ordering::Relaxed)
+        );
+        let lease_ms = self.lease.as_millis() as i64;
         loop {
             // Register for the wake-up before looking, so a slot freed in between is not missed.
             let mut freed = pin!(self.freed.notified());
@@ -170,7 +218,13 @@ impl ProviderLimits {
                 .await
                 .map_err(|e| StepError::Storage(format!("taking a {pool} slot: {e}")))?;
             if let Some(slot) = taken {
-                return Ok(Some(self.guard(pool, slot, holder, started.elapsed())));
+                return Ok(Some(self.guard(
+                    pool,
+                    slot,
+                    holder,
+                    turn,
+                    started.elapsed(),
+                )));
             }
             tokio::select! {
                 () = freed => {}
@@ -179,43 +233,87 @@ impl ProviderLimits {
         }
     }
 
-    fn guard(&self, pool: &str, slot: i64, holder: String, waited: Duration) -> SlotGuard {
-        let renew = {
-            let (db, pool, holder, lease) = (
-                self.db.clone(),
-                pool.to_string(),
-                holder.clone(),
-                self.lease,
-            );
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(lease / 3).await;
-                    match db
-                        .renew_slot(&pool, slot, &holder, lease.as_millis() as i64)
-                        .await
-                    {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            tracing::warn!(
-                                pool,
-                                slot,
-                                "provider slot lost (expired): the cap may be exceeded once"
-                            );
-                            return;
-                        }
-                        Err(e) => tracing::warn!(pool, "provider slot renewal failed: {e}"),
-                    }
-                }
-            })
-        };
+    /// This process's turns for `pool` (made on first use).
+    fn turns(&self, pool: &str, cap: u32) -> Arc<Semaphore> {
+        let mut turns = self.turns.lock().unwrap_or_else(|e| e.into_inner());
+        turns
+            .entry(pool.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(cap as usize)))
+            .clone()
+    }
+
+    fn guard(
+        &self,
+        pool: &str,
+        slot: i64,
+        holder: String,
+        turn: OwnedSemaphorePermit,
+        waited: Duration,
+    ) -> SlotGuard {
+        self.held
+            .lock()
+            .insert(holder.clone(), (pool.to_string(), slot));
+        self.start_renewer();
         SlotGuard {
             db: self.db.clone(),
             pool: pool.to_string(),
             slot,
             holder,
-            renew,
+            held: self.held.clone(),
+            turn: Some(turn),
             freed: self.freed.clone(),
             waited,
+        }
+    }
+
+    /// Starts the task renewing every slot held here, every third of a lease, in one UPDATE (once per process).
+    fn start_renewer(&self) {
+        let mut renewer = self.renewer.lock().unwrap_or_else(|e| e.into_inner());
+        if renewer.is_some() {
+            return;
+        }
+        let (db, held, lease) = (self.db.clone(), Arc::downgrade(&self.held), self.lease);
+        *renewer = Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                let Some(held) = held.upgrade() else { return };
+                renew_held(&db, &held, lease).await;
+            }
+        }));
+    }
+}
+
+impl Drop for ProviderLimits {
+    fn drop(&mut self) {
+        if let Some(renewer) = self.renewer.get_mut().ok().and_then(Option::take) {
+            renewer.abort();
+        }
+    }
+}
+
+/// Renews every slot in `held`; a slot that was lost (expired and taken by another holder) is dropped from the
+/// renewals with a warning.
+async fn renew_held(db: &Db, held: &Held, lease: Duration) {
+    let before: Vec<String> = held.lock().keys().cloned().collect();
+    if before.is_empty() {
+        return;
+    }
+    let renewed = match db.renew_slots(&held.prefix, lease.as_millis() as i64).await {
+        Ok(renewed) => renewed,
+        Err(e) => {
+            tracing::warn!("provider slot renewal failed: {e}");
+            return;
+        }
+    };
+    let mut slots = held.lock();
+    for holder in before.iter().filter(|h| !renewed.contains(*h)) {
+        // Freed meanwhile (no longer listed) is fine; still listed means it was lost.
+        if let Some((pool, slot)) = slots.remove(holder) {
+            tracing::warn!(
+                pool,
+                slot,
+                "provider slot lost (expired): the cap may be exceeded once"
+            );
         }
     }
 }
@@ -271,6 +369,52 @@ mod tests {
         assert!(got.is_some());
         assert_eq!(db.held_slots("kling").await.unwrap(), 2);
         assert!(limits.acquire("local").await.unwrap().is_none());
+    }
+
+    /// Waiting steps queue in this process: only the first in line looks in the database, and slots are handed
+    /// on in arrival order (every waiter used to race for each freed slot with an UPDATE).
+    #[tokio::test]
+    async fn waiters_are_served_in_arrival_order_and_held_slots_are_renewed_together() {
+        let (_dir, db) = db().await;
+        let limits = Arc::new(ProviderLimits::new(
+            db.clone(),
+            Caps::parse("sync=1").unwrap(),
+            Duration::from_millis(300),
+        ));
+        let first = limits.acquire("sync").await.unwrap().unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut waiters = Vec::new();
+        for i in 0..8 {
+            let (limits, order) = (limits.clone(), order.clone());
+            waiters.push(tokio::spawn(async move {
+                let slot = limits.acquire("sync").await.unwrap().unwrap();
+                order.lock().unwrap().push(i);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                drop(slot);
+            }));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Past two leases: the held slot was renewed (by the one renewal task), so nobody else can take it.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(
+            db.try_take_slot("sync", 1, "other", 60_000).await.unwrap(),
+            None
+        );
+        assert!(order.lock().unwrap().is_empty());
+        drop(first);
+        for w in waiters {
+            tokio::time::timeout(Duration::from_secs(10), w)
+                .await
+                .expect("a waiter never got its slot")
+                .unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), (0..8).collect::<Vec<_>>());
+        // The last slot is freed in the background.
+        let freed_by = Instant::now() + Duration::from_secs(5);
+        while db.held_slots("sync").await.unwrap() != 0 {
+            assert!(Instant::now() < freed_by, "the last slot was not freed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     #[tokio::test]

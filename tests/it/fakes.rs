@@ -1148,6 +1148,13 @@ async fn sync_upload_creates_a_job() {
         .expect("upload");
     let (code, v) = body_json(resp).await;
     assert_eq!(code, 201, "{v}");
+    // The create call answers as Sync's does, before any output exists: it never waits for the clip to be made
+    // (even when the latency profile has the generation done at once), so a busy sandbox still answers submits.
+    assert_eq!(
+        (v["status"].as_str(), &v["outputUrl"]),
+        (Some("PENDING"), &Value::Null),
+        "{v}"
+    );
     let (_, v) = sync_get(&s, v["id"].as_str().expect("id")).await;
     assert_eq!(v["status"], "COMPLETED");
     assert!(

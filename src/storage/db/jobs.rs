@@ -38,7 +38,7 @@ impl Db {
         .bind(remote_id.map(str::to_string))
         .bind(job)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(())
     }

@@ -124,7 +124,7 @@ impl Db {
         .bind(l.duration_ms)
         .bind(&l.payload)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(())
     }

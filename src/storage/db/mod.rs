@@ -103,6 +103,12 @@ pub enum DbError {
 #[derive(Debug, Clone)]
 pub struct Db {
     pool: AnyPool,
+    /// Where the render's frequent small writes go (step and cache rows, logs, the job ledger, provider slots):
+    /// on SQLite one connection of its own, so they queue in process instead of meeting each other at the
+    /// database's single write lock (a writer that finds it taken sleeps in SQLite's busy handler, 1 ms growing
+    /// to 100 ms, holding its pooled connection; with a thousand scenes in flight the 4-connection pool was
+    /// mostly asleep). On PostgreSQL the same pool.
+    writes: AnyPool,
     is_sqlite: bool,
     /// PostgreSQL only: where the notification listener connects.
     listen_url: Option<notify::ListenUrl>,
@@ -157,6 +163,24 @@ impl DbError {
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// Options of a SQLite pool of `max` connections, each set up for WAL.
+fn sqlite_pool(max: u32) -> AnyPoolOptions {
+    // `synchronous=NORMAL` (WAL): a commit is an append to the WAL, synced at checkpoints instead of at every
+    // commit. Still atomic and durable across a killed process (the crash tests' kill -9); only an OS crash or
+    // power cut may lose the last commits. With FULL, each of the ~10 writes of a step waited for an fsync, and a
+    // 1,000-scene render queued behind them (slow pool acquires).
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                use sqlx::Executor;
+                conn.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;")
+                    .await?;
+                Ok(())
+            })
+        })
+}
+
 impl Db {
     /// The SQLite URL of the embedded database in a data folder.
     pub fn sqlite_url(data_dir: &Path) -> String {
@@ -173,18 +197,7 @@ impl Db {
         let pool = if is_sqlite {
             // Validate the URL with the SQLite driver's own parser before handing it to Any.
             sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
-            AnyPoolOptions::new()
-                .max_connections(4)
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        use sqlx::Executor;
-                        conn.execute("PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;")
-                            .await?;
-                        Ok(())
-                    })
-                })
-                .connect(url)
-                .await?
+            sqlite_pool(4).connect(url).await?
         } else {
             AnyPoolOptions::new()
                 .max_connections(8)
@@ -192,9 +205,15 @@ impl Db {
                 .await?
         };
         MIGRATOR.run(&pool).await?;
+        let writes = if is_sqlite {
+            sqlite_pool(1).connect(url).await?
+        } else {
+            pool.clone()
+        };
         let listen_url = (!is_sqlite).then(|| notify::ListenUrl(url.into()));
         Ok(Self {
             pool,
+            writes,
             is_sqlite,
             listen_url,
         })
@@ -210,8 +229,9 @@ impl Db {
         self.is_sqlite
     }
 
-    /// Closes the pool.
+    /// Closes the pools.
     pub async fn close(&self) {
+        self.writes.close().await;
         self.pool.close().await;
     }
 }

@@ -443,7 +443,7 @@ impl Db {
         .bind(nullable_f64(output.and_then(|o| o.duration)))
         .bind(now_ms())
         .bind(output.map(|o| o.inputs))
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(())
     }

@@ -2,6 +2,8 @@
 //! rows 0..N-1, each free, held (holder token + expiry) or expired. Taking a slot is one conditional UPDATE,
 //! so two workers can never hold the same slot; PostgreSQL skips rows another transaction is taking.
 
+use std::collections::HashSet;
+
 use sqlx::Row;
 
 use super::{Db, DbError};
@@ -19,7 +21,7 @@ impl Db {
             )
             .bind(pool)
             .bind(slot)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?;
         }
         Ok(())
@@ -54,7 +56,7 @@ impl Db {
             .bind(pool)
             .bind(now)
             .bind(i64::from(cap))
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writes)
             .await?;
         Ok(match row {
             Some(r) => Some(r.try_get::<i64, _>("slot")?),
@@ -77,9 +79,30 @@ impl Db {
         .bind(pool)
         .bind(slot)
         .bind(holder)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Extends every slot whose holder token starts with `prefix` (one process's slots, renewed in one
+    /// statement; the prefix holds no LIKE wildcard `%` or `_`); returns the holders renewed — a holder missing
+    /// from it lost its slot (or freed it meanwhile).
+    pub async fn renew_slots(
+        &self,
+        prefix: &str,
+        lease_ms: i64,
+    ) -> Result<HashSet<String>, DbError> {
+        debug_assert!(!prefix.contains(['%', '_', '\\']), "{prefix}");
+        let rows = sqlx::query(
+            "UPDATE provider_slots SET expires_at = $1 WHERE holder LIKE $2 RETURNING holder",
+        )
+        .bind(now_ms() + lease_ms)
+        .bind(format!("{prefix}%"))
+        .fetch_all(&self.writes)
+        .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<String, _>("holder")?))
+            .collect()
     }
 
     /// Frees a held slot and, on PostgreSQL, tells waiting processes.
@@ -91,7 +114,7 @@ impl Db {
         .bind(pool)
         .bind(slot)
         .bind(holder)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         if done.rows_affected() == 1 {
             self.notify(SLOTS_CHANNEL, pool).await;

@@ -97,7 +97,7 @@ impl Db {
         .bind(run_id.as_str())
         .bind(scene_column(scene_id))
         .bind(step)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         let row = sqlx::query(concat!(
             "SELECT ",
@@ -140,7 +140,7 @@ impl Db {
         .bind(provider)
         .bind(content_key)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(())
     }
@@ -167,7 +167,7 @@ impl Db {
         .bind(i64::from(cached))
         .bind(cost_usd)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(())
     }
@@ -184,7 +184,7 @@ impl Db {
             .bind(status.as_str())
             .bind(error)
             .bind(now_ms())
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?;
         Ok(())
     }
@@ -202,7 +202,7 @@ impl Db {
     pub async fn forget_cached(&self, content_key: &str) -> Result<(), DbError> {
         sqlx::query("DELETE FROM step_cache WHERE content_key = $1")
             .bind(content_key)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?;
         Ok(())
     }
@@ -224,7 +224,7 @@ impl Db {
         .bind(provider)
         .bind(output)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(())
     }
