@@ -60,7 +60,7 @@ t0 = time.time()
 runs = []
 for i in range(n):
     s = call("POST", "/api/scenes", {"projectId": p, "name": f"s{i}", "environment": f"room {i}",
-                                     "dialogue": "Scene " + "word " * (i + 2)})
+                                     "dialogue": ("Scene " + "word " * (i + 2)).strip()})
     runs.append(call("POST", f"/api/scenes/{s['id']}/generate", {})["runId"])
 while True:
     docs = [call("GET", f"/api/runs/{r}") for r in runs]
