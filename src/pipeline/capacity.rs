@@ -39,6 +39,12 @@ pub(super) struct Capacity<'a> {
 }
 
 impl Capacity<'_> {
+    /// The provider slot, for the step's job context to hold until the provider has done the work (the
+    /// result's download and storing then no longer keep the next job waiting).
+    pub(super) fn take_slot(&mut self) -> Option<SlotGuard> {
+        self.slot.take()
+    }
+
     /// The note for the step's log when it waited noticeably (≥ 100 ms) for a provider slot.
     pub(super) fn wait_note(&self, pipeline: &Pipeline) -> Option<String> {
         let slot = self.slot.as_ref().filter(|s| s.waited.as_millis() >= 100)?;

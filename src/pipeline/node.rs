@@ -131,11 +131,14 @@ impl Pipeline {
         tokio::fs::create_dir_all(&work)
             .await
             .map_err(|e| StepError::Internal(format!("work folder {}: {e}", work.display())))?;
-        let capacity = self.capacity(node.1, &prepared).await?;
-        let job = JobCtx::new(key.to_string(), Arc::new(DbLedger(self.db.clone())))
+        let mut capacity = self.capacity(node.1, &prepared).await?;
+        let mut job = JobCtx::new(key.to_string(), Arc::new(DbLedger(self.db.clone())))
             .with_budget(ctx.budget.clone());
         if let Some(note) = capacity.wait_note(self) {
             job.note(note);
+        }
+        if let Some(slot) = capacity.take_slot() {
+            job = job.holding(slot);
         }
         let out = step.execute(cx, &work, &job).await;
         let _ = tokio::fs::remove_dir_all(&work).await;

@@ -102,7 +102,12 @@ pub struct JobCtx {
     notes: Arc<Mutex<Vec<String>>>,
     budget: Option<Arc<Budget>>,
     progress: Option<Progress>,
+    /// What the step holds for as long as the provider works on its job (a provider slot).
+    held: Arc<Mutex<Option<Held>>>,
 }
+
+/// A resource a step holds while its provider works (a provider concurrency slot); released when dropped.
+type Held = Box<dyn std::any::Any + Send>;
 
 /// Where live progress lines of a long job go (queue position, provider logs).
 pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
@@ -125,7 +130,25 @@ impl JobCtx {
             notes: Arc::default(),
             budget: None,
             progress: None,
+            held: Arc::default(),
         }
+    }
+
+    /// The same context, holding `resource` (the step's provider slot) until the provider reports the paid work
+    /// done ([`Self::provider_done`]) or the context is dropped.
+    pub fn holding(self, resource: impl Send + 'static) -> Self {
+        if let Ok(mut held) = self.held.lock() {
+            *held = Some(Box::new(resource));
+        }
+        self
+    }
+
+    /// The provider has finished the step's paid work (its result is ready to download): releases what the step
+    /// held for it, so the next job can be submitted while this result is downloaded and stored. Call it only
+    /// when the step submits nothing more.
+    pub fn provider_done(&self) {
+        let released = self.held.lock().ok().and_then(|mut held| held.take());
+        drop(released);
     }
 
     /// The same context, reporting live progress lines (queue position, provider logs) to `progress`.
@@ -261,5 +284,19 @@ mod tests {
         retry.add_cost(0.5);
         job.add_cost(0.25);
         assert_eq!(job.cost(), 0.75);
+    }
+
+    #[test]
+    fn what_a_context_holds_is_released_when_the_provider_is_done() {
+        let slot = Arc::new(());
+        let job = JobCtx::detached("k").holding(slot.clone());
+        let clone = job.clone();
+        assert_eq!(Arc::strong_count(&slot), 2, "held while the job runs");
+        clone.provider_done();
+        assert_eq!(Arc::strong_count(&slot), 1, "released by any clone");
+        job.provider_done();
+        let job = JobCtx::detached("k").holding(slot.clone());
+        drop(job);
+        assert_eq!(Arc::strong_count(&slot), 1, "released with the context");
     }
 }

@@ -6,7 +6,9 @@ use crate::common;
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
+use common::app::wait_until;
 use common::cloud::{self, EL_KEY, VOICE, cloud_env};
 use common::s3::S3;
 use common::*;
@@ -67,6 +69,16 @@ fn json_of(out: &std::process::Output) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A child process killed (SIGKILL) when the test ends, passed or failed.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn stat(stats: &std::collections::BTreeMap<String, u64>, key: &str) -> u64 {
@@ -431,6 +443,44 @@ async fn a_killed_render_resumes_provider_jobs_by_their_stored_ids() {
     assert_eq!(stat(&stats, "sync.submit"), 3, "{stats:?}");
     // Sync generations that take a while are long-polled (the fakes answer 400 to a bad `timeout`).
     assert!(stat(&stats, "sync.long_poll") >= 1, "{stats:?}");
+}
+
+/// A provider slot is given back as soon as the provider has finished the job, not after its result is
+/// downloaded and stored: with one Kling slot and the first clip's download hanging, the next scene's Kling job
+/// is still submitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_slot_is_free_while_the_finished_job_is_downloaded() {
+    let fake = fakes(LatencyProfile::Realistic).await;
+    let lora = serve_lora().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = project(dir.path(), &lora);
+    let base = fake.base_url();
+    let limits = [("DEVATAR_PROVIDER_LIMITS", "kling=1")];
+    let child = render(dir.path(), &file, &base, &limits)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _render = KillOnDrop(child);
+    // Once the three stills are downloaded (the only media fetched before a clip), every download hangs.
+    let within = Duration::from_secs(60);
+    wait_until("the stills and the first Kling submit", within, || async {
+        let stats = fake.stats();
+        (stat(&stats, "media.get") >= 3 && stat(&stats, "kling.submit") >= 1).then_some(())
+    })
+    .await;
+    fake.add_fault("media=slow=600").unwrap();
+    let submitted = wait_until("a second Kling submit", within, || async {
+        let stats = fake.stats();
+        (stat(&stats, "kling.submit") >= 2).then_some(stats)
+    })
+    .await;
+    // No clip has been downloaded: at most the first one's download has started (and hangs).
+    assert!(
+        (3..=4).contains(&stat(&submitted, "media.get")),
+        "{submitted:?}"
+    );
+    assert_eq!(stat(&submitted, "kling.peak_active"), 1, "{submitted:?}");
 }
 
 /// With media in a bucket, a render killed while a Sync submit is unanswered (the generation exists, its id was

@@ -279,6 +279,7 @@ impl ImageToVideo for KlingVideo {
         let url = self
             .await_video(&task_id, attempt, seconds, &tag, job, hook.as_ref())
             .await?;
+        job.provider_done();
         let out = work_dir.join("kling.mp4");
         http::download(&self.net, PROVIDER, &url, &out, MediaKind::Video, 500 << 20).await?;
         self.record(job, &tag, JobState::Completed, attempt, Some(&task_id))

@@ -357,6 +357,7 @@ impl LipSync for SyncLipSync {
         let url = self
             .await_output(&id, attempt, speech, job, hook.as_ref())
             .await?;
+        job.provider_done();
         let synced = work_dir.join("sync.mp4");
         http::download(
             &self.net,

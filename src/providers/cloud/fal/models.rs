@@ -237,6 +237,7 @@ impl ImageToVideo for FalKling {
             .run(KLING_I2V, &input, self.prices.video(seconds), cadence, job)
             .await?;
         let url = result_url(&result, &["/video/url"])?;
+        job.provider_done();
         let out = work_dir.join("kling.mp4");
         http::download(
             &self.queue.net,
@@ -310,6 +311,7 @@ impl TalkingAvatar for FalAvatar {
             )
             .await?;
         let url = result_url(&result, &["/video/url"])?;
+        job.provider_done();
         let spoken = work_dir.join("fal-avatar.mp4");
         http::download(
             &self.queue.net,
@@ -378,6 +380,7 @@ impl LipSync for FalSync {
             .run(SYNC_V2, &input, self.prices.lipsync(speech), cadence, job)
             .await?;
         let url = result_url(&result, &["/video/url"])?;
+        job.provider_done();
         let synced = work_dir.join("fal-sync.mp4");
         http::download(
             &self.queue.net,
