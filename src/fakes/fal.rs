@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::faces::PersonAsk;
 use super::faults::{Endpoint, ErrorKind, FaultAction, InjectedError, JobFate, Provider};
-use super::jobs::{InputRef, OutputCell, OutputSpec, Produced, output};
+use super::jobs::{InputRef, OutputCell, OutputSpec, Produced, made_ahead, output};
 use super::media::decode_data_uri;
 use super::server::{Ctx, body_bytes, injected_error, lock, render_injected};
 use super::util::{
@@ -590,12 +590,12 @@ fn new_job(
         canceled: false,
         regressed: false,
         last: Phase::Queued,
+        output: made_ahead(&ctx.shared, &plan.spec, input_fields(model), stalled),
         spec: plan.spec,
         seed: plan.seed,
         prompt: plan.prompt,
         num_images: plan.num_images,
         sync_mode: plan.sync_mode,
-        output: OutputCell::default(),
     }
 }
 

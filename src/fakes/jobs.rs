@@ -258,14 +258,37 @@ pub(crate) async fn produce(
     })
 }
 
-/// The output of a job, made once.
+/// A new job's output cell, its making started at once when the job will finish (not stalled): a real
+/// provider's result is ready when its job is done, so the first status or result call after the job's clock
+/// runs out finds it made rather than waiting while the sandbox makes it.
+pub(crate) fn made_ahead(
+    shared: &Arc<Shared>,
+    spec: &OutputSpec,
+    fields: [&'static str; 2],
+    stalled: bool,
+) -> OutputCell {
+    let cell = OutputCell::default();
+    if !stalled {
+        let (shared, spec, ahead) = (shared.clone(), spec.clone(), cell.clone());
+        tokio::spawn(async move {
+            let _ = output(&shared, &ahead, &spec, fields).await;
+        });
+    }
+    cell
+}
+
+/// The output of a job, made once (counted in `outputs.made`).
 pub(crate) async fn output(
     shared: &Shared,
     cell: &OutputCell,
     spec: &OutputSpec,
     fields: [&'static str; 2],
 ) -> Result<Produced, InputFailure> {
-    cell.get_or_init(|| produce(shared, spec, fields))
-        .await
-        .clone()
+    cell.get_or_init(|| async {
+        let made = produce(shared, spec, fields).await;
+        shared.count("outputs.made");
+        made
+    })
+    .await
+    .clone()
 }

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use super::faults::{
     Endpoint, ErrorKind, FaultAction, InjectedError, JobFate, Provider, kling_http_status,
 };
-use super::jobs::{InputRef, OutputCell, OutputSpec, output};
+use super::jobs::{InputRef, OutputCell, OutputSpec, made_ahead, output};
 use super::media::{decode_base64, image_dims};
 use super::server::{Ctx, body_bytes, injected_error, lock, render_injected};
 use super::util::{
@@ -563,6 +563,10 @@ async fn body_object(req: Request) -> Result<Map<String, Value>, Response> {
 /// A new task for `plan` under a random 18-digit id, with its latency clock and fates.
 fn new_task(ctx: &Ctx, plan: Plan, fates: Vec<JobFate>, now_ms: u64) -> Task {
     let stalled = fates.contains(&JobFate::Stall);
+    let spec = OutputSpec::Video {
+        secs: plan.seconds as f64,
+        image: plan.image,
+    };
     Task {
         task_id: format!("{}", uuid::Uuid::new_v4().as_u128() % 10u128.pow(18)),
         external_task_id: plan.external,
@@ -577,11 +581,8 @@ fn new_task(ctx: &Ctx, plan: Plan, fates: Vec<JobFate>, now_ms: u64) -> Task {
         fates,
         regressed: false,
         last: Phase::Queued,
-        spec: OutputSpec::Video {
-            secs: plan.seconds as f64,
-            image: plan.image,
-        },
-        output: OutputCell::default(),
+        output: made_ahead(&ctx.shared, &spec, ["image", "image"], stalled),
+        spec,
     }
 }
 

@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::faults::{Endpoint, ErrorKind, FaultAction, InjectedError, JobFate, Provider};
-use super::jobs::{InputRef, OutputCell, OutputSpec, output};
+use super::jobs::{InputRef, OutputCell, OutputSpec, made_ahead, output};
 use super::server::{Ctx, body_bytes, injected_error, lock, render_injected, serve_media};
 use super::util::{
     Checker, UrlRules, header_str, iso8601, json, loc, loc_push, query_get, query_pairs, unix_ms,
@@ -539,6 +539,11 @@ enum Outcome {
 /// A new generation for `plan`, with its latency clock, fates and result token.
 fn new_generation(ctx: &Ctx, plan: Plan, fates: Vec<JobFate>) -> Generation {
     let stalled = fates.contains(&JobFate::Stall);
+    let spec = OutputSpec::LipSync {
+        video: plan.video,
+        audio: plan.audio,
+        mode: plan.mode,
+    };
     Generation {
         created_ms: unix_ms(),
         clock: Clock::new(
@@ -555,12 +560,8 @@ fn new_generation(ctx: &Ctx, plan: Plan, fates: Vec<JobFate>) -> Generation {
         fates,
         regressed: false,
         last: Phase::Queued,
-        spec: OutputSpec::LipSync {
-            video: plan.video,
-            audio: plan.audio,
-            mode: plan.mode,
-        },
-        output: OutputCell::default(),
+        output: made_ahead(&ctx.shared, &spec, ["input.video", "input.audio"], stalled),
+        spec,
         token: uuid::Uuid::new_v4().to_string(),
     }
 }

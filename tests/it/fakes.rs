@@ -832,6 +832,26 @@ async fn kling_jwt_create_poll_external_id_and_duplicates() {
     assert_eq!(stats(&s).await["kling.submit"], 1);
 }
 
+/// A job's output is made while the job runs, as a real provider's is ready when the job is done: a four-minute
+/// Kling task has its clip made long before it finishes.
+#[tokio::test]
+async fn a_job_output_is_made_while_the_job_runs() {
+    let s = start(LatencyProfile::Realistic, 1.0).await;
+    let body = json!({"model_name": "kling-v2-1", "image": sample_png_b64(&s).await,
+                      "prompt": "subtle head movements", "mode": "std", "duration": "5"});
+    let (code, v) = body_json(kling_post(&s, &good_jwt(), &body).await).await;
+    assert_eq!((code, v["code"].as_u64()), (200, Some(0)), "{v}");
+    let task_id = v["data"]["task_id"].as_str().expect("task_id").to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stats(&s).await["outputs.made"].as_u64().unwrap_or(0) < 1 {
+        assert!(Instant::now() < deadline, "the clip was not made ahead");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (code, v) = kling_get(&s, &task_id).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["data"]["task_status"], "submitted", "still queued: {v}");
+}
+
 #[tokio::test]
 async fn kling_429_twice_then_success_and_status_faults() {
     let s = start(LatencyProfile::None, 1.0).await;
