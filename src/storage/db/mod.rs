@@ -171,6 +171,9 @@ fn sqlite_pool(max: u32) -> AnyPoolOptions {
     // 1,000-scene render queued behind them (slow pool acquires).
     AnyPoolOptions::new()
         .max_connections(max)
+        // A connection to a local file does not go stale as a network one can: no ping (a round trip to the
+        // connection's thread) before every use.
+        .test_before_acquire(false)
         .after_connect(|conn, _| {
             Box::pin(async move {
                 use sqlx::Executor;
