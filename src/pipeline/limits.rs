@@ -1,13 +1,13 @@
 //! Per-provider concurrency limits held through the database, so they bind across every worker process: a
 //! paid step takes one of its provider's slots before it submits and frees it when its job has ended.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OnceCell, OwnedSemaphorePermit, Semaphore};
 
 use super::error::StepError;
 use crate::storage::db::Db;
@@ -81,7 +81,7 @@ pub struct ProviderLimits {
     /// Woken when a slot is freed here, or (through `LISTEN`) in another process.
     freed: Arc<Notify>,
     /// Pools whose slot rows this process has made sure exist, with the cap used.
-    ensured: Mutex<HashSet<(String, u32)>>,
+    ensured: Mutex<HashMap<(String, u32), Ensured>>,
     /// Per pool, this process's turns to look for a slot (`cap` permits, handed out first come first served).
     turns: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// The slots held here, renewed together.
@@ -104,6 +104,9 @@ impl Held {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+/// Whether a pool's slot rows (for one cap) were made: set once, by the first step to need them.
+type Ensured = Arc<OnceCell<()>>;
 
 /// A held slot: renewed while alive, freed when dropped (also when the step is aborted).
 pub struct SlotGuard {
@@ -185,17 +188,18 @@ impl ProviderLimits {
         let Some(cap) = self.caps.get(pool) else {
             return Ok(None);
         };
-        let ensure = (pool.to_string(), cap);
-        let known = self.ensured.lock().is_ok_and(|e| e.contains(&ensure));
-        if !known {
-            self.db
-                .ensure_slots(pool, cap)
-                .await
-                .map_err(|e| StepError::Storage(format!("preparing {pool} slots: {e}")))?;
-            if let Ok(mut e) = self.ensured.lock() {
-                e.insert(ensure);
-            }
-        }
+        // The pool's slot rows are made once per process: the steps that arrive meanwhile wait for that.
+        let ensured = self
+            .ensured
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((pool.to_string(), cap))
+            .or_default()
+            .clone();
+        ensured
+            .get_or_try_init(|| self.db.ensure_slots(pool, cap))
+            .await
+            .map_err(|e| StepError::Storage(format!("preparing {pool} slots: {e}")))?;
         let started = Instant::now();
         let turn = self
             .turns(pool, cap)
@@ -415,6 +419,34 @@ mod tests {
             assert!(Instant::now() < freed_by, "the last slot was not freed");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    #[tokio::test]
+    async fn slot_rows_are_made_up_to_the_cap_and_a_raised_cap_adds_the_rest() {
+        let (_dir, db) = db().await;
+        db.ensure_slots("kling", 3).await.unwrap();
+        db.ensure_slots("kling", 3).await.unwrap();
+        let taken = |holder: &'static str| {
+            let db = db.clone();
+            async move { db.try_take_slot("kling", 5, holder, 60_000).await.unwrap() }
+        };
+        let first: Vec<_> = [
+            taken("a").await,
+            taken("b").await,
+            taken("c").await,
+            taken("d").await,
+        ]
+        .into();
+        assert_eq!(
+            first,
+            [Some(0), Some(1), Some(2), None],
+            "three rows below a cap of 5"
+        );
+        db.ensure_slots("kling", 5).await.unwrap();
+        assert_eq!(
+            (taken("e").await, taken("f").await, taken("g").await),
+            (Some(3), Some(4), None)
+        );
     }
 
     #[tokio::test]

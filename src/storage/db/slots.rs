@@ -15,15 +15,19 @@ pub const SLOTS_CHANNEL: &str = "devatar_slots";
 impl Db {
     /// Makes sure slot rows 0..`cap` of `pool` exist (idempotent).
     pub async fn ensure_slots(&self, pool: &str, cap: u32) -> Result<(), DbError> {
-        for slot in 0..i64::from(cap) {
-            sqlx::query(
-                "INSERT INTO provider_slots (provider, slot) VALUES ($1, $2) ON CONFLICT (provider, slot) DO NOTHING",
-            )
+        if cap == 0 {
+            return Ok(());
+        }
+        // One statement for all rows (slot numbers are integers we make, not input).
+        let rows: Vec<String> = (0..cap).map(|slot| format!("($1, {slot})")).collect();
+        let sql = format!(
+            "INSERT INTO provider_slots (provider, slot) VALUES {} ON CONFLICT (provider, slot) DO NOTHING",
+            rows.join(", ")
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(pool)
-            .bind(slot)
             .execute(&self.writes)
             .await?;
-        }
         Ok(())
     }
 
