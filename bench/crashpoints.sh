@@ -24,6 +24,9 @@ trap cleanup EXIT
 
 export FAL_KEY=k ELEVENLABS_API_KEY=k KLING_ACCESS_KEY=a KLING_SECRET_KEY=s SYNCLABS_API_KEY=k
 export ELEVENLABS_VOICE_ID=21m00Tcm4TlvDq8ikWAM DEVATAR_LEASE_SECS=3 DEVATAR_ALLOW_PRIVATE_URLS=1
+# Provider waits scaled by 0.1 (first Kling look at 1 s instead of 10): the sandbox's `fast` jobs take under a
+# second, and unscaled polling made each render ~23 s and the whole script ~13 minutes.
+export DEVATAR_PROVIDER_TIME_SCALE=0.1
 fport=$((20000 + RANDOM % 10000))
 "$bin" fakes --bind "127.0.0.1:$fport" --latency fast 2>"$tmp/fakes.log" &
 pids+=($!)
