@@ -46,6 +46,7 @@ run() {
 
 run render bash bench/render.sh
 run face bash bench/face.sh
+run lora bash bench/lora.sh
 run api bash bench/api.sh 500 10
 run makespan env SEQUENTIAL=0 bash bench/makespan.sh 12 0.25
 run scenes bash bench/scenes.sh 1000
