@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use serde_json::Value;
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::RenderOptions;
 use super::error::StepError;
@@ -33,16 +33,22 @@ impl Prepared {
 
 /// What a step holds while it works: a slot of its provider's pool, or a share of this machine's cores
 /// (AUDIO and IMAGE without a slot, and light work, hold neither). Released when dropped.
-pub(super) struct Capacity<'a> {
+pub(super) struct Capacity {
     slot: Option<SlotGuard>,
-    _cores: Option<SemaphorePermit<'a>>,
+    cores: Option<OwnedSemaphorePermit>,
 }
 
-impl Capacity<'_> {
+impl Capacity {
     /// The provider slot, for the step's job context to hold until the provider has done the work (the
     /// result's download and storing then no longer keep the next job waiting).
     pub(super) fn take_slot(&mut self) -> Option<SlotGuard> {
         self.slot.take()
+    }
+
+    /// The share of the cores, for the step's job context to hold until the step's heavy local work is done
+    /// (storing its result then no longer keeps the next encode waiting).
+    pub(super) fn take_cores(&mut self) -> Option<OwnedSemaphorePermit> {
+        self.cores.take()
     }
 
     /// The note for the step's log when it waited noticeably (≥ 100 ms) for a provider slot.
@@ -85,7 +91,7 @@ impl Pipeline {
         &self,
         step: StepName,
         prepared: &Prepared,
-    ) -> Result<Capacity<'_>, StepError> {
+    ) -> Result<Capacity, StepError> {
         let slot = match prepared.pool() {
             Some(pool) => self.limits.acquire(pool).await?,
             None => None,
@@ -95,15 +101,13 @@ impl Pipeline {
             _ if prepared.light() => None,
             _ => Some(
                 self.heavy
-                    .acquire()
+                    .clone()
+                    .acquire_owned()
                     .await
                     .map_err(|e| StepError::Internal(e.to_string()))?,
             ),
         };
-        Ok(Capacity {
-            slot,
-            _cores: cores,
-        })
+        Ok(Capacity { slot, cores })
     }
 
     /// The lock serialising executions of one content key (entries are dropped when nobody holds them):

@@ -139,6 +139,8 @@ impl Pipeline {
         }
         if let Some(slot) = capacity.take_slot() {
             job = job.holding(slot);
+        } else if let Some(cores) = capacity.take_cores() {
+            job = job.holding(cores);
         }
         let out = step.execute(cx, &work, &job).await;
         let _ = tokio::fs::remove_dir_all(&work).await;

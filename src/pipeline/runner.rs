@@ -35,7 +35,7 @@ pub struct Pipeline {
     pub(super) work_root: PathBuf,
     pub(super) progress: Arc<dyn Progress>,
     /// Bounds concurrent ffmpeg-heavy steps on this machine.
-    pub(super) heavy: Semaphore,
+    pub(super) heavy: Arc<Semaphore>,
     /// Per-provider concurrency, held across every process on the database.
     pub(crate) limits: ProviderLimits,
     /// Test hook: abort the process after this many executed steps (simulates `kill -9`).
@@ -90,7 +90,7 @@ impl Pipeline {
             }),
             work_root,
             progress,
-            heavy: Semaphore::new(cores.clamp(1, 4)),
+            heavy: Arc::new(Semaphore::new(cores.clamp(1, 4))),
             limits: ProviderLimits::new(
                 db.clone(),
                 settings.provider_limits.clone(),

@@ -102,11 +102,13 @@ pub struct JobCtx {
     notes: Arc<Mutex<Vec<String>>>,
     budget: Option<Arc<Budget>>,
     progress: Option<Progress>,
-    /// What the step holds for as long as the provider works on its job (a provider slot).
+    /// What the step holds for as long as the provider works on its job (a provider slot), or for as long as
+    /// its heavy local work runs (a share of the machine's cores).
     held: Arc<Mutex<Option<Held>>>,
 }
 
-/// A resource a step holds while its provider works (a provider concurrency slot); released when dropped.
+/// A resource a step holds while its provider works (a provider concurrency slot) or while its heavy local work
+/// runs (a share of the cores); released when dropped.
 type Held = Box<dyn std::any::Any + Send>;
 
 /// Where live progress lines of a long job go (queue position, provider logs).
@@ -134,8 +136,9 @@ impl JobCtx {
         }
     }
 
-    /// The same context, holding `resource` (the step's provider slot) until the provider reports the paid work
-    /// done ([`Self::provider_done`]) or the context is dropped.
+    /// The same context, holding `resource` (the step's provider slot, or its share of the cores) until the
+    /// provider reports the paid work done ([`Self::provider_done`]), the heavy local work is done
+    /// ([`Self::local_work_done`]), or the context is dropped.
     pub fn holding(self, resource: impl Send + 'static) -> Self {
         if let Ok(mut held) = self.held.lock() {
             *held = Some(Box::new(resource));
@@ -147,6 +150,17 @@ impl JobCtx {
     /// held for it, so the next job can be submitted while this result is downloaded and stored. Call it only
     /// when the step submits nothing more.
     pub fn provider_done(&self) {
+        self.release();
+    }
+
+    /// The step's heavy local work (an encode) is done: releases its share of the machine's cores, so the next
+    /// encode starts while this result is stored. Call it only when no heavy work follows.
+    pub fn local_work_done(&self) {
+        self.release();
+    }
+
+    /// Drops what the step held.
+    fn release(&self) {
         let released = self.held.lock().ok().and_then(|mut held| held.take());
         drop(released);
     }

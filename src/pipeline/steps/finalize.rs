@@ -40,7 +40,7 @@ impl Step for Finalize {
         &self,
         cx: &StepCx<'_>,
         work: &Path,
-        _job: &JobCtx,
+        job: &JobCtx,
     ) -> Result<StepOutput, StepError> {
         cx.scene()?;
         let input = cx
@@ -59,6 +59,11 @@ impl Step for Finalize {
             .media()
             .normalize(&input, &final_path, &cx.delivery(), burn)
             .await?;
+        let score = clip_score_for(cx)?;
+        if score.is_none() {
+            // The encode was the heavy part: the next scene's may start while this one is stored.
+            job.local_work_done();
+        }
         let thumb = work.join("thumb.jpg");
         // The thumbnail's ffmpeg runs while the clip is hashed and stored.
         let (thumbed, video) = tokio::join!(
@@ -77,7 +82,7 @@ impl Step for Finalize {
             .insert("vtt".into(), cx.store_text(to_vtt(&c), "vtt").await?);
         out.duration_seconds = Some(info.duration);
         out.words = words;
-        if let Some(score) = clip_score_for(cx)? {
+        if let Some(score) = score {
             let scored = score.score(cx, &final_path, info.duration, work).await;
             (out.identity_distance, out.identity_median) = scored.unzip();
         }

@@ -83,6 +83,8 @@ pub struct Calls {
     pub(super) no_face_models: std::sync::atomic::AtomicBool,
     /// The ids of the clips `prepare_join` was asked to prepare, in call order.
     prepared: Mutex<Vec<String>>,
+    /// Thumbnails wait for this many normalisations first (0: they do not wait).
+    thumbnails_after: std::sync::atomic::AtomicUsize,
 }
 
 impl Calls {
@@ -126,6 +128,12 @@ impl Calls {
         if let Ok(mut f) = self.failures.lock() {
             f.push((op, needle.to_string()));
         }
+    }
+
+    /// Makes every thumbnail wait until `n` clips were normalised — failing after 10 s without them.
+    pub fn thumbnails_after_normalizing(&self, n: usize) {
+        self.thumbnails_after
+            .store(n, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Forgets every failure rule.
@@ -467,6 +475,19 @@ impl MediaEditor for FakeMedia {
         at_seconds: f64,
     ) -> Result<(), MediaError> {
         self.0.media_call(Op::Thumbnail, &read_fake(input)?)?;
+        let wanted = self
+            .0
+            .thumbnails_after
+            .load(std::sync::atomic::Ordering::SeqCst);
+        let waited = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            while self.0.count(Op::Normalize) < wanted {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        });
+        waited.await.map_err(|_| MediaError::Timeout {
+            program: "fake-media".into(),
+            seconds: 10,
+        })?;
         let what = format!("thumbnail at {at_seconds:.2} s of {}", hash_of(input));
         write_media(output, 0.0, &what)
     }

@@ -52,6 +52,19 @@ async fn kit(n: usize) -> (TestPipeline, RenderPlan, RunId) {
     (t, plan, run)
 }
 
+/// FINALIZE holds a share of the cores only for its encode: with one share, a scene whose thumbnail waits for
+/// the other scene's encode still finishes (it waits out 10 s and fails when the share is held to the end).
+#[tokio::test]
+async fn a_finalize_frees_its_share_of_the_cores_after_its_encode() {
+    let (t, plan, run) = kit(2).await;
+    let heavy = &t.pipeline().heavy;
+    heavy.forget_permits(heavy.available_permits() - 1);
+    t.calls.thumbnails_after_normalizing(2);
+    let report = t.execute(&run, &plan).await;
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(t.calls.count(Op::Thumbnail), 2);
+}
+
 #[tokio::test]
 async fn a_multi_scene_render_runs_in_process_with_fakes() {
     let (t, plan, run) = kit(3).await;
