@@ -5,6 +5,7 @@ pub mod captions;
 pub mod compose;
 pub mod edit;
 mod editor;
+mod mix;
 mod parts;
 mod probe;
 mod process;

@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
+use super::edit::Delivery;
+use super::mix::AudioMix;
 use super::process::MediaError;
 use super::splice::ClipFrames;
 
@@ -27,6 +29,12 @@ pub struct SpliceParts {
     files: Mutex<HashMap<String, Arc<OnceCell<PathBuf>>>>,
     made: AtomicUsize,
     reused: AtomicUsize,
+    /// The project audio, fed ahead of the join with the clips known in order.
+    audio: tokio::sync::Mutex<AudioState>,
+    /// Audio mixes started, for unique file names.
+    mixes: AtomicUsize,
+    /// Clips whose audio was fed ahead of a join.
+    fed_ahead: AtomicUsize,
 }
 
 impl SpliceParts {
@@ -38,6 +46,9 @@ impl SpliceParts {
             files: Mutex::default(),
             made: AtomicUsize::new(0),
             reused: AtomicUsize::new(0),
+            audio: tokio::sync::Mutex::default(),
+            mixes: AtomicUsize::new(0),
+            fed_ahead: AtomicUsize::new(0),
         }
     }
 
@@ -109,6 +120,62 @@ impl SpliceParts {
         self.count_reuse(&ran);
         Ok(file)
     }
+}
+
+impl SpliceParts {
+    /// The project audio of the join, fed ahead by [`prepare_splice`](super::splice::prepare_splice) (held while
+    /// it is fed or finished).
+    pub(super) async fn audio(&self) -> tokio::sync::MutexGuard<'_, AudioState> {
+        self.audio.lock().await
+    }
+
+    /// Clips whose audio was fed to the project audio ahead of a join.
+    pub fn audio_fed_ahead(&self) -> usize {
+        self.fed_ahead.load(Ordering::SeqCst)
+    }
+
+    /// Counts a clip fed ahead.
+    pub(super) fn count_fed_ahead(&self) {
+        self.fed_ahead.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Starts a new mix of the project audio in the parts folder.
+    pub(super) async fn start_mix(
+        &self,
+        d: &Delivery,
+        fade_seconds: f64,
+    ) -> Result<AudioMix, MediaError> {
+        tokio::fs::create_dir_all(&self.dir)
+            .await
+            .map_err(|source| MediaError::Io {
+                what: format!("creating {}", self.dir.display()),
+                source,
+            })?;
+        let n = self.mixes.fetch_add(1, Ordering::SeqCst);
+        AudioMix::start(d, fade_seconds, self.dir.join(format!("audio-{n}.m4a")))
+    }
+
+    /// The file of the part named by `key` when it is made (never waiting for one being made).
+    pub(super) fn made_file(&self, key: &str) -> Option<PathBuf> {
+        cell(&self.files, key).get().cloned()
+    }
+
+    /// Where the part named by `key` is written (its base path: a part may add extensions).
+    pub(super) fn part_path(&self, key: &str) -> PathBuf {
+        self.dir.join(part_name(key))
+    }
+}
+
+/// Where the project audio of the join stands.
+#[derive(Debug, Default)]
+pub(super) enum AudioState {
+    /// Not started.
+    #[default]
+    Idle,
+    /// Being fed ahead of the join.
+    Feeding(Box<AudioMix>),
+    /// Taken by a join (later preparations feed nothing; a later join starts again).
+    Taken,
 }
 
 /// The cell of `key` in `map` (a poisoned lock gives a fresh cell: the part is then made again).

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 
 /// A media tool failed.
 #[derive(Debug, thiserror::Error)]
@@ -104,46 +104,84 @@ pub async fn run_tool(
     stdin: Option<&[u8]>,
     timeout: Duration,
 ) -> Result<Vec<u8>, MediaError> {
-    let mut cmd = tool_command(program).map_err(|source| MediaError::Spawn {
-        program: program.into(),
-        source,
-    })?;
-    cmd.args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|source| MediaError::Spawn {
-        program: program.into(),
-        source,
-    })?;
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+    let mut tool = RunningTool::start(program, args, stdin.is_some())?;
+    if let (Some(input), Some(mut pipe)) = (stdin, tool.take_stdin()) {
         // A tool that exits early closes its stdin; its exit status tells the real story.
         let _ = pipe.write_all(input).await;
         drop(pipe);
     }
-    let output = tokio::time::timeout(timeout, child.wait_with_output())
-        .await
-        .map_err(|_| MediaError::Timeout {
-            program: program.into(),
-            seconds: timeout.as_secs(),
-        })?
-        .map_err(|source| MediaError::Spawn {
+    tool.wait(timeout).await
+}
+
+/// A started tool (see [`run_tool`]), killed when dropped before [`RunningTool::wait`] returns.
+pub(crate) struct RunningTool {
+    program: String,
+    /// What it writes (its last argument), for the log.
+    output: String,
+    child: Child,
+    started: std::time::Instant,
+}
+
+impl RunningTool {
+    /// Starts `program args…` with its stdout and stderr captured and, when `stdin`, a pipe to its stdin.
+    pub(crate) fn start(program: &str, args: &[String], stdin: bool) -> Result<Self, MediaError> {
+        let spawn_error = |source| MediaError::Spawn {
             program: program.into(),
             source,
-        })?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(6).collect();
-        return Err(MediaError::Failed {
+        };
+        let mut cmd = tool_command(program).map_err(spawn_error)?;
+        cmd.args(args)
+            .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        Ok(Self {
             program: program.into(),
-            status: output.status.to_string(),
-            stderr_tail: tail.into_iter().rev().collect::<Vec<_>>().join(" | "),
-        });
+            output: args.last().cloned().unwrap_or_default(),
+            child: cmd.spawn().map_err(spawn_error)?,
+            started: std::time::Instant::now(),
+        })
     }
-    Ok(output.stdout)
+
+    /// The pipe to its stdin (once; `None` without one).
+    pub(crate) fn take_stdin(&mut self) -> Option<tokio::process::ChildStdin> {
+        self.child.stdin.take()
+    }
+
+    /// Waits for it to exit (killing it after `timeout`) and returns its stdout; an error with the end of its
+    /// stderr when it failed.
+    pub(crate) async fn wait(self, timeout: Duration) -> Result<Vec<u8>, MediaError> {
+        let Self {
+            program,
+            output,
+            child,
+            started,
+        } = self;
+        let result = tokio::time::timeout(timeout, child.wait_with_output())
+            .await
+            .map_err(|_| MediaError::Timeout {
+                program: program.clone(),
+                seconds: timeout.as_secs(),
+            })?
+            .map_err(|source| MediaError::Spawn {
+                program: program.clone(),
+                source,
+            })?;
+        tracing::debug!(
+            program,
+            output,
+            ms = started.elapsed().as_millis() as u64,
+            "tool finished"
+        );
+        if !result.status.success() {
+            let stderr = String::from_utf8_lossy(&result.stderr);
+            let tail: Vec<&str> = stderr.lines().rev().take(6).collect();
+            return Err(MediaError::Failed {
+                program,
+                status: result.status.to_string(),
+                stderr_tail: tail.into_iter().rev().collect::<Vec<_>>().join(" | "),
+            });
+        }
+        Ok(result.stdout)
+    }
 }

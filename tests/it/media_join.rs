@@ -326,6 +326,11 @@ async fn a_join_prepared_scene_by_scene_is_the_full_join_and_skips_a_changed_cli
         7,
         "probes and bodies of scenes 0, 2 and 3, and the crossfade 2→3"
     );
+    assert_eq!(
+        parts.audio_fed_ahead(),
+        1,
+        "scene 0's audio: scene 1 is not known"
+    );
     let (made, reused) = (parts.made(), parts.reused());
     let incremental_path = d.join("incremental.mp4");
     let incremental = join_with_crossfades(&all, &incremental_path, &DELIVERY, &parts)
@@ -344,6 +349,11 @@ async fn a_join_prepared_scene_by_scene_is_the_full_join_and_skips_a_changed_cli
     edited[2] = normalized(d, "edited", &[(2.4, "yuvtestsrc")])
         .await
         .remove(0);
+    // The audio fed ahead holds the old scene 2 again: the join must not use it.
+    let old: Vec<Option<JoinClip>> = all.iter().copied().map(Some).collect();
+    prepare_splice(&old, &[2], &DELIVERY, DELIVERY.crossfade, &parts)
+        .await
+        .unwrap();
     let (made, reused) = (parts.made(), parts.reused());
     let stale_path = d.join("after-edit.mp4");
     let after_edit = join_with_crossfades(&join_clips(&edited), &stale_path, &DELIVERY, &parts)

@@ -82,7 +82,9 @@ impl Step for Assemble {
             .await?;
         if joined.spliced && ready > 0 {
             job.note(format!(
-                "{ready} probes and parts of the join were made while the scenes rendered; {} now",
+                "{ready} probes and parts of the join were made while the scenes rendered, and the audio of {} \
+                 scenes encoded; {} parts now",
+                parts.audio_fed_ahead(),
                 parts.made().saturating_sub(ready)
             ));
         }
