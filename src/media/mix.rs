@@ -17,9 +17,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::ChildStdin;
 
 use super::edit::Delivery;
-use super::process::{MediaError, RunningTool};
+use super::process::{MediaError, RunningTool, run_tool};
 
-/// Deadline of the encoder's finish after its input ends.
+/// Deadline of a clip's PCM extraction, and of the encoder's finish after its input ends.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(600);
 /// Channels of the project audio (interleaved).
 const CHANNELS: usize = 2;
@@ -87,15 +87,24 @@ impl AudioMix {
         &self.fed
     }
 
-    /// Feeds the audio of the next clip: the float PCM file `pcm` (interleaved stereo at the mix's rate), cut or
-    /// padded to `seconds`, kept as `id`.
+    /// Feeds the audio of the next clip, `clip`, kept as `id`: the float PCM file `pcm` (interleaved stereo at the
+    /// mix's rate, as [`pcm_args`] writes it; written from `clip` when missing), cut or padded to `seconds`. The
+    /// PCM file is removed once fed: a thousand scenes' PCM would fill gigabytes until the run ends.
     pub(super) async fn push(
         &mut self,
         pcm: &Path,
+        clip: &Path,
         seconds: f64,
         id: &str,
     ) -> Result<(), MediaError> {
+        if !tokio::fs::try_exists(pcm).await.unwrap_or(false) {
+            let mut args: Vec<String> = ["-y", "-v", "error", "-i"].map(String::from).to_vec();
+            args.push(clip.display().to_string());
+            args.extend(pcm_args(self.sample_rate, pcm));
+            run_tool("ffmpeg", &args, None, TOOL_TIMEOUT).await?;
+        }
         let samples = read_pcm(pcm, seconds, self.sample_rate).await?;
+        let _ = tokio::fs::remove_file(pcm).await;
         self.push_samples(samples, id).await
     }
 
@@ -214,7 +223,6 @@ pub(super) fn pcm_args(sample_rate: u32, output: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::process::run_tool;
 
     fn delivery() -> Delivery {
         Delivery {
@@ -289,11 +297,15 @@ mod tests {
         let mut mix = AudioMix::start(&d, 0.2, ours.clone()).unwrap();
         for (i, (path, secs)) in clips.iter().enumerate() {
             let pcm = dir.path().join(format!("c{i}.pcm"));
-            let mut args: Vec<String> = ["-y", "-v", "error", "-i"].map(String::from).to_vec();
-            args.push(path.display().to_string());
-            args.extend(pcm_args(48_000, &pcm));
-            run_tool("ffmpeg", &args, None, TOOL_TIMEOUT).await.unwrap();
-            mix.push(&pcm, *secs, &format!("c{i}")).await.unwrap();
+            // The first two as the splice's body copy writes them; the others extracted by the mix.
+            if i < 2 {
+                let mut args: Vec<String> = ["-y", "-v", "error", "-i"].map(String::from).to_vec();
+                args.push(path.display().to_string());
+                args.extend(pcm_args(48_000, &pcm));
+                run_tool("ffmpeg", &args, None, TOOL_TIMEOUT).await.unwrap();
+            }
+            mix.push(&pcm, path, *secs, &format!("c{i}")).await.unwrap();
+            assert!(!pcm.exists(), "the PCM of a fed clip is removed");
         }
         assert_eq!(mix.fed(), ["c0", "c1", "c2", "c3"]);
         mix.finish().await.unwrap();

@@ -178,10 +178,10 @@ pub async fn splice_with_crossfades(
     // as PCM) is made, while the other parts are made.
     let (mut mix, fed) = mix_for_join(parts, &known, fade, d).await?;
     let (bodies, mut made_bodies) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
-    let pcms: Vec<(PathBuf, f64, &str)> = known
+    let pcms: Vec<(PathBuf, &JoinClip, f64)> = known
         .iter()
         .flatten()
-        .map(|k| (pcm_path(parts, k, d), k.1 as f64 / d.fps as f64, k.0.id))
+        .map(|k| (pcm_path(parts, k, d), &k.0, k.1 as f64 / d.fps as f64))
         .collect();
     let make_all = async move {
         let mut files = Vec::new();
@@ -195,11 +195,11 @@ pub async fn splice_with_crossfades(
         Ok::<_, MediaError>(files)
     };
     let finish_audio = async {
-        for (i, (pcm, seconds, id)) in pcms.iter().enumerate() {
+        for (i, (pcm, clip, seconds)) in pcms.iter().enumerate() {
             // Bodies are made in stream order: this is clip i's (the fed clips' bodies are passed over).
             made_bodies.recv().await;
             if i >= fed {
-                mix.push(pcm, *seconds, id).await?;
+                mix.push(pcm, clip.path, *seconds, clip.id).await?;
             }
         }
         mix.finish().await
@@ -285,8 +285,8 @@ async fn feed_ahead(
         }
         ready.push((
             pcm_path(parts, &known, d),
+            *clip,
             f.frames as f64 / d.fps as f64,
-            clip.id,
         ));
     }
     if ready.is_empty() {
@@ -300,8 +300,8 @@ async fn feed_ahead(
     let AudioState::Feeding(mix) = &mut *state else {
         return Ok(());
     };
-    for (pcm, seconds, id) in ready {
-        if let Err(e) = mix.push(&pcm, seconds, id).await {
+    for (pcm, clip, seconds) in ready {
+        if let Err(e) = mix.push(&pcm, clip.path, seconds, clip.id).await {
             *state = AudioState::Idle;
             return Err(e);
         }

@@ -69,7 +69,14 @@ pub async fn upload(
     id: &IdentityId,
     mut multipart: Multipart,
 ) -> Result<PhotosAdded, ApiError> {
-    require_identity(state, id).await?;
+    if let Err(e) = require_identity(state, id).await {
+        // Read the upload (within the body limit) before answering: a client still sending it would see a broken
+        // pipe instead of the 404.
+        while let Ok(Some(mut field)) = multipart.next_field().await {
+            while let Ok(Some(_)) = field.chunk().await {}
+        }
+        return Err(e);
+    }
     let mut added = Vec::new();
     while let Some(mut field) = multipart.next_field().await.map_err(bad_multipart)? {
         if added.len() == MAX_FILES {
