@@ -3,8 +3,8 @@
 # bench/results/<date>-<commit>.md (commit the newest; README shows its summary table).
 #
 # Each benchmark prints its own figure against its goal; this script only collects them. It takes roughly
-# 30–40 minutes on 2 cores (the makespan run alone is about 4 minutes at time scale 0.25; the sequential makespan
-# baseline is skipped). Usage: bench/all.sh [SKIP...]  e.g. `bench/all.sh fuzz crashpoints` skips those two.
+# 30–40 minutes on 2 cores (the makespan runs are about 4 minutes at time scale 0.25 and 1.5 at 0.1; the sequential
+# makespan baseline is skipped). Usage: bench/all.sh [SKIP...]  e.g. `bench/all.sh fuzz crashpoints` skips those two.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 skip=" $* "
@@ -49,6 +49,7 @@ run face bash bench/face.sh
 run lora bash bench/lora.sh
 run api bash bench/api.sh 500 10
 run makespan env SEQUENTIAL=0 bash bench/makespan.sh 12 0.25
+run makespan-0.1 env SEQUENTIAL=0 bash bench/makespan.sh 12 0.1
 run scenes bash bench/scenes.sh 1000
 run workers bash bench/workers.sh
 run crashpoints bash bench/crashpoints.sh
