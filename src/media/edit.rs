@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::parts::SpliceParts;
-use super::probe::{MediaInfo, probe};
+use super::probe::{MediaInfo, VideoPackets, probe, probe_packets};
 use super::process::{MediaError, run_tool};
 use super::splice::{
     JoinClip, Joined, X264_ARGS, fade_frames, splice_keyframe_times, splice_with_crossfades,
@@ -90,14 +90,30 @@ async fn moov_first(path: &Path) -> bool {
     false
 }
 
+/// A clip normalised to the delivery format.
+#[derive(Debug, Clone)]
+pub struct Normalized {
+    /// Probe of the output (of the input, when it was copied).
+    pub info: MediaInfo,
+    /// The output's video packets, when it was encoded here: what the splice join would probe it for (see
+    /// [`super::splice::seed_probe`]).
+    pub video: Option<VideoPackets>,
+}
+
+impl From<MediaInfo> for Normalized {
+    fn from(info: MediaInfo) -> Self {
+        Self { info, video: None }
+    }
+}
+
 /// Normalises `input` to the delivery format (copying streams when they already match), burning
-/// `burn_srt` subtitles in when given. Returns the probe of the output (of the input, when copied).
+/// `burn_srt` subtitles in when given.
 pub async fn normalize(
     input: &Path,
     output: &Path,
     d: &Delivery,
     burn_srt: Option<&Path>,
-) -> Result<MediaInfo, MediaError> {
+) -> Result<Normalized, MediaError> {
     let info = probe(input).await?;
     let (inp, out) = (input.display().to_string(), output.display().to_string());
     if burn_srt.is_none() && is_delivery_format(&info, d) {
@@ -109,7 +125,7 @@ pub async fn normalize(
                     what: format!("copying {} to {}", input.display(), output.display()),
                     source,
                 })?;
-            return Ok(info);
+            return Ok(info.into());
         }
         run_tool(
             "ffmpeg",
@@ -130,7 +146,7 @@ pub async fn normalize(
         )
         .await?;
         // A stream copy keeps what the input's probe saw; no second ffprobe start-up.
-        return Ok(info);
+        return Ok(info.into());
     }
     let (w, h, fps) = (d.width, d.height, d.fps);
     let mut vf = format!(
@@ -161,7 +177,12 @@ pub async fn normalize(
         &out,
     ]));
     run_tool("ffmpeg", &cmd, None, LONG).await?;
-    probe(output).await
+    // Streams and packets in one ffprobe start-up: the splice join need not probe this clip again.
+    let (info, video) = probe_packets(output).await?;
+    Ok(Normalized {
+        info,
+        video: Some(video),
+    })
 }
 
 /// Escapes a path for use inside an ffmpeg filter argument.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 
 use super::compose;
-use super::edit::{self, Delivery};
+use super::edit::{self, Delivery, Normalized};
 use super::parts::SpliceParts;
 use super::probe::{self, MediaInfo};
 use super::process::MediaError;
@@ -24,14 +24,14 @@ pub trait MediaEditor: Send + Sync {
     async fn probe(&self, path: &Path) -> Result<MediaInfo, MediaError>;
 
     /// Normalises `input` to the delivery format `d` into `output`, burning `burn_srt` subtitles in when
-    /// given; returns the probe of the output.
+    /// given; returns the probe of the output (and its video packets when it was encoded).
     async fn normalize(
         &self,
         input: &Path,
         output: &Path,
         d: &Delivery,
         burn_srt: Option<&Path>,
-    ) -> Result<MediaInfo, MediaError>;
+    ) -> Result<Normalized, MediaError>;
 
     /// Writes a JPEG thumbnail of `input` taken at `at_seconds`.
     async fn thumbnail(
@@ -114,7 +114,7 @@ impl MediaEditor for Ffmpeg {
         output: &Path,
         d: &Delivery,
         burn_srt: Option<&Path>,
-    ) -> Result<MediaInfo, MediaError> {
+    ) -> Result<Normalized, MediaError> {
         edit::normalize(input, output, d, burn_srt).await
     }
 

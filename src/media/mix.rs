@@ -3,12 +3,12 @@
 //! one AAC encoder.
 //!
 //! The mix is made here rather than by one ffmpeg filter graph so that it can be fed a scene at a time: the
-//! ffmpeg that copies a clip's body for the splice also writes its audio as float PCM ([`pcm_args`]), and the
+//! ffmpeg that copies a clip's body for the splice also writes its audio as 16-bit PCM ([`pcm_args`]), and the
 //! pipeline's pre-joiner feeds each finished scene whose predecessors are fed (`splice::prepare_splice`), so
 //! the encoder has done most of the project while scenes still render and the join only feeds the rest — with
-//! no ffmpeg start-up per clip. Only the crossfade's length of the last clip fed is held in memory, so a long
-//! project's audio costs no more memory than a short one's (one filter graph crossfading a thousand clips did
-//! quadratic work).
+//! no ffmpeg start-up per clip; only the crossfades are computed, the rest is passed to the encoder as it is.
+//! Only the crossfade's length of the last clip fed is held in memory, so a long project's audio costs no more
+//! memory than a short one's (one filter graph crossfading a thousand clips did quadratic work).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -87,9 +87,9 @@ impl AudioMix {
         &self.fed
     }
 
-    /// Feeds the audio of the next clip, `clip`, kept as `id`: the float PCM file `pcm` (interleaved stereo at the
-    /// mix's rate, as [`pcm_args`] writes it; written from `clip` when missing), cut or padded to `seconds`. The
-    /// PCM file is removed once fed: a thousand scenes' PCM would fill gigabytes until the run ends.
+    /// Feeds the audio of the next clip, `clip`, kept as `id`: the PCM file `pcm` (16-bit interleaved stereo at
+    /// the mix's rate, as [`pcm_args`] writes it; written from `clip` when missing), cut or padded to `seconds`.
+    /// The PCM file is removed once fed: a thousand scenes' PCM would fill gigabytes until the run ends.
     pub(super) async fn push(
         &mut self,
         pcm: &Path,
@@ -108,22 +108,20 @@ impl AudioMix {
         self.push_samples(samples, id).await
     }
 
-    /// Feeds one clip's decoded samples (interleaved stereo).
-    async fn push_samples(&mut self, clip: Vec<f32>, id: &str) -> Result<(), MediaError> {
-        let ready = self.crossfade.next(clip);
-        self.write(&ready).await?;
+    /// Feeds one clip's samples (16-bit little-endian interleaved stereo): the crossfade into it, then its body
+    /// as it is (no conversion: only the crossfades are computed).
+    async fn push_samples(&mut self, clip: Vec<u8>, id: &str) -> Result<(), MediaError> {
+        let (faded, body) = self.crossfade.next(&clip);
+        self.write(&faded).await?;
+        self.write(&clip[body]).await?;
         self.fed.push(id.to_string());
         Ok(())
     }
 
-    /// Writes samples to the encoder as 16-bit.
-    async fn write(&mut self, samples: &[f32]) -> Result<(), MediaError> {
-        let bytes: Vec<u8> = samples
-            .iter()
-            .flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes())
-            .collect();
+    /// Writes samples to the encoder.
+    async fn write(&mut self, samples: &[u8]) -> Result<(), MediaError> {
         self.input
-            .write_all(&bytes)
+            .write_all(samples)
             .await
             .map_err(|source| MediaError::Io {
                 what: "feeding the project audio encoder".into(),
@@ -152,55 +150,59 @@ impl std::fmt::Debug for AudioMix {
     }
 }
 
-/// Crossfades a sequence of clips' samples (interleaved stereo).
+/// Bytes of one frame: a 16-bit sample per channel.
+const FRAME: usize = CHANNELS * 2;
+
+/// Crossfades a sequence of clips' samples (16-bit little-endian interleaved stereo).
 struct Crossfader {
     /// The end of the last clip, one crossfade long at most, kept back to be faded into the next clip.
-    held: Vec<f32>,
-    /// Frames (one sample per channel) of a crossfade.
+    held: Vec<u8>,
+    /// Frames of a crossfade.
     fade: usize,
 }
 
 impl Crossfader {
-    /// Takes the next clip; returns the samples that are now final (the held end faded into the clip's start,
-    /// then the clip but for its own end, which is held).
-    fn next(&mut self, mut clip: Vec<f32>) -> Vec<f32> {
-        let overlap = self.held.len().min(clip.len());
-        let frames = (overlap / CHANNELS) as f32;
-        for (i, (out, incoming)) in self.held.iter_mut().zip(&mut clip).enumerate() {
+    /// Takes the next clip; returns the samples that are now final: the held end faded into the clip's start,
+    /// and the range of the clip that follows as it is (its own end is held).
+    fn next(&mut self, clip: &[u8]) -> (Vec<u8>, std::ops::Range<usize>) {
+        let overlap = self.held.len().min(clip.len()) / FRAME * FRAME;
+        let frames = (overlap / FRAME) as f32;
+        let mut faded = std::mem::take(&mut self.held);
+        faded.truncate(overlap);
+        let pairs = faded.chunks_exact_mut(2).zip(clip.chunks_exact(2));
+        for (i, (out, incoming)) in pairs.enumerate() {
             // acrossfade's default (triangular) curves: the outgoing clip from (n-1)/n down, the incoming from 0 up.
             let at = (i / CHANNELS) as f32;
-            *out = *out * (frames - 1.0 - at) / frames + *incoming * at / frames;
+            let (a, b) = (sample(out), sample(incoming));
+            let mixed = a * (frames - 1.0 - at) / frames + b * at / frames;
+            out.copy_from_slice(&(mixed.round().clamp(-32768.0, 32767.0) as i16).to_le_bytes());
         }
-        let mut ready = std::mem::take(&mut self.held);
-        ready.truncate(overlap);
-        let rest = &clip[overlap..];
-        let keep = (self.fade * CHANNELS).min(rest.len());
-        ready.extend_from_slice(&rest[..rest.len() - keep]);
-        self.held = rest[rest.len() - keep..].to_vec();
-        ready
+        let keep = (self.fade * FRAME).min(clip.len() - overlap);
+        let end = clip.len() - keep;
+        self.held = clip[end..].to_vec();
+        (faded, overlap..end)
     }
 }
 
-/// The float PCM file `path` (interleaved stereo at `rate`), cut or padded with silence to `seconds`.
-async fn read_pcm(path: &Path, seconds: f64, rate: u32) -> Result<Vec<f32>, MediaError> {
-    let raw = tokio::fs::read(path)
+/// One 16-bit little-endian sample.
+fn sample(bytes: &[u8]) -> f32 {
+    f32::from(i16::from_le_bytes([bytes[0], bytes[1]]))
+}
+
+/// The PCM file `path` (16-bit interleaved stereo at `rate`), cut or padded with silence to `seconds`.
+async fn read_pcm(path: &Path, seconds: f64, rate: u32) -> Result<Vec<u8>, MediaError> {
+    let mut samples = tokio::fs::read(path)
         .await
         .map_err(|source| MediaError::Io {
             what: format!("reading the clip audio {}", path.display()),
             source,
         })?;
-    let wanted = (seconds * f64::from(rate)).round() as usize * CHANNELS;
-    let mut samples: Vec<f32> = raw
-        .chunks_exact(4)
-        .take(wanted)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    samples.resize(wanted, 0.0);
+    samples.resize((seconds * f64::from(rate)).round() as usize * FRAME, 0);
     Ok(samples)
 }
 
-/// The arguments that make ffmpeg write the first audio stream of its input as the float PCM [`AudioMix::push`]
-/// takes, into `output`.
+/// The arguments that make ffmpeg write the first audio stream of its input as the PCM [`AudioMix::push`] takes
+/// (16-bit, the encoder's input; the filter graph this replaced mixed to 16-bit too), into `output`.
 pub(super) fn pcm_args(sample_rate: u32, output: &Path) -> Vec<String> {
     let rate = sample_rate.to_string();
     let mut args: Vec<String> = [
@@ -211,11 +213,11 @@ pub(super) fn pcm_args(sample_rate: u32, output: &Path) -> Vec<String> {
         "-ac",
         "2",
         "-c:a",
-        "pcm_f32le",
+        "pcm_s16le",
     ]
     .map(String::from)
     .to_vec();
-    args.extend(["-f", "f32le"].map(String::from));
+    args.extend(["-f", "s16le"].map(String::from));
     args.push(output.display().to_string());
     args
 }
@@ -248,25 +250,31 @@ mod tests {
     /// Held samples fade out as the next clip's fade in, linearly, and the clips overlap by the crossfade.
     #[test]
     fn clips_overlap_by_the_crossfade_with_linear_gains() {
-        let stereo = |frames: &[f32]| -> Vec<f32> { frames.iter().flat_map(|&f| [f, f]).collect() };
+        let stereo = |frames: &[i16]| -> Vec<u8> {
+            frames
+                .iter()
+                .flat_map(|&f| [f, f])
+                .flat_map(i16::to_le_bytes)
+                .collect()
+        };
         let mut fader = Crossfader {
             held: Vec::new(),
             fade: 4,
         };
-        let first = fader.next(stereo(&[1.0; 10]));
-        assert_eq!(first, stereo(&[1.0; 6]));
-        assert_eq!(fader.held, stereo(&[1.0; 4]));
-        // Outgoing gains 3/4, 2/4, 1/4, 0; incoming 0, 1/4, 2/4, 3/4 of 0.5.
-        let faded = fader.next(stereo(&[0.5; 6]));
-        assert_eq!(faded, stereo(&[0.75, 0.625, 0.5, 0.375]));
-        assert_eq!(
-            fader.held,
-            stereo(&[0.5; 2]),
-            "what is left of a short clip is held"
-        );
+        let first = stereo(&[20_000; 10]);
+        let (faded, body) = fader.next(&first);
+        assert!(faded.is_empty());
+        assert_eq!(&first[body.clone()], stereo(&[20_000; 6]));
+        assert_eq!(fader.held, stereo(&[20_000; 4]));
+        // Outgoing gains 3/4, 2/4, 1/4, 0; incoming 0, 1/4, 2/4, 3/4 of 10,000.
+        let second = stereo(&[10_000; 6]);
+        let (faded, body2) = fader.next(&second);
+        assert_eq!(faded, stereo(&[15_000, 12_500, 10_000, 7_500]));
+        assert!(body2.is_empty(), "what is left of a short clip is held");
+        assert_eq!(fader.held, stereo(&[10_000; 2]));
         // 10 + 6 - 4 frames in all.
-        let all = first.len() + faded.len() + fader.held.len();
-        assert_eq!(all, (10 + 6 - 4) * CHANNELS);
+        let all = body.len() + faded.len() + body2.len() + fader.held.len();
+        assert_eq!(all, (10 + 6 - 4) * FRAME);
     }
 
     /// A mix fed clip by clip, in two calls as the pre-joiner does, matches ffmpeg's own `acrossfade` chain of
@@ -348,7 +356,7 @@ mod tests {
         let output = dir.path().join("missing/folder/out.m4a");
         let mut mix = AudioMix::start(&delivery(), 0.2, output).unwrap();
         // Feeding may or may not see the closed pipe first; the finish must fail either way.
-        let _ = mix.push_samples(vec![0.5; 1_000], "a").await;
+        let _ = mix.push_samples(vec![1; 4_000], "a").await;
         let err = mix.finish().await.unwrap_err();
         assert!(err.to_string().contains("ffmpeg"), "{err}");
     }

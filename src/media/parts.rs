@@ -155,6 +155,11 @@ impl SpliceParts {
         AudioMix::start(d, fade_seconds, self.dir.join(format!("audio-{n}.m4a")))
     }
 
+    /// Keeps `probe` as the probe named `id` unless one is known or being made: a probe made elsewhere.
+    pub(super) fn seed_probe(&self, id: &str, probe: ClipProbe) {
+        let _ = cell(&self.probes, id).set(probe);
+    }
+
     /// The file of the part named by `key` when it is made (never waiting for one being made).
     pub(super) fn made_file(&self, key: &str) -> Option<PathBuf> {
         cell(&self.files, key).get().cloned()

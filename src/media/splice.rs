@@ -17,7 +17,7 @@ use futures::{StreamExt, TryStreamExt};
 use super::edit::{Delivery, crossfade_offsets};
 use super::mix::{AudioMix, pcm_args};
 use super::parts::{AudioState, ClipProbe, SpliceParts};
-use super::probe::{MediaInfo, probe_packets};
+use super::probe::{MediaInfo, VideoPackets, probe_packets};
 use super::process::{MediaError, run_tool};
 
 /// x264 settings shared by scene clips and crossfade pieces: without B-frames every packet is one frame in
@@ -97,14 +97,36 @@ pub fn plan_cuts(clips: &[ClipFrames], fade: u32) -> Option<Vec<(u32, u32)>> {
 /// crossfade pieces find frames by time); `None` for any other clip. One ffprobe start-up.
 async fn clip_frames(path: &Path, d: &Delivery) -> Result<ClipProbe, MediaError> {
     let (info, video) = probe_packets(path).await?;
-    let usable = super::edit::is_delivery_format(&info, d)
+    Ok(splice_probe(&info, &video, d))
+}
+
+/// What a clip's probe tells a splice in the delivery format `d` (see [`clip_frames`]).
+fn splice_probe(info: &MediaInfo, video: &VideoPackets, d: &Delivery) -> ClipProbe {
+    let usable = super::edit::is_delivery_format(info, d)
         && video.plain_h264
         && video.starts_at_zero
         && video.frames > 0;
-    Ok(usable.then_some(ClipFrames {
+    usable.then(|| ClipFrames {
         frames: video.frames,
-        keyframes: video.keyframes,
-    }))
+        keyframes: video.keyframes.clone(),
+    })
+}
+
+/// The name of clip `id`'s probe in [`SpliceParts`].
+fn probe_key(id: &str, d: &Delivery) -> String {
+    format!("probe {id} {d:?}")
+}
+
+/// Keeps the probe of clip `id` (its content identity, as in [`JoinClip::id`]) made where the clip was encoded
+/// (`edit::Normalized`), so neither the pre-joiner nor the join starts ffprobe for it again.
+pub fn seed_probe(
+    parts: &SpliceParts,
+    id: &str,
+    d: &Delivery,
+    info: &MediaInfo,
+    video: &VideoPackets,
+) {
+    parts.seed_probe(&probe_key(id, d), splice_probe(info, video, d));
 }
 
 /// [`clip_frames`] of `clip`, kept in `parts` under its id and the delivery format.
@@ -113,8 +135,9 @@ async fn clip_probe(
     clip: &JoinClip<'_>,
     d: &Delivery,
 ) -> Result<ClipProbe, MediaError> {
-    let key = format!("probe {} {d:?}", clip.id);
-    parts.probe(&key, || clip_frames(clip.path, d)).await
+    parts
+        .probe(&probe_key(clip.id, d), || clip_frames(clip.path, d))
+        .await
 }
 
 /// A joined video and where each input starts in it, seconds.

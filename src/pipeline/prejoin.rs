@@ -19,7 +19,8 @@ use super::steps::delivery_of;
 use super::{RenderPlan, StepOutput};
 use crate::domain::RunId;
 use crate::media::edit::Delivery;
-use crate::media::{JoinClip, MediaEditor, SpliceParts};
+use crate::media::splice::seed_probe;
+use crate::media::{JoinClip, MediaEditor, MediaInfo, SpliceParts, VideoPackets};
 use crate::storage::objects::ObjectStorage;
 
 /// One run's pre-joiner (see the module documentation).
@@ -96,6 +97,13 @@ impl PreJoin {
     /// The run's splice parts (ASSEMBLE joins with them).
     pub(super) fn parts(&self) -> &SpliceParts {
         &self.parts
+    }
+
+    /// The stored scene clip `key`'s probe, made by FINALIZE's encode: the join need not start ffprobe for it.
+    pub(super) fn probed(&self, key: &str, info: &MediaInfo, video: &VideoPackets) {
+        if self.enabled {
+            seed_probe(&self.parts, key, &self.shared.delivery, info, video);
+        }
     }
 
     /// Scene `scene`'s FINALIZE output is final; `cached` when it came from the cache. The first executed one

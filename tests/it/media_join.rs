@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use devatar::media::edit::{Delivery, join_with_crossfades, normalize, reencode_with_crossfades};
 use devatar::media::splice::Joined;
-use devatar::media::splice::prepare_splice;
+use devatar::media::splice::{prepare_splice, seed_probe};
 use devatar::media::{JoinClip, SpliceParts, probe, probe_packets};
 
 const DELIVERY: Delivery = Delivery {
@@ -81,7 +81,7 @@ async fn normalized(dir: &Path, name: &str, specs: &[(f64, &str)]) -> Vec<(PathB
     for (i, (seconds, pattern)) in specs.iter().enumerate() {
         let src = source(dir, &format!("{name}-src{i}.mp4"), *seconds, pattern);
         let clip = dir.join(format!("{name}{i}.mp4"));
-        let info = normalize(&src, &clip, &DELIVERY, None).await.unwrap();
+        let info = normalize(&src, &clip, &DELIVERY, None).await.unwrap().info;
         clips.push((clip, info.duration));
     }
     clips
@@ -230,6 +230,37 @@ async fn normalized_clips_are_spliced_and_match_the_full_reencode() {
         average > 30.0,
         "spliced and re-encoded joins differ: PSNR {average} dB"
     );
+}
+
+/// The probe a clip's own encode made (`Normalized`, FINALIZE hands it to the pre-joiner) spares the join its
+/// ffprobe: the join makes only the bodies and the crossfade.
+#[tokio::test]
+async fn a_clip_probed_by_its_encode_is_not_probed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let parts = SpliceParts::new(d.join("parts"));
+    let mut clips = Vec::new();
+    for (i, (seconds, pattern)) in [(2.0, "testsrc2"), (1.6, "testsrc")].iter().enumerate() {
+        let src = source(d, &format!("src{i}.mp4"), *seconds, pattern);
+        let clip = d.join(format!("clip{i}.mp4"));
+        let made = normalize(&src, &clip, &DELIVERY, None).await.unwrap();
+        let video = made.video.expect("an encoded clip comes with its packets");
+        assert_eq!(video, probe_packets(&clip).await.unwrap().1);
+        seed_probe(
+            &parts,
+            clip.to_str().unwrap(),
+            &DELIVERY,
+            &made.info,
+            &video,
+        );
+        clips.push((clip, made.info.duration));
+    }
+    let out = d.join("joined.mp4");
+    let joined = join_with_crossfades(&join_clips(&clips), &out, &DELIVERY, &parts)
+        .await
+        .unwrap();
+    assert!(joined.spliced);
+    assert_eq!(parts.made(), 3, "two bodies and one crossfade, no probe");
 }
 
 #[tokio::test]
@@ -419,7 +450,7 @@ async fn twelve_clip_join_timed() {
         ]);
         let clip = d.join(format!("clip{i}.mp4"));
         let t = Instant::now();
-        let info = normalize(&src, &clip, &delivery, None).await.unwrap();
+        let info = normalize(&src, &clip, &delivery, None).await.unwrap().info;
         if i == 11 {
             println!(
                 "normalize (FINALIZE's encode) of one clip: {} ms",

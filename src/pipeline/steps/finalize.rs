@@ -55,10 +55,11 @@ impl Step for Finalize {
             .map_err(|e| StepError::Internal(e.to_string()))?;
         let final_path = work.join("scene.mp4");
         let burn = cx.run.options.burn_captions.then_some(srt_path.as_path());
-        let info = cx
+        let normalized = cx
             .media()
             .normalize(&input, &final_path, &cx.delivery(), burn)
             .await?;
+        let info = &normalized.info;
         let score = clip_score_for(cx)?;
         if score.is_none() {
             // The encode was the heavy part: the next scene's may start while this one is stored.
@@ -72,8 +73,12 @@ impl Step for Finalize {
             cx.store(&final_path, "mp4")
         );
         thumbed?;
+        let video = video?;
+        if let Some(packets) = &normalized.video {
+            cx.run.prejoin.probed(&video, info, packets);
+        }
         let mut out = StepOutput::default();
-        out.objects.insert("video".into(), video?);
+        out.objects.insert("video".into(), video);
         out.objects
             .insert("thumbnail".into(), cx.store(&thumb, "jpg").await?);
         out.objects

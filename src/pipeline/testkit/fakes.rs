@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::faces::shows_in;
 use crate::face::Embedding;
-use crate::media::edit::{Delivery, crossfade_offsets};
+use crate::media::edit::{Delivery, Normalized, crossfade_offsets};
 use crate::media::splice::Joined;
 use crate::media::{JoinClip, MediaEditor, MediaError, MediaInfo, SpliceParts};
 use crate::providers::{
@@ -454,7 +454,7 @@ impl MediaEditor for FakeMedia {
         output: &Path,
         d: &Delivery,
         burn_srt: Option<&Path>,
-    ) -> Result<MediaInfo, MediaError> {
+    ) -> Result<Normalized, MediaError> {
         let text = read_fake(input)?;
         self.0.media_call(Op::Normalize, &text)?;
         let seconds = fake_seconds(input)?;
@@ -465,7 +465,7 @@ impl MediaEditor for FakeMedia {
             burn_srt.is_some()
         );
         write_media(output, seconds, &what)?;
-        Ok(delivered(seconds, d))
+        Ok(delivered(seconds, d).into())
     }
 
     async fn thumbnail(
