@@ -61,8 +61,10 @@ impl Step for Finalize {
             .await?;
         let info = &normalized.info;
         let score = clip_score_for(cx)?;
-        if score.is_none() {
-            // The encode was the heavy part: the next scene's may start while this one is stored.
+        if score.is_none() && normalized.video.is_some() {
+            // The clip was encoded, the heavy part: the next scene's encode may start while this one is stored.
+            // (A clip that was only copied keeps its share for its thumbnail, so that a thousand scenes of
+            // copies do not start a thousand thumbnails at once.)
             job.local_work_done();
         }
         let thumb = work.join("thumb.jpg");

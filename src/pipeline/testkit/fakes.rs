@@ -13,7 +13,7 @@ use super::faces::shows_in;
 use crate::face::Embedding;
 use crate::media::edit::{Delivery, Normalized, crossfade_offsets};
 use crate::media::splice::Joined;
-use crate::media::{JoinClip, MediaEditor, MediaError, MediaInfo, SpliceParts};
+use crate::media::{JoinClip, MediaEditor, MediaError, MediaInfo, SpliceParts, VideoPackets};
 use crate::providers::{
     AvatarRequest, ImageGen, ImageRequest, ImageToVideo, JobCtx, LipSync, LipSyncRequest,
     ProviderError, Providers, SpeechOutput, SpeechRequest, SpeechSynth, TalkingAvatar,
@@ -465,7 +465,17 @@ impl MediaEditor for FakeMedia {
             burn_srt.is_some()
         );
         write_media(output, seconds, &what)?;
-        Ok(delivered(seconds, d).into())
+        // Encoded: one keyframe, every frame a packet.
+        let video = VideoPackets {
+            plain_h264: true,
+            frames: (seconds * f64::from(d.fps)).round() as u32,
+            keyframes: vec![0],
+            starts_at_zero: true,
+        };
+        Ok(Normalized {
+            info: delivered(seconds, d),
+            video: Some(video),
+        })
     }
 
     async fn thumbnail(
