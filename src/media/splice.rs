@@ -186,21 +186,43 @@ pub async fn splice_with_crossfades(
         .zip(frames.iter().zip(&cuts))
         .map(|(clip, (f, cut))| Some((*clip, f.frames, *cut)))
         .collect();
-    let all: Vec<usize> = (0..clips.len()).collect();
-    let jobs: Vec<_> = part_list(&known, &all)
-        .into_iter()
-        .map(|part| make_part(parts, part, fade, d))
-        .collect();
     let durations: Vec<f64> = frames
         .iter()
         .map(|c| c.frames as f64 / d.fps as f64)
         .collect();
     let fade_seconds = fade as f64 / d.fps as f64;
     let stream = output.with_extension("h264");
-    // The audio fed ahead is finished with the clips after it, each as soon as its body (which holds its audio
-    // as PCM) is made, while the other parts are made.
-    let (mut mix, fed) = mix_for_join(parts, &known, fade, d).await?;
-    let (bodies, mut made_bodies) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
+    let (files, audio) = make_parts_and_audio(parts, &known, fade, d, parallel).await?;
+    concatenate(&files, &stream).await?;
+    let mux = mux_args(&stream, &audio, d.fps, output);
+    run_tool("ffmpeg", &mux, None, TOOL_TIMEOUT).await?;
+    let _ = tokio::fs::remove_file(&stream).await;
+    let _ = tokio::fs::remove_file(&audio).await;
+    Ok(Some(Joined {
+        info: check_spliced(output, &frames, fade).await?,
+        offsets: crossfade_offsets(&durations, fade_seconds),
+        spliced: true,
+    }))
+}
+
+/// Makes every part of the join of `known` (every clip known), `parallel` at a time, in stream order, and
+/// finishes the project audio meanwhile: the mix fed ahead gets the clips after it, each as soon as its body
+/// (which holds its audio as PCM) is made. Returns the part files and the encoded audio.
+async fn make_parts_and_audio(
+    parts: &SpliceParts,
+    known: &[Option<Known<'_>>],
+    fade: u32,
+    d: &Delivery,
+    parallel: usize,
+) -> Result<(Vec<PathBuf>, PathBuf), MediaError> {
+    let all: Vec<usize> = (0..known.len()).collect();
+    // Futures made before they are streamed: a closure in the stream trips the `Send` check (rust#102211).
+    let jobs: Vec<_> = part_list(known, &all)
+        .into_iter()
+        .map(|part| make_part(parts, part, fade, d))
+        .collect();
+    let (mut mix, fed) = mix_for_join(parts, known, fade, d).await?;
+    let (bodies, mut made_bodies) = tokio::sync::mpsc::unbounded_channel::<()>();
     let pcms: Vec<(PathBuf, &JoinClip, f64)> = known
         .iter()
         .flatten()
@@ -211,7 +233,7 @@ pub async fn splice_with_crossfades(
         let mut made = futures::stream::iter(jobs).buffered(parallel);
         while let Some((file, body)) = made.try_next().await? {
             if body {
-                let _ = bodies.send(file.clone());
+                let _ = bodies.send(());
             }
             files.push(file);
         }
@@ -227,17 +249,7 @@ pub async fn splice_with_crossfades(
         }
         mix.finish().await
     };
-    let (files, audio) = tokio::try_join!(make_all, finish_audio)?;
-    concatenate(&files, &stream).await?;
-    let mux = mux_args(&stream, &audio, d.fps, output);
-    run_tool("ffmpeg", &mux, None, TOOL_TIMEOUT).await?;
-    let _ = tokio::fs::remove_file(&stream).await;
-    let _ = tokio::fs::remove_file(&audio).await;
-    Ok(Some(Joined {
-        info: check_spliced(output, &frames, fade).await?,
-        offsets: crossfade_offsets(&durations, fade_seconds),
-        spliced: true,
-    }))
+    tokio::try_join!(make_all, finish_audio)
 }
 
 /// Makes, one at a time, the probes and parts of a later [`splice_with_crossfades`] of `clips` (`None`: not
