@@ -1,10 +1,14 @@
 //! The fetch guard: http(s) only, resolve and refuse internal addresses, connect to the address that was
 //! checked, re-check every redirect (at most 3), with timeouts and size caps.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode, Url, header};
+
+use super::IDLE_PER_HOST;
 
 /// A guarded fetch failed.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +112,32 @@ fn forbidden_v4(ip: Ipv4Addr) -> bool {
         || (o[0] == 192 && o[1] == 0 && o[2] == 0) // IETF protocol assignments
         || (o[0] == 198 && (o[1] & 0xfe) == 18) // benchmarking
         || o[0] >= 240 // reserved
+}
+
+/// The client that reaches `host` only at `addr` (no redirects followed), shared by every request pinned the
+/// same way so that its connections are reused: a client per request opened a connection per download.
+fn pinned_client(host: &str, addr: SocketAddr) -> Result<reqwest::Client, FetchError> {
+    type Pins = HashMap<(String, SocketAddr), reqwest::Client>;
+    /// Enough for every provider's result host; past it the cache starts over (a bound, not an eviction policy).
+    const MAX_PINS: usize = 64;
+    static PINNED: LazyLock<Mutex<Pins>> = LazyLock::new(Mutex::default);
+    let key = (host.to_string(), addr);
+    if let Some(client) = PINNED.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(client.clone());
+    }
+    let client = crate::net::client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(IDLE_PER_HOST)
+        .resolve(host, addr)
+        .build()
+        .map_err(FetchError::transport)?;
+    let mut pins = PINNED.lock().unwrap_or_else(|e| e.into_inner());
+    if pins.len() >= MAX_PINS {
+        pins.clear();
+    }
+    pins.insert(key, client.clone());
+    Ok(client)
 }
 
 /// Makes guarded requests to user-supplied URLs.
@@ -218,14 +248,10 @@ impl FetchGuard {
         for _ in 0..=self.max_redirects {
             let addr = self.checked_addr(&url).await?;
             let host = url.host_str().unwrap_or_default().to_string();
-            let client = crate::net::client_builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(self.timeout)
-                .connect_timeout(Duration::from_secs(10))
-                .resolve(&host, addr)
-                .build()
-                .map_err(FetchError::transport)?;
-            let mut req = client.request(method.clone(), url.clone());
+            let client = pinned_client(&host, addr)?;
+            let mut req = client
+                .request(method.clone(), url.clone())
+                .timeout(self.timeout);
             for (k, v) in headers {
                 req = req.header(k, v);
             }
@@ -340,6 +366,30 @@ mod tests {
         ] {
             assert!(FetchGuard::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    /// Downloads from one host share a pinned client, so the second reuses the first one's connection; the
+    /// guard's time limit still holds for each request.
+    #[tokio::test]
+    async fn guarded_requests_to_one_host_reuse_a_connection_and_keep_the_time_limit() {
+        let server = crate::net::test_server::CountingServer::start(false).await;
+        for path in ["/a.png", "/b.png"] {
+            let resp = FetchGuard::new(true)
+                .send(Method::GET, &server.url(path), &[])
+                .await
+                .unwrap();
+            assert_eq!(resp.text().await.unwrap(), "ok");
+        }
+        assert_eq!(server.connections(), 1);
+
+        let silent = crate::net::test_server::CountingServer::start(true).await;
+        let mut guard = FetchGuard::new(true);
+        guard.timeout = Duration::from_millis(300);
+        let err = guard
+            .send(Method::GET, &silent.url("/slow.png"), &[])
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("timed out"), "{err}");
     }
 
     #[tokio::test]

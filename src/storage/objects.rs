@@ -464,7 +464,9 @@ impl ObjectStorage {
         };
         let got = self.store.get(&ObjectPath::from(key)).await?;
         let expected = got.meta.size;
-        let mut file = tokio::fs::File::create(tmp).await.map_err(io)?;
+        let file = tokio::fs::File::create(tmp).await.map_err(io)?;
+        // Gathered before each write: a write of a `tokio::fs::File` is a trip to the blocking pool.
+        let mut file = tokio::io::BufWriter::with_capacity(CHUNK, file);
         let mut stream = got.into_stream();
         let mut hasher = Sha256::new();
         let mut written = 0u64;

@@ -211,9 +211,8 @@ impl Upload {
 fn file_part(path: &Path) -> Result<Part, ProviderError> {
     let file = std::fs::File::open(path)?;
     let len = file.metadata()?.len();
-    let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
     Ok(Part::stream_with_length(
-        reqwest::Body::wrap_stream(stream),
+        http::file_body(tokio::fs::File::from_std(file)),
         len,
     ))
 }

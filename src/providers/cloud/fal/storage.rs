@@ -122,7 +122,7 @@ impl FalStorage {
             .put(upload_url)
             .header(CONTENT_TYPE, content_type)
             .header(CONTENT_LENGTH, size)
-            .body(reqwest::Body::from(file))
+            .body(http::file_body(file))
             .send()
             .await
             .map_err(|e| ProviderError::Unavailable {
