@@ -102,7 +102,7 @@ impl StepLogger<'_> {
             duration_ms: ms.map(|m| m as i64),
             payload,
         };
-        if let Err(e) = self.pipeline.db.insert_log(&row).await {
+        if let Err(e) = self.pipeline.logs.insert(row).await {
             tracing::warn!(error = %e, "could not write a log row");
         }
     }

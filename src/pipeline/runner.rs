@@ -26,6 +26,8 @@ use crate::storage::objects::ObjectStorage;
 /// The pipeline executor: storage, providers and limits.
 pub struct Pipeline {
     pub(super) db: Db,
+    /// Writes the steps' log rows, grouping those of concurrent steps into one statement.
+    pub(super) logs: crate::storage::db::LogBatcher,
     pub(super) objects: ObjectStorage,
     pub(super) providers: Providers,
     /// The media edits steps use (probe, normalise, thumbnail, join): ffmpeg unless a test swaps it.
@@ -82,6 +84,7 @@ impl Pipeline {
             .unwrap_or(2);
         Self {
             db: db.clone(),
+            logs: crate::storage::db::LogBatcher::new(db.clone()),
             objects,
             providers,
             media: Arc::new(Ffmpeg),

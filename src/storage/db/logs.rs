@@ -109,23 +109,57 @@ fn levels_above(level: Option<&str>) -> [String; 3] {
 impl Db {
     /// Appends a log row.
     pub async fn insert_log(&self, l: &LogInput) -> Result<(), DbError> {
-        sqlx::query(
+        self.insert_logs(std::slice::from_ref(l)).await
+    }
+
+    /// Appends log rows in one statement (ids in the order given).
+    pub async fn insert_logs(&self, rows: &[LogInput]) -> Result<(), DbError> {
+        const COLUMNS: usize = 11;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        // Placeholders are numbers we make, not input.
+        let values: Vec<String> = (0..rows.len())
+            .map(|r| {
+                let p = |c: usize| r * COLUMNS + c;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, CAST(${} AS BIGINT), ${}, ${})",
+                    p(1),
+                    p(2),
+                    p(3),
+                    p(4),
+                    p(5),
+                    p(6),
+                    p(7),
+                    p(8),
+                    p(9),
+                    p(10),
+                    p(11)
+                )
+            })
+            .collect();
+        let sql = format!(
             "INSERT INTO logs (id, run_id, project_id, scene_id, step, level, provider, message, duration_ms, payload, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CAST($9 AS BIGINT), $10, $11)",
-        )
-        .bind(new_id())
-        .bind(l.run_id.as_deref())
-        .bind(l.project_id.as_deref())
-        .bind(l.scene_id.as_deref())
-        .bind(&l.step)
-        .bind(&l.level)
-        .bind(&l.provider)
-        .bind(&l.message)
-        .bind(l.duration_ms)
-        .bind(&l.payload)
-        .bind(now_ms())
-        .execute(&self.writes)
-        .await?;
+             VALUES {}",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let now = now_ms();
+        for l in rows {
+            query = query
+                .bind(new_id())
+                .bind(l.run_id.as_deref())
+                .bind(l.project_id.as_deref())
+                .bind(l.scene_id.as_deref())
+                .bind(&l.step)
+                .bind(&l.level)
+                .bind(&l.provider)
+                .bind(&l.message)
+                .bind(l.duration_ms)
+                .bind(&l.payload)
+                .bind(now);
+        }
+        query.execute(&self.writes).await?;
         Ok(())
     }
 

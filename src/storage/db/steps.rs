@@ -89,25 +89,17 @@ impl Db {
         scene_id: Option<&SceneId>,
         step: &str,
     ) -> Result<StepRow, DbError> {
-        sqlx::query(
+        // One statement: the no-op update makes an existing row come back too.
+        let row = sqlx::query(concat!(
             "INSERT INTO steps (id, run_id, scene_id, step, status) VALUES ($1, $2, $3, $4, 'pending')
-             ON CONFLICT (run_id, scene_id, step) DO NOTHING",
-        )
+             ON CONFLICT (run_id, scene_id, step) DO UPDATE SET step = excluded.step RETURNING ",
+            step_columns!()
+        ))
         .bind(new_id())
         .bind(run_id.as_str())
         .bind(scene_column(scene_id))
         .bind(step)
-        .execute(&self.writes)
-        .await?;
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            step_columns!(),
-            " FROM steps WHERE run_id = $1 AND scene_id = $2 AND step = $3"
-        ))
-        .bind(run_id.as_str())
-        .bind(scene_column(scene_id))
-        .bind(step)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writes)
         .await?;
         step_row(&row)
     }
