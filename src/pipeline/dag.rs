@@ -48,33 +48,9 @@ where
     F: Fn(K, HashMap<K, O>) -> Fut,
     Fut: Future<Output = Result<O, E>> + Send + 'static,
 {
-    let keys: HashSet<K> = nodes.iter().map(|(k, _)| k.clone()).collect();
-    for (k, deps) in &nodes {
-        if let Some(d) = deps.iter().find(|d| !keys.contains(d)) {
-            return Err(DagError::UnknownDependency {
-                node: format!("{k:?}"),
-                dependency: format!("{d:?}"),
-            });
-        }
-    }
+    check_known_dependencies(&nodes)?;
     check_acyclic(&nodes)?;
-
-    // Each node's dependents and its count of unfinished dependencies, so a finished node looks only at its
-    // own dependents: O(nodes + edges) in all. (Rescanning every waiting node at each completion was
-    // quadratic: a 1,000-scene run has 5,001 nodes and an ASSEMBLE with 1,000 dependencies.)
-    let index: HashMap<K, usize> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, (k, _))| (k.clone(), i))
-        .collect();
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
-    let mut unfinished: Vec<usize> = Vec::with_capacity(nodes.len());
-    for (i, (_, deps)) in nodes.iter().enumerate() {
-        unfinished.push(deps.len());
-        for d in deps {
-            dependents[index[d]].push(i);
-        }
-    }
+    let (dependents, mut unfinished) = dependency_counts(&nodes);
     let mut outcomes: HashMap<K, NodeOutcome<O, E>> = HashMap::with_capacity(nodes.len());
     let mut running: JoinSet<(usize, Result<O, E>)> = JoinSet::new();
     // Nodes whose dependencies have all finished, in graph order.
@@ -120,6 +96,37 @@ where
         }
     }
     Ok(outcomes)
+}
+
+fn check_known_dependencies<K: Eq + Hash + Clone + Debug>(
+    nodes: &[(K, Vec<K>)],
+) -> Result<(), DagError> {
+    let keys: HashSet<&K> = nodes.iter().map(|(k, _)| k).collect();
+    for (k, deps) in nodes {
+        if let Some(d) = deps.iter().find(|d| !keys.contains(d)) {
+            return Err(DagError::UnknownDependency {
+                node: format!("{k:?}"),
+                dependency: format!("{d:?}"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Each node's dependents and its count of unfinished dependencies, so a finished node looks only at its own
+/// dependents: O(nodes + edges) in all. (Rescanning every waiting node at each completion was quadratic: a
+/// 1,000-scene run has 5,001 nodes and an ASSEMBLE with 1,000 dependencies.)
+fn dependency_counts<K: Eq + Hash + Clone>(nodes: &[(K, Vec<K>)]) -> (Vec<Vec<usize>>, Vec<usize>) {
+    let index: HashMap<&K, usize> = nodes.iter().enumerate().map(|(i, (k, _))| (k, i)).collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+    let mut unfinished: Vec<usize> = Vec::with_capacity(nodes.len());
+    for (i, (_, deps)) in nodes.iter().enumerate() {
+        unfinished.push(deps.len());
+        for d in deps {
+            dependents[index[d]].push(i);
+        }
+    }
+    (dependents, unfinished)
 }
 
 /// Node `i` has finished: each dependent has one unfinished dependency fewer, and is ready at none.
